@@ -1,0 +1,1 @@
+"""One module per technology: wasmtime, watchdog, prometheus, journald, sockets, files."""

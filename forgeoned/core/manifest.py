@@ -1,0 +1,255 @@
+"""The plugin manifest (custom section ``forgeone.manifest``): schema and strict validation.
+
+Validation is strict on purpose: an unknown key, a wrong type or an absurd limit is an error
+that names the field, because a manifest is an operator's only description of what a plugin
+will be allowed to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import semver
+
+from forgeoned.errors import ManifestError
+
+ABI_VERSION: Final = 1
+NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ENV_KEY_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+SECRET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_MANIFEST_BYTES: Final = 64 * 1024
+
+WASM_PAGE: Final = 65536
+MAX_MEMORY_BYTES: Final = 4 * 1024 * 1024 * 1024  # the wasm32 address space
+MAX_FUEL: Final = 10**12
+MAX_TIMEOUT_MS: Final = 10 * 60 * 1000
+MAX_INSTANCES: Final = 64
+MAX_KV_QUOTA: Final = 1024 * 1024 * 1024
+MAX_TICK_MS: Final = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a plugin may call on the host. Empty means nothing."""
+
+    log: bool = False
+    clock: bool = False
+    random: bool = False
+    env: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
+    kv_quota_bytes: int | None = None  # None: no kv access at all
+
+    def narrowed(self, policy: Capabilities) -> Capabilities:
+        """The effective capabilities: this request intersected with the operator's policy."""
+        quota: int | None = None
+        if self.kv_quota_bytes is not None and policy.kv_quota_bytes is not None:
+            quota = min(self.kv_quota_bytes, policy.kv_quota_bytes)
+        return Capabilities(
+            log=self.log and policy.log,
+            clock=self.clock and policy.clock,
+            random=self.random and policy.random,
+            env=self.env & policy.env,
+            secrets=self.secrets & policy.secrets,
+            kv_quota_bytes=quota,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"log": self.log, "clock": self.clock, "random": self.random}
+        out["env"] = sorted(self.env)
+        out["secrets"] = sorted(self.secrets)
+        if self.kv_quota_bytes is not None:
+            out["kv"] = {"quota_bytes": self.kv_quota_bytes}
+        return out
+
+
+ALL_CAPABILITIES: Final = Capabilities(
+    log=True, clock=True, random=True, env=frozenset(), secrets=frozenset(), kv_quota_bytes=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    memory_bytes: int = 16 * 1024 * 1024
+    fuel_per_call: int = 100_000_000
+    call_timeout_ms: int = 1000
+    instances: int = 1
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "memory_bytes": self.memory_bytes,
+            "fuel_per_call": self.fuel_per_call,
+            "call_timeout_ms": self.call_timeout_ms,
+            "instances": self.instances,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    name: str
+    version: str
+    abi: int = ABI_VERSION
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    limits: Limits = field(default_factory=Limits)
+    tick_interval_ms: int = 0
+    not_after: str | None = None  # RFC 3339 timestamp after which the signature is expired
+    description: str = ""
+
+    @property
+    def semver(self) -> semver.Version:
+        return semver.Version.parse(self.version)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "abi": self.abi,
+            "capabilities": self.capabilities.to_json(),
+            "limits": self.limits.to_json(),
+            "tick_interval_ms": self.tick_interval_ms,
+        }
+        if self.not_after is not None:
+            out["not_after"] = self.not_after
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+
+
+_TOP_KEYS: Final = frozenset(
+    {
+        "name",
+        "version",
+        "abi",
+        "capabilities",
+        "limits",
+        "tick_interval_ms",
+        "not_after",
+        "description",
+    }
+)
+_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv"})
+_LIMIT_KEYS: Final = frozenset({"memory_bytes", "fuel_per_call", "call_timeout_ms", "instances"})
+
+
+def _fail(field_name: str, problem: str) -> ManifestError:
+    return ManifestError(f"manifest field {field_name!r}: {problem}")
+
+
+def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise _fail(f"{where}{unknown[0]}", "unknown field")
+
+
+def _int(obj: dict[str, Any], key: str, where: str, lo: int, hi: int, default: int) -> int:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where + key, f"must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise _fail(where + key, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def _bool(obj: dict[str, Any], key: str, where: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(where + key, "must be true or false")
+    return value
+
+
+def _names(obj: dict[str, Any], key: str, pattern: re.Pattern[str]) -> frozenset[str]:
+    value = obj.get(key, [])
+    if not isinstance(value, list) or len(value) > 256:
+        raise _fail("capabilities." + key, "must be a list of at most 256 names")
+    for item in value:
+        if not isinstance(item, str) or not pattern.match(item):
+            raise _fail("capabilities." + key, f"invalid name {item!r}")
+    return frozenset(value)
+
+
+def parse_capabilities(raw: Any) -> Capabilities:
+    if not isinstance(raw, dict):
+        raise _fail("capabilities", "must be an object")
+    _check_keys(raw, _CAP_KEYS, "capabilities.")
+    quota: int | None = None
+    if "kv" in raw:
+        kv = raw["kv"]
+        if kv is False:
+            quota = None
+        elif not isinstance(kv, dict):
+            raise _fail("capabilities.kv", 'must be an object like {"quota_bytes": 65536}')
+        else:
+            _check_keys(kv, frozenset({"quota_bytes"}), "capabilities.kv.")
+            quota = _int(kv, "quota_bytes", "capabilities.kv.", 0, MAX_KV_QUOTA, 65536)
+    return Capabilities(
+        log=_bool(raw, "log", "capabilities."),
+        clock=_bool(raw, "clock", "capabilities."),
+        random=_bool(raw, "random", "capabilities."),
+        env=_names(raw, "env", ENV_KEY_RE),
+        secrets=_names(raw, "secrets", SECRET_RE),
+        kv_quota_bytes=quota,
+    )
+
+
+def parse_limits(raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise _fail("limits", "must be an object")
+    _check_keys(raw, _LIMIT_KEYS, "limits.")
+    d = Limits()
+    memory = _int(raw, "memory_bytes", "limits.", WASM_PAGE, MAX_MEMORY_BYTES, d.memory_bytes)
+    return Limits(
+        memory_bytes=memory,
+        fuel_per_call=_int(raw, "fuel_per_call", "limits.", 1000, MAX_FUEL, d.fuel_per_call),
+        call_timeout_ms=_int(
+            raw, "call_timeout_ms", "limits.", 1, MAX_TIMEOUT_MS, d.call_timeout_ms
+        ),
+        instances=_int(raw, "instances", "limits.", 1, MAX_INSTANCES, d.instances),
+    )
+
+
+def parse_manifest_obj(raw: Any) -> Manifest:
+    """Validate a decoded manifest object; every error names the offending field."""
+    if not isinstance(raw, dict):
+        raise ManifestError("manifest must be a JSON object")
+    _check_keys(raw, _TOP_KEYS, "")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _fail("name", f"{name!r} does not match {NAME_RE.pattern}")
+    version = raw.get("version")
+    if not isinstance(version, str) or not semver.Version.is_valid(version):
+        raise _fail("version", f"{version!r} is not a semantic version (2.0)")
+    abi = raw.get("abi")
+    if abi != ABI_VERSION or isinstance(abi, bool):
+        raise _fail("abi", f"{abi!r} is not supported (this host speaks ABI {ABI_VERSION})")
+    not_after = raw.get("not_after")
+    if not_after is not None and not isinstance(not_after, str):
+        raise _fail("not_after", "must be an RFC 3339 timestamp string")
+    description = raw.get("description", "")
+    if not isinstance(description, str) or len(description) > 1024:
+        raise _fail("description", "must be a string of at most 1024 characters")
+    return Manifest(
+        name=name,
+        version=version,
+        abi=ABI_VERSION,
+        capabilities=parse_capabilities(raw.get("capabilities", {})),
+        limits=parse_limits(raw.get("limits", {})),
+        tick_interval_ms=_int(raw, "tick_interval_ms", "", 0, MAX_TICK_MS, 0),
+        not_after=not_after,
+        description=description,
+    )
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse the UTF-8 JSON payload of a ``forgeone.manifest`` section."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} cap")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest is not valid UTF-8 JSON: {exc}") from exc
+    return parse_manifest_obj(raw)
