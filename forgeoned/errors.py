@@ -110,6 +110,7 @@ class TrapKind(enum.Enum):
     INTEGER_DIVIDE_BY_ZERO = "integer_divide_by_zero"
     INDIRECT_CALL = "indirect_call"
     HOST_ERROR = "host_error"
+    INTERRUPTED = "interrupted"  # stopped by the host (drain timeout, shutdown)
     OTHER = "trap"
 
 
