@@ -51,6 +51,7 @@ class EventName(enum.Enum):
     DAEMON_STOPPED = ("daemon.stopped", "ddbfd1d9db7446e5aace5c94f1604df4", PRIO_NOTICE)
     DAEMON_RELOADED = ("daemon.reloaded", "cbe8585adb004a548a900791ffa2e537", PRIO_NOTICE)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
+    AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)
 
     @property
     def label(self) -> str:
