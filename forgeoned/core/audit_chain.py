@@ -1,0 +1,208 @@
+"""The audit hash chain: canonical encoding, entry hashes, checkpoints and verification.
+
+Every stored entry carries ``prev_hash`` (the ``hash`` of the entry before it, or
+:data:`GENESIS_HASH` for seq 1) and ``hash`` = SHA-256 over the canonical JSON of the entry
+without its ``hash`` field. Editing, deleting, reordering or truncating an entry therefore
+breaks the chain at that entry. Rewriting the *whole* chain consistently is caught by the
+checkpoints: ``audit.checkpoint`` entries (and a separate signed head record) that carry an
+Ed25519 signature, by the daemon's own key, over ``(seq, hash)`` of the entry they cover.
+Without the key nobody can produce a rewritten chain whose checkpoints still verify.
+
+This module is pure: signature checking is injected as a :data:`SignatureCheck`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+GENESIS_HASH: Final = "0" * 64
+CHECKPOINT_EVENT: Final = "audit.checkpoint"
+_CHECKPOINT_DOMAIN: Final = b"forgeoned audit checkpoint v1\n"
+
+# (message, signature, public key hex) -> valid?
+SignatureCheck = Callable[[bytes, bytes, str], bool]
+
+
+def canonical(entry: Mapping[str, Any]) -> bytes:
+    """The one byte encoding that is hashed and stored: sorted keys, no spaces, UTF-8."""
+    return json.dumps(
+        entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical encoding of ``entry`` without its ``hash`` field."""
+    body = {key: value for key, value in entry.items() if key != "hash"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def rfc3339(epoch: float) -> str:
+    """``2026-01-02T03:04:05.123456Z`` (UTC, microseconds)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 timestamp; raises ValueError when it is not one."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return moment.timestamp()
+
+
+def seal(fields: Mapping[str, Any], seq: int, ts: str, prev_hash: str) -> dict[str, Any]:
+    """The stored entry for ``fields`` at position ``seq``, with its chain fields."""
+    entry: dict[str, Any] = dict(fields)
+    entry["seq"] = seq
+    entry["ts"] = ts
+    entry["prev_hash"] = prev_hash
+    entry["hash"] = entry_hash(entry)
+    return entry
+
+
+def checkpoint_message(seq: int, digest: str) -> bytes:
+    """What a checkpoint signs: the position and hash of the entry it vouches for."""
+    return _CHECKPOINT_DOMAIN + f"{seq}\n{digest}\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    """A signed statement "the chain had entry ``seq`` with hash ``hash``" (kept beside the log)."""
+
+    seq: int
+    hash: str
+    key: str
+    signature: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SignedHead:
+        return cls(
+            seq=int(data["seq"]),
+            hash=str(data["hash"]),
+            key=str(data["key"]),
+            signature=str(data["signature"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of a chain verification; ``first_bad_seq``/``why`` say where it broke."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    why: str = ""
+    checkpoints_checked: int = 0
+    head_seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One raw line of the log and where it came from (for error messages)."""
+
+    source: str
+    number: int
+    data: bytes
+
+
+class _Broken(Exception):
+    def __init__(self, seq: int, why: str) -> None:
+        super().__init__(why)
+        self.seq = seq
+        self.why = why
+
+
+def verify_chain(
+    lines: Iterable[Line],
+    check: SignatureCheck,
+    trusted_key: str,
+    head: SignedHead | None,
+) -> VerifyResult:
+    """Verify every line in order; stop at the first problem and name its seq and why.
+
+    The chain must start at seq 1 with a valid checkpoint (so a chain rebuilt from nothing
+    without the key fails), every checkpoint must be signed by ``trusted_key`` over the entry
+    before it, and the signed ``head`` (if any) must name an entry that is in the chain.
+    """
+    count = 0
+    checkpoints = 0
+    prev = GENESIS_HASH
+    expected = 1
+    head_found = head is None
+    try:
+        if head is not None and not check(
+            checkpoint_message(head.seq, head.hash), bytes.fromhex(head.signature), trusted_key
+        ):
+            raise _Broken(head.seq, "the signed head record has an invalid signature")
+        for line in lines:
+            entry = _parse(line, expected)
+            seq = entry["seq"]
+            if seq != expected:
+                what = "missing" if seq > expected else "out of order"
+                raise _Broken(expected, f"entry {expected} {what} (found seq {seq} at {_at(line)})")
+            if entry.get("prev_hash") != prev:
+                raise _Broken(seq, f"prev_hash does not match entry {seq - 1} (at {_at(line)})")
+            if entry.get("hash") != entry_hash(entry):
+                raise _Broken(seq, f"content does not match its hash (edited, at {_at(line)})")
+            if seq == 1 and entry.get("event") != CHECKPOINT_EVENT:
+                raise _Broken(1, "the chain does not start with a signed checkpoint")
+            if entry.get("event") == CHECKPOINT_EVENT:
+                _check_checkpoint(entry, prev, check, trusted_key)
+                checkpoints += 1
+            if head is not None and seq == head.seq:
+                if entry["hash"] != head.hash:
+                    raise _Broken(seq, "entry differs from the signed head record (rewritten)")
+                head_found = True
+            prev = entry["hash"]
+            expected += 1
+            count += 1
+        if not head_found and head is not None:
+            raise _Broken(count + 1, f"entries {count + 1}..{head.seq} are missing (truncated)")
+    except _Broken as broken:
+        return VerifyResult(False, count, broken.seq, broken.why, checkpoints, head_seq=count)
+    return VerifyResult(True, count, None, "", checkpoints, head_seq=count)
+
+
+def _at(line: Line) -> str:
+    return f"{line.source}:{line.number}"
+
+
+def _parse(line: Line, expected: int) -> dict[str, Any]:
+    if not line.data.endswith(b"\n"):
+        raise _Broken(expected, f"entry {expected} is truncated (torn write at {_at(line)})")
+    try:
+        entry = json.loads(line.data)
+    except ValueError:
+        raise _Broken(expected, f"entry {expected} is not valid JSON (at {_at(line)})") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+        raise _Broken(expected, f"entry {expected} has no integer seq (at {_at(line)})")
+    return entry
+
+
+def _check_checkpoint(
+    entry: Mapping[str, Any], prev: str, check: SignatureCheck, trusted_key: str
+) -> None:
+    seq = int(entry["seq"])
+    details = entry.get("details")
+    if not isinstance(details, dict):
+        raise _Broken(seq, "checkpoint without details")
+    if details.get("covers_seq") != seq - 1 or details.get("covers_hash") != prev:
+        raise _Broken(seq, "checkpoint does not cover the entry before it")
+    if details.get("key") != trusted_key:
+        raise _Broken(seq, "checkpoint signed by a key that is not the daemon's audit key")
+    try:
+        signature = bytes.fromhex(str(details.get("signature", "")))
+    except ValueError:
+        raise _Broken(seq, "checkpoint signature is not hex") from None
+    if not check(checkpoint_message(seq - 1, prev), signature, trusted_key):
+        raise _Broken(seq, "checkpoint signature is invalid (chain rewritten or key replaced)")
