@@ -1,0 +1,132 @@
+"""The one verification pipeline for plugin artifacts (daemon, control API and CLI share it).
+
+Order matters and is chosen so that nothing untrusted is interpreted more than necessary:
+
+1. split the bytes into sections (bounded; malformed / too large);
+2. check the signatures cryptographically and **strictly** (the last signed hash must be the
+   hash of the whole module after the signature section);
+3. only then read the manifest, whose name decides scopes and thresholds, then expiry.
+
+The bytes returned in :attr:`VerifiedArtifact.module` are the very bytes that were hashed
+(read once by the caller, never re-read), so what gets compiled is what was verified.
+Rollback is checked separately with :mod:`forgeoned.core.rollback`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from forgeoned.core import signature as sig
+from forgeoned.core import wasm_sections as ws
+from forgeoned.core.manifest import Manifest, parse_rfc3339
+from forgeoned.core.manifest_section import read_manifest
+from forgeoned.core.trust import Mode, TrustedKey, TrustPolicy
+from forgeoned.errors import SignatureError
+
+# Codes that development mode tolerates (the load is audited loudly instead). A tampered or
+# malformed signature, or one by a revoked key, is refused in every mode.
+DEV_TOLERATED = frozenset(
+    {"unsigned", "untrusted_key", "out_of_scope", "threshold_not_met", "expired"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedArtifact:
+    manifest: Manifest
+    sha256: str  # hex SHA-256 of the exact file bytes
+    module: bytes  # exactly the bytes that were verified; these get compiled
+    signers: tuple[str, ...]  # names of the trusted keys (trust-file stems) that signed
+    signed: bool  # False only when accepted solely because of development mode
+    dev_reason: str = ""  # the code production mode would have rejected it with
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    payload: bytes | None
+    full_hash: bytes
+
+
+def _signed_content(data: bytes, detached: bytes | None) -> tuple[_Signed, Manifest]:
+    sections = ws.parse_sections(data)
+    parts = sig.split(data, sections)
+    if parts.signature_payload is not None and detached is not None:
+        raise SignatureError(
+            "module has an embedded signature and a detached one was given too", "ambiguous"
+        )
+    payload = parts.signature_payload if detached is None else detached
+    full_hash = sig.content_hashes(data, parts.content)[-1]
+    # Parsed here for well-formedness only; trusted only once the signature holds.
+    manifest = read_manifest(data, sections)
+    return _Signed(payload, full_hash), manifest
+
+
+def _strict_keys(signed: _Signed, trust: TrustPolicy) -> set[bytes]:
+    if signed.payload is None:
+        raise SignatureError("module is not signed", "unsigned")
+    decoded = sig.decode(signed.payload)
+    if not decoded.sets or not any(s.signatures for s in decoded.sets):
+        raise SignatureError("signature section holds no signatures", "unsigned")
+    if not any(s.hashes[-1] == signed.full_hash for s in decoded.sets):
+        raise SignatureError(
+            "no signed hash covers this exact module (tampered, truncated or appended to)",
+            "tampered",
+        )
+    keys = sig.strict_signers(decoded, signed.full_hash, trust.candidates(), trust.ed25519)
+    if keys and keys <= trust.revoked:
+        raise SignatureError("signed only by revoked key(s)", "revoked_key")
+    if not keys:
+        expected = {k.key_id for k in trust.keys}
+        named = {e.key_id for s in decoded.sets for e in s.signatures}
+        if named & expected:
+            raise SignatureError(
+                "signature by a trusted key id does not verify (tampered)", "tampered"
+            )
+        raise SignatureError("not signed by any trusted key", "untrusted_key")
+    return keys - trust.revoked
+
+
+def _authorised(manifest: Manifest, keys: set[bytes], trust: TrustPolicy) -> list[TrustedKey]:
+    trusted = [k for pk in keys if (k := trust.by_public_key(pk)) is not None]
+    in_scope = sorted((k for k in trusted if k.may_sign(manifest.name)), key=lambda k: k.name)
+    if not in_scope:
+        names = ", ".join(sorted(k.name for k in trusted))
+        raise SignatureError(
+            f"key(s) {names} may not sign plugin {manifest.name!r} (out of scope)",
+            "out_of_scope",
+        )
+    needed = trust.threshold(manifest.name)
+    if len(in_scope) < needed:
+        raise SignatureError(
+            f"plugin {manifest.name!r} needs {needed} distinct trusted signers, "
+            f"has {len(in_scope)}",
+            "threshold_not_met",
+        )
+    return in_scope
+
+
+def _check_expiry(manifest: Manifest, now: float) -> None:
+    if manifest.not_after is not None and now > parse_rfc3339(manifest.not_after):
+        raise SignatureError(f"signature expired at {manifest.not_after}", "expired")
+
+
+def verify_artifact(
+    data: bytes, *, detached: bytes | None, trust: TrustPolicy, mode: Mode, now: float
+) -> VerifiedArtifact:
+    """Verify ``data`` (the exact file bytes) and return what may be compiled.
+
+    Raises an :class:`~forgeoned.errors.ArtifactError` subclass with a one-line message; a
+    :class:`SignatureError`'s ``code`` is one of: unsigned, untrusted_key, revoked_key,
+    out_of_scope, threshold_not_met, expired, tampered, malformed_signature, ambiguous.
+    """
+    signed, manifest = _signed_content(data, detached)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        keys = _strict_keys(signed, trust)
+        signers = _authorised(manifest, keys, trust)
+        _check_expiry(manifest, now)
+    except SignatureError as exc:
+        if mode is Mode.DEVELOPMENT and exc.code in DEV_TOLERATED:
+            return VerifiedArtifact(manifest, digest, data, (), False, exc.code)
+        raise
+    return VerifiedArtifact(manifest, digest, data, tuple(k.name for k in signers), True)

@@ -1,0 +1,165 @@
+"""Trust policy: which keys may sign which plugins, revocations, thresholds, and the mode.
+
+The operator writes the policy as the ``[trust]`` table of the daemon's TOML config (parsed by
+:func:`parse_trust_policy`); the keys themselves are files in ``trust_dir`` (read by
+``forgeoned.adapters.keys.load_trust_dir``, which combines both into a :class:`TrustPolicy`).
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from forgeoned.core.signature import Ed25519Verifier, default_key_id
+from forgeoned.errors import ConfigError
+
+_HEX_KEY: Final = re.compile(r"^(01)?[0-9a-fA-F]{64}$")
+_GLOB: Final = re.compile(r"^[a-z0-9.*?\[\]!_-]{1,64}$")
+MAX_THRESHOLD: Final = 64
+
+
+class Mode(enum.Enum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicyConfig:
+    """The operator's policy, independent of which key files exist."""
+
+    revoked: frozenset[bytes] = frozenset()  # raw 32-byte public keys
+    scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # key name -> globs
+    thresholds: Mapping[str, int] = field(default_factory=dict)  # plugin name/glob -> k
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    name: str  # file name without suffix, e.g. "ops" for ops.pub
+    public_key: bytes  # raw 32 bytes
+    scopes: tuple[str, ...] = ("*",)
+
+    @property
+    def key_id(self) -> bytes:
+        return default_key_id(self.public_key)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.key_id.hex()
+
+    def may_sign(self, plugin: str) -> bool:
+        return any(fnmatch.fnmatchcase(plugin, glob) for glob in self.scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """Trusted keys, revoked keys and thresholds, plus the Ed25519 primitive to check them."""
+
+    keys: tuple[TrustedKey, ...]
+    ed25519: Ed25519Verifier
+    revoked: frozenset[bytes] = frozenset()
+    thresholds: Mapping[str, int] = field(default_factory=dict)
+
+    def threshold(self, plugin: str) -> int:
+        """How many distinct trusted keys must sign ``plugin`` (the largest matching rule)."""
+        matches = [k for glob, k in self.thresholds.items() if fnmatch.fnmatchcase(plugin, glob)]
+        return max(matches, default=1)
+
+    def candidates(self) -> dict[bytes, bytes]:
+        """Every key whose signature is worth checking (trusted or revoked) -> its key id."""
+        out = {key.public_key: key.key_id for key in self.keys}
+        out.update({pk: default_key_id(pk) for pk in self.revoked})
+        return out
+
+    def by_public_key(self, public_key: bytes) -> TrustedKey | None:
+        if public_key in self.revoked:
+            return None
+        return next((k for k in self.keys if k.public_key == public_key), None)
+
+
+def parse_mode(raw: Any) -> Mode:
+    try:
+        return Mode(raw)
+    except ValueError:
+        raise ConfigError(f"mode must be 'production' or 'development', got {raw!r}") from None
+
+
+def key_name(entry: str) -> str:
+    """Normalise a key reference from the config: ``ops.pub``/``ops.pem``/``ops`` -> ``ops``."""
+    for suffix in (".pub", ".pem"):
+        if entry.endswith(suffix):
+            return entry[: -len(suffix)]
+    return entry
+
+
+def parse_public_key_hex(value: Any, where: str) -> bytes:
+    if not isinstance(value, str) or not _HEX_KEY.match(value):
+        raise ConfigError(f"{where}: {value!r} is not a hex Ed25519 public key (64 hex digits)")
+    return bytes.fromhex(value[-64:])
+
+
+def parse_trust_policy(raw: Any) -> TrustPolicyConfig:
+    """Validate the ``[trust]`` table of the config; every error names the key.
+
+    Keys (all optional)::
+
+        [trust]
+        revoked = ["<64 hex digits: raw Ed25519 public key>", ...]   # never trusted again
+        [trust.scopes]            # key file (with or without .pub/.pem) -> plugin-name globs
+        "ops.pub" = ["billing-*", "audit"]                            # default: ["*"]
+        [trust.thresholds]        # plugin name or glob -> distinct trusted signers needed
+        "payments" = 2                                                # default: 1
+
+    A revoked key is matched by its raw public key, not by file name or key id, so renaming or
+    re-encoding the key file does not bring it back.
+    """
+    if raw is None:
+        return TrustPolicyConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError("[trust] must be a table")
+    unknown = sorted(set(raw) - {"revoked", "scopes", "thresholds"})
+    if unknown:
+        raise ConfigError(f"trust.{unknown[0]}: unknown key")
+    revoked_raw = raw.get("revoked", [])
+    if not isinstance(revoked_raw, list):
+        raise ConfigError("trust.revoked must be a list of hex public keys")
+    revoked = frozenset(parse_public_key_hex(v, "trust.revoked") for v in revoked_raw)
+    return TrustPolicyConfig(
+        revoked=revoked,
+        scopes=_parse_scopes(raw.get("scopes", {})),
+        thresholds=_parse_thresholds(raw.get("thresholds", {})),
+    )
+
+
+def _parse_scopes(raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ConfigError("trust.scopes must be a table of key name -> list of globs")
+    scopes: dict[str, tuple[str, ...]] = {}
+    for entry, globs in raw.items():
+        where = f"trust.scopes.{entry}"
+        if not isinstance(globs, list) or not globs:
+            raise ConfigError(f"{where} must be a non-empty list of plugin-name globs")
+        for glob in globs:
+            if not isinstance(glob, str) or not _GLOB.match(glob):
+                raise ConfigError(f"{where}: {glob!r} is not a plugin-name glob")
+        scopes[key_name(str(entry))] = tuple(globs)
+    return scopes
+
+
+def _parse_thresholds(raw: Any) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise ConfigError("trust.thresholds must be a table of plugin name -> count")
+    thresholds: dict[str, int] = {}
+    for plugin, count in raw.items():
+        where = f"trust.thresholds.{plugin}"
+        if not isinstance(plugin, str) or not _GLOB.match(plugin):
+            raise ConfigError(f"{where}: not a plugin name or glob")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ConfigError(f"{where} must be an integer")
+        if not 1 <= count <= MAX_THRESHOLD:
+            raise ConfigError(f"{where} = {count} is outside 1..{MAX_THRESHOLD}")
+        thresholds[plugin] = count
+    return thresholds
