@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import semver
@@ -212,6 +213,19 @@ def parse_limits(raw: Any) -> Limits:
     )
 
 
+def parse_rfc3339(value: Any, field_name: str = "not_after") -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp with an explicit offset (or ``Z``)."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise _fail(field_name, "must be an RFC 3339 timestamp string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _fail(field_name, f"{value!r} is not an RFC 3339 timestamp") from exc
+    if moment.tzinfo is None:
+        raise _fail(field_name, f"{value!r} has no UTC offset (add Z or +00:00)")
+    return moment.timestamp()
+
+
 def parse_manifest_obj(raw: Any) -> Manifest:
     """Validate a decoded manifest object; every error names the offending field."""
     if not isinstance(raw, dict):
@@ -227,8 +241,8 @@ def parse_manifest_obj(raw: Any) -> Manifest:
     if abi != ABI_VERSION or isinstance(abi, bool):
         raise _fail("abi", f"{abi!r} is not supported (this host speaks ABI {ABI_VERSION})")
     not_after = raw.get("not_after")
-    if not_after is not None and not isinstance(not_after, str):
-        raise _fail("not_after", "must be an RFC 3339 timestamp string")
+    if not_after is not None:
+        parse_rfc3339(not_after)
     description = raw.get("description", "")
     if not isinstance(description, str) or len(description) > 1024:
         raise _fail("description", "must be a string of at most 1024 characters")
