@@ -1,0 +1,174 @@
+"""One client connection of the control server: buffering, parsing and per-request limits.
+
+A connection serves one request at a time: bytes that arrive meanwhile (pipelining) wait in
+its buffer, and reading pauses if they pile up past one maximal request. One timer per
+connection guards both limits: ``read_timeout_s`` from the first byte of a request until its
+last (408 and close), ``idle_timeout_s`` between requests on a keep-alive connection (close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from forgeoned.adapters.control_http import (
+    CONTINUE,
+    BusyError,
+    HttpProtocolError,
+    Request,
+    RequestHead,
+    error_response,
+    parse_head,
+)
+from forgeoned.core.policy import Caller
+from forgeoned.errors import ForgeonedError
+
+if TYPE_CHECKING:
+    from forgeoned.adapters.control_server import ControlServer
+
+log = logging.getLogger(__name__)
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: buffers bytes, parses one request at a time, enforces limits."""
+
+    def __init__(self, server: ControlServer) -> None:
+        self.server = server
+        self.config = server.config
+        self.transport: asyncio.Transport | None = None
+        self.caller = Caller(uid=-1, gid=-1, pid=0)
+        self.buffer = bytearray()
+        self.head: RequestHead | None = None
+        self.busy = False  # a request is being served
+        self.timer: asyncio.TimerHandle | None = None
+        self.partial = False  # bytes of an unfinished request arrived
+        self.refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.server.admit(self):
+            self.refused = True
+            busy = BusyError(f"too many connections (max {self.config.max_connections})")
+            transport.write(error_response(busy, keep_alive=False))
+            transport.close()
+            return
+        try:
+            self.caller = self.server.peers.identify(transport.get_extra_info("socket"))
+        except OSError:
+            log.exception("cannot identify control peer")
+        self._arm(self.config.idle_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.server.forget(self)
+        self.transport = None
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        self.buffer += data
+        if self.busy:
+            if len(self.buffer) > self.config.max_header_bytes + self.config.max_body_bytes:
+                assert self.transport is not None
+                self.transport.pause_reading()
+            return
+        self._parse()
+
+    def _parse(self) -> None:
+        cfg = self.config
+        transport = self.transport
+        if transport is None or not self.buffer:
+            return
+        if not self.partial:
+            self.partial = True
+            self._arm(cfg.read_timeout_s)
+        try:
+            if self.head is None and not self._take_head(transport):
+                return
+        except HttpProtocolError as exc:
+            self._fail(exc)
+            return
+        head = self.head
+        assert head is not None
+        if len(self.buffer) < head.content_length:
+            return
+        body = bytes(self.buffer[: head.content_length])
+        del self.buffer[: head.content_length]
+        self.head = None
+        self.partial = False
+        self.busy = True
+        self._disarm()
+        self.server.submit(self, Request(head, body))
+
+    def _take_head(self, transport: asyncio.Transport) -> bool:
+        """Parse the request head if it is all there; False while more bytes are needed."""
+        cfg = self.config
+        end = self.buffer.find(b"\r\n\r\n", 0, cfg.max_header_bytes + 4)
+        if end < 0:
+            if len(self.buffer) > cfg.max_header_bytes:
+                raise HttpProtocolError(
+                    431,
+                    "headers_too_large",
+                    f"request head over the {cfg.max_header_bytes} byte cap",
+                )
+            return False
+        self.head = parse_head(bytes(self.buffer[:end]), cfg.max_body_bytes)
+        del self.buffer[: end + 4]
+        if self.head.expect_continue and len(self.buffer) < self.head.content_length:
+            transport.write(CONTINUE)
+        return True
+
+    def finish_future(self, future: asyncio.Future[bytes], keep_alive: bool) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.abort()  # the pool was shut down under the request
+            return
+        self.finish(future.result(), keep_alive)
+
+    def finish(self, data: bytes, keep_alive: bool) -> None:
+        """Write a response (loop thread); go on with the next request or close."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        self.busy = False
+        if not keep_alive:
+            transport.close()
+            return
+        transport.resume_reading()
+        if self.buffer:
+            self._parse()
+        else:
+            self._arm(self.config.idle_timeout_s)
+
+    def _fail(self, exc: ForgeonedError) -> None:
+        assert self.transport is not None
+        self._disarm()
+        self.transport.write(error_response(exc, keep_alive=False))
+        self.transport.close()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.transport is None or self.busy:
+            return
+        if self.partial:
+            self.server.note_timeout()
+            limit = self.config.read_timeout_s
+            self._fail(HttpProtocolError(408, "timeout", f"request not received within {limit}s"))
+        else:
+            self.transport.close()

@@ -1,0 +1,173 @@
+"""A lean HTTP/1.1 request parser and response writer for the control socket.
+
+Only what the control API needs: a request line, headers, a ``Content-Length`` body (no
+chunked uploads: curl and forgeonectl both send a length), keep-alive per RFC 9112 and
+``Expect: 100-continue``. Every malformed or oversized request is a
+:class:`HttpProtocolError` carrying the status to answer with before closing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from forgeoned.errors import ControlError, ForgeonedError
+
+_REASONS: Final = {
+    100: "Continue",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE: Final = "Connection: close\r\n"
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
+
+
+class HttpProtocolError(ControlError):
+    """The request cannot be parsed or is over a limit; the connection is closed after."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = code
+
+    @property
+    def code(self) -> str:
+        return self.error_code
+
+
+class BusyError(ControlError):
+    """Too many connections or requests; try again later."""
+
+    reason = "busy"
+    http_status = 503
+
+
+class MethodNotAllowedError(ControlError):
+    reason = "method_not_allowed"
+    http_status = 405
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """The request line and headers (names lower-cased) of one request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    content_length: int
+    keep_alive: bool
+    expect_continue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    head: RequestHead
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object, or :class:`HttpProtocolError` 400 ``malformed_json``."""
+        try:
+            value = json.loads(self.body) if self.body else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HttpProtocolError(400, "malformed_json", f"malformed JSON body: {exc}") from exc
+        if not isinstance(value, dict):
+            raise HttpProtocolError(400, "malformed_json", "JSON body must be an object")
+        return value
+
+
+def parse_head(raw: bytes, max_body: int) -> RequestHead:
+    """Parse everything before the blank line (``raw`` excludes the final CRLFCRLF)."""
+    try:
+        text = raw.decode("latin-1")
+    except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
+        raise HttpProtocolError(400, "bad_request", "undecodable request head") from exc
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or parts[0] not in _METHODS or not parts[2].startswith("HTTP/1."):
+        raise HttpProtocolError(400, "bad_request", f"bad request line {lines[0][:80]!r}")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise HttpProtocolError(400, "bad_request", f"bad header line {line[:80]!r}")
+        headers[name.lower()] = value.strip()
+    if "transfer-encoding" in headers:
+        raise HttpProtocolError(411, "length_required", "chunked bodies are not accepted")
+    length_text = headers.get("content-length", "0")
+    if not length_text.isdigit():
+        raise HttpProtocolError(400, "bad_request", f"bad Content-Length {length_text[:20]!r}")
+    length = int(length_text)
+    if length > max_body:
+        raise HttpProtocolError(
+            413, "too_large", f"request body of {length} bytes is over the {max_body} byte cap"
+        )
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    if "?" in target:
+        split = urlsplit(target)
+        path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
+    else:
+        path, query = target, {}
+    return RequestHead(
+        method=method,
+        path=unquote(path),
+        query=query,
+        headers=headers,
+        content_length=length,
+        keep_alive=keep_alive,
+        expect_continue=headers.get("expect", "").lower() == "100-continue",
+    )
+
+
+def response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    keep_alive: bool = True,
+) -> bytes:
+    """One whole response, ready to write."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"{'' if keep_alive else _CLOSE}\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def json_response(status: int, value: Any, *, keep_alive: bool = True) -> bytes:
+    body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    return response(status, body, keep_alive=keep_alive)
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(exc: ForgeonedError, *, keep_alive: bool = True, **extra: Any) -> bytes:
+    """The JSON error answer for ``exc``: its stable code and one-line message."""
+    status = exc.status if isinstance(exc, HttpProtocolError) else exc.http_status
+    message = str(exc).splitlines()[0] if str(exc) else exc.code
+    return json_response(status, error_body(exc.code, message, **extra), keep_alive=keep_alive)

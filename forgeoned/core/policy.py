@@ -1,0 +1,186 @@
+"""Who may do what through the control API: roles (RBAC) narrowed by attributes (ABAC).
+
+The caller is a :class:`Caller` (uid, gid, pid and the names the adapter resolved for them).
+A *grant* ties a subject (a user or a group, by name or number, or everybody) to a set of
+actions, optionally narrowed to plugin-name globs. Grants come from three places, in the order
+they are checked:
+
+1. ``deny`` rules: a matching deny rule refuses the request whatever else would allow it;
+2. root (uid 0) is admin through the built-in ``root-admin`` grant unless the config says
+   ``root_is_admin = false``;
+3. bindings (subject → roles, every plugin) and rules (subject → roles or actions, restricted
+   to plugin globs), in config order; the first grant that covers the action *and* the plugin
+   allows it.
+
+Anything not allowed is refused by ``default-deny``; unknown callers hold no grant at all.
+Actions that concern no single plugin (``list``, ``install``, ``reload``, the audit log) are
+only granted by an unscoped grant, except ``list``: a scoped grant lets its holder list the
+plugins it covers (the server filters the list with :meth:`Policy.authorize`).
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    """Every operation the control API offers."""
+
+    LIST = "list"
+    SHOW = "show"
+    INSTALL = "install"
+    REMOVE = "remove"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RESTART = "restart"
+    RESET = "reset"
+    ALLOW_DOWNGRADE = "allow_downgrade"
+    INVOKE = "invoke"
+    RELOAD = "reload"
+    AUDIT_READ = "audit_read"
+    AUDIT_VERIFY = "audit_verify"
+    COMPLIANCE_READ = "compliance_read"
+
+    @property
+    def changes_state(self) -> bool:
+        """True for actions that change the daemon and are therefore audited when allowed."""
+        return self in _STATE_CHANGING
+
+
+_STATE_CHANGING = frozenset(
+    {
+        Action.INSTALL,
+        Action.REMOVE,
+        Action.PAUSE,
+        Action.RESUME,
+        Action.RESTART,
+        Action.RESET,
+        Action.ALLOW_DOWNGRADE,
+        Action.RELOAD,
+    }
+)
+
+_VIEWER = frozenset({Action.LIST, Action.SHOW})
+_OPERATOR = _VIEWER | {
+    Action.PAUSE,
+    Action.RESUME,
+    Action.RESTART,
+    Action.INVOKE,
+    Action.AUDIT_READ,
+    Action.AUDIT_VERIFY,
+    Action.COMPLIANCE_READ,
+}
+BUILTIN_ROLES: Mapping[str, frozenset[Action]] = {
+    "viewer": _VIEWER,
+    "operator": frozenset(_OPERATOR),
+    "admin": frozenset(Action),
+}
+
+
+class SubjectKind(enum.Enum):
+    USER = "user"
+    UID = "uid"
+    GROUP = "group"
+    GID = "gid"
+    ANYONE = "anyone"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A peer of the control socket, as ``SO_PEERCRED`` reported it."""
+
+    uid: int
+    gid: int
+    pid: int
+    user: str | None = None
+    groups: frozenset[str] = frozenset()
+    gids: frozenset[int] = frozenset()
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names the caller, e.g. ``uid=1000(alice)``."""
+        return f"uid={self.uid}({self.user})" if self.user else f"uid={self.uid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    kind: SubjectKind
+    value: str = ""
+
+    def matches(self, caller: Caller) -> bool:
+        kind = self.kind
+        if kind is SubjectKind.ANYONE:
+            return True
+        if kind is SubjectKind.USER:
+            return caller.user == self.value
+        if kind is SubjectKind.UID:
+            return str(caller.uid) == self.value
+        if kind is SubjectKind.GROUP:
+            return self.value in caller.groups
+        return self.value == str(caller.gid) or int(self.value) in caller.gids
+
+    def __str__(self) -> str:
+        return "*" if self.kind is SubjectKind.ANYONE else f"{self.kind.value}={self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One binding or rule after parsing: ``subject`` may do ``actions`` on ``plugins``."""
+
+    name: str
+    subject: Subject
+    actions: frozenset[Action]
+    plugins: tuple[str, ...] = ()  # globs; empty = every plugin and the plugin-less actions
+    deny: bool = False
+
+    def covers(self, action: Action, plugin: str | None) -> bool:
+        if action not in self.actions:
+            return False
+        if not self.plugins:
+            return True
+        if plugin is None:
+            # a scoped grant only lets its holder list (the list is then filtered)
+            return action is Action.LIST and not self.deny
+        return any(fnmatch.fnmatchcase(plugin, pattern) for pattern in self.plugins)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict: ``rule`` names the grant that allowed or the rule that denied."""
+
+    allowed: bool
+    rule: str
+    message: str = ""
+
+
+ROOT_ADMIN = Grant("root-admin", Subject(SubjectKind.UID, "0"), frozenset(Action))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The evaluated ``[control]`` authorisation config (see ``parse_control_config``)."""
+
+    grants: tuple[Grant, ...] = ()
+    root_is_admin: bool = True
+
+    def authorize(self, caller: Caller, action: Action, plugin: str | None = None) -> Decision:
+        target = f" on plugin {plugin!r}" if plugin is not None else ""
+        for grant in self.grants:
+            if grant.deny and grant.subject.matches(caller) and grant.covers(action, plugin):
+                return Decision(False, grant.name, f"{caller.actor} may not {action.value}{target}")
+        if self.root_is_admin and caller.uid == 0:
+            return Decision(True, ROOT_ADMIN.name)
+        held = False
+        for grant in self.grants:
+            if grant.deny or not grant.subject.matches(caller):
+                continue
+            held = True
+            if grant.covers(action, plugin):
+                return Decision(True, grant.name)
+        why = "holds no role" if not held else "holds no role allowing it"
+        return Decision(
+            False, "default-deny", f"{caller.actor} may not {action.value}{target}: {why}"
+        )
