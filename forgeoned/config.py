@@ -1,0 +1,264 @@
+"""The daemon's configuration file (TOML): every key, its default, and strict validation.
+
+Unknown keys and bad values are errors that name the key and the file, in one line, because a
+typo in a daemon config must stop the daemon at start rather than silently fall back to a
+default. DESIGN.md section 4 fixes the core keys; the rest are documented in
+``etc/forgeoned.toml``.
+
+Relative paths resolve against ``base_dir``; when the file does not set it, ``base_dir`` is the
+parent of the directory that holds the config file. So ``etc/forgeoned.dev.toml`` in a checkout
+resolves ``plugins.d`` to the checkout's ``plugins.d`` whatever the current directory is, and
+production configs use absolute paths anyway.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.supervisor import RestartPolicy
+from forgeoned.errors import ConfigError, ManifestError
+
+MODES: Final = ("production", "development")
+_TOP: Final = frozenset(
+    {
+        "mode",
+        "base_dir",
+        "plugins_dir",
+        "state_dir",
+        "trust_dir",
+        "cache_dir",
+        "credentials_dir",
+        "plugin_env",
+        "drain_timeout_s",
+        "call_hold_timeout_s",
+        "shutdown_timeout_s",
+        "rescan_interval_s",
+        "debounce_ms",
+        "max_artifact_bytes",
+        "compile",
+        "restart",
+        "capabilities",
+        "trust",
+        "control",
+        "metrics",
+        "audit",
+    }
+)
+_COMPILE: Final = frozenset({"workers", "cpu_seconds", "memory_bytes", "timeout_s"})
+_RESTART: Final = frozenset(
+    {"max_failures", "window_s", "backoff_initial_s", "backoff_max_s", "backoff_factor", "jitter"}
+)
+_METRICS: Final = frozenset({"listen", "enabled"})
+_AUDIT: Final = frozenset({"dir", "journald"})
+
+# What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
+# capabilities, a small kv store, and no secrets (those are always granted by name).
+DEFAULT_POLICY: Final = Capabilities(log=True, clock=True, random=True, kv_quota_bytes=1 << 20)
+
+
+@dataclass(frozen=True, slots=True)
+class CompileLimits:
+    """Limits of the worker process that compiles untrusted WebAssembly to machine code."""
+
+    workers: int = 2
+    cpu_seconds: int = 30
+    memory_bytes: int = 2 << 30
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    mode: str = "production"
+    plugins_dir: Path = Path("/etc/forgeoned/plugins.d")
+    state_dir: Path = Path("/var/lib/forgeoned")
+    trust_dir: Path = Path("/etc/forgeoned/trusted.d")
+    cache_dir: Path = Path("/var/cache/forgeoned")
+    credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
+    plugin_env: tuple[str, ...] = ()
+    drain_timeout_s: float = 5.0
+    call_hold_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 20.0
+    rescan_interval_s: float = 60.0
+    debounce_ms: int = 50
+    max_artifact_bytes: int = 64 << 20
+    compile: CompileLimits = field(default_factory=CompileLimits)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    default_policy: Capabilities = DEFAULT_POLICY
+    plugin_policies: dict[str, Capabilities] = field(default_factory=dict)
+    trust: dict[str, Any] = field(default_factory=dict)  # for keys.parse_trust_policy
+    control: dict[str, Any] = field(default_factory=dict)  # for policy.parse_control_config
+    metrics_listen: str = "127.0.0.1:9464"
+    metrics_enabled: bool = True
+    audit_dir: Path | None = None  # None: STATE_DIR/audit
+    audit_journald: bool = True
+
+    @property
+    def development(self) -> bool:
+        return self.mode == "development"
+
+    def policy_for(self, name: str) -> Capabilities:
+        """The operator's capability policy for plugin ``name`` (narrows its manifest)."""
+        return self.plugin_policies.get(name, self.default_policy)
+
+    @property
+    def effective_audit_dir(self) -> Path:
+        return self.audit_dir if self.audit_dir is not None else self.state_dir / "audit"
+
+
+class _Reader:
+    """Typed access to one TOML table; every error names ``file: key``."""
+
+    def __init__(
+        self, source: Path, table: dict[str, Any], prefix: str, keys: frozenset[str]
+    ) -> None:
+        self.source = source
+        self.table = table
+        self.prefix = prefix
+        unknown = sorted(set(table) - keys)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.prefix}{key}: {problem}")
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, got {value!r}")
+        if not lo <= value <= hi:
+            raise self.error(key, f"{value} is outside {lo:g}..{hi:g}")
+        return float(value)
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, got {value!r}")
+        if not lo <= value <= hi:
+            raise self.error(key, f"{value} is outside {lo}..{hi}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return value
+
+    def string(self, key: str, default: str) -> str:
+        value = self.table.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.error(key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def path(self, key: str, default: Path, base: Path) -> Path:
+        raw = self.table.get(key)
+        if raw is None:
+            return default
+        if not isinstance(raw, str) or not raw:
+            raise self.error(key, f"must be a non-empty path string, got {raw!r}")
+        return base / raw if not Path(raw).is_absolute() else Path(raw)
+
+    def subtable(self, key: str) -> dict[str, Any]:
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a table")
+        return value
+
+
+def _policies(r: _Reader) -> tuple[Capabilities, dict[str, Capabilities]]:
+    table = r.subtable("capabilities")
+    default = DEFAULT_POLICY
+    per_plugin: dict[str, Capabilities] = {}
+    for name, raw in table.items():
+        try:
+            caps = parse_capabilities(raw)
+        except ManifestError as exc:
+            raise r.error(f"capabilities.{name}", str(exc).replace("manifest field ", "")) from None
+        if name == "default":
+            default = caps
+        else:
+            per_plugin[name] = caps
+    return default, per_plugin
+
+
+def parse_config(raw: dict[str, Any], source: Path) -> Config:
+    """Validate a decoded TOML document (``source`` is used for base_dir and messages)."""
+    r = _Reader(source, raw, "", _TOP)
+    d = Config(path=source)
+    base = r.path("base_dir", source.resolve().parent.parent, source.resolve().parent)
+    mode = r.string("mode", d.mode)
+    if mode not in MODES:
+        raise r.error("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+    env = raw.get("plugin_env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) and e for e in env):
+        raise r.error("plugin_env", "must be a list of environment variable names")
+    c = _Reader(source, r.subtable("compile"), "compile.", _COMPILE)
+    rs = _Reader(source, r.subtable("restart"), "restart.", _RESTART)
+    m = _Reader(source, r.subtable("metrics"), "metrics.", _METRICS)
+    a = _Reader(source, r.subtable("audit"), "audit.", _AUDIT)
+    dr = RestartPolicy()
+    restart = RestartPolicy(
+        max_failures=rs.integer("max_failures", dr.max_failures, 1, 10_000),
+        window_s=rs.number("window_s", dr.window_s, 0.001, 86_400),
+        backoff_initial_s=rs.number("backoff_initial_s", dr.backoff_initial_s, 0, 3600),
+        backoff_max_s=rs.number("backoff_max_s", dr.backoff_max_s, 0, 86_400),
+        backoff_factor=rs.number("backoff_factor", dr.backoff_factor, 1, 100),
+        jitter=rs.number("jitter", dr.jitter, 0, 1),
+    )
+    if restart.backoff_max_s < restart.backoff_initial_s:
+        raise rs.error("backoff_max_s", "must not be smaller than backoff_initial_s")
+    dc = CompileLimits()
+    default, per_plugin = _policies(r)
+    listen = m.string("listen", d.metrics_listen)
+    if ":" not in listen:
+        raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
+    return Config(
+        path=source,
+        mode=mode,
+        plugins_dir=r.path("plugins_dir", d.plugins_dir, base),
+        state_dir=r.path("state_dir", d.state_dir, base),
+        trust_dir=r.path("trust_dir", d.trust_dir, base),
+        cache_dir=r.path("cache_dir", d.cache_dir, base),
+        credentials_dir=r.path("credentials_dir", Path(), base)
+        if "credentials_dir" in raw
+        else None,
+        plugin_env=tuple(env),
+        drain_timeout_s=r.number("drain_timeout_s", d.drain_timeout_s, 0, 3600),
+        call_hold_timeout_s=r.number("call_hold_timeout_s", d.call_hold_timeout_s, 0, 3600),
+        shutdown_timeout_s=r.number("shutdown_timeout_s", d.shutdown_timeout_s, 0.1, 3600),
+        rescan_interval_s=r.number("rescan_interval_s", d.rescan_interval_s, 0.1, 86_400),
+        debounce_ms=r.integer("debounce_ms", d.debounce_ms, 0, 60_000),
+        max_artifact_bytes=r.integer("max_artifact_bytes", d.max_artifact_bytes, 1024, 1 << 32),
+        compile=CompileLimits(
+            workers=c.integer("workers", dc.workers, 1, 64),
+            cpu_seconds=c.integer("cpu_seconds", dc.cpu_seconds, 1, 3600),
+            memory_bytes=c.integer("memory_bytes", dc.memory_bytes, 64 << 20, 1 << 40),
+            timeout_s=c.number("timeout_s", dc.timeout_s, 0.1, 3600),
+        ),
+        restart=restart,
+        default_policy=default,
+        plugin_policies=per_plugin,
+        trust=r.subtable("trust"),
+        control=r.subtable("control"),
+        metrics_listen=listen,
+        metrics_enabled=m.boolean("enabled", d.metrics_enabled),
+        audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,
+        audit_journald=a.boolean("journald", d.audit_journald),
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at ``path``; raises :class:`ConfigError` in one line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(raw, path)

@@ -1,0 +1,309 @@
+"""The swap protocol: replace the running version of one plugin without losing a call.
+
+One swap is a straight line of steps, each a point where the process may die (the
+``fault`` hook lets tests kill it exactly there)::
+
+    VERIFY → COMPILE → INSTANTIATE (+ init) → DRAIN old → STOP_OLD → START_NEW → COMMIT → RELEASE
+
+Until DRAIN the old version serves as if nothing happened, so anything that fails before it
+(a bad signature, a compile over its limits, an ``init`` that returns 1) leaves it untouched:
+``plugin.rejected`` for an artifact that must not run, ``plugin.rolled_back`` for a version
+that ran and failed. After DRAIN, new calls queue in the slot; a failure of ``start`` or of the
+durable COMMIT restores the old version from its compiled module, then releases the queue.
+COMMIT (the active set and the rollback floor, one atomic file) happens only after the new
+version started, so a ``kill -9`` anywhere before it restarts the old version and anywhere after
+it the new one: exactly old or exactly new, never a mix and never nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from forgeoned.core.desired import Candidate
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.lifecycle import State, Trigger
+from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.stats import DaemonStats
+from forgeoned.errors import ArtifactError, ForgeonedError, LoadError, PluginFault, StateError
+
+
+class Step(enum.Enum):
+    VERIFY = "verify"
+    COMPILE = "compile"
+    INSTANTIATE = "instantiate"
+    DRAIN = "drain"
+    STOP_OLD = "stop_old"
+    START_NEW = "start_new"
+    COMMIT = "commit"
+    RELEASE = "release"
+
+
+class Outcome(enum.Enum):
+    INSTALLED = "installed"
+    UPGRADED = "upgraded"
+    REMOVED = "removed"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+
+class Version(Protocol):
+    """One version of a plugin with its instances created and ``init`` done."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    def start(self) -> None:
+        """Call ``start`` on every instance; raises :class:`PluginFault`."""
+        ...
+
+    def shutdown(self) -> None:
+        """Call ``stop`` then ``unload`` on every instance and free them; never raises."""
+        ...
+
+
+class Loader(Protocol):
+    """Turns a candidate file into a :class:`Version`; each step raises on failure."""
+
+    def verify(self, candidate: Candidate) -> object:
+        """Read, verify signature/manifest/rollback floor; raises :class:`ArtifactError`."""
+        ...
+
+    def compile(self, verified: object) -> object:
+        """Compiled module (cached); raises :class:`LoadError`."""
+        ...
+
+    def instantiate(self, compiled: object) -> Version:
+        """Instances + ``init``; raises :class:`LoadError` or :class:`PluginFault`."""
+        ...
+
+    def revive(self, old: Version) -> Version:
+        """Fresh instances of an already loaded version, ``init`` done."""
+        ...
+
+
+class Slot(Protocol):
+    """The router of one plugin name: where calls go, and the lifecycle state."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def current(self) -> Version | None: ...
+
+    @property
+    def state(self) -> State: ...
+
+    def trigger(self, trigger: Trigger, reason: str | None = None) -> State: ...
+
+    def drain(self, timeout: float) -> None:
+        """Stop routing (new calls wait), wait for in-flight ones, interrupt after ``timeout``."""
+        ...
+
+    def install(self, version: Version | None) -> None:
+        """Make ``version`` the one calls go to (None: the plugin is gone)."""
+        ...
+
+    def release(self) -> None:
+        """Let waiting calls through to whatever is installed."""
+        ...
+
+
+class Committer(Protocol):
+    def commit(self, name: str, version: Version | None) -> None:
+        """Durably record ``version`` as active for ``name``; raises :class:`StateError`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    outcome: Outcome
+    error: ForgeonedError | None = None
+
+
+SERVING_OR_PAUSED: Final = frozenset({State.RUNNING, State.PAUSED})
+
+
+def _no_fault(step: Step) -> None:
+    del step
+
+
+class Swapper:
+    """Runs swaps and removals; one at a time per slot (the daemon loop serialises them)."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        committer: Committer,
+        audit: AuditSink,
+        stats: DaemonStats,
+        clock: Clock,
+        drain_timeout_s: float,
+        fault: Callable[[Step], None] = _no_fault,
+    ) -> None:
+        self.loader = loader
+        self.committer = committer
+        self.audit = audit
+        self.stats = stats
+        self.clock = clock
+        self.drain_timeout_s = drain_timeout_s
+        self.fault = fault
+
+    def _event(
+        self,
+        event: EventName,
+        name: str,
+        cand: Candidate | Version | None,
+        reason: str | None = None,
+        message: str = "",
+    ) -> None:
+        version = cand.version if cand is not None else None
+        sha = cand.sha256 if cand is not None else None
+        self.audit.record(
+            AuditEvent(
+                event, plugin=name, version=version, sha256=sha, reason=reason, message=message
+            )
+        )
+
+    def _finish(
+        self, name: str, outcome: Outcome, t0: float, err: ForgeonedError | None = None
+    ) -> SwapResult:
+        self.stats.swaps[(name, outcome.value)] += 1
+        self.stats.swap_duration.observe(self.clock.monotonic() - t0)
+        return SwapResult(outcome, err)
+
+    def swap(self, slot: Slot, cand: Candidate) -> SwapResult:
+        """Bring ``cand`` into service in ``slot``, or leave the old version serving."""
+        t0 = self.clock.monotonic()
+        try:
+            self.fault(Step.VERIFY)
+            verified = self.loader.verify(cand)
+            self.fault(Step.COMPILE)
+            compiled = self.loader.compile(verified)
+            self.fault(Step.INSTANTIATE)
+            new = self.loader.instantiate(compiled)
+        except (ArtifactError, LoadError) as exc:
+            self.stats.rejected[exc.code] += 1
+            self._event(
+                EventName.PLUGIN_REJECTED, slot.name, cand, reason=exc.code, message=str(exc)
+            )
+            return self._finish(slot.name, Outcome.REJECTED, t0, exc)
+        except PluginFault as exc:
+            if slot.state in SERVING_OR_PAUSED:
+                return self._rolled_back(slot, cand, exc, t0)
+            self._enter_starting(slot)
+            return self._failed(slot, cand, exc, t0)
+        return self._cut_over(slot, cand, new, t0)
+
+    def _enter_starting(self, slot: Slot) -> Version | None:
+        """Take the slot to STARTING; returns the healthy old version that was drained."""
+        old = slot.current
+        if slot.state in SERVING_OR_PAUSED and old is not None:
+            slot.trigger(Trigger.DRAIN)
+            self.fault(Step.DRAIN)
+            slot.drain(self.drain_timeout_s)
+            self.fault(Step.STOP_OLD)
+            old.shutdown()
+            slot.trigger(Trigger.DRAINED)
+            slot.trigger(Trigger.START)
+            return old
+        if old is not None:  # a failed version: nothing to drain, nothing to restore
+            old.shutdown()
+            slot.install(None)
+        slot.trigger(Trigger.RESTART if slot.state is State.FAILED else Trigger.START)
+        return None
+
+    def _cut_over(self, slot: Slot, cand: Candidate, new: Version, t0: float) -> SwapResult:
+        old = self._enter_starting(slot)
+        try:
+            self.fault(Step.START_NEW)
+            new.start()
+            self.fault(Step.COMMIT)
+            self.committer.commit(slot.name, new)
+        except (PluginFault, StateError) as exc:
+            new.shutdown()
+            if old is None:
+                return self._failed(slot, cand, exc, t0)
+            return self._restore(slot, cand, old, exc, t0)
+        slot.install(new)
+        slot.trigger(Trigger.STARTED)
+        self.fault(Step.RELEASE)
+        slot.release()
+        if old is None:
+            self._event(EventName.PLUGIN_INSTALLED, slot.name, new)
+            return self._finish(slot.name, Outcome.INSTALLED, t0)
+        self._event(
+            EventName.PLUGIN_UPGRADED, slot.name, new, message=f"{old.version} -> {new.version}"
+        )
+        return self._finish(slot.name, Outcome.UPGRADED, t0)
+
+    def _failed(self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float) -> SwapResult:
+        """No healthy version to fall back to: STARTING → FAILED (the supervisor takes over)."""
+        slot.trigger(Trigger.FAULT, exc.code)
+        slot.release()
+        self._event(EventName.PLUGIN_FAILED, slot.name, cand, reason=exc.code, message=str(exc))
+        return self._finish(slot.name, Outcome.FAILED, t0, exc)
+
+    def _restore(
+        self, slot: Slot, cand: Candidate, old: Version, exc: ForgeonedError, t0: float
+    ) -> SwapResult:
+        """The new version failed after the old one was stopped: bring the old one back."""
+        try:
+            revived = self.loader.revive(old)
+            revived.start()
+        except ForgeonedError as again:
+            slot.install(None)
+            slot.trigger(Trigger.FAULT, again.code)
+            slot.release()
+            self._event(
+                EventName.PLUGIN_FAILED,
+                slot.name,
+                old,
+                reason=again.code,
+                message=f"{cand.version} failed ({exc}); {old.version} could not restart: {again}",
+            )
+            return self._finish(slot.name, Outcome.FAILED, t0, exc)
+        slot.install(revived)
+        slot.trigger(Trigger.STARTED)
+        slot.release()
+        return self._rolled_back(slot, cand, exc, t0)
+
+    def _rolled_back(
+        self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float
+    ) -> SwapResult:
+        current = slot.current
+        keeps = current.version if current is not None else "the old version"
+        self._event(
+            EventName.PLUGIN_ROLLED_BACK,
+            slot.name,
+            cand,
+            reason=exc.code,
+            message=f"{cand.version} failed ({exc}); {keeps} keeps serving",
+        )
+        return self._finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
+
+    def remove(self, slot: Slot) -> SwapResult:
+        """The plugin's file went away: drain, stop and unload it, forget it durably."""
+        t0 = self.clock.monotonic()
+        old = slot.current
+        if slot.state in SERVING_OR_PAUSED and old is not None:
+            slot.trigger(Trigger.DRAIN)
+            slot.drain(self.drain_timeout_s)
+            old.shutdown()
+            slot.trigger(Trigger.DRAINED)
+        else:
+            if old is not None:
+                old.shutdown()
+            if slot.state is not State.STOPPED:
+                slot.trigger(Trigger.ABANDON)
+        self.committer.commit(slot.name, None)
+        slot.install(None)
+        slot.release()
+        self._event(EventName.PLUGIN_REMOVED, slot.name, old)
+        return self._finish(slot.name, Outcome.REMOVED, t0)
