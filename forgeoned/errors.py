@@ -23,7 +23,8 @@ fault of forgeoned itself or of its inputs::
         ├── UnauthenticatedError
         ├── ForbiddenError
         ├── NotFoundError
-        └── ConflictError
+        ├── ConflictError
+        └── UnreachableError           forgeonectl cannot reach the daemon's socket
 """
 
 from __future__ import annotations
@@ -183,3 +184,10 @@ class NotFoundError(ControlError):
 class ConflictError(ControlError):
     reason = "conflict"
     http_status = 409
+
+
+class UnreachableError(ControlError):
+    """The client side: the control socket is missing, refuses, or answers garbage."""
+
+    reason = "unreachable"
+    http_status = 503

@@ -33,6 +33,8 @@ AUDIT_BROKEN: Final = 9
 
 
 def exit_code_for(exc: errors.ForgeonedError) -> int:
+    if isinstance(exc, errors.UnreachableError):
+        return UNREACHABLE
     if isinstance(exc, errors.ArtifactError | errors.LoadError):
         return REJECTED
     if isinstance(exc, errors.ForbiddenError | errors.UnauthenticatedError):
