@@ -1,10 +1,167 @@
-"""forgeonectl commands (being written)."""
+"""forgeonectl commands for artifacts: ``keys generate``, ``package``, ``sign``, ``verify``.
+
+These work offline on files; they never talk to the daemon. ``verify`` runs the very
+pipeline the daemon runs (:func:`forgeoned.core.artifact.verify_artifact`) in production mode.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import time
+import tomllib
+from pathlib import Path
 from typing import Any
+
+from forgeoned.adapters.atomic import atomic_write
+from forgeoned.adapters.keys import generate_keypair, load_secret_key, load_trust_dir
+from forgeoned.cli.exitcodes import OK
+from forgeoned.core import signature as sig
+from forgeoned.core.artifact import verify_artifact
+from forgeoned.core.manifest import parse_manifest_obj
+from forgeoned.core.manifest_section import with_manifest
+from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
+from forgeoned.errors import ConfigError, ForgeonedError, MalformedModuleError, ManifestError
+
+MAX_INPUT = 64 * 1024 * 1024 + 1
+
+
+def read_file(path: Path, limit: int = MAX_INPUT) -> bytes:
+    """Read a whole file once (bounded); a missing or unreadable file is a one-line error."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit)
+    except OSError as exc:
+        raise ForgeonedError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _jsonable(value: Any) -> Any:
+    """TOML datetimes (e.g. ``not_after = 2027-01-01T00:00:00Z``) become RFC 3339 strings."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def load_manifest_file(path: Path) -> dict[str, Any]:
+    """A manifest object from a ``.toml`` or ``.json`` file (validated later by the schema)."""
+    data = read_file(path, 64 * 1024 + 1)
+    try:
+        if path.suffix == ".toml":
+            return dict(_jsonable(tomllib.loads(data.decode("utf-8"))))
+        if path.suffix == ".json":
+            raw = json.loads(data.decode("utf-8"))
+            if not isinstance(raw, dict):
+                raise ManifestError(f"{path}: manifest must be a JSON object")
+            return raw
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: {exc}") from exc
+    raise ManifestError(f"{path}: manifest must be a .toml or .json file")
+
+
+def validate_wasm(module: bytes) -> None:
+    """Let wasmtime check the module really is valid WebAssembly before we package it."""
+    import wasmtime
+
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(), module)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise MalformedModuleError(f"not a valid WebAssembly module: {first}") from exc
+
+
+def write_output(path: Path, data: bytes) -> None:
+    atomic_write(path, data, mode=0o644)
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    secret, public = generate_keypair(Path(args.out), args.name)
+    print(f"wrote {secret} (secret, mode 0600) and {public}")
+    return OK
+
+
+def _package(args: argparse.Namespace) -> int:
+    module = read_file(Path(args.module))
+    manifest = parse_manifest_obj(load_manifest_file(Path(args.manifest)))
+    packaged = with_manifest(module, manifest)
+    validate_wasm(packaged)
+    write_output(Path(args.output), packaged)
+    print(f"packaged {manifest.name} {manifest.version} into {args.output}")
+    return OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    key = load_secret_key(Path(args.key))
+    source, output = Path(args.input), Path(args.output)
+    data = read_file(source)
+    existing_sig = Path(f"{source}.sig")
+    detached = read_file(existing_sig) if args.detached and existing_sig.is_file() else None
+    module, payload = sig.sign_module(data, key, detached_payload=detached)
+    if args.detached:
+        write_output(output, module)
+        write_output(Path(f"{output}.sig"), payload)
+        print(f"signed {output} (detached signature {output}.sig)")
+    else:
+        write_output(output, sig.embed(module, payload))
+        print(f"signed {output}")
+    return OK
+
+
+def _trust_config(path: str | None) -> TrustPolicyConfig:
+    if path is None:
+        return TrustPolicyConfig()
+    try:
+        raw = tomllib.loads(read_file(Path(path)).decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return parse_trust_policy(raw.get("trust"))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    trust = load_trust_dir(Path(args.trust), _trust_config(args.config))
+    path = Path(args.file)
+    sig_path = Path(args.signature) if args.signature else Path(f"{path}.sig")
+    detached = read_file(sig_path) if args.signature or sig_path.is_file() else None
+    verified = verify_artifact(
+        read_file(path), detached=detached, trust=trust, mode=Mode.PRODUCTION, now=time.time()
+    )
+    m = verified.manifest
+    print(
+        f"trusted: {m.name} {m.version} sha256={verified.sha256} "
+        f"signed by {', '.join(verified.signers)}"
+    )
+    return OK
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
+    keys = sub.add_parser("keys", help="manage signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    gen = keys_sub.add_parser("generate", help="create NAME.key (0600) and NAME.pub in DIR")
+    gen.add_argument("--out", required=True, metavar="DIR")
+    gen.add_argument("--name", default="signing", help="file name stem (%(default)s)")
+    gen.set_defaults(func=_keys_generate)
+
+    pkg = sub.add_parser("package", help="embed a manifest (.toml or .json) into a module")
+    pkg.add_argument("module", metavar="MODULE.wasm")
+    pkg.add_argument("--manifest", required=True, metavar="FILE")
+    pkg.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
+    pkg.set_defaults(func=_package)
+
+    sign = sub.add_parser("sign", help="sign a packaged module (adds a signer if signed)")
+    sign.add_argument("--key", required=True, metavar="KEY", help="wasmsign2 secret key file")
+    sign.add_argument("input", metavar="IN.wasm")
+    sign.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
+    sign.add_argument("--detached", action="store_true", help="write OUT.wasm.sig instead")
+    sign.set_defaults(func=_sign)
+
+    verify = sub.add_parser("verify", help="exit 0 only if FILE is trusted (production rules)")
+    verify.add_argument("--trust", required=True, metavar="DIR", help="trusted public keys")
+    verify.add_argument("--config", metavar="TOML", help="daemon config for its [trust] table")
+    verify.add_argument("--signature", metavar="SIG", help="detached signature (FILE.sig)")
+    verify.add_argument("file", metavar="FILE.wasm")
+    verify.set_defaults(func=_verify)
