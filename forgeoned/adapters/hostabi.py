@@ -1,0 +1,216 @@
+"""The host side of ABI v1: what each `forgeone.*` import does, checked, bounded and counted.
+
+:class:`HostCalls` holds the semantics of the nine host functions over a :class:`GuestMemory`
+(the plugin's linear memory, or a bytearray in unit tests). It never raises for anything a
+plugin can pass: a bad pointer, length, level or UTF-8 is ``-3``, a missing capability is
+``-2`` plus a ``hostcall.denied`` audit event, an exhausted quota ``-4``. Only a failure of the
+host itself (say the kv disk is gone) escapes, and the runtime turns that into a trap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+from forgeoned.adapters.kvstore import KvQuotaError, KvStore
+from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.manifest import SECRET_RE, Capabilities
+from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.stats import PluginStats
+
+MAX_LOG_BYTES: Final = 64 * 1024
+MAX_OUTPUT_BYTES: Final = 16 * 1024 * 1024
+MAX_SECRET_BYTES: Final = 1024 * 1024
+MAX_RANDOM_BYTES: Final = 1024 * 1024
+_U32: Final = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class HostServices:
+    """Everything the host functions of one plugin instance may touch."""
+
+    plugin: str
+    version: str
+    capabilities: Capabilities  # EFFECTIVE capabilities (manifest ∩ operator policy)
+    env: Mapping[str, str]  # values env_get may return (only keys in capabilities.env)
+    secrets_dir: Path | None  # $CREDENTIALS_DIRECTORY or a configured dir; never os.environ
+    kv: KvStore | None  # None when the plugin has no kv capability
+    audit: AuditSink
+    log: Callable[[str, int, str], None]  # (plugin, level 0..4, message)
+    clock: Clock
+    stats: PluginStats
+
+
+class GuestMemory(Protocol):
+    """Bounds-checked access to a plugin's linear memory; None/False when out of bounds."""
+
+    def read(self, ptr: int, length: int) -> bytes | None: ...
+
+    def write(self, ptr: int, data: bytes) -> bool: ...
+
+    def fits(self, ptr: int, length: int) -> bool: ...
+
+
+class HostCalls:
+    """The nine host functions of one instance. Arguments arrive as raw wasm i32 values."""
+
+    def __init__(self, services: HostServices, memory: GuestMemory) -> None:
+        self.services = services
+        self.memory = memory
+        self._caps = services.capabilities
+        self._counts = services.stats.hostcalls
+        self.output_buffer: bytearray | None = None  # set only while `handle` runs
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _done(self, function: str, outcome: HostOutcome, result: int) -> int:
+        self._counts[(function, outcome.value)] += 1
+        return result
+
+    def _invalid(self, function: str) -> int:
+        return self._done(function, HostOutcome.INVALID, INVALID)
+
+    def _deny(self, function: str, what: str) -> int:
+        svc = self.services
+        svc.audit.record(
+            AuditEvent(
+                EventName.HOSTCALL_DENIED,
+                plugin=svc.plugin,
+                version=svc.version,
+                reason="capability",
+                message=f"plugin {svc.plugin} was denied {function}({what})",
+                details={"function": function, "target": what},
+            )
+        )
+        return self._done(function, HostOutcome.DENIED, DENIED)
+
+    def _text(self, ptr: int, length: int) -> str | None:
+        data = self.memory.read(ptr & _U32, length & _U32)
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _reply(self, function: str, value: bytes, buf_ptr: int, buf_len: int) -> int:
+        """Copy ``value`` into the guest buffer if it fits; the result is its length."""
+        if not self.memory.fits(buf_ptr & _U32, buf_len & _U32):
+            return self._invalid(function)
+        if len(value) <= (buf_len & _U32):
+            self.memory.write(buf_ptr & _U32, value)
+        return self._done(function, HostOutcome.OK, len(value))
+
+    # --- the ABI ----------------------------------------------------------------------------
+
+    def log(self, level: int, ptr: int, length: int) -> int:
+        if not self._caps.log:
+            return self._deny("log", "")
+        if not 0 <= level <= 4 or (length & _U32) > MAX_LOG_BYTES:
+            return self._invalid("log")
+        text = self._text(ptr, length)
+        if text is None:
+            return self._invalid("log")
+        self.services.log(self.services.plugin, level, text)
+        return self._done("log", HostOutcome.OK, 0)
+
+    def env_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
+        key = self._text(key_ptr, key_len)
+        if key is None:
+            return self._invalid("env_get")
+        if key not in self._caps.env:
+            return self._deny("env_get", key)
+        value = self.services.env.get(key)
+        if value is None:
+            return self._done("env_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+        return self._reply("env_get", value.encode(), buf_ptr, buf_len)
+
+    def secret_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
+        name = self._text(key_ptr, key_len)
+        if name is None or not SECRET_RE.match(name):
+            return self._invalid("secret_get")
+        if name not in self._caps.secrets:
+            return self._deny("secret_get", name)
+        value = self._read_secret(name)
+        if value is None:
+            return self._done("secret_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+        return self._reply("secret_get", value, buf_ptr, buf_len)
+
+    def _read_secret(self, name: str) -> bytes | None:
+        directory = self.services.secrets_dir
+        if directory is None:
+            return None
+        try:
+            fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(MAX_SECRET_BYTES)
+
+    def time_now_ms(self) -> int:
+        if not self._caps.clock:
+            return self._deny("time_now_ms", "")
+        return self._done("time_now_ms", HostOutcome.OK, int(self.services.clock.wall() * 1000))
+
+    def random_fill(self, ptr: int, length: int) -> int:
+        if not self._caps.random:
+            return self._deny("random_fill", "")
+        n = length & _U32
+        if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, os.urandom(n)):
+            return self._invalid("random_fill")
+        return self._done("random_fill", HostOutcome.OK, 0)
+
+    def _kv_key(self, function: str, ptr: int, length: int) -> tuple[KvStore | None, bytes | None]:
+        kv = self.services.kv
+        if kv is None:
+            return None, None
+        key = self.memory.read(ptr & _U32, length & _U32)
+        return kv, key if key and len(key) <= 1024 else None
+
+    def kv_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
+        kv, key = self._kv_key("kv_get", key_ptr, key_len)
+        if kv is None:
+            return self._deny("kv_get", "")
+        if key is None:
+            return self._invalid("kv_get")
+        value = kv.get(key)
+        if value is None:
+            return self._done("kv_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+        return self._reply("kv_get", value, buf_ptr, buf_len)
+
+    def kv_set(self, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
+        kv, key = self._kv_key("kv_set", key_ptr, key_len)
+        if kv is None:
+            return self._deny("kv_set", "")
+        value = self.memory.read(val_ptr & _U32, val_len & _U32)
+        if key is None or value is None:
+            return self._invalid("kv_set")
+        try:
+            kv.set(key, value)
+        except KvQuotaError:
+            return self._done("kv_set", HostOutcome.QUOTA, QUOTA)
+        return self._done("kv_set", HostOutcome.OK, 0)
+
+    def kv_delete(self, key_ptr: int, key_len: int) -> int:
+        kv, key = self._kv_key("kv_delete", key_ptr, key_len)
+        if kv is None:
+            return self._deny("kv_delete", "")
+        if key is None:
+            return self._invalid("kv_delete")
+        if not kv.delete(key):
+            return self._done("kv_delete", HostOutcome.NOT_FOUND, NOT_FOUND)
+        return self._done("kv_delete", HostOutcome.OK, 0)
+
+    def output(self, ptr: int, length: int) -> int:
+        buffer = self.output_buffer
+        data = self.memory.read(ptr & _U32, length & _U32)
+        if buffer is None or data is None:  # outside `handle` there is nothing to append to
+            return self._invalid("output")
+        if len(buffer) + len(data) > MAX_OUTPUT_BYTES:
+            return self._done("output", HostOutcome.QUOTA, QUOTA)
+        buffer += data
+        return self._done("output", HostOutcome.OK, 0)

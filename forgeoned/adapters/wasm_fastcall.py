@@ -1,0 +1,177 @@
+"""The fast call path: wasmtime's C API through ctypes, without wasmtime-py's per-call boxing.
+
+wasmtime-py's ``Func.__call__`` asks for the function type and builds ``Val`` objects on every
+call (~24 µs here) and its host callbacks convert every value the same way (~9 µs). This module
+keeps private ctypes prototypes of the few C functions on the hot path, declared with plain
+``c_void_p`` arguments so ctypes converts nothing but integers, and calls them with
+preallocated ``wasmtime_val_raw_t`` arrays (``wasmtime_func_call_unchecked``); host functions
+are raw callbacks (``wasmtime_linker_define_func_unchecked``).
+
+These names are not wasmtime-py's public API: the layouts are pinned to wasmtime 50.0.1
+(pyproject pins it) and ``tests/integration/test_runtime_fastcall.py`` compares every result
+with the high-level path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any, Final
+
+import wasmtime
+from wasmtime import _bindings as bindings
+from wasmtime import _ffi as ffi
+
+from forgeoned.errors import TrapKind
+
+_V = ctypes.c_void_p
+_dll: Final = ffi.dll
+
+
+def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
+    func = _dll[name]  # indexing makes a new function object: wasmtime-py's stays untouched
+    func.restype = restype
+    func.argtypes = list(argtypes)
+    return func
+
+
+call_unchecked: Final = _proto("wasmtime_func_call_unchecked", _V, _V, _V, _V, ctypes.c_size_t, _V)
+set_fuel: Final = _proto("wasmtime_context_set_fuel", _V, _V, ctypes.c_uint64)
+get_fuel: Final = _proto("wasmtime_context_get_fuel", _V, _V, _V)
+memory_data: Final = _proto("wasmtime_memory_data", _V, _V, _V)
+memory_data_size: Final = _proto("wasmtime_memory_data_size", ctypes.c_size_t, _V, _V)
+_trap_code: Final = _proto("wasmtime_trap_code", ctypes.c_bool, _V, _V)
+_trap_message: Final = _proto("wasm_trap_message", None, _V, _V)
+_trap_delete: Final = _proto("wasm_trap_delete", None, _V)
+_trap_new: Final = _proto("wasmtime_trap_new", _V, ctypes.c_char_p, ctypes.c_size_t)
+_error_message: Final = _proto("wasmtime_error_message", None, _V, _V)
+_error_delete: Final = _proto("wasmtime_error_delete", None, _V)
+error_new: Final = _proto("wasmtime_error_new", _V, ctypes.c_char_p)
+_byte_vec_delete: Final = _proto("wasm_byte_vec_delete", None, _V)
+
+RawArray = ctypes.Array[bindings.wasmtime_val_raw]
+RawArgs = "ctypes._Pointer[bindings.wasmtime_val_raw]"
+HostImpl = Callable[[Any], None]  # reads its arguments from, and writes its result into, args
+# (env, caller, args_and_results, count) -> wasm_trap_t* or 0; caller left opaque (not needed)
+UncheckedCallback: Final = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, _V, _V, ctypes.POINTER(bindings.wasmtime_val_raw), ctypes.c_size_t
+)
+EpochCallback: Final = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
+)
+_define_unchecked: Final = _proto(
+    "wasmtime_linker_define_func_unchecked", _V, _V, ctypes.c_char_p, ctypes.c_size_t,
+    ctypes.c_char_p, ctypes.c_size_t, _V, UncheckedCallback, _V, _V,
+)  # fmt: skip
+_set_epoch_callback: Final = _proto(
+    "wasmtime_store_epoch_deadline_callback", None, _V, EpochCallback, _V, _V
+)
+
+TRAP_KINDS: Final[dict[wasmtime.TrapCode, TrapKind]] = {
+    wasmtime.TrapCode.STACK_OVERFLOW: TrapKind.STACK_OVERFLOW,
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: TrapKind.MEMORY_OUT_OF_BOUNDS,
+    wasmtime.TrapCode.HEAP_MISALIGNED: TrapKind.MEMORY_OUT_OF_BOUNDS,
+    wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS: TrapKind.INDIRECT_CALL,
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: TrapKind.INDIRECT_CALL,
+    wasmtime.TrapCode.BAD_SIGNATURE: TrapKind.INDIRECT_CALL,
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: TrapKind.INTEGER_DIVIDE_BY_ZERO,
+    wasmtime.TrapCode.UNREACHABLE: TrapKind.UNREACHABLE,
+    wasmtime.TrapCode.INTERRUPT: TrapKind.DEADLINE,
+    wasmtime.TrapCode.OUT_OF_FUEL: TrapKind.OUT_OF_FUEL,
+    wasmtime.TrapCode.ALLOCATION_TOO_LARGE: TrapKind.MEMORY,
+}
+
+
+def address(obj: Any) -> int:
+    """The address of a ctypes object or the value of a ctypes pointer, as an int."""
+    if isinstance(obj, ctypes._Pointer):
+        return int(ctypes.cast(obj, _V).value or 0)
+    return ctypes.addressof(obj)
+
+
+def _take_message(getter: Any, ptr: int) -> str:
+    vec = bindings.wasm_byte_vec_t()
+    getter(ptr, ctypes.addressof(vec))
+    text = ctypes.string_at(vec.data, vec.size).decode("utf-8", "replace").rstrip("\0")
+    _byte_vec_delete(ctypes.addressof(vec))
+    return text
+
+
+def summary(message: str) -> str:
+    """wasmtime messages carry a backtrace; the cause is the last non-empty line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown trap"
+
+
+def consume_failure(error: int | None, trap: int | None) -> tuple[TrapKind, str]:
+    """Decode and free the error or trap a failed call returned: (kind, one-line cause)."""
+    if trap:
+        code = ctypes.c_uint8()
+        kind = TrapKind.OTHER
+        if _trap_code(trap, ctypes.addressof(code)):
+            kind = TRAP_KINDS.get(wasmtime.TrapCode(code.value), TrapKind.OTHER)
+        message = summary(_take_message(_trap_message, trap))
+        _trap_delete(trap)
+        return kind, message
+    assert error is not None
+    message = summary(_take_message(_error_message, error))
+    _error_delete(error)
+    return TrapKind.OTHER, message
+
+
+class RawFunc:
+    """One exported function of one Store, callable with preallocated raw values.
+
+    ``raw`` holds the arguments before the call and the results after it. Not thread-safe,
+    like the Store it belongs to.
+    """
+
+    __slots__ = ("_ctx", "_func", "_holder", "_raw_addr", "_trap", "_trap_addr", "raw")
+
+    def __init__(self, context: int, func: bindings.wasmtime_func, slots: int) -> None:
+        self._ctx = context
+        self._holder = func  # keeps the wasmtime_func_t struct alive
+        self._func = ctypes.addressof(func)
+        self.raw: RawArray = (bindings.wasmtime_val_raw * max(slots, 1))()
+        self._raw_addr = ctypes.addressof(self.raw)
+        self._trap = ctypes.c_void_p()
+        self._trap_addr = ctypes.addressof(self._trap)
+
+    def invoke(self, nslots: int) -> tuple[int | None, int | None]:
+        """Run the function on ``raw``; returns (error, trap) pointers, both None on success."""
+        self._trap.value = None
+        error = call_unchecked(self._ctx, self._func, self._raw_addr, nslots, self._trap_addr)
+        return error, self._trap.value
+
+
+def trap_from_exception(exc: BaseException) -> int:
+    """A fresh wasm_trap_t* describing a host exception (the callback's return value)."""
+    message = f"host error: {type(exc).__name__}: {exc}".encode()
+    return int(_trap_new(message, len(message)) or 0)
+
+
+def define_host_func(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    functype: wasmtime.FuncType,
+    callback: Any,
+) -> None:
+    """Define ``module.name`` in ``linker`` as a raw (unchecked) host function.
+
+    ``callback`` must be an :data:`UncheckedCallback` the caller keeps alive for as long as any
+    Store instantiated through ``linker`` lives.
+    """
+    mod, fname = module.encode(), name.encode()
+    linker_ptr, type_ptr = address(linker.ptr()), address(functype.ptr())
+    error = _define_unchecked(
+        linker_ptr, mod, len(mod), fname, len(fname), type_ptr, callback, None, None
+    )
+    if error:
+        _kind, message = consume_failure(error, None)
+        raise RuntimeError(f"cannot define host function {module}.{name}: {message}")
+
+
+def set_epoch_callback(store: wasmtime.Store, callback: Any) -> None:
+    """Install ``callback`` (an :data:`EpochCallback`) as the store's epoch-deadline hook."""
+    _set_epoch_callback(address(store.ptr()), callback, None, None)

@@ -1,0 +1,322 @@
+"""One running plugin instance: a wasmtime Store, its limits, its host functions, its calls.
+
+Every call goes through :meth:`PluginInstance._run`: refill the fuel to ``fuel_per_call``, arm
+the wall-clock deadline, call through the raw C API, then account fuel, duration and outcome in
+the plugin's :class:`PluginStats`, and turn a failure into a typed :class:`PluginTrap`.
+
+Deadlines: the Store's epoch deadline is always "next tick"; wasmtime calls ``_on_epoch`` at
+each tick while wasm runs, and that hook either lets the call continue one more tick or stops
+it because the call's deadline passed (DEADLINE) or the host asked (INTERRUPTED). Arming a
+deadline is therefore a plain attribute write on the hot path, and ``interrupt`` from another
+thread only sets a flag the running thread reads at its next tick.
+
+A Store is not thread-safe: one thread at a time per instance (``interrupt`` excepted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from typing import Any, Final
+
+import wasmtime
+
+from forgeoned.adapters import wasm_fastcall as fast
+from forgeoned.adapters.hostabi import HostCalls, HostServices
+from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE, MEMORY_EXPORT, LifecycleExport
+from forgeoned.core.manifest import Limits
+from forgeoned.errors import (
+    ConflictError,
+    ForgeonedError,
+    LoadError,
+    NotFoundError,
+    PluginStatusError,
+    PluginTrap,
+    TrapKind,
+)
+
+_U32: Final = 0xFFFFFFFF
+_VALTYPES: Final = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+class GuestMemoryView:
+    """Bounds-checked reads and writes of the exported memory of a live Store.
+
+    Empty until :meth:`bind` (a start function runs before the exports are known).
+    """
+
+    __slots__ = ("_ctx", "_holder", "_mem")
+
+    def __init__(self, context: int) -> None:
+        self._ctx = context
+        self._holder: Any = None
+        self._mem = 0
+
+    def bind(self, memory: Any) -> None:
+        self._holder = memory  # keeps the wasmtime_memory_t struct alive
+        self._mem = ctypes.addressof(memory)
+
+    def size(self) -> int:
+        return int(fast.memory_data_size(self._ctx, self._mem)) if self._mem else 0
+
+    def fits(self, ptr: int, length: int) -> bool:
+        return ptr + length <= self.size()
+
+    def read(self, ptr: int, length: int) -> bytes | None:
+        if ptr + length > self.size():
+            return None
+        return ctypes.string_at(fast.memory_data(self._ctx, self._mem) + ptr, length)
+
+    def write(self, ptr: int, data: bytes) -> bool:
+        if ptr + len(data) > self.size():
+            return False
+        ctypes.memmove(fast.memory_data(self._ctx, self._mem) + ptr, data, len(data))
+        return True
+
+
+class PluginInstance:
+    """An instantiated plugin. Created by :meth:`WasmtimeRuntime.instantiate`."""
+
+    def __init__(
+        self,
+        store: wasmtime.Store,
+        linker: wasmtime.Linker,
+        limits: Limits,
+        host: HostServices,
+        epoch_interval_s: float,
+    ) -> None:
+        self._store = store
+        self._linker = linker
+        self._ctx = fast.address(store._context())
+        self._fuel_per_call = limits.fuel_per_call
+        self._timeout = limits.call_timeout_ms / 1000.0
+        self._epoch_interval_s = epoch_interval_s
+        self.services = host
+        self._stats = host.stats
+        self._calls = host.stats.calls
+        self._duration = host.stats.call_duration
+        self._fuel = ctypes.c_uint64()
+        self._fuel_addr = ctypes.addressof(self._fuel)
+        self._funcs: dict[str, fast.RawFunc] = {}
+        self._memory = GuestMemoryView(self._ctx)
+        self.host = HostCalls(host, self._memory)
+        self._deadline = 0.0
+        self._calling = False
+        self._interrupt = False
+        self._stop_reason: TrapKind | None = None
+        self._host_error: BaseException | None = None
+        self._closed = False
+        self._epoch_hook = fast.EpochCallback(self._on_epoch)
+        fast.set_epoch_callback(store, self._epoch_hook)
+        store.set_epoch_deadline(1)
+        self._callbacks = [self._define(name) for name in HOST_FUNCTIONS]
+
+    # --- host functions ---------------------------------------------------------------------
+
+    def _define(self, name: str) -> Any:
+        spec = HOST_FUNCTIONS[name]
+        functype = wasmtime.FuncType(
+            [_VALTYPES[t]() for t in spec.sig.params], [_VALTYPES[t]() for t in spec.sig.results]
+        )
+        callback = fast.UncheckedCallback(self._raw_callback(name, len(spec.sig.params)))
+        fast.define_host_func(self._linker, IMPORT_MODULE, name, functype, callback)
+        return callback
+
+    def _raw_callback(self, name: str, arity: int) -> Any:
+        """A ctypes-level callback calling ``HostCalls.<name>`` with the raw arguments."""
+
+        def failed(exc: BaseException) -> int:
+            self._host_error = exc
+            self._stats.hostcalls[(name, "error")] += 1
+            return fast.trap_from_exception(exc)
+
+        method = getattr(self.host, name)
+
+        if arity == 0:
+
+            def cb0(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+                try:
+                    args[0].i64 = method()
+                    return 0
+                except BaseException as exc:
+                    return failed(exc)
+
+            return cb0
+        if arity == 2:
+
+            def cb2(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+                try:
+                    args[0].i32 = method(args[0].i32, args[1].i32)
+                    return 0
+                except BaseException as exc:
+                    return failed(exc)
+
+            return cb2
+
+        def cbn(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+            try:
+                args[0].i32 = method(*[args[i].i32 for i in range(arity)])
+                return 0
+            except BaseException as exc:
+                return failed(exc)
+
+        return cbn
+
+    def attach(self, instance: wasmtime.Instance) -> None:
+        """Bind the exports of a fresh instance (called once by the runtime)."""
+        memory = instance.exports(self._store)[MEMORY_EXPORT]
+        assert isinstance(memory, wasmtime.Memory)
+        self._memory.bind(memory._memory)
+        for name, item in instance.exports(self._store).items():
+            if isinstance(item, wasmtime.Func):
+                ty = item.type(self._store)
+                slots = max(len(ty.params), len(ty.results))
+                self._funcs[name] = fast.RawFunc(self._ctx, item._func, slots)
+
+    # --- deadlines --------------------------------------------------------------------------
+
+    def _on_epoch(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        try:
+            if self._interrupt:
+                self._stop_reason = TrapKind.INTERRUPTED
+                return int(fast.error_new(b"call interrupted by the host") or 0)
+            if self._calling and time.perf_counter() >= self._deadline:
+                self._stop_reason = TrapKind.DEADLINE
+                return int(fast.error_new(b"call exceeded its wall-clock deadline") or 0)
+            delta[0] = 1
+            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+            return 0
+        except BaseException as exc:  # never let an exception unwind through wasm frames
+            self._host_error = exc
+            return int(fast.error_new(b"epoch hook failed") or 0)
+
+    def interrupt(self) -> None:
+        """Make the running call (if any) trap with INTERRUPTED at the next epoch tick."""
+        if self._calling:
+            self._interrupt = True
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def prepare_entry(self) -> None:
+        """Arm fuel and deadline for code the runtime runs outside `_run` (start function)."""
+        fast.set_fuel(self._ctx, self._fuel_per_call)
+        self._deadline = time.perf_counter() + self._timeout
+        self._calling = True
+
+    def _run(self, func: fast.RawFunc, export: str, nslots: int, status: bool) -> int:
+        if self._closed:
+            raise ConflictError(f"plugin {self.services.plugin}: instance is closed")
+        self._interrupt = False
+        self._stop_reason = None
+        self._host_error = None
+        start = time.perf_counter()
+        self._deadline = start + self._timeout
+        self._calling = True
+        fast.set_fuel(self._ctx, self._fuel_per_call)
+        error, trap = func.invoke(nslots)
+        self._calling = False
+        fast.get_fuel(self._ctx, self._fuel_addr)
+        self._stats.fuel_consumed += self._fuel_per_call - self._fuel.value
+        self._duration.observe(time.perf_counter() - start)
+        if error or trap:
+            raise self._trap(export, error, trap)
+        value: int = func.raw[0].i32
+        if status and value != 0:
+            self._calls[(export, "error")] += 1
+            raise PluginStatusError(export, value)
+        self._calls[(export, "ok")] += 1
+        return value
+
+    def _trap(self, export: str, error: int | None, trap: int | None) -> PluginTrap:
+        kind, cause = fast.consume_failure(error, trap)
+        host_error, self._host_error = self._host_error, None
+        if self._stop_reason is not None:
+            kind = self._stop_reason
+        elif host_error is not None:
+            if not isinstance(host_error, Exception):
+                raise host_error  # KeyboardInterrupt/SystemExit raised inside a host call
+            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
+        self._calls[(export, kind.value)] += 1
+        plugin = self.services.plugin
+        return PluginTrap(
+            f"plugin {plugin}: {export!r} trapped ({kind.value}): {cause}", kind, export
+        )
+
+    def entry_done(self) -> None:
+        self._calling = False
+
+    def entry_failed(self, exc: Exception) -> ForgeonedError:
+        """The error for a failed instantiation: a trap of the start function or a LoadError."""
+        plugin = self.services.plugin
+        cause = fast.summary(str(exc))
+        kind = self._stop_reason
+        if kind is None and isinstance(exc, wasmtime.Trap) and exc.trap_code is not None:
+            kind = fast.TRAP_KINDS.get(exc.trap_code, TrapKind.OTHER)
+        if kind is not None:
+            self._calls[("(start)", kind.value)] += 1
+            return PluginTrap(f"plugin {plugin}: start function trapped ({kind.value}): {cause}",
+                              kind, "(start)")  # fmt: skip
+        return LoadError(f"cannot instantiate plugin {plugin}: {cause}")
+
+    def call(self, export: LifecycleExport) -> None:
+        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero."""
+        self._run(self._funcs[export.value], export.value, 1, status=True)
+
+    def tick(self) -> None:
+        func = self._funcs.get("tick")
+        if func is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no 'tick'")
+        self._run(func, "tick", 1, status=True)
+
+    def call_i32(self, export: str, *args: int) -> int:
+        """Call any exported function of i32 parameters returning one i32, with full accounting."""
+        func = self._funcs.get(export)
+        if func is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no function {export!r}")
+        raw = func.raw
+        for index, arg in enumerate(args):
+            raw[index].i32 = arg
+        return self._run(func, export, len(raw), status=False)
+
+    def handle(self, data: bytes) -> bytes:
+        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected."""
+        alloc, handle, host = self._funcs.get("alloc"), self._funcs.get("handle"), self.host
+        if alloc is None or handle is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no 'handle'")
+        alloc.raw[0].i32 = len(data)
+        ptr = self._run(alloc, "alloc", 1, status=False)
+        if not self._memory.write(ptr & _U32, data):
+            self._calls[("alloc", TrapKind.MEMORY_OUT_OF_BOUNDS.value)] += 1
+            raise PluginTrap(
+                f"plugin {self.services.plugin}: alloc({len(data)}) returned {ptr & _U32}, "
+                f"outside its {self._memory.size()}-byte memory",
+                TrapKind.MEMORY_OUT_OF_BOUNDS,
+                "alloc",
+            )
+        host.output_buffer = bytearray()
+        try:
+            handle.raw[0].i32 = ptr
+            handle.raw[1].i32 = len(data)
+            self._run(handle, "handle", 2, status=True)
+            return bytes(host.output_buffer)
+        finally:
+            host.output_buffer = None
+
+    @property
+    def memory_bytes(self) -> int:
+        return 0 if self._closed else self._memory.size()
+
+    def close(self) -> None:
+        """Free the Store (idempotent). Must not race a running call."""
+        if self._closed:
+            return
+        self._closed = True
+        self._funcs.clear()
+        self._store.close()
+        self._linker.close()
+
+    def __enter__(self) -> PluginInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,177 @@
+"""The wasmtime runtime adapter: one Engine, compilation with ABI checks, sandboxed instances.
+
+Sandbox settings, all fixed here so every plugin gets the same ones:
+
+- fuel metering (``fuel_per_call`` refilled before every call) and epoch interruption (a
+  ticker thread, see :mod:`epoch_ticker`) for wall-clock deadlines;
+- a bounded wasm stack (``max_wasm_stack``): deep recursion traps, it never aborts the process;
+- per-Store limits: one memory of at most ``limits.memory_bytes`` (``memory.grow`` past it
+  returns -1), one instance, small tables;
+- no threads, no shared memory, no memory64, no multi-memory: ABI v1 has one 32-bit memory.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import wasmtime
+
+from forgeoned.adapters.epoch_ticker import EpochTicker
+from forgeoned.adapters.hostabi import HostServices
+from forgeoned.adapters.wasm_instance import PluginInstance
+from forgeoned.core.abi import (
+    MEMORY_EXPORT,
+    AbiShape,
+    ExternDecl,
+    ExternKind,
+    FuncSig,
+    validate_abi,
+)
+from forgeoned.core.manifest import WASM_PAGE, Limits
+from forgeoned.errors import ArtifactTooLargeError, LoadError, MalformedModuleError
+
+WASM_MAGIC: Final = b"\0asm"
+MAX_TABLE_ELEMENTS: Final = 100_000
+
+
+def _summary(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _decl(name: str, ty: object, module: str = "") -> ExternDecl:
+    if isinstance(ty, wasmtime.FuncType):
+        sig = FuncSig(tuple(str(t) for t in ty.params), tuple(str(t) for t in ty.results))
+        return ExternDecl(name, ExternKind.FUNC, sig, module)
+    kinds = {wasmtime.MemoryType: ExternKind.MEMORY, wasmtime.TableType: ExternKind.TABLE}
+    kind = kinds.get(type(ty), ExternKind.GLOBAL if isinstance(ty, wasmtime.GlobalType) else None)
+    return ExternDecl(name, kind or ExternKind.OTHER, None, module)
+
+
+class CompiledModule:
+    """A compiled, ABI-checked module; instantiate it any number of times."""
+
+    __slots__ = ("memory_min_bytes", "module", "shape")
+
+    def __init__(self, module: wasmtime.Module) -> None:
+        exports = module.exports
+        imports = module.imports
+        self.shape: AbiShape = validate_abi(
+            [_decl(e.name, e.type) for e in exports],
+            [_decl(i.name or "", i.type, i.module) for i in imports],
+        )
+        memory = next(e.type for e in exports if e.name == MEMORY_EXPORT)
+        assert isinstance(memory, wasmtime.MemoryType)
+        self.memory_min_bytes: int = memory.limits.min * WASM_PAGE
+        self.module = module
+
+    @property
+    def has_handle(self) -> bool:
+        return self.shape.has_handle
+
+    @property
+    def has_tick(self) -> bool:
+        return self.shape.has_tick
+
+    def serialize(self) -> bytes:
+        """Native code for :meth:`WasmtimeRuntime.deserialize` (same wasmtime, same config)."""
+        return bytes(self.module.serialize())
+
+
+class WasmtimeRuntime:
+    """Compiles and instantiates plugins; owns the Engine and its epoch ticker thread."""
+
+    def __init__(
+        self,
+        *,
+        epoch_interval_s: float = 0.005,
+        max_module_bytes: int = 64 << 20,
+        max_wasm_stack: int = 512 << 10,
+    ) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.max_wasm_stack = max_wasm_stack
+        config.wasm_threads = False
+        config.shared_memory = False
+        config.wasm_memory64 = False
+        config.wasm_multi_memory = False
+        self._engine = wasmtime.Engine(config)
+        self._max_module_bytes = max_module_bytes
+        self.epoch_interval_s = epoch_interval_s
+        self._ticker = EpochTicker(self._engine, epoch_interval_s)
+        self._ticker.start()
+        self._closed = False
+
+    @property
+    def engine(self) -> wasmtime.Engine:
+        return self._engine
+
+    def compile(self, wasm: bytes) -> CompiledModule:
+        """Compile and ABI-check ``wasm``; the size cap is enforced before any parsing."""
+        if len(wasm) > self._max_module_bytes:
+            raise ArtifactTooLargeError(
+                f"module is {len(wasm)} bytes, over the {self._max_module_bytes}-byte cap"
+            )
+        if not wasm.startswith(WASM_MAGIC):  # wasmtime-py would parse anything else as WAT
+            raise MalformedModuleError("not a WebAssembly binary module (bad magic number)")
+        try:
+            module = wasmtime.Module(self._engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise MalformedModuleError(f"invalid WebAssembly module: {_summary(exc)}") from exc
+        return CompiledModule(module)
+
+    def deserialize(self, data: bytes) -> CompiledModule:
+        """Load :meth:`CompiledModule.serialize` output. Only ever pass bytes this host wrote:
+        native code is trusted as-is."""
+        try:
+            module = wasmtime.Module.deserialize(self._engine, data)
+        except wasmtime.WasmtimeError as exc:
+            raise LoadError(f"cannot load precompiled module: {_summary(exc)}") from exc
+        return CompiledModule(module)
+
+    def instantiate(
+        self, module: CompiledModule, limits: Limits, host: HostServices
+    ) -> PluginInstance:
+        """A new sandboxed instance; LoadError when the module does not fit ``limits``."""
+        if module.memory_min_bytes > limits.memory_bytes:
+            raise LoadError(
+                f"memory {MEMORY_EXPORT!r} declares a minimum of {module.memory_min_bytes} bytes, "
+                f"over the plugin's memory cap of {limits.memory_bytes} bytes"
+            )
+        store = wasmtime.Store(self._engine)
+        store.set_limits(
+            memory_size=limits.memory_bytes,
+            table_elements=MAX_TABLE_ELEMENTS,
+            instances=1,
+            tables=4,
+            memories=1,
+        )
+        linker = wasmtime.Linker(self._engine)
+        instance = PluginInstance(store, linker, limits, host, self.epoch_interval_s)
+        try:
+            # A start function runs here: it gets the same fuel and deadline as any call.
+            instance.prepare_entry()
+            try:
+                raw = linker.instantiate(store, module.module)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                raise instance.entry_failed(exc) from exc
+            finally:
+                instance.entry_done()
+            instance.attach(raw)
+        except BaseException:
+            instance.close()
+            raise
+        return instance
+
+    def close(self) -> None:
+        """Stop the epoch ticker (idempotent). Instances must be closed by their owners."""
+        if not self._closed:
+            self._closed = True
+            self._ticker.stop()
+
+    def __enter__(self) -> WasmtimeRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
