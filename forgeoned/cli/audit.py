@@ -1,10 +1,83 @@
-"""forgeonectl commands (being written)."""
+"""forgeonectl ``audit export`` and ``audit verify``, served by the daemon's audit log.
+
+``--since`` takes Unix seconds, an ISO-8601 time (naive = UTC) or a relative age such as
+``90s``, ``15m``, ``2h``, ``7d``. ``audit verify`` exits 0 only when the chain is intact and
+otherwise 9, naming the first bad sequence number and why.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
+
+from forgeoned.adapters.control_client import ControlClient
+from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
+from forgeoned.core.audit_export import export_csv, export_json
+from forgeoned.errors import ForgeonedError
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's commands to ``sub``."""
+    """Add ``audit export`` and ``audit verify`` to ``sub``."""
+    audit = sub.add_parser("audit", help="read and check the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = audit_sub.add_parser("export", help="print audit entries")
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--since", help="Unix seconds, ISO-8601, or an age like 2h / 7d")
+    p.set_defaults(func=cmd_export)
+    p = audit_sub.add_parser("verify", help="check the hash chain; exit 0 only if intact")
+    p.add_argument("--json", action="store_true", help="print the full verdict as JSON")
+    p.set_defaults(func=cmd_verify)
+
+
+def parse_time(text: str, now: float) -> float:
+    """``--since`` to Unix seconds (a one-line error for anything else)."""
+    age = _AGE.match(text)
+    if age:
+        return now - float(age.group(1)) * _UNIT_S[age.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ForgeonedError(
+            f"bad time {text!r}: give Unix seconds, ISO-8601, or an age like 2h"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    since = parse_time(args.since, time.time()) if args.since else None
+    with ControlClient(args.socket) as client:
+        entries = client.audit_entries(since)
+    text = export_csv(entries) if args.format == "csv" else export_json(entries)
+    sys.stdout.write(text)
+    return OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with ControlClient(args.socket) as client:
+        verdict = client.audit_verify()
+    if args.json:
+        print(json.dumps(verdict, sort_keys=True))
+    if verdict.get("ok"):
+        if not args.json:
+            print(f"audit chain intact ({verdict.get('entries', 0)} entries)")
+        return OK
+    print(
+        f"forgeonectl: audit chain broken at seq {verdict.get('first_bad_seq')}: "
+        f"{verdict.get('why') or 'unknown reason'}",
+        file=sys.stderr,
+    )
+    return AUDIT_BROKEN

@@ -1,10 +1,196 @@
-"""forgeonectl commands (being written)."""
+"""forgeonectl commands that drive the daemon over its control socket.
+
+``status``, ``show``, ``invoke``, ``pause``/``resume``/``restart``/``reset``, ``install``,
+``remove``, ``allow-downgrade``, ``reload`` (blocks until the reload is done: systemd's
+``ExecReload`` relies on that) and ``whoami``. ``completion`` lives in
+:mod:`forgeoned.cli.completion` and is registered from here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from forgeoned.adapters.control_client import ControlClient
+from forgeoned.cli import completion
+from forgeoned.cli.artifacts import read_file
+from forgeoned.cli.exitcodes import OK
+from forgeoned.errors import ForgeonedError
+
+_MAX_INPUT = 64 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
+    p = sub.add_parser("status", help="list plugins with version, state and sha256")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("show", help="everything about one plugin")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("invoke", help="call a plugin's handle export; prints its output")
+    p.add_argument("name")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--input", help="input text (default: empty)")
+    source.add_argument("--input-file", type=Path, help="read the input from a file ('-': stdin)")
+    p.set_defaults(func=cmd_invoke)
+
+    for verb, text in (
+        ("pause", "pause a running plugin"),
+        ("resume", "resume a paused plugin"),
+        ("restart", "restart a plugin"),
+        ("reset", "clear a quarantine and start the plugin again"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.set_defaults(func=cmd_action, verb=verb)
+
+    p = sub.add_parser("install", help="upload a signed artifact into plugins.d")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser("remove", help="remove a plugin (its artifact leaves plugins.d)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("allow-downgrade", help="allow one specific lower version of a plugin")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.set_defaults(func=cmd_allow_downgrade)
+
+    p = sub.add_parser("reload", help="rescan plugins.d and the config; waits until done")
+    p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("whoami", help="how the daemon sees you and what you may do")
+    p.set_defaults(func=cmd_whoami)
+
+    completion.register(sub)
+
+
+def _client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient(args.socket)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """A plain aligned text table with upper-case headers."""
+    cells = [[c.upper() for c in columns]] + [
+        [str(row.get(c, "")) for c in columns] for row in rows
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        plugins = client.list_plugins()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "plugins": [
+                        {k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins
+                    ]
+                }
+            )
+        )
+    elif not plugins:
+        print("no plugins")
+    else:
+        short = [{**p, "sha256": str(p["sha256"])[:16]} for p in plugins]
+        print(table(short, ("name", "version", "state", "sha256")))
+    return OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        info = client.show(args.name)
+    if args.json:
+        _print_json(info)
+        return OK
+    for key in ("name", "version", "state", "sha256", "instances", "memory_bytes", "last_error"):
+        print(f"{key + ':':<14}{info.get(key)}")
+    print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
+    limits = info.get("limits", {})
+    print(f"{'limits:':<14}{', '.join(f'{k}={v}' for k, v in sorted(limits.items())) or '-'}")
+    counters = info.get("counters", {})
+    for row in counters.get("calls", []):
+        print(f"{'calls:':<14}{row['export']} {row['outcome']} = {row['count']}")
+    for key in ("restarts", "fuel_consumed"):
+        print(f"{key + ':':<14}{counters.get(key, 0)}")
+    return OK
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    if args.input_file is not None:
+        if str(args.input_file) == "-":
+            data = sys.stdin.buffer.read(_MAX_INPUT + 1)
+        else:
+            data = read_file(args.input_file, _MAX_INPUT + 1)
+        if len(data) > _MAX_INPUT:
+            raise ForgeonedError(f"input is over {_MAX_INPUT} bytes")
+    else:
+        data = (args.input or "").encode()
+    with _client(args) as client:
+        out = client.invoke(args.name, data)
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    return OK
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.action(args.name, args.verb)
+    print(f"{args.name}: {args.verb} done")
+    return OK
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    data = read_file(path)
+    with _client(args) as client:
+        result = client.install(data, path.name)
+    installed = result.get("installed")
+    if installed:
+        print(f"installed {installed['name']} {installed['version']} ({installed['state']})")
+    else:
+        print(f"installed {path.name}")
+    return OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.remove(args.name)
+    print(f"{args.name}: removed")
+    return OK
+
+
+def cmd_allow_downgrade(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.allow_downgrade(args.name, args.version)
+    print(f"{args.name}: downgrade to {args.version} allowed")
+    return OK
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.reload()
+    print("reloaded")
+    return OK
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_json(client.whoami())
+    return OK
