@@ -134,21 +134,40 @@ def verify_chain(
     without the key fails), every checkpoint must be signed by ``trusted_key`` over the entry
     before it, and the signed ``head`` (if any) must name an entry that is in the chain.
     """
-    count = 0
-    checkpoints = 0
-    prev = GENESIS_HASH
-    expected = 1
-    head_found = head is None
+    walk = _Walk(check, trusted_key, head)
     try:
-        if head is not None and not check(
-            checkpoint_message(head.seq, head.hash), bytes.fromhex(head.signature), trusted_key
+        walk.run(lines)
+    except _Broken as broken:
+        return VerifyResult(
+            False, walk.count, broken.seq, broken.why, walk.checkpoints, head_seq=walk.count
+        )
+    return VerifyResult(True, walk.count, None, "", walk.checkpoints, head_seq=walk.count)
+
+
+class _Walk:
+    """One pass over the lines; raises :class:`_Broken` at the first problem."""
+
+    def __init__(self, check: SignatureCheck, trusted_key: str, head: SignedHead | None) -> None:
+        self.check = check
+        self.key = trusted_key
+        self.head = head
+        self.count = 0
+        self.checkpoints = 0
+
+    def run(self, lines: Iterable[Line]) -> None:
+        head = self.head
+        if head is not None and not self.check(
+            checkpoint_message(head.seq, head.hash), _unhex(head.signature), self.key
         ):
             raise _Broken(head.seq, "the signed head record has an invalid signature")
+        prev = GENESIS_HASH
+        head_found = head is None
         for line in lines:
+            expected = self.count + 1
             entry = _parse(line, expected)
             seq = entry["seq"]
             if seq != expected:
-                what = "missing" if seq > expected else "out of order"
+                what = "missing or out of order" if seq > expected else "out of order"
                 raise _Broken(expected, f"entry {expected} {what} (found seq {seq} at {_at(line)})")
             if entry.get("prev_hash") != prev:
                 raise _Broken(seq, f"prev_hash does not match entry {seq - 1} (at {_at(line)})")
@@ -157,20 +176,24 @@ def verify_chain(
             if seq == 1 and entry.get("event") != CHECKPOINT_EVENT:
                 raise _Broken(1, "the chain does not start with a signed checkpoint")
             if entry.get("event") == CHECKPOINT_EVENT:
-                _check_checkpoint(entry, prev, check, trusted_key)
-                checkpoints += 1
+                _check_checkpoint(entry, prev, self.check, self.key)
+                self.checkpoints += 1
             if head is not None and seq == head.seq:
                 if entry["hash"] != head.hash:
                     raise _Broken(seq, "entry differs from the signed head record (rewritten)")
                 head_found = True
             prev = entry["hash"]
-            expected += 1
-            count += 1
+            self.count += 1
         if not head_found and head is not None:
-            raise _Broken(count + 1, f"entries {count + 1}..{head.seq} are missing (truncated)")
-    except _Broken as broken:
-        return VerifyResult(False, count, broken.seq, broken.why, checkpoints, head_seq=count)
-    return VerifyResult(True, count, None, "", checkpoints, head_seq=count)
+            first = self.count + 1
+            raise _Broken(first, f"entries {first}..{head.seq} are missing (truncated)")
+
+
+def _unhex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return b""
 
 
 def _at(line: Line) -> str:
@@ -200,9 +223,6 @@ def _check_checkpoint(
         raise _Broken(seq, "checkpoint does not cover the entry before it")
     if details.get("key") != trusted_key:
         raise _Broken(seq, "checkpoint signed by a key that is not the daemon's audit key")
-    try:
-        signature = bytes.fromhex(str(details.get("signature", "")))
-    except ValueError:
-        raise _Broken(seq, "checkpoint signature is not hex") from None
+    signature = _unhex(str(details.get("signature", "")))
     if not check(checkpoint_message(seq - 1, prev), signature, trusted_key):
         raise _Broken(seq, "checkpoint signature is invalid (chain rewritten or key replaced)")

@@ -1,0 +1,394 @@
+"""The tamper-evident audit log: append-only, hash-chained JSON lines under ``STATE_DIR/audit/``.
+
+Files are ``audit-000001.jsonl``, ``audit-000002.jsonl``, …; a new file starts when the
+current one would pass ``rotate_bytes``, and its first entry chains to the previous file's
+last one, so rotation never breaks the chain. Each ``record`` returns only once its line is
+on disk (``fdatasync``); concurrent callers share one sync (group commit). A signed checkpoint
+is written first (seq 1), every ``checkpoint_every`` entries, after ``checkpoint_interval_s``
+and on ``close``; the latest one is also kept as ``head.json`` beside the log.
+
+A crash can leave a torn last line. On start it is detected, moved aside to
+``torn-<seq>-<time>.bin`` and the truncation is itself recorded as ``audit.recovered``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from forgeoned.adapters.atomic import atomic_write, fsync_dir
+from forgeoned.adapters.audit_key import CheckpointKey, check_signature, public_path, read_public
+from forgeoned.core import audit_chain
+from forgeoned.core.audit_chain import Line, SignedHead, VerifyResult
+from forgeoned.core.audit_export import export_csv, export_json
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.ports import Clock
+from forgeoned.errors import AuditError
+
+__all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
+
+_NAME: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
+_MAX_LINE: Final = 1 << 20
+_SELF: Final = "forgeoned"
+
+
+class AuditLog:
+    """Implements :class:`forgeoned.core.ports.AuditSink`; thread-safe."""
+
+    def __init__(
+        self,
+        directory: Path,
+        clock: Clock,
+        *,
+        rotate_bytes: int = 16 << 20,
+        checkpoint_every: int = 1000,
+        checkpoint_interval_s: float = 300.0,
+        key_path: Path | None = None,
+    ) -> None:
+        self.directory = directory
+        self._clock = clock
+        self._rotate_bytes = rotate_bytes
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval_s
+        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._internal: list[dict[str, Any]] = []
+        self.last_verify: VerifyResult | None = None
+        self.write_failures = 0
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        self._key = CheckpointKey.load_or_create(key_path or directory / "checkpoint.key")
+        self.public_key = self._key.public_hex
+        self._fd = -1
+        self._open()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def record(self, event: AuditEvent) -> dict[str, Any]:
+        """Append ``event``; returns the stored entry once it is durable (or raises AuditError)."""
+        fields = _plain(event.fields())
+        with self._lock:
+            entry = self._append(fields)
+            if self._checkpoint_due():
+                self._checkpoint()
+        self._sync(entry["seq"])
+        return entry
+
+    def checkpoint(self) -> None:
+        """Write a signed checkpoint now if anything was recorded since the last one."""
+        with self._lock:
+            if self._since_checkpoint:
+                self._checkpoint()
+
+    def take_internal(self) -> list[dict[str, Any]]:
+        """Entries the log wrote on its own (checkpoints, recoveries) since the last call."""
+        with self._lock:
+            out, self._internal = self._internal, []
+        return out
+
+    @property
+    def head_seq(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def close(self) -> None:
+        """Checkpoint, sync and close; idempotent."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            try:
+                if self._since_checkpoint:
+                    self._checkpoint()
+                os.fdatasync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def entries(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Stored entries in order (``since``: epoch seconds, inclusive); skips unreadable lines."""
+        for line in _lines(self._snapshot()[0]):
+            try:
+                entry = json.loads(line.data)
+                if since is not None and audit_chain.parse_rfc3339(entry["ts"]) < since:
+                    continue
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+    def verify(self, trusted_key: str | None = None) -> VerifyResult:
+        """Check the whole chain, its checkpoints and the signed head against the audit key."""
+        files, head_text = self._snapshot()
+        result = _verify(files, head_text, trusted_key or self.public_key)
+        self.last_verify = result
+        return result
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _files(self) -> list[Path]:
+        found = [
+            (int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))
+        ]
+        return [p for _, p in sorted(found)]
+
+    def _path(self, index: int) -> Path:
+        return self.directory / f"audit-{index:06d}.jsonl"
+
+    def _open(self) -> None:
+        files = self._files()
+        self._seq, self._prev = 0, audit_chain.GENESIS_HASH
+        torn: dict[str, Any] | None = None
+        if files:
+            torn = self._repair_tail(files[-1])
+            for path in reversed(files):
+                last = _tail(path)[1]
+                if last:
+                    entry = json.loads(last)
+                    self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
+                    break
+        self._index = _index_of(files[-1]) if files else 1
+        self._fd = self._open_file(self._path(self._index))
+        self._size = os.fstat(self._fd).st_size
+        self._synced = self._seq
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock.monotonic()
+        with self._lock:
+            if self._seq == 0:
+                self._checkpoint()
+            if torn is not None:
+                self._internal.append(self._append(torn))
+                self._checkpoint()
+
+    def _open_file(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            raise AuditError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        return fd
+
+    def _repair_tail(self, path: Path) -> dict[str, Any] | None:
+        """Cut a torn final line off ``path``; return the ``audit.recovered`` fields if cut."""
+        offset, last = _tail(path)
+        if not last or (last.endswith(b"\n") and _parses(last)):
+            return None
+        saved = self.directory / f"torn-{path.stem}-{int(self._clock.wall())}.bin"
+        try:
+            atomic_write(saved, last)
+            with path.open("r+b") as handle:
+                handle.truncate(offset)
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise AuditError(f"cannot repair torn audit line in {path}: {exc}") from exc
+        return {
+            "event": EventName.AUDIT_RECOVERED.label,
+            "actor": _SELF,
+            "reason": "torn_write",
+            "message": f"dropped a torn final line ({len(last)} bytes) from {path.name}",
+            "details": {
+                "file": path.name,
+                "offset": offset,
+                "bytes": len(last),
+                "sha256": hashlib.sha256(last).hexdigest(),
+                "saved_as": saved.name,
+            },
+        }
+
+    def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self._fd < 0:
+            raise AuditError("the audit log is closed")
+        ts = audit_chain.rfc3339(self._clock.wall())
+        entry = audit_chain.seal(fields, self._seq + 1, ts, self._prev)
+        data = audit_chain.canonical(entry) + b"\n"
+        if len(data) > _MAX_LINE:
+            raise AuditError(f"audit entry too large ({len(data)} bytes)")
+        if self._size and self._size + len(data) > self._rotate_bytes:
+            self._rotate()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.write_failures += 1
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise AuditError(f"cannot write the audit log: {exc.strerror or exc}") from exc
+        self._size += len(data)
+        self._seq, self._prev = entry["seq"], entry["hash"]
+        self._since_checkpoint += 1
+        return entry
+
+    def _rotate(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self.write_failures += 1
+            raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+        os.close(self._fd)
+        self._synced = self._seq
+        self._index += 1
+        self._fd = self._open_file(self._path(self._index))
+        self._size = 0
+
+    def _sync(self, seq: int) -> None:
+        # Group commit: whoever holds the sync lock syncs everything written so far, so
+        # callers that queued behind it find their entry already durable.
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                target = self._seq
+                fd = os.dup(self._fd)
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                self.write_failures += 1
+                raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+            finally:
+                os.close(fd)
+            self._synced = max(self._synced, target)
+
+    def _checkpoint_due(self) -> bool:
+        if self._since_checkpoint >= self._checkpoint_every:
+            return True
+        elapsed = self._clock.monotonic() - self._last_checkpoint
+        return self._since_checkpoint > 0 and elapsed >= self._checkpoint_interval
+
+    def _checkpoint(self) -> None:
+        """Append a signed checkpoint over the current head; sync it; update head.json."""
+        covers_seq, covers_hash = self._seq, self._prev
+        signature = self._key.sign(audit_chain.checkpoint_message(covers_seq, covers_hash))
+        entry = self._append(
+            {
+                "event": audit_chain.CHECKPOINT_EVENT,
+                "actor": _SELF,
+                "details": {
+                    "covers_seq": covers_seq,
+                    "covers_hash": covers_hash,
+                    "key": self.public_key,
+                    "signature": signature,
+                },
+            }
+        )
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self.write_failures += 1
+            raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+        self._synced = self._seq
+        head_sig = self._key.sign(audit_chain.checkpoint_message(entry["seq"], entry["hash"]))
+        head = SignedHead(entry["seq"], entry["hash"], self.public_key, head_sig)
+        try:
+            atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
+        except Exception as exc:
+            self.write_failures += 1
+            raise AuditError(f"cannot write the signed audit head: {exc}") from exc
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock.monotonic()
+        self._internal.append(entry)
+
+    def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
+        """The files with the byte length to read of each, and head.json, as of now."""
+        with self._lock:
+            files = self._files()
+            # Under the lock no write is half done, so every file ends at a line boundary
+            # (unless something other than this log wrote to it: verify reports that).
+            sizes = [(p, p.stat().st_size) for p in files]
+            try:
+                head: bytes | None = (self.directory / "head.json").read_bytes()
+            except FileNotFoundError:
+                head = None
+        return sizes, head
+
+
+def verify_directory(directory: Path, trusted_key: str | None = None) -> VerifyResult:
+    """Verify a log without opening it for writing (no repair, no new entries).
+
+    ``trusted_key`` (hex) defaults to ``checkpoint.pub`` in ``directory``; pass a copy kept
+    elsewhere to also catch a replaced key.
+    """
+    key = trusted_key or read_public(public_path(directory / "checkpoint.key"))
+    found = [(_index_of(p), p) for p in directory.iterdir() if _NAME.match(p.name)]
+    files = [(p, p.stat().st_size) for _, p in sorted(found)]
+    try:
+        head: bytes | None = (directory / "head.json").read_bytes()
+    except FileNotFoundError:
+        head = None
+    return _verify(files, head, key)
+
+
+def _verify(files: list[tuple[Path, int]], head_text: bytes | None, key: str) -> VerifyResult:
+    if head_text is None:
+        return VerifyResult(False, 0, None, "the signed head record head.json is missing")
+    try:
+        head = SignedHead.from_dict(json.loads(head_text))
+    except (ValueError, KeyError, TypeError):
+        return VerifyResult(False, 0, None, "the signed head record is unreadable")
+    return audit_chain.verify_chain(_lines(files), check_signature, key, head)
+
+
+def _lines(files: list[tuple[Path, int]]) -> Iterator[Line]:
+    for path, size in files:
+        with path.open("rb") as handle:
+            remaining = size
+            for number, raw in enumerate(handle, start=1):
+                if remaining <= 0:
+                    break
+                data = raw[:remaining]
+                remaining -= len(data)
+                yield Line(path.name, number, data)
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as plain JSON values (paths, enums… become strings); AuditError if not JSON."""
+    try:
+        out: dict[str, Any] = json.loads(json.dumps(fields, default=str, allow_nan=False))
+    except ValueError as exc:
+        raise AuditError(f"audit event is not representable as JSON: {exc}") from exc
+    return out
+
+
+def _index_of(path: Path) -> int:
+    match = _NAME.match(path.name)
+    return int(match.group(1)) if match else 0
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and isinstance(entry.get("seq"), int) and "hash" in entry
+
+
+def _tail(path: Path) -> tuple[int, bytes]:
+    """Offset and bytes of the last line of ``path`` (``(0, b"")`` when it is empty)."""
+    with path.open("rb") as handle:
+        pos = handle.seek(0, os.SEEK_END)
+        buf = b""
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            handle.seek(pos)
+            buf = handle.read(step) + buf
+            cut = buf.rfind(b"\n", 0, len(buf) - 1)
+            if cut >= 0:
+                return pos + cut + 1, buf[cut + 1 :]
+        return 0, buf

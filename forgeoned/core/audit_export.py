@@ -1,0 +1,67 @@
+"""Audit export formats for ``forgeonectl audit export``: JSON (an array) and CSV (flat columns).
+
+JSON keeps every entry exactly as stored, so an exported file can be re-hashed by anyone with
+:func:`forgeoned.core.audit_chain.entry_hash`. CSV is for spreadsheets: one row per entry,
+fixed columns, ``details`` as compact JSON in one cell, and cells that a spreadsheet would
+take for a formula prefixed with a quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+CSV_COLUMNS: Final[tuple[str, ...]] = (
+    "seq",
+    "ts",
+    "event",
+    "plugin",
+    "version",
+    "sha256",
+    "actor",
+    "reason",
+    "message",
+    "details",
+    "prev_hash",
+    "hash",
+)
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_json(entries: Iterable[Mapping[str, Any]]) -> str:
+    """A JSON array of the entries (one per line for readable diffs), newline-terminated."""
+    body = ",\n".join(json.dumps(dict(e), sort_keys=True, ensure_ascii=False) for e in entries)
+    return f"[\n{body}\n]\n" if body else "[]\n"
+
+
+def export_csv(entries: Iterable[Mapping[str, Any]]) -> str:
+    """CSV with a header row of :data:`CSV_COLUMNS`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow([_cell(entry.get(column)) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    else:
+        text = str(value)
+    if text.startswith(_FORMULA_START) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
