@@ -5,7 +5,7 @@ Order matters and is chosen so that nothing untrusted is interpreted more than n
 1. split the bytes into sections (bounded; malformed / too large);
 2. check the signatures cryptographically and **strictly** (the last signed hash must be the
    hash of the whole module after the signature section);
-3. only then read the manifest, whose name decides scopes and thresholds, then expiry.
+3. only then read the manifest (its name decides scopes and thresholds), then expiry.
 
 The bytes returned in :attr:`VerifiedArtifact.module` are the very bytes that were hashed
 (read once by the caller, never re-read), so what gets compiled is what was verified.
@@ -41,38 +41,32 @@ class VerifiedArtifact:
     dev_reason: str = ""  # the code production mode would have rejected it with
 
 
-@dataclass(frozen=True, slots=True)
-class _Signed:
-    payload: bytes | None
-    full_hash: bytes
+def strict_signers(
+    data: bytes, sections: tuple[ws.Section, ...], detached: bytes | None, trust: TrustPolicy
+) -> set[bytes]:
+    """Non-revoked public keys of ``trust`` that strictly signed ``data``.
 
-
-def _signed_content(data: bytes, detached: bytes | None) -> tuple[_Signed, Manifest]:
-    sections = ws.parse_sections(data)
+    Raises :class:`SignatureError` (unsigned, tampered, revoked_key, untrusted_key,
+    malformed_signature, ambiguous) when there is none.
+    """
     parts = sig.split(data, sections)
     if parts.signature_payload is not None and detached is not None:
         raise SignatureError(
             "module has an embedded signature and a detached one was given too", "ambiguous"
         )
     payload = parts.signature_payload if detached is None else detached
-    full_hash = sig.content_hashes(data, parts.content)[-1]
-    # Parsed here for well-formedness only; trusted only once the signature holds.
-    manifest = read_manifest(data, sections)
-    return _Signed(payload, full_hash), manifest
-
-
-def _strict_keys(signed: _Signed, trust: TrustPolicy) -> set[bytes]:
-    if signed.payload is None:
+    if payload is None:
         raise SignatureError("module is not signed", "unsigned")
-    decoded = sig.decode(signed.payload)
-    if not decoded.sets or not any(s.signatures for s in decoded.sets):
+    decoded = sig.decode(payload)
+    if not any(s.signatures for s in decoded.sets):
         raise SignatureError("signature section holds no signatures", "unsigned")
-    if not any(s.hashes[-1] == signed.full_hash for s in decoded.sets):
+    full_hash = sig.content_hashes(data, parts.content)[-1]
+    if not any(s.hashes[-1] == full_hash for s in decoded.sets):
         raise SignatureError(
             "no signed hash covers this exact module (tampered, truncated or appended to)",
             "tampered",
         )
-    keys = sig.strict_signers(decoded, signed.full_hash, trust.candidates(), trust.ed25519)
+    keys = sig.strict_signers(decoded, full_hash, trust.candidates(), trust.ed25519)
     if keys and keys <= trust.revoked:
         raise SignatureError("signed only by revoked key(s)", "revoked_key")
     if not keys:
@@ -119,14 +113,16 @@ def verify_artifact(
     :class:`SignatureError`'s ``code`` is one of: unsigned, untrusted_key, revoked_key,
     out_of_scope, threshold_not_met, expired, tampered, malformed_signature, ambiguous.
     """
-    signed, manifest = _signed_content(data, detached)
+    sections = ws.parse_sections(data)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        keys = _strict_keys(signed, trust)
+        keys = strict_signers(data, sections, detached, trust)
+        manifest = read_manifest(data, sections)  # read only once its bytes are trusted
         signers = _authorised(manifest, keys, trust)
         _check_expiry(manifest, now)
     except SignatureError as exc:
         if mode is Mode.DEVELOPMENT and exc.code in DEV_TOLERATED:
+            manifest = read_manifest(data, sections)
             return VerifiedArtifact(manifest, digest, data, (), False, exc.code)
         raise
     return VerifiedArtifact(manifest, digest, data, tuple(k.name for k in signers), True)
