@@ -1,0 +1,158 @@
+"""Journal fields, the non-blocking journal writer, the audit trail and the plugin log limiter."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+from forgeoned.adapters.audit_log import AuditLog
+from forgeoned.adapters.audit_trail import AuditTrail
+from forgeoned.adapters.journald import JournaldSink, JournalWriter, PluginLogSink, audit_fields
+from forgeoned.core.clock import ManualClock
+from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, AuditEvent, EventName
+from forgeoned.core.stats import DaemonStats, PluginStats
+
+
+class FakeJournal:
+    """Collects what would be sent; can fail or block like a dead or stuck journald."""
+
+    def __init__(self, fail: bool = False, block: threading.Event | None = None) -> None:
+        self.sent: list[dict[str, str]] = []
+        self.fail = fail
+        self.block = block
+
+    def __call__(self, fields: dict[str, str]) -> None:
+        if self.block is not None:
+            self.block.wait(30)
+        if self.fail:
+            raise OSError(2, "No such file or directory")
+        self.sent.append(fields)
+
+
+EVENT = AuditEvent(
+    EventName.PLUGIN_QUARANTINED,
+    plugin="hello",
+    version="1.2.0",
+    sha256="ab" * 32,
+    actor="supervisor",
+    reason="restart_budget",
+    message="crashed 5 times in 60 s",
+    details={"restarts": 5},
+)
+
+
+def test_audit_fields_carry_the_contract_fields() -> None:
+    entry = EVENT.fields() | {"seq": 42, "hash": "cd" * 32}
+    fields = audit_fields(entry)
+    assert fields == {
+        "MESSAGE": "plugin.quarantined: hello 1.2.0: crashed 5 times in 60 s",
+        "MESSAGE_ID": EventName.PLUGIN_QUARANTINED.message_id,
+        "PRIORITY": "3",
+        "SYSLOG_IDENTIFIER": "forgeoned",
+        "FORGEONE_EVENT": "plugin.quarantined",
+        "FORGEONE_PLUGIN": "hello",
+        "FORGEONE_VERSION": "1.2.0",
+        "FORGEONE_SHA256": "ab" * 32,
+        "FORGEONE_ACTOR": "supervisor",
+        "FORGEONE_REASON": "restart_budget",
+        "FORGEONE_SEQ": "42",
+        "FORGEONE_HASH": "cd" * 32,
+        "FORGEONE_DETAILS": '{"restarts": 5}',
+    }
+
+
+def test_trail_records_to_log_then_journal_and_counts(tmp_path: Path) -> None:
+    stats = DaemonStats()
+    fake = FakeJournal()
+    writer = JournalWriter(stats, send=fake)
+    trail = AuditTrail(AuditLog(tmp_path, ManualClock()), JournaldSink(writer), stats)
+    entry = trail.record_entry(EVENT)
+    trail.close()
+    assert writer.flush(10)
+    assert [f["FORGEONE_EVENT"] for f in fake.sent] == [
+        "audit.checkpoint",  # genesis
+        "plugin.quarantined",
+        "audit.checkpoint",  # on close
+    ]
+    assert fake.sent[1]["FORGEONE_SEQ"] == str(entry["seq"])
+    assert stats.audit_events == {"plugin.quarantined": 1, "audit.checkpoint": 2}
+    assert stats.journald_failures == 0
+    writer.close()
+
+
+def test_journald_not_running_still_audits_and_counts_failures(tmp_path: Path) -> None:
+    stats = DaemonStats()
+    writer = JournalWriter(stats, send=FakeJournal(fail=True))
+    log = AuditLog(tmp_path, ManualClock())
+    trail = AuditTrail(log, JournaldSink(writer), stats)
+    for _ in range(3):
+        trail.record(EVENT)
+    assert writer.flush(10)
+    assert stats.journald_failures == 4  # genesis checkpoint + 3 events
+    assert [e["event"] for e in log.entries()].count("plugin.quarantined") == 3
+    assert log.verify().ok
+    writer.close()
+
+
+def test_stuck_journald_never_blocks_the_caller(tmp_path: Path) -> None:
+    stats = DaemonStats()
+    release = threading.Event()
+    writer = JournalWriter(stats, send=FakeJournal(block=release), capacity=4)
+    log = AuditLog(tmp_path, ManualClock())
+    trail = AuditTrail(log, JournaldSink(writer), stats)
+    done = threading.Event()
+
+    def flood() -> None:
+        for _ in range(50):
+            trail.record(EVENT)
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    # while journald is stuck the trail still returns: 50 records complete
+    assert done.wait(60)
+    assert stats.journald_failures >= 50 - 4 - 1
+    assert log.head_seq == 51
+    release.set()
+    assert writer.flush(10)
+    writer.close()
+
+
+def test_plugin_log_flood_is_rate_limited_per_plugin_and_counted() -> None:
+    clock = ManualClock()
+    stats: defaultdict[str, PluginStats] = defaultdict(PluginStats)
+    fake = FakeJournal()
+    writer = JournalWriter(DaemonStats(), send=fake)
+    sink = PluginLogSink(writer, stats.__getitem__, clock, rate_per_s=5, burst=10)
+    accepted = sum(sink("noisy", 1, f"line {i}") for i in range(1000))
+    assert accepted == 10
+    assert stats["noisy"].log_dropped == 990
+    assert sink("quiet", 4, "still heard")  # another plugin keeps its own budget
+    clock.advance(1.0)
+    assert sum(sink("noisy", 1, "again") for _ in range(10)) == 5
+    assert stats["noisy"].log_dropped == 995
+    assert writer.flush(10)
+    lines = [(f["FORGEONE_PLUGIN"], f["MESSAGE"]) for f in fake.sent]
+    assert lines.count(("noisy", "again")) == 5
+    assert ("noisy", "990 log lines dropped (rate limit)") in lines
+    quiet = next(f for f in fake.sent if f["FORGEONE_PLUGIN"] == "quiet")
+    assert quiet == {
+        "MESSAGE": "still heard",
+        "MESSAGE_ID": PLUGIN_LOG_MESSAGE_ID,
+        "PRIORITY": "3",
+        "SYSLOG_IDENTIFIER": "forgeoned",
+        "FORGEONE_PLUGIN": "quiet",
+        "FORGEONE_LOG_LEVEL": "4",
+    }
+    writer.close()
+
+
+def test_plugin_log_levels_are_clamped_and_nul_bytes_escaped() -> None:
+    fake = FakeJournal()
+    writer = JournalWriter(DaemonStats(), send=fake)
+    sink = PluginLogSink(writer, lambda _: PluginStats(), ManualClock(), max_message=8)
+    sink("p", 99, "a\x00b")
+    sink("p", -5, "0123456789")
+    assert writer.flush(10)
+    assert [(f["PRIORITY"], f["MESSAGE"]) for f in fake.sent] == [("3", "a\\0b"), ("7", "01234567")]
+    writer.close()
