@@ -1,0 +1,98 @@
+"""The durable active set: which version of each plugin runs, with a copy of its bytes.
+
+A swap's COMMIT writes the new version's bytes under ``STATE_DIR/artifacts/<sha256>.wasm``
+(first, atomically) and then the state file (active record + rollback floor, one atomic
+replace). A restart therefore finds the exact bytes of every active version even if plugins.d
+changed meanwhile, which is what lets it bring back "exactly the old or exactly the new".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from forgeoned.adapters.atomic import atomic_write
+from forgeoned.adapters.state_store import ActiveRecord, Floor, StateStore
+from forgeoned.core.desired import Candidate
+from forgeoned.core.rollback import next_floor
+from forgeoned.errors import StateError
+from forgeoned.loader import LoadedVersion
+
+
+class ActiveSet:
+    """Implements :class:`forgeoned.core.swapper.Committer` over the state store."""
+
+    def __init__(self, store: StateStore, state_dir: Path) -> None:
+        self.store = store
+        self.artifacts = state_dir / "artifacts"
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateError(f"cannot create {self.artifacts}: {exc.strerror}") from exc
+
+    def _keep(self, sha256: str, data: bytes, detached: bytes | None) -> None:
+        path = self.artifacts / f"{sha256}.wasm"
+        if not path.exists():
+            atomic_write(path, data)
+        if detached is not None:
+            atomic_write(self.artifacts / f"{sha256}.wasm.sig", detached)
+
+    def commit(self, name: str, version: object) -> None:
+        st = self.store.state
+        previous = st.active.get(name)
+        active = dict(st.active)
+        floors = dict(st.floors)
+        overrides = dict(st.overrides)
+        if version is None:
+            active.pop(name, None)
+        else:
+            assert isinstance(version, LoadedVersion)
+            verified = version.compiled.verified
+            art = verified.artifact
+            self._keep(art.sha256, art.module, verified.detached)
+            record = ActiveRecord(art.manifest.version, art.sha256, verified.candidate.filename)
+            same = previous is not None and previous.sha256 == record.sha256
+            if same and name not in st.quarantined and name not in overrides:
+                return  # a restart of what is already recorded: nothing to write
+            active[name] = record
+            floors[name] = next_floor(floors.get(name), Floor(art.manifest.version, art.sha256))
+            if name in overrides and overrides[name].version == art.manifest.version:
+                del overrides[name]  # an override is good for one activation
+        self.store.update(
+            active=active,
+            floors=floors,
+            overrides=overrides,
+            quarantined=st.quarantined - {name},
+        )
+        if previous is not None:
+            self._collect(previous.sha256, active)
+
+    def set_quarantined(self, name: str, quarantined: bool) -> None:
+        q = self.store.state.quarantined
+        self.store.update(quarantined=(q | {name}) if quarantined else (q - {name}))
+
+    def persisted(self) -> list[Candidate]:
+        """The active set to start before READY=1 (candidates served from the kept copies)."""
+        return [
+            Candidate(name, rec.version, rec.sha256, f"@state/{rec.sha256}.wasm")
+            for name, rec in sorted(self.store.state.active.items())
+        ]
+
+    def blob(self, sha256: str) -> tuple[bytes, bytes | None] | None:
+        try:
+            data = (self.artifacts / f"{sha256}.wasm").read_bytes()
+        except OSError:
+            return None
+        try:
+            detached: bytes | None = (self.artifacts / f"{sha256}.wasm.sig").read_bytes()
+        except OSError:
+            detached = None
+        return data, detached
+
+    def _collect(self, sha256: str, active: dict[str, ActiveRecord]) -> None:
+        """Delete the kept copy of a version no active record refers to any more."""
+        if any(rec.sha256 == sha256 for rec in active.values()):
+            return
+        for suffix in (".wasm", ".wasm.sig"):
+            with contextlib.suppress(OSError):
+                (self.artifacts / f"{sha256}{suffix}").unlink()

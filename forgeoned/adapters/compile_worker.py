@@ -1,0 +1,254 @@
+"""Compiling untrusted WebAssembly outside the daemon, bounded, with a content-addressed cache.
+
+Compilation is not protected by the wasm sandbox (a compiler bug or a pathological module can
+eat CPU and memory), so it runs in worker processes whose limits are set with ``setrlimit`` in
+the child only: an address-space cap for the whole worker, and a CPU-time budget per job (the
+soft ``RLIMIT_CPU`` is raised to "CPU used so far + budget" before each job, so a worker can be
+reused; going over kills it with SIGXCPU). The parent adds a wall-clock timeout and kills a
+worker that misses it. Workers are long-lived so that a swap does not pay a Python start.
+
+Protocol on the worker's stdin/stdout: request ``u32 length ‖ wasm``; reply ``u8 status ‖ u32
+length ‖ payload`` (status 0: serialized module, 1: one-line error message).
+
+Cache entries are ``MAGIC ‖ sha256(payload) ‖ payload`` written atomically under
+``cache_dir/<wasm sha256>.<engine tag>.cwasm``; an entry whose checksum does not match (or that
+the runtime refuses to deserialize) is deleted and recompiled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import IO, Final
+
+from forgeoned.adapters.atomic import atomic_write
+from forgeoned.errors import LoadError
+
+MAGIC: Final = b"FGNCWASM1\n"
+_HEADER: Final = struct.Struct("<BI")
+_LEN: Final = struct.Struct("<I")
+
+
+class CompileLimitError(LoadError):
+    reason = "compile_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLimits:
+    cpu_seconds: int = 30
+    memory_bytes: int = 2 << 30
+    timeout_s: float = 60.0
+    workers: int = 2
+
+
+def engine_tag() -> str:
+    """Distinguishes caches of different wasmtime builds (a serialized module is build-bound)."""
+    from importlib.metadata import version
+
+    return f"wasmtime-{version('wasmtime')}"
+
+
+class ModuleCache:
+    """Serialized modules by content hash, in a directory the daemon owns."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.tag = engine_tag()
+
+    def path(self, sha256: str) -> Path:
+        return self.directory / f"{sha256}.{self.tag}.cwasm"
+
+    def get(self, sha256: str) -> bytes | None:
+        try:
+            raw = self.path(sha256).read_bytes()
+        except OSError:
+            return None
+        head = len(MAGIC) + 32
+        payload = raw[head:]
+        if raw[: len(MAGIC)] != MAGIC or hashlib.sha256(payload).digest() != raw[len(MAGIC) : head]:
+            self.drop(sha256)
+            return None
+        return payload
+
+    def put(self, sha256: str, payload: bytes) -> None:
+        atomic_write(self.path(sha256), MAGIC + hashlib.sha256(payload).digest() + payload)
+
+    def drop(self, sha256: str) -> None:
+        with contextlib.suppress(OSError):
+            self.path(sha256).unlink()
+
+
+class _Worker:
+    def __init__(self, limits: WorkerLimits) -> None:
+        mem = limits.memory_bytes
+
+        def limit_child() -> None:  # runs in the child between fork and exec
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeoned.adapters.compile_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=limit_child,  # noqa: PLW1509 - only setrlimit, no locks taken
+            close_fds=True,
+            env={**os.environ, "FORGEONED_CPU_BUDGET": str(limits.cpu_seconds)},
+        )
+
+    def request(self, wasm: bytes, timeout_s: float) -> bytes:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        result: list[bytes | BaseException] = []
+
+        def exchange() -> None:
+            try:
+                assert self.proc.stdin is not None and self.proc.stdout is not None
+                self.proc.stdin.write(_LEN.pack(len(wasm)) + wasm)
+                self.proc.stdin.flush()
+                status, length = _HEADER.unpack(_read_exact(self.proc.stdout, _HEADER.size))
+                payload = _read_exact(self.proc.stdout, length)
+                if status != 0:
+                    result.append(LoadError(f"compile failed: {payload.decode(errors='replace')}"))
+                else:
+                    result.append(payload)
+            except (OSError, EOFError, struct.error) as exc:
+                result.append(exc)
+
+        t = threading.Thread(target=exchange, name="forgeoned-compile-io", daemon=True)
+        t.start()
+        t.join(timeout_s)
+        if t.is_alive():
+            self.kill()
+            t.join(5)
+            raise CompileLimitError(f"compile exceeded its {timeout_s:g}s time limit")
+        outcome = result[0] if result else EOFError()
+        if isinstance(outcome, bytes):
+            return outcome
+        if isinstance(outcome, LoadError):
+            raise outcome
+        self.kill()
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            sig = signal.Signals(-code).name
+            raise CompileLimitError(
+                f"compile worker killed by {sig} (over its CPU or memory limit)"
+            ) from None
+        raise CompileLimitError(f"compile worker died (exit {code})") from None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            raise EOFError("compile worker closed its pipe")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+class CompileWorkers:
+    """At most ``limits.workers`` concurrent compiles, each in a limited worker process."""
+
+    def __init__(self, limits: WorkerLimits, cache: ModuleCache | None) -> None:
+        self.limits = limits
+        self.cache = cache
+        self._idle: SimpleQueue[_Worker] = SimpleQueue()
+        self._slots = threading.BoundedSemaphore(limits.workers)
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.compiled = 0
+        self.cache_hits = 0
+
+    def compile(self, wasm: bytes, sha256: str) -> bytes:
+        """The serialized module for ``wasm`` (from the cache or a worker); raises LoadError."""
+        if self.cache is not None and (hit := self.cache.get(sha256)) is not None:
+            self.cache_hits += 1
+            return hit
+        with self._slots:
+            worker = self._take()
+            try:
+                payload = worker.request(wasm, self.limits.timeout_s)
+            finally:
+                if worker.alive:
+                    self._idle.put(worker)
+        self.compiled += 1
+        if self.cache is not None:
+            with contextlib.suppress(Exception):
+                self.cache.put(sha256, payload)  # a full disk only costs a recompile later
+        return payload
+
+    def _take(self) -> _Worker:
+        try:
+            while True:
+                worker = self._idle.get_nowait()
+                if worker.alive:
+                    return worker
+        except Empty:
+            pass
+        worker = _Worker(self.limits)
+        with self._lock:
+            self._all = [w for w in self._all if w.alive]
+            self._all.append(worker)
+        return worker
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = self._all, []
+        for w in workers:
+            w.kill()
+
+
+def _serve() -> int:
+    """The worker's main loop (child process)."""
+    from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+
+    budget = int(os.environ.get("FORGEONED_CPU_BUDGET", "30"))
+    runtime = WasmtimeRuntime()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            (length,) = _LEN.unpack(_read_exact(stdin, _LEN.size))
+            wasm = _read_exact(stdin, length)
+        except EOFError:
+            return 0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        used = int(usage.ru_utime + usage.ru_stime) + 1
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = used + budget if hard == resource.RLIM_INFINITY else min(used + budget, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        try:
+            payload, status = runtime.compile(wasm).serialize(), 0
+        except Exception as exc:  # the compiler's verdict goes back to the daemon
+            payload, status = " ".join(str(exc).split())[:500].encode(), 1
+        stdout.write(_HEADER.pack(status, len(payload)) + payload)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(_serve())

@@ -1,0 +1,122 @@
+"""The daemon's index of plugins.d: each artifact file, read safely and verified once.
+
+A file is re-read only when its identity (inode, size, mtime, and its detached signature's)
+changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A rejection is
+reported once per version of a file, not at every rescan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgeoned.adapters.watcher import (
+    FileChangedError,
+    Identity,
+    list_artifacts,
+    read_artifact,
+)
+from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.desired import Candidate
+from forgeoned.errors import ArtifactError
+
+Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
+FileKey = tuple[Identity, Identity | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: FileKey
+    candidate: Candidate | None
+    error: ArtifactError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    filename: str
+    error: ArtifactError
+    name: str | None = None  # the plugin name, when the manifest could be read
+
+
+def _key(path: Path) -> FileKey | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    try:
+        sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
+    except FileNotFoundError:
+        sig = None
+    return Identity.of(st), sig
+
+
+class PluginDirectory:
+    def __init__(self, directory: Path, verifier: Verifier, max_bytes: int) -> None:
+        self.directory = directory
+        self.verifier = verifier
+        self.max_bytes = max_bytes
+        self.entries: dict[str, Entry] = {}
+        self._blobs: dict[str, tuple[bytes, bytes | None]] = {}
+
+    def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
+        """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
+        rejections: list[Rejection] = []
+        retry: set[str] = set()
+        for name in names:
+            path = self.directory / name
+            key = _key(path)
+            old = self.entries.get(name)
+            if key is None:
+                self._forget(name)
+                continue
+            if old is not None and old.key == key:
+                continue
+            try:
+                entry = self._read(path, key)
+            except FileChangedError:
+                retry.add(name)
+                continue
+            except FileNotFoundError:
+                self._forget(name)
+                continue
+            self._forget(name)
+            self.entries[name] = entry
+            if entry.error is not None:
+                rejections.append(Rejection(name, entry.error))
+        return rejections, retry
+
+    def rescan(self) -> tuple[list[Rejection], set[str]]:
+        """Reconcile the index with a full directory listing (whatever inotify missed)."""
+        present = set(list_artifacts(self.directory))
+        for gone in set(self.entries) - present:
+            self._forget(gone)
+        return self.refresh(sorted(present))
+
+    def _read(self, path: Path, key: FileKey) -> Entry:
+        try:
+            art = read_artifact(path, self.max_bytes)
+            verified = self.verifier(art.data, art.detached)
+        except ArtifactError as exc:
+            return Entry(key, None, exc)
+        m = verified.manifest
+        cand = Candidate(m.name, m.version, verified.sha256, path.name)
+        self._blobs[path.name] = (art.data, art.detached)
+        return Entry((art.identity, key[1]), cand)
+
+    def _forget(self, name: str) -> None:
+        self.entries.pop(name, None)
+        self._blobs.pop(name, None)
+
+    def candidates(self) -> list[Candidate]:
+        return [e.candidate for e in self.entries.values() if e.candidate is not None]
+
+    def blob(self, candidate: Candidate) -> tuple[bytes, bytes | None] | None:
+        """The exact bytes that were verified for ``candidate`` (never re-read)."""
+        entry = self.entries.get(candidate.filename)
+        if entry is None or entry.candidate != candidate:
+            return None
+        return self._blobs.get(candidate.filename)
+
+    def path_of(self, filename: str) -> Path:
+        return self.directory / Path(filename).name
