@@ -79,7 +79,9 @@ def decode_public_key(data: bytes, origin: str) -> bytes:
     text = data.strip()
     if text.startswith(PEM_BEGIN) and text.endswith(PEM_END):
         try:
-            der = base64.b64decode(b"".join(text[len(PEM_BEGIN) : -len(PEM_END)].split()))
+            der = base64.b64decode(
+                b"".join(text[len(PEM_BEGIN) : -len(PEM_END)].split()), validate=True
+            )
         except (binascii.Error, ValueError) as exc:
             raise ConfigError(f"{origin}: PEM body is not base64") from exc
         if len(der) == 44 and der.startswith(SPKI_ED25519_PREFIX):
