@@ -36,7 +36,7 @@ def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
 
 
 call_unchecked: Final = _proto("wasmtime_func_call_unchecked", _V, _V, _V, _V, ctypes.c_size_t, _V)
-set_fuel: Final = _proto("wasmtime_context_set_fuel", _V, _V, ctypes.c_uint64)
+set_fuel: Final = _proto("wasmtime_context_set_fuel", _V, _V, ctypes.c_uint64)  # pass a c_uint64
 get_fuel: Final = _proto("wasmtime_context_get_fuel", _V, _V, _V)
 memory_data: Final = _proto("wasmtime_memory_data", _V, _V, _V)
 memory_data_size: Final = _proto("wasmtime_memory_data_size", ctypes.c_size_t, _V, _V)
@@ -120,28 +120,39 @@ def consume_failure(error: int | None, trap: int | None) -> tuple[TrapKind, str]
 
 
 class RawFunc:
-    """One exported function of one Store, callable with preallocated raw values.
+    """One exported function of one Store, with everything a raw call needs precomputed.
 
-    ``raw`` holds the arguments before the call and the results after it. Not thread-safe,
-    like the Store it belongs to.
+    ``raw`` holds the arguments before the call and the results after it; ``trap`` receives a
+    wasm_trap_t* when the call traps (and must be reset by whoever consumes it). The owner
+    calls ``call_unchecked(ctx, func, raw_addr, slots, trap_addr)`` itself, inline: on this
+    path even a Python method call is a measurable share of the cost. Not thread-safe, like
+    the Store it belongs to.
     """
 
-    __slots__ = ("_ctx", "_func", "_holder", "_raw_addr", "_trap", "_trap_addr", "raw")
+    __slots__ = (
+        "_holder",
+        "error_key",
+        "func",
+        "name",
+        "ok_key",
+        "raw",
+        "raw_addr",
+        "slots",
+        "trap",
+        "trap_addr",
+    )
 
-    def __init__(self, context: int, func: bindings.wasmtime_func, slots: int) -> None:
-        self._ctx = context
+    def __init__(self, name: str, func: bindings.wasmtime_func, slots: int) -> None:
+        self.name = name
+        self.ok_key = (name, "ok")
+        self.error_key = (name, "error")
         self._holder = func  # keeps the wasmtime_func_t struct alive
-        self._func = ctypes.addressof(func)
-        self.raw: RawArray = (bindings.wasmtime_val_raw * max(slots, 1))()
-        self._raw_addr = ctypes.addressof(self.raw)
-        self._trap = ctypes.c_void_p()
-        self._trap_addr = ctypes.addressof(self._trap)
-
-    def invoke(self, nslots: int) -> tuple[int | None, int | None]:
-        """Run the function on ``raw``; returns (error, trap) pointers, both None on success."""
-        self._trap.value = None
-        error = call_unchecked(self._ctx, self._func, self._raw_addr, nslots, self._trap_addr)
-        return error, self._trap.value
+        self.func = ctypes.addressof(func)
+        self.slots = max(slots, 1)
+        self.raw: RawArray = (bindings.wasmtime_val_raw * self.slots)()
+        self.raw_addr = ctypes.addressof(self.raw)
+        self.trap = ctypes.c_void_p()
+        self.trap_addr = ctypes.addressof(self.trap)
 
 
 def trap_from_exception(exc: BaseException) -> int:
