@@ -1,0 +1,173 @@
+"""The Prometheus collector on a fresh registry, read back with get_sample_value."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer
+from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
+from forgeoned.errors import ConfigError
+
+
+@dataclass
+class FakeSource:
+    views: list[PluginView] = field(default_factory=list)
+    stats: DaemonStats = field(default_factory=DaemonStats)
+
+    def plugin_views(self) -> list[PluginView]:
+        return self.views
+
+    def daemon_stats(self) -> DaemonStats:
+        return self.stats
+
+
+@dataclass
+class FakeAudit:
+    last_verify: VerifyResult | None = None
+    head_seq: int = 0
+    write_failures: int = 0
+
+
+def _view(name: str, state: str, stats: PluginStats | None = None) -> PluginView:
+    return PluginView(
+        name=name,
+        version="1.2.0",
+        sha256="ab" * 32,
+        state=state,
+        memory_bytes=131072,
+        stats=stats or PluginStats(),
+        instances=1,
+    )
+
+
+def _registry(source: FakeSource, audit: FakeAudit | None = None) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(ForgeonedCollector(source, audit))
+    return registry
+
+
+def test_plugin_metrics_of_design_section_5() -> None:
+    stats = PluginStats()
+    stats.calls[("handle", "ok")] += 7
+    stats.calls[("handle", "out_of_fuel")] += 2
+    stats.hostcalls[("kv_get", "ok")] += 3
+    stats.hostcalls[("secret_get", "denied")] += 1
+    stats.call_duration.observe(0.0002)
+    stats.call_duration.observe(0.3)
+    stats.fuel_consumed = 12345
+    stats.restarts = 2
+    stats.log_dropped = 9
+    source = FakeSource([_view("hello", "running", stats), _view("bad", "quarantined")])
+    r = _registry(source)
+    info = {"plugin": "hello", "version": "1.2.0", "sha256": "ab" * 32}
+    assert r.get_sample_value("forgeone_plugin_info", info) == 1
+    assert r.get_sample_value("forgeone_plugin_up", {"plugin": "hello"}) == 1
+    assert r.get_sample_value("forgeone_plugin_up", {"plugin": "bad"}) == 0
+    quarantined = {"plugin": "bad", "state": "quarantined"}
+    assert r.get_sample_value("forgeone_plugin_state", quarantined) == 1
+    assert r.get_sample_value("forgeone_plugin_state", {"plugin": "bad", "state": "running"}) == 0
+    calls = {"plugin": "hello", "export": "handle", "outcome": "out_of_fuel"}
+    assert r.get_sample_value("forgeone_plugin_calls_total", calls) == 2
+    host = {"plugin": "hello", "function": "secret_get", "outcome": "denied"}
+    assert r.get_sample_value("forgeone_hostcalls_total", host) == 1
+    bucket = {"plugin": "hello", "le": "0.00025"}
+    assert r.get_sample_value("forgeone_plugin_call_duration_seconds_bucket", bucket) == 1
+    inf = {"plugin": "hello", "le": "+Inf"}
+    assert r.get_sample_value("forgeone_plugin_call_duration_seconds_bucket", inf) == 2
+    total = r.get_sample_value("forgeone_plugin_call_duration_seconds_sum", {"plugin": "hello"})
+    assert total == pytest.approx(0.3002)
+    assert r.get_sample_value("forgeone_plugin_restarts_total", {"plugin": "hello"}) == 2
+    assert r.get_sample_value("forgeone_plugin_memory_bytes", {"plugin": "hello"}) == 131072
+    assert r.get_sample_value("forgeone_plugin_fuel_consumed_total", {"plugin": "hello"}) == 12345
+    assert r.get_sample_value("forgeone_plugin_log_dropped_total", {"plugin": "hello"}) == 9
+
+
+def test_daemon_metrics() -> None:
+    daemon = DaemonStats()
+    daemon.swaps[("hello", "upgraded")] += 3
+    daemon.swaps[("hello", "rolled_back")] += 1
+    daemon.swap_duration.observe(0.02)
+    daemon.rejected["untrusted_key"] += 4
+    daemon.audit_events["plugin.installed"] += 5
+    daemon.journald_failures = 6
+    daemon.control_requests[("pause", "ok")] += 1
+    r = _registry(FakeSource([], daemon))
+    assert (
+        r.get_sample_value("forgeone_swaps_total", {"plugin": "hello", "outcome": "upgraded"}) == 3
+    )
+    assert r.get_sample_value("forgeone_swap_duration_seconds_count") == 1
+    assert r.get_sample_value("forgeone_artifacts_rejected_total", {"reason": "untrusted_key"}) == 4
+    assert r.get_sample_value("forgeone_audit_events_total", {"event": "plugin.installed"}) == 5
+    assert r.get_sample_value("forgeone_journald_failures_total") == 6
+    ctl = {"action": "pause", "code": "ok"}
+    assert r.get_sample_value("forgeone_control_requests_total", ctl) == 1
+
+
+def test_unbounded_label_values_collapse_to_other() -> None:
+    stats = PluginStats()
+    stats.calls[("handle", "weird outcome: with spaces and 'quotes'")] += 1
+    stats.calls[("handle", "ERR\n")] += 1
+    for i in range(40):
+        stats.hostcalls[(f"made_up_{i}", "ok")] += 1
+    daemon = DaemonStats()
+    for i in range(40):
+        daemon.rejected[f"reason_{i}"] += 1
+    r = _registry(FakeSource([_view("hello", "running", stats)], daemon))
+    other = {"plugin": "hello", "export": "handle", "outcome": "other"}
+    assert r.get_sample_value("forgeone_plugin_calls_total", other) == 2
+    families = {m.name: m for m in r.collect()}
+    functions = {s.labels["function"] for s in families["forgeone_hostcalls"].samples}
+    assert len(functions) == 16 + 1  # 16 extra identifiers, then "other"
+    other_fn = {"plugin": "hello", "function": "other", "outcome": "ok"}
+    assert r.get_sample_value("forgeone_hostcalls_total", other_fn) == 24
+    reasons = {s.labels["reason"] for s in families["forgeone_artifacts_rejected"].samples}
+    assert len(reasons) == 17
+    assert sum(s.value for s in families["forgeone_artifacts_rejected"].samples) == 40
+
+
+def test_audit_chain_metrics() -> None:
+    audit = FakeAudit(VerifyResult(False, 10, 7, "edited"), head_seq=12, write_failures=1)
+    r = _registry(FakeSource(), audit)
+    assert r.get_sample_value("forgeone_audit_chain_ok") == 0
+    assert r.get_sample_value("forgeone_audit_head_seq") == 12
+    assert r.get_sample_value("forgeone_audit_write_failures_total") == 1
+    audit.last_verify = VerifyResult(True, 12)
+    assert r.get_sample_value("forgeone_audit_chain_ok") == 1
+
+
+def test_server_serves_metrics_on_loopback_only_path() -> None:
+    server = MetricsServer("127.0.0.1:0", FakeSource([_view("hello", "running")]))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            body = response.read().decode()
+        assert 'forgeone_plugin_up{plugin="hello"} 1.0' in body
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}/other", timeout=10)
+        assert err.value.code == 404
+        err.value.close()
+    finally:
+        server.close()
+        server.close()
+
+
+@pytest.mark.parametrize("listen", ["9464", "host:port", "127.0.0.1:99999"])
+def test_bad_listen_address_is_a_config_error(listen: str) -> None:
+    with pytest.raises(ConfigError, match=r"metrics\.listen must be HOST:PORT"):
+        MetricsServer(listen, FakeSource())
+
+
+def test_busy_port_is_a_config_error() -> None:
+    first = MetricsServer("127.0.0.1:0", FakeSource())
+    try:
+        with pytest.raises(ConfigError, match="cannot listen"):
+            MetricsServer(f"127.0.0.1:{first.port}", FakeSource())
+    finally:
+        first.close()
