@@ -124,16 +124,13 @@ class Connection(asyncio.Protocol):
             transport.write(CONTINUE)
         return True
 
-    def finish_future(self, future: asyncio.Future[bytes], keep_alive: bool) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self.abort()  # the pool was shut down under the request
-            return
-        self.finish(future.result(), keep_alive)
-
     def finish(self, data: bytes, keep_alive: bool) -> None:
         """Write a response (loop thread); go on with the next request or close."""
         transport = self.transport
         if transport is None or transport.is_closing():
+            return
+        if not data:  # the worker failed to build an answer (logged there)
+            transport.abort()
             return
         transport.write(data)
         self.busy = False

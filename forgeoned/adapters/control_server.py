@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from forgeoned.adapters.control_http import (
     json_response,
     response,
 )
+from forgeoned.adapters.control_pool import WorkerPool
 from forgeoned.adapters.control_routes import Context, Route, resolve
 from forgeoned.adapters.control_socket import PeerIdentifier, bind_control_socket
 from forgeoned.core.control_config import ControlConfig
@@ -70,7 +71,7 @@ class ControlServer:
         self.policy = policy
         self.daemon_stats = stats
         self.peers = PeerIdentifier()
-        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="forgeoned-control")
+        self._pool = WorkerPool(config.workers)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -98,6 +99,7 @@ class ControlServer:
             except BaseException as exc:  # report any startup failure to start()
                 ready.set_exception(exc)
                 return
+            self._pool.start(loop)
             ready.set_result(None)
             loop.run_forever()
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -121,7 +123,7 @@ class ControlServer:
         if loop is not None and thread is not None and thread.is_alive():
             loop.call_soon_threadsafe(self._shutdown_on_loop)
             thread.join(timeout=_START_TIMEOUT_S)
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(timeout=_START_TIMEOUT_S)
         path = Path(self.config.socket)
         if path.is_socket():
             path.unlink(missing_ok=True)
@@ -183,10 +185,11 @@ class ControlServer:
             decision = self.policy.authorize(caller, route.action, route.plugin)
             if not decision.allowed:
                 self._counts["denied"] += 1
-        loop = self._loop
-        assert loop is not None
-        future = loop.run_in_executor(self._pool, self._serve, route, caller, request, decision)
-        future.add_done_callback(lambda f: conn.finish_future(f, head.keep_alive))
+        keep = head.keep_alive
+        self._pool.submit(
+            lambda: self._serve(route, caller, request, decision),
+            lambda out: conn.finish(out, keep),
+        )
 
     # --- worker threads --------------------------------------------------------------------
 

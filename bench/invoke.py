@@ -1,0 +1,206 @@
+"""Control API ``invoke`` round trip over the Unix socket: latency p50/p99 and throughput.
+
+Targets measured in the same run, each with 1 and 16 concurrent clients:
+
+* ``floor``: a bare asyncio HTTP/1.1 echo handler on a Unix socket (no routing, no policy, no
+  worker pool): the cost of HTTP-over-Unix-socket itself in this Python;
+* ``control+memory``: the real ControlServer (routing, SO_PEERCRED caller, RBAC, worker pool)
+  over a backend whose ``invoke`` upper-cases the input in Python (no wasm);
+* ``control+wasm``: the real ControlServer over a backend that calls the plugin's ``handle``
+  in a real wasmtime instance (``--wasm`` or the sample plugin if built, else an inline WAT
+  echo plugin), one instance per worker thread.
+
+Clients are separate processes (fork), each holding one keep-alive connection and sending a
+fixed 64-byte input with a pre-built request; the servers run in this process. Both share the
+machine's cores, so the figures include the clients' own CPU.
+
+    .venv/bin/python bench/invoke.py [--seconds 5] [--clients 1,16] [--wasm FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.invoke_backends import MemoryBackend, NullSink, WasmBackend
+from forgeoned.adapters.control_server import ControlServer
+from forgeoned.core.control_config import parse_control_config
+
+PAYLOAD = b"x" * 64
+PATH = "/v1/plugins/bench/invoke"
+
+
+def request_bytes() -> bytes:
+    return (
+        f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {len(PAYLOAD)}\r\n\r\n"
+    ).encode() + PAYLOAD
+
+
+def client(sock_path: str, seconds: float, start_at: float, out: Any) -> None:
+    """One client process: keep-alive requests back to back; sends its latencies (µs)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sock_path)
+    req = request_bytes()
+    lat: list[float] = []
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    end = start_at + seconds
+    buf = b""
+    while True:
+        if time.monotonic() >= end:
+            break
+        t0 = time.perf_counter()
+        sock.sendall(req)
+        while True:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end >= 0:
+                head = buf[:head_end]
+                i = head.lower().find(b"content-length:") + 15
+                length = int(head[i:].split(b"\r\n", 1)[0])
+                total = head_end + 4 + length
+                if len(buf) >= total:
+                    if not head.startswith(b"HTTP/1.1 200"):
+                        raise SystemExit(f"bad answer: {head[:60]!r}")
+                    buf = buf[total:]
+                    break
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise SystemExit("server closed the connection")
+            buf += chunk
+        lat.append((time.perf_counter() - t0) * 1e6)
+    sock.close()
+    out.send(lat)
+    out.close()
+
+
+def measure(sock_path: str, clients: int, seconds: float) -> dict[str, float]:
+    ctx = mp.get_context("fork")
+    start_at = time.monotonic() + 0.5
+    pipes, procs = [], []
+    for _ in range(clients):
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=client, args=(sock_path, seconds, start_at, child))
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    lat: list[float] = []
+    for pipe in pipes:
+        lat.extend(pipe.recv())
+    for proc in procs:
+        proc.join()
+    lat.sort()
+    return {
+        "clients": clients,
+        "rps": len(lat) / seconds,
+        "p50_ms": statistics.median(lat) / 1000,
+        "p99_ms": lat[int(len(lat) * 0.99)] / 1000,
+        "n": len(lat),
+    }
+
+
+class EchoFloor(asyncio.Protocol):
+    """The floor: parse just enough HTTP to answer the body back."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.t = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            i = head.find(b"content-length:")
+            n = int(head[i + 15 :].split(b"\r\n", 1)[0]) if i >= 0 else 0
+            if len(self.buf) < end + 4 + n:
+                return
+            body = self.buf[end + 4 : end + 4 + n]
+            self.buf = self.buf[end + 4 + n :]
+            self.t.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                + f"Content-Length: {n}\r\n\r\n".encode()
+                + body.upper()
+            )
+
+
+def run_floor(path: str) -> Callable[[], None]:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        srv = loop.run_until_complete(loop.create_unix_server(EchoFloor, path))
+        ready.set()
+        loop.run_forever()
+        srv.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return stop
+
+
+def run_control(path: str, backend: Any) -> Callable[[], None]:
+    cfg = parse_control_config(
+        {"socket": path, "bindings": [{"anyone": True, "roles": ["operator"]}]}
+    )
+    server = ControlServer(cfg, backend, NullSink(), cfg.policy)
+    server.start()
+    return server.close
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", default="1,16")
+    parser.add_argument("--wasm", type=Path, help="a plugin module exporting alloc/handle")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+    wasm = WasmBackend.load(args.wasm)
+    targets: list[tuple[str, Callable[[str], Callable[[], None]]]] = [
+        ("floor (bare echo)", run_floor),
+        ("control+memory", lambda p: run_control(p, MemoryBackend())),
+        (f"control+wasm ({wasm.source})", lambda p: run_control(p, wasm)),
+    ]
+    print(f"cpus={os.cpu_count()} seconds={args.seconds} clients in separate processes")
+    print(f"{'target':<44}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, start) in enumerate(targets):
+            path = f"{tmp}/t{i}.sock"
+            stop = start(path)
+            try:
+                for n in counts:
+                    r = measure(path, n, args.seconds)
+                    print(
+                        f"{label:<44}{n:>8}{r['rps']:>10.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}",
+                        flush=True,
+                    )
+            finally:
+                stop()
+    wasm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
