@@ -74,10 +74,25 @@ def work(tmp_path: Path) -> Path:
 
 def make_signed(work: Path) -> Path:
     assert ctl("keys", "generate", "--out", work / "keys", "--name", "ops").returncode == OK
-    assert ctl("package", work / "module.wasm", "--manifest", work / "hello.toml",
-               "-o", work / "hello.unsigned.wasm").returncode == OK  # fmt: skip
-    result = ctl("sign", "--key", work / "keys/ops.key", work / "hello.unsigned.wasm",
-                 "-o", work / "hello.wasm")  # fmt: skip
+    assert (
+        ctl(
+            "package",
+            work / "module.wasm",
+            "--manifest",
+            work / "hello.toml",
+            "-o",
+            work / "hello.unsigned.wasm",
+        ).returncode
+        == OK
+    )
+    result = ctl(
+        "sign",
+        "--key",
+        work / "keys/ops.key",
+        work / "hello.unsigned.wasm",
+        "-o",
+        work / "hello.wasm",
+    )
     assert result.returncode == OK, result.stderr
     (work / "trusted").mkdir()
     (work / "trusted/ops.pub").write_bytes((work / "keys/ops.pub").read_bytes())
@@ -97,9 +112,12 @@ def test_generate_package_sign_verify_and_compile(work: Path) -> None:
     from forgeoned.adapters.keys import load_trust_dir
 
     verified = verify_artifact(
-        signed.read_bytes(), detached=None, trust=load_trust_dir(work / "trusted"),
-        mode=Mode.PRODUCTION, now=0.0,
-    )  # fmt: skip
+        signed.read_bytes(),
+        detached=None,
+        trust=load_trust_dir(work / "trusted"),
+        mode=Mode.PRODUCTION,
+        now=0.0,
+    )
     assert verified.manifest.not_after == "2099-01-01T00:00:00Z"
     module = wasmtime.Module(wasmtime.Engine(), verified.module)
     assert {e.name for e in module.exports} >= {"memory", "init", "unload"}
@@ -108,8 +126,12 @@ def test_generate_package_sign_verify_and_compile(work: Path) -> None:
 def test_json_manifest(work: Path) -> None:
     manifest = {"name": "hello-json", "version": "0.1.0", "abi": 1}
     (work / "m.json").write_text(json.dumps(manifest))
-    assert ctl("package", work / "module.wasm", "--manifest", work / "m.json",
-               "-o", work / "out.wasm").returncode == OK  # fmt: skip
+    assert (
+        ctl(
+            "package", work / "module.wasm", "--manifest", work / "m.json", "-o", work / "out.wasm"
+        ).returncode
+        == OK
+    )
     assert b"hello-json" in (work / "out.wasm").read_bytes()
 
 
@@ -118,19 +140,24 @@ def test_json_manifest(work: Path) -> None:
     [
         ('name = "Bad"\nversion = "1.0.0"\nabi = 1\n', "manifest field 'name'"),
         ('name = "ok"\nversion = "one"\nabi = 1\n', "manifest field 'version'"),
-        ('name = "ok"\nversion = "1.0.0"\nabi = 1\n[capabilities]\nnet = true\n',
-         "'capabilities.net': unknown field"),
-        ('name = "ok"\nversion = "1.0.0"\nabi = 1\n[limits]\nmemory_bytes = 99999999999999\n',
-         "'limits.memory_bytes'"),
+        (
+            'name = "ok"\nversion = "1.0.0"\nabi = 1\n[capabilities]\nnet = true\n',
+            "'capabilities.net': unknown field",
+        ),
+        (
+            'name = "ok"\nversion = "1.0.0"\nabi = 1\n[limits]\nmemory_bytes = 99999999999999\n',
+            "'limits.memory_bytes'",
+        ),
         ("name = [", "hello.toml"),
     ],
-)  # fmt: skip
+)
 def test_package_refuses_bad_manifests_and_writes_nothing(
     work: Path, manifest: str, text: str
 ) -> None:
     (work / "hello.toml").write_text(manifest)
-    result = ctl("package", work / "module.wasm", "--manifest", work / "hello.toml",
-                 "-o", work / "out.wasm")  # fmt: skip
+    result = ctl(
+        "package", work / "module.wasm", "--manifest", work / "hello.toml", "-o", work / "out.wasm"
+    )
     refused(result, REJECTED, text)
     assert not (work / "out.wasm").exists()
 
@@ -139,8 +166,9 @@ def test_package_refuses_invalid_wasm(work: Path) -> None:
     (work / "bad.wasm").write_bytes(
         b"\x00asm\x01\x00\x00\x00\x0a\x04\x01\x02\x00\x0b"
     )  # body without a func
-    result = ctl("package", work / "bad.wasm", "--manifest", work / "hello.toml",
-                 "-o", work / "out.wasm")  # fmt: skip
+    result = ctl(
+        "package", work / "bad.wasm", "--manifest", work / "hello.toml", "-o", work / "out.wasm"
+    )
     refused(result, REJECTED, "not a valid WebAssembly module")
     assert not (work / "out.wasm").exists()
 
@@ -155,8 +183,7 @@ def test_keys_are_never_overwritten(work: Path) -> None:
 def test_verify_rejections(work: Path) -> None:
     signed = make_signed(work)
     trusted = work / "trusted"
-    refused(ctl("verify", "--trust", trusted, work / "hello.unsigned.wasm"), REJECTED,
-            "not signed")  # fmt: skip
+    refused(ctl("verify", "--trust", trusted, work / "hello.unsigned.wasm"), REJECTED, "not signed")
     tampered = bytearray(signed.read_bytes())
     tampered[-40] ^= 1
     (work / "tampered.wasm").write_bytes(bytes(tampered))
@@ -167,18 +194,31 @@ def test_verify_rejections(work: Path) -> None:
     refused(ctl("verify", "--trust", other, signed), REJECTED, "not signed by any trusted key")
     ops_pk = (work / "keys/ops.pub").read_bytes()[1:].hex()
     (work / "revoke.toml").write_text(f'[trust]\nrevoked = ["{ops_pk}"]\n')
-    refused(ctl("verify", "--trust", trusted, "--config", work / "revoke.toml", signed),
-            REJECTED, "revoked")  # fmt: skip
+    refused(
+        ctl("verify", "--trust", trusted, "--config", work / "revoke.toml", signed),
+        REJECTED,
+        "revoked",
+    )
     (work / "scope.toml").write_text('[trust.scopes]\n"ops.pub" = ["billing-*"]\n')
-    refused(ctl("verify", "--trust", trusted, "--config", work / "scope.toml", signed),
-            REJECTED, "out of scope")  # fmt: skip
+    refused(
+        ctl("verify", "--trust", trusted, "--config", work / "scope.toml", signed),
+        REJECTED,
+        "out of scope",
+    )
     refused(ctl("verify", "--trust", trusted, work / "absent.wasm"), FAILURE, "cannot read")
 
 
 def test_detached_signature_beside_the_file(work: Path) -> None:
     make_signed(work)
-    result = ctl("sign", "--detached", "--key", work / "keys/ops.key",
-                 work / "hello.unsigned.wasm", "-o", work / "d.wasm")  # fmt: skip
+    result = ctl(
+        "sign",
+        "--detached",
+        "--key",
+        work / "keys/ops.key",
+        work / "hello.unsigned.wasm",
+        "-o",
+        work / "d.wasm",
+    )
     assert result.returncode == OK, result.stderr
     assert (work / "d.wasm").read_bytes() == (work / "hello.unsigned.wasm").read_bytes()
     assert ctl("verify", "--trust", work / "trusted", work / "d.wasm").returncode == OK
@@ -192,8 +232,10 @@ def test_detached_signature_beside_the_file(work: Path) -> None:
 def test_cli_sign_reproduces_the_reference_layout(tmp_path: Path) -> None:
     """``forgeonectl sign`` output equals the reference library's bytes (annotated vector)."""
     out = tmp_path / "a.wasm"
-    assert ctl("sign", "--key", VECTORS / "keyA.sk", VECTORS / "module.wasm",
-               "-o", out).returncode == OK  # fmt: skip
+    assert (
+        ctl("sign", "--key", VECTORS / "keyA.sk", VECTORS / "module.wasm", "-o", out).returncode
+        == OK
+    )
     data = out.read_bytes()
     assert data == (VECTORS / "signed-keyid-A.wasm").read_bytes()
     assert data[8:24] == b"\x00\x81\x01\x09signature\x01\x01\x01"
@@ -202,8 +244,18 @@ def test_cli_sign_reproduces_the_reference_layout(tmp_path: Path) -> None:
         ctl("sign", "--key", VECTORS / "keyB.sk", out, "-o", tmp_path / "ab.wasm").returncode == OK
     )
     assert (tmp_path / "ab.wasm").read_bytes() == (VECTORS / "signed-multi-AB.wasm").read_bytes()
-    assert ctl("sign", "--detached", "--key", VECTORS / "keyA.sk", VECTORS / "module.wasm",
-               "-o", tmp_path / "m.wasm").returncode == OK  # fmt: skip
+    assert (
+        ctl(
+            "sign",
+            "--detached",
+            "--key",
+            VECTORS / "keyA.sk",
+            VECTORS / "module.wasm",
+            "-o",
+            tmp_path / "m.wasm",
+        ).returncode
+        == OK
+    )
     assert (tmp_path / "m.wasm.sig").read_bytes() == (VECTORS / "detached-A.sig").read_bytes()
 
 
@@ -219,7 +271,12 @@ def test_devtools_sample_is_idempotent(work: Path) -> None:
     from forgeoned.adapters.keys import load_secret_key
 
     trust = trust_policy_for(load_secret_key(keys / "dev.key"))
-    verified = verify_artifact((out / "sample.wasm").read_bytes(), detached=None, trust=trust,
-                               mode=Mode.PRODUCTION, now=0.0)  # fmt: skip
+    verified = verify_artifact(
+        (out / "sample.wasm").read_bytes(),
+        detached=None,
+        trust=trust,
+        mode=Mode.PRODUCTION,
+        now=0.0,
+    )
     assert (verified.manifest.name, verified.manifest.version) == ("sample", "1.0.0")
     assert (REPO / "examples/sample-plugin/manifest.toml").is_file()
