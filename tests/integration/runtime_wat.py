@@ -54,7 +54,7 @@ def plugin_wat(
             f'(func (export "handle") (param $ptr i32) (param $len i32) (result i32) {handle})'
         )
     parts.append(extra)
-    return wasmtime.wat2wasm("(module " + "\n".join(parts) + ")")
+    return bytes(wasmtime.wat2wasm("(module " + "\n".join(parts) + ")"))
 
 
 @dataclass
