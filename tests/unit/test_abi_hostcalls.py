@@ -126,7 +126,7 @@ def test_env_key_in_capabilities_but_unset_is_not_found(tmp_path: Path) -> None:
 
 
 BAD = SIZE - 1  # a pointer whose 2-byte span runs past the end of memory
-OOB_CALLS = {
+OOB_CALLS: dict[str, Callable[[HostCalls], int]] = {
     "log": lambda c: c.log(1, BAD, 2),
     "env_get key": lambda c: c.env_get(BAD, 2, 0, 1),
     "env_get buf": lambda c: c.env_get(0, 2, BAD, 2),
@@ -181,7 +181,7 @@ def test_other_invalid_arguments(tmp_path: Path, case: Callable[[HostCalls], int
     assert r.logs == [] and r.audit.events == []
 
 
-DENIALS = {
+DENIALS: dict[str, tuple[Capabilities, Callable[[HostCalls], int], str]] = {
     "log": (Capabilities(), lambda c: c.log(1, 0, 1), ""),
     "time_now_ms": (Capabilities(), lambda c: c.time_now_ms(), ""),
     "random_fill": (Capabilities(), lambda c: c.random_fill(0, 4), ""),
