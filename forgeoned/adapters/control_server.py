@@ -76,6 +76,7 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Connection] = set()
+        self._changed = threading.Condition()
         self._counts = {"total": 0, "refused": 0, "requests": 0, "denied": 0, "timed_out": 0}
         self._closed = False
 
@@ -161,14 +162,22 @@ class ControlServer:
         if len(self._connections) >= self.config.max_connections:
             self._counts["refused"] += 1
             return False
-        self._connections.add(conn)
+        with self._changed:
+            self._connections.add(conn)
         return True
 
     def note_timeout(self) -> None:
         self._counts["timed_out"] += 1
 
     def forget(self, conn: Connection) -> None:
-        self._connections.discard(conn)
+        with self._changed:
+            self._connections.discard(conn)
+            self._changed.notify_all()
+
+    def wait_connections(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` connections are open; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._connections) <= at_most, timeout)
 
     def submit(self, conn: Connection, request: Request) -> None:
         """Resolve and authorise ``request`` on the loop; serve it in the pool."""
