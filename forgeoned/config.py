@@ -73,6 +73,7 @@ class CompileLimits:
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path
+    base_dir: Path = Path("/")
     mode: str = "production"
     plugins_dir: Path = Path("/etc/forgeoned/plugins.d")
     state_dir: Path = Path("/var/lib/forgeoned")
@@ -100,6 +101,10 @@ class Config:
     @property
     def development(self) -> bool:
         return self.mode == "development"
+
+    def resolve(self, raw: str) -> Path:
+        """A path from a sub-parser's table (e.g. ``control.socket``), resolved like ours."""
+        return Path(raw) if Path(raw).is_absolute() else self.base_dir / raw
 
     def policy_for(self, name: str) -> Capabilities:
         """The operator's capability policy for plugin ``name`` (narrows its manifest)."""
@@ -218,6 +223,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
     return Config(
         path=source,
+        base_dir=base,
         mode=mode,
         plugins_dir=r.path("plugins_dir", d.plugins_dir, base),
         state_dir=r.path("state_dir", d.state_dir, base),

@@ -196,9 +196,9 @@ class PluginLoader:
         services = self.services(art.manifest)
         instances: list[PluginInstance] = []
         try:
-            for _ in range(art.manifest.limits.instances):
-                instances.append(self.runtime.instantiate(compiled.module, art.manifest.limits,
-                                                          services))  # fmt: skip
+            limits = art.manifest.limits
+            for _ in range(limits.instances):
+                instances.append(self.runtime.instantiate(compiled.module, limits, services))
             version = LoadedVersion(compiled, instances)
             version.init()
         except (LoadError, PluginFault):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
+from forgeoned.core.swapper import Version
 from forgeoned.errors import ControlError, PluginFault, PluginTrap, TrapKind
 
 INTERRUPT_GRACE_S: Final = 5.0
@@ -133,9 +134,9 @@ class PluginHost:
             with self._cond:
                 self._interrupting = False
 
-    def install(self, version: RoutedVersion | None) -> None:
+    def install(self, version: Version | None) -> None:
         with self._cond:
-            self._current = version
+            self._current = cast(RoutedVersion | None, version)
             self._cond.notify_all()
 
     def release(self) -> None:

@@ -178,8 +178,12 @@ class Swapper:
         self.stats.swap_duration.observe(self.clock.monotonic() - t0)
         return SwapResult(outcome, err)
 
-    def swap(self, slot: Slot, cand: Candidate) -> SwapResult:
-        """Bring ``cand`` into service in ``slot``, or leave the old version serving."""
+    def swap(self, slot: Slot, cand: Candidate, quiet: bool = False) -> SwapResult:
+        """Bring ``cand`` into service in ``slot``, or leave the old version serving.
+
+        ``quiet`` skips the success event (a restart of the persisted set at daemon start is
+        summarised by one ``daemon.started`` event); failures are always audited.
+        """
         t0 = self.clock.monotonic()
         try:
             self.fault(Step.VERIFY)
@@ -199,7 +203,7 @@ class Swapper:
                 return self._rolled_back(slot, cand, exc, t0)
             self._enter_starting(slot)
             return self._failed(slot, cand, exc, t0)
-        return self._cut_over(slot, cand, new, t0)
+        return self._cut_over(slot, cand, new, t0, quiet)
 
     def _enter_starting(self, slot: Slot) -> Version | None:
         """Take the slot to STARTING; returns the healthy old version that was drained."""
@@ -219,7 +223,9 @@ class Swapper:
         slot.trigger(Trigger.RESTART if slot.state is State.FAILED else Trigger.START)
         return None
 
-    def _cut_over(self, slot: Slot, cand: Candidate, new: Version, t0: float) -> SwapResult:
+    def _cut_over(
+        self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool
+    ) -> SwapResult:
         old = self._enter_starting(slot)
         try:
             self.fault(Step.START_NEW)
@@ -236,11 +242,13 @@ class Swapper:
         self.fault(Step.RELEASE)
         slot.release()
         if old is None:
-            self._event(EventName.PLUGIN_INSTALLED, slot.name, new)
+            if not quiet:
+                self._event(EventName.PLUGIN_INSTALLED, slot.name, new)
             return self._finish(slot.name, Outcome.INSTALLED, t0)
-        self._event(
-            EventName.PLUGIN_UPGRADED, slot.name, new, message=f"{old.version} -> {new.version}"
-        )
+        if not quiet:
+            self._event(
+                EventName.PLUGIN_UPGRADED, slot.name, new, message=f"{old.version} -> {new.version}"
+            )
         return self._finish(slot.name, Outcome.UPGRADED, t0)
 
     def _failed(self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float) -> SwapResult:

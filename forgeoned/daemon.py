@@ -1,0 +1,212 @@
+"""``forgeoned --config PATH``: wires the adapters to the core and runs the loop.
+
+Startup order matters for ``Type=notify``: state → persisted active set running → full rescan
+of plugins.d → watcher, control socket, metrics → ``READY=1``. SIGHUP reloads (RELOADING=1,
+rescan, READY=1); SIGTERM sends STOPPING=1 and drains every plugin within
+``shutdown_timeout_s``. The loop thread owns every change of the running set; signal
+handlers and other threads only post closures to its inbox (a ``SimpleQueue``, whose ``put``
+is safe in a signal handler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from types import FrameType
+from typing import TypeVar
+
+from forgeoned.config import Config, load_config
+from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.clock import SystemClock
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.lifecycle import State
+from forgeoned.core.ports import Clock
+from forgeoned.errors import ConfigError, ForgeonedError
+from forgeoned.wiring import Parts, fault_hook_from_env
+
+log = logging.getLogger("forgeoned")
+T = TypeVar("T")
+REQUEST_TIMEOUT_S = 300.0
+
+
+class Loop:
+    """The daemon's single worker: runs posted closures in order."""
+
+    def __init__(self) -> None:
+        self.inbox: SimpleQueue[Callable[[], None]] = SimpleQueue()
+        self.thread_id: int | None = None
+
+    def post(self, job: Callable[[], None]) -> None:
+        self.inbox.put(job)
+
+    def call(self, job: Callable[[], T], timeout: float = REQUEST_TIMEOUT_S) -> T:
+        """Run ``job`` on the loop and return its result (or raise its error)."""
+        if threading.get_ident() == self.thread_id:
+            return job()
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # handed to the waiting caller
+                done.set_exception(exc)
+
+        self.post(run)
+        return done.result(timeout)
+
+
+class Daemon(Parts):
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.loop = Loop()
+        super().__init__(config, clock or SystemClock(), self.loop.post, fault_hook_from_env())
+        self._stopping = False
+        self._retry: set[str] = set()
+        self._next_rescan = 0.0
+
+    # --- plugins.d ----------------------------------------------------------------------
+
+    def verify(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
+        return self.verifier(data, detached)
+
+    def files_changed(self, names: set[str]) -> None:
+        self._retry |= self.reconciler.files_changed(names)
+
+    def rescan(self) -> None:
+        self._retry |= self.reconciler.rescan()
+        self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
+
+    def reload(self) -> None:
+        """SIGHUP: new trust keys and policies where safe, then a full rescan."""
+        self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        try:
+            self.reload_config(load_config(self.config.path))
+            reason = None
+        except ForgeonedError as exc:
+            log.warning("reload refused, keeping the running configuration: %s", exc)
+            reason = exc.code
+        self.reconciler.forget_attempts()
+        self.directory.entries.clear()  # re-verify every file against the new trust
+        self.rescan()
+        self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason))
+        self.notifier.ready(self.status_line())
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        states = [h.state for h in self.reconciler.hosts.values()]
+        running = sum(s is State.RUNNING for s in states)
+        failed = sum(s is State.FAILED for s in states)
+        quarantined = sum(s is State.QUARANTINED for s in states)
+        return f"{running} plugins running, {failed} failed, {quarantined} quarantined"
+
+    def start(self) -> None:
+        """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
+        self.loop.thread_id = threading.get_ident()
+        restored = self.reconciler.start_persisted()
+        self.rescan()
+        self.watcher.start()
+        self.start_servers()
+        self.ticks.start()
+        self.audit.record(
+            AuditEvent(
+                EventName.DAEMON_STARTED,
+                message=f"{restored} plugins restored; " + self.status_line(),
+            )
+        )
+        self.notifier.ready(self.status_line())
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self) -> int:
+        self.start()
+        interval = self.notifier.watchdog_interval()
+        next_ping = self.clock.monotonic()
+        while not self._stopping:
+            now = self.clock.monotonic()
+            if interval is not None and now >= next_ping:
+                self.notifier.watchdog()
+                next_ping = now + interval
+            if now >= self._next_rescan:
+                self.rescan()
+            if self._retry:
+                retry, self._retry = self._retry, set()
+                self.files_changed(retry)
+            self.reconciler.run_due_restarts()
+            deadlines = [self._next_rescan, next_ping if interval is not None else now + 1.0]
+            if (restart := self.reconciler.next_restart()) is not None:
+                deadlines.append(restart)
+            if self._retry:
+                deadlines.append(now + max(0.05, self.config.debounce_ms / 1000))
+            timeout = max(0.0, min(deadlines) - self.clock.monotonic())
+            try:
+                job = self.loop.inbox.get(timeout=timeout)
+            except Empty:
+                continue
+            try:
+                job()
+            except Exception:  # the loop must survive any single job
+                log.exception("daemon loop job failed")
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        self.notifier.stopping("stopping: draining plugins")
+        self.close_inputs()
+        worker = threading.Thread(target=self.reconciler.shutdown, name="forgeoned-shutdown")
+        worker.start()
+        worker.join(self.config.shutdown_timeout_s)
+        clean = not worker.is_alive()
+        if not clean:
+            for host in list(self.reconciler.hosts.values()):
+                if host.current is not None:
+                    host.current.interrupt()
+        self.audit.record(
+            AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
+        )
+        self.close_all()
+        return 0
+
+
+def _install_signals(daemon: Daemon) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        daemon.loop.post(daemon.stop)
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        daemon.loop.post(daemon.reload)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
+    parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        daemon = Daemon(load_config(args.config))
+    except (ConfigError, ForgeonedError) as exc:
+        print(f"forgeoned: {exc}", file=sys.stderr)
+        return 78 if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
+    _install_signals(daemon)
+    try:
+        return daemon.run()
+    except ForgeonedError as exc:
+        print(f"forgeoned: {exc}", file=sys.stderr)
+        daemon.close_all()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
