@@ -21,6 +21,7 @@ from forgeoned.devtools import make_signed_plugin, package_plugin, sign_bytes, t
 from forgeoned.devtools import trust_policy_for as policy
 from forgeoned.errors import (
     ArtifactError,
+    ArtifactTooLargeError,
     MalformedModuleError,
     ManifestError,
     SignatureError,
@@ -82,7 +83,7 @@ def test_trusted_module_is_accepted_with_its_exact_bytes() -> None:
     loader = Loader(policy(OPS))
     data = signed()
     verified = loader.accept(data)
-    assert verified.module == data
+    assert verified.module is data  # read once: the verified object itself is compiled
     assert verified.manifest.name == "hello" and verified.manifest.version == "1.2.0"
     assert verified.signers == ("key0",)
     assert verified.signed and verified.dev_reason == ""
@@ -299,4 +300,20 @@ def test_manifest_is_read_only_after_the_signature_holds() -> None:
         ManifestError,
         "manifest_invalid",
         "manifest field 'name'",
+    )
+
+
+def test_oversized_file_is_refused_before_parsing() -> None:
+    huge = signed() + b"\x00" * ws.MAX_MODULE_BYTES
+    reject(Loader(policy(OPS)), huge, ArtifactTooLargeError, "too_large", "over the 67108864 cap")
+
+
+def test_too_many_sections() -> None:
+    many = b"".join(ws.encode_custom_section("pad", b"") for _ in range(ws.MAX_SECTIONS))
+    reject(
+        Loader(policy(OPS)),
+        signed() + many,
+        ArtifactTooLargeError,
+        "too_large",
+        "more than 1024 sections",
     )
