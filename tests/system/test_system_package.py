@@ -1,0 +1,231 @@
+"""The packaged daemon under a real systemd 252, checked the way an administrator would.
+
+One container (module fixture ``served``) is shared by the ordered checks below; the ones
+that end the service (kill -9, stop) come last. Install/remove/purge get a fresh container.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    PLUGINS_D,
+    SamplePlugin,
+    install_package,
+    sign_into,
+    unit_property,
+)
+from nspawn_harness import Container, wait_until
+
+from forgeoned.core.events import EventName
+
+pytestmark = pytest.mark.system
+
+CATALOG = Path(__file__).resolve().parents[2] / "systemd/forgeoned.catalog"
+
+
+def status(container: Container, user: str | None = None) -> dict[str, dict[str, Any]]:
+    out = container.run("forgeonectl", "status", "--json", user=user).stdout
+    return {entry["name"]: entry for entry in json.loads(out)["plugins"]}
+
+
+def journal(container: Container, *args: str) -> list[dict[str, Any]]:
+    out = container.run("journalctl", "-u", "forgeoned", "-o", "json", "--no-pager", *args)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def events(container: Container, *args: str) -> list[dict[str, Any]]:
+    return [e for e in journal(container, *args) if "FORGEONE_EVENT" in e]
+
+
+def cursor(container: Container) -> str:
+    out = container.run("journalctl", "-o", "json", "-n", "1", "--no-pager").stdout
+    return str(json.loads(out.splitlines()[-1])["__CURSOR"])
+
+
+def catalog_subjects() -> dict[str, str]:
+    """MESSAGE_ID -> Subject, from the catalog file the package installs."""
+    subjects: dict[str, str] = {}
+    current = ""
+    for line in CATALOG.read_text().splitlines():
+        if match := re.match(r"^-- ([0-9a-f]{32})\b", line):
+            current = match.group(1)
+        elif line.startswith("Subject:") and current:
+            subjects[current] = line.removeprefix("Subject:").strip()
+    return subjects
+
+
+def test_start_reaches_active_with_the_sample_running(served: Container) -> None:
+    assert unit_property(served, "ActiveState") == "active"
+    plugin = wait_until(
+        "the sample plugin to be running",
+        lambda: status(served).get("sample", {}).get("state") == "running" and status(served),
+        60,
+    )["sample"]
+    assert plugin["version"] == "1.0.0"
+    on_disk = served.run("sha256sum", f"{PLUGINS_D}/sample.wasm").stdout.split()[0]
+    assert plugin["sha256"] == on_disk
+
+
+def test_daemon_runs_unprivileged_and_sandboxed(served: Container) -> None:
+    pid = unit_property(served, "MainPID")
+    proc_status = served.run("cat", f"/proc/{pid}/status").stdout
+    fields = dict(line.split(":\t", 1) for line in proc_status.splitlines() if ":\t" in line)
+    user = served.run("id", "-u", "forgeoned").stdout.strip()
+    assert fields["Uid"].split()[0] == user
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert int(fields["CapEff"].strip(), 16) == 0
+    assert fields["Seccomp"].strip() == "2"
+
+
+def test_a_new_signed_version_dropped_in_is_swapped_without_restart(
+    served: Container, sample_plugin: SamplePlugin
+) -> None:
+    pid = unit_property(served, "MainPID")
+    digest = sign_into(served, sample_plugin, "1.0.1", f"{PLUGINS_D}/sample.wasm")
+
+    def swapped() -> dict[str, Any] | None:
+        entry = status(served).get("sample", {})
+        ok = entry.get("version") == "1.0.1" and entry.get("state") == "running"
+        return entry if ok else None
+
+    entry = wait_until("version 1.0.1 to be running", swapped, 60)
+    assert entry["sha256"] == digest
+    assert unit_property(served, "MainPID") == pid
+    upgraded = [e for e in events(served) if e["FORGEONE_EVENT"] == "plugin.upgraded"]
+    assert any(e.get("FORGEONE_VERSION") == "1.0.1" for e in upgraded)
+
+
+def test_systemctl_reload_returns_after_the_reload_is_done(served: Container) -> None:
+    pid = unit_property(served, "MainPID")
+    before = cursor(served)
+    served.run("systemctl", "reload", "forgeoned", timeout=120)
+    # No waiting here: ExecReload blocks until the daemon has finished, so the event exists.
+    reloaded = [
+        e
+        for e in events(served, f"--after-cursor={before}")
+        if e["FORGEONE_EVENT"] == "daemon.reloaded"
+    ]
+    assert reloaded, "daemon.reloaded was not logged before systemctl reload returned"
+    assert unit_property(served, "MainPID") == pid
+    assert unit_property(served, "ActiveState") == "active"
+    assert status(served)["sample"]["state"] == "running"
+
+
+def test_journal_carries_audit_events_with_message_ids_and_catalog_text(
+    served: Container,
+) -> None:
+    seen = events(served)
+    names = {e["FORGEONE_EVENT"] for e in seen}
+    assert {"daemon.started", "plugin.installed"} <= names
+    for entry in seen:
+        assert entry["SYSLOG_IDENTIFIER"] == "forgeoned"
+        assert entry["MESSAGE_ID"] == EventName.from_label(entry["FORGEONE_EVENT"]).message_id
+    installed = next(e for e in seen if e["FORGEONE_EVENT"] == "plugin.installed")
+    assert installed["FORGEONE_PLUGIN"] == "sample"
+    assert re.fullmatch(r"[0-9a-f]{64}", installed["FORGEONE_SHA256"])
+
+    subject = catalog_subjects()[EventName.PLUGIN_INSTALLED.message_id]
+    explained = served.run("journalctl", "-u", "forgeoned", "-x", "--no-pager").stdout
+    assert subject in explained
+    listed = served.run("journalctl", "--catalog", "--no-pager").stdout
+    assert EventName.DAEMON_STARTED.message_id in listed.replace("-", "")
+
+
+def test_metrics_endpoint_answers(served: Container) -> None:
+    script = (
+        "import urllib.request;"
+        "r = urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10);"
+        "print(r.status); print(r.read().decode())"
+    )
+    out = served.run("python3", "-c", script).stdout
+    code, _, body = out.partition("\n")
+    assert code == "200"
+    assert re.search(r'^forgeone_plugin_up\{plugin="sample"\} 1(\.0)?$', body, re.M)
+    assert re.search(r'^forgeone_plugin_info\{[^}]*plugin="sample"', body, re.M)
+
+
+def test_status_works_for_root_and_is_refused_for_an_unprivileged_user(
+    served: Container,
+) -> None:
+    assert "sample" in status(served)
+    served.run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "mallory")
+    refused = served.run("forgeonectl", "status", user="mallory", check=False)
+    assert refused.returncode != 0
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("forgeonectl: "), refused.stderr
+    assert refused.stdout == ""
+    # Nothing changed for anyone else.
+    assert status(served)["sample"]["state"] == "running"
+
+
+def test_kill_9_restarts_the_daemon_with_the_same_plugins(served: Container) -> None:
+    before = {(p["name"], p["version"], p["sha256"]) for p in status(served).values()}
+    pid = unit_property(served, "MainPID")
+    restarts = int(unit_property(served, "NRestarts"))
+    served.run("kill", "-9", pid)
+
+    def restarted() -> bool:
+        return (
+            unit_property(served, "MainPID") not in ("0", pid)
+            and unit_property(served, "ActiveState") == "active"
+        )
+
+    wait_until("systemd to restart forgeoned", restarted, 90)
+    assert int(unit_property(served, "NRestarts")) == restarts + 1
+
+    def all_running() -> dict[str, dict[str, Any]] | None:
+        now = status(served)
+        return now if now and all(p["state"] == "running" for p in now.values()) else None
+
+    after = wait_until("the plugins to run again", all_running, 60)
+    assert {(p["name"], p["version"], p["sha256"]) for p in after.values()} == before
+
+
+def test_systemctl_stop_drains_within_the_timeout(served: Container) -> None:
+    before = cursor(served)
+    served.run("systemctl", "stop", "forgeoned", timeout=180)
+    assert unit_property(served, "ActiveState") == "inactive"
+    # "timeout" here would mean systemd had to SIGKILL it after TimeoutStopSec.
+    assert unit_property(served, "Result") == "success"
+    assert unit_property(served, "ExecMainStatus") == "0"
+    names = [e["FORGEONE_EVENT"] for e in events(served, f"--after-cursor={before}")]
+    assert "daemon.stopped" in names
+
+
+def test_install_remove_purge_on_a_fresh_debian(fresh_container: Container) -> None:
+    c = fresh_container
+    install_package(c)
+    assert c.run("systemctl", "is-enabled", "forgeoned").stdout.strip() == "enabled"
+    assert c.run("getent", "passwd", "forgeoned").stdout.startswith("forgeoned:")
+    assert c.run("test", "-f", "/usr/lib/systemd/catalog/forgeoned.catalog").returncode == 0
+    c.run("forgeonectl", "--version")
+
+    c.run(
+        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "forgeoned", timeout=180
+    )
+    # remove keeps configuration and state
+    c.run("test", "-f", "/etc/forgeoned/forgeoned.toml")
+    c.run("test", "-d", "/var/lib/forgeoned")
+    for path in ("/usr/lib/forgeoned", "/usr/bin/forgeoned", "/usr/bin/forgeonectl"):
+        assert c.run("test", "-e", path, check=False).returncode != 0, f"{path} left behind"
+
+    c.run(
+        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "forgeoned", timeout=180
+    )
+    for path in (
+        "/etc/forgeoned",
+        "/var/lib/forgeoned",
+        "/var/cache/forgeoned",
+        "/usr/lib/forgeoned",
+        "/etc/systemd/system/multi-user.target.wants/forgeoned.service",
+    ):
+        assert c.run("test", "-e", path, check=False).returncode != 0, f"{path} left behind"
+    state = c.run("dpkg-query", "-W", "-f=${db:Status-Status}", "forgeoned", check=False)
+    assert state.returncode != 0 or state.stdout == "not-installed"
+    # Debian policy: the system account stays (files elsewhere may still belong to it).
+    assert c.run("getent", "passwd", "forgeoned", check=False).returncode == 0
