@@ -80,9 +80,9 @@ class PluginDirectory:
             except FileNotFoundError:
                 self._forget(name)
                 continue
-            self._forget(name)
             self.entries[name] = entry
             if entry.error is not None:
+                self._blobs.pop(name, None)
                 rejections.append(Rejection(name, entry.error))
         return rejections, retry
 

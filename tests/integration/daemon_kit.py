@@ -1,0 +1,222 @@
+"""A real forgeoned process for the daemon tests: signed inline-WAT plugins, a config in a
+temporary directory, a NOTIFY_SOCKET to see READY=1, and the control client to talk to it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgeoned.adapters.control_client import ControlClient
+from forgeoned.adapters.keys import public_key_bytes
+from forgeoned.devtools import make_signed_plugin, package_plugin, test_key
+
+KEY = test_key(7)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def plugin_wat(
+    tag: str,
+    *,
+    init: int = 0,
+    start: int = 0,
+    handle_extra: str = "",
+    tick: bool = False,
+) -> str:
+    """A plugin whose ``handle`` outputs ``tag + ":" + input``."""
+    text = (tag + ":").encode()
+    data = "".join(f"\\{b:02x}" for b in text)
+    tick_fn = '(func (export "tick") (result i32) i32.const 0)' if tick else ""
+    return f"""(module
+  (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{data}")
+  (func (export "init") (result i32) i32.const {init})
+  (func (export "start") (result i32) i32.const {start})
+  (func (export "stop") (result i32) i32.const 0)
+  (func (export "pause") (result i32) i32.const 0)
+  (func (export "resume") (result i32) i32.const 0)
+  (func (export "unload") (result i32) i32.const 0)
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "handle") (param $p i32) (param $l i32) (result i32)
+    {handle_extra}
+    (drop (call $output (i32.const 16) (i32.const {len(text)})))
+    (drop (call $output (local.get $p) (local.get $l)))
+    i32.const 0)
+  {tick_fn})"""
+
+
+SPIN = """(block $done (loop $again
+      (br_if $done (i32.eqz (local.get $l)))
+      (local.set $l (i32.sub (local.get $l) (i32.const 0)))
+      (br $again)))"""
+
+
+def manifest(name: str, version: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "abi": 1, **extra}
+
+
+def plugin(name: str, version: str, *, signed: bool = True, **wat: Any) -> bytes:
+    text = plugin_wat(f"{name}@{version}", **wat)
+    m = manifest(name, version, capabilities={"log": True})
+    return make_signed_plugin(text, m, KEY) if signed else package_plugin(text, m)
+
+
+def drop(plugins_dir: Path, filename: str, data: bytes) -> Path:
+    """Write next to the target and rename in, as an operator's deploy tool does."""
+    tmp = plugins_dir / f".{filename}.tmp"
+    tmp.write_bytes(data)
+    target = plugins_dir / filename
+    tmp.rename(target)
+    return target
+
+
+@dataclass
+class Env:
+    root: Path
+    mode: str = "production"
+    extra: str = ""
+    config: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        for d in ("plugins.d", "trusted.d", "state", "cache", "run", "etc"):
+            (self.root / d).mkdir(exist_ok=True)
+        (self.root / "trusted.d/test.pub").write_bytes(public_key_bytes(KEY.public_key))
+        self.config = self.root / "etc/forgeoned.toml"
+        self.write_config()
+
+    def write_config(self, extra: str | None = None) -> None:
+        if extra is not None:
+            self.extra = extra
+        self.config.write_text(
+            f"""mode = "{self.mode}"
+plugins_dir = "plugins.d"
+state_dir = "state"
+trust_dir = "trusted.d"
+cache_dir = "cache"
+drain_timeout_s = 2.0
+rescan_interval_s = 30
+debounce_ms = 20
+{self.extra}
+[control]
+socket = "run/control.sock"
+[metrics]
+enabled = false
+[audit]
+journald = false
+"""
+        )
+
+    @property
+    def plugins(self) -> Path:
+        return self.root / "plugins.d"
+
+    @property
+    def socket(self) -> str:
+        return str(self.root / "run/control.sock")
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.root / "state/state.json").read_text())
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for path in sorted((self.root / "state/audit").glob("audit*.jsonl")):
+            out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return out
+
+
+class Daemon:
+    """``python -m forgeoned.daemon`` in a subprocess, with its notify datagrams collected."""
+
+    def __init__(self, env: Env, extra_env: dict[str, str] | None = None) -> None:
+        self.env = env
+        self.notify_path = env.root / "run" / f"notify-{time.monotonic_ns()}.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.messages: list[str] = []
+        penv = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), **(extra_env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeoned.daemon", "--config", str(env.config)],
+            env=penv,
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_for(self, prefix: str, timeout: float = 60.0) -> str:
+        """Wait for a notify datagram containing a line starting with ``prefix``."""
+        deadline = time.monotonic() + timeout
+        for msg in self.messages:
+            if any(line.startswith(prefix) for line in msg.splitlines()):
+                return msg
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.stderr()}")
+            self.notify.settimeout(min(0.5, max(0.01, deadline - time.monotonic())))
+            try:
+                msg = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(msg)
+            if any(line.startswith(prefix) for line in msg.splitlines()):
+                return msg
+        raise AssertionError(f"no {prefix} within {timeout}s; got {self.messages}")
+
+    def ready(self, timeout: float = 60.0) -> str:
+        return self.wait_for("READY=1", timeout)
+
+    def client(self) -> ControlClient:
+        return ControlClient(self.env.socket, timeout=60)
+
+    def invoke(self, name: str, data: bytes = b"x") -> bytes:
+        with self.client() as c:
+            return c.invoke(name, data)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        with self.client() as c:
+            return {p["name"]: p for p in c.list_plugins()}
+
+    def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "") -> None:
+        """Poll the daemon's status (bounded) until ``predicate(status)`` holds."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = self.status()
+            if predicate(last):
+                return
+            self.notify.settimeout(0.02)
+            with contextlib.suppress(TimeoutError):
+                self.messages.append(self.notify.recv(4096).decode())
+        raise AssertionError(f"timed out waiting for {what}: {last}")
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None or self.proc.stderr.closed:
+            return ""
+        return self.proc.stderr.read()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+        self.close()
+
+    def close(self) -> None:
+        self.notify.close()
+        self.notify_path.unlink(missing_ok=True)
+        if self.proc.stderr:
+            self.proc.stderr.close()
