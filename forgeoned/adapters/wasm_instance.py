@@ -349,7 +349,6 @@ class PluginInstance:
         if self._closed:
             return
         self._closed = True
-        self._funcs.clear()
         self._store.close()
         self._linker.close()
 

@@ -102,7 +102,7 @@ def make_host(
 ) -> Host:
     audit, log, stats, clock = RecordingAudit(), RecordingLog(), PluginStats(), ManualClock()
     secrets = tmp / "creds"
-    secrets.mkdir(exist_ok=True)
+    secrets.mkdir(parents=True, exist_ok=True)
     (secrets / "api-token").write_bytes(b"s3cret")
     kv = KvStore(tmp / "kv", caps.kv_quota_bytes) if caps.kv_quota_bytes is not None else None
     services = HostServices(
@@ -118,3 +118,19 @@ def make_host(
         stats=stats,
     )
     return Host(services, audit, log, stats, clock)
+
+
+ECHO_WAT = plugin_wat(imports=("output",), handle="local.get $ptr local.get $len call $output")
+
+
+def assert_runtime_healthy(runtime: object, tmp: Path) -> None:
+    """The runtime still compiles, instantiates and runs a good plugin end to end."""
+    from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+    from forgeoned.core.manifest import Limits
+
+    assert isinstance(runtime, WasmtimeRuntime)
+    host = make_host(tmp / "healthy", name="healthy")
+    with runtime.instantiate(runtime.compile(ECHO_WAT), Limits(), host.services) as inst:
+        for export in LifecycleExport:
+            inst.call(export)
+        assert inst.handle(b"still alive") == b"still alive"
