@@ -1,0 +1,145 @@
+"""Hand-written fakes of the control API's ports: a daemon in memory and an audit sink."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.stats import PluginStats, PluginView
+from forgeoned.errors import (
+    ConflictError,
+    NotFoundError,
+    PluginTrap,
+    SignatureError,
+    TrapKind,
+)
+
+SIGNED_MAGIC = b"\0asm-signed"  # what FakeBackend.install accepts as a trusted artifact
+
+
+@dataclass
+class FakePlugin:
+    name: str
+    version: str = "1.0.0"
+    state: str = "running"
+
+
+@dataclass
+class FakeBackend:
+    """A daemon in memory: plugins by name, every call recorded in ``calls``."""
+
+    plugins: dict[str, FakePlugin] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    written: dict[str, bytes] = field(default_factory=dict)  # "plugins.d"
+    audit_log: list[dict[str, Any]] = field(default_factory=list)
+    broken_at: int | None = None
+    gate: threading.Event | None = None  # when set, invoke waits for it (bounded)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def with_plugins(cls, *names: str) -> FakeBackend:
+        return cls(plugins={n: FakePlugin(n) for n in names})
+
+    def _get(self, name: str) -> FakePlugin:
+        try:
+            return self.plugins[name]
+        except KeyError:
+            raise NotFoundError(f"no plugin named {name!r}") from None
+
+    def _view(self, p: FakePlugin) -> PluginView:
+        return PluginView(
+            name=p.name,
+            version=p.version,
+            sha256="ab" * 32,
+            state=p.state,
+            memory_bytes=65536,
+            stats=PluginStats(),
+            signers=("dev",),
+            limits={"memory_bytes": 16 << 20},
+            instances=1,
+        )
+
+    def _note(self, *call: str) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def list_plugins(self) -> list[PluginView]:
+        return [self._view(p) for p in self.plugins.values()]
+
+    def get_plugin(self, name: str) -> PluginView:
+        return self._view(self._get(name))
+
+    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
+        if not data.startswith(SIGNED_MAGIC):
+            raise SignatureError("artifact is not signed", "unsigned")
+        name = data[len(SIGNED_MAGIC) :].decode()
+        self._note("install", filename, actor)
+        self.written[filename] = data
+        self.plugins[name] = FakePlugin(name)
+        return self._view(self.plugins[name])
+
+    def remove(self, name: str, actor: str) -> None:
+        self._get(name)
+        self._note("remove", name, actor)
+        del self.plugins[name]
+
+    def _set(self, name: str, actor: str, verb: str, state: str) -> None:
+        plugin = self._get(name)
+        self._note(verb, name, actor)
+        plugin.state = state
+
+    def pause(self, name: str, actor: str) -> None:
+        if self._get(name).state != "running":
+            raise ConflictError(f"{name} is not running")
+        self._set(name, actor, "pause", "paused")
+
+    def resume(self, name: str, actor: str) -> None:
+        self._set(name, actor, "resume", "running")
+
+    def restart(self, name: str, actor: str) -> None:
+        self._set(name, actor, "restart", "running")
+
+    def reset(self, name: str, actor: str) -> None:
+        self._set(name, actor, "reset", "running")
+
+    def allow_downgrade(self, name: str, version: str, actor: str) -> None:
+        self._get(name)
+        self._note("allow_downgrade", name, version, actor)
+
+    def invoke(self, name: str, data: bytes) -> bytes:
+        self._get(name)
+        if self.gate is not None and not self.gate.wait(timeout=30):
+            raise AssertionError("test gate never opened")
+        if data == b"trap":
+            raise PluginTrap("plugin ran out of fuel", TrapKind.OUT_OF_FUEL, "handle")
+        return data.upper()
+
+    def reload(self, actor: str) -> None:
+        self._note("reload", actor)
+
+    def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
+        return [e for e in self.audit_log if since is None or e["ts"] >= since]
+
+    def audit_verify(self) -> dict[str, Any]:
+        n = len(self.audit_log)
+        if self.broken_at is not None:
+            return {"ok": False, "entries": n, "first_bad_seq": self.broken_at, "why": "hash"}
+        return {"ok": True, "entries": n, "first_bad_seq": None, "why": ""}
+
+
+@dataclass
+class ListSink:
+    """An AuditSink that keeps events in memory."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, event: AuditEvent) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def named(self, name: EventName) -> list[AuditEvent]:
+        with self.lock:
+            return [e for e in self.events if e.event is name]

@@ -1,0 +1,152 @@
+"""Paths → actions, and each route's work against a hand-written fake backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from control_fakes import SIGNED_MAGIC, FakeBackend
+
+from forgeoned.adapters.control_http import (
+    HttpProtocolError,
+    MethodNotAllowedError,
+    Request,
+    parse_head,
+)
+from forgeoned.adapters.control_routes import Context, parse_since, resolve
+from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.policy import Action, Caller, Policy
+from forgeoned.errors import BadRequestError, NotFoundError, SignatureError
+
+ROOT = Caller(uid=0, gid=0, pid=1, user="root")
+BOB = Caller(uid=1001, gid=1001, pid=2, user="bob", groups=frozenset({"billing"}))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action", "plugin"),
+    [
+        ("GET", "/v1/plugins", Action.LIST, None),
+        ("POST", "/v1/plugins", Action.INSTALL, None),
+        ("GET", "/v1/plugins/hello", Action.SHOW, "hello"),
+        ("DELETE", "/v1/plugins/hello", Action.REMOVE, "hello"),
+        ("POST", "/v1/plugins/hello/pause", Action.PAUSE, "hello"),
+        ("POST", "/v1/plugins/hello/resume", Action.RESUME, "hello"),
+        ("POST", "/v1/plugins/hello/restart", Action.RESTART, "hello"),
+        ("POST", "/v1/plugins/hello/reset", Action.RESET, "hello"),
+        ("POST", "/v1/plugins/hello/invoke", Action.INVOKE, "hello"),
+        ("POST", "/v1/plugins/hello/allow-downgrade", Action.ALLOW_DOWNGRADE, "hello"),
+        ("POST", "/v1/reload", Action.RELOAD, None),
+        ("GET", "/v1/audit", Action.AUDIT_READ, None),
+        ("GET", "/v1/audit/verify", Action.AUDIT_VERIFY, None),
+        ("GET", "/v1/whoami", None, None),
+    ],
+)
+def test_resolve(method: str, path: str, action: Action | None, plugin: str | None) -> None:
+    route = resolve(method, path)
+    assert (route.action, route.plugin) == (action, plugin)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "error"),
+    [
+        ("GET", "/", NotFoundError),
+        ("GET", "/v2/plugins", NotFoundError),
+        ("GET", "/v1/nothing", NotFoundError),
+        ("POST", "/v1/plugins/hello/explode", NotFoundError),
+        ("GET", "/v1/plugins/hello/pause", MethodNotAllowedError),
+        ("PUT", "/v1/plugins", MethodNotAllowedError),
+        ("GET", "/v1/reload", MethodNotAllowedError),
+        ("GET", "/v1/plugins/Bad..Name!", BadRequestError),
+    ],
+)
+def test_resolve_errors(method: str, path: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        resolve(method, path)
+
+
+def call(
+    backend: FakeBackend,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    caller: Caller = ROOT,
+    policy: Policy | None = None,
+) -> tuple[int, Any]:
+    head = parse_head(
+        f"{method} {target} HTTP/1.1\r\nContent-Length: {len(body)}".encode(), 1 << 20
+    )
+    route = resolve(head.method, head.path)
+    ctx = Context(backend, policy or Policy(), caller, Request(head, body), route.plugin)
+    reply = route.run(ctx)
+    return reply.status, reply.body
+
+
+def test_list_is_sorted_and_in_design_shape() -> None:
+    backend = FakeBackend.with_plugins("zeta", "alpha")
+    status, body = call(backend, "GET", "/v1/plugins")
+    assert status == 200
+    assert [p["name"] for p in body["plugins"]] == ["alpha", "zeta"]
+    assert set(body["plugins"][0]) == {"name", "version", "state", "sha256"}
+
+
+def test_list_is_filtered_by_a_scoped_rule() -> None:
+    policy = parse_control_config(
+        {"rules": [{"group": "billing", "roles": ["viewer"], "plugins": ["billing-*"]}]}
+    ).policy
+    backend = FakeBackend.with_plugins("billing-a", "hello")
+    _, body = call(backend, "GET", "/v1/plugins", caller=BOB, policy=policy)
+    assert [p["name"] for p in body["plugins"]] == ["billing-a"]
+
+
+def test_show_has_details() -> None:
+    _, body = call(FakeBackend.with_plugins("hello"), "GET", "/v1/plugins/hello")
+    assert body["signers"] == ["dev"] and "counters" in body and "limits" in body
+
+
+def test_action_and_invoke_and_downgrade() -> None:
+    backend = FakeBackend.with_plugins("hello")
+    assert call(backend, "POST", "/v1/plugins/hello/pause") == (
+        200,
+        {"plugin": "hello", "action": "pause", "ok": True},
+    )
+    assert backend.plugins["hello"].state == "paused"
+    assert call(backend, "POST", "/v1/plugins/hello/invoke", b"abc") == (200, b"ABC")
+    call(backend, "POST", "/v1/plugins/hello/allow-downgrade", b'{"version": "0.9.0"}')
+    assert backend.calls[-1] == ("allow_downgrade", "hello", "0.9.0", "uid=0(root)")
+
+
+def test_bad_downgrade_body_changes_nothing() -> None:
+    backend = FakeBackend.with_plugins("hello")
+    for body in (b"{bad", b'{"version": 3}', b"[]"):
+        with pytest.raises(HttpProtocolError) as info:
+            call(backend, "POST", "/v1/plugins/hello/allow-downgrade", body)
+        assert info.value.status == 400
+    assert backend.calls == []
+
+
+def test_install_checks_filename_and_passes_bytes() -> None:
+    backend = FakeBackend()
+    status, body = call(backend, "POST", "/v1/plugins?filename=new.wasm", SIGNED_MAGIC + b"new")
+    assert status == 201 and body["installed"]["name"] == "new"
+    assert backend.written == {"new.wasm": SIGNED_MAGIC + b"new"}
+    for target in (
+        "/v1/plugins?filename=../x.wasm",
+        "/v1/plugins?filename=.x.wasm",
+        "/v1/plugins?filename=x.txt",
+    ):
+        with pytest.raises(BadRequestError):
+            call(backend, "POST", target, SIGNED_MAGIC + b"other")
+    with pytest.raises(BadRequestError, match="empty upload"):
+        call(backend, "POST", "/v1/plugins?filename=a.wasm")
+    with pytest.raises(SignatureError):
+        call(backend, "POST", "/v1/plugins?filename=a.wasm", b"\0asm unsigned")
+    assert list(backend.written) == ["new.wasm"]
+
+
+def test_parse_since() -> None:
+    assert parse_since(None) is None and parse_since("") is None
+    assert parse_since("1700000000.5") == 1700000000.5
+    assert parse_since("2023-11-14T22:13:20Z") == 1700000000.0
+    assert parse_since("2023-11-14T22:13:20") == 1700000000.0
+    with pytest.raises(BadRequestError, match="bad since"):
+        parse_since("yesterday")
