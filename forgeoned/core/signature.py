@@ -45,6 +45,9 @@ MAX_SETS: Final = 64
 MAX_HASHES_PER_SET: Final = 64
 MAX_SIGNATURES_PER_SET: Final = 256
 MAX_SIGNATURE_SECTION_BYTES: Final = 256 * 1024
+# Ed25519 checks one artifact may cost (a hostile file could otherwise pair thousands of
+# key-id-less signatures with every trusted key); far above any honest signer count.
+MAX_VERIFICATIONS: Final = 4096
 
 PREFIX: Final = b"wasmsig" + bytes((SPEC_VERSION, CONTENT_TYPE_MODULE, HASH_SHA256))
 
@@ -233,6 +236,7 @@ def strict_signers(
     tried only against the keys with that id, one without a key id against every candidate.
     """
     signers: set[bytes] = set()
+    budget = MAX_VERIFICATIONS
     for hash_set in data.sets:
         if hash_set.hashes[-1] != full_hash:
             continue
@@ -241,6 +245,9 @@ def strict_signers(
             for public_key, key_id in candidates.items():
                 if public_key in signers or (sig.key_id and sig.key_id != key_id):
                     continue
+                budget -= 1
+                if budget < 0:
+                    raise _bad(f"more than {MAX_VERIFICATIONS} signature checks needed")
                 if ed25519.verify(public_key, message, sig.signature):
                     signers.add(public_key)
     return signers

@@ -119,3 +119,28 @@ def test_signature_section_not_first_is_refused() -> None:
         sig.split(moved, ws.parse_sections(moved))
     with pytest.raises(ForgeonedError):
         sig.sign_module(moved, test_key(2))
+
+
+class CountingVerifier:
+    """A fake Ed25519 that rejects everything and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        self.calls += 1
+        return False
+
+
+def test_signature_checks_per_artifact_are_bounded() -> None:
+    anonymous = sig.SignatureEntry(b"", b"\x00" * 64)
+    hostile = sig.SignatureData((sig.SignedHashes((H,), (anonymous,) * 256),) * 15)
+    decoded = sig.decode(sig.encode(hostile))  # within every format limit
+    candidates = {bytes([n]) * 32: b"id%d" % n for n in range(2)}
+    counter = CountingVerifier()
+    with pytest.raises(SignatureError, match="more than 4096 signature checks"):
+        sig.strict_signers(decoded, H, candidates, counter)
+    assert counter.calls == sig.MAX_VERIFICATIONS
+    one_key = CountingVerifier()
+    assert sig.strict_signers(decoded, H, dict(list(candidates.items())[:1]), one_key) == set()
+    assert one_key.calls == 15 * 256  # under the budget: every signature was checked
