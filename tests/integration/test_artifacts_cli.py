@@ -280,3 +280,23 @@ def test_devtools_sample_is_idempotent(work: Path) -> None:
     )
     assert (verified.manifest.name, verified.manifest.version) == ("sample", "1.0.0")
     assert (REPO / "examples/sample-plugin/manifest.toml").is_file()
+
+
+def test_second_signer_on_a_detached_signature(work: Path) -> None:
+    make_signed(work)
+    assert ctl("keys", "generate", "--out", work / "keys", "--name", "sec").returncode == OK
+    (work / "trusted/sec.pub").write_bytes((work / "keys/sec.pub").read_bytes())
+    (work / "two.toml").write_text('[trust.thresholds]\n"hello" = 2\n')
+    unsigned, out = work / "hello.unsigned.wasm", work / "d.wasm"
+    assert (
+        ctl("sign", "--detached", "--key", work / "keys/ops.key", unsigned, "-o", out).returncode
+        == OK
+    )
+    verify = ("verify", "--trust", work / "trusted", "--config", work / "two.toml", out)
+    refused(ctl(*verify), REJECTED, "needs 2 distinct trusted signers, has 1")
+    result = ctl("sign", "--detached", "--key", work / "keys/sec.key", out, "-o", out)
+    assert result.returncode == OK, result.stderr
+    assert out.read_bytes() == unsigned.read_bytes()
+    result = ctl(*verify)
+    assert result.returncode == OK, result.stderr
+    assert "signed by ops, sec" in result.stdout
