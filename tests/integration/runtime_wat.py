@@ -37,11 +37,13 @@ def plugin_wat(
     handle: str | None = None,
     extra: str = "",
     omit: tuple[str, ...] = (),
+    head: str = "",
 ) -> bytes:
     """An ABI v1 module. ``bodies`` maps a lifecycle export to its body (leaving an i32);
-    ``handle`` is the body of ``handle(ptr, len)`` (alloc then returns a fixed 1024)."""
+    ``handle`` is the body of ``handle(ptr, len)`` (alloc then returns a fixed 1024); ``head``
+    goes first (raw imports), ``extra`` last."""
     bodies = bodies or {}
-    parts = [import_decl(name) for name in imports]
+    parts = [head, *(import_decl(name) for name in imports)]
     parts.append(memory)
     for export in LifecycleExport:
         if export.value in omit:
