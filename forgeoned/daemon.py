@@ -85,19 +85,25 @@ class Daemon(Parts):
         self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
 
     def reload(self) -> None:
-        """SIGHUP: new trust keys and policies where safe, then a full rescan."""
+        """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
+        rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
+        while the running configuration stays in force."""
         self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        refused: ForgeonedError | None = None
         try:
             self.reload_config(load_config(self.config.path))
-            reason = None
         except ForgeonedError as exc:
             log.warning("reload refused, keeping the running configuration: %s", exc)
-            reason = exc.code
+            refused = exc
         self.reconciler.forget_attempts()
-        self.directory.entries.clear()  # re-verify every file against the new trust
+        self.directory.entries.clear()  # re-verify every file against the (new) trust
         self.rescan()
-        self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason))
+        reason = refused.code if refused is not None else None
+        self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason,
+                                     message=str(refused or "")))  # fmt: skip
         self.notifier.ready(self.status_line())
+        if refused is not None:
+            raise refused
 
     # --- lifecycle ----------------------------------------------------------------------
 
