@@ -42,6 +42,9 @@ from forgeoned.errors import ForbiddenError, ForgeonedError, StateError
 
 log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 10.0
+# Pending connections the kernel queues before accept (capped by net.core.somaxconn):
+# bursts wait there instead of failing with EAGAIN; admission control happens after accept.
+_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,9 @@ class ControlServer:
     def start(self) -> None:
         """Bind the socket and start serving; returns once the socket accepts connections."""
         cfg = self.config
-        sock = bind_control_socket(cfg.socket, cfg.mode, cfg.group, max(cfg.max_connections, 128))
+        sock = bind_control_socket(
+            cfg.socket, cfg.mode, cfg.group, max(cfg.max_connections, _BACKLOG)
+        )
         loop = asyncio.new_event_loop()
         ready: Future[None] = Future()
 
