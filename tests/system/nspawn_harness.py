@@ -138,12 +138,21 @@ class Container:
 
     def _wait_booted(self) -> None:
         self.leader = wait_until("the container's init", self._find_leader, 30)
-        wait_until("the container's system bus", self._bus_answers, BOOT_TIMEOUT_S)
-        state = self.run(
-            "systemctl", "is-system-running", "--wait", check=False, timeout=BOOT_TIMEOUT_S
-        ).stdout.strip()
-        if state not in ("running", "degraded"):
-            raise HarnessError(f"container did not boot: is-system-running says {state!r}")
+        last: list[str] = []
+
+        def booted() -> str | None:
+            # --wait fails fast while the bus is not up yet (or is restarted during boot).
+            proc = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=60)
+            state = proc.stdout.strip()
+            last[:] = [state, proc.stderr.strip()]
+            if state in ("maintenance", "stopping", "offline"):
+                raise HarnessError(f"container did not boot: system state {state!r}")
+            return state if state in ("running", "degraded") else None
+
+        try:
+            wait_until("the container to finish booting", booted, BOOT_TIMEOUT_S)
+        except HarnessError as exc:
+            raise HarnessError(f"{exc} (last answer: {last})") from exc
 
     def _find_leader(self) -> int | None:
         assert self._nspawn is not None
@@ -155,10 +164,6 @@ class Container:
         except FileNotFoundError:
             return None
         return int(children[0]) if children else None
-
-    def _bus_answers(self) -> bool:
-        proc = self.run("systemctl", "is-system-running", check=False, timeout=30)
-        return "Failed to connect" not in proc.stderr and proc.stdout.strip() != ""
 
     def run(
         self,
