@@ -93,6 +93,7 @@ class PluginHost:
         self._current: RoutedVersion | None = None
         self._gate_closed = False
         self._inflight = 0
+        self._held = 0
         self._interrupting = False
         self.last_error: str | None = None
 
@@ -117,6 +118,16 @@ class PluginHost:
                 self.last_error = reason
             self._cond.notify_all()
             return self._state
+
+    def wait_for(self, state: State, timeout: float) -> bool:
+        """Block until the plugin is in ``state`` (bounded); True if it got there."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._state is state, timeout)
+
+    def wait_held(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` calls are held at the gate (bounded)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._held >= count, timeout)
 
     def drain(self, timeout: float) -> None:
         with self._cond:
@@ -161,7 +172,12 @@ class PluginHost:
                         f"plugin {self._name!r} stayed {self._state.value} "
                         f"for {self.hold_timeout_s:g}s"
                     )
-                self._cond.wait(remaining)
+                self._held += 1
+                self._cond.notify_all()
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._held -= 1
             version = self._current
             if version is None:  # pragma: no cover - RUNNING always has a version
                 raise UnavailableError(f"plugin {self._name!r} has no version")

@@ -124,7 +124,8 @@ journald = false
         return str(self.root / "run/control.sock")
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.root / "state/state.json").read_text())
+        state: dict[str, Any] = json.loads((self.root / "state/state.json").read_text())
+        return state
 
     def audit_events(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
