@@ -1,12 +1,13 @@
 """Build the Rust sample plugin once per test session (importable by any test module).
 
-Usage in a test module::
+Usage in a test module (calling the cached builder avoids ruff's F811 on fixture imports)::
 
-    from conftest_sample import build_sample, sample_wasm  # noqa: F401  (fixture import)
+    from conftest_sample import build_sample
 
-    def test_something(sample_wasm: bytes) -> None: ...          # version 1.0.0
-    def test_swap() -> None:
-        v2 = build_sample("2.0.0")                               # output says "sample 2.0.0"
+    def test_something() -> None:
+        v1 = build_sample()            # output of handle(b"x"): b"sample 1.0.0 #1 | x"
+        v2 = build_sample("2.0.0")     # b"sample 2.0.0 #1 | x"
+        bad = build_sample("1.0.1", fail_init=True)   # init returns 1
 
 ``sample_wasm`` is the module the Makefile builds (``target/.../forgeone_sample_plugin.wasm``);
 ``build_sample(version)`` builds other versions into their own target directories and caches

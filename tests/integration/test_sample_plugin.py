@@ -1,0 +1,153 @@
+"""The Rust sample plugin, built with the Debian toolchain, driven through its whole lifecycle."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest_sample import SAMPLE_DIR, build_sample
+from runtime_wat import make_host
+
+from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
+from forgeoned.core.manifest import Capabilities, Limits
+from forgeoned.errors import PluginStatusError, PluginTrap, TrapKind
+
+pytestmark = pytest.mark.rust
+
+CAPS = Capabilities(
+    log=True,
+    clock=True,
+    random=True,
+    env=frozenset({"TZ"}),
+    secrets=frozenset({"api-token"}),
+    kv_quota_bytes=65536,
+)
+
+
+@pytest.fixture
+def sample_wasm() -> bytes:
+    return build_sample()  # built once per session, skips without the Rust toolchain
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[WasmtimeRuntime]:
+    with WasmtimeRuntime() as rt:
+        yield rt
+
+
+def test_manifest_matches_the_brief() -> None:
+    import tomllib
+
+    from forgeoned.core.manifest import parse_manifest_obj
+
+    manifest = parse_manifest_obj(tomllib.loads((SAMPLE_DIR / "manifest.toml").read_text()))
+    assert (manifest.name, manifest.version) == ("sample", "1.0.0")
+    assert manifest.capabilities == CAPS
+
+
+def test_full_lifecycle(runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes) -> None:
+    module = runtime.compile(sample_wasm)
+    assert module.has_handle and module.has_tick
+    assert module.shape.imports == frozenset(HOST_FUNCTIONS)  # it uses the whole ABI
+    host = make_host(tmp_path, caps=CAPS)
+    with runtime.instantiate(module, Limits(), host.services) as inst:
+        inst.call(LifecycleExport.INIT)
+        inst.call(LifecycleExport.START)
+        assert inst.handle(b"hello") == b"sample 1.0.0 #1 | hello"
+        inst.tick()
+        inst.call(LifecycleExport.PAUSE)
+        inst.call(LifecycleExport.RESUME)
+        assert inst.handle(b"again") == b"sample 1.0.0 #2 | again"
+        inst.call(LifecycleExport.STOP)
+        inst.call(LifecycleExport.UNLOAD)
+    assert [m for _, _, m in host.log.lines] == [
+        "sample 1.0.0 init (TZ=Europe/Paris)",
+        "sample start",
+        "sample pause",
+        "sample resume",
+        "sample stop",
+        "sample unload",
+    ]
+    assert host.stats.calls[("handle", "ok")] == 2
+    assert host.audit.events == []
+
+
+def test_every_host_function_from_rust(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    host = make_host(tmp_path, caps=CAPS)
+    host.clock.advance(2.0)
+    with runtime.instantiate(runtime.compile(sample_wasm), Limits(), host.services) as inst:
+        inst.call(LifecycleExport.INIT)
+        assert inst.handle(b"!env") == b"TZ=Europe/Paris"
+        assert inst.handle(b"!secret") == b"secret-len=6"
+        assert inst.handle(b"!time") == f"time={int(host.clock.wall() * 1000)}".encode()
+        first, second = inst.handle(b"!random"), inst.handle(b"!random")
+        assert re.fullmatch(rb"random=[0-9a-f]{16}", first) and first != second
+        assert inst.handle(b"x") == b"sample 1.0.0 #1 | x"
+        assert inst.handle(b"x") == b"sample 1.0.0 #2 | x"
+        assert inst.handle(b"!kv-reset") == b"kv-reset"
+        assert inst.handle(b"y") == b"sample 1.0.0 #1 | y"
+        assert inst.handle(b"!grow 1").startswith(b"grow=")
+        assert inst.handle(b"!grow 70000") == b"grow=-1"  # past the memory cap
+    outcomes = {f for (f, o) in host.stats.hostcalls if o == "ok"}
+    assert outcomes == set(HOST_FUNCTIONS)
+
+
+def test_without_capabilities_the_plugin_is_told_no(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    host = make_host(tmp_path, caps=Capabilities())
+    with runtime.instantiate(runtime.compile(sample_wasm), Limits(), host.services) as inst:
+        inst.call(LifecycleExport.INIT)
+        assert inst.handle(b"!env") == b"TZ!denied"
+        assert inst.handle(b"!secret") == b"secret!denied"
+        assert inst.handle(b"!random") == b"random!denied"
+        assert inst.handle(b"z") == b"sample 1.0.0 #?denied | z"
+    denied = {e.details["function"] for e in host.audit.events}
+    assert denied == {"log", "env_get", "secret_get", "random_fill", "kv_get", "kv_set"}
+
+
+def test_counter_survives_a_new_instance(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    module = runtime.compile(sample_wasm)
+    for expected in (b"#1", b"#2"):
+        host = make_host(tmp_path, caps=CAPS)  # same kv directory, new store and instance
+        with runtime.instantiate(module, Limits(), host.services) as inst:
+            assert expected in inst.handle(b"count")
+        assert host.services.kv is not None
+        host.services.kv.close()
+
+
+def test_failures_on_command(runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes) -> None:
+    host = make_host(tmp_path, caps=CAPS)
+    limits = Limits(call_timeout_ms=50, fuel_per_call=10**12)
+    with runtime.instantiate(runtime.compile(sample_wasm), limits, host.services) as inst:
+        with pytest.raises(PluginStatusError, match="'handle' returned status 1"):
+            inst.handle(b"!fail")
+        with pytest.raises(PluginTrap) as panic:
+            inst.handle(b"!panic")
+        assert panic.value.kind is TrapKind.UNREACHABLE
+        with pytest.raises(PluginTrap) as spin:
+            inst.handle(b"!spin")
+        assert spin.value.kind is TrapKind.DEADLINE
+
+
+def test_versions_are_distinguishable(runtime: WasmtimeRuntime, tmp_path: Path) -> None:
+    v2 = build_sample("2.0.0")
+    assert build_sample("2.0.0") is v2  # built once per session
+    host = make_host(tmp_path, caps=CAPS)
+    with runtime.instantiate(runtime.compile(v2), Limits(), host.services) as inst:
+        assert inst.handle(b"hi") == b"sample 2.0.0 #1 | hi"
+
+
+def test_fail_init_variant(runtime: WasmtimeRuntime, tmp_path: Path) -> None:
+    wasm = build_sample("1.0.1", fail_init=True)
+    host = make_host(tmp_path, caps=CAPS)
+    with runtime.instantiate(runtime.compile(wasm), Limits(), host.services) as inst:
+        with pytest.raises(PluginStatusError, match="'init' returned status 1"):
+            inst.call(LifecycleExport.INIT)
