@@ -27,6 +27,12 @@ MAX_OUTPUT_BYTES: Final = 16 * 1024 * 1024
 MAX_SECRET_BYTES: Final = 1024 * 1024
 MAX_RANDOM_BYTES: Final = 1024 * 1024
 _U32: Final = 0xFFFFFFFF
+# Outcome labels as plain strings: an Enum's .value lookup is a measurable cost per host call.
+OK: Final = HostOutcome.OK.value
+_DENIED: Final = HostOutcome.DENIED.value
+_INVALID: Final = HostOutcome.INVALID.value
+_NOT_FOUND: Final = HostOutcome.NOT_FOUND.value
+_QUOTA: Final = HostOutcome.QUOTA.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +69,17 @@ class HostCalls:
         self.memory = memory
         self._caps = services.capabilities
         self._counts = services.stats.hostcalls
+        self._wall = services.clock.wall
         self.output_buffer: bytearray | None = None  # set only while `handle` runs
 
     # --- bookkeeping ------------------------------------------------------------------------
 
-    def _done(self, function: str, outcome: HostOutcome, result: int) -> int:
-        self._counts[(function, outcome.value)] += 1
+    def _done(self, function: str, outcome: str, result: int) -> int:
+        self._counts[(function, outcome)] += 1
         return result
 
     def _invalid(self, function: str) -> int:
-        return self._done(function, HostOutcome.INVALID, INVALID)
+        return self._done(function, _INVALID, INVALID)
 
     def _deny(self, function: str, what: str) -> int:
         svc = self.services
@@ -86,7 +93,7 @@ class HostCalls:
                 details={"function": function, "target": what},
             )
         )
-        return self._done(function, HostOutcome.DENIED, DENIED)
+        return self._done(function, _DENIED, DENIED)
 
     def _text(self, ptr: int, length: int) -> str | None:
         data = self.memory.read(ptr & _U32, length & _U32)
@@ -103,7 +110,7 @@ class HostCalls:
             return self._invalid(function)
         if len(value) <= (buf_len & _U32):
             self.memory.write(buf_ptr & _U32, value)
-        return self._done(function, HostOutcome.OK, len(value))
+        return self._done(function, OK, len(value))
 
     # --- the ABI ----------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class HostCalls:
         if text is None:
             return self._invalid("log")
         self.services.log(self.services.plugin, level, text)
-        return self._done("log", HostOutcome.OK, 0)
+        return self._done("log", OK, 0)
 
     def env_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
         key = self._text(key_ptr, key_len)
@@ -126,7 +133,7 @@ class HostCalls:
             return self._deny("env_get", key)
         value = self.services.env.get(key)
         if value is None:
-            return self._done("env_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+            return self._done("env_get", _NOT_FOUND, NOT_FOUND)
         return self._reply("env_get", value.encode(), buf_ptr, buf_len)
 
     def secret_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
@@ -137,7 +144,7 @@ class HostCalls:
             return self._deny("secret_get", name)
         value = self._read_secret(name)
         if value is None:
-            return self._done("secret_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+            return self._done("secret_get", _NOT_FOUND, NOT_FOUND)
         return self._reply("secret_get", value, buf_ptr, buf_len)
 
     def _read_secret(self, name: str) -> bytes | None:
@@ -154,7 +161,8 @@ class HostCalls:
     def time_now_ms(self) -> int:
         if not self._caps.clock:
             return self._deny("time_now_ms", "")
-        return self._done("time_now_ms", HostOutcome.OK, int(self.services.clock.wall() * 1000))
+        self._counts[("time_now_ms", OK)] += 1
+        return int(self._wall() * 1000)
 
     def random_fill(self, ptr: int, length: int) -> int:
         if not self._caps.random:
@@ -162,7 +170,7 @@ class HostCalls:
         n = length & _U32
         if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, os.urandom(n)):
             return self._invalid("random_fill")
-        return self._done("random_fill", HostOutcome.OK, 0)
+        return self._done("random_fill", OK, 0)
 
     def _kv_key(self, function: str, ptr: int, length: int) -> tuple[KvStore | None, bytes | None]:
         kv = self.services.kv
@@ -179,7 +187,7 @@ class HostCalls:
             return self._invalid("kv_get")
         value = kv.get(key)
         if value is None:
-            return self._done("kv_get", HostOutcome.NOT_FOUND, NOT_FOUND)
+            return self._done("kv_get", _NOT_FOUND, NOT_FOUND)
         return self._reply("kv_get", value, buf_ptr, buf_len)
 
     def kv_set(self, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
@@ -192,8 +200,8 @@ class HostCalls:
         try:
             kv.set(key, value)
         except KvQuotaError:
-            return self._done("kv_set", HostOutcome.QUOTA, QUOTA)
-        return self._done("kv_set", HostOutcome.OK, 0)
+            return self._done("kv_set", _QUOTA, QUOTA)
+        return self._done("kv_set", OK, 0)
 
     def kv_delete(self, key_ptr: int, key_len: int) -> int:
         kv, key = self._kv_key("kv_delete", key_ptr, key_len)
@@ -202,8 +210,8 @@ class HostCalls:
         if key is None:
             return self._invalid("kv_delete")
         if not kv.delete(key):
-            return self._done("kv_delete", HostOutcome.NOT_FOUND, NOT_FOUND)
-        return self._done("kv_delete", HostOutcome.OK, 0)
+            return self._done("kv_delete", _NOT_FOUND, NOT_FOUND)
+        return self._done("kv_delete", OK, 0)
 
     def output(self, ptr: int, length: int) -> int:
         buffer = self.output_buffer
@@ -211,6 +219,6 @@ class HostCalls:
         if buffer is None or data is None:  # outside `handle` there is nothing to append to
             return self._invalid("output")
         if len(buffer) + len(data) > MAX_OUTPUT_BYTES:
-            return self._done("output", HostOutcome.QUOTA, QUOTA)
+            return self._done("output", _QUOTA, QUOTA)
         buffer += data
-        return self._done("output", HostOutcome.OK, 0)
+        return self._done("output", OK, 0)

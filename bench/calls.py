@@ -1,0 +1,204 @@
+"""Plugin call overhead: forgeoned's runtime vs wasmtime-py's high-level API vs extism.
+
+Measures, in one run and on the same machine:
+
+- host→plugin: one call of an exported ``add(i32, i32) -> i32`` (extism: one
+  ``Plugin.call`` of an export that does nothing, with empty input — extism exports take no
+  arguments, so this is its cheapest possible call);
+- plugin→host: one call of a host function ``() -> i64`` from inside wasm (forgeoned: the real
+  ``forgeone.time_now_ms``, capability check and counter included), measured as
+  (time of an export looping N host calls minus the same export with N = 0) / N.
+
+forgeoned and wasmtime-py run the same ABI v1 module; extism needs its own ABI (imports from
+``extism:host/*``), so it runs an equivalent minimal module. Each figure is the best of
+several rounds (the machine is shared; the best round is the least disturbed one) and the
+median is printed next to it. Run: ``.venv/bin/python bench/calls.py [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import extism
+import wasmtime
+
+from forgeoned.adapters import wasm_fastcall as fast
+from forgeoned.adapters.hostabi import HostServices
+from forgeoned.adapters.kvstore import KvStore
+from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.core.clock import SystemClock
+from forgeoned.core.events import AuditEvent
+from forgeoned.core.manifest import Capabilities, Limits
+from forgeoned.core.stats import PluginStats
+
+ABI_V1_MODULE = """
+(module
+  (import "forgeone" "time_now_ms" (func $now (result i64)))
+  (memory (export "memory") 1)
+  (func (export "init") (result i32) i32.const 0)
+  (func (export "start") (result i32) i32.const 0)
+  (func (export "stop") (result i32) i32.const 0)
+  (func (export "pause") (result i32) i32.const 0)
+  (func (export "resume") (result i32) i32.const 0)
+  (func (export "unload") (result i32) i32.const 0)
+  (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "hc") (param $n i32) (result i32)
+    (block (loop
+      (br_if 1 (i32.eqz (local.get $n)))
+      (drop (call $now))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br 0)))
+    i32.const 0))
+"""
+
+EXTISM_MODULE = """
+(module
+  (import "extism:host/env" "input_load_u64" (func $input_u64 (param i64) (result i64)))
+  (import "extism:host/user" "now" (func $now (result i64)))
+  (memory (export "memory") 1)
+  (func (export "noop") (result i32) i32.const 0)
+  (func (export "hc") (result i32) (local $n i64)
+    (local.set $n (call $input_u64 (i64.const 0)))
+    (block (loop
+      (br_if 1 (i64.eqz (local.get $n)))
+      (drop (call $now))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br 0)))
+    i32.const 0))
+"""
+
+NOW_MS = 1_700_000_000_000
+
+
+class NullAudit:
+    def record(self, event: AuditEvent) -> None:
+        raise AssertionError(f"unexpected audit event {event}")
+
+
+def per_call(fn: Callable[[], Any], calls: int, rounds: int) -> tuple[float, float]:
+    """(best, median) µs per call of ``fn`` over ``rounds`` rounds of ``calls`` calls."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - start) / calls * 1e6)
+    return min(samples), statistics.median(samples)
+
+
+def per_hostcall(run: Callable[[int], Any], n: int, rounds: int) -> tuple[float, float]:
+    """(best, median) µs per host call: (run(n) - run(0)) / n."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run(0)
+        base = time.perf_counter() - start
+        start = time.perf_counter()
+        run(n)
+        samples.append((time.perf_counter() - start - base) / n * 1e6)
+    return min(samples), statistics.median(samples)
+
+
+def bench_forgeoned(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, WasmtimeRuntime() as runtime:
+        stats = PluginStats()
+        services = HostServices(
+            plugin="bench",
+            version="1.0.0",
+            capabilities=Capabilities(clock=True),
+            env={},
+            secrets_dir=None,
+            kv=KvStore(Path(tmp), 0),
+            audit=NullAudit(),
+            log=lambda plugin, level, message: None,
+            clock=SystemClock(),
+            stats=stats,
+        )
+        limits = Limits(fuel_per_call=10**12, call_timeout_ms=600_000)
+        with runtime.instantiate(runtime.compile(wasm), limits, services) as inst:
+            add = inst.export_i32("add")
+            assert add(1, 2) == 3
+            hc = inst.export_i32("hc")
+            call = per_call(lambda: add(1, 2), calls, rounds)
+            host = per_hostcall(hc, hostcalls, rounds)
+            # The floor: the same C call with no fuel, deadline or accounting around it.
+            func = inst._funcs["add"]
+            ctx = inst._ctx
+            args = (ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
+            floor = per_call(lambda: fast.call_unchecked(*args), calls, rounds)
+        assert stats.hostcalls[("time_now_ms", "ok")] >= hostcalls * rounds
+    return {"call": call, "hostcall": host, "floor": floor}
+
+
+def bench_wasmtime_py(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    i64 = wasmtime.ValType.i64()
+    linker.define_func("forgeone", "time_now_ms", wasmtime.FuncType([], [i64]), lambda: NOW_MS)
+    exports = linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)
+    add, hc = exports["add"], exports["hc"]
+    assert isinstance(add, wasmtime.Func) and isinstance(hc, wasmtime.Func)
+    assert add(store, 1, 2) == 3
+    call = per_call(lambda: add(store, 1, 2), calls, rounds)
+    host = per_hostcall(lambda n: hc(store, n), hostcalls, rounds)
+    return {"call": call, "hostcall": host}
+
+
+def bench_extism(calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
+    @extism.host_fn(name="now", signature=([], [extism.ValType.I64]))
+    def now(_plugin: Any, _params: Any, results: Any, *_user: Any) -> None:
+        results[0].value = NOW_MS
+
+    wasm = bytes(wasmtime.wat2wasm(EXTISM_MODULE))
+    with extism.Plugin(wasm, wasi=False, functions=[now]) as plugin:
+        assert plugin.call("noop", b"") == b""
+        call = per_call(lambda: plugin.call("noop", b""), calls, rounds)
+        host = per_hostcall(lambda n: plugin.call("hc", struct.pack("<Q", n)), hostcalls, rounds)
+    return {"call": call, "hostcall": host}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    calls, hostcalls, rounds = (2_000, 2_000, 3) if args.quick else (30_000, 50_000, 5)
+    wasm = bytes(wasmtime.wat2wasm(ABI_V1_MODULE))
+    results = {
+        "forgeoned": bench_forgeoned(wasm, calls, hostcalls, rounds),
+        "wasmtime-py": bench_wasmtime_py(wasm, calls, hostcalls, rounds),
+        "extism": bench_extism(calls, hostcalls, rounds),
+    }
+    ours = results["forgeoned"]
+    ratios = {
+        peer: {kind: results[peer][kind][0] / ours[kind][0] for kind in ("call", "hostcall")}
+        for peer in ("wasmtime-py", "extism")
+    }
+    if args.json:
+        print(json.dumps({"us_per_call": results, "ratios": ratios}, indent=2))
+        return 0
+    print(f"wasmtime {wasmtime.__version__ if hasattr(wasmtime, '__version__') else ''}"
+          f" extism {extism.extism_version()}  python {sys.version.split()[0]}")  # fmt: skip
+    print(f"{'path':<14}{'host→plugin µs (best/median)':>32}{'plugin→host µs (best/median)':>32}")
+    for name, figures in results.items():
+        c, h = figures["call"], figures["hostcall"]
+        print(f"{name:<14}{c[0]:>20.2f} / {c[1]:<9.2f}{h[0]:>20.2f} / {h[1]:<9.2f}")
+    print(f"{'C API floor':<14}{ours['floor'][0]:>20.2f} / {ours['floor'][1]:<9.2f}")
+    for peer, r in ratios.items():
+        print(f"forgeoned vs {peer}: {r['call']:.1f}x faster per call, "
+              f"{r['hostcall']:.1f}x faster per host call")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
