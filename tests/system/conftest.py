@@ -211,7 +211,10 @@ def served(
             "install", "-m", "0644", f"{KEYS}/admin.pub", "/etc/forgeoned/trusted.d/admin.pub"
         )
         sign_into(container, sample_plugin, "1.0.0", f"{PLUGINS_D}/sample.wasm")
-        container.run("systemctl", "restart", "forgeoned", timeout=180)
+        started = container.run("systemctl", "restart", "forgeoned", timeout=180, check=False)
+        if started.returncode != 0:
+            log = container.run("journalctl", "-u", "forgeoned", "-n", "40", "--no-pager")
+            pytest.fail(f"forgeoned did not start:\n{log.stdout}", pytrace=False)
         wait_until(
             "forgeoned to be active",
             lambda: unit_property(container, "ActiveState") == "active",

@@ -141,11 +141,12 @@ class Container:
         last: list[str] = []
 
         def booted() -> str | None:
-            # --wait fails fast while the bus is not up yet (or is restarted during boot).
+            # --wait fails fast while the bus is not up yet (or is restarted during boot), and
+            # may say "offline" before the manager answers; both mean "ask again".
             proc = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=60)
             state = proc.stdout.strip()
             last[:] = [state, proc.stderr.strip()]
-            if state in ("maintenance", "stopping", "offline"):
+            if state in ("maintenance", "stopping"):
                 raise HarnessError(f"container did not boot: system state {state!r}")
             return state if state in ("running", "degraded") else None
 
