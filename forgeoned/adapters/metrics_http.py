@@ -2,7 +2,7 @@
 
 One thread serves requests one at a time (no thread per connection), each connection has a
 socket timeout, and the rendered page is reused for ``min_interval_s``: however many scrapes
-arrive, the registry is collected at most once per interval, so the rest of the daemon keeps
+arrive, the metrics are collected at most once per interval, so the rest of the daemon keeps
 the GIL for its own work.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from forgeoned.errors import ConfigError
 
@@ -38,17 +38,17 @@ class _Server(HTTPServer):
 
 
 class MetricsHTTPServer:
-    """Serves ``registry`` on ``listen`` from one background thread."""
+    """Serves what ``render`` returns on ``listen`` from one background thread."""
 
     def __init__(
         self,
         listen: str,
-        registry: CollectorRegistry,
+        render: Callable[[], bytes],
         *,
         min_interval_s: float = 1.0,
         request_timeout_s: float = 5.0,
     ) -> None:
-        self._registry = registry
+        self._render = render
         self._min_interval = min_interval_s
         self._cached: tuple[float, bytes] | None = None
         self.renders = 0
@@ -95,7 +95,7 @@ class MetricsHTTPServer:
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < self._min_interval:
             return self._cached[1]
-        body = generate_latest(self._registry)
+        body = self._render()
         self.renders += 1
         self._cached = (now, body)
         return body

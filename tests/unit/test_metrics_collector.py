@@ -7,9 +7,10 @@ import urllib.request
 from dataclasses import dataclass, field
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer
+from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer, render_text
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
 from forgeoned.errors import ConfigError
@@ -148,7 +149,7 @@ def test_server_serves_metrics_on_loopback_only_path() -> None:
         url = f"http://127.0.0.1:{server.port}"
         with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
             body = response.read().decode()
-        assert 'forgeone_plugin_up{plugin="hello"} 1.0' in body
+        assert 'forgeone_plugin_up{plugin="hello"} 1\n' in body
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{url}/other", timeout=10)
         assert err.value.code == 404
@@ -171,3 +172,36 @@ def test_busy_port_is_a_config_error() -> None:
             MetricsServer(f"127.0.0.1:{first.port}", FakeSource())
     finally:
         first.close()
+
+
+def _samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_fast_renderer_shows_exactly_what_prometheus_client_shows() -> None:
+    stats = PluginStats()
+    stats.calls[("handle", "ok")] += 3
+    stats.call_duration.observe(0.02)
+    daemon = DaemonStats()
+    daemon.swaps[("hello", "failed")] += 1
+    daemon.swap_duration.observe(1.5)
+    daemon.rejected["unsigned"] += 2
+    odd = PluginView("odd", 'v"1\\\n', "ef" * 32, "paused", 1, PluginStats())
+    source = FakeSource([_view("hello", "running", stats), odd], daemon)
+    audit = FakeAudit(VerifyResult(True, 5), head_seq=5)
+    collector = ForgeonedCollector(source, audit)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    fast = render_text(collector.model.families()).decode()
+    reference = generate_latest(registry).decode()
+    assert _samples(fast) == _samples(reference)
+    assert len(_samples(fast)) > 90
+
+    def types(text: str) -> set[tuple[str, str, str]]:
+        return {(f.name, f.type, f.documentation) for f in text_string_to_metric_families(text)}
+
+    assert types(fast) == types(reference)
