@@ -52,16 +52,24 @@ _byte_vec_delete: Final = _proto("wasm_byte_vec_delete", None, _V)
 RawArray = ctypes.Array[bindings.wasmtime_val_raw]
 RawArgs = "ctypes._Pointer[bindings.wasmtime_val_raw]"
 HostImpl = Callable[[Any], None]  # reads its arguments from, and writes its result into, args
-# (env, caller, args_and_results, count) -> wasm_trap_t* or 0; caller left opaque (not needed)
-UncheckedCallback: Final = ctypes.CFUNCTYPE(
-    ctypes.c_size_t, _V, _V, ctypes.POINTER(bindings.wasmtime_val_raw), ctypes.c_size_t
+# Host callbacks: (env, caller, args_and_results, count) -> wasm_trap_t* or 0. The slots are
+# wasmtime_val_raw_t (16 bytes each); the callbacks see them as a flat int32 (or int64) array
+# because indexing a plain integer pointer is the cheapest access ctypes offers (~30 % less
+# per host call than going through the union). An i32 in slot k is int32 index k * I32_STRIDE.
+I32_STRIDE: Final = ctypes.sizeof(bindings.wasmtime_val_raw) // 4
+HostCallbackI32: Final = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t
 )
+HostCallbackI64: Final = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_int64), ctypes.c_size_t
+)
+# Epoch-deadline hook: (context, env, *next_deadline_delta, *update_kind) -> wasmtime_error_t*.
 EpochCallback: Final = ctypes.CFUNCTYPE(
     ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
 )
 _define_unchecked: Final = _proto(
     "wasmtime_linker_define_func_unchecked", _V, _V, ctypes.c_char_p, ctypes.c_size_t,
-    ctypes.c_char_p, ctypes.c_size_t, _V, UncheckedCallback, _V, _V,
+    ctypes.c_char_p, ctypes.c_size_t, _V, _V, _V, _V,
 )  # fmt: skip
 _set_epoch_callback: Final = _proto(
     "wasmtime_store_epoch_deadline_callback", None, _V, EpochCallback, _V, _V
@@ -170,13 +178,21 @@ def define_host_func(
 ) -> None:
     """Define ``module.name`` in ``linker`` as a raw (unchecked) host function.
 
-    ``callback`` must be an :data:`UncheckedCallback` the caller keeps alive for as long as any
-    Store instantiated through ``linker`` lives.
+    ``callback`` must be a :data:`HostCallbackI32` or :data:`HostCallbackI64` that the caller
+    keeps alive for as long as any Store instantiated through ``linker`` lives.
     """
     mod, fname = module.encode(), name.encode()
     linker_ptr, type_ptr = address(linker.ptr()), address(functype.ptr())
     error = _define_unchecked(
-        linker_ptr, mod, len(mod), fname, len(fname), type_ptr, callback, None, None
+        linker_ptr,
+        mod,
+        len(mod),
+        fname,
+        len(fname),
+        type_ptr,
+        ctypes.cast(callback, _V),
+        None,
+        None,
     )
     if error:
         _kind, message = consume_failure(error, None)

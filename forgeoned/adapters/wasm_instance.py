@@ -126,7 +126,9 @@ class PluginInstance:
         functype = wasmtime.FuncType(
             [_VALTYPES[t]() for t in spec.sig.params], [_VALTYPES[t]() for t in spec.sig.results]
         )
-        callback = fast.UncheckedCallback(self._raw_callback(name, len(spec.sig.params)))
+        raw = self._raw_callback(name, len(spec.sig.params))
+        i64 = spec.sig.results == ("i64",)
+        callback = fast.HostCallbackI64(raw) if i64 else fast.HostCallbackI32(raw)
         fast.define_host_func(self._linker, IMPORT_MODULE, name, functype, callback)
         return callback
 
@@ -139,12 +141,14 @@ class PluginInstance:
             return fast.trap_from_exception(exc)
 
         method = getattr(self.host, name)
+        k = fast.I32_STRIDE  # int32 index of argument slot 1 (slot n is at n * k)
 
-        if arity == 0:
+        # One closure per arity: a generic *args version costs a list per host call.
+        if arity == 0:  # time_now_ms: the only i64 result, written through an int64 view
 
             def cb0(_env: Any, _caller: Any, args: Any, _n: int) -> int:
                 try:
-                    args[0].i64 = method()
+                    args[0] = method()
                     return 0
                 except BaseException as exc:
                     return failed(exc)
@@ -154,16 +158,26 @@ class PluginInstance:
 
             def cb2(_env: Any, _caller: Any, args: Any, _n: int) -> int:
                 try:
-                    args[0].i32 = method(args[0].i32, args[1].i32)
+                    args[0] = method(args[0], args[k])
                     return 0
                 except BaseException as exc:
                     return failed(exc)
 
             return cb2
+        if arity == 3:
+
+            def cb3(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+                try:
+                    args[0] = method(args[0], args[k], args[2 * k])
+                    return 0
+                except BaseException as exc:
+                    return failed(exc)
+
+            return cb3
 
         def cbn(_env: Any, _caller: Any, args: Any, _n: int) -> int:
             try:
-                args[0].i32 = method(*[args[i].i32 for i in range(arity)])
+                args[0] = method(*[args[i * k] for i in range(arity)])
                 return 0
             except BaseException as exc:
                 return failed(exc)
