@@ -6,9 +6,11 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
   worker pool): the cost of HTTP-over-Unix-socket itself in this Python;
 * ``control+memory``: the real ControlServer (routing, SO_PEERCRED caller, RBAC, worker pool)
   over a backend whose ``invoke`` upper-cases the input in Python (no wasm);
-* ``control+wasm``: the real ControlServer over a backend that calls the plugin's ``handle``
-  in a real wasmtime instance (``--wasm`` or the sample plugin if built, else an inline WAT
-  echo plugin), one instance per worker thread.
+* ``control+wasm``: the real ControlServer over a backend that calls ``handle`` of an inline
+  WAT echo plugin (or ``--wasm``) through forgeoned's wasmtime runtime adapter, one instance
+  per worker thread;
+* ``daemon+sample``: a real ``forgeoned`` process (its own process, started here) hosting the
+  signed Rust sample plugin (``make plugins`` builds it), invoked through its control socket.
 
 Clients are separate processes (fork), each holding one keep-alive connection and sending a
 fixed 64-byte input with a pre-built request; the servers run in this process. Both share the
@@ -36,25 +38,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.invoke_backends import MemoryBackend, NullSink, WasmBackend
+from bench.invoke_daemon import SampleDaemon
 from forgeoned.adapters.control_server import ControlServer
 from forgeoned.core.control_config import parse_control_config
 
 PAYLOAD = b"x" * 64
-PATH = "/v1/plugins/bench/invoke"
 
 
-def request_bytes() -> bytes:
+def request_bytes(plugin: str, payload: bytes) -> bytes:
     return (
-        f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n"
-        f"Content-Length: {len(PAYLOAD)}\r\n\r\n"
-    ).encode() + PAYLOAD
+        f"POST /v1/plugins/{plugin}/invoke HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
 
 
-def client(sock_path: str, seconds: float, start_at: float, out: Any) -> None:
+def client(
+    sock_path: str, plugin: str, payload: bytes, seconds: float, start_at: float, out: Any
+) -> None:
     """One client process: keep-alive requests back to back; sends its latencies (µs)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(sock_path)
-    req = request_bytes()
+    req = request_bytes(plugin, payload)
     lat: list[float] = []
     while time.monotonic() < start_at:
         time.sleep(0.001)
@@ -87,13 +92,17 @@ def client(sock_path: str, seconds: float, start_at: float, out: Any) -> None:
     out.close()
 
 
-def measure(sock_path: str, clients: int, seconds: float) -> dict[str, float]:
+def measure(
+    sock_path: str, clients: int, seconds: float, plugin: str = "bench", payload: bytes = PAYLOAD
+) -> dict[str, float]:
     ctx = mp.get_context("fork")
     start_at = time.monotonic() + 0.5
     pipes, procs = [], []
     for _ in range(clients):
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=client, args=(sock_path, seconds, start_at, child))
+        proc = ctx.Process(
+            target=client, args=(sock_path, plugin, payload, seconds, start_at, child)
+        )
         proc.start()
         pipes.append(parent)
         procs.append(proc)
@@ -170,32 +179,63 @@ def run_control(path: str, backend: Any) -> Callable[[], None]:
     return server.close
 
 
+def run_daemon(tmp: str) -> tuple[str, Callable[[], None]]:
+    daemon = SampleDaemon(Path(tmp) / "daemon")
+    return daemon.socket, daemon.close
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", default="1,16")
     parser.add_argument("--wasm", type=Path, help="a plugin module exporting alloc/handle")
+    parser.add_argument("--no-daemon", action="store_true", help="skip the daemon+sample target")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     wasm = WasmBackend.load(args.wasm)
-    targets: list[tuple[str, Callable[[str], Callable[[], None]]]] = [
-        ("floor (bare echo)", run_floor),
-        ("control+memory", lambda p: run_control(p, MemoryBackend())),
-        (f"control+wasm ({wasm.source})", lambda p: run_control(p, wasm)),
+    # label, plugin name, payloads (sub-label, bytes), start(tmp dir) -> (socket path, stop)
+    targets: list[
+        tuple[str, str, list[tuple[str, bytes]], Callable[[str], tuple[str, Callable[[], None]]]]
+    ] = [
+        (
+            "floor (bare echo)",
+            "bench",
+            [("", PAYLOAD)],
+            lambda t: (f"{t}/f.sock", run_floor(f"{t}/f.sock")),
+        ),
+        (
+            "control+memory",
+            "bench",
+            [("", PAYLOAD)],
+            lambda t: (f"{t}/m.sock", run_control(f"{t}/m.sock", MemoryBackend())),
+        ),
+        (
+            f"control+wasm ({wasm.source})",
+            "bench",
+            [("", PAYLOAD)],
+            lambda t: (f"{t}/w.sock", run_control(f"{t}/w.sock", wasm)),
+        ),
     ]
+    if not args.no_daemon:
+        # "!time" answers without touching kv; any other input bumps a durable (fsynced)
+        # kv counter inside the plugin, one instance (the sample's manifest) at a time.
+        payloads = [(" !time", b"!time"), (" echo+kv", PAYLOAD)]
+        targets.append(("daemon+sample", "sample", payloads, run_daemon))
     print(f"cpus={os.cpu_count()} seconds={args.seconds} clients in separate processes")
     print(f"{'target':<44}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (label, start) in enumerate(targets):
-            path = f"{tmp}/t{i}.sock"
-            stop = start(path)
+        for label, plugin, inputs, start in targets:
+            path, stop = start(tmp)
             try:
-                for n in counts:
-                    r = measure(path, n, args.seconds)
-                    print(
-                        f"{label:<44}{n:>8}{r['rps']:>10.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}",
-                        flush=True,
-                    )
+                for sub, payload in inputs:
+                    for n in counts:
+                        r = measure(path, n, args.seconds, plugin, payload)
+                        name = label + sub
+                        print(
+                            f"{name:<44}{n:>8}{r['rps']:>10.0f}"
+                            f"{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}",
+                            flush=True,
+                        )
             finally:
                 stop()
     wasm.close()

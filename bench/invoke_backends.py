@@ -35,7 +35,6 @@ ECHO_WAT = """
     (drop (call $output (local.get $p) (local.get $n)))
     i32.const 0))
 """
-SAMPLE = Path(__file__).resolve().parents[1] / "plugins.d"
 
 
 class NullSink:
@@ -107,9 +106,6 @@ class WasmBackend(_Unused):
     def load(cls, path: Path | None) -> WasmBackend:
         if path is not None:
             return cls(path.read_bytes(), path.name)
-        samples = sorted(SAMPLE.glob("*.wasm"))
-        if samples:
-            return cls(samples[0].read_bytes(), f"plugins.d/{samples[0].name}")
         return cls(bytes(wasmtime.wat2wasm(ECHO_WAT)), "inline WAT echo")
 
     def _instance(self) -> PluginInstance:

@@ -1,0 +1,67 @@
+"""A real forgeoned process hosting the signed Rust sample plugin, for bench/invoke.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from forgeoned.adapters.control_client import ControlClient
+from forgeoned.devtools import build_sample
+from forgeoned.errors import ForgeonedError
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "examples/sample-plugin"
+SAMPLE_WASM = SAMPLE_DIR / "target/wasm32-unknown-unknown/release/forgeone_sample_plugin.wasm"
+START_TIMEOUT_S = 120.0
+
+
+class SampleDaemon:
+    """``forgeoned --config`` in ``root`` with plugins.d holding the signed sample."""
+
+    def __init__(self, root: Path) -> None:
+        if not SAMPLE_WASM.is_file():
+            raise SystemExit(f"{SAMPLE_WASM} missing: run `make plugins` first")
+        self.root = root
+        for d in ("plugins.d", "keys", "state", "run", "etc"):
+            (root / d).mkdir(parents=True)
+        build_sample(SAMPLE_WASM, root / "keys", root / "plugins.d", SAMPLE_DIR / "manifest.toml")
+        (root / "keys/dev.key").unlink()  # the daemon trusts every file in trust_dir
+        self.socket = str(root / "run/control.sock")
+        config = root / "etc/forgeoned.toml"  # relative paths resolve against root
+        config.write_text(
+            'mode = "production"\nplugins_dir = "plugins.d"\nstate_dir = "state"\n'
+            'trust_dir = "keys"\n[control]\nsocket = "run/control.sock"\n'
+            "[metrics]\nenabled = false\n[audit]\njournald = false\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeoned.daemon", "--config", str(config)],
+            cwd=REPO,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_running()
+
+    def _wait_running(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"forgeoned exited with {self.proc.returncode}")
+            try:
+                with ControlClient(self.socket, timeout=5) as client:
+                    if any(
+                        p["name"] == "sample" and p["state"] == "running"
+                        for p in client.list_plugins()
+                    ):
+                        return
+            except ForgeonedError:
+                pass
+            time.sleep(0.05)  # a benchmark's start-up poll, not a test
+        raise SystemExit("the sample plugin did not reach running")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
