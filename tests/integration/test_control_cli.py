@@ -1,0 +1,145 @@
+"""forgeonectl against a real control server (fake backend): output and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from control_harness import SIGNED_MAGIC, FakeBackend, ListSink, config, running
+
+from forgeoned.adapters.control_server import ControlServer
+from forgeoned.cli import main
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ControlServer, FakeBackend, ListSink]]:
+    with running(config(tmp_path / "c.sock")) as triple:
+        yield triple
+
+
+def run(server: ControlServer, *args: str) -> int:
+    return main(["--socket", server.socket_path, *args])
+
+
+def test_status_table_and_json(
+    served: tuple[ControlServer, FakeBackend, ListSink], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, _, _ = served
+    assert run(server, "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "STATE", "SHA256"]
+    assert lines[2].split() == ["hello", "1.0.0", "running", "abababababababab"]
+    assert run(server, "status", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {
+        "plugins": [
+            {"name": "billing-a", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
+            {"name": "hello", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
+        ]
+    }
+
+
+def test_show_and_actions(
+    served: tuple[ControlServer, FakeBackend, ListSink], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, backend, sink = served
+    assert run(server, "show", "hello") == 0
+    out = capsys.readouterr().out
+    assert "state:        running" in out and "signers:      dev" in out
+    for verb in ("pause", "resume", "restart", "reset"):
+        assert run(server, verb, "hello") == 0
+    assert run(server, "allow-downgrade", "hello", "0.9.0") == 0
+    assert run(server, "remove", "billing-a") == 0
+    assert run(server, "reload") == 0
+    assert [c[0] for c in backend.calls] == [
+        "pause",
+        "resume",
+        "restart",
+        "reset",
+        "allow_downgrade",
+        "remove",
+        "reload",
+    ]
+    assert "billing-a" not in backend.plugins
+    assert len(sink.events) == 7 and all(e.actor == "uid=0(root)" for e in sink.events)
+
+
+def test_invoke_inputs_and_faults(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _, _ = served
+    assert run(server, "invoke", "hello", "--input", "text") == 0
+    assert capsys.readouterr().out == "TEXT"
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"file input")
+    assert run(server, "invoke", "hello", "--input-file", str(data)) == 0
+    assert capsys.readouterr().out == "FILE INPUT"
+    assert run(server, "invoke", "hello", "--input", "trap") == 8
+    assert capsys.readouterr().err == "forgeonectl: plugin ran out of fuel\n"
+    assert run(server, "invoke", "ghost") == 6
+    assert run(server, "pause", "hello") == 0
+    assert run(server, "pause", "hello") == 7  # already paused: conflict
+    assert "is not running" in capsys.readouterr().err
+
+
+def test_install_exit_codes(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, backend, _ = served
+    good, bad = tmp_path / "new.wasm", tmp_path / "bad.wasm"
+    good.write_bytes(SIGNED_MAGIC + b"new")
+    bad.write_bytes(b"\0asm\1\0\0\0")
+    assert run(server, "install", str(bad)) == 3
+    assert capsys.readouterr().err == "forgeonectl: artifact is not signed\n"
+    assert backend.written == {}
+    assert run(server, "install", str(good)) == 0
+    assert "installed new 1.0.0 (running)" in capsys.readouterr().out
+    assert run(server, "install", str(tmp_path / "missing.wasm")) == 1
+
+
+def test_denied_is_exit_5(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with running(config(tmp_path / "c.sock", root_is_admin=False)) as (server, backend, _):
+        assert run(server, "pause", "hello") == 5
+        err = capsys.readouterr().err
+        assert err.startswith("forgeonectl: uid=0(root) may not pause on plugin 'hello'")
+        assert err.rstrip().endswith("(rule default-deny)")
+        assert backend.calls == []
+        assert run(server, "whoami") == 0
+        assert json.loads(capsys.readouterr().out)["actions"] == []
+
+
+def test_audit_export_and_verify(
+    served: tuple[ControlServer, FakeBackend, ListSink], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, backend, _ = served
+    backend.audit_log = [
+        {"seq": 1, "ts": 100.0, "event": "daemon.started", "hash": "h1", "prev_hash": "h0"},
+        {
+            "seq": 2,
+            "ts": 200.0,
+            "event": "plugin.paused",
+            "plugin": "=cmd",
+            "hash": "h2",
+            "prev_hash": "h1",
+        },
+    ]
+    assert run(server, "audit", "export", "--since", "150") == 0
+    assert [e["seq"] for e in json.loads(capsys.readouterr().out)] == [2]
+    assert run(server, "audit", "export", "--format", "csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["event"] for r in rows] == ["daemon.started", "plugin.paused"]
+    assert rows[1]["plugin"] == "'=cmd"  # spreadsheet formula defused
+    assert run(server, "audit", "verify") == 0
+    assert capsys.readouterr().out == "audit chain intact (2 entries)\n"
+    backend.broken_at = 2
+    assert run(server, "audit", "verify") == 9
+    assert capsys.readouterr().err == "forgeonectl: audit chain broken at seq 2: hash\n"
+    assert run(server, "audit", "export", "--since", "whenever") == 1
