@@ -9,11 +9,13 @@ socket gone) is counted in ``DaemonStats.journald_failures`` and otherwise ignor
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, PRIO_INFO, AuditEvent, EventName
@@ -21,6 +23,7 @@ from forgeoned.core.ports import Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 
 IDENTIFIER: Final = "forgeoned"
+JOURNAL_SOCKET: Final = "/run/systemd/journal/socket"
 # plugin log levels 0 debug, 1 info, 2 notice, 3 warning, 4 error -> syslog priorities
 _LEVEL_PRIORITY: Final = (7, 6, 5, 4, 3)
 _STOP: Final = object()
@@ -31,6 +34,9 @@ Send = Callable[[dict[str, str]], None]
 def _journal_send(fields: dict[str, str]) -> None:
     import systemd.journal
 
+    # libsystemd drops entries silently when the socket does not exist; count that instead.
+    if not Path(JOURNAL_SOCKET).exists():
+        raise OSError(errno.ENOENT, "journald is not running", JOURNAL_SOCKET)
     systemd.journal.sendv(*(f"{key}={value}" for key, value in fields.items()))
 
 
