@@ -24,8 +24,9 @@ from typing import Any, Final
 import wasmtime
 
 from forgeoned.adapters import wasm_fastcall as fast
-from forgeoned.adapters.hostabi import HostCalls, HostServices
-from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE, MEMORY_EXPORT, LifecycleExport
+from forgeoned.adapters.hostabi import HostServices
+from forgeoned.adapters.wasm_hostlink import GuestMemoryView, HostLink
+from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import (
     ConflictError,
@@ -43,42 +44,6 @@ _bisect: Final = bisect.bisect_left
 _set_fuel: Final = fast.set_fuel
 _get_fuel: Final = fast.get_fuel
 _call: Final = fast.call_unchecked
-_VALTYPES: Final = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
-
-
-class GuestMemoryView:
-    """Bounds-checked reads and writes of the exported memory of a live Store.
-
-    Empty until :meth:`bind` (a start function runs before the exports are known).
-    """
-
-    __slots__ = ("_ctx", "_holder", "_mem")
-
-    def __init__(self, context: int) -> None:
-        self._ctx = context
-        self._holder: Any = None
-        self._mem = 0
-
-    def bind(self, memory: Any) -> None:
-        self._holder = memory  # keeps the wasmtime_memory_t struct alive
-        self._mem = ctypes.addressof(memory)
-
-    def size(self) -> int:
-        return int(fast.memory_data_size(self._ctx, self._mem)) if self._mem else 0
-
-    def fits(self, ptr: int, length: int) -> bool:
-        return ptr + length <= self.size()
-
-    def read(self, ptr: int, length: int) -> bytes | None:
-        if ptr + length > self.size():
-            return None
-        return ctypes.string_at(fast.memory_data(self._ctx, self._mem) + ptr, length)
-
-    def write(self, ptr: int, data: bytes) -> bool:
-        if ptr + len(data) > self.size():
-            return False
-        ctypes.memmove(fast.memory_data(self._ctx, self._mem) + ptr, data, len(data))
-        return True
 
 
 class PluginInstance:
@@ -107,82 +72,17 @@ class PluginInstance:
         self._fuel_addr = ctypes.addressof(self._fuel)
         self._funcs: dict[str, fast.RawFunc] = {}
         self._memory = GuestMemoryView(self._ctx)
-        self.host = HostCalls(host, self._memory)
+        self._link = HostLink(host, self._memory)
+        self.host = self._link.calls
         self._deadline = 0.0
         self._calling = False
         self._interrupt = False
         self._stop_reason: TrapKind | None = None
-        self._host_error: BaseException | None = None
         self._closed = False
         self._epoch_hook = fast.EpochCallback(self._on_epoch)
         fast.set_epoch_callback(store, self._epoch_hook)
         store.set_epoch_deadline(1)
-        self._callbacks = [self._define(name) for name in HOST_FUNCTIONS]
-
-    # --- host functions ---------------------------------------------------------------------
-
-    def _define(self, name: str) -> Any:
-        spec = HOST_FUNCTIONS[name]
-        functype = wasmtime.FuncType(
-            [_VALTYPES[t]() for t in spec.sig.params], [_VALTYPES[t]() for t in spec.sig.results]
-        )
-        raw = self._raw_callback(name, len(spec.sig.params))
-        i64 = spec.sig.results == ("i64",)
-        callback = fast.HostCallbackI64(raw) if i64 else fast.HostCallbackI32(raw)
-        fast.define_host_func(self._linker, IMPORT_MODULE, name, functype, callback)
-        return callback
-
-    def _raw_callback(self, name: str, arity: int) -> Any:
-        """A ctypes-level callback calling ``HostCalls.<name>`` with the raw arguments."""
-
-        def failed(exc: BaseException) -> int:
-            self._host_error = exc
-            self._stats.hostcalls[(name, "error")] += 1
-            return fast.trap_from_exception(exc)
-
-        method = getattr(self.host, name)
-        k = fast.I32_STRIDE  # int32 index of argument slot 1 (slot n is at n * k)
-
-        # One closure per arity: a generic *args version costs a list per host call.
-        if arity == 0:  # time_now_ms: the only i64 result, written through an int64 view
-
-            def cb0(_env: Any, _caller: Any, args: Any, _n: int) -> int:
-                try:
-                    args[0] = method()
-                    return 0
-                except BaseException as exc:
-                    return failed(exc)
-
-            return cb0
-        if arity == 2:
-
-            def cb2(_env: Any, _caller: Any, args: Any, _n: int) -> int:
-                try:
-                    args[0] = method(args[0], args[k])
-                    return 0
-                except BaseException as exc:
-                    return failed(exc)
-
-            return cb2
-        if arity == 3:
-
-            def cb3(_env: Any, _caller: Any, args: Any, _n: int) -> int:
-                try:
-                    args[0] = method(args[0], args[k], args[2 * k])
-                    return 0
-                except BaseException as exc:
-                    return failed(exc)
-
-            return cb3
-
-        def cbn(_env: Any, _caller: Any, args: Any, _n: int) -> int:
-            try:
-                args[0] = method(*[args[i * k] for i in range(arity)])
-                return 0
-            except BaseException as exc:
-                return failed(exc)
-
-        return cbn
+        self._link.define_all(linker)
 
     def attach(self, instance: wasmtime.Instance) -> None:
         """Bind the exports of a fresh instance (called once by the runtime)."""
@@ -209,7 +109,7 @@ class PluginInstance:
             kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
             return 0
         except BaseException as exc:  # never let an exception unwind through wasm frames
-            self._host_error = exc
+            self._link.host_error = exc
             return int(fast.error_new(b"epoch hook failed") or 0)
 
     def interrupt(self) -> None:
@@ -263,7 +163,7 @@ class PluginInstance:
         export = func.name
         trap, func.trap.value = func.trap.value, None
         kind, cause = fast.consume_failure(error, trap)
-        host_error, self._host_error = self._host_error, None
+        host_error = self._link.take_error()
         stop_reason, self._stop_reason = self._stop_reason, None
         if stop_reason is not None:
             kind = stop_reason

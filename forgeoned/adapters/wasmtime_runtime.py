@@ -2,8 +2,10 @@
 
 Sandbox settings, all fixed here so every plugin gets the same ones:
 
-- fuel metering (``fuel_per_call`` refilled before every call) and epoch interruption (a
-  ticker thread, see :mod:`epoch_ticker`) for wall-clock deadlines;
+- fuel metering (``fuel_per_call`` refilled before every call) and epoch interruption for
+  wall-clock deadlines: compiled code compares the engine's epoch with the Store's deadline at
+  loop heads and function entries, far cheaper than fuel checks; :class:`EpochTicker` moves
+  the epoch on, and each Store's epoch callback decides (see ``wasm_instance``);
 - a bounded wasm stack (``max_wasm_stack``): deep recursion traps, it never aborts the process;
 - per-Store limits: one memory of at most ``limits.memory_bytes`` (``memory.grow`` past it
   returns -1), one instance, small tables;
@@ -12,11 +14,11 @@ Sandbox settings, all fixed here so every plugin gets the same ones:
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 import wasmtime
 
-from forgeoned.adapters.epoch_ticker import EpochTicker
 from forgeoned.adapters.hostabi import HostServices
 from forgeoned.adapters.wasm_instance import PluginInstance
 from forgeoned.core.abi import (
@@ -46,6 +48,33 @@ def _decl(name: str, ty: object, module: str = "") -> ExternDecl:
     kinds = {wasmtime.MemoryType: ExternKind.MEMORY, wasmtime.TableType: ExternKind.TABLE}
     kind = kinds.get(type(ty), ExternKind.GLOBAL if isinstance(ty, wasmtime.GlobalType) else None)
     return ExternDecl(name, kind or ExternKind.OTHER, None, module)
+
+
+class EpochTicker:
+    """Increments ``engine``'s epoch every ``interval_s`` seconds until :meth:`stop`."""
+
+    def __init__(self, engine: wasmtime.Engine, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"epoch interval must be positive, got {interval_s}")
+        self._engine = engine
+        self._interval = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forgeoned-epoch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Event.wait(timeout) is the ticker's clock: an increment can come late under load,
+        # which only makes deadlines later, never earlier than asked for.
+        while not self._stopping.wait(self._interval):
+            self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (idempotent)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 class CompiledModule:
