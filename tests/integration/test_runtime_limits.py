@@ -6,6 +6,7 @@ runaway call is stopped, not how fast; the tick-level figure is measured in benc
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -193,8 +194,7 @@ def test_interrupt_from_another_thread(runtime: WasmtimeRuntime, tmp_path: Path)
     # The plugin logs once and then spins; the log line tells the helper thread it is running.
     running = threading.Event()
     host = make_host(tmp_path)
-    services = host.services
-    object.__setattr__(services, "log", lambda plugin, level, msg: running.set())
+    services = dataclasses.replace(host.services, log=lambda plugin, level, msg: running.set())
     body = "i32.const 1 i32.const 0 i32.const 0 call $log drop (loop br 0) i32.const 0"
     wasm = plugin_wat(imports=("log",), bodies={"stop": body})
     limits = Limits(call_timeout_ms=600_000, fuel_per_call=NO_FUEL_LIMIT)
@@ -252,8 +252,7 @@ def test_host_exception_becomes_a_host_error_trap(runtime: WasmtimeRuntime, tmp_
         raise RuntimeError("journal is gone")
 
     host = make_host(tmp_path)
-    services = host.services
-    object.__setattr__(services, "log", broken_log)
+    services = dataclasses.replace(host.services, log=broken_log)
     body = "i32.const 1 i32.const 0 i32.const 1 call $log"
     wasm = plugin_wat(imports=("log",), bodies={"init": body})
     with runtime.instantiate(runtime.compile(wasm), Limits(), services) as inst:
