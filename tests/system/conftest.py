@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from nspawn_harness import Container, base_image, missing_tools, wait_until
+from nspawn_harness import Container, base_image, missing_tools
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "examples/sample-plugin"
@@ -97,8 +97,9 @@ class SamplePlugin:
     manifest: str
     rust: bool
 
-    def manifest_for(self, version: str) -> str:
-        return re.sub(r"(?m)^version\s*=.*$", f'version = "{version}"', self.manifest, count=1)
+    def manifest_for(self, version: str, name: str = "sample") -> str:
+        text = re.sub(r"(?m)^version\s*=.*$", f'version = "{version}"', self.manifest, count=1)
+        return re.sub(r"(?m)^name\s*=.*$", f'name = "{name}"', text, count=1)
 
 
 @pytest.fixture(scope="session")
@@ -162,32 +163,34 @@ def install_package(container: Container) -> None:
     )
 
 
-def sign_into(container: Container, plugin: SamplePlugin, version: str, dest: str) -> str:
-    """Package + sign ``plugin`` as ``version`` with the admin key; atomically move to dest."""
-    module = container.put("sample.module.wasm", plugin.wasm)
-    manifest = container.put(f"manifest-{version}.toml", plugin.manifest_for(version).encode())
-    staged = f"/root/sample-{version}.wasm"
-    container.run(
-        "forgeonectl",
-        "package",
-        module,
-        "--manifest",
-        manifest,
-        "-o",
-        f"/root/sample-{version}.unsigned.wasm",
-    )
-    container.run(
-        "forgeonectl",
-        "sign",
-        "--key",
-        f"{KEYS}/admin.key",
-        f"/root/sample-{version}.unsigned.wasm",
-        "-o",
-        staged,
-    )
-    container.run("install", "-m", "0644", staged, f"{os.path.dirname(dest)}/.incoming")
-    container.run("mv", f"{os.path.dirname(dest)}/.incoming", dest)
+def sign_into(
+    container: Container,
+    plugin: SamplePlugin,
+    version: str,
+    dest: str,
+    *,
+    name: str = "sample",
+    key: str = "admin",
+) -> str:
+    """Package + sign ``plugin`` as ``name`` ``version`` with ``KEYS/key.key`` inside the
+    container, then move it into ``dest`` by rename (never half-written); returns its sha256."""
+    module = container.put("plugin.module.wasm", plugin.wasm)
+    manifest = container.put(f"{name}-{version}.toml", plugin.manifest_for(version, name).encode())
+    unsigned = f"/root/{name}-{version}.unsigned.wasm"
+    staged = f"{os.path.dirname(dest)}/.{name}-{version}.incoming"
+    container.run("forgeonectl", "package", module, "--manifest", manifest, "-o", unsigned)
+    container.run("forgeonectl", "sign", "--key", f"{KEYS}/{key}.key", unsigned, "-o", staged)
+    container.run("chmod", "0644", staged)
+    container.run("mv", staged, dest)
     return container.run("sha256sum", dest).stdout.split()[0]
+
+
+def trust_new_key(container: Container, key: str) -> None:
+    """``forgeonectl keys generate`` a key pair and put its public half in trusted.d."""
+    container.run("forgeonectl", "keys", "generate", "--out", KEYS, "--name", key)
+    container.run(
+        "install", "-m", "0644", f"{KEYS}/{key}.pub", f"/etc/forgeoned/trusted.d/{key}.pub"
+    )
 
 
 def unit_property(container: Container, name: str) -> str:
@@ -202,24 +205,18 @@ def served(
     sample_plugin: SamplePlugin,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Container]:
-    """Package installed, an admin key trusted, the sample signed into plugins.d, started."""
+    """The package installed, an admin key trusted, the sample signed into plugins.d, and
+    the unit (started by the package, stopped for the setup) started again."""
     container = _boot(debian_root, deb_file, tmp_path_factory.mktemp("served"))
     try:
         install_package(container)
-        container.run("forgeonectl", "keys", "generate", "--out", KEYS, "--name", "admin")
-        container.run(
-            "install", "-m", "0644", f"{KEYS}/admin.pub", "/etc/forgeoned/trusted.d/admin.pub"
-        )
+        container.run("systemctl", "stop", "forgeoned", timeout=120)
+        trust_new_key(container, "admin")
         sign_into(container, sample_plugin, "1.0.0", f"{PLUGINS_D}/sample.wasm")
-        started = container.run("systemctl", "restart", "forgeoned", timeout=180, check=False)
+        started = container.run("systemctl", "start", "forgeoned", timeout=180, check=False)
         if started.returncode != 0:
             log = container.run("journalctl", "-u", "forgeoned", "-n", "40", "--no-pager")
             pytest.fail(f"forgeoned did not start:\n{log.stdout}", pytrace=False)
-        wait_until(
-            "forgeoned to be active",
-            lambda: unit_property(container, "ActiveState") == "active",
-            60,
-        )
         yield container
     finally:
         container.close()

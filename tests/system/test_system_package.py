@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    KEYS,
     PLUGINS_D,
     SamplePlugin,
     install_package,
@@ -25,6 +26,7 @@ from forgeoned.core.events import EventName
 
 pytestmark = pytest.mark.system
 
+CONFIG = "/etc/forgeoned/forgeoned.toml"
 CATALOG = Path(__file__).resolve().parents[2] / "systemd/forgeoned.catalog"
 
 
@@ -100,27 +102,64 @@ def test_a_new_signed_version_dropped_in_is_swapped_without_restart(
     assert any(e.get("FORGEONE_VERSION") == "1.0.1" for e in upgraded)
 
 
-def test_systemctl_reload_returns_after_the_reload_is_done(served: Container) -> None:
+def test_systemctl_reload_takes_in_a_new_trusted_key_before_returning(
+    served: Container, sample_plugin: SamplePlugin
+) -> None:
     pid = unit_property(served, "MainPID")
+    # A plugin signed by a key the daemon does not trust yet is refused...
+    served.run("forgeonectl", "keys", "generate", "--out", KEYS, "--name", "team")
+    mark = cursor(served)
+    sign_into(served, sample_plugin, "1.0.0", f"{PLUGINS_D}/other.wasm", name="other", key="team")
+    wait_until(
+        "the untrusted plugin to be rejected",
+        lambda: any(
+            e["FORGEONE_EVENT"] == "plugin.rejected"
+            for e in events(served, f"--after-cursor={mark}")
+        ),
+        60,
+    )
+    assert "other" not in status(served)
+
+    # ...until the admin trusts the key and reloads.
+    served.run("install", "-m", "0644", f"{KEYS}/team.pub", "/etc/forgeoned/trusted.d/team.pub")
     before = cursor(served)
     served.run("systemctl", "reload", "forgeoned", timeout=120)
-    # No waiting here: ExecReload blocks until the daemon has finished, so the event exists.
+    # No waiting: ExecReload blocks until the daemon has finished, so the event is there.
     reloaded = [
         e
         for e in events(served, f"--after-cursor={before}")
         if e["FORGEONE_EVENT"] == "daemon.reloaded"
     ]
     assert reloaded, "daemon.reloaded was not logged before systemctl reload returned"
+    assert "FORGEONE_REASON" not in reloaded[0] or not reloaded[0]["FORGEONE_REASON"]
+    wait_until(
+        "the newly trusted plugin to run",
+        lambda: status(served).get("other", {}).get("state") == "running",
+        60,
+    )
     assert unit_property(served, "MainPID") == pid
     assert unit_property(served, "ActiveState") == "active"
     assert status(served)["sample"]["state"] == "running"
 
 
+def test_a_reload_with_a_broken_config_fails_and_keeps_the_running_one(
+    served: Container,
+) -> None:
+    config = served.run("cat", CONFIG).stdout
+    served.sh(f"printf 'no_such_key = 1\\n' >> {CONFIG}")
+    try:
+        refused = served.run("systemctl", "reload", "forgeoned", timeout=120, check=False)
+        assert refused.returncode != 0
+        assert unit_property(served, "ActiveState") == "active"
+        assert status(served)["sample"]["state"] == "running"
+    finally:
+        path = served.put("config.toml", config.encode())
+        served.run("cp", path, CONFIG)
+    served.run("systemctl", "reload", "forgeoned", timeout=120)
+
+
 SECRET = "s3cr3t-value-for-the-system-test"
-
-
 SAMPLE_POLICY = '\n[capabilities.sample]\nlog = true\nsecrets = ["api-token"]\n'
-CONFIG = "/etc/forgeoned/forgeoned.toml"
 
 
 def grant_sample_the_secret(container: Container) -> None:
