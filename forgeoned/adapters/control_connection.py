@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.partial = False  # bytes of an unfinished request arrived
         self.refused = False
+        self.write_paused = False  # the peer does not read its answers fast enough
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -73,10 +74,11 @@ class Connection(asyncio.Protocol):
         if self.refused:
             return
         self.buffer += data
-        if self.busy:
-            if len(self.buffer) > self.config.max_header_bytes + self.config.max_body_bytes:
-                assert self.transport is not None
-                self.transport.pause_reading()
+        if self.busy or self.write_paused:
+            # The next request waits in the kernel, not here: this bounds what a pipelining
+            # (or answer-ignoring) client can make us hold to one read's worth of bytes.
+            assert self.transport is not None
+            self.transport.pause_reading()
             return
         self._parse()
 
@@ -137,11 +139,30 @@ class Connection(asyncio.Protocol):
         if not keep_alive:
             transport.close()
             return
+        self._next()
+
+    def _next(self) -> None:
+        """Go on with the next request, unless the peer is not reading its answers: then
+        wait (bounded by the idle timeout) rather than pile up responses in memory."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.write_paused:
+            self._arm(self.config.idle_timeout_s)
+            return
         transport.resume_reading()
         if self.buffer:
             self._parse()
         else:
             self._arm(self.config.idle_timeout_s)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.busy:
+            self._next()
 
     def _fail(self, exc: ForgeonedError) -> None:
         assert self.transport is not None
@@ -167,5 +188,7 @@ class Connection(asyncio.Protocol):
             self.server.note_timeout()
             limit = self.config.read_timeout_s
             self._fail(HttpProtocolError(408, "timeout", f"request not received within {limit}s"))
+        elif self.transport.get_write_buffer_size():
+            self.transport.abort()  # answers never read: drop them rather than wait forever
         else:
             self.transport.close()

@@ -276,3 +276,22 @@ def test_live_socket_or_regular_file_is_refused_untouched(tmp_path: Path) -> Non
         with running(config(other)):
             pass
     assert other.read_text() == "keep me"
+
+
+def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
+    with running(config(tmp_path / "c.sock", idle_timeout_s=0.5)) as (server, backend, _):
+        sock = connect(server.socket_path)
+        sock.setblocking(False)
+        burst = b"GET /v1/plugins/hello HTTP/1.1\r\n\r\n" * 1000
+        sent = 0
+        while sent < 50_000_000:  # bounded; the server stops reading long before this
+            try:
+                sent += sock.send(burst)
+            except BlockingIOError:
+                break  # kernel buffers full both ways: the server stopped reading
+        assert sent < 50_000_000
+        assert server.wait_connections(0, BOUND)  # dropped after the idle timeout
+        sock.close()
+        with ControlClient(server.socket_path) as client:
+            assert client.show("hello")["name"] == "hello"
+        assert backend.calls == []
