@@ -6,12 +6,16 @@ what would catch a layout or semantics change on an upgrade.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runtime_wat import make_host, plugin_wat
 
 from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
@@ -105,3 +109,30 @@ def test_two_instances_have_separate_stores(runtime: WasmtimeRuntime, tmp_path: 
     ):
         assert [a.call_i32("bump") for _ in range(3)] == [1, 2, 3]
         assert b.call_i32("bump") == 1
+
+
+@functools.cache
+def _pair(tmp: str) -> tuple[Any, Any, Any]:
+    """A forgeoned instance and a plain wasmtime-py instance of the same module (cached)."""
+    runtime = WasmtimeRuntime()
+    wasm = plugin_wat(imports=("time_now_ms",), extra=ARITH)
+    inst = runtime.instantiate(runtime.compile(wasm), Limits(), make_host(Path(tmp)).services)
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    i64 = wasmtime.ValType.i64()
+    linker.define_func("forgeone", "time_now_ms", wasmtime.FuncType([], [i64]), lambda: 0)
+    exports = linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)
+    return inst, store, exports
+
+
+I32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(["add", "sub", "mul", "shr"]), a=I32, b=I32)
+def test_fast_path_property(
+    tmp_path_factory: pytest.TempPathFactory, name: str, a: int, b: int
+) -> None:
+    inst, store, exports = _pair(str(tmp_path_factory.getbasetemp() / "property"))
+    assert inst.export_i32(name)(a, b) == exports[name](store, a, b)
