@@ -69,6 +69,8 @@ class Daemon(Parts):
         self.loop = Loop()
         super().__init__(config, clock or SystemClock(), self.loop.post, fault_hook_from_env())
         self._stopping = False
+        self.ready = threading.Event()  # set with READY=1 (tests and benchmarks wait on it)
+        self.stopped = threading.Event()
         self._retry: set[str] = set()
         self._next_rescan = 0.0
 
@@ -129,6 +131,7 @@ class Daemon(Parts):
             )
         )
         self.notifier.ready(self.status_line())
+        self.ready.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -179,6 +182,7 @@ class Daemon(Parts):
             AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
         )
         self.close_all()
+        self.stopped.set()
         return 0
 
 

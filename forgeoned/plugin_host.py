@@ -124,6 +124,11 @@ class PluginHost:
         with self._cond:
             return self._cond.wait_for(lambda: self._state is state, timeout)
 
+    def wait_inflight(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` calls are running (bounded)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._inflight >= count, timeout)
+
     def wait_held(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` calls are held at the gate (bounded)."""
         with self._cond:
@@ -182,6 +187,7 @@ class PluginHost:
             if version is None:  # pragma: no cover - RUNNING always has a version
                 raise UnavailableError(f"plugin {self._name!r} has no version")
             self._inflight += 1
+            self._cond.notify_all()
             return version
 
     def _leave(self) -> None:

@@ -23,7 +23,7 @@ from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import NotFoundError, PluginFault
+from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault
 from forgeoned.plugin_dir import PluginDirectory, Rejection
 from forgeoned.plugin_host import PluginHost, RoutedVersion
 
@@ -78,7 +78,7 @@ class Reconciler:
                     host.trigger(trig, "quarantined before restart")
                 continue
             result = self.swapper.swap(host, cand, quiet=True)
-            running += result.outcome in (Outcome.INSTALLED, Outcome.UPGRADED)
+            running += host.state is State.RUNNING
             self._after(host, cand, result)
         return running
 
@@ -127,10 +127,17 @@ class Reconciler:
     def _reconcile_one(self, name: str, want: Candidate | None) -> None:
         host = self.hosts.get(name)
         if want is None:
-            if host is not None and name not in self.restart_at:
-                self.restart_at.pop(name, None)
-                self.swapper.remove(host)
+            if self._source_rejected(name):
+                return  # its file is still there but now rejected: keep what runs
+            if host is not None:
+                # New calls see "no such plugin" from now on; in-flight ones finish (drain).
                 del self.hosts[name]
+                self.restart_at.pop(name, None)
+                try:
+                    self.swapper.remove(host)
+                except ForgeonedError:
+                    self.hosts[name] = host  # try again at the next reconcile
+                    raise
                 self.budgets.pop(name, None)
             return
         if (name, want.sha256) in self.attempted:
@@ -146,6 +153,12 @@ class Reconciler:
             self._budget(name).reset()
         self.restart_at.pop(name, None)
         self._after(host, want, self.swapper.swap(host, want))
+
+    def _source_rejected(self, name: str) -> bool:
+        """Whether the file the active version came from is present but failed to verify."""
+        record = self.active.store.state.active.get(name)
+        entry = self.directory.entries.get(record.source) if record is not None else None
+        return entry is not None and entry.error is not None
 
     def _after(self, host: PluginHost, cand: Candidate, result: SwapResult) -> None:
         if result.outcome in (Outcome.REJECTED, Outcome.ROLLED_BACK):
@@ -223,7 +236,7 @@ class Reconciler:
                     reason=host.last_error,
                 )
             )
-            self._after(host, want, self.swapper.swap(host, want))
+            self._after(host, want, self.swapper.swap(host, want, quiet=True))
 
     def _wanted(self, name: str) -> Candidate | None:
         running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}

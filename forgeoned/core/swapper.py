@@ -226,6 +226,7 @@ class Swapper:
     def _cut_over(
         self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool
     ) -> SwapResult:
+        previous = slot.current  # healthy, failed or quarantined: what this replaces
         old = self._enter_starting(slot)
         try:
             self.fault(Step.START_NEW)
@@ -241,14 +242,13 @@ class Swapper:
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE)
         slot.release()
-        if old is None:
+        if previous is None:
             if not quiet:
                 self._event(EventName.PLUGIN_INSTALLED, slot.name, new)
             return self._finish(slot.name, Outcome.INSTALLED, t0)
         if not quiet:
-            self._event(
-                EventName.PLUGIN_UPGRADED, slot.name, new, message=f"{old.version} -> {new.version}"
-            )
+            message = f"{previous.version} -> {new.version}"
+            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, message=message)
         return self._finish(slot.name, Outcome.UPGRADED, t0)
 
     def _failed(self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float) -> SwapResult:

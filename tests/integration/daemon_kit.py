@@ -10,13 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forgeoned.adapters.control_client import ControlClient
 from forgeoned.adapters.keys import public_key_bytes
+from forgeoned.core.events import AuditEvent
 from forgeoned.devtools import make_signed_plugin, package_plugin, test_key
 
 KEY = test_key(7)
@@ -54,19 +57,32 @@ def plugin_wat(
   {tick_fn})"""
 
 
-SPIN = """(block $done (loop $again
+def spin(iterations: int) -> str:
+    """A ``handle`` prologue that busy-loops (reuses the ``$l`` parameter; echoes nothing)."""
+    return f"""(local.set $l (i32.const {iterations}))
+    (block $done (loop $again
       (br_if $done (i32.eqz (local.get $l)))
-      (local.set $l (i32.sub (local.get $l) (i32.const 0)))
+      (local.set $l (i32.sub (local.get $l) (i32.const 1)))
       (br $again)))"""
+
+
+SLOW_LIMITS = {"fuel_per_call": 10**12, "call_timeout_ms": 600_000}
 
 
 def manifest(name: str, version: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "version": version, "abi": 1, **extra}
 
 
-def plugin(name: str, version: str, *, signed: bool = True, **wat: Any) -> bytes:
+def plugin(
+    name: str,
+    version: str,
+    *,
+    signed: bool = True,
+    limits: dict[str, int] | None = None,
+    **wat: Any,
+) -> bytes:
     text = plugin_wat(f"{name}@{version}", **wat)
-    m = manifest(name, version, capabilities={"log": True})
+    m = manifest(name, version, capabilities={"log": True}, limits=limits or {})
     return make_signed_plugin(text, m, KEY) if signed else package_plugin(text, m)
 
 
@@ -221,3 +237,88 @@ class Daemon:
         self.notify_path.unlink(missing_ok=True)
         if self.proc.stderr:
             self.proc.stderr.close()
+
+
+@contextlib.contextmanager
+def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
+    """A daemon running on a thread of the test process (no signals, no notify socket)."""
+    from forgeoned.config import load_config
+    from forgeoned.daemon import Daemon as RealDaemon
+
+    daemon = RealDaemon(load_config(env.config))
+    waiter = EventWaiter(daemon.audit)
+    daemon.swapper.audit = waiter
+    daemon.reconciler.audit = waiter
+    daemon.swapper.loader.audit = waiter  # type: ignore[attr-defined]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run()
+        except BaseException as exc:
+            errors.append(exc)
+            daemon.ready.set()
+
+    thread = threading.Thread(target=run, name="test-daemon")
+    thread.start()
+    assert daemon.ready.wait(timeout), "daemon did not become ready"
+    if errors:
+        raise errors[0]
+    try:
+        yield InProcess(daemon, env, waiter)
+    finally:
+        daemon.loop.post(daemon.stop)
+        thread.join(timeout)
+        assert not thread.is_alive(), "daemon did not stop"
+
+
+class EventWaiter:
+    """An AuditSink in front of the real one that lets a test wait for events (bounded)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seen: list[AuditEvent] = []
+        self.cond = threading.Condition()
+
+    def record(self, event: AuditEvent) -> None:
+        self.inner.record(event)
+        with self.cond:
+            self.seen.append(event)
+            self.cond.notify_all()
+
+    def wait(self, label: str, plugin: str | None = None, count: int = 1, timeout: float = 30.0,
+             **fields: str) -> list[AuditEvent]:  # fmt: skip
+        def matching() -> list[AuditEvent]:
+            return [
+                e for e in self.seen
+                if e.event.label == label and (plugin is None or e.plugin == plugin)
+                and all(getattr(e, k) == v for k, v in fields.items())
+            ]  # fmt: skip
+
+        with self.cond:
+            if not self.cond.wait_for(lambda: len(matching()) >= count, timeout):
+                labels = [(e.event.label, e.plugin, e.version, e.reason) for e in self.seen]
+                raise AssertionError(f"no {count}x {label} {plugin} {fields}: {labels}")
+            return matching()
+
+    def labels(self, plugin: str | None = None) -> list[str]:
+        with self.cond:
+            return [e.event.label for e in self.seen if plugin is None or e.plugin == plugin]
+
+
+@dataclass
+class InProcess:
+    daemon: Any
+    env: Env
+    events: EventWaiter
+
+    def sync(self) -> None:
+        """Let the loop process everything the watcher already reported, then rescan."""
+        self.daemon.loop.call(self.daemon.rescan)
+
+    def invoke(self, name: str, data: bytes = b"x") -> bytes:
+        out: bytes = self.daemon.backend.invoke(name, data)
+        return out
+
+    def view(self, name: str) -> Any:
+        return self.daemon.backend.get_plugin(name)
