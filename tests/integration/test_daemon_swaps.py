@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_kit import SLOW_LIMITS, Env, drop, in_process, plugin, spin
@@ -85,7 +86,7 @@ def test_untrusted_key_is_rejected(env: Env) -> None:
 
 @pytest.mark.parametrize("failing", [{"init": 1}, {"start": 2}])
 def test_new_version_whose_init_or_start_fails_is_rolled_back(
-    env: Env, failing: dict[str, int]
+    env: Env, failing: dict[str, Any]
 ) -> None:
     drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
     with in_process(env) as d:
