@@ -55,7 +55,6 @@ class PluginInstance:
         linker: wasmtime.Linker,
         limits: Limits,
         host: HostServices,
-        epoch_interval_s: float,
     ) -> None:
         self._store = store
         self._linker = linker
@@ -63,7 +62,6 @@ class PluginInstance:
         self._fuel_per_call = limits.fuel_per_call
         self._fuel_c = ctypes.c_uint64(limits.fuel_per_call)  # prebuilt: no conversion per call
         self._timeout = limits.call_timeout_ms / 1000.0
-        self._epoch_interval_s = epoch_interval_s
         self.services = host
         self._stats = host.stats
         self._calls = host.stats.calls

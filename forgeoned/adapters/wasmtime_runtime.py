@@ -177,7 +177,7 @@ class WasmtimeRuntime:
             memories=1,
         )
         linker = wasmtime.Linker(self._engine)
-        instance = PluginInstance(store, linker, limits, host, self.epoch_interval_s)
+        instance = PluginInstance(store, linker, limits, host)
         try:
             # A start function runs here: it gets the same fuel and deadline as any call.
             instance.prepare_entry()
