@@ -75,7 +75,7 @@ class AuditLog:
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
         """Append ``event``; returns the stored entry once it is durable (or raises AuditError)."""
-        fields = _plain(event.fields())
+        fields = event.fields()
         with self._lock:
             entry = self._append(fields)
             if self._checkpoint_due():
@@ -215,8 +215,10 @@ class AuditLog:
         if self._fd < 0:
             raise AuditError("the audit log is closed")
         ts = audit_chain.rfc3339(self._clock.wall())
-        entry = audit_chain.seal(fields, self._seq + 1, ts, self._prev)
-        data = audit_chain.canonical(entry) + b"\n"
+        try:
+            entry, data = audit_chain.seal_line(fields, self._seq + 1, ts, self._prev)
+        except (TypeError, ValueError):
+            entry, data = audit_chain.seal_line(_plain(fields), self._seq + 1, ts, self._prev)
         if len(data) > _MAX_LINE:
             raise AuditError(f"audit entry too large ({len(data)} bytes)")
         if self._size and self._size + len(data) > self._rotate_bytes:

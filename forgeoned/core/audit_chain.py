@@ -64,6 +64,24 @@ def seal(fields: Mapping[str, Any], seq: int, ts: str, prev_hash: str) -> dict[s
     return entry
 
 
+def seal_line(
+    fields: Mapping[str, Any], seq: int, ts: str, prev_hash: str
+) -> tuple[dict[str, Any], bytes]:
+    """Like :func:`seal`, plus the line to store, with one JSON encoding instead of two.
+
+    The line is the canonical body with ``hash`` appended last (lines need not be canonical:
+    verification re-encodes each entry without its hash). TypeError for non-JSON values.
+    """
+    body: dict[str, Any] = dict(fields)
+    body["seq"] = seq
+    body["ts"] = ts
+    body["prev_hash"] = prev_hash
+    encoded = canonical(body)
+    digest = hashlib.sha256(encoded).hexdigest()
+    body["hash"] = digest
+    return body, encoded[:-1] + b',"hash":"' + digest.encode() + b'"}\n'
+
+
 def checkpoint_message(seq: int, digest: str) -> bytes:
     """What a checkpoint signs: the position and hash of the entry it vouches for."""
     return _CHECKPOINT_DOMAIN + f"{seq}\n{digest}\n".encode()
