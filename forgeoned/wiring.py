@@ -1,8 +1,8 @@
 """Building the daemon's parts from its configuration (adapters wired to the core).
 
 Kept apart from :mod:`forgeoned.daemon` (signals and the loop) so that tests and benchmarks
-can build a daemon in-process. ``FORGEONED_FAULT_STEP=<step>`` (a
-:class:`~forgeoned.core.swapper.Step` value) makes the process SIGKILL itself when a swap
+can build a daemon in-process. ``FORGEONED_FAULT_AT=<step>:<plugin>@<version>`` (a
+:class:`~forgeoned.core.swapper.Step` value) makes the process SIGKILL itself when that swap
 reaches that step: the crash-safety tests use it; it does nothing unless set.
 """
 
@@ -51,14 +51,17 @@ log = logging.getLogger("forgeoned")
 plugin_log = logging.getLogger("forgeoned.plugin")
 
 
-def fault_hook_from_env() -> Callable[[Step], None] | None:
-    wanted = os.environ.get("FORGEONED_FAULT_STEP")
+def fault_hook_from_env() -> Callable[[Step, Candidate], None] | None:
+    """``FORGEONED_FAULT_AT=<step>:<plugin>@<version>``: SIGKILL at that step of that swap."""
+    wanted = os.environ.get("FORGEONED_FAULT_AT")
     if not wanted:
         return None
-    step = Step(wanted)
+    step_name, _, target = wanted.partition(":")
+    step = Step(step_name)
+    name, _, version = target.partition("@")
 
-    def hook(at: Step) -> None:
-        if at is step:
+    def hook(at: Step, cand: Candidate) -> None:
+        if at is step and cand.name == name and cand.version == version:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
@@ -79,7 +82,7 @@ class Parts:
         config: Config,
         clock: Clock,
         post: Callable[[Callable[[], None]], None],
-        fault: Callable[[Step], None] | None = None,
+        fault: Callable[[Step, Candidate], None] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -113,7 +116,7 @@ class Parts:
         )  # fmt: skip
         self.swapper = Swapper(
             loader, self.active, self.audit, self.stats, clock, config.drain_timeout_s,
-            fault or (lambda step: None),
+            fault or (lambda step, cand: None),
         )  # fmt: skip
         self.reconciler = Reconciler(
             self.swapper, self.directory, self.active, self.audit, self.stats, clock,

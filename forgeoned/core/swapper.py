@@ -130,8 +130,8 @@ class SwapResult:
 SERVING_OR_PAUSED: Final = frozenset({State.RUNNING, State.PAUSED})
 
 
-def _no_fault(step: Step) -> None:
-    del step
+def _no_fault(step: Step, cand: Candidate) -> None:
+    del step, cand
 
 
 class Swapper:
@@ -145,7 +145,7 @@ class Swapper:
         stats: DaemonStats,
         clock: Clock,
         drain_timeout_s: float,
-        fault: Callable[[Step], None] = _no_fault,
+        fault: Callable[[Step, Candidate], None] = _no_fault,
     ) -> None:
         self.loader = loader
         self.committer = committer
@@ -186,11 +186,11 @@ class Swapper:
         """
         t0 = self.clock.monotonic()
         try:
-            self.fault(Step.VERIFY)
+            self.fault(Step.VERIFY, cand)
             verified = self.loader.verify(cand)
-            self.fault(Step.COMPILE)
+            self.fault(Step.COMPILE, cand)
             compiled = self.loader.compile(verified)
-            self.fault(Step.INSTANTIATE)
+            self.fault(Step.INSTANTIATE, cand)
             new = self.loader.instantiate(compiled)
         except (ArtifactError, LoadError) as exc:
             self.stats.rejected[exc.code] += 1
@@ -201,18 +201,18 @@ class Swapper:
         except PluginFault as exc:
             if slot.state in SERVING_OR_PAUSED:
                 return self._rolled_back(slot, cand, exc, t0)
-            self._enter_starting(slot)
+            self._enter_starting(slot, cand)
             return self._failed(slot, cand, exc, t0)
         return self._cut_over(slot, cand, new, t0, quiet)
 
-    def _enter_starting(self, slot: Slot) -> Version | None:
+    def _enter_starting(self, slot: Slot, cand: Candidate) -> Version | None:
         """Take the slot to STARTING; returns the healthy old version that was drained."""
         old = slot.current
         if slot.state in SERVING_OR_PAUSED and old is not None:
             slot.trigger(Trigger.DRAIN)
-            self.fault(Step.DRAIN)
+            self.fault(Step.DRAIN, cand)
             slot.drain(self.drain_timeout_s)
-            self.fault(Step.STOP_OLD)
+            self.fault(Step.STOP_OLD, cand)
             old.shutdown()
             slot.trigger(Trigger.DRAINED)
             slot.trigger(Trigger.START)
@@ -227,11 +227,11 @@ class Swapper:
         self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool
     ) -> SwapResult:
         previous = slot.current  # healthy, failed or quarantined: what this replaces
-        old = self._enter_starting(slot)
+        old = self._enter_starting(slot, cand)
         try:
-            self.fault(Step.START_NEW)
+            self.fault(Step.START_NEW, cand)
             new.start()
-            self.fault(Step.COMMIT)
+            self.fault(Step.COMMIT, cand)
             self.committer.commit(slot.name, new)
         except (PluginFault, StateError) as exc:
             new.shutdown()
@@ -240,7 +240,7 @@ class Swapper:
             return self._restore(slot, cand, old, exc, t0)
         slot.install(new)
         slot.trigger(Trigger.STARTED)
-        self.fault(Step.RELEASE)
+        self.fault(Step.RELEASE, cand)
         slot.release()
         if previous is None:
             if not quiet:

@@ -155,7 +155,7 @@ class RecordingAudit:
 class StepLog:
     steps: list[Step] = field(default_factory=list)
 
-    def __call__(self, step: Step) -> None:
+    def __call__(self, step: Step, candidate: Candidate) -> None:
         self.steps.append(step)
 
 
