@@ -120,6 +120,7 @@ class PluginInstance:
     def prepare_entry(self) -> None:
         """Arm fuel and deadline for code the runtime runs outside `_run` (start function)."""
         fast.set_fuel(self._ctx, self._fuel_c)
+        self._stop_reason = None
         self._deadline = _now() + self._timeout
         self._calling = True
 
@@ -133,6 +134,7 @@ class PluginInstance:
             raise ConflictError(f"plugin {self.services.plugin}: instance is closed")
         ctx = self._ctx
         self._interrupt = False
+        self._stop_reason = None
         start = _now()
         self._deadline = start + self._timeout
         self._calling = True
@@ -182,7 +184,7 @@ class PluginInstance:
         """The error for a failed instantiation: a trap of the start function or a LoadError."""
         plugin = self.services.plugin
         cause = fast.summary(str(exc))
-        kind = self._stop_reason
+        kind, self._stop_reason = self._stop_reason, None
         if kind is None and isinstance(exc, wasmtime.Trap) and exc.trap_code is not None:
             kind = fast.TRAP_KINDS.get(exc.trap_code, TrapKind.OTHER)
         if kind is not None:

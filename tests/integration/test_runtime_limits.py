@@ -6,6 +6,7 @@ runaway call is stopped, not how fast; the tick-level figure is measured in benc
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import threading
 import time
@@ -272,3 +273,25 @@ def test_closed_instance_refuses_calls(runtime: WasmtimeRuntime, tmp_path: Path)
     with pytest.raises(ConflictError, match="instance is closed"):
         inst.call(LifecycleExport.INIT)
     assert inst.memory_bytes == 0
+
+
+def test_epoch_hook_traps_at_the_first_tick_past_the_deadline(
+    runtime: WasmtimeRuntime, tmp_path: Path
+) -> None:
+    """The bound "call_timeout + one tick" without a wall-clock assertion: at every tick the
+    hook either re-arms for the very next tick or, once the deadline has passed, stops."""
+    from forgeoned.adapters import wasm_fastcall as fast
+
+    host = make_host(tmp_path)
+    with runtime.instantiate(runtime.compile(plugin_wat()), Limits(), host.services) as inst:
+        delta, kind = ctypes.c_uint64(0), ctypes.c_uint8(7)
+        hook = inst._on_epoch
+        inst.prepare_entry()  # a call is running, deadline one call_timeout away
+        assert hook(None, None, ctypes.pointer(delta), ctypes.pointer(kind)) == 0
+        assert (delta.value, kind.value) == (1, 0)  # continue, check again next tick
+        inst._deadline = time.perf_counter()  # the deadline has just passed
+        error = hook(None, None, ctypes.pointer(delta), ctypes.pointer(kind))
+        assert error != 0
+        assert fast.consume_failure(error, None)[1] == "call exceeded its wall-clock deadline"
+        inst.entry_done()
+        inst.call(LifecycleExport.INIT)  # the next call is unaffected
