@@ -185,6 +185,9 @@ class PluginInstance:
         plugin = self.services.plugin
         cause = fast.summary(str(exc))
         kind, self._stop_reason = self._stop_reason, None
+        host_error = self._link.take_error()
+        if kind is None and host_error is not None:
+            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
         if kind is None and isinstance(exc, wasmtime.Trap) and exc.trap_code is not None:
             kind = fast.TRAP_KINDS.get(exc.trap_code, TrapKind.OTHER)
         if kind is not None:

@@ -295,3 +295,18 @@ def test_epoch_hook_traps_at_the_first_tick_past_the_deadline(
         assert fast.consume_failure(error, None)[1] == "call exceeded its wall-clock deadline"
         inst.entry_done()
         inst.call(LifecycleExport.INIT)  # the next call is unaffected
+
+
+def test_host_error_in_the_start_function(runtime: WasmtimeRuntime, tmp_path: Path) -> None:
+    def broken_log(plugin: str, level: int, message: str) -> None:
+        raise OSError("no journal")
+
+    host = make_host(tmp_path)
+    services = dataclasses.replace(host.services, log=broken_log)
+    boot = "(func $boot i32.const 1 i32.const 0 i32.const 1 call $log drop) (start $boot)"
+    wasm = plugin_wat(imports=("log",), extra=boot)
+    with pytest.raises(PluginTrap, match="host error: no journal") as info:
+        runtime.instantiate(runtime.compile(wasm), Limits(), services)
+    assert info.value.kind is TrapKind.HOST_ERROR
+    assert host.stats.hostcalls[("log", "error")] == 1
+    assert_runtime_healthy(runtime, tmp_path)
