@@ -298,15 +298,20 @@ def test_epoch_hook_traps_at_the_first_tick_past_the_deadline(
 
 
 def test_host_error_in_the_start_function(runtime: WasmtimeRuntime, tmp_path: Path) -> None:
-    def broken_log(plugin: str, level: int, message: str) -> None:
-        raise OSError("no journal")
+    class BrokenClock:
+        def monotonic(self) -> float:
+            return 0.0
+
+        def wall(self) -> float:
+            raise OSError("no clock")
 
     host = make_host(tmp_path)
-    services = dataclasses.replace(host.services, log=broken_log)
-    boot = "(func $boot i32.const 1 i32.const 0 i32.const 1 call $log drop) (start $boot)"
-    wasm = plugin_wat(imports=("log",), extra=boot)
-    with pytest.raises(PluginTrap, match="host error: no journal") as info:
+    services = dataclasses.replace(host.services, clock=BrokenClock())
+    boot = "(func $boot call $time_now_ms drop) (start $boot)"
+    wasm = plugin_wat(imports=("time_now_ms",), extra=boot)
+    with pytest.raises(PluginTrap, match="host error: no clock") as info:
         runtime.instantiate(runtime.compile(wasm), Limits(), services)
     assert info.value.kind is TrapKind.HOST_ERROR
-    assert host.stats.hostcalls[("log", "error")] == 1
+    assert info.value.export == "(start)"
+    assert host.stats.hostcalls[("time_now_ms", "error")] == 1
     assert_runtime_healthy(runtime, tmp_path)
