@@ -14,27 +14,34 @@ A crash can leave a torn last line. On start it is detected, moved aside to
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from forgeoned.adapters.atomic import atomic_write, fsync_dir
-from forgeoned.adapters.audit_key import CheckpointKey, check_signature, public_path, read_public
+from forgeoned.adapters.audit_files import (
+    cut_torn_tail,
+    index_of,
+    log_files,
+    log_path,
+    read_lines,
+    tail,
+    verify_directory,
+    verify_files,
+)
+from forgeoned.adapters.audit_key import CheckpointKey
 from forgeoned.core import audit_chain
-from forgeoned.core.audit_chain import Line, SignedHead, VerifyResult
+from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
-from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
 from forgeoned.errors import AuditError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
-_NAME: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
 _MAX_LINE: Final = 1 << 20
 _SELF: Final = "forgeoned"
 
@@ -123,7 +130,7 @@ class AuditLog:
 
     def entries(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Stored entries in order (``since``: epoch seconds, inclusive); skips unreadable lines."""
-        for line in _lines(self._snapshot()[0]):
+        for line in read_lines(self._snapshot()[0]):
             try:
                 entry = json.loads(line.data)
                 if since is not None and audit_chain.parse_rfc3339(entry["ts"]) < since:
@@ -136,35 +143,26 @@ class AuditLog:
     def verify(self, trusted_key: str | None = None) -> VerifyResult:
         """Check the whole chain, its checkpoints and the signed head against the audit key."""
         files, head_text = self._snapshot()
-        result = _verify(files, head_text, trusted_key or self.public_key)
+        result = verify_files(files, head_text, trusted_key or self.public_key)
         self.last_verify = result
         return result
 
     # --- internals -------------------------------------------------------------------------
 
-    def _files(self) -> list[Path]:
-        found = [
-            (int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))
-        ]
-        return [p for _, p in sorted(found)]
-
-    def _path(self, index: int) -> Path:
-        return self.directory / f"audit-{index:06d}.jsonl"
-
     def _open(self) -> None:
-        files = self._files()
+        files = log_files(self.directory)
         self._seq, self._prev = 0, audit_chain.GENESIS_HASH
         torn: dict[str, Any] | None = None
         if files:
-            torn = self._repair_tail(files[-1])
+            torn = cut_torn_tail(files[-1], int(self._clock.wall()))
             for path in reversed(files):
-                last = _tail(path)[1]
+                last = tail(path)[1]
                 if last:
                     entry = json.loads(last)
                     self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
                     break
-        self._index = _index_of(files[-1]) if files else 1
-        self._fd = self._open_file(self._path(self._index))
+        self._index = index_of(files[-1]) if files else 1
+        self._fd = self._open_file(log_path(self.directory, self._index))
         self._size = os.fstat(self._fd).st_size
         self._synced = self._seq
         self._since_checkpoint = 0
@@ -183,33 +181,6 @@ class AuditLog:
         except OSError as exc:
             raise AuditError(f"cannot open {path}: {exc.strerror or exc}") from exc
         return fd
-
-    def _repair_tail(self, path: Path) -> dict[str, Any] | None:
-        """Cut a torn final line off ``path``; return the ``audit.recovered`` fields if cut."""
-        offset, last = _tail(path)
-        if not last or (last.endswith(b"\n") and _parses(last)):
-            return None
-        saved = self.directory / f"torn-{path.stem}-{int(self._clock.wall())}.bin"
-        try:
-            atomic_write(saved, last)
-            with path.open("r+b") as handle:
-                handle.truncate(offset)
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise AuditError(f"cannot repair torn audit line in {path}: {exc}") from exc
-        return {
-            "event": EventName.AUDIT_RECOVERED.label,
-            "actor": _SELF,
-            "reason": "torn_write",
-            "message": f"dropped a torn final line ({len(last)} bytes) from {path.name}",
-            "details": {
-                "file": path.name,
-                "offset": offset,
-                "bytes": len(last),
-                "sha256": hashlib.sha256(last).hexdigest(),
-                "saved_as": saved.name,
-            },
-        }
 
     def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
         if self._fd < 0:
@@ -246,7 +217,7 @@ class AuditLog:
         os.close(self._fd)
         self._synced = self._seq
         self._index += 1
-        self._fd = self._open_file(self._path(self._index))
+        self._fd = self._open_file(log_path(self.directory, self._index))
         self._size = 0
 
     def _sync(self, seq: int) -> None:
@@ -309,7 +280,7 @@ class AuditLog:
     def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
         """The files with the byte length to read of each, and head.json, as of now."""
         with self._lock:
-            files = self._files()
+            files = log_files(self.directory)
             # Under the lock no write is half done, so every file ends at a line boundary
             # (unless something other than this log wrote to it: verify reports that).
             sizes = [(p, p.stat().st_size) for p in files]
@@ -320,44 +291,6 @@ class AuditLog:
         return sizes, head
 
 
-def verify_directory(directory: Path, trusted_key: str | None = None) -> VerifyResult:
-    """Verify a log without opening it for writing (no repair, no new entries).
-
-    ``trusted_key`` (hex) defaults to ``checkpoint.pub`` in ``directory``; pass a copy kept
-    elsewhere to also catch a replaced key.
-    """
-    key = trusted_key or read_public(public_path(directory / "checkpoint.key"))
-    found = [(_index_of(p), p) for p in directory.iterdir() if _NAME.match(p.name)]
-    files = [(p, p.stat().st_size) for _, p in sorted(found)]
-    try:
-        head: bytes | None = (directory / "head.json").read_bytes()
-    except FileNotFoundError:
-        head = None
-    return _verify(files, head, key)
-
-
-def _verify(files: list[tuple[Path, int]], head_text: bytes | None, key: str) -> VerifyResult:
-    if head_text is None:
-        return VerifyResult(False, 0, None, "the signed head record head.json is missing")
-    try:
-        head = SignedHead.from_dict(json.loads(head_text))
-    except (ValueError, KeyError, TypeError):
-        return VerifyResult(False, 0, None, "the signed head record is unreadable")
-    return audit_chain.verify_chain(_lines(files), check_signature, key, head)
-
-
-def _lines(files: list[tuple[Path, int]]) -> Iterator[Line]:
-    for path, size in files:
-        with path.open("rb") as handle:
-            remaining = size
-            for number, raw in enumerate(handle, start=1):
-                if remaining <= 0:
-                    break
-                data = raw[:remaining]
-                remaining -= len(data)
-                yield Line(path.name, number, data)
-
-
 def _plain(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` as plain JSON values (paths, enums… become strings); AuditError if not JSON."""
     try:
@@ -365,32 +298,3 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise AuditError(f"audit event is not representable as JSON: {exc}") from exc
     return out
-
-
-def _index_of(path: Path) -> int:
-    match = _NAME.match(path.name)
-    return int(match.group(1)) if match else 0
-
-
-def _parses(line: bytes) -> bool:
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(entry, dict) and isinstance(entry.get("seq"), int) and "hash" in entry
-
-
-def _tail(path: Path) -> tuple[int, bytes]:
-    """Offset and bytes of the last line of ``path`` (``(0, b"")`` when it is empty)."""
-    with path.open("rb") as handle:
-        pos = handle.seek(0, os.SEEK_END)
-        buf = b""
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            handle.seek(pos)
-            buf = handle.read(step) + buf
-            cut = buf.rfind(b"\n", 0, len(buf) - 1)
-            if cut >= 0:
-                return pos + cut + 1, buf[cut + 1 :]
-        return 0, buf
