@@ -140,6 +140,12 @@ class ControlClient:
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))
 
+    def compliance(self, since: float | None = None, fmt: str = "md") -> bytes:
+        """The compliance report, rendered by the daemon (Markdown or JSON text)."""
+        query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
+        out = self.request("GET", "/v1/compliance", query=query)
+        return out if isinstance(out, bytes) else json.dumps(out, indent=2).encode()
+
     def whoami(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/whoami"))
 

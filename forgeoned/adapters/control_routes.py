@@ -16,18 +16,21 @@ the server's worker pool.
 | POST | /v1/reload | reload |
 | GET | /v1/audit?since=T | audit_read |
 | GET | /v1/audit/verify | audit_verify |
+| GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from forgeoned.adapters.control_http import HttpProtocolError, MethodNotAllowedError, Request
+from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
@@ -47,7 +50,8 @@ _VERBS = {
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    body: Any  # JSON-able value, or bytes sent as application/octet-stream
+    body: Any  # JSON-able value, or bytes sent as they are
+    content_type: str = "application/octet-stream"  # for bytes bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
     if parts[1:] == ["audit", "verify"]:
         return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, _audit_verify))
+    if len(parts) == 2 and resource == "compliance":
+        return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, _compliance))
     if len(parts) == 2 and resource == "whoami":
         return _only(method, "GET", path, Route(None, None, _whoami))
     raise NotFoundError(f"no such endpoint {path!r}")
@@ -228,6 +234,25 @@ def _audit(ctx: Context) -> Reply:
 
 def _audit_verify(ctx: Context) -> Reply:
     return Reply(200, ctx.backend.audit_verify())
+
+
+def _compliance(ctx: Context) -> Reply:
+    query = ctx.request.head.query
+    since = parse_since(query.get("since"))
+    fmt = query.get("format", "md")
+    if fmt not in ("md", "json"):
+        raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
+    backend = ctx.backend
+    report = build_report(
+        backend.audit_entries(None),
+        backend.list_plugins(),
+        backend.audit_verify(),
+        since,
+        now=time.time(),
+    )
+    if fmt == "json":
+        return Reply(200, render_json(report).encode(), "application/json")
+    return Reply(200, render_markdown(report).encode(), "text/markdown; charset=utf-8")
 
 
 def _whoami(ctx: Context) -> Reply:

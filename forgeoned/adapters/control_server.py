@@ -232,7 +232,7 @@ class ControlServer:
                 out = response(
                     reply.status,
                     reply.body,
-                    content_type="application/octet-stream",
+                    content_type=reply.content_type,
                     keep_alive=keep,
                 )
             else:

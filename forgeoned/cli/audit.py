@@ -1,4 +1,5 @@
-"""forgeonectl ``audit export`` and ``audit verify``, served by the daemon's audit log.
+"""forgeonectl ``audit export``, ``audit verify`` and ``compliance report``, served by the
+daemon from its audit log (the report is built daemon-side by :mod:`forgeoned.core.compliance`).
 
 ``--since`` takes Unix seconds, an ISO-8601 time (naive = UTC) or a relative age such as
 ``90s``, ``15m``, ``2h``, ``7d``. ``audit verify`` exits 0 only when the chain is intact and
@@ -36,6 +37,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true", help="print the full verdict as JSON")
     p.set_defaults(func=cmd_verify)
 
+    compliance = sub.add_parser("compliance", help="compliance evidence from the audit log")
+    compliance_sub = compliance.add_subparsers(
+        dest="compliance_command", required=True, metavar="ACTION"
+    )
+    p = compliance_sub.add_parser("report", help="print the compliance report")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--since", help="Unix seconds, ISO-8601, or an age like 2h / 30d")
+    p.set_defaults(func=cmd_compliance)
+
 
 def parse_time(text: str, now: float) -> float:
     """``--since`` to Unix seconds (a one-line error for anything else)."""
@@ -63,6 +73,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         entries = client.audit_entries(since)
     text = export_csv(entries) if args.format == "csv" else export_json(entries)
     sys.stdout.write(text)
+    return OK
+
+
+def cmd_compliance(args: argparse.Namespace) -> int:
+    since = parse_time(args.since, time.time()) if args.since else None
+    with ControlClient(args.socket) as client:
+        text = client.compliance(since, args.format)
+    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.flush()
     return OK
 
 

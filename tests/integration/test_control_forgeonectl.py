@@ -121,17 +121,23 @@ def test_audit_export_and_verify(
 ) -> None:
     server, backend, _ = served
     backend.audit_log = [
-        {"seq": 1, "ts": 100.0, "event": "daemon.started", "hash": "h1", "prev_hash": "h0"},
+        {
+            "seq": 1,
+            "ts": "2026-01-01T00:00:00Z",
+            "event": "daemon.started",
+            "hash": "h1",
+            "prev_hash": "h0",
+        },
         {
             "seq": 2,
-            "ts": 200.0,
+            "ts": "2026-01-02T00:00:00Z",
             "event": "plugin.paused",
             "plugin": "=cmd",
             "hash": "h2",
             "prev_hash": "h1",
         },
     ]
-    assert run(server, "audit", "export", "--since", "150") == 0
+    assert run(server, "audit", "export", "--since", "2026-01-01T12:00:00") == 0
     assert [e["seq"] for e in json.loads(capsys.readouterr().out)] == [2]
     assert run(server, "audit", "export", "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -143,3 +149,26 @@ def test_audit_export_and_verify(
     assert run(server, "audit", "verify") == 9
     assert capsys.readouterr().err == "forgeonectl: audit chain broken at seq 2: hash\n"
     assert run(server, "audit", "export", "--since", "whenever") == 1
+
+
+def test_compliance_report(
+    served: tuple[ControlServer, FakeBackend, ListSink], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, backend, _ = served
+    backend.audit_log = [
+        {
+            "seq": 1,
+            "ts": "2026-01-01T00:00:00Z",
+            "event": "control.denied",
+            "actor": "uid=65534(nobody)",
+            "reason": "default-deny",
+            "hash": "h1",
+        },
+    ]
+    assert run(server, "compliance", "report", "--format", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["denials"]) == 1 and report["chain"]["ok"] is True
+    assert [c["plugin"] for c in report["current"]] == ["billing-a", "hello"]
+    assert run(server, "compliance", "report", "--since", "2026-02-01T00:00:00Z") == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("#")

@@ -35,6 +35,7 @@ EVERY_ACTION: list[tuple[str, str, str]] = [
     ("POST", "/v1/reload", ""),
     ("GET", "/v1/audit", ""),
     ("GET", "/v1/audit/verify", ""),
+    ("GET", "/v1/compliance?format=json", ""),
 ]
 
 

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import (
@@ -120,7 +121,7 @@ class FakeBackend:
         self._note("reload", actor)
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
-        return [e for e in self.audit_log if since is None or e["ts"] >= since]
+        return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 
     def audit_verify(self) -> dict[str, Any]:
         n = len(self.audit_log)

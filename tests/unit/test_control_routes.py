@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ BOB = Caller(uid=1001, gid=1001, pid=2, user="bob", groups=frozenset({"billing"}
         ("POST", "/v1/reload", Action.RELOAD, None),
         ("GET", "/v1/audit", Action.AUDIT_READ, None),
         ("GET", "/v1/audit/verify", Action.AUDIT_VERIFY, None),
+        ("GET", "/v1/compliance", Action.COMPLIANCE_READ, None),
         ("GET", "/v1/whoami", None, None),
     ],
 )
@@ -150,3 +152,13 @@ def test_parse_since() -> None:
     assert parse_since("2023-11-14T22:13:20") == 1700000000.0
     with pytest.raises(BadRequestError, match="bad since"):
         parse_since("yesterday")
+
+
+def test_compliance_formats() -> None:
+    backend = FakeBackend.with_plugins("hello")
+    status, body = call(backend, "GET", "/v1/compliance?format=json")
+    assert status == 200 and json.loads(body)["current"][0]["plugin"] == "hello"
+    status, body = call(backend, "GET", "/v1/compliance")
+    assert status == 200 and body.startswith(b"#")
+    with pytest.raises(BadRequestError, match="bad format 'pdf'"):
+        call(backend, "GET", "/v1/compliance?format=pdf")
