@@ -23,7 +23,7 @@ from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault
+from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault, StateError
 from forgeoned.plugin_dir import PluginDirectory, Rejection
 from forgeoned.plugin_host import PluginHost, RoutedVersion
 
@@ -161,8 +161,9 @@ class Reconciler:
         return entry is not None and entry.error is not None
 
     def _after(self, host: PluginHost, cand: Candidate, result: SwapResult) -> None:
-        if result.outcome in (Outcome.REJECTED, Outcome.ROLLED_BACK):
-            self.attempted.add((host.name, cand.sha256))
+        own_fault = result.error is not None and isinstance(result.error, StateError)
+        if result.outcome in (Outcome.REJECTED, Outcome.ROLLED_BACK) and not own_fault:
+            self.attempted.add((host.name, cand.sha256))  # the same bytes would fail again
         elif result.outcome is Outcome.FAILED:
             self._failed(host)
         if (

@@ -109,7 +109,8 @@ class Env:
         self.config = self.root / "etc/forgeoned.toml"
         self.write_config()
 
-    def write_config(self, extra: str | None = None) -> None:
+    def write_config(self, extra: str | None = None, audit: str = "") -> None:
+        """Rewrite the config; ``extra`` goes at top level, ``audit`` into [audit]."""
         if extra is not None:
             self.extra = extra
         self.config.write_text(
@@ -128,6 +129,7 @@ socket = "run/control.sock"
 enabled = false
 [audit]
 journald = false
+{audit}
 """
         )
 
