@@ -35,7 +35,7 @@ from forgeoned.adapters.control_routes import Context, Route, resolve
 from forgeoned.adapters.control_socket import PeerIdentifier, bind_control_socket
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.policy import Caller, Decision, Policy
+from forgeoned.core.policy import Action, Caller, Decision, Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError, StateError
@@ -237,6 +237,8 @@ class ControlServer:
                 )
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
+        if action is Action.RELOAD and outcome == "ok":
+            self.peers.clear()  # user and group names may have changed as well
         if action is not None and action.changes_state:
             assert decision is not None
             self._record(
