@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from conftest import (
+    DEB_NAME,
     KEYS,
     PLUGINS_D,
     SamplePlugin,
     install_package,
     sign_into,
+    trust_new_key,
     unit_property,
 )
 from nspawn_harness import Container, wait_until
@@ -312,6 +314,35 @@ def test_a_socket_group_member_without_a_role_is_denied_and_audited(served: Cont
     assert status(served)["sample"]["state"] == "running"
 
 
+def test_reinstalling_the_package_restarts_and_keeps_config_and_plugins(
+    served: Container,
+) -> None:
+    before = {(p["name"], p["version"], p["sha256"]) for p in status(served).values()}
+    served.sh(f"printf '# edited by the admin\\n' >> {CONFIG}")
+    config = served.run("cat", CONFIG).stdout
+    pid = unit_property(served, "MainPID")
+    served.run(
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "--reinstall",
+        f"/mnt/share/{DEB_NAME}",
+        timeout=180,
+    )
+    assert served.run("cat", CONFIG).stdout == config  # a conffile the admin changed stays
+    assert unit_property(served, "ActiveState") == "active"
+    assert unit_property(served, "MainPID") != pid  # postinst try-restart ran the new code
+
+    def all_running() -> dict[str, dict[str, Any]] | None:
+        now = status(served)
+        return now if now and all(p["state"] == "running" for p in now.values()) else None
+
+    after = wait_until("the plugins to run again", all_running, 60)
+    assert {(p["name"], p["version"], p["sha256"]) for p in after.values()} == before
+
+
 def test_kill_9_restarts_the_daemon_with_the_same_plugins(served: Container) -> None:
     before = {(p["name"], p["version"], p["sha256"]) for p in status(served).values()}
     pid = unit_property(served, "MainPID")
@@ -346,35 +377,53 @@ def test_systemctl_stop_drains_within_the_timeout(served: Container) -> None:
     assert "daemon.stopped" in names
 
 
-def test_install_remove_purge_on_a_fresh_debian(fresh_container: Container) -> None:
+def test_install_use_remove_purge_on_a_fresh_debian(
+    fresh_container: Container, sample_plugin: SamplePlugin
+) -> None:
     c = fresh_container
     install_package(c)
     assert c.run("systemctl", "is-enabled", "forgeoned").stdout.strip() == "enabled"
+    assert c.run("systemctl", "is-active", "forgeoned").stdout.strip() == "active"
     assert c.run("getent", "passwd", "forgeoned").stdout.startswith("forgeoned:")
-    assert c.run("test", "-f", "/usr/lib/systemd/catalog/forgeoned.catalog").returncode == 0
-    c.run("forgeonectl", "--version")
+    c.run("test", "-f", "/usr/lib/systemd/catalog/forgeoned.catalog")
+    c.run("test", "-f", "/usr/share/forgeoned/grafana/forgeoned-dashboard.json")
+    c.run("test", "-f", "/usr/share/forgeoned/prometheus/forgeoned-rules.yml")
 
-    c.run(
-        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "forgeoned", timeout=180
+    # Use it, so that state, cache and audit log exist.
+    trust_new_key(c, "admin")
+    c.run("systemctl", "reload", "forgeoned", timeout=120)
+    sign_into(c, sample_plugin, "1.0.0", f"{PLUGINS_D}/sample.wasm")
+    wait_until(
+        "the sample to run",
+        lambda: status(c).get("sample", {}).get("state") == "running",
+        60,
     )
-    # remove keeps configuration and state
-    c.run("test", "-f", "/etc/forgeoned/forgeoned.toml")
-    c.run("test", "-d", "/var/lib/forgeoned")
+    c.run("test", "-d", "/var/lib/forgeoned/audit")
+
+    remove = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y"]
+    c.run(*remove, "remove", "forgeoned", timeout=180)
+    # remove: the service is stopped, the program is gone, configuration and state stay.
+    assert c.run("systemctl", "is-active", "forgeoned", check=False).stdout.strip() != "active"
     for path in ("/usr/lib/forgeoned", "/usr/bin/forgeoned", "/usr/bin/forgeonectl"):
         assert c.run("test", "-e", path, check=False).returncode != 0, f"{path} left behind"
+    c.run("test", "-f", CONFIG)
+    c.run("test", "-d", "/var/lib/forgeoned")
 
-    c.run(
-        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "forgeoned", timeout=180
-    )
+    c.run(*remove, "purge", "forgeoned", timeout=180)
     for path in (
-        "/etc/forgeoned",
+        CONFIG,
+        "/etc/forgeoned/credentials",
         "/var/lib/forgeoned",
         "/var/cache/forgeoned",
-        "/usr/lib/forgeoned",
+        "/run/forgeoned",
+        "/usr/lib/systemd/system/forgeoned.service",
         "/etc/systemd/system/multi-user.target.wants/forgeoned.service",
     ):
         assert c.run("test", "-e", path, check=False).returncode != 0, f"{path} left behind"
     state = c.run("dpkg-query", "-W", "-f=${db:Status-Status}", "forgeoned", check=False)
     assert state.returncode != 0 or state.stdout == "not-installed"
-    # Debian policy: the system account stays (files elsewhere may still belong to it).
-    assert c.run("getent", "passwd", "forgeoned", check=False).returncode == 0
+    # Debian policy keeps what the administrator created (their plugins and keys) and the
+    # system account (files elsewhere may still belong to it).
+    left = c.run("find", "/etc/forgeoned", "-type", "f").stdout.split()
+    assert sorted(left) == [f"{PLUGINS_D}/sample.wasm", "/etc/forgeoned/trusted.d/admin.pub"]
+    c.run("getent", "passwd", "forgeoned")
