@@ -82,6 +82,7 @@ class ControlServer:
         self._changed = threading.Condition()
         self._counts = {"total": 0, "refused": 0, "requests": 0, "denied": 0, "timed_out": 0}
         self._closed = False
+        self._inode = -1
 
     @property
     def socket_path(self) -> str:
@@ -93,6 +94,7 @@ class ControlServer:
         sock = bind_control_socket(
             cfg.socket, cfg.mode, cfg.group, max(cfg.max_connections, _BACKLOG)
         )
+        self._inode = Path(cfg.socket).lstat().st_ino
         loop = asyncio.new_event_loop()
         ready: Future[None] = Future()
 
@@ -131,7 +133,11 @@ class ControlServer:
             thread.join(timeout=_START_TIMEOUT_S)
         self._pool.shutdown(timeout=_START_TIMEOUT_S)
         path = Path(self.config.socket)
-        if path.is_socket():
+        try:
+            ours = path.is_socket() and path.lstat().st_ino == self._inode
+        except OSError:
+            ours = False
+        if ours:  # never remove a socket another server has bound there since
             path.unlink(missing_ok=True)
 
     def __enter__(self) -> ControlServer:

@@ -295,3 +295,14 @@ def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
         with ControlClient(server.socket_path) as client:
             assert client.show("hello")["name"] == "hello"
         assert backend.calls == []
+
+
+def test_closing_an_old_server_leaves_a_newer_socket_alone(tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    old_cfg = config(path)
+    with running(old_cfg) as (old, _, _):
+        path.unlink()  # e.g. an operator cleaned up; a new daemon binds the same path
+        with running(config(path), FakeBackend.with_plugins("newer")) as (new, _, _):
+            old.close()
+            with ControlClient(new.socket_path) as client:
+                assert [p["name"] for p in client.list_plugins()] == ["newer"]
