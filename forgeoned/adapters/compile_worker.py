@@ -32,7 +32,13 @@ from queue import Empty, SimpleQueue
 from typing import IO, Final
 
 from forgeoned.adapters.atomic import atomic_write
-from forgeoned.errors import LoadError
+from forgeoned.errors import (
+    ArtifactError,
+    ArtifactTooLargeError,
+    ForgeonedError,
+    LoadError,
+    MalformedModuleError,
+)
 
 MAGIC: Final = b"FGNCWASM1\n"
 _HEADER: Final = struct.Struct("<BI")
@@ -91,6 +97,7 @@ class ModuleCache:
 
 class _Worker:
     def __init__(self, limits: WorkerLimits) -> None:
+        self.limits = limits
         mem = limits.memory_bytes
 
         def limit_child() -> None:  # runs in the child between fork and exec
@@ -108,8 +115,9 @@ class _Worker:
         )
 
     def request(self, wasm: bytes, timeout_s: float) -> bytes:
+        """Compile ``wasm`` in this worker; raises :class:`LoadError`/:class:`ArtifactError`."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        result: list[bytes | BaseException] = []
+        result: list[bytes | BaseException] = []  # filled by the I/O thread
 
         def exchange() -> None:
             try:
@@ -119,7 +127,7 @@ class _Worker:
                 status, length = _HEADER.unpack(_read_exact(self.proc.stdout, _HEADER.size))
                 payload = _read_exact(self.proc.stdout, length)
                 if status != 0:
-                    result.append(LoadError(f"compile failed: {payload.decode(errors='replace')}"))
+                    result.append(_child_error(payload.decode(errors="replace")))
                 else:
                     result.append(payload)
             except (OSError, EOFError, struct.error) as exc:
@@ -131,20 +139,28 @@ class _Worker:
         if t.is_alive():
             self.kill()
             t.join(5)
-            raise CompileLimitError(f"compile exceeded its {timeout_s:g}s time limit")
+            raise CompileLimitError(f"compile exceeded its wall-clock time limit of {timeout_s:g}s")
         outcome = result[0] if result else EOFError()
         if isinstance(outcome, bytes):
             return outcome
-        if isinstance(outcome, LoadError):
+        if isinstance(outcome, LoadError | ArtifactError):
             raise outcome
         self.kill()
-        code = self.proc.returncode
+        raise CompileLimitError(self._death(self.proc.returncode)) from None
+
+    def _death(self, code: int | None) -> str:
+        """Why the worker died, in the operator's terms."""
         if code is not None and code < 0:
-            sig = signal.Signals(-code).name
-            raise CompileLimitError(
-                f"compile worker killed by {sig} (over its CPU or memory limit)"
-            ) from None
-        raise CompileLimitError(f"compile worker died (exit {code})") from None
+            sig = signal.Signals(-code)
+            if sig is signal.SIGXCPU:
+                return f"compile exceeded its CPU time limit of {self.limits.cpu_seconds}s"
+            if sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL):
+                return (
+                    f"compile exceeded its memory limit of {self.limits.memory_bytes} bytes "
+                    f"(worker killed by {sig.name})"
+                )
+            return f"compile worker killed by {sig.name}"
+        return f"compile worker died (exit {code})"
 
     @property
     def alive(self) -> bool:
@@ -159,6 +175,16 @@ class _Worker:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def _child_error(text: str) -> LoadError | ArtifactError:
+    """The worker reports ``reason<TAB>message``; keep the reason's error class."""
+    reason, _, message = text.partition("\t")
+    kinds: dict[str, type[LoadError] | type[ArtifactError]] = {
+        MalformedModuleError.reason: MalformedModuleError,
+        ArtifactTooLargeError.reason: ArtifactTooLargeError,
+    }
+    return kinds.get(reason, LoadError)(message or reason)
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
@@ -245,7 +271,9 @@ def _serve() -> int:
         try:
             payload, status = runtime.compile(wasm).serialize(), 0
         except Exception as exc:  # the compiler's verdict goes back to the daemon
-            payload, status = " ".join(str(exc).split())[:500].encode(), 1
+            reason = exc.code if isinstance(exc, ForgeonedError) else "load_failed"
+            message = " ".join(str(exc).split())[:500]
+            payload, status = f"{reason}\t{message}".encode(), 1
         stdout.write(_HEADER.pack(status, len(payload)) + payload)
         stdout.flush()
 

@@ -1,0 +1,130 @@
+"""Compilation in bounded worker processes, and the content-addressed module cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+import wasmtime
+from daemon_kit import Env, drop, in_process, plugin, plugin_wat
+
+from forgeoned.adapters.compile_worker import (
+    CompileLimitError,
+    CompileWorkers,
+    ModuleCache,
+    WorkerLimits,
+)
+from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.devtools import make_signed_plugin
+from forgeoned.errors import MalformedModuleError
+
+
+@cache
+def huge(instructions: int) -> bytes:
+    """A valid plugin with one very long function: slow and memory-hungry to compile."""
+    body = "(local.set $x (i32.add (local.get $x) (i32.const 1)))\n" * instructions
+    fn = f'(func $big (export "big") (param $x i32) (result i32) {body} (local.get $x))'
+    base = plugin_wat("huge")
+    return bytes(wasmtime.wat2wasm(base[:-1] + fn + ")"))
+
+
+SMALL = bytes(wasmtime.wat2wasm(plugin_wat("small")))
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def runtime() -> Iterator[WasmtimeRuntime]:
+    rt = WasmtimeRuntime()
+    yield rt
+    rt.close()
+
+
+def workers(cache_dir: Path | None = None, **limits: float) -> CompileWorkers:
+    lim = WorkerLimits(**{"workers": 1, **limits})  # type: ignore[arg-type]
+    return CompileWorkers(lim, ModuleCache(cache_dir) if cache_dir else None)
+
+
+def test_compiles_in_a_worker_and_the_result_loads(runtime: WasmtimeRuntime) -> None:
+    pool = workers()
+    try:
+        module = runtime.deserialize(pool.compile(SMALL, sha(SMALL)))
+        assert module.has_handle
+        assert pool.compiled == 1
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"timeout_s": 0.3}, "time limit of 0.3s"),
+        ({"cpu_seconds": 1}, "CPU time limit of 1s"),
+        ({"memory_bytes": 256 << 20}, "memory limit of 268435456 bytes"),
+    ],
+    ids=["wall-clock", "cpu", "memory"],
+)
+def test_compile_over_its_limits_is_stopped_and_the_pool_recovers(
+    runtime: WasmtimeRuntime, limits: dict[str, float], message: str
+) -> None:
+    pool = workers(**limits)
+    try:
+        big = huge(120_000 if "cpu_seconds" in limits else 50_000)
+        with pytest.raises(CompileLimitError) as info:
+            pool.compile(big, sha(big))
+        assert message in str(info.value)
+        assert info.value.code == "compile_limit"
+        assert runtime.deserialize(pool.compile(SMALL, sha(SMALL))).has_handle
+    finally:
+        pool.close()
+
+
+def test_a_module_the_compiler_refuses_is_a_clear_error(tmp_path: Path) -> None:
+    pool = workers(tmp_path)
+    try:
+        with pytest.raises(MalformedModuleError, match="not a WebAssembly binary"):
+            pool.compile(b"garbage", sha(b"garbage"))
+        assert list(tmp_path.iterdir()) == []  # nothing cached
+    finally:
+        pool.close()
+
+
+def test_cache_hit_skips_the_worker_and_a_corrupt_entry_is_recompiled(
+    tmp_path: Path, runtime: WasmtimeRuntime
+) -> None:
+    pool = workers(tmp_path)
+    try:
+        first = pool.compile(SMALL, sha(SMALL))
+        assert pool.compile(SMALL, sha(SMALL)) == first
+        assert (pool.compiled, pool.cache_hits) == (1, 1)
+        [entry] = list(tmp_path.glob("*.cwasm"))
+        raw = bytearray(entry.read_bytes())
+        raw[-10] ^= 0xFF
+        entry.write_bytes(bytes(raw))
+        again = pool.compile(SMALL, sha(SMALL))
+        assert pool.compiled == 2
+        assert runtime.deserialize(again).has_handle
+        assert entry.read_bytes() != bytes(raw)  # replaced by a good entry
+    finally:
+        pool.close()
+
+
+def test_daemon_rejects_a_compile_over_limits_and_keeps_serving(tmp_path: Path) -> None:
+    from daemon_kit import KEY
+
+    env = Env(tmp_path)
+    env.write_config("[compile]\ntimeout_s = 0.3")
+    drop(env.plugins, "huge.wasm", plugin("huge", "1.0.0"))
+    with in_process(env) as d:
+        bad = make_signed_plugin(huge(50_000), {"name": "huge", "version": "2.0.0", "abi": 1}, KEY)
+        drop(env.plugins, "huge.wasm", bad)
+        [event] = d.events.wait("plugin.rejected", "huge")
+        assert event.reason == "compile_limit" and "time limit" in event.message
+        assert d.daemon.stats.rejected["compile_limit"] == 1
+        assert d.invoke("huge") == b"huge@1.0.0:x"
+        assert env.state()["active"]["huge"]["version"] == "1.0.0"
