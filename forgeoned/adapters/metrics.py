@@ -47,9 +47,9 @@ class ForgeonedCollector(Collector):
             for suffix, values, value in family.samples:
                 labels = dict(zip(names, values, strict=True))
                 metric.add_sample(family.name + suffix, labels, value)
-            for values, buckets, total, count in family.histograms:
+            for values, les, counts, total, count in family.histograms:
                 labels = dict(zip(names, values, strict=True))
-                for le, n in buckets:
+                for le, n in zip(les, counts, strict=True):
                     metric.add_sample(f"{family.name}_bucket", labels | {"le": le}, n)
                 metric.add_sample(f"{family.name}_sum", labels, total)
                 metric.add_sample(f"{family.name}_count", labels, count)
@@ -63,13 +63,17 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
-    if isinstance(value, int):
+    if type(value) is int:
         return str(value)
     return repr(float(value)).replace("inf", "Inf")
 
 
 def render_text(families: list[Family]) -> bytes:
-    """Prometheus text exposition format 0.0.4 of ``families``."""
+    """Prometheus text exposition format 0.0.4 of ``families``.
+
+    Only families marked ``free_text`` get their label values escaped: every other label
+    value comes from a validated or bounded set that cannot contain ``\\``, ``"`` or a newline.
+    """
     out: list[str] = []
     add = out.append
     for family in families:
@@ -78,16 +82,19 @@ def render_text(families: list[Family]) -> bytes:
         text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
         add(f"# HELP {shown} {text}\n# TYPE {shown} {family.kind}")
         template = ",".join(f'{label}="{{}}"' for label in family.labels)
+        fmt = template.format
+        escape = family.free_text
         for suffix, values, value in family.samples:
+            number = str(value) if type(value) is int else _number(value)
             if values:
-                labels = template.format(*map(_escape, values))
-                add(f"{name}{suffix}{{{labels}}} {_number(value)}")
+                labels = fmt(*map(_escape, values)) if escape else fmt(*values)
+                add(f"{name}{suffix}{{{labels}}} {number}")
             else:
-                add(f"{name}{suffix} {_number(value)}")
-        for values, buckets, total, count in family.histograms:
-            labels = template.format(*map(_escape, values))
+                add(f"{name}{suffix} {number}")
+        for values, les, counts, total, count in family.histograms:
+            labels = fmt(*map(_escape, values)) if escape else fmt(*values)
             bucket = f"{name}_bucket{{{labels},le=" if labels else f"{name}_bucket{{le="
-            add("\n".join([f'{bucket}"{le}"}} {n}' for le, n in buckets]))
+            add("\n".join([f'{bucket}"{le}"}} {n}' for le, n in zip(les, counts, strict=True)]))
             tail = f"{{{labels}}}" if labels else ""
             add(f"{name}_sum{tail} {_number(total)}\n{name}_count{tail} {count}")
     add("")

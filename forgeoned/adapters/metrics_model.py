@@ -11,7 +11,6 @@ distinct ones were seen for that label; everything else becomes ``other``.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -57,8 +56,8 @@ class AuditHealth(Protocol):
 
 
 Sample = tuple[str, tuple[str, ...], float]  # suffix, label values, value
-# label values, cumulative (le, count) buckets, sum, count
-HistogramSample = tuple[tuple[str, ...], list[tuple[str, int]], float, int]
+# label values, bucket bounds as text ("le"), cumulative counts, sum, count
+HistogramSample = tuple[tuple[str, ...], tuple[str, ...], list[int], float, int]
 
 
 @dataclass(slots=True)
@@ -71,22 +70,24 @@ class Family:
     labels: tuple[str, ...] = ()
     samples: list[Sample] = field(default_factory=list)
     histograms: list[HistogramSample] = field(default_factory=list)
+    free_text: bool = False  # label values not from a bounded, validated set: escape them
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.samples.append(("_total" if self.kind == "counter" else "", values, value))
 
     def add_histogram(self, values: tuple[str, ...], hist: Histogram) -> None:
-        buckets = [(_le(bound), count) for bound, count in hist.cumulative()]
-        self.histograms.append((values, buckets, hist.total, buckets[-1][1]))
+        counts = [count for _, count in hist.cumulative()]
+        self.histograms.append((values, _les(hist.bounds), counts, hist.total, counts[-1]))
 
 
-_LE: dict[float, str] = {}
+_LES: dict[tuple[float, ...], tuple[str, ...]] = {}
 
 
-def _le(bound: float) -> str:
-    text = _LE.get(bound)
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label values of a bucket layout (the last one ``+Inf``), computed once."""
+    text = _LES.get(bounds)
     if text is None:
-        text = _LE[bound] = "+Inf" if bound == math.inf else repr(bound)
+        text = _LES[bounds] = (*(repr(float(b)) for b in bounds), "+Inf")
     return text
 
 
@@ -152,7 +153,11 @@ class MetricsModel:
     def _plugin_families(self, views: list[PluginView]) -> list[Family]:
         p = ("plugin",)
         info = Family(
-            "forgeone_plugin_info", "gauge", "Active version (always 1)", (*p, "version", "sha256")
+            "forgeone_plugin_info",
+            "gauge",
+            "Active version (always 1)",
+            (*p, "version", "sha256"),
+            free_text=True,
         )
         up = Family("forgeone_plugin_up", "gauge", "1 when the plugin is running, else 0", p)
         state = Family("forgeone_plugin_state", "gauge", "1 for the current state", (*p, "state"))
