@@ -16,9 +16,9 @@ from typing import Any
 
 from forgeoned.adapters.control_client import ControlClient
 from forgeoned.cli import completion
-from forgeoned.cli.artifacts import read_file
+from forgeoned.cli.artifacts import MAX_INPUT, read_file
 from forgeoned.cli.exitcodes import OK
-from forgeoned.errors import ForgeonedError
+from forgeoned.errors import ArtifactTooLargeError, ForgeonedError
 
 _MAX_INPUT = 64 * 1024 * 1024
 
@@ -159,6 +159,8 @@ def cmd_action(args: argparse.Namespace) -> int:
 def cmd_install(args: argparse.Namespace) -> int:
     path: Path = args.file
     data = read_file(path)
+    if len(data) >= MAX_INPUT:  # read_file stops one byte past the cap
+        raise ArtifactTooLargeError(f"{path} is over {MAX_INPUT - 1} bytes")
     with _client(args) as client:
         result = client.install(data, path.name)
     installed = result.get("installed")
