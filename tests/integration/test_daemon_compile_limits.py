@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from functools import cache
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,8 @@ def runtime() -> Iterator[WasmtimeRuntime]:
     rt.close()
 
 
-def workers(cache_dir: Path | None = None, **limits: float) -> CompileWorkers:
-    lim = WorkerLimits(**{"workers": 1, **limits})  # type: ignore[arg-type]
+def workers(cache_dir: Path | None = None, **limits: Any) -> CompileWorkers:
+    lim = WorkerLimits(**{"workers": 1, **limits})
     return CompileWorkers(lim, ModuleCache(cache_dir) if cache_dir else None)
 
 
