@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
@@ -71,7 +71,7 @@ def test_compiles_in_a_worker_and_the_result_loads(runtime: WasmtimeRuntime) -> 
     ids=["wall-clock", "cpu", "memory"],
 )
 def test_compile_over_its_limits_is_stopped_and_the_pool_recovers(
-    runtime: WasmtimeRuntime, limits: dict[str, float], message: str
+    runtime: WasmtimeRuntime, limits: dict[str, Any], message: str
 ) -> None:
     pool = workers(**limits)
     try:
