@@ -1,0 +1,120 @@
+"""The systemd notify protocol and signals, on a real daemon process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from daemon_kit import SLOW_LIMITS, Daemon, Env, drop, plugin, spin
+
+from forgeoned.adapters.sdnotify import Notifier
+
+
+def test_ready_status_reload_watchdog_and_stopping(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    d = Daemon(env, {"WATCHDOG_USEC": "200000"})
+    try:
+        ready = d.ready()
+        assert "STATUS=1 plugins running, 0 failed, 0 quarantined" in ready
+        assert f"MAINPID={d.proc.pid}" in ready
+        assert d.invoke("hello") == b"hello@1.0.0:x"  # READY means the plugin answers
+        d.wait_for("WATCHDOG=1", timeout=10)
+        d.messages.clear()
+        d.proc.send_signal(signal.SIGHUP)
+        reloading = d.wait_for("RELOADING=1", timeout=30)
+        assert "MONOTONIC_USEC=" in reloading
+        assert "STATUS=" in d.wait_for("READY=1", timeout=30)
+        d.proc.send_signal(signal.SIGTERM)
+        d.wait_for("STOPPING=1", timeout=30)
+        assert d.proc.wait(30) == 0
+        events = [e["event"] for e in env.audit_events()]
+        assert events.count("daemon.reloaded") == 1
+        assert events[-2:] == ["daemon.stopped", "audit.checkpoint"]
+    finally:
+        d.kill()
+
+
+def test_bad_config_on_reload_keeps_running(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    d = Daemon(env)
+    try:
+        d.ready()
+        env.write_config("shutdown_timeout_s = 'soon'")
+        with d.client() as c, pytest.raises(Exception, match="shutdown_timeout_s"):
+            c.reload()
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        reloaded = [e for e in env.audit_events() if e["event"] == "daemon.reloaded"]
+        assert reloaded[-1]["reason"] == "config_invalid"
+    finally:
+        d.stop()
+
+
+def test_sigterm_drains_in_flight_calls_within_the_bound(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    busy = plugin("busy", "1.0.0", handle_extra=spin(3_000_000_000), limits=SLOW_LIMITS)
+    drop(env.plugins, "busy.wasm", busy)
+    d = Daemon(env)
+    try:
+        d.ready()
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(d.invoke("busy"))
+            except Exception as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=call)
+        t.start()
+        d.wait_until(lambda s: s["busy"]["state"] == "running", what="busy running")
+        started = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(60) == 0
+        elapsed = time.monotonic() - started
+        t.join(30)
+        assert outcome and isinstance(outcome[0], Exception)  # interrupted, not hung
+        # drain_timeout_s = 2 bounds it; a generous ceiling against a hang, not a benchmark
+        assert elapsed < 30
+    finally:
+        d.kill()
+
+
+def test_config_error_exits_78_with_one_line(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write_config("nonsense = 1")
+    d = Daemon(env)
+    code = d.proc.wait(60)
+    err = d.stderr().strip()
+    d.close()
+    assert code == 78
+    assert err.startswith("forgeoned: ") and "nonsense: unknown key" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_notifier_abstract_namespace_and_no_socket() -> None:
+    name = f"forgeoned-test-{os.getpid()}-{time.monotonic_ns()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(5)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "4000000"})
+        assert n.enabled and n.watchdog_interval() == 2.0
+        assert n.ready("1 plugins running\nsecond line")
+        msg = server.recv(4096).decode()
+        assert msg.splitlines()[:2] == ["READY=1", "STATUS=1 plugins running second line"]
+        n.close()
+    finally:
+        server.close()
+    quiet = Notifier({})
+    assert not quiet.enabled and not quiet.ready("x") and quiet.watchdog_interval() is None
+    other = Notifier({"NOTIFY_SOCKET": "/nonexistent/sock", "WATCHDOG_PID": "1"})
+    assert other.watchdog_interval() is None
+    assert not other.status("x") and other.failures == 1
+    other.close()
