@@ -169,6 +169,26 @@ def test_a_reload_with_a_broken_config_fails_and_keeps_the_running_one(
     served.run("systemctl", "reload", "forgeoned", timeout=120)
 
 
+def test_forgeonectl_install_and_remove_go_through_the_sandboxed_daemon(
+    served: Container, sample_plugin: SamplePlugin
+) -> None:
+    """The daemon itself writes into plugins.d (ReadWritePaths=) and deletes from it."""
+    artifact = "/root/third-1.0.0.wasm"
+    sign_into(served, sample_plugin, "1.0.0", artifact, name="third")
+    served.run("forgeonectl", "install", artifact)
+    wait_until(
+        "the installed plugin to run",
+        lambda: status(served).get("third", {}).get("state") == "running",
+        60,
+    )
+    written = served.run("find", PLUGINS_D, "-newer", artifact, "-name", "*.wasm").stdout.split()
+    assert len(written) == 1
+    assert served.run("stat", "-c", "%U", written[0]).stdout.strip() == "forgeoned"
+    served.run("forgeonectl", "remove", "third")
+    wait_until("the plugin to be gone", lambda: "third" not in status(served), 60)
+    assert served.run("test", "-e", written[0], check=False).returncode != 0
+
+
 SECRET = "s3cr3t-value-for-the-system-test"
 SAMPLE_POLICY = '\n[capabilities.sample]\nlog = true\nsecrets = ["api-token"]\n'
 
