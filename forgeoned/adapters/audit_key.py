@@ -7,7 +7,6 @@ copy the public key somewhere safe and verify the log against it later.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nacl.exceptions
@@ -45,7 +44,7 @@ class CheckpointKey:
         key = nacl.signing.SigningKey(raw[1:33])
         if bytes(key.verify_key) != raw[33:]:
             raise AuditError(f"audit key {path}: public half does not match the seed")
-        if os.stat(path).st_mode & 0o077:
+        if path.stat().st_mode & 0o077:
             path.chmod(0o600)
         return cls(key)
 
