@@ -86,7 +86,10 @@ class AuditLog:
         with self._lock:
             entry = self._append(fields)
             if self._checkpoint_due():
-                self._checkpoint()
+                # The event itself is written; a failed checkpoint (counted in
+                # write_failures) is retried with the next record, not blamed on this one.
+                with contextlib.suppress(AuditError):
+                    self._checkpoint()
         self._sync(entry["seq"])
         return entry
 

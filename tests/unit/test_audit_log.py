@@ -223,3 +223,29 @@ def test_offline_verify_reads_without_writing(tmp_path: Path) -> None:
     assert "truncated" in result.why
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after.keys() == before.keys()  # nothing repaired, nothing added
+
+
+def test_corrupt_audit_key_is_refused_and_left_alone(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, ManualClock())
+    log.record(_event())
+    log.close()
+    key = tmp_path / "checkpoint.key"
+    key.write_bytes(b"\x81" + b"\x00" * 10)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(AuditError, match="not a 65-byte Ed25519 secret key"):
+        AuditLog(tmp_path, ManualClock())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_new_key_over_an_old_log_is_detected(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, ManualClock())
+    log.record(_event())
+    log.close()
+    (tmp_path / "checkpoint.key").unlink()
+    (tmp_path / "checkpoint.pub").unlink()
+    again = AuditLog(tmp_path, ManualClock())  # generates a fresh key
+    result = again.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 1
+    assert "not the daemon's audit key" in result.why
+    again.close()
