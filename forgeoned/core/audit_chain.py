@@ -174,10 +174,6 @@ class _Walk:
 
     def run(self, lines: Iterable[Line]) -> None:
         head = self.head
-        if head is not None and not self.check(
-            checkpoint_message(head.seq, head.hash), _unhex(head.signature), self.key
-        ):
-            raise _Broken(head.seq, "the signed head record has an invalid signature")
         prev = GENESIS_HASH
         head_found = head is None
         for line in lines:
@@ -205,6 +201,10 @@ class _Walk:
         if not head_found and head is not None:
             first = self.count + 1
             raise _Broken(first, f"entries {first}..{head.seq} are missing (truncated)")
+        if head is not None and not self.check(
+            checkpoint_message(head.seq, head.hash), _unhex(head.signature), self.key
+        ):
+            raise _Broken(head.seq, "the signed head record has an invalid signature")
 
 
 def _unhex(text: str) -> bytes:

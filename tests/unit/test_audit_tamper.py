@@ -158,7 +158,8 @@ def test_replaced_chain_head_and_key_is_caught_with_a_pinned_key(tmp_path: Path)
     assert forged.verify().ok  # self-consistent...
     result = forged.verify(trusted_key=pinned)  # ...but not under the key pinned earlier
     assert not result.ok
-    assert "signature" in result.why
+    assert result.first_bad_seq == 1
+    assert "not the daemon's audit key" in result.why
 
 
 def test_missing_signed_head_is_reported(tmp_path: Path) -> None:
