@@ -168,3 +168,16 @@ def test_missing_signed_head_is_reported(tmp_path: Path) -> None:
     result = log.verify()
     assert not result.ok
     assert "head.json is missing" in result.why
+
+
+def test_forged_head_record_is_caught(tmp_path: Path) -> None:
+    log = _filled(tmp_path)
+    head_path = tmp_path / "head.json"
+    head = json.loads(head_path.read_bytes())
+    head["signature"] = "00" * 64
+    head_path.write_text(json.dumps(head))
+    entries_before = list(log.entries())
+    result = log.verify()
+    assert (result.ok, result.first_bad_seq) == (False, head["seq"])
+    assert "signed head record has an invalid signature" in result.why
+    assert list(log.entries()) == entries_before  # verification changes nothing
