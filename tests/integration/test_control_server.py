@@ -29,8 +29,11 @@ def connect(path: str) -> socket.socket:
     return sock
 
 
+_PENDING: dict[int, bytes] = {}  # bytes read past one response, per socket
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
+    data = _PENDING.pop(sock.fileno(), b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -42,6 +45,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     length = int(headers.get("content-length", "0"))
     while len(rest) < length:
         rest += sock.recv(65536)
+    if rest[length:]:
+        _PENDING[sock.fileno()] = rest[length:]
     return int(lines[0].split()[1]), headers, rest[:length]
 
 
