@@ -230,6 +230,8 @@ class AuditLog:
             if self._synced >= seq:
                 return
             with self._lock:
+                if self._fd < 0:
+                    return  # closed meanwhile: close() synced everything
                 target = self._seq
                 fd = os.dup(self._fd)
             try:
