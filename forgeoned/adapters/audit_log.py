@@ -38,7 +38,7 @@ from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
-from forgeoned.errors import AuditError
+from forgeoned.errors import AuditError, StateError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
@@ -211,12 +211,15 @@ class AuditLog:
         self._since_checkpoint += 1
         return entry
 
-    def _rotate(self) -> None:
+    def _datasync(self, fd: int) -> None:
         try:
-            os.fdatasync(self._fd)
+            os.fdatasync(fd)
         except OSError as exc:
             self.write_failures += 1
             raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+
+    def _rotate(self) -> None:
+        self._datasync(self._fd)
         os.close(self._fd)
         self._synced = self._seq
         self._index += 1
@@ -235,10 +238,7 @@ class AuditLog:
                 target = self._seq
                 fd = os.dup(self._fd)
             try:
-                os.fdatasync(fd)
-            except OSError as exc:
-                self.write_failures += 1
-                raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+                self._datasync(fd)
             finally:
                 os.close(fd)
             self._synced = max(self._synced, target)
@@ -265,17 +265,13 @@ class AuditLog:
                 },
             }
         )
-        try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            self.write_failures += 1
-            raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+        self._datasync(self._fd)
         self._synced = self._seq
         head_sig = self._key.sign(audit_chain.checkpoint_message(entry["seq"], entry["hash"]))
         head = SignedHead(entry["seq"], entry["hash"], self.public_key, head_sig)
         try:
             atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
-        except Exception as exc:
+        except StateError as exc:
             self.write_failures += 1
             raise AuditError(f"cannot write the signed audit head: {exc}") from exc
         self._since_checkpoint = 0
