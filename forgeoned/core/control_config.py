@@ -6,12 +6,12 @@ Keys (all optional; defaults in brackets)::
     socket = "/run/forgeoned/control.sock"   # Unix socket path
     group = "forgeoned"        # group owning the socket [""] = the daemon's own group
     mode = "0660"              # socket permissions, octal string or integer [0660]
-    max_connections = 256      # concurrent connections; more get 503 and are closed
+    max_connections = 256      # concurrent connections (one thread each, so also the bound
+                               # on concurrent backend calls); more get 503 and are closed
     max_body_bytes = 67108864  # request body cap (an install upload) [64 MiB]
     max_header_bytes = 16384   # request line + headers cap [16 KiB]
     read_timeout_s = 10.0      # a request must arrive whole within this (slow-loris guard)
     idle_timeout_s = 60.0      # a keep-alive connection idle this long is closed
-    workers = 8                # threads running blocking backend calls (invoke, install…)
     root_is_admin = true       # uid 0 holds every action
 
     [control.roles.deployer]   # custom roles: a list of actions and/or roles to extend
@@ -54,7 +54,6 @@ _TOP_KEYS = frozenset(
         "max_header_bytes",
         "read_timeout_s",
         "idle_timeout_s",
-        "workers",
         "root_is_admin",
         "roles",
         "bindings",
@@ -76,7 +75,6 @@ class ControlConfig:
     max_header_bytes: int = 16 * 1024
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
-    workers: int = 8
     policy: Policy = field(default_factory=Policy)
 
 
@@ -110,7 +108,6 @@ def parse_control_config(raw: Mapping[str, Any]) -> ControlConfig:
         max_header_bytes=_positive_int(raw.get("max_header_bytes", 16384), "max_header_bytes"),
         read_timeout_s=_positive_float(raw.get("read_timeout_s", 10.0), "read_timeout_s"),
         idle_timeout_s=_positive_float(raw.get("idle_timeout_s", 60.0), "idle_timeout_s"),
-        workers=_positive_int(raw.get("workers", 8), "workers"),
         policy=Policy(grants=tuple(grants), root_is_admin=root_is_admin),
     )
 

@@ -32,7 +32,6 @@ def test_full_table() -> None:
             "max_header_bytes": 2000,
             "read_timeout_s": 2,
             "idle_timeout_s": 3.5,
-            "workers": 2,
             "root_is_admin": False,
             "roles": {"auditor": {"actions": ["audit_read", "audit_verify"]}},
             "bindings": [{"name": "sec", "group": "security", "roles": ["auditor"]}],
@@ -41,7 +40,7 @@ def test_full_table() -> None:
     )
     assert (cfg.socket, cfg.group, cfg.mode) == ("/run/x.sock", "forgeoned", 0o640)
     assert (cfg.max_connections, cfg.max_body_bytes, cfg.max_header_bytes) == (10, 1000, 2000)
-    assert (cfg.read_timeout_s, cfg.idle_timeout_s, cfg.workers) == (2.0, 3.5, 2)
+    assert (cfg.read_timeout_s, cfg.idle_timeout_s) == (2.0, 3.5)
     sec, rule = cfg.policy.grants
     assert sec.name == "sec" and sec.subject.kind is SubjectKind.GROUP
     assert sec.actions == {Action.AUDIT_READ, Action.AUDIT_VERIFY}
@@ -55,7 +54,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"mode": "rw-rw----"}, "control.mode: expected permissions"),
     ({"mode": 0o7777}, "control.mode: expected permissions"),
     ({"max_connections": 0}, "control.max_connections: expected a positive integer"),
-    ({"workers": True}, "control.workers: expected a positive integer"),
+    ({"max_body_bytes": True}, "control.max_body_bytes: expected a positive integer"),
+    ({"workers": 4}, "control: unknown key(s) workers"),
     ({"read_timeout_s": -1}, "control.read_timeout_s: expected a positive number"),
     ({"root_is_admin": "yes"}, "control.root_is_admin: expected true or false"),
     ({"roles": {"admin": {"actions": ["list"]}}}, "redefines a built-in role"),
