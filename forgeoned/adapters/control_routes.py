@@ -1,8 +1,7 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
-``resolve`` is cheap and runs on the event loop (so authorisation never waits for a thread);
-a :class:`Route`'s ``run`` may block (invoke runs wasm, install waits for the swap) and runs in
-the server's worker pool.
+``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
+waits for the swap) and runs on the connection's own thread, after authorisation.
 
 | method | path | action |
 | --- | --- | --- |
