@@ -156,3 +156,26 @@ def test_plugin_log_levels_are_clamped_and_nul_bytes_escaped() -> None:
     assert writer.flush(10)
     assert [(f["PRIORITY"], f["MESSAGE"]) for f in fake.sent] == [("3", "a\\0b"), ("7", "01234567")]
     writer.close()
+
+
+def test_plugin_log_flood_with_a_stuck_journal_never_blocks_the_plugin() -> None:
+    release = threading.Event()
+    daemon = DaemonStats()
+    writer = JournalWriter(daemon, send=FakeJournal(block=release), capacity=8)
+    stats: defaultdict[str, PluginStats] = defaultdict(PluginStats)
+    sink = PluginLogSink(writer, stats.__getitem__, ManualClock(), rate_per_s=1, burst=100)
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(10_000):
+            sink("noisy", 1, f"line {i}")
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(60)  # the host call path returned 10,000 times while journald hung
+    assert stats["noisy"].log_dropped == 10_000 - 100  # the rate limit
+    # queue overflow while stuck (the sender may or may not have taken the first line yet)
+    assert 100 - 8 - 1 <= daemon.journald_failures <= 100 - 8
+    release.set()
+    assert writer.flush(10)
+    writer.close()
