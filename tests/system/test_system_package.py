@@ -28,7 +28,8 @@ from nspawn_harness import Container, wait_until
 from forgeoned.cli.exitcodes import FORBIDDEN, UNREACHABLE
 from forgeoned.core.events import EventName
 
-pytestmark = pytest.mark.system
+# The first run builds the Debian tree (debootstrap) and the package inside a fixture.
+pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 CONFIG = "/etc/forgeoned/forgeoned.toml"
 CATALOG = Path(__file__).resolve().parents[2] / "systemd/forgeoned.catalog"
