@@ -36,6 +36,7 @@ from forgeoned.wiring import Parts, fault_hook_from_env
 log = logging.getLogger("forgeoned")
 T = TypeVar("T")
 REQUEST_TIMEOUT_S = 300.0
+MAX_SETTLE_S = 1.0  # a burst of files postpones swaps by at most this much
 
 
 class Loop:
@@ -73,14 +74,31 @@ class Daemon(Parts):
         self.stopped = threading.Event()
         self._retry: set[str] = set()
         self._next_rescan = 0.0
+        self._settle_at = 0.0
+        self._settle_by = float("inf")
 
     # --- plugins.d ----------------------------------------------------------------------
 
     def verify(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
         return self.verifier(data, detached)
 
-    def files_changed(self, names: set[str]) -> None:
-        self._retry |= self.reconciler.files_changed(names)
+    def files_changed(self, names: set[str], defer: bool = False) -> None:
+        self._retry |= self.reconciler.files_changed(names, defer)
+        if defer:
+            now = self.clock.monotonic()
+            self._settle_at = now + self.config.debounce_ms / 1000
+            self._settle_by = min(self._settle_by, now + MAX_SETTLE_S)
+
+    def _reconcile_settled(self, now: float) -> float | None:
+        """Reconcile deferred changes once plugins.d was quiet for the debounce time (or a
+        burst went on for MAX_SETTLE_S); returns when to look again."""
+        if not self.reconciler.pending:
+            return None
+        if now >= self._settle_at or now >= self._settle_by:
+            self._settle_by = float("inf")
+            self.reconciler.reconcile_pending()
+            return None
+        return min(self._settle_at, self._settle_by)
 
     def rescan(self) -> None:
         self._retry |= self.reconciler.rescan()
@@ -149,9 +167,12 @@ class Daemon(Parts):
                 self.rescan()
             if self._retry:
                 retry, self._retry = self._retry, set()
-                self.files_changed(retry)
+                self.files_changed(retry, defer=True)
+            settle = self._reconcile_settled(now)
             self.reconciler.run_due_restarts()
             deadlines = [self._next_rescan, next_ping if interval is not None else now + 1.0]
+            if settle is not None:
+                deadlines.append(settle)
             if (restart := self.reconciler.next_restart()) is not None:
                 deadlines.append(restart)
             if self._retry:

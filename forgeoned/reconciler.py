@@ -46,6 +46,7 @@ class Reconciler:
     budgets: dict[str, RestartBudget] = field(default_factory=dict)
     restart_at: dict[str, float] = field(default_factory=dict)
     attempted: set[tuple[str, str]] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
 
     # --- hosts ------------------------------------------------------------------------------
 
@@ -84,18 +85,26 @@ class Reconciler:
 
     # --- plugins.d --------------------------------------------------------------------------
 
-    def files_changed(self, filenames: Iterable[str]) -> set[str]:
-        """Re-read changed files and reconcile; returns file names to retry later."""
-        before = {n: e.candidate for n, e in self.directory.entries.items() if n in filenames}
-        rejections, retry = self.directory.refresh(filenames)
-        touched = {c.name for c in before.values() if c is not None}
-        for name in filenames:
-            entry = self.directory.entries.get(name)
-            if entry is not None and entry.candidate is not None:
-                touched.add(entry.candidate.name)
+    def files_changed(self, filenames: Iterable[str], defer: bool = False) -> set[str]:
+        """Re-read changed files and reconcile the plugins they name (now, or at the next
+        :meth:`reconcile_pending` when ``defer``: a burst of files becomes one swap per
+        plugin instead of one per file). Returns file names to retry later."""
+        names = set(filenames)
+        before = [self.directory.entries.get(n) for n in names]
+        rejections, retry = self.directory.refresh(names)
+        after = [self.directory.entries.get(n) for n in names]
+        touched = {e.candidate.name for e in before + after if e and e.candidate}
         self._report(rejections)
-        self.reconcile(touched)
+        if defer:
+            self.pending |= touched
+        else:
+            self.reconcile(touched)
         return retry
+
+    def reconcile_pending(self) -> None:
+        pending, self.pending = self.pending, set()
+        if pending:
+            self.reconcile(pending)
 
     def rescan(self) -> set[str]:
         self.stats.rescans += 1

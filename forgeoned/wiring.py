@@ -124,7 +124,7 @@ class Parts:
         )  # fmt: skip
         self.watcher = DirectoryWatcher(
             config.plugins_dir,
-            lambda names: post(lambda: self.files_changed(names)),
+            lambda names: post(lambda: self.files_changed(names, defer=True)),
             debounce_s=config.debounce_ms / 1000,
         )
         self.ticks = TickScheduler(lambda: list(self.reconciler.hosts.values()), clock)
@@ -132,8 +132,8 @@ class Parts:
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
 
-    def files_changed(self, names: set[str]) -> None:  # overridden by the daemon
-        self.reconciler.files_changed(names)
+    def files_changed(self, names: set[str], defer: bool = False) -> None:  # see Daemon
+        self.reconciler.files_changed(names, defer)
 
     # --- pieces -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from watchdog.events import (
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -73,10 +74,11 @@ class Identity:
     inode: int
     size: int
     mtime_ns: int
+    mode: int  # a chmod that makes an unreadable file readable is a change too
 
     @classmethod
     def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_ino, st.st_size, st.st_mtime_ns)
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +168,7 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileMovedEvent):
             w.note(os.fsdecode(event.src_path), final=True)
             w.note(os.fsdecode(event.dest_path), final=True)
-        elif isinstance(event, FileClosedEvent | FileDeletedEvent):
+        elif isinstance(event, FileClosedEvent | FileDeletedEvent | FileAttribEvent):
             w.note(os.fsdecode(event.src_path), final=True)
         elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
             w.note(os.fsdecode(event.src_path), final=False)

@@ -10,6 +10,7 @@ listing order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,13 @@ class Candidate:
 
     @property
     def semver(self) -> semver.Version:
-        return semver.Version.parse(self.version)
+        return _parse(self.version)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse(version: str) -> semver.Version:
+    """Parsing is the slow part of comparing thousands of candidates; versions repeat."""
+    return semver.Version.parse(version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,9 @@ journald = false
 class Daemon:
     """``python -m forgeoned.daemon`` in a subprocess, with its notify datagrams collected."""
 
-    def __init__(self, env: Env, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, env: Env, extra_env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.notify_path = env.root / "run" / f"notify-{time.monotonic_ns()}.sock"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -163,7 +165,7 @@ class Daemon:
         self.messages: list[str] = []
         penv = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeoned.daemon", "--config", str(env.config)],
+            [*prefix, sys.executable, "-m", "forgeoned.daemon", "--config", str(env.config)],
             env=penv,
             cwd=REPO,
             stderr=subprocess.PIPE,
