@@ -1,24 +1,20 @@
-"""One client connection of the control server, served start to finish by its own thread.
+"""One client connection of the control server: buffering, parsing and per-request limits.
 
-Reading enforces every per-request limit with socket timeouts: the first byte of a request
-must come within ``idle_timeout_s`` (else the connection closes quietly), the whole request
-within ``read_timeout_s`` of that first byte (else 408 and close: a slow-loris client holds
-one connection slot for at most that long), the head is capped (431) and the body is capped
-before it is read (413). Writing a response must finish within ``idle_timeout_s``, so a
-client that never reads its answers is dropped instead of holding memory. Pipelined bytes
-stay in the connection's buffer for the next round.
+A connection serves one request at a time: bytes that arrive meanwhile (pipelining) wait in
+its buffer, and reading pauses if they pile up past one maximal request. One timer per
+connection guards both limits: ``read_timeout_s`` from the first byte of a request until its
+last (408 and close), ``idle_timeout_s`` between requests on a keep-alive connection (close).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
-import socket
-import time
 from typing import TYPE_CHECKING
 
 from forgeoned.adapters.control_http import (
     CONTINUE,
+    BusyError,
     HttpProtocolError,
     Request,
     RequestHead,
@@ -26,114 +22,173 @@ from forgeoned.adapters.control_http import (
     parse_head,
 )
 from forgeoned.core.policy import Caller
+from forgeoned.errors import ForgeonedError
 
 if TYPE_CHECKING:
     from forgeoned.adapters.control_server import ControlServer
 
 log = logging.getLogger(__name__)
-_RECV = 65536
 
 
-class _Closed(Exception):
-    """The connection is over (peer gone, timed out, or answered with a final error)."""
+class Connection(asyncio.Protocol):
+    """One client connection: buffers bytes, parses one request at a time, enforces limits."""
 
-
-class Connection:
-    def __init__(self, server: ControlServer, sock: socket.socket) -> None:
+    def __init__(self, server: ControlServer) -> None:
         self.server = server
         self.config = server.config
-        self.sock = sock
-        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
         self.caller = Caller(uid=-1, gid=-1, pid=0)
+        self.buffer = bytearray()
+        self.head: RequestHead | None = None
+        self.busy = False  # a request is being served
+        self.timer: asyncio.TimerHandle | None = None
+        self.partial = False  # bytes of an unfinished request arrived
+        self.refused = False
+        self.write_paused = False  # the peer does not read its answers fast enough
 
-    def run(self) -> None:
-        """The thread's body: requests until the peer leaves, a limit trips, or shutdown."""
-        server = self.server
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.server.admit(self):
+            self.refused = True
+            busy = BusyError(f"too many connections (max {self.config.max_connections})")
+            transport.write(error_response(busy, keep_alive=False))
+            transport.close()
+            return
         try:
-            self.caller = server.peers.identify(self.sock)
-            while not server.closing:
-                request = self._read_request()
-                out = server.dispatcher.handle(self.caller, request)
-                self._send(out)
-                if not request.head.keep_alive:
-                    break
-        except (_Closed, OSError):
-            pass
-        except Exception:  # the per-connection boundary: never let a bug kill silently
-            log.exception("control connection failed")
-        finally:
-            self.sock.close()
-            server.forget(self)
+            self.caller = self.server.peers.identify(transport.get_extra_info("socket"))
+        except OSError:
+            log.exception("cannot identify control peer")
+        self._arm(self.config.idle_timeout_s)
 
-    def shutdown(self) -> None:
-        """Wake the thread out of a blocking read (called by the server when closing)."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.server.forget(self)
+        self.transport = None
 
-    # --- reading -----------------------------------------------------------------------------
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
-    def _read_request(self) -> Request:
-        cfg = self.config
-        if not self.buffer:
-            self._recv(cfg.idle_timeout_s, idle=True)
-        deadline = time.monotonic() + cfg.read_timeout_s
-        try:
-            head = self._read_head(deadline)
-            body_end = head.content_length
-            if head.expect_continue and len(self.buffer) < body_end:
-                self._send(CONTINUE)
-            while len(self.buffer) < body_end:
-                self._recv_until(deadline)
-        except HttpProtocolError as exc:
-            self._send(error_response(exc, keep_alive=False))
-            raise _Closed from exc
-        body = bytes(self.buffer[:body_end])
-        del self.buffer[:body_end]
-        return Request(head, body)
-
-    def _read_head(self, deadline: float) -> RequestHead:
-        cap = self.config.max_header_bytes
-        while True:
-            end = self.buffer.find(b"\r\n\r\n", 0, cap + 4)
-            if end >= 0:
-                break
-            if len(self.buffer) > cap:
-                raise HttpProtocolError(
-                    431, "headers_too_large", f"request head over the {cap} byte cap"
-                )
-            self._recv_until(deadline)
-        head = parse_head(bytes(self.buffer[:end]), self.config.max_body_bytes)
-        del self.buffer[: end + 4]
-        return head
-
-    def _recv_until(self, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            self._too_slow()
-        self._recv(left, idle=False)
-
-    def _recv(self, timeout: float, *, idle: bool) -> None:
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(_RECV)
-        except TimeoutError:
-            if idle:
-                raise _Closed from None  # an idle keep-alive connection: close quietly
-            self._too_slow()
-        if not data:
-            raise _Closed
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         self.buffer += data
+        if self.busy or self.write_paused:
+            # The next request waits in the kernel, not here: this bounds what a pipelining
+            # (or answer-ignoring) client can make us hold to one read's worth of bytes.
+            assert self.transport is not None
+            self.transport.pause_reading()
+            return
+        self._parse()
 
-    def _too_slow(self) -> None:
-        self.server.note_timeout()
-        limit = self.config.read_timeout_s
-        raise HttpProtocolError(408, "timeout", f"request not received within {limit}s")
-
-    # --- writing -----------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        self.sock.settimeout(self.config.idle_timeout_s)
+    def _parse(self) -> None:
+        cfg = self.config
+        transport = self.transport
+        if transport is None or not self.buffer:
+            return
+        if not self.partial:
+            self.partial = True
+            self._arm(cfg.read_timeout_s)
         try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise _Closed from None  # the peer does not read its answers
+            if self.head is None and not self._take_head(transport):
+                return
+        except HttpProtocolError as exc:
+            self._fail(exc)
+            return
+        head = self.head
+        assert head is not None
+        if len(self.buffer) < head.content_length:
+            return
+        body = bytes(self.buffer[: head.content_length])
+        del self.buffer[: head.content_length]
+        self.head = None
+        self.partial = False
+        self.busy = True
+        self._disarm()
+        self.server.submit(self, Request(head, body))
+
+    def _take_head(self, transport: asyncio.Transport) -> bool:
+        """Parse the request head if it is all there; False while more bytes are needed."""
+        cfg = self.config
+        end = self.buffer.find(b"\r\n\r\n", 0, cfg.max_header_bytes + 4)
+        if end < 0:
+            if len(self.buffer) > cfg.max_header_bytes:
+                raise HttpProtocolError(
+                    431,
+                    "headers_too_large",
+                    f"request head over the {cfg.max_header_bytes} byte cap",
+                )
+            return False
+        self.head = parse_head(bytes(self.buffer[:end]), cfg.max_body_bytes)
+        del self.buffer[: end + 4]
+        if self.head.expect_continue and len(self.buffer) < self.head.content_length:
+            transport.write(CONTINUE)
+        return True
+
+    def finish(self, data: bytes, keep_alive: bool) -> None:
+        """Write a response (loop thread); go on with the next request or close."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not data:  # the worker failed to build an answer (logged there)
+            transport.abort()
+            return
+        transport.write(data)
+        self.busy = False
+        if not keep_alive:
+            transport.close()
+            return
+        self._next()
+
+    def _next(self) -> None:
+        """Go on with the next request, unless the peer is not reading its answers: then
+        wait (bounded by the idle timeout) rather than pile up responses in memory."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.write_paused:
+            self._arm(self.config.idle_timeout_s)
+            return
+        transport.resume_reading()
+        if self.buffer:
+            self._parse()
+        else:
+            self._arm(self.config.idle_timeout_s)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.busy:
+            self._next()
+
+    def _fail(self, exc: ForgeonedError) -> None:
+        assert self.transport is not None
+        self._disarm()
+        self.transport.write(error_response(exc, keep_alive=False))
+        self.transport.close()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.transport is None or self.busy:
+            return
+        if self.partial:
+            self.server.note_timeout()
+            limit = self.config.read_timeout_s
+            self._fail(HttpProtocolError(408, "timeout", f"request not received within {limit}s"))
+        elif self.transport.get_write_buffer_size():
+            self.transport.abort()  # answers never read: drop them rather than wait forever
+        else:
+            self.transport.close()
