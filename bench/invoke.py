@@ -4,11 +4,11 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
 
 * ``floor``: a bare asyncio HTTP/1.1 echo handler on a Unix socket (no routing, no policy, no
   threads): the cost of HTTP-over-Unix-socket itself in this Python;
-* ``control+memory``: the real ControlServer (parser, routing, SO_PEERCRED caller, RBAC, one
-  thread per connection) over a backend whose ``invoke`` upper-cases the input in Python;
+* ``control+memory``: the real ControlServer (parser, routing, SO_PEERCRED caller, RBAC, worker
+  pool) over a backend whose ``invoke`` upper-cases the input in Python;
 * ``control+wasm``: the real ControlServer over a backend that calls ``handle`` of an inline
   WAT echo plugin (or ``--wasm``) through forgeoned's wasmtime runtime adapter, one instance
-  per connection thread;
+  per worker thread;
 * ``daemon+sample``: a real ``forgeoned`` process (its own process, started here) hosting the
   signed Rust sample plugin (``make plugins`` builds it), invoked through its control socket.
 

@@ -92,7 +92,7 @@ class MemoryBackend(_Unused):
 
 class WasmBackend(_Unused):
     """Runs ``handle`` through forgeoned's own wasmtime runtime adapter (fuel, deadline, raw
-    C-API call path); one instance per serving thread (a thread-local)."""
+    C-API call path); one instance per worker thread (a thread-local)."""
 
     def __init__(self, wasm: bytes, source: str) -> None:
         self.runtime = WasmtimeRuntime()

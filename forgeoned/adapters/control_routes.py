@@ -1,7 +1,7 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
 ``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
-waits for the swap) and runs on the connection's own thread, after authorisation.
+waits for the swap) and runs in the server's worker pool, after authorisation.
 
 | method | path | action |
 | --- | --- | --- |
