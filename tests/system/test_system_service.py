@@ -19,6 +19,7 @@ from system_admin import (
     catalog_subjects,
     cursor,
     events,
+    journal,
     sign_into,
     status,
     unit_property,
@@ -156,35 +157,97 @@ def test_metrics_endpoint_answers(served: Container) -> None:
     assert re.search(r'^forgeone_plugin_info\{[^}]*plugin="sample"', body, re.M)
 
 
-def test_kill_9_restarts_the_daemon_with_the_same_plugins(served: Container) -> None:
-    before = {(p["name"], p["version"], p["sha256"]) for p in status(served).values()}
-    pid = unit_property(served, "MainPID")
-    restarts = int(unit_property(served, "NRestarts"))
-    served.run("sh", "-c", f"kill -9 {pid}")  # as an admin would, with the shell's kill
+def plugin_set(container: Container) -> set[tuple[str, str, str]]:
+    return {(p["name"], p["version"], p["sha256"]) for p in status(container).values()}
 
+
+def wait_restarted(container: Container, old_pid: str) -> None:
     def restarted() -> bool:
         return (
-            unit_property(served, "MainPID") not in ("0", pid)
-            and unit_property(served, "ActiveState") == "active"
+            unit_property(container, "MainPID") not in ("0", old_pid)
+            and unit_property(container, "ActiveState") == "active"
         )
 
     wait_until("systemd to restart forgeoned", restarted, 90)
-    assert int(unit_property(served, "NRestarts")) == restarts + 1
 
+
+def wait_all_running(container: Container) -> set[tuple[str, str, str]]:
     def all_running() -> dict[str, dict[str, Any]] | None:
-        now = status(served)
+        now = status(container)
         return now if now and all(p["state"] == "running" for p in now.values()) else None
 
-    after = wait_until("the plugins to run again", all_running, 60)
-    assert {(p["name"], p["version"], p["sha256"]) for p in after.values()} == before
+    wait_until("the plugins to run again", all_running, 60)
+    return plugin_set(container)
+
+
+def test_a_hung_daemon_is_killed_by_the_watchdog_and_restarted(served: Container) -> None:
+    """The daemon pings WATCHDOG=1; when it stops (SIGSTOP), systemd aborts and restarts it.
+    A drop-in shortens WatchdogSec= so that this takes seconds, not the shipped 30 s."""
+    served.sh(
+        "mkdir -p /etc/systemd/system/forgeoned.service.d\n"
+        "printf '[Service]\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n'"
+        " > /etc/systemd/system/forgeoned.service.d/watchdog.conf\n"
+        "systemctl daemon-reload"
+    )
+    try:
+        served.run("systemctl", "restart", "forgeoned", timeout=180)
+        before = wait_all_running(served)
+        pid = unit_property(served, "MainPID")
+        # Alive and pinging: two keep-alives arrive while the 3 s watchdog never fires.
+        first = unit_property(served, "WatchdogTimestampMonotonic")
+        second = wait_until(
+            "a watchdog keep-alive",
+            lambda: (v := unit_property(served, "WatchdogTimestampMonotonic")) != first and v,
+            10,
+        )
+        wait_until(
+            "another watchdog keep-alive",
+            lambda: unit_property(served, "WatchdogTimestampMonotonic") != second,
+            10,
+        )
+        assert unit_property(served, "MainPID") == pid
+        restarts = int(unit_property(served, "NRestarts"))
+
+        served.run("sh", "-c", f"kill -STOP {pid}")
+        wait_restarted(served, pid)
+        assert int(unit_property(served, "NRestarts")) == restarts + 1
+        assert wait_all_running(served) == before
+    finally:
+        served.sh(
+            "rm -f /etc/systemd/system/forgeoned.service.d/watchdog.conf\nsystemctl daemon-reload"
+        )
+        served.run("systemctl", "restart", "forgeoned", timeout=180)
+        wait_all_running(served)
+
+
+def test_kill_9_restarts_the_daemon_with_the_same_plugins(served: Container) -> None:
+    before = plugin_set(served)
+    pid = unit_property(served, "MainPID")
+    restarts = int(unit_property(served, "NRestarts"))
+    served.run("sh", "-c", f"kill -9 {pid}")  # as an admin would, with the shell's kill
+    wait_restarted(served, pid)
+    assert int(unit_property(served, "NRestarts")) == restarts + 1
+    assert wait_all_running(served) == before
 
 
 def test_systemctl_stop_drains_within_the_timeout(served: Container) -> None:
+    running = set(status(served))
     before = cursor(served)
     served.run("systemctl", "stop", "forgeoned", timeout=180)
     assert unit_property(served, "ActiveState") == "inactive"
     # "timeout" here would mean systemd had to SIGKILL it after TimeoutStopSec.
     assert unit_property(served, "Result") == "success"
     assert unit_property(served, "ExecMainStatus") == "0"
-    names = [e["FORGEONE_EVENT"] for e in events(served, after=before)]
-    assert "daemon.stopped" in names
+    entries = journal(served, after=before)
+    stopped = [e for e in entries if e.get("FORGEONE_EVENT") == "daemon.stopped"]
+    assert len(stopped) == 1
+    # A reason ("shutdown_timeout") would mean plugins had to be interrupted.
+    assert not stopped[0].get("FORGEONE_REASON"), stopped[0]
+    # Every plugin ran its own stop and unload exports (the sample logs both).
+    said = {(e.get("FORGEONE_PLUGIN"), str(e.get("MESSAGE"))) for e in entries}
+    for plugin in running:
+        for step in ("stop", "unload"):
+            assert any(p == plugin and m.endswith(f"sample {step}") for p, m in said), (
+                plugin,
+                step,
+            )
