@@ -9,10 +9,14 @@ changed meanwhile, which is what lets it bring back "exactly the old or exactly 
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from forgeoned.adapters.atomic import atomic_write
-from forgeoned.adapters.state_store import ActiveRecord, Floor, StateStore
+from forgeoned.adapters.state_store import ActiveRecord, DaemonState, Floor, StateStore
 from forgeoned.core.desired import Candidate
 from forgeoned.core.rollback import next_floor
 from forgeoned.errors import StateError
@@ -24,21 +28,68 @@ class ActiveSet:
 
     def __init__(self, store: StateStore, state_dir: Path) -> None:
         self.store = store
+        self._pending: DaemonState | None = None  # inside batch(): not yet on disk
+        self._unsynced = False
+        self._garbage: list[str] = []  # kept copies to delete once the batch is durable
         self.artifacts = state_dir / "artifacts"
         try:
             self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StateError(f"cannot create {self.artifacts}: {exc.strerror}") from exc
 
+    @property
+    def current(self) -> DaemonState:
+        """The state as commits left it (pending ones included, inside :meth:`batch`)."""
+        return self._pending if self._pending is not None else self.store.state
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the commits of a daemon start into one durable write.
+
+        Nothing is served before READY=1, so a crash inside the batch only means the next
+        start does the same work again from the previous state: still exactly old or new.
+        """
+        self._pending, self._unsynced = self.store.state, False
+        self._garbage = []
+        try:
+            yield
+        finally:
+            pending, self._pending = self._pending, None
+            if self._unsynced:
+                os.sync()  # the kept artifacts first, then the state that refers to them
+            if pending != self.store.state:
+                self.store.commit(pending)
+            garbage, self._garbage = self._garbage, []
+            for sha in garbage:  # only now is no durable record referring to them
+                self._collect(sha, self.store.state.active)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        if self._pending is None:
+            atomic_write(path, data)
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError as exc:
+            raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self._unsynced = True
+
     def _keep(self, sha256: str, data: bytes, detached: bytes | None) -> None:
         path = self.artifacts / f"{sha256}.wasm"
         if not path.exists():
-            atomic_write(path, data)
+            self._write(path, data)
         if detached is not None:
-            atomic_write(self.artifacts / f"{sha256}.wasm.sig", detached)
+            self._write(self.artifacts / f"{sha256}.wasm.sig", detached)
+
+    def _save(self, new: DaemonState) -> None:
+        if self._pending is not None:
+            self._pending = new
+        else:
+            self.store.commit(new)
 
     def commit(self, name: str, version: object) -> None:
-        st = self.store.state
+        st = self.current
         previous = st.active.get(name)
         active = dict(st.active)
         floors = dict(st.floors)
@@ -58,24 +109,30 @@ class ActiveSet:
             floors[name] = next_floor(floors.get(name), Floor(art.manifest.version, art.sha256))
             if name in overrides and overrides[name].version == art.manifest.version:
                 del overrides[name]  # an override is good for one activation
-        self.store.update(
-            active=active,
-            floors=floors,
-            overrides=overrides,
-            quarantined=st.quarantined - {name},
+        self._save(
+            replace(
+                st,
+                active=active,
+                floors=floors,
+                overrides=overrides,
+                quarantined=st.quarantined - {name},
+            )
         )
-        if previous is not None:
+        if previous is not None and self._pending is not None:
+            self._garbage.append(previous.sha256)
+        elif previous is not None:
             self._collect(previous.sha256, active)
 
     def set_quarantined(self, name: str, quarantined: bool) -> None:
-        q = self.store.state.quarantined
-        self.store.update(quarantined=(q | {name}) if quarantined else (q - {name}))
+        st = self.current
+        q = (st.quarantined | {name}) if quarantined else (st.quarantined - {name})
+        self._save(replace(st, quarantined=q))
 
     def persisted(self) -> list[Candidate]:
         """The active set to start before READY=1 (candidates served from the kept copies)."""
         return [
             Candidate(name, rec.version, rec.sha256, f"@state/{rec.sha256}.wasm")
-            for name, rec in sorted(self.store.state.active.items())
+            for name, rec in sorted(self.current.active.items())
         ]
 
     def blob(self, sha256: str) -> tuple[bytes, bytes | None] | None:

@@ -137,8 +137,11 @@ class Daemon(Parts):
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
         self.loop.thread_id = threading.get_ident()
-        restored = self.reconciler.start_persisted()
-        self.rescan()
+        with self.active.batch():
+            self._retry |= self.reconciler.rescan(reconcile=False)
+            restored = self.reconciler.start_persisted()
+            self.reconciler.reconcile(None)
+            self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
         self.watcher.start()
         self.start_servers()
         self.ticks.start()

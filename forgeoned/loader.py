@@ -15,7 +15,7 @@ from queue import Empty, SimpleQueue
 
 from forgeoned.adapters.compile_worker import CompileWorkers
 from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.state_store import StateStore
+from forgeoned.adapters.state_store import DaemonState
 from forgeoned.adapters.wasm_instance import PluginInstance
 from forgeoned.adapters.wasmtime_runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
@@ -137,8 +137,7 @@ class LoadedVersion:
 
 
 ServicesFactory = Callable[[Manifest], HostServices]
-BlobSource = Callable[[Candidate], tuple[bytes, bytes | None]]
-Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
+Source = Callable[[Candidate], tuple[VerifiedArtifact, bytes | None]]
 
 
 class PluginLoader:
@@ -148,9 +147,8 @@ class PluginLoader:
         self,
         runtime: WasmtimeRuntime,
         workers: CompileWorkers,
-        state: StateStore,
-        blobs: BlobSource,
-        verifier: Verifier,
+        state: Callable[[], DaemonState],
+        source: Source,
         services: ServicesFactory,
         audit: AuditSink,
         stats: DaemonStats,
@@ -158,15 +156,13 @@ class PluginLoader:
         self.runtime = runtime
         self.workers = workers
         self.state = state
-        self.blobs = blobs
-        self.verifier = verifier
+        self.source = source
         self.services = services
         self.audit = audit
         self.stats = stats
 
     def verify(self, candidate: Candidate) -> Verified:
-        data, detached = self.blobs(candidate)
-        artifact = self.verifier(data, detached)
+        artifact, detached = self.source(candidate)
         m = artifact.manifest
         if (m.name, m.version, artifact.sha256) != (
             candidate.name,
@@ -174,7 +170,7 @@ class PluginLoader:
             candidate.sha256,
         ):
             raise ArtifactError(f"{candidate.filename}: changed while it was being loaded")
-        st = self.state.state
+        st = self.state()
         verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
         return Verified(candidate, artifact, verdict, detached)
 

@@ -23,6 +23,7 @@ from forgeoned.errors import ArtifactError
 
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
 FileKey = tuple[Identity, Identity | None]
+Known = tuple[VerifiedArtifact, bytes | None]  # the verified artifact and its detached sig
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,8 @@ class PluginDirectory:
         self.verifier = verifier
         self.max_bytes = max_bytes
         self.entries: dict[str, Entry] = {}
-        self._blobs: dict[str, tuple[bytes, bytes | None]] = {}
+        self._verified: dict[str, Known] = {}  # by file name
+        self._by_sha: dict[str, Known] = {}
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
@@ -82,7 +84,7 @@ class PluginDirectory:
                 continue
             self.entries[name] = entry
             if entry.error is not None:
-                self._blobs.pop(name, None)
+                self._drop_verified(name)
                 rejections.append(Rejection(name, entry.error))
         return rejections, retry
 
@@ -101,22 +103,29 @@ class PluginDirectory:
             return Entry(key, None, exc)
         m = verified.manifest
         cand = Candidate(m.name, m.version, verified.sha256, path.name)
-        self._blobs[path.name] = (art.data, art.detached)
+        self._drop_verified(path.name)
+        self._verified[path.name] = self._by_sha[verified.sha256] = (verified, art.detached)
         return Entry((art.identity, key[1]), cand)
 
     def _forget(self, name: str) -> None:
         self.entries.pop(name, None)
-        self._blobs.pop(name, None)
+        self._drop_verified(name)
+
+    def _drop_verified(self, name: str) -> None:
+        known = self._verified.pop(name, None)
+        if known is not None and self._by_sha.get(known[0].sha256) is known:
+            del self._by_sha[known[0].sha256]
 
     def candidates(self) -> list[Candidate]:
         return [e.candidate for e in self.entries.values() if e.candidate is not None]
 
-    def blob(self, candidate: Candidate) -> tuple[bytes, bytes | None] | None:
-        """The exact bytes that were verified for ``candidate`` (never re-read)."""
+    def known(self, candidate: Candidate) -> Known | None:
+        """The artifact verified for ``candidate`` (exact bytes, never re-read), by file name
+        or, for a candidate restored from the state, by content hash."""
         entry = self.entries.get(candidate.filename)
-        if entry is None or entry.candidate != candidate:
-            return None
-        return self._blobs.get(candidate.filename)
+        if entry is not None and entry.candidate == candidate:
+            return self._verified.get(candidate.filename)
+        return self._by_sha.get(candidate.sha256)
 
     def path_of(self, filename: str) -> Path:
         return self.directory / Path(filename).name

@@ -70,7 +70,7 @@ class Reconciler:
 
     def start_persisted(self) -> int:
         """Start the active set recorded in the state; returns how many run."""
-        quarantined = self.active.store.state.quarantined
+        quarantined = self.active.current.quarantined
         running = 0
         for cand in self.active.persisted():
             host = self._host_for(cand.name)
@@ -106,11 +106,14 @@ class Reconciler:
         if pending:
             self.reconcile(pending)
 
-    def rescan(self) -> set[str]:
+    def rescan(self, reconcile: bool = True) -> set[str]:
+        """Re-read plugins.d fully; ``reconcile=False`` only refreshes the index (the daemon
+        start restores the persisted set from it before reconciling)."""
         self.stats.rescans += 1
         rejections, retry = self.directory.rescan()
         self._report(rejections)
-        self.reconcile(None)
+        if reconcile:
+            self.reconcile(None)
         return retry
 
     def _report(self, rejections: list[Rejection]) -> None:
@@ -165,7 +168,7 @@ class Reconciler:
 
     def _source_rejected(self, name: str) -> bool:
         """Whether the file the active version came from is present but failed to verify."""
-        record = self.active.store.state.active.get(name)
+        record = self.active.current.active.get(name)
         entry = self.directory.entries.get(record.source) if record is not None else None
         return entry is not None and entry.error is not None
 

@@ -111,7 +111,7 @@ class Parts:
             config.plugins_dir, self.verifier, config.max_artifact_bytes
         )
         loader = PluginLoader(
-            self.runtime, self.workers, self.store, self._blob, self.verifier,
+            self.runtime, self.workers, lambda: self.active.current, self._source,
             self._services, self.audit, self.stats,
         )  # fmt: skip
         self.swapper = Swapper(
@@ -156,13 +156,16 @@ class Parts:
     def _stats_for(self, name: str) -> PluginStats:
         return self.plugin_stats.setdefault(name, PluginStats())
 
-    def _blob(self, cand: Candidate) -> tuple[bytes, bytes | None]:
-        found = None if cand.filename.startswith("@state/") else self.directory.blob(cand)
-        if found is None:
-            found = self.active.blob(cand.sha256)
-        if found is None:
+    def _source(self, cand: Candidate) -> tuple[VerifiedArtifact, bytes | None]:
+        """The verified artifact for a swap: from the plugins.d index (verified when read),
+        else the copy kept in the state directory (verified now)."""
+        known = self.directory.known(cand)
+        if known is not None:
+            return known
+        blob = self.active.blob(cand.sha256)
+        if blob is None:
             raise ArtifactError(f"{cand.filename}: file is gone or changed since it was read")
-        return found
+        return self.verifier(*blob), blob[1]
 
     def _kv_for(self, name: str, quota: int | None) -> KvStore | None:
         if quota is None:
