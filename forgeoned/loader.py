@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 
@@ -160,6 +161,8 @@ class PluginLoader:
         self.services = services
         self.audit = audit
         self.stats = stats
+        self._ready: dict[str, CompiledModule] = {}  # prefetched, by sha256
+        self._ready_lock = threading.Lock()
 
     def verify(self, candidate: Candidate) -> Verified:
         artifact, detached = self.source(candidate)
@@ -174,9 +177,7 @@ class PluginLoader:
         verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
         return Verified(candidate, artifact, verdict, detached)
 
-    def compile(self, verified: object) -> Compiled:
-        assert isinstance(verified, Verified)
-        art = verified.artifact
+    def _module(self, art: VerifiedArtifact) -> CompiledModule:
         payload = self.workers.compile(art.module, art.sha256)
         try:
             module = self.runtime.deserialize(payload)
@@ -184,7 +185,31 @@ class PluginLoader:
             if self.workers.cache is not None:
                 self.workers.cache.drop(art.sha256)  # a corrupt cache entry: compile again
             module = self.runtime.deserialize(self.workers.compile(art.module, art.sha256))
-        return Compiled(verified, module)
+        return module
+
+    def prefetch(self, artifacts: list[VerifiedArtifact], threads: int) -> None:
+        """Compile (or load from the cache) many modules in parallel ahead of their swaps;
+        failures are left for the swap itself to meet and report."""
+        with self._ready_lock:
+            self._ready.clear()  # leftovers of candidates that were not swapped after all
+
+        def one(art: VerifiedArtifact) -> None:
+            try:
+                module = self._module(art)
+            except ForgeonedError:
+                return
+            with self._ready_lock:
+                self._ready[art.sha256] = module
+
+        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="forgeoned-prefetch") as ex:
+            list(ex.map(one, artifacts))
+
+    def compile(self, verified: object) -> Compiled:
+        assert isinstance(verified, Verified)
+        art = verified.artifact
+        with self._ready_lock:
+            module = self._ready.pop(art.sha256, None)
+        return Compiled(verified, module if module is not None else self._module(art))
 
     def instantiate(self, compiled: object) -> LoadedVersion:
         assert isinstance(compiled, Compiled)

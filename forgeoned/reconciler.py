@@ -47,6 +47,7 @@ class Reconciler:
     restart_at: dict[str, float] = field(default_factory=dict)
     attempted: set[tuple[str, str]] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
+    prefetch: Callable[[list[Candidate]], None] | None = None
 
     # --- hosts ------------------------------------------------------------------------------
 
@@ -133,6 +134,12 @@ class Reconciler:
         running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
         wanted = desired_set(self.directory.candidates(), running).wanted
         scope = set(wanted) | set(self.hosts) if names is None else names
+        if self.prefetch is not None:
+            new = [
+                w for n in scope if (w := wanted.get(n)) is not None and running.get(n) != w.sha256
+            ]
+            if len(new) > 1:
+                self.prefetch(new)  # compile in parallel; the swaps below find them ready
         for name in sorted(scope):
             self._reconcile_one(name, wanted.get(name))
 

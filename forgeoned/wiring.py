@@ -110,7 +110,7 @@ class Parts:
         self.directory = PluginDirectory(
             config.plugins_dir, self.verifier, config.max_artifact_bytes
         )
-        loader = PluginLoader(
+        self.loader = loader = PluginLoader(
             self.runtime, self.workers, lambda: self.active.current, self._source,
             self._services, self.audit, self.stats,
         )  # fmt: skip
@@ -121,6 +121,7 @@ class Parts:
         self.reconciler = Reconciler(
             self.swapper, self.directory, self.active, self.audit, self.stats, clock,
             config.restart, self._make_host, plugin_stats=self.plugin_stats,
+            prefetch=self._prefetch,
         )  # fmt: skip
         self.watcher = DirectoryWatcher(
             config.plugins_dir,
@@ -166,6 +167,10 @@ class Parts:
         if blob is None:
             raise ArtifactError(f"{cand.filename}: file is gone or changed since it was read")
         return self.verifier(*blob), blob[1]
+
+    def _prefetch(self, candidates: list[Candidate]) -> None:
+        known = [k[0] for c in candidates if (k := self.directory.known(c)) is not None]
+        self.loader.prefetch(known, self.config.compile.workers)
 
     def _kv_for(self, name: str, quota: int | None) -> KvStore | None:
         if quota is None:
