@@ -104,48 +104,28 @@ def restart_and_wait(container: Container) -> None:
     )
 
 
-def test_a_secret_passed_by_a_load_credential_drop_in_reaches_the_plugin(
-    served: Container,
-) -> None:
-    """One LoadCredential= line per secret (systemctl edit) keeps the secret's own name."""
-    grant_sample_the_secret(served)
-    served.sh(
-        f"printf %s '{SECRET}' > /etc/forgeoned/credentials/api-token\n"
-        "chmod 0600 /etc/forgeoned/credentials/api-token\n"
-        "mkdir -p /etc/systemd/system/forgeoned.service.d\n"
-        "printf '[Service]\\nLoadCredential=api-token:/etc/forgeoned/credentials/api-token\\n'"
-        " > /etc/systemd/system/forgeoned.service.d/secrets.conf\n"
-        "systemctl daemon-reload"
-    )
-    try:
-        restart_and_wait(served)
-        assert f"secret-len={len(SECRET)}" in secret_answer(served)
-        # The daemon user cannot read the source file; only systemd's copy.
-        assert (
-            served.run(
-                "test", "-r", "/etc/forgeoned/credentials/api-token", user="forgeoned", check=False
-            ).returncode
-            != 0
-        )
-    finally:
-        served.sh(
-            "rm -f /etc/systemd/system/forgeoned.service.d/secrets.conf; systemctl daemon-reload"
-        )
-        restart_and_wait(served)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="systemd 252 names a directory's credentials secret_<file>; the runtime's "
-    "secret_get looks up $CREDENTIALS_DIRECTORY/<name> only",
-)
 def test_a_secret_dropped_into_the_credentials_directory_reaches_the_plugin(
     served: Container,
 ) -> None:
+    """The admin writes the file, reloads systemd (the generator adds LoadCredential=) and
+    restarts; the plugin reads it by its own name, the daemon user cannot read the source."""
     grant_sample_the_secret(served)
-    served.sh(
-        f"printf %s '{SECRET}' > /etc/forgeoned/credentials/api-token\n"
-        "chmod 0600 /etc/forgeoned/credentials/api-token"
-    )
+    source = "/etc/forgeoned/credentials/api-token"
+    served.sh(f"printf %s '{SECRET}' > {source}; chmod 0600 {source}")
+    served.run("systemctl", "daemon-reload")
+    unit = served.run("systemctl", "cat", "forgeoned").stdout
+    assert f"LoadCredential=api-token:{source}" in unit
     restart_and_wait(served)
     assert f"secret-len={len(SECRET)}" in secret_answer(served)
+    unreadable = served.run("test", "-r", source, user="forgeoned", check=False)
+    assert unreadable.returncode != 0
+
+
+def test_without_the_secret_the_plugin_gets_not_found_and_nothing_breaks(
+    served: Container,
+) -> None:
+    served.run("rm", "-f", "/etc/forgeoned/credentials/api-token")
+    served.run("systemctl", "daemon-reload")
+    assert "LoadCredential=api-token" not in served.run("systemctl", "cat", "forgeoned").stdout
+    restart_and_wait(served)
+    assert "secret!not-found" in secret_answer(served)

@@ -21,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = REPO / "systemd"
 UNIT = SYSTEMD_DIR / "forgeoned.service"
+GENERATOR = SYSTEMD_DIR / "forgeoned-credentials.generator"
 MAX_EXPOSURE = 2.0
 
 needs_analyze = pytest.mark.skipif(
@@ -126,7 +127,6 @@ def test_unit_has_the_contract_settings() -> None:
     assert s["User"] == ["forgeoned"]
     for key in ("StateDirectory", "RuntimeDirectory", "CacheDirectory", "ConfigurationDirectory"):
         assert s[key] == ["forgeoned"], key
-    assert s["LoadCredential"], "plugin secrets come from LoadCredential="
     assert s["WatchdogSec"] and s["MemoryMax"] and s["TasksMax"]
     # wasmtime needs writable+executable mappings and large virtual reservations.
     assert "MemoryDenyWriteExecute" not in s
@@ -219,3 +219,67 @@ def test_tmpfiles_creates_the_config_directories(tmp_path: Path) -> None:
     gid = int(_entry(tmp_path / "etc/group", "forgeoned")[2])
     assert (base / "plugins.d").stat().st_gid == gid
     assert (base / "credentials").stat().st_uid == 0
+
+
+def _generate(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [str(GENERATOR), str(out), str(out), str(out)],
+        env={"PATH": "/usr/bin:/bin", "FORGEONED_CREDENTIALS_SRC": str(source)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_generator_loads_each_secret_file_under_its_own_name(tmp_path: Path) -> None:
+    source = tmp_path / "credentials"
+    source.mkdir()
+    (source / "api-token").write_text("t")
+    (source / "db.password").write_text("p")
+    # Not secrets the daemon could ask for: skipped, never passed on.
+    (source / ".hidden").write_text("h")
+    (source / "has space").write_text("s")
+    (source / "sub").mkdir()
+    (source / "link").symlink_to(source / "api-token")
+    proc = _generate(source, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    dropin = (tmp_path / "out/forgeoned.service.d/50-credentials.conf").read_text()
+    lines = [line for line in dropin.splitlines() if line.startswith("LoadCredential=")]
+    assert sorted(lines) == [
+        f"LoadCredential=api-token:{source}/api-token",
+        f"LoadCredential=db.password:{source}/db.password",
+    ]
+    assert "[Service]" in dropin
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_generator_writes_nothing_without_secrets(tmp_path: Path, state: str) -> None:
+    source = tmp_path / "credentials"
+    if state == "empty":
+        source.mkdir()
+    proc = _generate(source, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_generator_refuses_to_run_without_an_output_directory() -> None:
+    proc = subprocess.run([str(GENERATOR)], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage:")
+
+
+@needs_analyze
+def test_generated_drop_in_verifies_with_the_unit(tmp_path: Path) -> None:
+    root = _verify_root(tmp_path, UNIT.read_text())
+    source = root / "etc/forgeoned/credentials"
+    source.mkdir(parents=True)
+    (source / "api-token").write_text("t")
+    proc = _generate(source, root / "etc/systemd/system")
+    assert proc.returncode == 0, proc.stderr
+    text = (root / "etc/systemd/system/forgeoned.service.d/50-credentials.conf").read_text()
+    assert str(source) in text
+    checked = _verify(root)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout + checked.stderr == ""
