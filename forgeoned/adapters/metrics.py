@@ -111,13 +111,17 @@ class MetricsServer:
         *,
         audit: AuditHealth | None = None,
         min_interval_s: float = 1.0,
+        max_scrapes_per_s: float = 10.0,
     ) -> None:
         self.collector = ForgeonedCollector(source, audit)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
         model = self.collector.model
         self._http = MetricsHTTPServer(
-            listen, lambda: render_text(model.families()), min_interval_s=min_interval_s
+            listen,
+            lambda: render_text(model.families()),
+            min_interval_s=min_interval_s,
+            max_scrapes_per_s=max_scrapes_per_s,
         )
 
     @property
@@ -127,6 +131,10 @@ class MetricsServer:
     @property
     def renders(self) -> int:
         return self._http.renders
+
+    @property
+    def served(self) -> int:
+        return self._http.served
 
     def start(self) -> None:
         self._http.start()
