@@ -86,7 +86,10 @@ class Daemon(Parts):
         self._retry |= self.reconciler.files_changed(names, defer)
         if defer:
             now = self.clock.monotonic()
-            self._settle_at = now + self.config.debounce_ms / 1000
+            # A lone change is reconciled at once; more changes arriving before that
+            # happened mean a burst: wait until plugins.d is quiet for the debounce time.
+            quiet = self._settle_by == float("inf") and len(names) == 1
+            self._settle_at = now if quiet else now + self.config.debounce_ms / 1000
             self._settle_by = min(self._settle_by, now + MAX_SETTLE_S)
 
     def _reconcile_settled(self, now: float) -> float | None:

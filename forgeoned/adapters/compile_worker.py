@@ -31,7 +31,6 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import IO, Final
 
-from forgeoned.adapters.atomic import atomic_write
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,
@@ -88,7 +87,17 @@ class ModuleCache:
         return payload
 
     def put(self, sha256: str, payload: bytes) -> None:
-        atomic_write(self.path(sha256), MAGIC + hashlib.sha256(payload).digest() + payload)
+        """Atomic (rename) but not fsync'd: after a power cut an entry may be missing or
+        torn, and the checksum turns either into a recompile, so durability buys nothing."""
+        path = self.path(sha256)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
+            tmp.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def drop(self, sha256: str) -> None:
         with contextlib.suppress(OSError):

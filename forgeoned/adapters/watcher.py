@@ -39,6 +39,7 @@ from forgeoned.errors import ArtifactError, ArtifactTooLargeError
 
 ARTIFACT_SUFFIX: Final = ".wasm"
 SIG_SUFFIX: Final = ".wasm.sig"
+RENAME_DELAY_S: Final = 0.001  # just enough to batch the two halves of a rename
 _IGNORED: Final = ("*~", "*.swp", "*.swx", "*.tmp", "#*#", "*.part", "*.crdownload")
 
 
@@ -165,9 +166,9 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             return
         w = self.watcher
-        if isinstance(event, FileMovedEvent):
-            w.note(os.fsdecode(event.src_path), final=True)
-            w.note(os.fsdecode(event.dest_path), final=True)
+        if isinstance(event, FileMovedEvent):  # a rename is atomic: the file is complete
+            w.note(os.fsdecode(event.src_path), final=True, delay=RENAME_DELAY_S)
+            w.note(os.fsdecode(event.dest_path), final=True, delay=RENAME_DELAY_S)
         elif isinstance(event, FileClosedEvent | FileDeletedEvent | FileAttribEvent):
             w.note(os.fsdecode(event.src_path), final=True)
         elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
@@ -199,7 +200,7 @@ class DirectoryWatcher:
         self._observer.start()
         self._thread.start()
 
-    def note(self, path: str, final: bool) -> None:
+    def note(self, path: str, final: bool, delay: float | None = None) -> None:
         """An event for ``path``: report it after the debounce (or settle) delay."""
         p = Path(path)
         if p.parent != self.directory:
@@ -207,7 +208,8 @@ class DirectoryWatcher:
         name = artifact_name(p.name)
         if name is None:
             return
-        delay = self.debounce_s if final else self.settle_s
+        if delay is None:
+            delay = self.debounce_s if final else self.settle_s
         with self._cond:
             now = time.monotonic()
             current = self._due.get(name)
