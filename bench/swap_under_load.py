@@ -135,8 +135,9 @@ def main() -> int:
         print(f"{args.versions} swaps under load, {args.clients} clients, {result['seconds']} s")
         print(f"  calls: {result['calls']} ({result['calls_per_s']}/s), failed "
               f"{result['failed']}, lost {result['lost']}")  # fmt: skip
-        print(f"  call latency: p50 {result['call']['p50_ms']} ms, p99 "
-              f"{result['call']['p99_ms']} ms, longest stall {result['longest_stall_ms']} ms")  # fmt: skip
+        call = result["call"]
+        print(f"  call latency: p50 {call['p50_ms']} ms, p99 {call['p99_ms']} ms, "
+              f"longest stall {result['longest_stall_ms']} ms")  # fmt: skip
         print(f"  versions that answered: {len(answers)} of {args.versions + 1}")
         for e in result["errors"]:
             print(f"  error: {e}")
