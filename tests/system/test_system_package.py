@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +104,18 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     left = c.run("find", "/etc/forgeoned", "-type", "f").stdout.split()
     assert sorted(left) == [f"{PLUGINS_D}/sample.wasm", "/etc/forgeoned/trusted.d/admin.pub"]
     c.run("getent", "passwd", "forgeoned")
+
+
+@pytest.mark.skipif(shutil.which("lintian") is None, reason="lintian is not installed")
+def test_lintian_reports_no_errors_or_warnings_beyond_man_pages(deb_file: Path) -> None:
+    proc = subprocess.run(
+        ["lintian", "--tag-display-limit", "0", str(deb_file)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    tags = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    # Known and accepted: no man pages yet; a first upload closes no bug report.
+    accepted = ("no-manual-page", "initial-upload-closes-no-bugs")
+    assert [t for t in tags if not any(a in t for a in accepted)] == [], proc.stdout
