@@ -17,7 +17,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
-from forgeoned.core.swapper import Version
+from forgeoned.core.swap_ports import Version
 from forgeoned.errors import ControlError, PluginFault, PluginTrap, TrapKind
 
 INTERRUPT_GRACE_S: Final = 5.0

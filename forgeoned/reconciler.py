@@ -287,7 +287,11 @@ class Reconciler:
             return
         self.plugin_stats[name].restarts += 1
         self.restart_at.pop(name, None)
-        self._after(host, want, self.swapper.swap(host, want))
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                       sha256=want.sha256, reason="operator")
+        )  # fmt: skip
+        self._after(host, want, self.swapper.swap(host, want, quiet=True))
 
     def forget_attempts(self, name: str | None = None) -> None:
         self.attempted = {a for a in self.attempted if name is not None and a[0] != name}

@@ -59,7 +59,8 @@ class TickScheduler:
                         self.ticks += 1
                 except ForgeonedError:
                     pass  # the host recorded the fault and told the supervisor
-                due = max(due + interval, self._clock.monotonic())
+                after = self._clock.monotonic()
+                due = due + interval if due + interval > after else after + interval
                 self._due[host.name] = due
             next_due = min(next_due, due)
         for gone in set(self._due) - seen:
