@@ -252,6 +252,7 @@ def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
     daemon = RealDaemon(load_config(env.config))
     waiter = EventWaiter(daemon.audit)
     daemon.swapper.audit = waiter
+    daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it
     daemon.reconciler.audit = waiter
     daemon.swapper.loader.audit = waiter  # type: ignore[attr-defined]
     errors: list[BaseException] = []
@@ -304,6 +305,9 @@ class EventWaiter:
                 labels = [(e.event.label, e.plugin, e.version, e.reason) for e in self.seen]
                 raise AssertionError(f"no {count}x {label} {plugin} {fields}: {labels}")
             return matching()
+
+    def close(self) -> None:
+        self.inner.close()
 
     def labels(self, plugin: str | None = None) -> list[str]:
         with self.cond:
