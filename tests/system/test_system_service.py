@@ -6,6 +6,7 @@ that end the service (kill -9, stop) come last.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,8 +69,20 @@ def test_a_new_signed_version_dropped_in_is_swapped_without_restart(
     entry = wait_until("version 1.0.1 to be running", swapped, 60)
     assert entry["sha256"] == digest
     assert unit_property(served, "MainPID") == pid
-    upgraded = [e for e in events(served) if e["FORGEONE_EVENT"] == "plugin.upgraded"]
-    assert any(e.get("FORGEONE_VERSION") == "1.0.1" for e in upgraded)
+    wait_until(  # the journal copy of the audit event is written asynchronously
+        "plugin.upgraded 1.0.1 in the journal",
+        lambda: any(
+            e["FORGEONE_EVENT"] == "plugin.upgraded" and e.get("FORGEONE_VERSION") == "1.0.1"
+            for e in events(served)
+        ),
+        30,
+    )
+
+
+def audited(container: Container, event: str) -> list[dict[str, Any]]:
+    """Entries of the daemon's own audit log (`forgeonectl audit export`) for ``event``."""
+    out = container.run("forgeonectl", "audit", "export", "--format", "json").stdout
+    return [e for e in json.loads(out) if e.get("event") == event]
 
 
 def test_systemctl_reload_takes_in_a_new_trusted_key_before_returning(
@@ -90,11 +103,19 @@ def test_systemctl_reload_takes_in_a_new_trusted_key_before_returning(
     # ...until the admin trusts the key and reloads.
     served.run("install", "-m", "0644", f"{KEYS}/team.pub", "/etc/forgeoned/trusted.d/team.pub")
     before = cursor(served)
+    reloads = len(audited(served, "daemon.reloaded"))
     served.run("systemctl", "reload", "forgeoned", timeout=120)
-    # No waiting: ExecReload blocks until the daemon has finished, so the event is there.
-    reloaded = [e for e in events(served, after=before) if e["FORGEONE_EVENT"] == "daemon.reloaded"]
-    assert reloaded, "daemon.reloaded was not logged before systemctl reload returned"
-    assert "FORGEONE_REASON" not in reloaded[0] or not reloaded[0]["FORGEONE_REASON"]
+    # No waiting: ExecReload blocks until the daemon has finished, and the audit log is
+    # written (and fsync'd) before the reload returns.
+    done = audited(served, "daemon.reloaded")
+    assert len(done) == reloads + 1, "systemctl reload returned before the reload was done"
+    assert not done[-1].get("reason"), done[-1]
+    # The journal copy is written asynchronously: wait for it (bounded).
+    wait_until(
+        "daemon.reloaded in the journal",
+        lambda: any(e["FORGEONE_EVENT"] == "daemon.reloaded" for e in events(served, before)),
+        30,
+    )
     wait_until(
         "the newly trusted plugin to run",
         lambda: status(served).get("other", {}).get("state") == "running",
@@ -238,16 +259,20 @@ def test_systemctl_stop_drains_within_the_timeout(served: Container) -> None:
     # "timeout" here would mean systemd had to SIGKILL it after TimeoutStopSec.
     assert unit_property(served, "Result") == "success"
     assert unit_property(served, "ExecMainStatus") == "0"
-    entries = journal(served, after=before)
+    # Every plugin ran its own stop and unload exports (the sample logs both), and the daemon
+    # said it stopped. journald may still be storing what the daemon sent just before it
+    # exited, so wait for all of it (bounded).
+    wanted = {(plugin, step) for plugin in running for step in ("stop", "unload")}
+
+    def everything_logged() -> list[dict[str, Any]] | None:
+        entries = journal(served, before)
+        said = {(e.get("FORGEONE_PLUGIN"), str(e.get("MESSAGE"))) for e in entries}
+        steps = {(p, step) for p, step in wanted for q, m in said if q == p and m.endswith(step)}
+        done = any(e.get("FORGEONE_EVENT") == "daemon.stopped" for e in entries)
+        return entries if done and steps == wanted else None
+
+    entries = wait_until("the shutdown to be in the journal", everything_logged, 30)
     stopped = [e for e in entries if e.get("FORGEONE_EVENT") == "daemon.stopped"]
     assert len(stopped) == 1
     # A reason ("shutdown_timeout") would mean plugins had to be interrupted.
     assert not stopped[0].get("FORGEONE_REASON"), stopped[0]
-    # Every plugin ran its own stop and unload exports (the sample logs both).
-    said = {(e.get("FORGEONE_PLUGIN"), str(e.get("MESSAGE"))) for e in entries}
-    for plugin in running:
-        for step in ("stop", "unload"):
-            assert any(p == plugin and m.endswith(f"sample {step}") for p, m in said), (
-                plugin,
-                step,
-            )
