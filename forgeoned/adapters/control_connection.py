@@ -1,9 +1,10 @@
 """One client connection of the control server: buffering, parsing and per-request limits.
 
-A connection serves one request at a time: bytes that arrive meanwhile (pipelining) wait in
-its buffer, and reading pauses if they pile up past one maximal request. One timer per
-connection guards both limits: ``read_timeout_s`` from the first byte of a request until its
-last (408 and close), ``idle_timeout_s`` between requests on a keep-alive connection (close).
+A connection serves one request at a time: while one is being served, or while the peer is
+not reading its answers (asyncio's write flow control), reading pauses and further bytes wait
+in the kernel. One timer per connection guards the limits: ``read_timeout_s`` from the first
+byte of a request until its last (408 and close), ``idle_timeout_s`` between requests on a
+keep-alive connection (close) and for answers the peer does not read (abort).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The control server's worker threads: blocking work off the event loop, cheaply.
 
 Why not ``loop.run_in_executor``: it costs two future objects, a done-callback chain and one
-self-pipe write (one loop wake-up) per request; measured on the reference machine it halved
-the server's throughput. Here a job is a plain tuple on a ``SimpleQueue``; finished jobs go
+self-pipe write (one loop wake-up) per request; measured during development it gave about
+half the server's 16-client throughput. Here a job is a plain tuple on a ``SimpleQueue``; finished jobs go
 on a deque and the loop is woken at most once per batch (``_wake_pending``), so under load
 many responses are written per wake-up.
 
