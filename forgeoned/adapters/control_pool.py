@@ -2,9 +2,9 @@
 
 Why not ``loop.run_in_executor``: it costs two future objects, a done-callback chain and one
 self-pipe write (one loop wake-up) per request; measured during development it gave about
-half the server's 16-client throughput. Here a job is a plain tuple on a ``SimpleQueue``; finished jobs go
-on a deque and the loop is woken at most once per batch (``_wake_pending``), so under load
-many responses are written per wake-up.
+half the server's 16-client throughput. Here a job is a plain tuple on a ``SimpleQueue``;
+finished jobs go on a deque and the loop is woken at most once per batch (``_wake_pending``),
+so under load many responses are written per wake-up.
 
 The pool is bounded (``size`` threads); its queue is bounded in practice by the server's
 connection limit, since each connection has at most one request in flight.
