@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
 from forgeoned.core.supervisor import RestartPolicy
+from forgeoned.core.trust import parse_trust_policy
 from forgeoned.errors import ConfigError, ManifestError
 
 MODES: Final = ("production", "development")
@@ -221,6 +223,14 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     listen = m.string("listen", d.metrics_listen)
     if ":" not in listen:
         raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
+    control = r.subtable("control")
+    trust = r.subtable("trust")
+    # Validated now so that a typo stops the daemon before it starts anything.
+    try:
+        parse_control_config({k: v for k, v in control.items() if k != "enabled"})
+        parse_trust_policy(trust or None)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return Config(
         path=source,
         base_dir=base,
@@ -248,8 +258,8 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         restart=restart,
         default_policy=default,
         plugin_policies=per_plugin,
-        trust=r.subtable("trust"),
-        control=r.subtable("control"),
+        trust=trust,
+        control=control,
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,

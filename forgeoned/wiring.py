@@ -105,6 +105,8 @@ class Parts:
         cl = config.compile
         limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
         self.workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
+        if self.notifier.watchdog_interval() is not None:
+            self.workers.heartbeat = self.notifier.watchdog
         self.store = StateStore(config.state_dir)
         self.active = ActiveSet(self.store, config.state_dir)
         self.directory = PluginDirectory(

@@ -26,6 +26,8 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -42,6 +44,7 @@ from forgeoned.errors import (
 MAGIC: Final = b"FGNCWASM1\n"
 _HEADER: Final = struct.Struct("<BI")
 _LEN: Final = struct.Struct("<I")
+HEARTBEAT_S: Final = 1.0
 
 
 class CompileLimitError(LoadError):
@@ -123,7 +126,9 @@ class _Worker:
             env={**os.environ, "FORGEONED_CPU_BUDGET": str(limits.cpu_seconds)},
         )
 
-    def request(self, wasm: bytes, timeout_s: float) -> bytes:
+    def request(
+        self, wasm: bytes, timeout_s: float, heartbeat: Callable[[], object] | None = None
+    ) -> bytes:
         """Compile ``wasm`` in this worker; raises :class:`LoadError`/:class:`ArtifactError`."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         result: list[bytes | BaseException] = []  # filled by the I/O thread
@@ -144,7 +149,11 @@ class _Worker:
 
         t = threading.Thread(target=exchange, name="forgeoned-compile-io", daemon=True)
         t.start()
-        t.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while t.is_alive() and (left := deadline - time.monotonic()) > 0:
+            t.join(min(left, HEARTBEAT_S))
+            if t.is_alive() and heartbeat is not None:
+                heartbeat()  # a long compile must not look like a hung daemon
         if t.is_alive():
             self.kill()
             t.join(5)
@@ -219,6 +228,7 @@ class CompileWorkers:
         self._lock = threading.Lock()
         self.compiled = 0
         self.cache_hits = 0
+        self.heartbeat: Callable[[], object] | None = None  # called every HEARTBEAT_S of a wait
 
     def compile(self, wasm: bytes, sha256: str) -> bytes:
         """The serialized module for ``wasm`` (from the cache or a worker); raises LoadError."""
@@ -228,7 +238,7 @@ class CompileWorkers:
         with self._slots:
             worker = self._take()
             try:
-                payload = worker.request(wasm, self.limits.timeout_s)
+                payload = worker.request(wasm, self.limits.timeout_s, self.heartbeat)
             finally:
                 if worker.alive:
                     self._idle.put(worker)

@@ -101,6 +101,8 @@ def test_trust_and_control_tables_are_passed_through(tmp_path: Path) -> None:
         ("[capabilities.x]\nlog = 'yes'", "capabilities.x"),
         ("compile = 3", "compile: must be a table"),
         ("plugins_dir = 7", "plugins_dir: must be a non-empty path string"),
+        ("[control]\nsockett = 'x'", "control: unknown key(s) sockett"),
+        ("[trust]\nrevoked = ['nothex']", "trust.revoked"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_file_and_key(
