@@ -22,6 +22,7 @@ from forgeoned.adapters.control_http import (
     error_response,
     parse_head,
 )
+from forgeoned.adapters.control_socket import UNKNOWN_PEER, credentials
 from forgeoned.core.policy import Caller
 from forgeoned.errors import ForgeonedError
 
@@ -38,7 +39,8 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.config = server.config
         self.transport: asyncio.Transport | None = None
-        self.caller = Caller(uid=-1, gid=-1, pid=0)
+        self.credentials = UNKNOWN_PEER
+        self._caller: Caller | None = None
         self.buffer = bytearray()
         self.head: RequestHead | None = None
         self.busy = False  # a request is being served
@@ -57,15 +59,22 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         try:
-            self.caller = self.server.peers.identify(transport.get_extra_info("socket"))
+            self.credentials = credentials(transport.get_extra_info("socket"))
         except OSError:
-            log.exception("cannot identify control peer")
+            log.exception("cannot identify control peer")  # it stays unknown: no role
         self._arm(self.config.idle_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.server.forget(self)
         self.transport = None
+
+    def caller(self) -> Caller:
+        """The peer with user and group names (worker thread; resolved once, then cached)."""
+        caller = self._caller
+        if caller is None:
+            caller = self._caller = self.server.peers.caller(self.credentials)
+        return caller
 
     def abort(self) -> None:
         if self.transport is not None:

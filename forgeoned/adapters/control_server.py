@@ -192,8 +192,7 @@ class ControlServer:
     def submit(self, conn: Connection, request: Request) -> None:
         """Serve ``request`` in the pool; its answer goes back to ``conn`` on the loop."""
         keep = request.head.keep_alive
-        caller = conn.caller
         self._pool.submit(
-            lambda: self.dispatcher.handle(caller, request),
+            lambda: self.dispatcher.handle(conn.caller(), request),
             lambda out: conn.finish(out, keep),
         )

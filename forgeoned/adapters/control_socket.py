@@ -15,6 +15,7 @@ import socket
 import stat
 import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from forgeoned.core.policy import Caller
@@ -78,6 +79,33 @@ def _group_id(group: str) -> int:
         raise ConfigError(f"control.group: no such group {group!r}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the kernel says about a peer: ``SO_PEERCRED`` plus ``SO_PEERGROUPS``."""
+
+    uid: int
+    gid: int
+    pid: int
+    gids: frozenset[int]
+
+
+UNKNOWN_PEER = Credentials(uid=-1, gid=-1, pid=0, gids=frozenset())
+
+
+def credentials(sock: socket.socket) -> Credentials:
+    """Two getsockopt calls: cheap and non-blocking."""
+    pid, uid, gid = _UCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    )
+    gids = {gid}
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * _MAX_GROUPS)
+        gids.update(struct.unpack(f"{len(raw) // 4}I", raw))
+    except OSError:
+        pass  # an old kernel: the primary group only
+    return Credentials(uid=uid, gid=gid, pid=pid, gids=frozenset(gids))
+
+
 class PeerIdentifier:
     """Turns a connected socket into a :class:`Caller`, caching name look-ups."""
 
@@ -93,23 +121,19 @@ class PeerIdentifier:
             self._groups.clear()
 
     def identify(self, sock: socket.socket) -> Caller:
-        pid, uid, gid = _UCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        )
-        gids = {gid}
-        try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * _MAX_GROUPS)
-            gids.update(struct.unpack(f"{len(raw) // 4}I", raw))
-        except OSError:
-            pass  # an old kernel: the primary group only
-        names = {name for name in map(self._group_name, gids) if name is not None}
+        return self.caller(credentials(sock))
+
+    def caller(self, creds: Credentials) -> Caller:
+        """Names for ``creds``. The first look-up of an id may block (NSS: LDAP, sssd…), so
+        the server calls this in a worker thread, never on its event loop."""
+        names = {name for name in map(self._group_name, creds.gids) if name is not None}
         return Caller(
-            uid=uid,
-            gid=gid,
-            pid=pid,
-            user=self._user_name(uid),
+            uid=creds.uid,
+            gid=creds.gid,
+            pid=creds.pid,
+            user=self._user_name(creds.uid),
             groups=frozenset(names),
-            gids=frozenset(gids),
+            gids=creds.gids,
         )
 
     def _user_name(self, uid: int) -> str | None:
