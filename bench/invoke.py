@@ -179,8 +179,8 @@ def run_control(path: str, backend: Any) -> Callable[[], None]:
     return server.close
 
 
-def run_daemon(tmp: str) -> tuple[str, Callable[[], None]]:
-    daemon = SampleDaemon(Path(tmp) / "daemon")
+def run_daemon(tmp: str, instances: int) -> tuple[str, Callable[[], None]]:
+    daemon = SampleDaemon(Path(tmp) / "daemon", instances)
     return daemon.socket, daemon.close
 
 
@@ -190,6 +190,9 @@ def main() -> int:
     parser.add_argument("--clients", default="1,16")
     parser.add_argument("--wasm", type=Path, help="a plugin module exporting alloc/handle")
     parser.add_argument("--no-daemon", action="store_true", help="skip the daemon+sample target")
+    parser.add_argument(
+        "--sample-instances", type=int, default=1, help="re-sign the sample allowing N instances"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     wasm = WasmBackend.load(args.wasm)
@@ -220,7 +223,10 @@ def main() -> int:
         # "!time" answers without touching kv; any other input bumps a durable (fsynced)
         # kv counter inside the plugin, one instance (the sample's manifest) at a time.
         payloads = [(" !time", b"!time"), (" echo+kv", PAYLOAD)]
-        targets.append(("daemon+sample", "sample", payloads, run_daemon))
+        label = "daemon+sample" + (
+            f" x{args.sample_instances}" if args.sample_instances != 1 else ""
+        )
+        targets.append((label, "sample", payloads, lambda t: run_daemon(t, args.sample_instances)))
     print(f"cpus={os.cpu_count()} seconds={args.seconds} clients in separate processes")
     print(f"{'target':<44}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     with tempfile.TemporaryDirectory() as tmp:

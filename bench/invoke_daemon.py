@@ -21,13 +21,17 @@ START_TIMEOUT_S = 120.0
 class SampleDaemon:
     """``forgeoned --config`` in ``root`` with plugins.d holding the signed sample."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, instances: int = 1) -> None:
         if not SAMPLE_WASM.is_file():
             raise SystemExit(f"{SAMPLE_WASM} missing: run `make plugins` first")
         self.root = root
         for d in ("plugins.d", "keys", "state", "run", "etc"):
             (root / d).mkdir(parents=True)
-        build_sample(SAMPLE_WASM, root / "keys", root / "plugins.d", SAMPLE_DIR / "manifest.toml")
+        manifest = (SAMPLE_DIR / "manifest.toml").read_text()
+        if instances != 1:  # the same sample, allowed more instances (re-signed here)
+            manifest = manifest.replace("instances = 1", f"instances = {instances}")
+        (root / "etc/manifest.toml").write_text(manifest)
+        build_sample(SAMPLE_WASM, root / "keys", root / "plugins.d", root / "etc/manifest.toml")
         (root / "keys/dev.key").unlink()  # the daemon trusts every file in trust_dir
         self.socket = str(root / "run/control.sock")
         config = root / "etc/forgeoned.toml"  # relative paths resolve against root
