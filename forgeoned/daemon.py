@@ -119,7 +119,7 @@ class Daemon(Parts):
             log.warning("reload refused, keeping the running configuration: %s", exc)
             refused = exc
         self.reconciler.forget_attempts()
-        self.directory.entries.clear()  # re-verify every file against the (new) trust
+        self.directory.clear()  # re-verify every file against the (new) trust
         self.rescan()
         reason = refused.code if refused is not None else None
         self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason,
@@ -197,7 +197,9 @@ class Daemon(Parts):
     def shutdown(self) -> int:
         self.notifier.stopping("stopping: draining plugins")
         self.close_inputs()
-        worker = threading.Thread(target=self.reconciler.shutdown, name="forgeoned-shutdown")
+        worker = threading.Thread(
+            target=self.reconciler.shutdown, name="forgeoned-shutdown", daemon=True
+        )
         worker.start()
         worker.join(self.config.shutdown_timeout_s)
         clean = not worker.is_alive()

@@ -111,6 +111,12 @@ class PluginDirectory:
         self.entries.pop(name, None)
         self._drop_verified(name)
 
+    def clear(self) -> None:
+        """Forget everything (the trust changed): the next rescan re-reads every file."""
+        self.entries.clear()
+        self._verified.clear()
+        self._by_sha.clear()
+
     def _drop_verified(self, name: str) -> None:
         known = self._verified.pop(name, None)
         if known is not None and self._by_sha.get(known[0].sha256) is known:
