@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from forgeoned.adapters.control_client import ControlClient
+from forgeoned.cli.control import write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.errors import ForgeonedError
@@ -72,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with ControlClient(args.socket) as client:
         entries = client.audit_entries(since)
     text = export_csv(entries) if args.format == "csv" else export_json(entries)
-    sys.stdout.write(text)
+    write_out(text.encode())
     return OK
 
 
@@ -80,8 +81,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     since = parse_time(args.since, time.time()) if args.since else None
     with ControlClient(args.socket) as client:
         text = client.compliance(since, args.format)
-    sys.stdout.buffer.write(text)
-    sys.stdout.buffer.flush()
+    write_out(text)
     return OK
 
 

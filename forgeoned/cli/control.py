@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _client(args: argparse.Namespace) -> ControlClient:
     return ControlClient(args.socket)
+
+
+def write_out(data: bytes) -> None:
+    """Write bytes to stdout; a reader that went away (``| head``) is not an error."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # keep the interpreter from complaining again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _print_json(value: Any) -> None:
@@ -144,8 +155,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         data = (args.input or "").encode()
     with _client(args) as client:
         out = client.invoke(args.name, data)
-    sys.stdout.buffer.write(out)
-    sys.stdout.buffer.flush()
+    write_out(out)
     return OK
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,33 @@ def test_compliance_report(
     assert run(server, "compliance", "report", "--since", "2026-02-01T00:00:00Z") == 0
     markdown = capsys.readouterr().out
     assert markdown.startswith("#")
+
+
+def test_a_reader_that_goes_away_is_not_an_error(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+) -> None:
+    server, backend, _ = served
+    backend.audit_log = [
+        {"seq": i, "ts": "2026-01-01T00:00:00Z", "event": "daemon.started", "hash": "h" * 64}
+        for i in range(20_000)
+    ]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from forgeoned.cli import main; raise SystemExit(main())",
+            "--socket",
+            server.socket_path,
+            "audit",
+            "export",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == b'[\n{"event"'
+    proc.stdout.close()  # like `| head`
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert err == b""
