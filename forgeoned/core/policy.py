@@ -133,14 +133,14 @@ class Grant:
     name: str
     subject: Subject
     actions: frozenset[Action]
-    plugins: tuple[str, ...] = ()  # globs; empty = every plugin and the plugin-less actions
+    plugins: tuple[str, ...] = ()  # globs; empty or "*" = every plugin and plugin-less actions
     deny: bool = False
 
     def covers(self, action: Action, plugin: str | None) -> bool:
         if action not in self.actions:
             return False
-        if not self.plugins:
-            return True
+        if not self.plugins or "*" in self.plugins:
+            return True  # "*" is every plugin and the plugin-less actions too
         if plugin is None:
             # a scoped grant only lets its holder list (the list is then filtered)
             return action is Action.LIST and not self.deny

@@ -159,3 +159,21 @@ def test_only_state_changing_actions_are_marked() -> None:
     changing = {a for a in Action if a.changes_state}
     assert Action.INVOKE not in changing and Action.LIST not in changing
     assert {Action.INSTALL, Action.REMOVE, Action.PAUSE, Action.RELOAD} <= changing
+
+
+def test_star_rule_also_covers_plugin_less_actions() -> None:
+    p = policy(
+        bindings=[{"group": "ops", "roles": ["admin"]}],
+        rules=[
+            {
+                "name": "no-reload",
+                "user": "alice",
+                "actions": ["reload"],
+                "plugins": ["*"],
+                "effect": "deny",
+            }
+        ],
+    )
+    denied = p.authorize(ALICE, Action.RELOAD)
+    assert not denied.allowed and denied.rule == "no-reload"
+    assert p.authorize(ALICE, Action.INSTALL).allowed
