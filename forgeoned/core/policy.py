@@ -14,8 +14,9 @@ they are checked:
 
 Anything not allowed is refused by ``default-deny``; unknown callers hold no grant at all.
 Actions that concern no single plugin (``list``, ``install``, ``reload``, the audit log) are
-only granted by an unscoped grant, except ``list``: a scoped grant lets its holder list the
-plugins it covers (the server filters the list with :meth:`Policy.authorize`).
+only granted by an unscoped grant (or one whose globs include ``*``), except ``list``: a
+scoped grant lets its holder list the plugins it covers (the server filters the list with
+:meth:`Policy.authorize`).
 """
 
 from __future__ import annotations
