@@ -28,7 +28,7 @@ from forgeoned.config import Config, load_config
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.lifecycle import State
+from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import Clock
 from forgeoned.errors import ConfigError, ForgeonedError
 from forgeoned.wiring import Parts, fault_hook_from_env
@@ -197,9 +197,7 @@ class Daemon(Parts):
     def shutdown(self) -> int:
         self.notifier.stopping("stopping: draining plugins")
         self.close_inputs()
-        worker = threading.Thread(
-            target=self.reconciler.shutdown, name="forgeoned-shutdown", daemon=True
-        )
+        worker = threading.Thread(target=self.drain_all, name="forgeoned-shutdown", daemon=True)
         worker.start()
         worker.join(self.config.shutdown_timeout_s)
         clean = not worker.is_alive()
@@ -213,6 +211,20 @@ class Daemon(Parts):
         self.close_all()
         self.stopped.set()
         return 0
+
+    def drain_all(self) -> None:
+        """Drain and stop every plugin (SIGTERM); the active set stays as it is on disk."""
+        for host in list(self.reconciler.hosts.values()):
+            v = host.current
+            if v is not None and host.state in (State.RUNNING, State.PAUSED):
+                host.trigger(Trigger.DRAIN)
+                host.drain(self.swapper.drain_timeout_s)
+                v.shutdown()
+                host.trigger(Trigger.DRAINED)
+            elif v is not None:
+                v.shutdown()
+            host.install(None)
+            host.release()
 
 
 def _install_signals(daemon: Daemon) -> None:

@@ -23,9 +23,15 @@ from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault, StateError
-from forgeoned.plugin_dir import PluginDirectory, Rejection
+from forgeoned.errors import (
+    ForgeonedError,
+    NotFoundError,
+    PluginFault,
+    StateError,
+)
+from forgeoned.plugin_dir import PluginDirectory
 from forgeoned.plugin_host import PluginHost, RoutedVersion
+from forgeoned.rejections import RejectionReport
 
 log = logging.getLogger(__name__)
 HostFactory = Callable[[str, PluginStats], PluginHost]
@@ -41,6 +47,7 @@ class Reconciler:
     clock: Clock
     policy: RestartPolicy
     make_host: HostFactory
+    rejections: RejectionReport
     hosts: dict[str, PluginHost] = field(default_factory=dict)
     plugin_stats: dict[str, PluginStats] = field(default_factory=dict)
     budgets: dict[str, RestartBudget] = field(default_factory=dict)
@@ -95,7 +102,7 @@ class Reconciler:
         rejections, retry = self.directory.refresh(names)
         after = [self.directory.entries.get(n) for n in names]
         touched = {e.candidate.name for e in before + after if e and e.candidate}
-        self._report(rejections)
+        self.rejections.files(rejections)
         if defer:
             self.pending |= touched
         else:
@@ -112,28 +119,20 @@ class Reconciler:
         start restores the persisted set from it before reconciling)."""
         self.stats.rescans += 1
         rejections, retry = self.directory.rescan()
-        self._report(rejections)
+        self.rejections.files(rejections)
         if reconcile:
             self.reconcile(None)
         return retry
 
-    def _report(self, rejections: list[Rejection]) -> None:
-        for r in rejections:
-            self.stats.rejected[r.error.code] += 1
-            self.audit.record(
-                AuditEvent(
-                    EventName.PLUGIN_REJECTED,
-                    reason=r.error.code,
-                    message=str(r.error),
-                    details={"file": r.filename},
-                )
-            )
-
     def reconcile(self, names: set[str] | None) -> None:
         """Make the running set match the desired set (for ``names``, or everything)."""
         running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
-        wanted = desired_set(self.directory.candidates(), running).wanted
+        desired = desired_set(self.directory.candidates(), running)
+        wanted = desired.wanted
         scope = set(wanted) | set(self.hosts) if names is None else names
+        for conflict in desired.conflicts:
+            if conflict.loser.name in scope:
+                self.rejections.conflict(conflict)
         if self.prefetch is not None:
             new = [
                 w for n in scope if (w := wanted.get(n)) is not None and running.get(n) != w.sha256
@@ -295,17 +294,3 @@ class Reconciler:
 
     def forget_attempts(self, name: str | None = None) -> None:
         self.attempted = {a for a in self.attempted if name is not None and a[0] != name}
-
-    def shutdown(self) -> None:
-        """Drain and stop every plugin (SIGTERM); the active set stays as it is on disk."""
-        for host in list(self.hosts.values()):
-            v = host.current
-            if v is not None and host.state in (State.RUNNING, State.PAUSED):
-                host.trigger(Trigger.DRAIN)
-                host.drain(self.swapper.drain_timeout_s)
-                v.shutdown()
-                host.trigger(Trigger.DRAINED)
-            elif v is not None:
-                v.shutdown()
-            host.install(None)
-            host.release()

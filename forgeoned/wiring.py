@@ -45,6 +45,7 @@ from forgeoned.loader import PluginLoader
 from forgeoned.plugin_dir import PluginDirectory
 from forgeoned.plugin_host import PluginHost
 from forgeoned.reconciler import Reconciler
+from forgeoned.rejections import RejectionReport
 from forgeoned.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -122,7 +123,8 @@ class Parts:
         )  # fmt: skip
         self.reconciler = Reconciler(
             self.swapper, self.directory, self.active, self.audit, self.stats, clock,
-            config.restart, self._make_host, plugin_stats=self.plugin_stats,
+            config.restart, self._make_host, RejectionReport(self.audit, self.stats),
+            plugin_stats=self.plugin_stats,
             prefetch=self._prefetch,
         )  # fmt: skip
         self.watcher = DirectoryWatcher(

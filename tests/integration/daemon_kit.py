@@ -254,6 +254,7 @@ def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
     daemon.swapper.audit = waiter
     daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it
     daemon.reconciler.audit = waiter
+    daemon.reconciler.rejections.audit = waiter
     daemon.swapper.loader.audit = waiter  # type: ignore[attr-defined]
     errors: list[BaseException] = []
 

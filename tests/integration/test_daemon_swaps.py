@@ -112,6 +112,18 @@ def test_same_version_dropped_twice_is_one_plugin(env: Env) -> None:
         assert d.invoke("hello") == b"hello@1.0.0:x"  # b.wasm still provides it
 
 
+def test_same_version_with_other_bytes_in_a_second_file_is_refused_once(env: Env) -> None:
+    drop(env.plugins, "a.wasm", plugin("hello", "1.0.0"))
+    with in_process(env) as d:
+        drop(env.plugins, "b.wasm", plugin("hello", "1.0.0", init=1))  # other bytes
+        [event] = d.events.wait("plugin.rejected", "hello", reason="downgrade")
+        assert "b.wasm: same version as a.wasm" in event.message
+        d.sync()
+        assert d.events.labels("hello").count("plugin.rejected") == 1
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        assert d.daemon.stats.rejected["downgrade"] == 1
+
+
 def test_two_files_with_the_same_name_highest_wins(env: Env) -> None:
     drop(env.plugins, "hello-1.wasm", plugin("hello", "1.0.0"))
     drop(env.plugins, "hello-2.wasm", plugin("hello", "2.0.0"))
