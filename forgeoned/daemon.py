@@ -30,7 +30,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import Clock
-from forgeoned.errors import ConfigError, ForgeonedError
+from forgeoned.errors import ArtifactError, ConfigError, ForgeonedError
 from forgeoned.wiring import Parts, fault_hook_from_env
 
 log = logging.getLogger("forgeoned")
@@ -120,6 +120,7 @@ class Daemon(Parts):
             refused = exc
         self.reconciler.forget_attempts()
         self.directory.clear()  # re-verify every file against the (new) trust
+        self._withdraw_untrusted()
         self.rescan()
         reason = refused.code if refused is not None else None
         self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason,
@@ -127,6 +128,25 @@ class Daemon(Parts):
         self.notifier.ready(self.status_line())
         if refused is not None:
             raise refused
+
+    def _withdraw_untrusted(self) -> None:
+        """Stop every running version whose exact bytes the (new) trust refuses, e.g. signed
+        only by a key that was just revoked: revoking a key must not leave its code running."""
+        for name, record in sorted(self.active.current.active.items()):
+            host = self.reconciler.hosts.get(name)
+            blob = self.active.blob(record.sha256)
+            if host is None or blob is None:
+                continue
+            try:
+                self.verifier(*blob)
+            except ArtifactError as exc:
+                self.audit.record(
+                    AuditEvent(EventName.PLUGIN_REJECTED, plugin=name, version=record.version,
+                               sha256=record.sha256, reason=exc.code,
+                               message=f"running version no longer trusted: {exc}")
+                )  # fmt: skip
+                del self.reconciler.hosts[name]
+                self.swapper.remove(host)
 
     # --- lifecycle ----------------------------------------------------------------------
 

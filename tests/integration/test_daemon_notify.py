@@ -118,3 +118,24 @@ def test_notifier_abstract_namespace_and_no_socket() -> None:
     assert other.watchdog_interval() is None
     assert not other.status("x") and other.failures == 1
     other.close()
+
+
+def test_revoking_the_signing_key_on_reload_stops_its_plugin(tmp_path: Path) -> None:
+    from daemon_kit import KEY
+
+    env = Env(tmp_path)
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    d = Daemon(env)
+    try:
+        d.ready()
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        env.write_config(f'[trust]\nrevoked = ["{KEY.public_key.hex()}"]')
+        with d.client() as c:
+            c.reload()
+        assert "hello" not in d.status()
+        events = [e for e in env.audit_events() if e.get("plugin") == "hello"]
+        assert [e["event"] for e in events][-2:] == ["plugin.rejected", "plugin.removed"]
+        assert events[-2]["reason"] == "revoked_key"
+        assert "hello" not in env.state()["active"]
+    finally:
+        d.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 from daemon_kit import SLOW_LIMITS, Env, drop, in_process, plugin, spin
 
+from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State
+from forgeoned.core.swapper import Step
 from forgeoned.devtools import test_key
 from forgeoned.errors import NotFoundError, PluginTrap, TrapKind
 
@@ -157,6 +160,28 @@ def test_file_replaced_repeatedly_during_swaps_ends_on_the_last(env: Env) -> Non
         d.events.wait("plugin.upgraded", "hello", version="1.5.0")
         assert d.invoke("hello") == b"hello@1.5.0:x"
         assert env.state()["active"]["hello"]["version"] == "1.5.0"
+
+
+@pytest.mark.parametrize("step", [Step.COMPILE, Step.DRAIN, Step.COMMIT])
+def test_file_replaced_in_the_middle_of_a_swap(env: Env, step: Step) -> None:
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    with in_process(env) as d:
+        v3 = plugin("hello", "3.0.0")
+
+        def replace_during(at: Step, cand: Candidate) -> None:
+            if at is step and cand.version == "2.0.0":
+                drop(env.plugins, "hello.wasm", v3)  # the operator is faster than the swap
+
+        d.daemon.swapper.fault = replace_during
+        drop(env.plugins, "hello.wasm", plugin("hello", "2.0.0"))
+        d.events.wait("plugin.upgraded", "hello", version="3.0.0")
+        assert d.invoke("hello") == b"hello@3.0.0:x"
+        record = env.state()["active"]["hello"]
+        assert record["version"] == "3.0.0"
+        assert record["sha256"] == hashlib.sha256(v3).hexdigest()
+        versions = [e.version for e in d.events.seen if e.plugin == "hello"]
+        assert "plugin.rolled_back" not in d.events.labels("hello")
+        assert versions[-1] == "3.0.0"
 
 
 @pytest.mark.parametrize(
