@@ -257,8 +257,8 @@ class PluginHost:
         except PluginFault as exc:
             self.trigger(Trigger.FAULT, exc.code)
             self.release()
-            if self.on_fault is not None:
-                self.on_fault(self, version, exc)  # type: ignore[arg-type]
+            if self.on_fault is not None and version is not None:
+                self.on_fault(self, version, exc)
             raise
 
     def resume(self) -> None:
