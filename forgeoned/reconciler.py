@@ -140,7 +140,10 @@ class Reconciler:
             if len(new) > 1:
                 self.prefetch(new)  # compile in parallel; the swaps below find them ready
         for name in sorted(scope):
-            self._reconcile_one(name, wanted.get(name))
+            try:
+                self._reconcile_one(name, wanted.get(name))
+            except Exception:  # the per-plugin boundary: one plugin must not stop the rest
+                log.exception("reconciling plugin %s failed; retried at the next rescan", name)
 
     def _reconcile_one(self, name: str, want: Candidate | None) -> None:
         host = self.hosts.get(name)
