@@ -4,7 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := libsystemd-dev pkg-config rustc cargo libstd-rust-dev-wasm32 systemd \
-	prometheus systemd-container debootstrap dpkg-dev fakeroot python3-venv python3-dev gcc
+	prometheus systemd-container debootstrap dpkg-dev fakeroot python3-venv python3-dev gcc \
+	lintian curl
 SAMPLE := examples/sample-plugin
 SAMPLE_WASM := $(SAMPLE)/target/wasm32-unknown-unknown/release/forgeone_sample_plugin.wasm
 DEV_KEYS := dev-keys
