@@ -55,7 +55,7 @@ _RESTART: Final = frozenset(
     {"max_failures", "window_s", "backoff_initial_s", "backoff_max_s", "backoff_factor", "jitter"}
 )
 _METRICS: Final = frozenset({"listen", "enabled"})
-_AUDIT: Final = frozenset({"dir", "journald"})
+_AUDIT: Final = frozenset({"dir", "journald", "verify_interval_s"})
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
 # capabilities, a small kv store, and no secrets (those are always granted by name).
@@ -99,6 +99,7 @@ class Config:
     metrics_enabled: bool = True
     audit_dir: Path | None = None  # None: STATE_DIR/audit
     audit_journald: bool = True
+    audit_verify_interval_s: float = 600.0  # chain check period (0: only at start)
 
     @property
     def development(self) -> bool:
@@ -264,6 +265,9 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,
         audit_journald=a.boolean("journald", d.audit_journald),
+        audit_verify_interval_s=a.number(
+            "verify_interval_s", d.audit_verify_interval_s, 0, 86_400 * 7
+        ),
     )
 
 

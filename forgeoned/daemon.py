@@ -24,6 +24,7 @@ from queue import Empty, SimpleQueue
 from types import FrameType
 from typing import TypeVar
 
+from forgeoned.chain_watch import describe
 from forgeoned.config import Config, load_config
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.clock import SystemClock
@@ -37,6 +38,7 @@ log = logging.getLogger("forgeoned")
 T = TypeVar("T")
 REQUEST_TIMEOUT_S = 300.0
 MAX_SETTLE_S = 1.0  # a burst of files postpones swaps by at most this much
+CHAIN_CHECK_WAIT_S = 60.0  # READY=1 waits this long at most for the start-up chain check
 
 
 class Loop:
@@ -155,11 +157,14 @@ class Daemon(Parts):
         running = sum(s is State.RUNNING for s in states)
         failed = sum(s is State.FAILED for s in states)
         quarantined = sum(s is State.QUARANTINED for s in states)
-        return f"{running} plugins running, {failed} failed, {quarantined} quarantined"
+        line = f"{running} plugins running, {failed} failed, {quarantined} quarantined"
+        chain = self.chain.last
+        return line if chain is None or chain.ok else f"{line}; {describe(chain)}"
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
         self.loop.thread_id = threading.get_ident()
+        self.chain.start()  # verifies the audit chain alongside the plugin start
         with self.active.batch():
             self._retry |= self.reconciler.rescan(reconcile=False)
             restored = self.reconciler.start_persisted()
@@ -168,6 +173,8 @@ class Daemon(Parts):
         self.watcher.start()
         self.start_servers()
         self.ticks.start()
+        if not self.chain.wait_runs(1, CHAIN_CHECK_WAIT_S):
+            log.warning("audit chain verification still running; READY=1 without it")
         self.audit.record(
             AuditEvent(
                 EventName.DAEMON_STARTED,
@@ -233,7 +240,8 @@ class Daemon(Parts):
         return 0
 
     def drain_all(self) -> None:
-        """Drain and stop every plugin (SIGTERM); the active set stays as it is on disk."""
+        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``; the
+        active set stays as it is on disk (the next start brings the same versions back)."""
         for host in list(self.reconciler.hosts.values()):
             v = host.current
             if v is not None and host.state in (State.RUNNING, State.PAUSED):
@@ -241,6 +249,17 @@ class Daemon(Parts):
                 host.drain(self.swapper.drain_timeout_s)
                 v.shutdown()
                 host.trigger(Trigger.DRAINED)
+                stopped = AuditEvent(
+                    EventName.PLUGIN_STOPPED,
+                    plugin=host.name,
+                    version=v.version,
+                    sha256=v.sha256,
+                    reason="shutdown",
+                )
+                try:
+                    self.audit.record(stopped)
+                except ForgeonedError as exc:  # a full audit disk must not stop the drain
+                    log.warning("cannot audit the stop of %s: %s", host.name, exc)
             elif v is not None:
                 v.shutdown()
             host.install(None)

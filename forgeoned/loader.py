@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
+from typing import Any
 
 from forgeoned.adapters.compile_worker import CompileWorkers
 from forgeoned.adapters.hostabi import HostServices
@@ -176,6 +177,12 @@ class PluginLoader:
         st = self.state()
         verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
         return Verified(candidate, artifact, verdict, detached)
+
+    def details(self, verified: object) -> dict[str, Any]:
+        """The signature facts audit events carry (the compliance report reads them)."""
+        assert isinstance(verified, Verified)
+        art = verified.artifact
+        return {"signers": list(art.signers), "signed": art.signed}
 
     def _module(self, art: VerifiedArtifact) -> CompiledModule:
         payload = self.workers.compile(art.module, art.sha256)

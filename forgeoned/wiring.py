@@ -31,6 +31,7 @@ from forgeoned.adapters.state_store import StateStore
 from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
 from forgeoned.adapters.watcher import DirectoryWatcher
 from forgeoned.backend import DaemonBackend
+from forgeoned.chain_watch import ChainWatch
 from forgeoned.config import Config
 from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
 from forgeoned.core.control_config import parse_control_config
@@ -97,6 +98,7 @@ class Parts:
         self.journal = JournalWriter(self.stats) if config.audit_journald else None
         sink = JournaldSink(self.journal) if self.journal is not None else None
         self.audit = AuditTrail(self.audit_log, sink, self.stats)
+        self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)
         self.plugin_stats: dict[str, PluginStats] = {}
         self._journal_log = (
             PluginLogSink(self.journal, self._stats_for, clock) if self.journal else None
@@ -234,7 +236,9 @@ class Parts:
             mode=new.mode, plugin_policies=new.plugin_policies, default_policy=new.default_policy,
             drain_timeout_s=new.drain_timeout_s, rescan_interval_s=new.rescan_interval_s,
             restart=new.restart, trust=new.trust, plugin_env=new.plugin_env,
+            audit_verify_interval_s=new.audit_verify_interval_s,
         )  # fmt: skip
+        self.chain.interval_s = new.audit_verify_interval_s
         self.swapper.drain_timeout_s = new.drain_timeout_s
         self.reconciler.policy = new.restart
 
@@ -242,6 +246,7 @@ class Parts:
         """Stop taking new work: watcher, ticks, control socket, metrics."""
         self.watcher.close()
         self.ticks.close()
+        self.chain.close()
         for server in (self.control, self.metrics):
             if server is not None:
                 with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ four with small fakes.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State, Trigger
@@ -37,6 +37,11 @@ class Loader(Protocol):
 
     def verify(self, candidate: Candidate) -> object:
         """Read, verify signature/manifest/rollback floor; raises :class:`ArtifactError`."""
+        ...
+
+    def details(self, verified: object) -> dict[str, Any]:
+        """What the audit events of this version record about its signature: at least
+        ``signers`` (trusted key names) and ``signed`` (False: loaded in development mode)."""
         ...
 
     def compile(self, verified: object) -> object:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
@@ -92,14 +92,14 @@ class Swapper:
         cand: Candidate | Version | None,
         reason: str | None = None,
         message: str = "",
+        details: dict[str, Any] | None = None,
     ) -> None:
         version = cand.version if cand is not None else None
         sha = cand.sha256 if cand is not None else None
         self.audit.record(
-            AuditEvent(
-                event, plugin=name, version=version, sha256=sha, reason=reason, message=message
-            )
-        )
+            AuditEvent(event, plugin=name, version=version, sha256=sha, reason=reason,
+                       message=message, details=dict(details or {}))
+        )  # fmt: skip
 
     def _finish(
         self, name: str, outcome: Outcome, t0: float, err: ForgeonedError | None = None
@@ -115,25 +115,26 @@ class Swapper:
         summarised by one ``daemon.started`` event); failures are always audited.
         """
         t0 = self.clock.monotonic()
+        details: dict[str, Any] = {}  # signers of ``cand`` once verified, for every event
         try:
             self.fault(Step.VERIFY, cand)
             verified = self.loader.verify(cand)
+            details = self.loader.details(verified)
             self.fault(Step.COMPILE, cand)
             compiled = self.loader.compile(verified)
             self.fault(Step.INSTANTIATE, cand)
             new = self.loader.instantiate(compiled)
         except (ArtifactError, LoadError) as exc:
             self.stats.rejected[exc.code] += 1
-            self._event(
-                EventName.PLUGIN_REJECTED, slot.name, cand, reason=exc.code, message=str(exc)
-            )
+            self._event(EventName.PLUGIN_REJECTED, slot.name, cand, reason=exc.code,
+                        message=str(exc), details=details)  # fmt: skip
             return self._finish(slot.name, Outcome.REJECTED, t0, exc)
         except PluginFault as exc:
             if slot.state in SERVING_OR_PAUSED:
-                return self._rolled_back(slot, cand, exc, t0)
+                return self._rolled_back(slot, cand, exc, t0, details)
             self._enter_starting(slot, cand)
-            return self._failed(slot, cand, exc, t0)
-        return self._cut_over(slot, cand, new, t0, quiet)
+            return self._failed(slot, cand, exc, t0, details)
+        return self._cut_over(slot, cand, new, t0, quiet, details)
 
     def _enter_starting(self, slot: Slot, cand: Candidate) -> Version | None:
         """Take the slot to STARTING; returns the healthy old version that was drained."""
@@ -154,7 +155,13 @@ class Swapper:
         return None
 
     def _cut_over(
-        self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool
+        self,
+        slot: Slot,
+        cand: Candidate,
+        new: Version,
+        t0: float,
+        quiet: bool,
+        details: dict[str, Any],
     ) -> SwapResult:
         previous = slot.current  # healthy, failed or quarantined: what this replaces
         old = self._enter_starting(slot, cand)
@@ -166,30 +173,44 @@ class Swapper:
         except (PluginFault, StateError) as exc:
             new.shutdown()
             if old is None:
-                return self._failed(slot, cand, exc, t0)
-            return self._restore(slot, cand, old, exc, t0)
+                return self._failed(slot, cand, exc, t0, details)
+            return self._restore(slot, cand, old, exc, t0, details)
         slot.install(new)
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE, cand)
         slot.release()
         if previous is None:
             if not quiet:
-                self._event(EventName.PLUGIN_INSTALLED, slot.name, new)
+                self._event(EventName.PLUGIN_INSTALLED, slot.name, new, details=details)
             return self._finish(slot.name, Outcome.INSTALLED, t0)
         if not quiet:
             message = f"{previous.version} -> {new.version}"
-            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, message=message)
+            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, message=message, details=details)
         return self._finish(slot.name, Outcome.UPGRADED, t0)
 
-    def _failed(self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float) -> SwapResult:
+    def _failed(
+        self,
+        slot: Slot,
+        cand: Candidate,
+        exc: ForgeonedError,
+        t0: float,
+        details: dict[str, Any],
+    ) -> SwapResult:
         """No healthy version to fall back to: STARTING → FAILED (the supervisor takes over)."""
         slot.trigger(Trigger.FAULT, exc.code)
         slot.release()
-        self._event(EventName.PLUGIN_FAILED, slot.name, cand, reason=exc.code, message=str(exc))
+        self._event(EventName.PLUGIN_FAILED, slot.name, cand, reason=exc.code, message=str(exc),
+                    details=details)  # fmt: skip
         return self._finish(slot.name, Outcome.FAILED, t0, exc)
 
     def _restore(
-        self, slot: Slot, cand: Candidate, old: Version, exc: ForgeonedError, t0: float
+        self,
+        slot: Slot,
+        cand: Candidate,
+        old: Version,
+        exc: ForgeonedError,
+        t0: float,
+        details: dict[str, Any],
     ) -> SwapResult:
         """The new version failed after the old one was stopped: bring the old one back."""
         try:
@@ -210,19 +231,28 @@ class Swapper:
         slot.install(revived)
         slot.trigger(Trigger.STARTED)
         slot.release()
-        return self._rolled_back(slot, cand, exc, t0)
+        return self._rolled_back(slot, cand, exc, t0, details)
 
     def _rolled_back(
-        self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float
+        self,
+        slot: Slot,
+        cand: Candidate,
+        exc: ForgeonedError,
+        t0: float,
+        details: dict[str, Any],
     ) -> SwapResult:
+        """The event names the version that failed (with its signers in ``details``) and,
+        under ``details["serving"]``, the version that keeps serving."""
         current = slot.current
         keeps = current.version if current is not None else "the old version"
+        serving = {"version": current.version, "sha256": current.sha256} if current else {}
         self._event(
             EventName.PLUGIN_ROLLED_BACK,
             slot.name,
             cand,
             reason=exc.code,
             message=f"{cand.version} failed ({exc}); {keeps} keeps serving",
+            details={**details, "serving": serving} if serving else details,
         )
         return self._finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
@@ -105,6 +106,10 @@ class FakeLoader:
         if candidate.sha256 in self.verify_errors:
             raise self.verify_errors[candidate.sha256]
         return candidate
+
+    def details(self, verified: object) -> dict[str, Any]:
+        assert isinstance(verified, Candidate)
+        return {"signers": [f"key-of-{verified.version}"], "signed": True}
 
     def compile(self, verified: object) -> object:
         assert isinstance(verified, Candidate)

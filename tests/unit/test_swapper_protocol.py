@@ -235,3 +235,40 @@ def test_drain_timeout_interrupts_the_in_flight_call() -> None:
     assert len(errors) == 1 and "interrupted" in str(errors[0])
     assert w.host.state is State.RUNNING  # an interruption we caused is not a plugin fault
     assert w.host.call(b"g") == b"2.0.0:g"
+
+
+def test_activation_events_carry_the_signers_of_their_version() -> None:
+    w = World()
+    w.swapper.swap(w.host, cand("hello", "1.0.0"))
+    w.swapper.swap(w.host, cand("hello", "2.0.0"))
+    installed, upgraded = w.audit.events
+    assert installed.event is EventName.PLUGIN_INSTALLED
+    assert installed.details == {"signers": ["key-of-1.0.0"], "signed": True}
+    assert upgraded.event is EventName.PLUGIN_UPGRADED
+    assert upgraded.details == {"signers": ["key-of-2.0.0"], "signed": True}
+
+
+@pytest.mark.parametrize("fails", ["init", "start"])
+def test_rolled_back_names_the_failed_signers_and_the_version_that_serves(fails: str) -> None:
+    w = World()
+    v1 = w.install_v1()
+    bad = cand("hello", "2.0.0")
+    errors = w.loader.init_errors if fails == "init" else w.loader.start_errors
+    errors[bad.sha256] = INIT_FAILS if fails == "init" else START_FAILS
+    w.swapper.swap(w.host, bad)
+    [event] = w.audit.events
+    assert event.event is EventName.PLUGIN_ROLLED_BACK and event.version == "2.0.0"
+    assert event.details == {
+        "signers": ["key-of-2.0.0"],
+        "signed": True,
+        "serving": {"version": "1.0.0", "sha256": v1.sha256},
+    }
+
+
+def test_a_rejection_before_verification_has_no_signers() -> None:
+    w = World()
+    bad = cand("hello", "1.0.0")
+    w.loader.verify_errors[bad.sha256] = SignatureError("module is not signed", "unsigned")
+    w.swapper.swap(w.host, bad)
+    [event] = w.audit.events
+    assert event.event is EventName.PLUGIN_REJECTED and event.details == {}
