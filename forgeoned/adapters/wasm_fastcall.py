@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import wasmtime
 from wasmtime import _bindings as bindings
@@ -26,20 +26,32 @@ from forgeoned.errors import TrapKind
 
 _V = ctypes.c_void_p
 _dll: Final = ffi.dll
+# The same library loaded as a PyDLL: its functions are called WITHOUT releasing the GIL.
+# Only for C functions that return at once and never run wasm or call back into Python (fuel,
+# memory size/base): releasing and re-taking the GIL costs more than such a call itself.
+# Anything that runs wasm must go through `_dll`, or no other thread (the epoch ticker
+# included) could run while a plugin computes.
+_quick_dll: Final = ctypes.PyDLL(_dll._name, handle=_dll._handle)
 
 
-def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
-    func = _dll[name]  # indexing makes a new function object: wasmtime-py's stays untouched
+def _proto(name: str, restype: Any, *argtypes: Any, dll: Any = _dll) -> Any:
+    func = dll[name]  # indexing makes a new function object: wasmtime-py's stays untouched
     func.restype = restype
     func.argtypes = list(argtypes)
     return func
 
 
 call_unchecked: Final = _proto("wasmtime_func_call_unchecked", _V, _V, _V, _V, ctypes.c_size_t, _V)
-set_fuel: Final = _proto("wasmtime_context_set_fuel", _V, _V, ctypes.c_uint64)  # pass a c_uint64
-get_fuel: Final = _proto("wasmtime_context_get_fuel", _V, _V, _V)
-memory_data: Final = _proto("wasmtime_memory_data", _V, _V, _V)
-memory_data_size: Final = _proto("wasmtime_memory_data_size", ctypes.c_size_t, _V, _V)
+# pass a c_uint64 to set_fuel
+set_fuel: Final = _proto("wasmtime_context_set_fuel", _V, _V, ctypes.c_uint64, dll=_quick_dll)
+get_fuel: Final = _proto("wasmtime_context_get_fuel", _V, _V, _V, dll=_quick_dll)
+memory_data: Final = _proto("wasmtime_memory_data", _V, _V, _V, dll=_quick_dll)
+memory_data_size: Final = _proto(
+    "wasmtime_memory_data_size", ctypes.c_size_t, _V, _V, dll=_quick_dll
+)
+_export_get: Final = _proto(
+    "wasmtime_instance_export_get", ctypes.c_bool, _V, _V, ctypes.c_char_p, ctypes.c_size_t, _V
+)
 _trap_code: Final = _proto("wasmtime_trap_code", ctypes.c_bool, _V, _V)
 _trap_message: Final = _proto("wasm_trap_message", None, _V, _V)
 _trap_delete: Final = _proto("wasm_trap_delete", None, _V)
@@ -74,6 +86,9 @@ _define_unchecked: Final = _proto(
 _set_epoch_callback: Final = _proto(
     "wasmtime_store_epoch_deadline_callback", None, _V, EpochCallback, _V, _V
 )
+
+EXTERN_FUNC: Final = int(ffi.WASMTIME_EXTERN_FUNC.value)
+EXTERN_MEMORY: Final = int(ffi.WASMTIME_EXTERN_MEMORY.value)
 
 TRAP_KINDS: Final[dict[wasmtime.TrapCode, TrapKind]] = {
     wasmtime.TrapCode.STACK_OVERFLOW: TrapKind.STACK_OVERFLOW,
@@ -161,6 +176,21 @@ class RawFunc:
         self.raw_addr = ctypes.addressof(self.raw)
         self.trap = ctypes.c_void_p()
         self.trap_addr = ctypes.addressof(self.trap)
+
+
+def export_item(
+    context: int, instance: Any, name: str, kind: int
+) -> bindings.wasmtime_extern | None:
+    """The export ``name`` of a raw ``wasmtime_instance_t`` if it is of ``kind``
+    (:data:`EXTERN_FUNC`, :data:`EXTERN_MEMORY`), else None.
+
+    One C call per name, with no type look-up: the module's export types are known from
+    compile time. The returned struct holds the handle (``.of.func`` / ``.of.memory``).
+    """
+    item = bindings.wasmtime_extern()
+    raw = name.encode()
+    found = _export_get(context, ctypes.addressof(instance), raw, len(raw), ctypes.addressof(item))
+    return item if found and cast(int, item.kind) == kind else None
 
 
 def trap_from_exception(exc: BaseException) -> int:

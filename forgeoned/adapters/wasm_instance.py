@@ -18,14 +18,14 @@ from __future__ import annotations
 import bisect
 import ctypes
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import wasmtime
 
 from forgeoned.adapters import wasm_fastcall as fast
 from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.wasm_hostlink import GuestMemoryView, HostLink
+from forgeoned.adapters.wasm_hostlink import ACTIVE, GuestMemoryView, HostLink
 from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import (
@@ -44,6 +44,7 @@ _bisect: Final = bisect.bisect_left
 _set_fuel: Final = fast.set_fuel
 _get_fuel: Final = fast.get_fuel
 _call: Final = fast.call_unchecked
+_active: Final = ACTIVE
 
 
 class PluginInstance:
@@ -52,12 +53,10 @@ class PluginInstance:
     def __init__(
         self,
         store: wasmtime.Store,
-        linker: wasmtime.Linker,
         limits: Limits,
         host: HostServices,
     ) -> None:
         self._store = store
-        self._linker = linker
         self._ctx = fast.address(store._context())
         self._fuel_per_call = limits.fuel_per_call
         self._fuel_c = ctypes.c_uint64(limits.fuel_per_call)  # prebuilt: no conversion per call
@@ -80,18 +79,20 @@ class PluginInstance:
         self._epoch_hook = fast.EpochCallback(self._on_epoch)
         fast.set_epoch_callback(store, self._epoch_hook)
         store.set_epoch_deadline(1)
-        self._link.define_all(linker)
 
-    def attach(self, instance: wasmtime.Instance) -> None:
-        """Bind the exports of a fresh instance (called once by the runtime)."""
-        memory = instance.exports(self._store)[MEMORY_EXPORT]
-        assert isinstance(memory, wasmtime.Memory)
-        self._memory.bind(memory._memory)
-        for name, item in instance.exports(self._store).items():
-            if isinstance(item, wasmtime.Func):
-                ty = item.type(self._store)
-                slots = max(len(ty.params), len(ty.results))
-                self._funcs[name] = fast.RawFunc(name, item._func, slots)
+    def attach(self, instance: wasmtime.Instance, funcs: Mapping[str, int]) -> None:
+        """Bind the exports of a fresh instance (called once by the runtime): the memory and
+        ``funcs`` (exported function name → raw slots), known from the compiled module."""
+        raw = instance._instance
+        memory = fast.export_item(self._ctx, raw, MEMORY_EXPORT, fast.EXTERN_MEMORY)
+        if memory is None:
+            raise LoadError(f"plugin {self.services.plugin}: no exported memory")
+        self._memory.bind(memory.of.memory)
+        for name, slots in funcs.items():
+            item = fast.export_item(self._ctx, raw, name, fast.EXTERN_FUNC)
+            if item is None:
+                raise LoadError(f"plugin {self.services.plugin}: no exported function {name!r}")
+            self._funcs[name] = fast.RawFunc(name, item.of.func, slots)
 
     # --- deadlines --------------------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class PluginInstance:
     def prepare_entry(self) -> None:
         """Arm fuel and deadline for code the runtime runs outside `_run` (start function)."""
         fast.set_fuel(self._ctx, self._fuel_c)
+        _active.link = self._link  # the start function's host calls are this Store's
         self._stop_reason = None
         self._deadline = _now() + self._timeout
         self._calling = True
@@ -139,6 +141,7 @@ class PluginInstance:
         self._deadline = start + self._timeout
         self._calling = True
         _set_fuel(ctx, self._fuel_c)
+        _active.link = self._link  # whose host calls these are: see wasm_hostlink
         error = _call(ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
         self._calling = False
         _get_fuel(ctx, self._fuel_addr)
@@ -267,7 +270,6 @@ class PluginInstance:
             return
         self._closed = True
         self._store.close()
-        self._linker.close()
 
     def __enter__(self) -> PluginInstance:
         return self

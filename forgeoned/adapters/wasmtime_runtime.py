@@ -20,6 +20,7 @@ from typing import Final
 import wasmtime
 
 from forgeoned.adapters.hostabi import HostServices
+from forgeoned.adapters.wasm_hostlink import define_host_functions
 from forgeoned.adapters.wasm_instance import PluginInstance
 from forgeoned.core.abi import (
     MEMORY_EXPORT,
@@ -78,11 +79,12 @@ class EpochTicker:
 
 
 class CompiledModule:
-    """A compiled, ABI-checked module; instantiate it any number of times."""
+    """A compiled, ABI-checked module, pre-linked to the runtime's host functions
+    (``InstancePre``: imports resolved once); instantiate it any number of times."""
 
-    __slots__ = ("memory_min_bytes", "module", "shape")
+    __slots__ = ("func_slots", "memory_min_bytes", "module", "pre", "shape")
 
-    def __init__(self, module: wasmtime.Module) -> None:
+    def __init__(self, module: wasmtime.Module, linker: wasmtime.Linker) -> None:
         exports = module.exports
         imports = module.imports
         self.shape: AbiShape = validate_abi(
@@ -92,7 +94,18 @@ class CompiledModule:
         memory = next(e.type for e in exports if e.name == MEMORY_EXPORT)
         assert isinstance(memory, wasmtime.MemoryType)
         self.memory_min_bytes: int = memory.limits.min * WASM_PAGE
+        # Raw call slots per exported function (max of params and results), so that an
+        # instance binds its exports without asking wasmtime for their types again.
+        self.func_slots: dict[str, int] = {
+            e.name: max(len(e.type.params), len(e.type.results))
+            for e in exports
+            if isinstance(e.type, wasmtime.FuncType)
+        }
         self.module = module
+        try:
+            self.pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:  # validate_abi admits only imports we define
+            raise LoadError(f"cannot link module: {_summary(exc)}") from exc
 
     @property
     def has_handle(self) -> bool:
@@ -126,6 +139,10 @@ class WasmtimeRuntime:
         config.wasm_memory64 = False
         config.wasm_multi_memory = False
         self._engine = wasmtime.Engine(config)
+        # One Linker for every Store of this Engine: the host functions are defined once
+        # (see wasm_hostlink for how a shared callback finds the calling plugin).
+        self._linker = wasmtime.Linker(self._engine)
+        define_host_functions(self._linker)
         self._max_module_bytes = max_module_bytes
         self.epoch_interval_s = epoch_interval_s
         self._ticker = EpochTicker(self._engine, epoch_interval_s)
@@ -148,7 +165,7 @@ class WasmtimeRuntime:
             module = wasmtime.Module(self._engine, wasm)
         except wasmtime.WasmtimeError as exc:
             raise MalformedModuleError(f"invalid WebAssembly module: {_summary(exc)}") from exc
-        return CompiledModule(module)
+        return CompiledModule(module, self._linker)
 
     def deserialize(self, data: bytes) -> CompiledModule:
         """Load :meth:`CompiledModule.serialize` output. Only ever pass bytes this host wrote:
@@ -157,7 +174,7 @@ class WasmtimeRuntime:
             module = wasmtime.Module.deserialize(self._engine, data)
         except wasmtime.WasmtimeError as exc:
             raise LoadError(f"cannot load precompiled module: {_summary(exc)}") from exc
-        return CompiledModule(module)
+        return CompiledModule(module, self._linker)
 
     def instantiate(
         self, module: CompiledModule, limits: Limits, host: HostServices
@@ -176,18 +193,17 @@ class WasmtimeRuntime:
             tables=4,
             memories=1,
         )
-        linker = wasmtime.Linker(self._engine)
-        instance = PluginInstance(store, linker, limits, host)
+        instance = PluginInstance(store, limits, host)
         try:
             # A start function runs here: it gets the same fuel and deadline as any call.
             instance.prepare_entry()
             try:
-                raw = linker.instantiate(store, module.module)
+                raw = module.pre.instantiate(store)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 raise instance.entry_failed(exc) from exc
             finally:
                 instance.entry_done()
-            instance.attach(raw)
+            instance.attach(raw, module.func_slots)
         except BaseException:
             instance.close()
             raise
@@ -198,6 +214,7 @@ class WasmtimeRuntime:
         if not self._closed:
             self._closed = True
             self._ticker.stop()
+            self._linker.close()  # compiled modules and instances keep what they use alive
 
     def __enter__(self) -> WasmtimeRuntime:
         return self
