@@ -3,7 +3,8 @@
 :class:`HostCalls` holds the semantics of the nine host functions over a :class:`GuestMemory`
 (the plugin's linear memory, or a bytearray in unit tests). It never raises for anything a
 plugin can pass: a bad pointer, length, level or UTF-8 is ``-3``, a missing capability is
-``-2`` plus a ``hostcall.denied`` audit event, an exhausted quota ``-4``. Only a failure of the
+``-2`` plus a ``hostcall.denied`` audit event (at most 10 per function per minute, then one
+summary: see ``core/denial_throttle``), an exhausted quota ``-4``. Only a failure of the
 host itself (say the kv disk is gone) escapes, and the runtime turns that into a trap.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 from forgeoned.adapters.kvstore import KvQuotaError, KvStore
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
 from forgeoned.core.clock import SystemClock
+from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import SECRET_RE, Capabilities
 from forgeoned.core.ports import AuditSink, Clock
@@ -51,6 +53,9 @@ class HostServices:
     log: Callable[[str, int, str], None]  # (plugin, level 0..4, message)
     clock: Clock
     stats: PluginStats
+    # Which denials are audited. One per HostServices, i.e. shared by the instances of one
+    # loaded plugin version; pass one explicitly to share it more widely.
+    denials: DenialThrottle = field(default_factory=DenialThrottle)
 
 
 class GuestMemory(Protocol):
@@ -88,17 +93,50 @@ class HostCalls:
 
     def _deny(self, function: str, what: str) -> int:
         svc = self.services
+        self._counts[(function, _DENIED)] += 1  # counted first: an audit failure traps
+        audit, due = svc.denials.deny(function, svc.clock.monotonic())
+        for summary in due:
+            self._audit_summary(summary)
+        if audit:
+            svc.audit.record(
+                AuditEvent(
+                    EventName.HOSTCALL_DENIED,
+                    plugin=svc.plugin,
+                    version=svc.version,
+                    reason="capability",
+                    message=f"plugin {svc.plugin} was denied {function}({what})",
+                    details={"function": function, "target": what},
+                )
+            )
+        return DENIED
+
+    def _audit_summary(self, summary: DenialSummary) -> None:
+        svc = self.services
         svc.audit.record(
             AuditEvent(
                 EventName.HOSTCALL_DENIED,
                 plugin=svc.plugin,
                 version=svc.version,
                 reason="capability",
-                message=f"plugin {svc.plugin} was denied {function}({what})",
-                details={"function": function, "target": what},
+                message=(
+                    f"plugin {svc.plugin} was denied {summary.function} {summary.suppressed} "
+                    f"more times within {summary.window_s:g} s (counted, not audited one by one)"
+                ),
+                details={
+                    "function": summary.function,
+                    "suppressed": summary.suppressed,
+                    "window_s": summary.window_s,
+                },
             )
         )
-        return self._done(function, _DENIED, DENIED)
+
+    def report_suppressed(self, final: bool = False) -> None:
+        """Audit the summaries that are due (``final``: all suppressed denials so far, when
+        the instance goes away)."""
+        svc = self.services
+        denials = svc.denials
+        for summary in denials.drain() if final else denials.due(svc.clock.monotonic()):
+            self._audit_summary(summary)
 
     def _text(self, ptr: int, length: int) -> str | None:
         data = self.memory.read(ptr & _U32, length & _U32)

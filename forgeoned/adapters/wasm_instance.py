@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -38,6 +39,7 @@ from forgeoned.errors import (
     TrapKind,
 )
 
+log = logging.getLogger(__name__)
 _U32: Final = 0xFFFFFFFF
 _now: Final = time.perf_counter
 _bisect: Final = bisect.bisect_left
@@ -201,12 +203,14 @@ class PluginInstance:
 
     def call(self, export: LifecycleExport) -> None:
         """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero."""
+        self.host.report_suppressed()  # denial summaries now due (rare: see hostabi)
         self._run(self._funcs[export.value], status=True)
 
     def tick(self) -> None:
         func = self._funcs.get("tick")
         if func is None:
             raise NotFoundError(f"plugin {self.services.plugin} exports no 'tick'")
+        self.host.report_suppressed()
         self._run(func, status=True)
 
     def export_i32(self, export: str) -> Callable[..., int]:
@@ -269,7 +273,12 @@ class PluginInstance:
         if self._closed:
             return
         self._closed = True
-        self._store.close()
+        try:
+            self.host.report_suppressed(final=True)
+        except Exception:  # the audit sink failed: closing must still free the Store
+            log.exception("plugin %s: could not audit suppressed denials", self.services.plugin)
+        finally:
+            self._store.close()
 
     def __enter__(self) -> PluginInstance:
         return self
