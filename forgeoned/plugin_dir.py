@@ -2,7 +2,9 @@
 
 A file is re-read only when its identity (inode, size, mtime, and its detached signature's)
 changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A rejection is
-reported once per version of a file, not at every rescan.
+reported once per version of a file, not at every rescan. A file that fails while it is still
+open for writing (``writing``, the watcher's view) is held, not rejected: it is judged again
+when it is closed (the watcher reports that) or at the next rescan.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class PluginDirectory:
         self.entries: dict[str, Entry] = {}
         self._verified: dict[str, Known] = {}  # by file name
         self._by_sha: dict[str, Known] = {}
+        self.writing: Callable[[str], bool] = lambda name: False
+        self.held: set[str] = set()  # failed while still being written; not yet judged
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
@@ -82,6 +86,10 @@ class PluginDirectory:
             except FileNotFoundError:
                 self._forget(name)
                 continue
+            if entry.error is not None and self.writing(name):
+                self.held.add(name)  # whatever ran from the previous bytes keeps running
+                continue
+            self.held.discard(name)
             self.entries[name] = entry
             if entry.error is not None:
                 self._drop_verified(name)
@@ -108,12 +116,14 @@ class PluginDirectory:
         return Entry((art.identity, key[1]), cand)
 
     def _forget(self, name: str) -> None:
+        self.held.discard(name)
         self.entries.pop(name, None)
         self._drop_verified(name)
 
     def clear(self) -> None:
         """Forget everything (the trust changed): the next rescan re-reads every file."""
         self.entries.clear()
+        self.held.clear()
         self._verified.clear()
         self._by_sha.clear()
 

@@ -134,6 +134,7 @@ class Parts:
             lambda names: post(lambda: self.files_changed(names, defer=True)),
             debounce_s=config.debounce_ms / 1000,
         )
+        self.directory.writing = self.watcher.is_writing
         self.ticks = TickScheduler(lambda: list(self.reconciler.hosts.values()), clock)
         self.backend = DaemonBackend(self)  # type: ignore[arg-type]
         self.control: ControlServer | None = None

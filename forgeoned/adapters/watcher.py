@@ -7,7 +7,13 @@ the daemon re-reads those files; a full rescan (at start, on SIGHUP, on a timer)
 whatever was missed.
 
 A file that was created but is still being modified is held until it is closed (or stays
-quiet for ``settle_s``), so that a file written slowly in pieces is not read half-written.
+quiet for ``settle_s``), so that a file written slowly in pieces is not read half-written. A
+writer may pause longer than that: :meth:`DirectoryWatcher.is_writing` then still says the file
+is open for writing (a create/modify was seen and no close, rename or delete since, within
+``write_grace_s``), and the daemon holds a file that fails to verify instead of rejecting it
+(a spurious ``plugin.rejected`` for a half-written file is noise an operator would chase). The
+kernel reports the close even when the writer dies, so only a writer that keeps the file open
+without writing for ``write_grace_s`` gets its half-written file rejected.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from forgeoned.errors import ArtifactError, ArtifactTooLargeError
 ARTIFACT_SUFFIX: Final = ".wasm"
 SIG_SUFFIX: Final = ".wasm.sig"
 RENAME_DELAY_S: Final = 0.001  # just enough to batch the two halves of a rename
+WRITE_GRACE_S: Final = 30.0  # a file modified without a close is "being written" this long
 _IGNORED: Final = ("*~", "*.swp", "*.swx", "*.tmp", "#*#", "*.part", "*.crdownload")
 
 
@@ -184,13 +191,16 @@ class DirectoryWatcher:
         on_changes: Callable[[set[str]], None],
         debounce_s: float = 0.05,
         settle_s: float = 2.0,
+        write_grace_s: float = WRITE_GRACE_S,
     ) -> None:
         self.directory = directory
         self.on_changes = on_changes
         self.debounce_s = debounce_s
         self.settle_s = settle_s
+        self.write_grace_s = write_grace_s
         self._cond = threading.Condition()
         self._due: dict[str, float] = {}
+        self._writing: dict[str, float] = {}  # name -> last create/modify not yet closed
         self._closed = False
         self._observer = Observer()
         self._observer.schedule(_Handler(self), str(directory), recursive=False)
@@ -212,10 +222,25 @@ class DirectoryWatcher:
             delay = self.debounce_s if final else self.settle_s
         with self._cond:
             now = time.monotonic()
+            if final:
+                self._writing.pop(name, None)
+            else:
+                self._writing[name] = now
             current = self._due.get(name)
             if final or current is None or current - now < delay:
                 self._due[name] = now + delay
             self._cond.notify()
+
+    def is_writing(self, name: str) -> bool:
+        """Whether artifact ``name`` is still open for writing, as far as inotify tells."""
+        with self._cond:
+            since = self._writing.get(name)
+            if since is None:
+                return False
+            if time.monotonic() - since >= self.write_grace_s:
+                del self._writing[name]
+                return False
+            return True
 
     def _run(self) -> None:
         while True:

@@ -172,3 +172,28 @@ def test_burst_is_debounced_into_few_batches(watched: tuple[Path, Batches]) -> N
         batches.wait_for(name)
     assert batches.all() >= names
     assert len(batches.seen) < len(names)  # coalesced, not one callback per file
+
+
+def test_a_file_open_for_writing_is_reported_as_being_written(tmp_path: Path) -> None:
+    batches = Batches()
+    watcher = DirectoryWatcher(tmp_path, batches, debounce_s=0.01, settle_s=0.05)
+    watcher.start()
+    try:
+        with (tmp_path / "slow.wasm").open("wb") as f:
+            f.write(b"\0asm")
+            f.flush()
+            batches.wait_for("slow.wasm")  # reported after settle_s, still open
+            assert watcher.is_writing("slow.wasm")
+            assert not watcher.is_writing("other.wasm")
+            seen = len(batches.seen)
+        with batches.cond:  # the close is reported too, and ends "being written"
+            assert batches.cond.wait_for(lambda: len(batches.seen) > seen, 10)
+        assert not watcher.is_writing("slow.wasm")
+        with (tmp_path / "stuck.wasm").open("wb") as f:
+            f.write(b"\0asm")
+            f.flush()
+            batches.wait_for("stuck.wasm")
+            watcher.write_grace_s = 0.0  # a writer quiet for the grace counts as done
+            assert not watcher.is_writing("stuck.wasm")
+    finally:
+        watcher.close()
