@@ -21,7 +21,7 @@ def details(r: Rig) -> list[dict[str, object]]:
 
 
 def clock_of(r: Rig) -> ManualClock:
-    clock = clock_of(r)
+    clock = r.calls.services.clock
     assert isinstance(clock, ManualClock)
     return clock
 
