@@ -63,6 +63,10 @@ def test_full_lifecycle(runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: b
         assert inst.handle(b"again") == b"sample 1.0.0 #2 | again"
         inst.call(LifecycleExport.STOP)
         inst.call(LifecycleExport.UNLOAD)
+    # The counter was written by pause and stop, never by handle itself.
+    assert host.services.kv is not None
+    assert host.services.kv.get(b"invocations") == b"2"
+    assert host.stats.hostcalls[("kv_set", "ok")] == 2
     assert [m for _, _, m in host.log.lines] == [
         "sample 1.0.0 init (TZ=Europe/Paris)",
         "sample start",
@@ -87,9 +91,16 @@ def test_every_host_function_from_rust(
         assert inst.handle(b"!time") == f"time={int(host.clock.wall() * 1000)}".encode()
         first, second = inst.handle(b"!random"), inst.handle(b"!random")
         assert re.fullmatch(rb"random=[0-9a-f]{16}", first) and first != second
+        kv = host.services.kv
+        assert kv is not None
         assert inst.handle(b"x") == b"sample 1.0.0 #1 | x"
         assert inst.handle(b"x") == b"sample 1.0.0 #2 | x"
+        assert inst.handle(b"!kv-set") == b"sample 1.0.0 #3 | !kv-set"
+        assert kv.get(b"invocations") == b"3"  # durable before the reply
+        assert inst.handle(b"!kv-set") == b"sample 1.0.0 #4 | !kv-set"
+        assert kv.get(b"invocations") == b"4"
         assert inst.handle(b"!kv-reset") == b"kv-reset"
+        assert kv.get(b"invocations") is None
         assert inst.handle(b"y") == b"sample 1.0.0 #1 | y"
         assert inst.handle(b"!grow 1").startswith(b"grow=")
         assert inst.handle(b"!grow 70000") == b"grow=-1"  # past the memory cap
@@ -106,7 +117,9 @@ def test_without_capabilities_the_plugin_is_told_no(
         assert inst.handle(b"!env") == b"TZ!denied"
         assert inst.handle(b"!secret") == b"secret!denied"
         assert inst.handle(b"!random") == b"random!denied"
-        assert inst.handle(b"z") == b"sample 1.0.0 #?denied | z"
+        assert inst.handle(b"z") == b"sample 1.0.0 #1 | z"  # counted in memory all the same
+        assert inst.handle(b"!kv-set") == b"sample 1.0.0 #?denied | !kv-set"
+        inst.call(LifecycleExport.STOP)  # cannot save the counter: logs it, still succeeds
     denied = {e.details["function"] for e in host.audit.events}
     assert denied == {"log", "env_get", "secret_get", "random_fill", "kv_get", "kv_set"}
 
@@ -118,9 +131,61 @@ def test_counter_survives_a_new_instance(
     for expected in (b"#1", b"#2"):
         host = make_host(tmp_path, caps=CAPS)  # same kv directory, new store and instance
         with runtime.instantiate(module, Limits(), host.services) as inst:
+            inst.call(LifecycleExport.INIT)
+            inst.call(LifecycleExport.START)  # loads the counter
             assert expected in inst.handle(b"count")
+            inst.call(LifecycleExport.STOP)  # saves it
         assert host.services.kv is not None
         host.services.kv.close()
+
+
+def test_plain_calls_do_not_touch_the_disk(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    host = make_host(tmp_path, caps=CAPS)
+    kv = host.services.kv
+    assert kv is not None
+    with runtime.instantiate(runtime.compile(sample_wasm), Limits(), host.services) as inst:
+        inst.call(LifecycleExport.INIT)
+        inst.call(LifecycleExport.START)
+        for n in range(1, 51):
+            assert inst.handle(b"q") == f"sample 1.0.0 #{n} | q".encode()
+        assert host.stats.hostcalls[("kv_set", "ok")] == 0
+        assert kv.get(b"invocations") is None
+        # `!kv-set` is the explicit per-call durable path.
+        assert inst.handle(b"!kv-set") == b"sample 1.0.0 #51 | !kv-set"
+        assert host.stats.hostcalls[("kv_set", "ok")] == 1
+        assert kv.get(b"invocations") == b"51"
+        # 1,000 unsaved calls are saved on their own: a crash loses at most 999 counts.
+        for _ in range(999):
+            inst.handle(b"q")
+        assert host.stats.hostcalls[("kv_set", "ok")] == 1
+        assert inst.handle(b"q") == b"sample 1.0.0 #1051 | q"
+        assert host.stats.hostcalls[("kv_set", "ok")] == 2
+        assert kv.get(b"invocations") == b"1051"
+
+
+def test_instances_add_up_to_one_total(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    host = make_host(tmp_path, caps=CAPS)  # both instances share the plugin's kv
+    module = runtime.compile(sample_wasm)
+    with (
+        runtime.instantiate(module, Limits(), host.services) as a,
+        runtime.instantiate(module, Limits(), host.services) as b,
+    ):
+        for inst in (a, b):
+            inst.call(LifecycleExport.INIT)
+            inst.call(LifecycleExport.START)
+        assert [a.handle(b"a") for _ in range(3)][-1] == b"sample 1.0.0 #3 | a"
+        assert [b.handle(b"b") for _ in range(2)][-1] == b"sample 1.0.0 #2 | b"
+        a.call(LifecycleExport.PAUSE)
+        b.call(LifecycleExport.STOP)
+        a.call(LifecycleExport.RESUME)
+        assert a.handle(b"a") == b"sample 1.0.0 #6 | a"
+        a.call(LifecycleExport.STOP)
+    assert host.services.kv is not None
+    assert host.services.kv.get(b"invocations") == b"6"
 
 
 def test_failures_on_command(runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes) -> None:
