@@ -10,7 +10,10 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
   WAT echo plugin (or ``--wasm``) through forgeoned's wasmtime runtime adapter, one instance
   per worker thread;
 * ``daemon+sample``: a real ``forgeoned`` process (its own process, started here) hosting the
-  signed Rust sample plugin (``make plugins`` builds it), invoked through its control socket.
+  signed Rust sample plugin (``make plugins`` builds it), invoked through its control socket,
+  with three inputs: ``!time`` (one host call), the default input (counts in memory; the
+  counter is persisted every 1,000 calls) and ``!kv-set`` (one durable, fsync'd kv write per
+  call: the disk-bound path).
 
 Clients are separate processes (fork), each holding one keep-alive connection and sending a
 fixed 64-byte input with a pre-built request; the servers run in this process. Both share the
@@ -220,9 +223,9 @@ def main() -> int:
         ),
     ]
     if not args.no_daemon:
-        # "!time" answers without touching kv; any other input bumps a durable (fsynced)
-        # kv counter inside the plugin, one instance (the sample's manifest) at a time.
-        payloads = [(" !time", b"!time"), (" echo+kv", PAYLOAD)]
+        # "!time" makes one host call; the default input counts in memory (persisted every
+        # 1,000 calls); "!kv-set" persists the counter durably (fsync) on every call.
+        payloads = [(" !time", b"!time"), (" default", PAYLOAD), (" !kv-set", b"!kv-set")]
         label = "daemon+sample" + (
             f" x{args.sample_instances}" if args.sample_instances != 1 else ""
         )

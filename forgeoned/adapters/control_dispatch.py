@@ -1,9 +1,9 @@
 """One control request, start to finish: route, authorise, serve, audit, answer.
 
-Runs on the connection's own thread (it may block: invoke runs wasm, install waits for a
-swap, the audit sink returns only once an event is durable). Every denied request is a 403
-naming the rule plus a ``control.denied`` event; every allowed state-changing request is a
-``control.action`` event with the actor, the rule that allowed it and the outcome.
+Runs in a worker thread of the server's pool (it may block: invoke runs wasm, install waits
+for a swap, the audit sink returns only once an event is durable). Every denied request is a
+403 naming the rule plus a ``control.denied`` event; every allowed state-changing request is
+a ``control.action`` event with the actor, the rule that allowed it and the outcome.
 """
 
 from __future__ import annotations
