@@ -9,8 +9,10 @@ changed meanwhile, which is what lets it bring back "exactly the old or exactly 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,9 @@ from forgeoned.core.rollback import next_floor
 from forgeoned.errors import StateError
 from forgeoned.loader import LoadedVersion
 
+log = logging.getLogger("forgeoned")
+WRITE_THREADS = 4  # file creation is mostly waiting on the filesystem: overlap it
+
 
 class ActiveSet:
     """Implements :class:`forgeoned.core.swapper.Committer` over the state store."""
@@ -31,6 +36,8 @@ class ActiveSet:
         self._pending: DaemonState | None = None  # inside batch(): not yet on disk
         self._unsynced = False
         self._garbage: list[str] = []  # kept copies to delete once the batch is durable
+        self._writes: dict[str, Future[None]] = {}  # inside batch(): kept copies being written
+        self._pool: ThreadPoolExecutor | None = None
         self.artifacts = state_dir / "artifacts"
         try:
             self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -51,10 +58,14 @@ class ActiveSet:
         """
         self._pending, self._unsynced = self.store.state, False
         self._garbage = []
+        pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="forgeoned-keep")
+        self._pool = pool
         try:
             yield
         finally:
-            pending, self._pending = self._pending, None
+            self._pool = None
+            pool.shutdown(wait=True)
+            pending, self._pending = self._unkept(self._pending or self.store.state), None
             if self._unsynced:
                 os.sync()  # the kept artifacts first, then the state that refers to them
             if pending != self.store.state:
@@ -64,20 +75,38 @@ class ActiveSet:
                 self._collect(sha, self.store.state.active)
 
     def _write(self, path: Path, data: bytes) -> None:
-        if self._pending is None:
+        if self._pending is None or self._pool is None:
             atomic_write(path, data)
             return
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except OSError as exc:
-            raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self._writes[path.name] = self._pool.submit(_write_unsynced, path, data)
         self._unsynced = True
+
+    def _unkept(self, pending: DaemonState) -> DaemonState:
+        """Once the batch's writes are done: records whose kept copy failed to be written
+        (e.g. a full disk) go back to what the store has, so that no durable record ever
+        refers to a missing copy; those plugins run now and are started anew next time."""
+        failed: set[str] = set()
+        for name, done in self._writes.items():
+            if (exc := done.exception()) is not None:
+                log.error("%s; not recorded as active", exc)
+                failed.add(name.split(".", 1)[0])
+        self._writes = {}
+        if not failed:
+            return pending
+        old = self.store.state
+        active, floors = dict(pending.active), dict(pending.floors)
+        for name in [n for n, rec in pending.active.items() if rec.sha256 in failed]:
+            active.pop(name)
+            floors.pop(name, None)
+            if name in old.active:
+                active[name] = old.active[name]
+            if name in old.floors:
+                floors[name] = old.floors[name]
+        return replace(pending, active=active, floors=floors)
 
     def _keep(self, sha256: str, data: bytes, detached: bytes | None) -> None:
         path = self.artifacts / f"{sha256}.wasm"
-        if not path.exists():
+        if path.name not in self._writes and not path.exists():
             self._write(path, data)
         if detached is not None:
             self._write(self.artifacts / f"{sha256}.wasm.sig", detached)
@@ -136,6 +165,9 @@ class ActiveSet:
         ]
 
     def blob(self, sha256: str) -> tuple[bytes, bytes | None] | None:
+        for suffix in (".wasm", ".wasm.sig"):
+            if (writing := self._writes.get(sha256 + suffix)) is not None:
+                writing.exception()  # wait for a kept copy still being written (batch)
         try:
             data = (self.artifacts / f"{sha256}.wasm").read_bytes()
         except OSError:
@@ -153,3 +185,15 @@ class ActiveSet:
         for suffix in (".wasm", ".wasm.sig"):
             with contextlib.suppress(OSError):
                 (self.artifacts / f"{sha256}{suffix}").unlink()
+
+
+def _write_unsynced(path: Path, data: bytes) -> None:
+    """Write ``path`` by rename (never torn); synced with everything else at the batch end."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc

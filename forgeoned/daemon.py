@@ -165,7 +165,8 @@ class Daemon(Parts):
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
         self.loop.thread_id = threading.get_ident()
         self.chain.start()  # verifies the audit chain alongside the plugin start
-        with self.active.batch():
+        # Events are written (durably, together) before the start's one state write.
+        with self.active.batch(), self.events.hold():
             self._retry |= self.reconciler.rescan(reconcile=False)
             restored = self.reconciler.start_persisted()
             self.reconciler.reconcile(None)

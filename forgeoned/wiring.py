@@ -30,6 +30,7 @@ from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.state_store import StateStore
 from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
 from forgeoned.adapters.watcher import DirectoryWatcher
+from forgeoned.audit_batch import AuditBatch
 from forgeoned.backend import DaemonBackend
 from forgeoned.chain_watch import ChainWatch
 from forgeoned.config import Config
@@ -98,6 +99,7 @@ class Parts:
         self.journal = JournalWriter(self.stats) if config.audit_journald else None
         sink = JournaldSink(self.journal) if self.journal is not None else None
         self.audit = AuditTrail(self.audit_log, sink, self.stats)
+        self.events = AuditBatch(self.audit)  # swaps and rejections (held during the start)
         self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)
         self.plugin_stats: dict[str, PluginStats] = {}
         self._journal_log = (
@@ -117,15 +119,15 @@ class Parts:
         )
         self.loader = loader = PluginLoader(
             self.runtime, self.workers, lambda: self.active.current, self._source,
-            self._services, self.audit, self.stats,
+            self._services, self.events, self.stats,
         )  # fmt: skip
         self.swapper = Swapper(
-            loader, self.active, self.audit, self.stats, clock, config.drain_timeout_s,
+            loader, self.active, self.events, self.stats, clock, config.drain_timeout_s,
             fault or (lambda step, cand: None),
         )  # fmt: skip
         self.reconciler = Reconciler(
-            self.swapper, self.directory, self.active, self.audit, self.stats, clock,
-            config.restart, self._make_host, RejectionReport(self.audit, self.stats),
+            self.swapper, self.directory, self.active, self.events, self.stats, clock,
+            config.restart, self._make_host, RejectionReport(self.events, self.stats),
             plugin_stats=self.plugin_stats,
             prefetch=self._prefetch,
         )  # fmt: skip

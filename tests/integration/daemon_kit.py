@@ -251,11 +251,8 @@ def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
 
     daemon = RealDaemon(load_config(env.config))
     waiter = EventWaiter(daemon.audit)
-    daemon.swapper.audit = waiter
+    daemon.events.inner = waiter  # swaps, rejections, supervision (held during the start)
     daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it
-    daemon.reconciler.audit = waiter
-    daemon.reconciler.rejections.audit = waiter
-    daemon.swapper.loader.audit = waiter  # type: ignore[attr-defined]
     errors: list[BaseException] = []
 
     def run() -> None:

@@ -1,0 +1,92 @@
+"""The daemon start's batching: audit events held then written together (each plugin's in
+order), and kept artifact copies written in parallel with a failed one never recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+
+from forgeoned.active_set import ActiveSet
+from forgeoned.adapters.state_store import StateStore
+from forgeoned.audit_batch import AuditBatch
+from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.desired import Candidate
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.manifest import parse_manifest_obj
+from forgeoned.core.rollback import Verdict
+from forgeoned.errors import AuditError
+from forgeoned.loader import Compiled, LoadedVersion, Verified
+
+
+class Sink:
+    def __init__(self, fail_for: str | None = None) -> None:
+        self.events: list[AuditEvent] = []
+        self.fail_for = fail_for
+        self.lock = threading.Lock()
+
+    def record(self, event: AuditEvent) -> None:
+        if event.plugin == self.fail_for:
+            raise AuditError("cannot write the audit log: No space left on device")
+        with self.lock:
+            self.events.append(event)
+
+
+def ev(plugin: str, name: EventName = EventName.PLUGIN_INSTALLED) -> AuditEvent:
+    return AuditEvent(name, plugin=plugin, version="1.0.0")
+
+
+def test_events_are_held_then_all_written_each_plugin_in_order() -> None:
+    sink = Sink()
+    batch = AuditBatch(sink, threads=4)
+    with batch.hold():
+        for i in range(50):
+            batch.record(ev(f"p{i}", EventName.PLUGIN_UNSIGNED_LOADED))
+            batch.record(ev(f"p{i}"))
+        assert sink.events == []  # nothing written (or synced) one by one
+    assert len(sink.events) == 100
+    for i in range(50):
+        mine = [e.event for e in sink.events if e.plugin == f"p{i}"]
+        assert mine == [EventName.PLUGIN_UNSIGNED_LOADED, EventName.PLUGIN_INSTALLED]
+    batch.record(ev("late"))  # outside hold(): straight through
+    assert sink.events[-1].plugin == "late"
+
+
+def test_a_failing_write_is_logged_and_the_others_still_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Sink(fail_for="bad")
+    batch = AuditBatch(sink, threads=2)
+    assert batch.flush([ev("a"), ev("bad"), ev("bad"), ev("b")]) == 2
+    assert sorted(str(e.plugin) for e in sink.events) == ["a", "b"]
+    assert "cannot record 2 events of bad" in caplog.text
+
+
+def loaded(name: str, version: str, data: bytes) -> LoadedVersion:
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = parse_manifest_obj({"name": name, "version": version, "abi": 1})
+    art = VerifiedArtifact(manifest, sha, data, ("k",), True)
+    cand = Candidate(name, version, sha, f"{name}.wasm")
+    return LoadedVersion(Compiled(Verified(cand, art, Verdict.FIRST), object()), [])  # type: ignore[arg-type]
+
+
+def test_batch_writes_kept_copies_and_a_failed_one_is_not_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    active = ActiveSet(StateStore(tmp_path), tmp_path)
+    good = [loaded(f"p{i}", "1.0.0", f"module {i}".encode()) for i in range(20)]
+    bad = loaded("bad", "1.0.0", b"bad module")
+    (tmp_path / "artifacts" / f".{bad.sha256}.wasm.tmp").mkdir()  # its write will fail
+    with active.batch():
+        for v in [*good, bad]:
+            active.commit(v.compiled.verified.candidate.name, v)
+    state = active.store.state
+    assert sorted(state.active) == sorted(f"p{i}" for i in range(20))
+    assert "bad" not in state.floors
+    for v in good:
+        assert active.blob(v.sha256) == (v.compiled.verified.artifact.module, None)
+    assert not (tmp_path / "artifacts" / f"{bad.sha256}.wasm").exists()
+    assert StateStore(tmp_path).state == state  # what is on disk, not just in memory
+    assert "not recorded as active" in caplog.text
