@@ -75,7 +75,8 @@ class AuditLog:
             raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
         self._key = CheckpointKey.load_or_create(key_path or directory / "checkpoint.key")
         self.public_key = self._key.public_hex
-        self._fd = -1
+        self._fd = self._sync_fd = -1
+        self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
         self._open()
 
     # --- writing ---------------------------------------------------------------------------
@@ -112,7 +113,7 @@ class AuditLog:
 
     def close(self) -> None:
         """Checkpoint, sync and close; idempotent."""
-        with self._lock:
+        with self._sync_lock, self._lock:  # the order _sync takes them in
             if self._fd < 0:
                 return
             try:
@@ -120,8 +121,11 @@ class AuditLog:
                     self._checkpoint()
                 os.fdatasync(self._fd)
             finally:
-                os.close(self._fd)
-                self._fd = -1
+                for fd in (self._fd, self._sync_fd, *self._retired):
+                    if fd >= 0:
+                        os.close(fd)
+                self._fd = self._sync_fd = -1
+                self._retired = []
 
     def __enter__(self) -> AuditLog:
         return self
@@ -166,6 +170,9 @@ class AuditLog:
                     break
         self._index = index_of(files[-1]) if files else 1
         self._fd = self._open_file(log_path(self.directory, self._index))
+        # A second descriptor for _sync, which syncs outside the write lock (a rotation may
+        # retire it meanwhile): no dup()/close() pair per sync.
+        self._sync_fd = os.dup(self._fd)
         self._size = os.fstat(self._fd).st_size
         self._synced = self._seq
         self._since_checkpoint = 0
@@ -192,7 +199,11 @@ class AuditLog:
         try:
             entry, data = audit_chain.seal_line(fields, self._seq + 1, ts, self._prev)
         except (TypeError, ValueError):
-            entry, data = audit_chain.seal_line(_plain(fields), self._seq + 1, ts, self._prev)
+            try:
+                plain = audit_chain.plain(fields)
+            except ValueError as exc:
+                raise AuditError(f"audit event is not representable as JSON: {exc}") from exc
+            entry, data = audit_chain.seal_line(plain, self._seq + 1, ts, self._prev)
         if len(data) > _MAX_LINE:
             raise AuditError(f"audit entry too large ({len(data)} bytes)")
         if self._size and self._size + len(data) > self._rotate_bytes:
@@ -220,11 +231,12 @@ class AuditLog:
 
     def _rotate(self) -> None:
         self._datasync(self._fd)
+        new = self._open_file(log_path(self.directory, self._index + 1))  # may raise: no change
         os.close(self._fd)
         self._synced = self._seq
+        self._retired.append(self._sync_fd)  # _sync may be using it right now
         self._index += 1
-        self._fd = self._open_file(log_path(self.directory, self._index))
-        self._size = 0
+        self._fd, self._sync_fd, self._size = new, os.dup(new), 0
 
     def _sync(self, seq: int) -> None:
         # Group commit: whoever holds the sync lock syncs everything written so far, so
@@ -235,12 +247,12 @@ class AuditLog:
             with self._lock:
                 if self._fd < 0:
                     return  # closed meanwhile: close() synced everything
-                target = self._seq
-                fd = os.dup(self._fd)
-            try:
+                target, fd = self._seq, self._sync_fd
+                retired, self._retired = self._retired, []
+            for old in retired:
+                os.close(old)  # its file was synced by the rotation that retired it
+            if fd >= 0:
                 self._datasync(fd)
-            finally:
-                os.close(fd)
             self._synced = max(self._synced, target)
 
     def _checkpoint_due(self) -> bool:
@@ -290,12 +302,3 @@ class AuditLog:
             except FileNotFoundError:
                 head = None
         return sizes, head
-
-
-def _plain(fields: dict[str, Any]) -> dict[str, Any]:
-    """``fields`` as plain JSON values (paths, enums… become strings); AuditError if not JSON."""
-    try:
-        out: dict[str, Any] = json.loads(json.dumps(fields, default=str, allow_nan=False))
-    except ValueError as exc:
-        raise AuditError(f"audit event is not representable as JSON: {exc}") from exc
-    return out

@@ -43,6 +43,12 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     return _CANONICAL.encode(entry).encode()
 
 
+def plain(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` as plain JSON values (paths, enums… become strings); ValueError if not JSON."""
+    out: dict[str, Any] = json.loads(json.dumps(fields, default=str, allow_nan=False))
+    return out
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical encoding of ``entry`` without its ``hash`` field."""
     body = {key: value for key, value in entry.items() if key != "hash"}
