@@ -26,8 +26,11 @@ class Sink:
         self.events: list[AuditEvent] = []
         self.fail_for = fail_for
         self.lock = threading.Lock()
+        self.go = threading.Event()
+        self.go.set()
 
     def record(self, event: AuditEvent) -> None:
+        assert self.go.wait(30)
         if event.plugin == self.fail_for:
             raise AuditError("cannot write the audit log: No space left on device")
         with self.lock:
@@ -38,15 +41,17 @@ def ev(plugin: str, name: EventName = EventName.PLUGIN_INSTALLED) -> AuditEvent:
     return AuditEvent(name, plugin=plugin, version="1.0.0")
 
 
-def test_events_are_held_then_all_written_each_plugin_in_order() -> None:
+def test_events_are_written_in_the_background_and_all_durable_on_leaving() -> None:
     sink = Sink()
-    batch = AuditBatch(sink, threads=4)
+    sink.go.clear()  # every write blocks, as a slow sync would
+    batch = AuditBatch(sink, writers=4)
     with batch.hold():
         for i in range(50):
             batch.record(ev(f"p{i}", EventName.PLUGIN_UNSIGNED_LOADED))
-            batch.record(ev(f"p{i}"))
-        assert sink.events == []  # nothing written (or synced) one by one
-    assert len(sink.events) == 100
+            batch.record(ev(f"p{i}"))  # neither call waits for the write
+        assert sink.events == []
+        sink.go.set()
+    assert len(sink.events) == 100  # hold() returned only once all were recorded
     for i in range(50):
         mine = [e.event for e in sink.events if e.plugin == f"p{i}"]
         assert mine == [EventName.PLUGIN_UNSIGNED_LOADED, EventName.PLUGIN_INSTALLED]
@@ -58,10 +63,13 @@ def test_a_failing_write_is_logged_and_the_others_still_written(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sink = Sink(fail_for="bad")
-    batch = AuditBatch(sink, threads=2)
-    assert batch.flush([ev("a"), ev("bad"), ev("bad"), ev("b")]) == 2
+    batch = AuditBatch(sink, writers=2)
+    with batch.hold():
+        for event in (ev("a"), ev("bad"), ev("bad"), ev("b")):
+            batch.record(event)
+    assert batch.failed == 2
     assert sorted(str(e.plugin) for e in sink.events) == ["a", "b"]
-    assert "cannot record 2 events of bad" in caplog.text
+    assert "cannot record plugin.installed of bad: cannot write" in caplog.text
 
 
 def loaded(name: str, version: str, data: bytes) -> LoadedVersion:
