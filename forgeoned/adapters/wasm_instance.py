@@ -46,7 +46,8 @@ _bisect: Final = bisect.bisect_left
 _set_fuel: Final = fast.set_fuel
 _get_fuel: Final = fast.get_fuel
 _call: Final = fast.call_unchecked
-_active: Final = ACTIVE
+_active_get: Final = ACTIVE.get
+_active_set: Final = ACTIVE.set
 
 
 class PluginInstance:
@@ -73,6 +74,7 @@ class PluginInstance:
         self._memory = GuestMemoryView(self._ctx)
         self._link = HostLink(host, self._memory)
         self.host = self._link.calls
+        self._host_fns = self._link.fns
         self._deadline = 0.0
         self._calling = False
         self._interrupt = False
@@ -123,7 +125,7 @@ class PluginInstance:
     def prepare_entry(self) -> None:
         """Arm fuel and deadline for code the runtime runs outside `_run` (start function)."""
         fast.set_fuel(self._ctx, self._fuel_c)
-        _active.link = self._link  # the start function's host calls are this Store's
+        _active_set(self._host_fns)  # the start function's host calls are this Store's
         self._stop_reason = None
         self._deadline = _now() + self._timeout
         self._calling = True
@@ -143,7 +145,9 @@ class PluginInstance:
         self._deadline = start + self._timeout
         self._calling = True
         _set_fuel(ctx, self._fuel_c)
-        _active.link = self._link  # whose host calls these are: see wasm_hostlink
+        fns = self._host_fns  # whose host calls these are: see wasm_hostlink
+        if _active_get() is not fns:  # set only on a change of Store: set() makes a Context
+            _active_set(fns)
         error = _call(ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
         self._calling = False
         _get_fuel(ctx, self._fuel_addr)
