@@ -32,6 +32,7 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import Clock
 from forgeoned.errors import ArtifactError, ConfigError, ForgeonedError
+from forgeoned.plugin_host import PluginHost
 from forgeoned.wiring import Parts, fault_hook_from_env
 
 log = logging.getLogger("forgeoned")
@@ -243,28 +244,25 @@ class Daemon(Parts):
     def drain_all(self) -> None:
         """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``; the
         active set stays as it is on disk (the next start brings the same versions back)."""
-        for host in list(self.reconciler.hosts.values()):
-            v = host.current
-            if v is not None and host.state in (State.RUNNING, State.PAUSED):
-                host.trigger(Trigger.DRAIN)
-                host.drain(self.swapper.drain_timeout_s)
-                v.shutdown()
-                host.trigger(Trigger.DRAINED)
-                stopped = AuditEvent(
-                    EventName.PLUGIN_STOPPED,
-                    plugin=host.name,
-                    version=v.version,
-                    sha256=v.sha256,
-                    reason="shutdown",
-                )
-                try:
-                    self.audit.record(stopped)
-                except ForgeonedError as exc:  # a full audit disk must not stop the drain
-                    log.warning("cannot audit the stop of %s: %s", host.name, exc)
-            elif v is not None:
-                v.shutdown()
-            host.install(None)
-            host.release()
+        with self.events.hold():  # the stop events are written while the others drain
+            for host in list(self.reconciler.hosts.values()):
+                self._stop(host)
+
+    def _stop(self, host: PluginHost) -> None:
+        v = host.current
+        if v is not None and host.state in (State.RUNNING, State.PAUSED):
+            host.trigger(Trigger.DRAIN)
+            host.drain(self.swapper.drain_timeout_s)
+            v.shutdown()
+            host.trigger(Trigger.DRAINED)
+            self.events.record(  # a failure (full audit disk) is logged, the drain goes on
+                AuditEvent(EventName.PLUGIN_STOPPED, plugin=host.name, version=v.version,
+                           sha256=v.sha256, reason="shutdown")
+            )  # fmt: skip
+        elif v is not None:
+            v.shutdown()
+        host.install(None)
+        host.release()
 
 
 def _install_signals(daemon: Daemon) -> None:
