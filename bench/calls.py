@@ -9,6 +9,10 @@ Measures, in one run and on the same machine:
   ``forgeone.time_now_ms``, capability check and counter included), measured as
   (time of an export looping N host calls minus the same export with N = 0) / N.
 
+- instantiate + ``init``: a new sandboxed instance of a compiled ABI v1 module that imports
+  all nine host functions (as the Rust sample does), then its ``init`` export: what the
+  daemon pays per plugin at start once the module is compiled (forgeoned only).
+
 forgeoned and wasmtime-py run the same ABI v1 module; extism needs its own ABI (imports from
 ``extism:host/*``), so it runs an equivalent minimal module. Each figure is the best of
 several rounds, in thread CPU time (``time.thread_time``: on a shared machine, the time
@@ -36,6 +40,7 @@ from forgeoned.adapters import wasm_fastcall as fast
 from forgeoned.adapters.hostabi import HostServices
 from forgeoned.adapters.kvstore import KvStore
 from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.manifest import Capabilities, Limits
@@ -78,6 +83,28 @@ EXTISM_MODULE = """
 """
 
 NOW_MS = 1_700_000_000_000
+
+_IMPORTS = {
+    "log": "(param i32 i32 i32) (result i32)",
+    "env_get": "(param i32 i32 i32 i32) (result i32)",
+    "secret_get": "(param i32 i32 i32 i32) (result i32)",
+    "time_now_ms": "(result i64)",
+    "random_fill": "(param i32 i32) (result i32)",
+    "kv_get": "(param i32 i32 i32 i32) (result i32)",
+    "kv_set": "(param i32 i32 i32 i32) (result i32)",
+    "kv_delete": "(param i32 i32) (result i32)",
+    "output": "(param i32 i32) (result i32)",
+}
+ALL_IMPORTS_MODULE = (
+    "(module "
+    + " ".join(f'(import "forgeone" "{n}" (func {sig}))' for n, sig in _IMPORTS.items())
+    + ' (memory (export "memory") 1)'
+    + "".join(
+        f' (func (export "{e}") (result i32) i32.const 0)'
+        for e in ("init", "start", "stop", "pause", "resume", "unload")
+    )
+    + ")"
+)
 
 
 class NullAudit:
@@ -123,6 +150,20 @@ def per_hostcall(run: Callable[[int], Any], n: int, rounds: int) -> Figure:
     return _summarise(wall, cpu)
 
 
+def per_instance(make: Callable[[], Any], count: int, rounds: int) -> Figure:
+    """µs per ``make()`` (instantiate + init), ``count`` live instances per round; the
+    instances are closed after each round, outside the timing."""
+    wall, cpu = [], []
+    for _ in range(rounds):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        live = [make() for _ in range(count)]
+        cpu.append((time.thread_time() - c0) / count * 1e6)
+        wall.append((time.perf_counter() - w0) / count * 1e6)
+        for inst in live:
+            inst.close()
+    return _summarise(wall, cpu)
+
+
 def bench_forgeoned(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, WasmtimeRuntime() as runtime:
         stats = PluginStats()
@@ -151,7 +192,15 @@ def bench_forgeoned(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dic
             args = (ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
             floor = per_call(lambda: fast.call_unchecked(*args), calls, rounds)
         assert stats.hostcalls[("time_now_ms", "ok")] >= hostcalls * rounds
-    return {"call": call, "hostcall": host, "floor": floor}
+        full = runtime.compile(bytes(wasmtime.wat2wasm(ALL_IMPORTS_MODULE)))
+
+        def make() -> Any:
+            inst = runtime.instantiate(full, Limits(), services)
+            inst.call(LifecycleExport.INIT)
+            return inst
+
+        instantiate = per_instance(make, max(50, calls // 100), rounds)
+    return {"call": call, "hostcall": host, "floor": floor, "instantiate": instantiate}
 
 
 def bench_wasmtime_py(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
@@ -217,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         host = cell(figures["hostcall"]) if "hostcall" in figures else ""
         print(f"{name:<14}{cell(figures['call']):>30}{host:>30}")
     print(f"{'C API floor':<14}{cell(ours['floor']):>30}")
+    print(f"forgeoned instantiate + init: {cell(ours['instantiate'])} µs per instance")
     for peer, r in ratios.items():
         print(f"forgeoned vs {peer}: {r['call']:.1f}x less per call, "
               f"{r['hostcall']:.1f}x less per host call (CPU time, best rounds)")  # fmt: skip
