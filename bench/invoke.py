@@ -20,6 +20,7 @@ fixed 64-byte input with a pre-built request; the servers run in this process. B
 machine's cores, so the figures include the clients' own CPU.
 
     .venv/bin/python bench/invoke.py [--seconds 5] [--clients 1,16] [--wasm FILE]
+        [--only floor,memory,wasm,daemon] [--sample-instances 1,2]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +185,12 @@ def run_control(path: str, backend: Any) -> Callable[[], None]:
 
 
 def run_daemon(tmp: str, instances: int) -> tuple[str, Callable[[], None]]:
-    daemon = SampleDaemon(Path(tmp) / "daemon", instances)
+    daemon = SampleDaemon(Path(tmp) / f"daemon-x{instances}", instances)
     return daemon.socket, daemon.close
+
+
+Start = Callable[[str], tuple[str, Callable[[], None]]]
+KINDS = ("floor", "memory", "wasm", "daemon")
 
 
 def main() -> int:
@@ -194,46 +200,55 @@ def main() -> int:
     parser.add_argument("--wasm", type=Path, help="a plugin module exporting alloc/handle")
     parser.add_argument("--no-daemon", action="store_true", help="skip the daemon+sample target")
     parser.add_argument(
-        "--sample-instances", type=int, default=1, help="re-sign the sample allowing N instances"
+        "--only", default=",".join(KINDS), help=f"targets to run, among {','.join(KINDS)}"
+    )
+    parser.add_argument(
+        "--sample-instances",
+        default="1",
+        help="one daemon per N in this list, each with the sample re-signed allowing N instances",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
+    only = set(args.only.split(","))
+    if args.no_daemon:
+        only.discard("daemon")
     wasm = WasmBackend.load(args.wasm)
-    # label, plugin name, payloads (sub-label, bytes), start(tmp dir) -> (socket path, stop)
-    targets: list[
-        tuple[str, str, list[tuple[str, bytes]], Callable[[str], tuple[str, Callable[[], None]]]]
-    ] = [
+    # kind, label, plugin name, payloads (sub-label, bytes), start(tmp) -> (socket, stop)
+    targets: list[tuple[str, str, str, list[tuple[str, bytes]], Start]] = [
         (
+            "floor",
             "floor (bare echo)",
             "bench",
             [("", PAYLOAD)],
             lambda t: (f"{t}/f.sock", run_floor(f"{t}/f.sock")),
         ),
         (
+            "memory",
             "control+memory",
             "bench",
             [("", PAYLOAD)],
             lambda t: (f"{t}/m.sock", run_control(f"{t}/m.sock", MemoryBackend())),
         ),
         (
+            "wasm",
             f"control+wasm ({wasm.source})",
             "bench",
             [("", PAYLOAD)],
             lambda t: (f"{t}/w.sock", run_control(f"{t}/w.sock", wasm)),
         ),
     ]
-    if not args.no_daemon:
-        # "!time" makes one host call; the default input counts in memory (persisted every
-        # 1,000 calls); "!kv-set" persists the counter durably (fsync) on every call.
-        payloads = [(" !time", b"!time"), (" default", PAYLOAD), (" !kv-set", b"!kv-set")]
-        label = "daemon+sample" + (
-            f" x{args.sample_instances}" if args.sample_instances != 1 else ""
-        )
-        targets.append((label, "sample", payloads, lambda t: run_daemon(t, args.sample_instances)))
+    # "!time" makes one host call; the default input counts in memory (persisted every
+    # 1,000 calls); "!kv-set" persists the counter durably (fsync) on every call.
+    payloads = [(" !time", b"!time"), (" default", PAYLOAD), (" !kv-set", b"!kv-set")]
+    for n in (int(i) for i in args.sample_instances.split(",")):
+        label = "daemon+sample" + (f" x{n}" if n != 1 else "")
+        targets.append(("daemon", label, "sample", payloads, partial(run_daemon, instances=n)))
     print(f"cpus={os.cpu_count()} seconds={args.seconds} clients in separate processes")
     print(f"{'target':<44}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, plugin, inputs, start in targets:
+        for kind, label, plugin, inputs, start in targets:
+            if kind not in only:
+                continue
             path, stop = start(tmp)
             try:
                 for sub, payload in inputs:
