@@ -283,6 +283,8 @@ class PluginInstance:
             log.exception("plugin %s: could not audit suppressed denials", self.services.plugin)
         finally:
             self._store.close()
+            if _active_get() is self._host_fns:  # let this thread forget the closed Store
+                _active_set(())
 
     def __enter__(self) -> PluginInstance:
         return self
