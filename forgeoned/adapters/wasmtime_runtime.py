@@ -10,6 +10,11 @@ Sandbox settings, all fixed here so every plugin gets the same ones:
 - per-Store limits: one memory of at most ``limits.memory_bytes`` (``memory.grow`` past it
   returns -1), one instance, small tables;
 - no threads, no shared memory, no memory64, no multi-memory: ABI v1 has one 32-bit memory.
+
+The host functions are defined once, on a Linker shared by every Store of the Engine, and a
+compiled module is pre-linked to it once (``InstancePre``), so instantiating a plugin only
+creates its Store and instance (see ``wasm_hostlink`` for how a shared host function finds
+the plugin that called it).
 """
 
 from __future__ import annotations
