@@ -11,10 +11,11 @@ interrupt them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
-from forgeoned.call_gate import CallGate, UnavailableError
+from forgeoned.call_gate import CallGate, UnavailableError, Waiter
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
@@ -25,6 +26,11 @@ from forgeoned.errors import PluginFault, PluginTrap, TrapKind
 __all__ = ["INTERRUPT_GRACE_S", "Instance", "PluginHost", "RoutedVersion", "UnavailableError"]
 
 INTERRUPT_GRACE_S: Final = 5.0
+# How long a thread holding an instance goes on running the calls waiting in line (after its
+# own) before it gives the instance to the next waiter: its own caller waits that much more.
+SERVE_WAITERS_S: Final = 0.001
+
+Job = Callable[["Instance"], bytes]
 
 
 class Instance(Protocol):
@@ -83,7 +89,7 @@ class PluginHost:
         self.hold_timeout_s = hold_timeout_s
         self.on_fault = on_fault
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._gate: CallGate[RoutedVersion] = CallGate(name)
+        self._gate: CallGate[RoutedVersion, Job] = CallGate(name)
         self._interrupting = False
         self.last_error: str | None = None
 
@@ -152,13 +158,23 @@ class PluginHost:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _run(self, version: RoutedVersion, body: Callable[[Instance], bytes]) -> bytes:
+    def _run(self, job: Job, wait: bool) -> bytes | None:
+        """Run ``job`` on an instance of the active version, then the jobs waiting in line
+        (see :mod:`forgeoned.call_gate`); None if skipped (``wait`` False, not running)."""
+        got = self._gate.enter(wait, self.hold_timeout_s, job)
+        if got is None:
+            return None
+        if isinstance(got, Waiter):  # another thread ran it
+            return got.outcome()
+        version = got
         try:
             instance = version.acquire(self.hold_timeout_s)  # at once: the gate granted one
             if instance is None:
                 raise UnavailableError(f"plugin {self._name!r}: every instance is busy")
             try:
-                return body(instance)
+                result = job(instance)
+                self._serve_waiters(version, instance)
+                return result
             finally:
                 version.give_back(instance)
         except PluginFault as exc:
@@ -167,25 +183,38 @@ class PluginHost:
         finally:
             self._gate.leave(version)
 
+    def _serve_waiters(self, version: RoutedVersion, instance: Instance) -> None:
+        gate = self._gate
+        deadline = time.perf_counter() + SERVE_WAITERS_S
+        while gate.waiting and (waiter := gate.next_for(version)) is not None:
+            try:
+                result = waiter.job(instance)
+            except BaseException as exc:
+                if isinstance(exc, PluginFault):
+                    self._fault(version, exc)  # before its caller sees it, as for a call
+                gate.served(waiter, b"", exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            gate.served(waiter, result, None)
+            if time.perf_counter() >= deadline:
+                return
+
     def call(self, data: bytes) -> bytes:
         """Run ``handle`` on an instance of the active version (waits through a swap)."""
-        version = self._gate.enter(True, self.hold_timeout_s)
-        assert version is not None
-        return self._run(version, lambda inst: inst.handle(data))
+        result = self._run(lambda inst: inst.handle(data), True)
+        assert result is not None
+        return result
 
     def tick(self) -> bool:
         """Run ``tick`` if the plugin is running now (waits only for a busy instance, never
         for a closed gate); False if skipped."""
-        version = self._gate.enter(False, self.hold_timeout_s)
-        if version is None:
-            return False
 
-        def body(inst: Instance) -> bytes:
+        def job(inst: Instance) -> bytes:
             inst.tick()
             return b""
 
-        self._run(version, body)
-        return True
+        return self._run(job, False) is not None
 
     def _fault(self, version: RoutedVersion, exc: PluginFault) -> None:
         gate = self._gate

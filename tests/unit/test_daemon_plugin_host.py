@@ -109,6 +109,7 @@ class Recorder:
         self.hold: set[bytes] = set()
         self.go = threading.Event()
         self.trap = False
+        self.trap_on: set[bytes] = set()
         self.lock = threading.Lock()
 
     def acquire(self, timeout: float) -> Recorder.Inst | None:
@@ -134,7 +135,7 @@ class Recorder:
             try:
                 if data in o.hold:
                     assert o.go.wait(10)
-                if o.trap:
+                if o.trap or data in o.trap_on:
                     raise PluginTrap("unreachable", TrapKind.UNREACHABLE, "handle")
                 return f"{o.version}:".encode() + data
             finally:
@@ -297,3 +298,25 @@ def test_calls_waiting_for_the_old_version_are_served_by_the_new_one_after_a_swa
         b"queued-2": b"2.0.0:queued-2",
     }
     assert old.served == [b"in-flight"] and new.served == [b"queued-1", b"queued-2"]
+
+
+def test_a_waiting_call_that_traps_reaches_its_caller_and_fails_the_plugin() -> None:
+    faults: list[str] = []
+    v = Recorder()
+    v.hold, v.trap_on = {b"first"}, {b"second"}
+    host = recorder_host(v, on_fault=lambda h, ver, exc: faults.append(exc.code))
+    out: dict[bytes, bytes | Exception] = {}
+    threads = [spawn(host, b"first", out)]
+    assert host.wait_inflight(1, 5)
+    threads.append(spawn(host, b"second", out))
+    assert host.wait_held(1, 5)
+    threads.append(spawn(host, b"third", out))
+    assert host.wait_held(2, 5)
+    v.go.set()
+    for t in threads:
+        t.join(10)
+    assert out[b"first"] == b"1.0.0:first"
+    assert isinstance(out[b"second"], PluginTrap)
+    assert isinstance(out[b"third"], UnavailableError) and "is failed" in str(out[b"third"])
+    assert v.served == [b"first", b"second"] and faults == ["unreachable"]
+    assert host.state is State.FAILED
