@@ -7,18 +7,17 @@ soft ``RLIMIT_CPU`` is raised to "CPU used so far + budget" before each job, so 
 reused; going over kills it with SIGXCPU). The parent adds a wall-clock timeout and kills a
 worker that misses it. Workers are long-lived so that a swap does not pay a Python start.
 
-Protocol on the worker's stdin/stdout: request ``u32 length ‖ wasm``; reply ``u8 status ‖ u32
-length ‖ payload`` (status 0: serialized module, 1: one-line error message).
+Protocol on the worker's stdin/stdout: once started, the worker writes ``R``; then request
+``u32 length ‖ wasm``; reply ``u8 status ‖ u32 length ‖ payload`` (status 0: serialized module,
+1: one-line error message). The wall-clock limit of a compile starts when the worker is ready,
+so that a fresh worker's Python start (slow on a busy machine) is not blamed on the module.
 
-Cache entries are ``MAGIC ‖ sha256(payload) ‖ payload`` written atomically under
-``cache_dir/<wasm sha256>.<engine tag>.cwasm``; an entry whose checksum does not match (or that
-the runtime refuses to deserialize) is deleted and recompiled.
+The cache of compiled modules is :class:`forgeoned.adapters.module_cache.ModuleCache`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import resource
 import signal
@@ -29,10 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import IO, Final
 
+from forgeoned.adapters.module_cache import ModuleCache
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,
@@ -41,10 +40,14 @@ from forgeoned.errors import (
     MalformedModuleError,
 )
 
-MAGIC: Final = b"FGNCWASM1\n"
 _HEADER: Final = struct.Struct("<BI")
 _LEN: Final = struct.Struct("<I")
 HEARTBEAT_S: Final = 1.0
+READY: Final = b"R"  # the worker's first byte: imports done, ready to compile
+WORKER_START_S: Final = 120.0  # a worker's own start is not counted in a compile's time
+
+
+__all__ = ["CompileLimitError", "CompileWorkers", "ModuleCache", "WorkerLimits"]
 
 
 class CompileLimitError(LoadError):
@@ -59,54 +62,6 @@ class WorkerLimits:
     workers: int = 2
 
 
-def engine_tag() -> str:
-    """Distinguishes caches of different wasmtime builds (a serialized module is build-bound)."""
-    from importlib.metadata import version
-
-    return f"wasmtime-{version('wasmtime')}"
-
-
-class ModuleCache:
-    """Serialized modules by content hash, in a directory the daemon owns."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.tag = engine_tag()
-
-    def path(self, sha256: str) -> Path:
-        return self.directory / f"{sha256}.{self.tag}.cwasm"
-
-    def get(self, sha256: str) -> bytes | None:
-        try:
-            raw = self.path(sha256).read_bytes()
-        except OSError:
-            return None
-        head = len(MAGIC) + 32
-        payload = raw[head:]
-        if raw[: len(MAGIC)] != MAGIC or hashlib.sha256(payload).digest() != raw[len(MAGIC) : head]:
-            self.drop(sha256)
-            return None
-        return payload
-
-    def put(self, sha256: str, payload: bytes) -> None:
-        """Atomic (rename) but not fsync'd: after a power cut an entry may be missing or
-        torn, and the checksum turns either into a recompile, so durability buys nothing."""
-        path = self.path(sha256)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
-            tmp.replace(path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def drop(self, sha256: str) -> None:
-        with contextlib.suppress(OSError):
-            self.path(sha256).unlink()
-
-
 class _Worker:
     def __init__(self, limits: WorkerLimits) -> None:
         self.limits = limits
@@ -116,6 +71,7 @@ class _Worker:
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
+        self.ready = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "forgeoned.adapters.compile_worker"],
             stdin=subprocess.PIPE,
@@ -126,16 +82,27 @@ class _Worker:
             env={**os.environ, "FORGEONED_CPU_BUDGET": str(limits.cpu_seconds)},
         )
 
+    def _handshake(self) -> None:
+        """Read the worker's READY byte, once: its Python start is over."""
+        assert self.proc.stdout is not None
+        if not self.ready:
+            if _read_exact(self.proc.stdout, len(READY)) != READY:
+                raise EOFError("compile worker did not start")
+            self.ready = True
+
     def request(
         self, wasm: bytes, timeout_s: float, heartbeat: Callable[[], object] | None = None
     ) -> bytes:
         """Compile ``wasm`` in this worker; raises :class:`LoadError`/:class:`ArtifactError`."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         result: list[bytes | BaseException] = []  # filled by the I/O thread
+        started = threading.Event()
 
         def exchange() -> None:
             try:
                 assert self.proc.stdin is not None and self.proc.stdout is not None
+                self._handshake()
+                started.set()
                 self.proc.stdin.write(_LEN.pack(len(wasm)) + wasm)
                 self.proc.stdin.flush()
                 status, length = _HEADER.unpack(_read_exact(self.proc.stdout, _HEADER.size))
@@ -146,9 +113,19 @@ class _Worker:
                     result.append(payload)
             except (OSError, EOFError, struct.error) as exc:
                 result.append(exc)
+            finally:
+                started.set()  # also when it failed: the waiter looks at ``result``
 
         t = threading.Thread(target=exchange, name="forgeoned-compile-io", daemon=True)
         t.start()
+        deadline = time.monotonic() + WORKER_START_S
+        while not started.is_set() and (left := deadline - time.monotonic()) > 0:
+            if not started.wait(min(left, HEARTBEAT_S)) and heartbeat is not None:
+                heartbeat()
+        if not started.is_set():
+            self.kill()
+            t.join(5)
+            raise CompileLimitError(f"compile worker did not start within {WORKER_START_S:g}s")
         deadline = time.monotonic() + timeout_s
         while t.is_alive() and (left := deadline - time.monotonic()) > 0:
             t.join(min(left, HEARTBEAT_S))
@@ -276,6 +253,8 @@ def _serve() -> int:
     budget = int(os.environ.get("FORGEONED_CPU_BUDGET", "30"))
     runtime = WasmtimeRuntime()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(READY)
+    stdout.flush()
     while True:
         try:
             (length,) = _LEN.unpack(_read_exact(stdin, _LEN.size))

@@ -85,6 +85,21 @@ def test_compile_over_its_limits_is_stopped_and_the_pool_recovers(
         pool.close()
 
 
+def test_a_slow_worker_start_is_not_counted_in_the_compile_time_limit(
+    tmp_path: Path, runtime: WasmtimeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's Python start is made slower than the limit (a busy machine): the limit
+    # applies to the compile, which starts once the worker said it is ready.
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(0.6)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    pool = workers(timeout_s=0.3)
+    try:
+        assert runtime.deserialize(pool.compile(SMALL, sha(SMALL))).has_handle
+        assert pool.compiled == 1
+    finally:
+        pool.close()
+
+
 def test_a_module_the_compiler_refuses_is_a_clear_error(tmp_path: Path) -> None:
     pool = workers(tmp_path)
     try:
