@@ -29,6 +29,7 @@ def test_empty_file_gives_the_documented_production_defaults(tmp_path: Path) -> 
     assert cfg.restart.max_failures == 5
     assert cfg.effective_audit_dir == Path("/var/lib/forgeoned/audit")
     assert cfg.policy_for("anything") == DEFAULT_POLICY
+    assert cfg.audit_verify_interval_s == 600.0
 
 
 def test_relative_paths_resolve_against_the_parent_of_the_config_directory(
@@ -97,6 +98,8 @@ def test_trust_and_control_tables_are_passed_through(tmp_path: Path) -> None:
         ("[metrics]\nlisten = 'nowhere'", "metrics.listen: must be HOST:PORT"),
         ("[metrics]\nenabled = 'yes'", "metrics.enabled: must be true or false"),
         ("[audit]\ncolour = 1", "audit.colour: unknown key"),
+        ("[audit]\nverify_interval_s = -5", "audit.verify_interval_s: -5 is outside"),
+        ("[audit]\nverify_interval_s = 'hourly'", "audit.verify_interval_s: must be a number"),
         ("plugin_env = 'TZ'", "plugin_env: must be a list"),
         ("[capabilities.x]\nlog = 'yes'", "capabilities.x"),
         ("compile = 3", "compile: must be a table"),
