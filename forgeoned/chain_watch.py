@@ -16,6 +16,7 @@ import threading
 from typing import Protocol
 
 from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.errors import ForgeonedError
 
 log = logging.getLogger("forgeoned.audit")
 
@@ -49,8 +50,8 @@ class ChainWatch:
         """One verification now (on the calling thread); logs a change of verdict."""
         try:
             result = self.audit.verify()
-        except Exception:  # an I/O error reading the log must not kill the watch
-            log.exception("audit chain verification failed to run")
+        except (OSError, ForgeonedError) as exc:  # e.g. unreadable: keep watching
+            log.error("audit chain verification could not run: %s", exc)  # noqa: TRY400
             result = None
         with self._cond:
             before, self.last = self.last, result if result is not None else self.last
