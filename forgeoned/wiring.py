@@ -36,6 +36,7 @@ from forgeoned.chain_watch import ChainWatch
 from forgeoned.config import Config
 from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
 from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.desired import Candidate
 from forgeoned.core.manifest import Manifest
 from forgeoned.core.ports import Clock
@@ -106,6 +107,8 @@ class Parts:
             PluginLogSink(self.journal, self._stats_for, clock) if self.journal else None
         )
         self._kv: dict[str, KvStore] = {}
+        # one denial audit budget per plugin name, so restarts and swaps don't refill it
+        self._denials: dict[str, DenialThrottle] = {}
         self.runtime = WasmtimeRuntime()
         cl = config.compile
         limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
@@ -201,6 +204,7 @@ class Parts:
             plugin=name, version=manifest.version, capabilities=caps, env=env,
             secrets_dir=creds, kv=self._kv_for(name, caps.kv_quota_bytes), audit=self.audit,
             log=self.log_sink, clock=self.clock, stats=self._stats_for(name),
+            denials=self._denials.setdefault(name, DenialThrottle()),
         )  # fmt: skip
 
     def _make_host(self, name: str, stats: PluginStats) -> PluginHost:

@@ -22,7 +22,9 @@ from forgeoned.core.compliance_controls import ControlEvidence, Facts, map_contr
 from forgeoned.core.compliance_render import render_json, render_markdown
 from forgeoned.core.stats import PluginView
 
-ACTIVATING: Final = frozenset({"plugin.installed", "plugin.upgraded", "plugin.rolled_back"})
+# plugin.rolled_back is not an activation: the version it names failed to come up and the
+# one already running kept serving (its period simply goes on).
+ACTIVATING: Final = frozenset({"plugin.installed", "plugin.upgraded"})
 ENDING: Final = frozenset({"plugin.removed"})
 REJECTIONS: Final = frozenset({"plugin.rejected"})
 DENIALS: Final = frozenset({"hostcall.denied", "control.denied"})
@@ -126,6 +128,18 @@ def _signers(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
+def _suppressed(entry: Mapping[str, Any]) -> int:
+    """Denials a throttled ``hostcall.denied`` summary stands for (its own entry excluded:
+    a summary is not itself a denial, so it counts ``suppressed - 1`` on top of the 1)."""
+    details = entry.get("details") or {}
+    if not isinstance(details, Mapping):
+        return 0
+    value = details.get("suppressed")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return 0
+    return value - 1
+
+
 def _is_operator(entry: Mapping[str, Any]) -> bool:
     actor = entry.get("actor")
     if entry.get("event") in OPERATOR_EVENTS:
@@ -172,9 +186,12 @@ def build_report(
         k: [] for k in ("rejections", "denials", "failures", "operator", "exceptions")
     }
     counts: dict[str, int] = {}
+    suppressed_denials = 0
     for entry in chosen:
         event = str(entry.get("event", ""))
         counts[event] = counts.get(event, 0) + 1
+        if event == "hostcall.denied":
+            suppressed_denials += _suppressed(entry)
         for key, names in (
             ("rejections", REJECTIONS),
             ("denials", DENIALS),
@@ -203,7 +220,7 @@ def build_report(
         downgrades=counts.get("plugin.downgrade_allowed", 0),
         rejections=len(buckets["rejections"]),
         signature_rejections=sum(1 for f in buckets["rejections"] if f.reason in SIGNATURE_REASONS),
-        hostcall_denials=counts.get("hostcall.denied", 0),
+        hostcall_denials=counts.get("hostcall.denied", 0) + suppressed_denials,
         control_denials=counts.get("control.denied", 0),
         failures=counts.get("plugin.failed", 0),
         quarantines=counts.get("plugin.quarantined", 0),

@@ -160,3 +160,40 @@ def test_empty_log_still_renders() -> None:
     report = build_report([], [], VerifyResult(True, 0))
     assert report.versions == () and report.period_start is None
     assert "no entries" in render_markdown(report)
+
+
+def test_a_rolled_back_version_never_shows_as_running_and_throttled_denials_add_up(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    log = AuditLog(tmp_path, clock)
+    for event in (
+        AuditEvent(EventName.PLUGIN_INSTALLED, plugin="hello", version="1.0.0", sha256=SHA1),
+        AuditEvent(
+            EventName.PLUGIN_ROLLED_BACK,
+            plugin="hello",
+            version="2.0.0",
+            sha256=SHA2,
+            reason="init_failed",
+            details={"serving": {"version": "1.0.0", "sha256": SHA1}},
+        ),
+        AuditEvent(EventName.HOSTCALL_DENIED, plugin="hello", reason="denied"),
+        # a throttle summary: 25 denials counted but not audited one by one
+        AuditEvent(
+            EventName.HOSTCALL_DENIED,
+            plugin="hello",
+            reason="denied",
+            details={"function": "env_get", "suppressed": 25, "window_s": 60.0},
+        ),
+    ):
+        clock.advance(60)
+        log.record(event)
+    entries = list(log.entries())
+    result = log.verify()
+    log.close()
+    views = [PluginView("hello", "1.0.0", SHA1, "running", 0, PluginStats(), ("key-a",))]
+    report = build_report(entries, views, result, None, now=clock.wall())
+    assert [(v.version, v.active_until) for v in report.versions] == [("1.0.0", None)]
+    assert any(f.event == "plugin.rolled_back" for f in report.failures)
+    evidence = json.dumps(json.loads(render_json(report))["controls"])
+    assert "26 host calls denied by capability" in evidence
