@@ -43,7 +43,7 @@ plugins: setup
 	$(BIN)/python -m forgeoned.devtools sample --wasm $(SAMPLE_WASM) --keys $(DEV_KEYS) --out plugins.d
 
 run: plugins
-	$(BIN)/forgeoned --config etc/forgeoned.dev.toml
+	TZ=$${TZ:-UTC} $(BIN)/forgeoned --config etc/forgeoned.dev.toml
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from forgeoned.active_set import ActiveSet
 from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail
+from forgeoned.adapters.audit_trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.control_server import ControlServer
 from forgeoned.adapters.hostabi import HostServices
@@ -98,7 +98,7 @@ class Parts:
         self.trust = self._load_trust(config)
         self.audit_log = AuditLog(config.effective_audit_dir, clock)
         self.journal = JournalWriter(self.stats) if config.audit_journald else None
-        sink = JournaldSink(self.journal) if self.journal is not None else None
+        sink = JournaldSink(self.journal) if self.journal is not None else ConsoleSink()
         self.audit = AuditTrail(self.audit_log, sink, self.stats)
         self.events = AuditBatch(self.audit)  # swaps and rejections (held during the start)
         self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)

@@ -9,8 +9,9 @@ checkpoint signatures a second home outside the state directory.
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from forgeoned.adapters.audit_log import AuditLog
 from forgeoned.adapters.journald import JournaldSink
@@ -18,10 +19,35 @@ from forgeoned.core.events import AuditEvent
 from forgeoned.core.stats import DaemonStats
 
 
+class EntrySink(Protocol):
+    """Where copies of stored audit entries go (journald, or the console)."""
+
+    def emit(self, entry: dict[str, Any]) -> None: ...
+
+
+class ConsoleSink:
+    """Echoes audit entries as log lines, for a daemon run in a terminal without journald
+    (``make run``). Not used under systemd, where stderr is the journal already."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or logging.getLogger("forgeoned.audit")
+
+    def emit(self, entry: dict[str, Any]) -> None:
+        parts = [str(entry.get("event", "?"))]
+        for key in ("plugin", "version", "actor", "reason"):
+            if entry.get(key):
+                parts.append(f"{key}={entry[key]}")
+        if entry.get("message"):
+            parts.append(f"- {entry['message']}")
+        self._log.info("#%s %s", entry.get("seq", "?"), " ".join(parts))
+
+
 class AuditTrail:
     """Implements :class:`forgeoned.core.ports.AuditSink`."""
 
-    def __init__(self, log: AuditLog, journal: JournaldSink | None, stats: DaemonStats) -> None:
+    def __init__(
+        self, log: AuditLog, journal: JournaldSink | EntrySink | None, stats: DaemonStats
+    ) -> None:
         self._log = log
         self._journal = journal
         self._stats = stats
