@@ -4,9 +4,10 @@ A :class:`PluginHost` is the swapper's :class:`~forgeoned.core.swapper.Slot`. Ca
 through its :class:`~forgeoned.call_gate.CallGate`: at most one call per instance of the active
 version (each instance is one wasmtime Store, used by one thread at a time; the version's pool
 hands them out), the others waiting in arrival order while every instance is busy or while the
-gate is closed (a drain, a pause, a start in progress), bounded by ``hold_timeout_s``.
-In-flight calls are counted so that a drain can wait for them and, after the drain timeout,
-interrupt them.
+gate is closed (a drain, a pause, a start in progress), bounded by ``hold_timeout_s``. A
+thread holding an instance runs the waiting calls on it itself, oldest first, before giving it
+back (briefly: ``SERVE_WAITERS_S``; why in :mod:`forgeoned.call_gate`). In-flight calls are
+counted so that a drain can wait for them and, after the drain timeout, interrupt them.
 """
 
 from __future__ import annotations
