@@ -219,20 +219,25 @@ class Reconciler:
             self.restart_at[host.name] = decision.at
             return
         self.restart_at.pop(host.name, None)
-        host.trigger(Trigger.QUARANTINE, host.last_error)
-        self.active.set_quarantined(host.name, True)
         v = host.current
-        self.audit.record(
-            AuditEvent(
-                EventName.PLUGIN_QUARANTINED,
-                plugin=host.name,
-                version=v.version if v is not None else None,
-                sha256=v.sha256 if v is not None else None,
-                reason="restart_budget",
-                message=f"{decision.failures_in_window} failures within "
-                f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
+        # The event is durable before the state says quarantined (a status reader must never
+        # see a quarantine the audit log and state file do not have yet); quarantining happens even if the
+        # audit write fails, since keeping a crash-looping plugin down is the safe side.
+        try:
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_QUARANTINED,
+                    plugin=host.name,
+                    version=v.version if v is not None else None,
+                    sha256=v.sha256 if v is not None else None,
+                    reason="restart_budget",
+                    message=f"{decision.failures_in_window} failures within "
+                    f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
+                )
             )
-        )
+        finally:
+            self.active.set_quarantined(host.name, True)
+            host.trigger(Trigger.QUARANTINE, host.last_error)
 
     def next_restart(self) -> float | None:
         return min(self.restart_at.values(), default=None)

@@ -234,6 +234,7 @@ def test_trapping_version_is_restarted_then_quarantined_others_unaffected(env: E
                 d.events.wait("plugin.restarted", "bad", count=n)
                 assert host.wait_for(State.RUNNING, 10)
         d.events.wait("plugin.quarantined", "bad")
+        assert host.wait_for(State.QUARANTINED, 10)  # audited first, then persisted, then shown
         assert d.view("bad").state == "quarantined"
         assert "bad" in env.state()["quarantined"]
         assert d.invoke("ok") == b"ok@1.0.0:x"
