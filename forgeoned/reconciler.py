@@ -220,9 +220,9 @@ class Reconciler:
             return
         self.restart_at.pop(host.name, None)
         v = host.current
-        # The event is durable before the state says quarantined (a status reader must never
-        # see a quarantine the audit log and state file do not have yet); quarantining happens even if the
-        # audit write fails, since keeping a crash-looping plugin down is the safe side.
+        # The event is durable before the state says quarantined (a status reader must
+        # never see a quarantine the audit log and state file do not have yet); quarantining
+        # happens even if the audit write fails: keeping a crash-looping plugin down is safe.
         try:
             self.audit.record(
                 AuditEvent(
