@@ -109,6 +109,7 @@ def test_reset_clears_a_quarantine(env: Env) -> None:
             if n == 1:
                 assert host.wait_for(State.RUNNING, 10)
         d.events.wait("plugin.quarantined", "hello")
+        assert host.wait_for(State.QUARANTINED, 10)  # audited, persisted, then shown
         assert env.state()["quarantined"] == ["hello"]
         d.daemon.backend.reset("hello", "ops")
         assert host.wait_for(State.RUNNING, 10)

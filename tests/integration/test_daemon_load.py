@@ -10,6 +10,7 @@ import pytest
 import wasmtime
 from daemon_kit import KEY, Daemon, Env, drop, in_process, plugin, plugin_wat
 
+from forgeoned.core.lifecycle import State
 from forgeoned.devtools import package_plugin, sign_bytes
 from forgeoned.errors import ForgeonedError
 
@@ -71,6 +72,7 @@ def test_new_version_that_traps_under_load(tmp_path: Path) -> None:
     with in_process(env) as d, Caller(d.invoke, "hello") as caller:
         drop(env.plugins, "hello.wasm", plugin("hello", "2.0.0", handle_extra="unreachable"))
         d.events.wait("plugin.quarantined", "hello")
+        assert d.daemon.reconciler.host("hello").wait_for(State.QUARANTINED, 10)
         assert d.invoke("other") == b"other@1.0.0:x"  # other plugins are unaffected
     assert d.view("hello").state == "quarantined"
     # every call got an answer or a clear error; no answer ever came from the trapping code
