@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from forgeoned.adapters.control_http import HttpProtocolError, MethodNotAllowedError, Request
@@ -33,6 +32,7 @@ from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
+from forgeoned.core.timespec import parse_time
 from forgeoned.errors import BadRequestError, NotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -208,22 +208,10 @@ def _reload(ctx: Context) -> Reply:
 
 
 def parse_since(text: str | None) -> float | None:
-    """``since`` as Unix seconds or an ISO-8601 time (naive means UTC)."""
+    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
     if text is None or text == "":
         return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequestError(
-            f"bad since {text[:40]!r}: give Unix seconds or an ISO-8601 time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return parse_time(text, time.time())
 
 
 def _audit(ctx: Context) -> Reply:

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from forgeoned.adapters.control_client import ControlClient
 from forgeoned.cli.control import write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_export import export_csv, export_json
-from forgeoned.errors import ForgeonedError
-
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from forgeoned.core.timespec import parse_time
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -46,26 +41,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--since", help="Unix seconds, ISO-8601, or an age like 2h / 30d")
     p.set_defaults(func=cmd_compliance)
-
-
-def parse_time(text: str, now: float) -> float:
-    """``--since`` to Unix seconds (a one-line error for anything else)."""
-    age = _AGE.match(text)
-    if age:
-        return now - float(age.group(1)) * _UNIT_S[age.group(2)]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ForgeonedError(
-            f"bad time {text!r}: give Unix seconds, ISO-8601, or an age like 2h"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def cmd_export(args: argparse.Namespace) -> int:

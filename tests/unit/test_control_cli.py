@@ -10,10 +10,10 @@ import pytest
 from forgeoned import errors
 from forgeoned.adapters.control_client import _error_from
 from forgeoned.cli import build_parser, main
-from forgeoned.cli.audit import parse_time
 from forgeoned.cli.completion import bash_script, command_tree
 from forgeoned.cli.control import table
 from forgeoned.cli.exitcodes import exit_code_for
+from forgeoned.core.timespec import parse_time
 
 
 def body(code: str, message: str = "m") -> bytes:

@@ -150,7 +150,7 @@ def test_parse_since() -> None:
     assert parse_since("1700000000.5") == 1700000000.5
     assert parse_since("2023-11-14T22:13:20Z") == 1700000000.0
     assert parse_since("2023-11-14T22:13:20") == 1700000000.0
-    with pytest.raises(BadRequestError, match="bad since"):
+    with pytest.raises(BadRequestError, match="bad time"):
         parse_since("yesterday")
 
 
