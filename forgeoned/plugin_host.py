@@ -276,7 +276,7 @@ class PluginHost:
             sha256=v.sha256 if v is not None else "",
             state=self._gate.state.value,
             memory_bytes=v.memory_bytes if v is not None else 0,
-            stats=self.stats,
+            stats=self.stats.totals(),  # every instance's counters added up
             signers=v.signers if v is not None else (),
             last_error=self.last_error,
             limits=dict(v.limits) if v is not None else {},

@@ -71,11 +71,16 @@ class GuestMemory(Protocol):
 class HostCalls:
     """The nine host functions of one instance. Arguments arrive as raw wasm i32 values."""
 
-    def __init__(self, services: HostServices, memory: GuestMemory) -> None:
+    def __init__(
+        self, services: HostServices, memory: GuestMemory, stats: PluginStats | None = None
+    ) -> None:
+        """``stats``: where to count, written by one thread at a time (an instance's own
+        counters: see core/stats.py); ``services.stats`` by default."""
         self.services = services
         self.memory = memory
         self._caps = services.capabilities
-        self._counts = counts = services.stats.hostcalls
+        stats = services.stats if stats is None else stats
+        self._counts = counts = stats.hostcalls
         # A Counter is a dict subclass, so `counts[key] += 1` misses the interpreter's
         # exact-dict fast paths; its bound get/__setitem__ take about half the time.
         self._count_get = counts.get

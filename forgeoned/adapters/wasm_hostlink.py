@@ -38,6 +38,7 @@ import wasmtime
 from forgeoned.adapters import wasm_fastcall as fast
 from forgeoned.adapters.hostabi import HostCalls, HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE
+from forgeoned.core.stats import PluginStats
 
 _VALTYPES: Final = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
 
@@ -82,15 +83,16 @@ class HostLink:
 
     __slots__ = ("calls", "fns", "host_error", "hostcalls")
 
-    def __init__(self, services: HostServices, memory: GuestMemoryView) -> None:
-        self.calls = HostCalls(services, memory)
+    def __init__(self, services: HostServices, memory: GuestMemoryView, stats: PluginStats) -> None:
+        """``stats``: the counters this Store's instance writes (its own: core/stats.py)."""
+        self.calls = HostCalls(services, memory, stats)
         # What a callback finds in ACTIVE: the nine functions, bound once here (a
         # bound-method lookup per host call is a measurable cost), then this link itself.
         self.fns: tuple[Any, ...] = (
             *(getattr(self.calls, name) for name in HOST_FUNCTIONS),
             self,
         )
-        self.hostcalls = services.stats.hostcalls
+        self.hostcalls = stats.hostcalls
         self.host_error: BaseException | None = None  # set by a failed callback
 
     def take_error(self) -> BaseException | None:

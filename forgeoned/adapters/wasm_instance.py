@@ -65,14 +65,17 @@ class PluginInstance:
         self._fuel_c = ctypes.c_uint64(limits.fuel_per_call)  # prebuilt: no conversion per call
         self._timeout = limits.call_timeout_ms / 1000.0
         self.services = host
-        self._stats = host.stats
-        self._calls = host.stats.calls
-        self._duration = host.stats.call_duration
+        # This instance's own counters: nobody else writes them while it lives, so the
+        # lock-free bumps below are exact even when other instances of the plugin run on
+        # other threads (why, and how readers add them up: core/stats.py).
+        self._stats = stats = host.stats.claim_writer()
+        self._calls = stats.calls
+        self._duration = stats.call_duration
         self._fuel = ctypes.c_uint64()
         self._fuel_addr = ctypes.addressof(self._fuel)
         self._funcs: dict[str, fast.RawFunc] = {}
         self._memory = GuestMemoryView(self._ctx)
-        self._link = HostLink(host, self._memory)
+        self._link = HostLink(host, self._memory, stats)
         self.host = self._link.calls
         self._host_fns = self._link.fns
         self._deadline = 0.0
@@ -152,8 +155,8 @@ class PluginInstance:
         self._calling = False
         _get_fuel(ctx, self._fuel_addr)
         self._stats.fuel_consumed += self._fuel_per_call - self._fuel.value
-        # Histogram.observe minus its lock: like every counter in PluginStats, a histogram is
-        # written only by the thread that owns one of the plugin's Stores (see core/stats.py).
+        # Histogram.observe minus its lock: this instance's histogram, written only by the
+        # thread running this Store (see core/stats.py).
         elapsed = _now() - start
         hist = self._duration
         hist.counts[_bisect(hist.bounds, elapsed)] += 1
@@ -285,6 +288,7 @@ class PluginInstance:
             self._store.close()
             if _active_get() is self._host_fns:  # let this thread forget the closed Store
                 _active_set(())
+            self.services.stats.release_writer(self._stats)  # no call can write it now
 
     def __enter__(self) -> PluginInstance:
         return self

@@ -1,10 +1,18 @@
 """Live counters kept by the runtime and the daemon, read by the metrics collector at scrape time.
 
 Plain integers in dicts are the cheapest thing to bump on a hot call path; the Prometheus
-collector turns a :meth:`PluginStats.snapshot` into metric families when it is scraped.
-Writers hold no lock: each plugin's counters are only written by the thread that currently
-owns one of its Stores, and CPython makes single ``+=`` on a dict slot safe enough for
-monotonic counters read by a scraper (a scrape may see a value one call old).
+collector and the control API read a :meth:`PluginStats.totals` snapshot (through
+:class:`PluginView`) when asked.
+
+Writers hold no lock, and that is exact, not "safe enough": the call counters of a plugin
+(``calls``, ``hostcalls``, ``call_duration``, ``fuel_consumed``) are written by its instances,
+and every live instance writes its OWN set of them, which :meth:`PluginStats.claim_writer`
+hands out (the plugin's own fields to one instance, a shard to each other one). An instance
+is a wasmtime Store, run by one thread at a time, so each set has one writer at a time and a
+read-modify-write of it can never interleave with another. Sharing one set between instances
+would lose increments: ``limits.instances > 1`` runs instances on several threads at once,
+and even with one instance per version a swap instantiates and ``init``s the new version
+while the old one still serves calls. Readers merge: a read may be one call old, never short.
 """
 
 from __future__ import annotations
@@ -78,6 +86,15 @@ class Histogram:
             self.total += value
             self.count += 1
 
+    def add(self, other: Histogram) -> None:
+        """Add a snapshot of ``other`` (same bounds), read without its writer's help."""
+        counts = list(other.counts)  # one C-level copy: never a half-updated list
+        with self._lock:
+            for index, n in enumerate(counts):
+                self.counts[index] += n
+            self.total += other.total
+            self.count += other.count
+
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, cumulative count) pairs, the last one with bound +inf."""
         with self._lock:
@@ -100,6 +117,52 @@ class PluginStats:
     fuel_consumed: int = 0
     restarts: int = 0
     log_dropped: int = 0
+    # Writer shards (see the module docstring): every one ever handed out (their counts are
+    # part of the totals for good), those free to hand out again, and whether the plugin's
+    # own fields are taken by an instance. Bounded by the most instances alive at once.
+    _shards: list[PluginStats] = field(default_factory=list, init=False, repr=False, compare=False)
+    _free: list[PluginStats] = field(default_factory=list, init=False, repr=False, compare=False)
+    _claimed: bool = field(default=False, init=False, repr=False, compare=False)
+    _shard_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def claim_writer(self) -> PluginStats:
+        """The counters one new instance writes, without a lock, until it gives them back with
+        :meth:`release_writer`: these very fields if no live instance has them (so a plugin
+        with one instance counts here directly), else a shard nobody else writes."""
+        with self._shard_lock:
+            if not self._claimed:
+                self._claimed = True
+                return self
+            if self._free:
+                return self._free.pop()
+            shard = PluginStats()
+            self._shards.append(shard)
+            return shard
+
+    def release_writer(self, writer: PluginStats) -> None:
+        """``writer``'s instance is closed: nothing will write it any more (its counts stay)."""
+        with self._shard_lock:
+            if writer is self:
+                self._claimed = False
+            elif any(s is writer for s in self._shards) and all(
+                s is not writer for s in self._free
+            ):
+                self._free.append(writer)
+
+    def totals(self) -> PluginStats:
+        """A snapshot of the plugin's counters with every shard added in (what readers show)."""
+        with self._shard_lock:
+            parts = (self, *self._shards)
+        out = PluginStats(restarts=self.restarts, log_dropped=self.log_dropped)
+        for part in parts:
+            # dict(counter) copies in one C call, under the GIL: never a half-inserted dict.
+            out.calls.update(dict(part.calls))
+            out.hostcalls.update(dict(part.hostcalls))
+            out.call_duration.add(part.call_duration)
+            out.fuel_consumed += part.fuel_consumed
+        return out
 
 
 @dataclass
