@@ -12,7 +12,8 @@ is a wasmtime Store, run by one thread at a time, so each set has one writer at 
 read-modify-write of it can never interleave with another. Sharing one set between instances
 would lose increments: ``limits.instances > 1`` runs instances on several threads at once,
 and even with one instance per version a swap instantiates and ``init``s the new version
-while the old one still serves calls. Readers merge: a read may be one call old, never short.
+while the old one still serves calls. Readers add the sets up: a read may miss a call that is
+finishing at that moment, never one that finished before.
 """
 
 from __future__ import annotations
