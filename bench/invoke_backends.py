@@ -17,6 +17,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.manifest import Capabilities, Limits
 from forgeoned.core.stats import PluginStats, PluginView
+from forgeoned.errors import ConflictError
 
 # An ABI v1 echo plugin: handle() outputs its input unchanged.
 ECHO_WAT = """
@@ -42,6 +43,10 @@ class NullSink:
         pass
 
 
+def _unsupported() -> ConflictError:
+    return ConflictError("the benchmark backend serves only list, show and invoke")
+
+
 class _Unused:
     """The control-API methods the benchmark never calls."""
 
@@ -55,28 +60,28 @@ class _Unused:
         return self._view(name)
 
     def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def remove(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def pause(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def resume(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def restart(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def reset(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def reload(self, actor: str) -> None:
-        raise NotImplementedError
+        raise _unsupported()
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
         return []
