@@ -9,19 +9,14 @@ that plugin only, while a healthy plugin next to it reports ``forgeone_plugin_up
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
-import subprocess
-import threading
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_kit import KEY, Daemon, Env, drop, manifest, plugin, plugin_wat
+from prom_kit import firing_alerts, free_port, prometheus, query, wait_for
 
 from forgeoned.devtools import make_signed_plugin
 
@@ -29,46 +24,8 @@ pytestmark = [
     pytest.mark.prometheus,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
 ]
-RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "forgeoned-rules.yml"
 HEALTHY_START = '(func (export "start") (result i32) i32.const 0)'
 TRAPPING_START = '(func (export "start") (result i32) unreachable)'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.25)):
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        pause.wait(0.25)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def _query(base: str, expr: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = _get(f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")[
-        "data"
-    ]["result"]
-    return result
-
-
-def _alerts(base: str, name: str) -> list[dict[str, Any]]:
-    data = _get(f"{base}/api/v1/alerts")["data"]["alerts"]
-    return [a for a in data if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
 def _broken_audit(d: Daemon) -> list[dict[str, Any]] | None:
@@ -118,7 +75,7 @@ journald = false
 def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
     (tmp_path / "d").mkdir()
     env = Env(tmp_path / "d")
-    metrics_port = _free_port()
+    metrics_port = free_port()
     _config(env, metrics_port)
     drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
     drop(env.plugins, "broken.wasm", _broken_plugin())
@@ -132,45 +89,13 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, daemon: tuple[Daemon, int]) -> Iterator[str]:
-    _, metrics_port = daemon
-    port = _free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: ['{RULES}']\n"
-        "scrape_configs:\n"
-        "  - job_name: forgeoned\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
-    )
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(
-            lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200, 60, "ready"
-        )
+def prom(tmp_path: Path, daemon: tuple[Daemon, int]) -> Iterator[str]:
+    with prometheus(tmp_path, daemon[1]) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_daemon_quarantines_a_trapping_start_and_prometheus_fires_the_alert(
-    daemon: tuple[Daemon, int], prometheus: str
+    daemon: tuple[Daemon, int], prom: str
 ) -> None:
     d, _ = daemon
     d.wait_until(
@@ -180,18 +105,20 @@ def test_daemon_quarantines_a_trapping_start_and_prometheus_fires_the_alert(
     )
     assert d.status()["hello"]["state"] == "running"
     # The state turns quarantined just before the event is recorded: wait for the record.
-    audit = _wait(lambda: _broken_audit(d), 30, "plugin.quarantined in the audit log")
+    audit = wait_for(lambda: _broken_audit(d), 30, "plugin.quarantined in the audit log")
     failed = [e for e in audit if e["event"] == "plugin.failed"]
     assert len(failed) == 3  # max_failures = 2: the third failure in the window quarantines
     assert all("'start' trapped" in e["message"] for e in failed), failed
     assert [e["event"] for e in audit].count("plugin.restarted") == 2
 
-    base = prometheus
-    firing = _wait(lambda: _alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert")
+    base = prom
+    firing = wait_for(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert"
+    )
     assert [a["labels"]["plugin"] for a in firing] == ["broken"]
     assert firing[0]["labels"]["severity"] == "critical"
-    up = {r["metric"]["plugin"]: r["value"][1] for r in _query(base, "forgeone_plugin_up")}
+    up = {r["metric"]["plugin"]: r["value"][1] for r in query(base, "forgeone_plugin_up")}
     assert up == {"hello": "1", "broken": "0"}
-    restarts = _query(base, 'forgeone_plugin_restarts_total{plugin="broken"}')
+    restarts = query(base, 'forgeone_plugin_restarts_total{plugin="broken"}')
     assert restarts[0]["value"][1] == "2"
-    assert _alerts(base, "ForgeoneAuditChainBroken") == []
+    assert firing_alerts(base, "ForgeoneAuditChainBroken") == []
