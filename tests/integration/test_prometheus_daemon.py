@@ -104,7 +104,7 @@ def test_daemon_quarantines_a_trapping_start_and_prometheus_fires_the_alert(
         "broken quarantined",
     )
     assert d.status()["hello"]["state"] == "running"
-    # The state turns quarantined just before the event is recorded: wait for the record.
+    # The event is durable before the state shows quarantined; read it back from the log.
     audit = wait_for(lambda: _broken_audit(d), 30, "plugin.quarantined in the audit log")
     failed = [e for e in audit if e["event"] == "plugin.failed"]
     assert len(failed) == 3  # max_failures = 2: the third failure in the window quarantines
