@@ -21,28 +21,16 @@ import statistics
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer, render_text
-from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
+from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.core.stats import PluginStats, PluginView
 
 
-@dataclass
-class Source:
-    views: list[PluginView] = field(default_factory=list)
-    stats: DaemonStats = field(default_factory=DaemonStats)
-
-    def plugin_views(self) -> list[PluginView]:
-        return self.views
-
-    def daemon_stats(self) -> DaemonStats:
-        return self.stats
-
-
-def _source(n: int) -> Source:
-    source = Source()
+def _source(n: int) -> StaticSource:
+    source = StaticSource()
     for i in range(n):
         stats = PluginStats()
         for export, outcome in (("handle", "ok"), ("handle", "out_of_fuel"), ("init", "ok")):

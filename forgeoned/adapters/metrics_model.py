@@ -42,6 +42,21 @@ class MetricsSource(Protocol):
     def daemon_stats(self) -> DaemonStats: ...
 
 
+@dataclass
+class StaticSource:
+    """A MetricsSource over fixed values (tests, benchmarks, dashboards work), the way httpx
+    ships ``MockTransport``: the daemon's own source is ``forgeoned.backend``."""
+
+    views: list[PluginView] = field(default_factory=list)
+    stats: DaemonStats = field(default_factory=DaemonStats)
+
+    def plugin_views(self) -> list[PluginView]:
+        return self.views
+
+    def daemon_stats(self) -> DaemonStats:
+        return self.stats
+
+
 class AuditHealth(Protocol):
     """What the metrics show about the audit log (``AuditLog`` implements it)."""
 

@@ -12,25 +12,14 @@ import pytest
 from prom_kit import RULES, firing_alerts, prometheus, query, wait_for
 
 from forgeoned.adapters.metrics import MetricsServer
+from forgeoned.adapters.metrics_model import StaticSource
 from forgeoned.core.audit_chain import VerifyResult
-from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
+from forgeoned.core.stats import PluginStats, PluginView
 
 pytestmark = [
     pytest.mark.prometheus,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
 ]
-
-
-@dataclass
-class Source:
-    views: list[PluginView] = field(default_factory=list)
-    stats: DaemonStats = field(default_factory=DaemonStats)
-
-    def plugin_views(self) -> list[PluginView]:
-        return self.views
-
-    def daemon_stats(self) -> DaemonStats:
-        return self.stats
 
 
 @dataclass
@@ -41,10 +30,10 @@ class Audit:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, Source, Audit]]:
+def stack(tmp_path: Path) -> Iterator[tuple[str, StaticSource, Audit]]:
     view = PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, PluginStats())
     broken = PluginView("broken", "2.0.0", "cd" * 32, "quarantined", 0, PluginStats())
-    source, audit = Source([view, broken]), Audit()
+    source, audit = StaticSource([view, broken]), Audit()
     metrics = MetricsServer("127.0.0.1:0", source, audit=audit, min_interval_s=0.0)
     metrics.start()
     try:
@@ -54,7 +43,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Source, Audit]]:
         metrics.close()
 
 
-def test_quarantined_plugin_fires_its_alert(stack: tuple[str, Source, Audit]) -> None:
+def test_quarantined_plugin_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
     base, _, _ = stack
     firing = wait_for(
         lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert"
@@ -65,7 +54,7 @@ def test_quarantined_plugin_fires_its_alert(stack: tuple[str, Source, Audit]) ->
     assert firing_alerts(base, "ForgeoneAuditChainBroken") == []
 
 
-def test_broken_audit_chain_fires_its_alert(stack: tuple[str, Source, Audit]) -> None:
+def test_broken_audit_chain_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
     base, _, audit = stack
     wait_for(lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation")
     audit.last_verify = VerifyResult(False, 10, 4, "edited")

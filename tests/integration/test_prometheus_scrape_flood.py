@@ -26,10 +26,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from forgeoned.adapters.metrics import MetricsServer
-from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
+from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.core.stats import PluginStats, PluginView
 
 PERIOD = 0.02
 WINDOW = 10.0  # the loop may end up to 1 s behind: only a starved loop falls that far back
@@ -57,17 +58,6 @@ stop.wait(seconds); stop.set()
 for t in threads: t.join()
 print(count[0])
 """
-
-
-@dataclass
-class Source:
-    views: list[PluginView] = field(default_factory=list)
-
-    def plugin_views(self) -> list[PluginView]:
-        return self.views
-
-    def daemon_stats(self) -> DaemonStats:
-        return DaemonStats()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +137,7 @@ def _flood(server: MetricsServer, units: int, window: float) -> FloodRun:
 def _run(min_interval_s: float, max_scrapes_per_s: float, window: float) -> FloodRun:
     server = MetricsServer(
         "127.0.0.1:0",
-        Source(_plugins(1000)),
+        StaticSource(_plugins(1000)),
         min_interval_s=min_interval_s,
         max_scrapes_per_s=max_scrapes_per_s,
     )

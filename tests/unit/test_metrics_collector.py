@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer, render_text
+from forgeoned.adapters.metrics_model import StaticSource
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
 from forgeoned.errors import ConfigError
-
-
-@dataclass
-class FakeSource:
-    views: list[PluginView] = field(default_factory=list)
-    stats: DaemonStats = field(default_factory=DaemonStats)
-
-    def plugin_views(self) -> list[PluginView]:
-        return self.views
-
-    def daemon_stats(self) -> DaemonStats:
-        return self.stats
 
 
 @dataclass
@@ -47,7 +36,7 @@ def _view(name: str, state: str, stats: PluginStats | None = None) -> PluginView
     )
 
 
-def _registry(source: FakeSource, audit: FakeAudit | None = None) -> CollectorRegistry:
+def _registry(source: StaticSource, audit: FakeAudit | None = None) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(ForgeonedCollector(source, audit))
     return registry
@@ -64,7 +53,7 @@ def test_plugin_metrics_of_design_section_5() -> None:
     stats.fuel_consumed = 12345
     stats.restarts = 2
     stats.log_dropped = 9
-    source = FakeSource([_view("hello", "running", stats), _view("bad", "quarantined")])
+    source = StaticSource([_view("hello", "running", stats), _view("bad", "quarantined")])
     r = _registry(source)
     info = {"plugin": "hello", "version": "1.2.0", "sha256": "ab" * 32}
     assert r.get_sample_value("forgeone_plugin_info", info) == 1
@@ -98,7 +87,7 @@ def test_daemon_metrics() -> None:
     daemon.audit_events["plugin.installed"] += 5
     daemon.journald_failures = 6
     daemon.control_requests[("pause", "ok")] += 1
-    r = _registry(FakeSource([], daemon))
+    r = _registry(StaticSource([], daemon))
     assert (
         r.get_sample_value("forgeone_swaps_total", {"plugin": "hello", "outcome": "upgraded"}) == 3
     )
@@ -119,7 +108,7 @@ def test_unbounded_label_values_collapse_to_other() -> None:
     daemon = DaemonStats()
     for i in range(40):
         daemon.rejected[f"reason_{i}"] += 1
-    r = _registry(FakeSource([_view("hello", "running", stats)], daemon))
+    r = _registry(StaticSource([_view("hello", "running", stats)], daemon))
     other = {"plugin": "hello", "export": "handle", "outcome": "other"}
     assert r.get_sample_value("forgeone_plugin_calls_total", other) == 2
     families = {m.name: m for m in r.collect()}
@@ -134,7 +123,7 @@ def test_unbounded_label_values_collapse_to_other() -> None:
 
 def test_audit_chain_metrics() -> None:
     audit = FakeAudit(VerifyResult(False, 10, 7, "edited"), head_seq=12, write_failures=1)
-    r = _registry(FakeSource(), audit)
+    r = _registry(StaticSource(), audit)
     assert r.get_sample_value("forgeone_audit_chain_ok") == 0
     assert r.get_sample_value("forgeone_audit_head_seq") == 12
     assert r.get_sample_value("forgeone_audit_write_failures_total") == 1
@@ -143,7 +132,7 @@ def test_audit_chain_metrics() -> None:
 
 
 def test_server_serves_metrics_on_loopback_only_path() -> None:
-    server = MetricsServer("127.0.0.1:0", FakeSource([_view("hello", "running")]))
+    server = MetricsServer("127.0.0.1:0", StaticSource([_view("hello", "running")]))
     server.start()
     try:
         url = f"http://127.0.0.1:{server.port}"
@@ -162,14 +151,14 @@ def test_server_serves_metrics_on_loopback_only_path() -> None:
 @pytest.mark.parametrize("listen", ["9464", "host:port", "127.0.0.1:99999"])
 def test_bad_listen_address_is_a_config_error(listen: str) -> None:
     with pytest.raises(ConfigError, match=r"metrics\.listen must be HOST:PORT"):
-        MetricsServer(listen, FakeSource())
+        MetricsServer(listen, StaticSource())
 
 
 def test_busy_port_is_a_config_error() -> None:
-    first = MetricsServer("127.0.0.1:0", FakeSource())
+    first = MetricsServer("127.0.0.1:0", StaticSource())
     try:
         with pytest.raises(ConfigError, match="cannot listen"):
-            MetricsServer(f"127.0.0.1:{first.port}", FakeSource())
+            MetricsServer(f"127.0.0.1:{first.port}", StaticSource())
     finally:
         first.close()
 
@@ -191,7 +180,7 @@ def test_fast_renderer_shows_exactly_what_prometheus_client_shows() -> None:
     daemon.swap_duration.observe(1.5)
     daemon.rejected["unsigned"] += 2
     odd = PluginView("odd", 'v"1\\\n', "ef" * 32, "paused", 1, PluginStats())
-    source = FakeSource([_view("hello", "running", stats), odd], daemon)
+    source = StaticSource([_view("hello", "running", stats), odd], daemon)
     audit = FakeAudit(VerifyResult(True, 5), head_seq=5)
     collector = ForgeonedCollector(source, audit)
     registry = CollectorRegistry()
