@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 # The signed Rust sample plugin in plugins.d/ (key pair in dev-keys/, trusted by the dev config).
 plugins: setup
 	cd $(SAMPLE) && RUSTC=/usr/bin/rustc /usr/bin/cargo build --offline --release --target wasm32-unknown-unknown -q
-	$(BIN)/python -m forgeoned.devtools sample --wasm $(SAMPLE_WASM) --keys $(DEV_KEYS) --out plugins.d
+	$(BIN)/python -m forgeoned.cli.devtools sample --wasm $(SAMPLE_WASM) --keys $(DEV_KEYS) --out plugins.d
 
 run: plugins
 	TZ=$${TZ:-UTC} $(BIN)/forgeoned --config etc/forgeoned.dev.toml

@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail
-from forgeoned.adapters.journald import JournaldSink, JournalWriter
+from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.stats import DaemonStats

@@ -36,10 +36,10 @@ from typing import Any
 import extism
 import wasmtime
 
-from forgeoned.adapters import wasm_fastcall as fast
-from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.kvstore import KvStore
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.wasm import fastcall as fast
+from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent

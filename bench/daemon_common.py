@@ -13,10 +13,10 @@ from typing import Any
 
 import wasmtime
 
-from forgeoned.adapters.keys import public_key_bytes
-from forgeoned.config import load_config
-from forgeoned.daemon import Daemon
-from forgeoned.devtools import package_plugin, sign_bytes, test_key
+from forgeoned.adapters.crypto.keys import public_key_bytes
+from forgeoned.cli.devtools import package_plugin, sign_bytes, test_key
+from forgeoned.daemon.config import load_config
+from forgeoned.daemon.main import Daemon
 
 KEY = test_key(11)
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.invoke_backends import MemoryBackend, NullSink, WasmBackend
 from bench.invoke_daemon import SampleDaemon
-from forgeoned.adapters.control_server import ControlServer
+from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.control_config import parse_control_config
 
 PAYLOAD = b"x" * 64

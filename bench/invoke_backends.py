@@ -9,9 +9,9 @@ from typing import Any
 
 import wasmtime
 
-from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.wasm_instance import PluginInstance
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from forgeoned.adapters.control_client import ControlClient
-from forgeoned.devtools import build_sample
+from forgeoned.adapters.control.client import ControlClient
+from forgeoned.cli.devtools import build_sample
 from forgeoned.errors import ForgeonedError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer, render_text
-from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.adapters.metrics.model import StaticSource
+from forgeoned.adapters.metrics.server import ForgeonedCollector, MetricsServer, render_text
 from forgeoned.core.stats import PluginStats, PluginView
 
 

@@ -32,15 +32,15 @@ from bench.daemon_common import (
     signed,
     summary,
 )
-from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
+from forgeoned.cli.devtools import trust_policy_for
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.stats import PluginStats
 from forgeoned.core.trust import Mode
-from forgeoned.devtools import trust_policy_for
 
 # The poller shares the daemon's process: a busy loop would hold the GIL and slow the very
 # swap it measures (CPython hands the GIL over only every 5 ms), so it naps 0.5 ms between

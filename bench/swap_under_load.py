@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.daemon_common import layout, rename_in, scratch, signed, summary
-from forgeoned.adapters.control_client import ControlClient
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.errors import ForgeonedError
 
 

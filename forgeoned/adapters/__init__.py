@@ -1,1 +1,1 @@
-"""One module per technology: wasmtime, watchdog, prometheus, journald, sockets, files."""
+"""One subpackage per technology: wasm, control, audit, metrics, files, crypto; sdnotify."""

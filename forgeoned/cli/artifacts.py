@@ -14,8 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.atomic import atomic_write
-from forgeoned.adapters.keys import generate_keypair, load_secret_key, load_trust_dir
+from forgeoned.adapters.crypto.keys import generate_keypair, load_secret_key, load_trust_dir
+from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core import signature as sig
 from forgeoned.core.artifact import verify_artifact

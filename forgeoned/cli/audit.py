@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from forgeoned.adapters.control_client import ControlClient
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli.control import write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_export import export_csv, export_json

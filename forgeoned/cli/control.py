@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.control_client import ControlClient
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
 from forgeoned.cli.artifacts import MAX_INPUT, read_file
 from forgeoned.cli.exitcodes import OK

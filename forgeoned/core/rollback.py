@@ -1,6 +1,6 @@
 """Rollback protection: never activate a version below the highest ever activated.
 
-The floors and overrides are persisted by ``forgeoned.adapters.state_store.StateStore``
+The floors and overrides are persisted by ``forgeoned.adapters.files.state_store.StateStore``
 (``Floor`` and ``DowngradeOverride``); this module is the pure decision over those values,
 typed structurally so that core does not import the adapter.
 

@@ -53,7 +53,7 @@ PREFIX: Final = b"wasmsig" + bytes((SPEC_VERSION, CONTENT_TYPE_MODULE, HASH_SHA2
 
 
 class Ed25519Verifier(Protocol):
-    """The Ed25519 primitive, implemented in ``forgeoned.adapters.ed25519``."""
+    """The Ed25519 primitive, implemented in ``forgeoned.adapters.crypto.ed25519``."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 

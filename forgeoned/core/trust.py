@@ -2,7 +2,7 @@
 
 The operator writes the policy as the ``[trust]`` table of the daemon's TOML config (parsed by
 :func:`parse_trust_policy`); the keys themselves are files in ``trust_dir`` (read by
-``forgeoned.adapters.keys.load_trust_dir``, which combines both into a :class:`TrustPolicy`).
+``forgeoned.adapters.crypto.keys.load_trust_dir``, which combines both into a :class:`TrustPolicy`).
 """
 
 from __future__ import annotations

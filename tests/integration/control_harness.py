@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 from control_fakes import SIGNED_MAGIC, FakeBackend, ListSink
 
-from forgeoned.adapters.control_server import ControlServer
+from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.control_config import ControlConfig, parse_control_config
 
 __all__ = ["SIGNED_MAGIC", "FakeBackend", "ListSink", "config", "running"]

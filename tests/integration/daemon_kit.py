@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.control_client import ControlClient
-from forgeoned.adapters.keys import public_key_bytes
+from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.crypto.keys import public_key_bytes
+from forgeoned.cli.devtools import make_signed_plugin, package_plugin, test_key
 from forgeoned.core.events import AuditEvent
-from forgeoned.devtools import make_signed_plugin, package_plugin, test_key
 
 KEY = test_key(7)
 REPO = Path(__file__).resolve().parents[2]
@@ -246,8 +246,8 @@ class Daemon:
 @contextlib.contextmanager
 def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
     """A daemon running on a thread of the test process (no signals, no notify socket)."""
-    from forgeoned.config import load_config
-    from forgeoned.daemon import Daemon as RealDaemon
+    from forgeoned.daemon.config import load_config
+    from forgeoned.daemon.main import Daemon as RealDaemon
 
     daemon = RealDaemon(load_config(env.config))
     waiter = EventWaiter(daemon.audit)

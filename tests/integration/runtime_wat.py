@@ -11,8 +11,8 @@ from pathlib import Path
 
 import wasmtime
 
-from forgeoned.adapters.hostabi import HostServices
-from forgeoned.adapters.kvstore import KvStore
+from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent
@@ -127,7 +127,7 @@ ECHO_WAT = plugin_wat(imports=("output",), handle="local.get $ptr local.get $len
 
 def assert_runtime_healthy(runtime: object, tmp: Path) -> None:
     """The runtime still compiles, instantiates and runs a good plugin end to end."""
-    from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+    from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
     from forgeoned.core.manifest import Limits
 
     assert isinstance(runtime, WasmtimeRuntime)

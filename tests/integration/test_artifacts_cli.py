@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from forgeoned.adapters.keys import public_key_pem
+from forgeoned.adapters.crypto.keys import public_key_pem
+from forgeoned.cli.devtools import main as devtools_main
+from forgeoned.cli.devtools import test_key, trust_policy_for
 from forgeoned.cli.exitcodes import FAILURE, OK, REJECTED
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.trust import Mode
-from forgeoned.devtools import main as devtools_main
-from forgeoned.devtools import test_key, trust_policy_for
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "wasmsign2"
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_generate_package_sign_verify_and_compile(work: Path) -> None:
     assert result.returncode == OK, result.stderr
     assert result.stdout.startswith("trusted: hello 1.2.0 sha256=") and "ops" in result.stdout
     # what was verified is what compiles
-    from forgeoned.adapters.keys import load_trust_dir
+    from forgeoned.adapters.crypto.keys import load_trust_dir
 
     verified = verify_artifact(
         signed.read_bytes(),
@@ -268,7 +268,7 @@ def test_devtools_sample_is_idempotent(work: Path) -> None:
     assert devtools_main(args) == 0
     second = (out / "sample.wasm").stat()
     assert (first.st_ino, first.st_mtime_ns) == (second.st_ino, second.st_mtime_ns)
-    from forgeoned.adapters.keys import load_secret_key
+    from forgeoned.adapters.crypto.keys import load_secret_key
 
     trust = trust_policy_for(load_secret_key(keys / "dev.key"))
     verified = verify_artifact(

@@ -14,7 +14,7 @@ from pathlib import Path
 SCRIPT = """
 import json, resource, signal, sys
 from pathlib import Path
-from forgeoned.adapters.audit_log import AuditLog
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.errors import AuditError

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from control_harness import SIGNED_MAGIC, FakeBackend, ListSink, config, running
 
-from forgeoned.adapters.control_server import ControlServer
+from forgeoned.adapters.control.server import ControlServer
 from forgeoned.cli import main
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from control_harness import SIGNED_MAGIC, FakeBackend, config, running
 
-from forgeoned.adapters.control_client import ControlClient
-from forgeoned.adapters.control_server import ControlServer
+from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.events import EventName
 from forgeoned.errors import ArtifactError, NotFoundError, StateError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.control_socket import (
+from forgeoned.adapters.control.socket import (
     Credentials,
     PeerIdentifier,
     bind_control_socket,

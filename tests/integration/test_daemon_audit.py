@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from daemon_kit import Daemon, Env, drop, in_process, plugin
 
-from forgeoned.adapters.control_client import ControlClient
-from forgeoned.adapters.metrics import render_text
+from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.metrics.server import render_text
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ import pytest
 import wasmtime
 from daemon_kit import Env, drop, in_process, plugin, plugin_wat
 
-from forgeoned.adapters.compile_worker import (
+from forgeoned.adapters.wasm.compile_worker import (
     CompileLimitError,
     CompileWorkers,
     ModuleCache,
     WorkerLimits,
 )
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
-from forgeoned.devtools import make_signed_plugin
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
+from forgeoned.cli.devtools import make_signed_plugin
 from forgeoned.errors import MalformedModuleError
 
 

@@ -10,8 +10,8 @@ import pytest
 import wasmtime
 from daemon_kit import KEY, Daemon, Env, drop, in_process, plugin, plugin_wat
 
+from forgeoned.cli.devtools import package_plugin, sign_bytes
 from forgeoned.core.lifecycle import State
-from forgeoned.devtools import package_plugin, sign_bytes
 from forgeoned.errors import ForgeonedError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from daemon_kit import KEY, Env, drop, in_process
 
-from forgeoned.devtools import make_signed_plugin
+from forgeoned.cli.devtools import make_signed_plugin
 
 ENV_PLUGIN = """(module
   (import "forgeone" "env_get" (func $env_get (param i32 i32 i32 i32) (result i32)))

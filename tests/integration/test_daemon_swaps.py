@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from daemon_kit import SLOW_LIMITS, Env, drop, in_process, plugin, spin
 
+from forgeoned.cli.devtools import test_key
 from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State
 from forgeoned.core.swapper import Step
-from forgeoned.devtools import test_key
 from forgeoned.errors import NotFoundError, PluginTrap, TrapKind
 
 
@@ -75,7 +75,7 @@ def test_production_rejections_keep_the_running_version(
 
 
 def test_untrusted_key_is_rejected(env: Env) -> None:
-    from forgeoned.devtools import make_signed_plugin
+    from forgeoned.cli.devtools import make_signed_plugin
 
     drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
     with in_process(env) as d:

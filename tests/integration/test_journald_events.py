@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail
-from forgeoned.adapters.journald import JournaldSink, JournalWriter, PluginLogSink
+from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter, PluginLogSink
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
 from forgeoned.core.clock import ManualClock, SystemClock
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, AuditEvent, EventName
 from forgeoned.core.stats import DaemonStats, PluginStats
@@ -207,9 +207,9 @@ def test_journalctl_x_explains_the_entry_with_the_catalog(tmp_path: Path) -> Non
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail
-from forgeoned.adapters.journald import JournaldSink, JournalWriter
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
+from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.stats import DaemonStats

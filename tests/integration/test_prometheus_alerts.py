@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prom_kit import RULES, firing_alerts, prometheus, query, wait_for
 
-from forgeoned.adapters.metrics import MetricsServer
-from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.adapters.metrics.model import StaticSource
+from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import PluginStats, PluginView
 

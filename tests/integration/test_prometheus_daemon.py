@@ -18,7 +18,7 @@ import pytest
 from daemon_kit import KEY, Daemon, Env, drop, manifest, plugin, plugin_wat
 from prom_kit import firing_alerts, free_port, prometheus, query, wait_for
 
-from forgeoned.devtools import make_signed_plugin
+from forgeoned.cli.devtools import make_signed_plugin
 
 pytestmark = [
     pytest.mark.prometheus,

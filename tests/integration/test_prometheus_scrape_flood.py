@@ -28,8 +28,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from forgeoned.adapters.metrics import MetricsServer
-from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.adapters.metrics.model import StaticSource
+from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.stats import PluginStats, PluginView
 
 PERIOD = 0.02

@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 from runtime_wat import Host, make_host, plugin_wat
 
-from forgeoned.adapters.wasm_instance import PluginInstance
-from forgeoned.adapters.wasmtime_runtime import CompiledModule, WasmtimeRuntime
+from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.core.stats import PluginStats
-from forgeoned.plugin_host import PluginHost
+from forgeoned.service.plugin_host import PluginHost
 
 CALLS = 3_000  # `handle` calls per thread: each is 2 export calls and 3 host calls
 HOST_LOOPS = 2_000  # `hc` calls per thread, each making 5 host calls

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from runtime_wat import assert_runtime_healthy, make_host, plugin_wat
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.events import EventName
 from forgeoned.core.manifest import Capabilities, Limits

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_wat import make_host, plugin_wat
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.manifest import Limits
 
 ARITH = (

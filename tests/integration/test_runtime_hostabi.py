@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from runtime_wat import FULL_CAPS, make_host, plugin_wat
 
-from forgeoned.adapters.wasm_instance import PluginInstance
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import DENIED, HOST_FUNCTIONS, INVALID, QUOTA
 from forgeoned.core.events import EventName
 from forgeoned.core.manifest import Capabilities, Limits

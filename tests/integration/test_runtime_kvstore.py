@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.kvstore import LOG_NAME, KvQuotaError, KvStore
+from forgeoned.adapters.files.kv import LOG_NAME, KvQuotaError, KvStore
 from forgeoned.errors import StateError
 
 

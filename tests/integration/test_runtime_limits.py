@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from runtime_wat import assert_runtime_healthy, make_host, plugin_wat
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.manifest import WASM_PAGE, Limits
 from forgeoned.errors import (
@@ -49,7 +49,7 @@ def module_with(export: str, body: str) -> bytes:
 
 
 def invoke(inst: object, export: str) -> None:
-    from forgeoned.adapters.wasm_instance import PluginInstance
+    from forgeoned.adapters.wasm.instance import PluginInstance
 
     assert isinstance(inst, PluginInstance)
     if export == "handle":
@@ -280,7 +280,7 @@ def test_epoch_hook_traps_at_the_first_tick_past_the_deadline(
 ) -> None:
     """The bound "call_timeout + one tick" without a wall-clock assertion: at every tick the
     hook either re-arms for the very next tick or, once the deadline has passed, stops."""
-    from forgeoned.adapters import wasm_fastcall as fast
+    from forgeoned.adapters.wasm import fastcall as fast
 
     host = make_host(tmp_path)
     with runtime.instantiate(runtime.compile(plugin_wat()), Limits(), host.services) as inst:

@@ -9,7 +9,7 @@ import pytest
 import wasmtime
 from runtime_wat import ECHO_WAT, assert_runtime_healthy, make_host, plugin_wat
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import ArtifactTooLargeError, LoadError, MalformedModuleError

@@ -1,7 +1,7 @@
 """Plugins share one Linker per Engine, yet each host call reaches its own plugin's services.
 
 The host functions are defined once per runtime and find the calling plugin through the
-thread's active link (see ``forgeoned/adapters/wasm_hostlink.py``). These tests prove the
+thread's active link (see ``forgeoned/adapters/wasm/hostlink.py``). These tests prove the
 consequence that matters: two plugins never see each other's capabilities, kv, memory or
 counters — one after the other, interleaved on one thread, and concurrently on two threads.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from runtime_wat import make_host, plugin_wat
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.events import EventName
 from forgeoned.core.manifest import Capabilities, Limits
 

@@ -10,7 +10,7 @@ import pytest
 from conftest_sample import SAMPLE_DIR, build_sample
 from runtime_wat import make_host
 
-from forgeoned.adapters.wasmtime_runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
 from forgeoned.core.manifest import Capabilities, Limits
 from forgeoned.errors import PluginStatusError, PluginTrap, TrapKind

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.watcher import (
+from forgeoned.adapters.files.watcher import (
     DirectoryWatcher,
     FileChangedError,
     UnsafeFileError,

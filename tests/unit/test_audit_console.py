@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail, ConsoleSink
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.stats import DaemonStats

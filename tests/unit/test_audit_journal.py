@@ -6,9 +6,14 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from forgeoned.adapters.audit_log import AuditLog
-from forgeoned.adapters.audit_trail import AuditTrail
-from forgeoned.adapters.journald import JournaldSink, JournalWriter, PluginLogSink, audit_fields
+from forgeoned.adapters.audit.journald import (
+    JournaldSink,
+    JournalWriter,
+    PluginLogSink,
+    audit_fields,
+)
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, AuditEvent, EventName
 from forgeoned.core.stats import DaemonStats, PluginStats

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.audit_log import AuditLog
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.errors import AuditError

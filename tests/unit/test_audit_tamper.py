@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nacl.signing
 
-from forgeoned.adapters.audit_log import AuditLog
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.audit_chain import GENESIS_HASH, canonical, checkpoint_message, entry_hash
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName

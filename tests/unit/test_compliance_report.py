@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.audit_log import AuditLog
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.audit_chain import VerifyResult, rfc3339
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.compliance import build_report, render_json, render_markdown

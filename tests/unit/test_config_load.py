@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.config import DEFAULT_POLICY, load_config, parse_config
+from forgeoned.daemon.config import DEFAULT_POLICY, load_config, parse_config
 from forgeoned.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from forgeoned import errors
-from forgeoned.adapters.control_client import _error_from
+from forgeoned.adapters.control.client import _error_from
 from forgeoned.cli import build_parser, main
 from forgeoned.cli.completion import bash_script, command_tree
 from forgeoned.cli.control import table

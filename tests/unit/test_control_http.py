@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from forgeoned.adapters.control_http import (
+from forgeoned.adapters.control.http import (
     HttpProtocolError,
     Request,
     error_response,

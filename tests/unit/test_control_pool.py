@@ -6,7 +6,7 @@ import asyncio
 import functools
 import threading
 
-from forgeoned.adapters.control_pool import WorkerPool
+from forgeoned.adapters.control.pool import WorkerPool
 
 BOUND = 10.0
 

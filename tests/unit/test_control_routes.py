@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from control_fakes import SIGNED_MAGIC, FakeBackend
 
-from forgeoned.adapters.control_http import (
+from forgeoned.adapters.control.http import (
     HttpProtocolError,
     MethodNotAllowedError,
     Request,
     parse_head,
 )
-from forgeoned.adapters.control_routes import Context, parse_since, resolve
+from forgeoned.adapters.control.routes import Context, parse_since, resolve
 from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.errors import BadRequestError, NotFoundError, SignatureError

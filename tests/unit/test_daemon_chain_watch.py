@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from forgeoned.chain_watch import ChainWatch, describe
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.errors import AuditError
+from forgeoned.service.chain_watch import ChainWatch, describe
 
 OK = VerifyResult(ok=True, entries=10)
 BROKEN = VerifyResult(ok=False, entries=3, first_bad_seq=3, why="content does not match")

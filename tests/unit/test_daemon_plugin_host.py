@@ -9,7 +9,7 @@ from daemon_fakes import FakeVersion
 
 from forgeoned.core.lifecycle import IllegalTransition, State, Trigger
 from forgeoned.errors import PluginFault, PluginTrap, TrapKind
-from forgeoned.plugin_host import PluginHost, RoutedVersion, UnavailableError
+from forgeoned.service.plugin_host import PluginHost, RoutedVersion, UnavailableError
 
 
 def running_host(**kw: object) -> tuple[PluginHost, FakeVersion]:

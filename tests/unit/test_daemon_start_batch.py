@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.active_set import ActiveSet
-from forgeoned.adapters.state_store import StateStore
-from forgeoned.audit_batch import AuditBatch
+from forgeoned.adapters.files.state_store import StateStore
+from forgeoned.adapters.wasm.loader import Compiled, LoadedVersion, Verified
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import parse_manifest_obj
 from forgeoned.core.rollback import Verdict
 from forgeoned.errors import AuditError
-from forgeoned.loader import Compiled, LoadedVersion, Verified
+from forgeoned.service.active_set import ActiveSet
+from forgeoned.service.audit_batch import AuditBatch
 
 
 class Sink:

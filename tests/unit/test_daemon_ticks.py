@@ -8,8 +8,8 @@ from daemon_fakes import FakeVersion
 
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.lifecycle import Trigger
-from forgeoned.plugin_host import PluginHost
-from forgeoned.ticks import TickScheduler, tick_interval
+from forgeoned.service.plugin_host import PluginHost
+from forgeoned.service.ticks import TickScheduler, tick_interval
 
 
 @dataclass

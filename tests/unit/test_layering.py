@@ -8,7 +8,12 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[2] / "forgeoned" / "core"
 FORBIDDEN = ("forgeoned.adapters", "wasmtime", "watchdog", "prometheus_client", "systemd", "nacl")
 # Daemon-level modules that wire adapters: core must not reach up to them either.
-WIRING = ("forgeoned.daemon", "forgeoned.wiring", "forgeoned.loader", "forgeoned.backend")
+WIRING = (
+    "forgeoned.daemon.main",
+    "forgeoned.daemon.wiring",
+    "forgeoned.adapters.wasm.loader",
+    "forgeoned.daemon.facade",
+)
 
 
 def imports_of(path: Path) -> set[str]:

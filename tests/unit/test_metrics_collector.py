@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from forgeoned.adapters.metrics import ForgeonedCollector, MetricsServer, render_text
-from forgeoned.adapters.metrics_model import StaticSource
+from forgeoned.adapters.metrics.model import StaticSource
+from forgeoned.adapters.metrics.server import ForgeonedCollector, MetricsServer, render_text
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
 from forgeoned.errors import ConfigError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from forgeoned.adapters.metrics import ForgeonedCollector
+from forgeoned.adapters.metrics.server import ForgeonedCollector
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
 

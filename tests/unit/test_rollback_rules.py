@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.state_store import DowngradeOverride, Floor, StateStore
+from forgeoned.adapters.files.state_store import DowngradeOverride, Floor, StateStore
 from forgeoned.core.rollback import Verdict, check_rollback, next_floor
 from forgeoned.errors import RollbackError
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from forgeoned.cli.devtools import make_signed_plugin, package_plugin, sign_bytes, test_key
+from forgeoned.cli.devtools import trust_policy_for as policy
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
 from forgeoned.core.manifest_section import SECTION_NAME as MANIFEST_SECTION
 from forgeoned.core.trust import Mode, TrustPolicy
-from forgeoned.devtools import make_signed_plugin, package_plugin, sign_bytes, test_key
-from forgeoned.devtools import trust_policy_for as policy
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,

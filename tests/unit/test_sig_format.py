@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from forgeoned.cli.devtools import test_key
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
-from forgeoned.devtools import test_key
 from forgeoned.errors import ForgeonedError, SignatureError
 
 H = bytes(range(32))

@@ -8,11 +8,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from forgeoned.cli.devtools import make_signed_plugin, package_plugin, test_key, trust_policy_for
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.trust import Mode
-from forgeoned.devtools import make_signed_plugin, package_plugin, test_key, trust_policy_for
 from forgeoned.errors import ForgeonedError
 
 KEY = test_key(5)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from forgeoned.adapters.ed25519 import NaclEd25519
-from forgeoned.adapters.keys import load_public_key, load_secret_key
+from forgeoned.adapters.crypto.ed25519 import NaclEd25519
+from forgeoned.adapters.crypto.keys import load_public_key, load_secret_key
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.artifact import strict_signers

@@ -22,7 +22,7 @@ from forgeoned.core.lifecycle import State
 from forgeoned.core.stats import DaemonStats
 from forgeoned.core.swapper import Outcome, Step, Swapper
 from forgeoned.errors import LoadError, RollbackError, SignatureError
-from forgeoned.plugin_host import PluginHost, UnavailableError
+from forgeoned.service.plugin_host import PluginHost, UnavailableError
 
 
 class World:

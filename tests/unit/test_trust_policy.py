@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from forgeoned.adapters.keys import (
+from forgeoned.adapters.crypto.keys import (
     generate_keypair,
     load_public_key,
     load_secret_key,
     load_trust_dir,
     public_key_pem,
 )
+from forgeoned.cli.devtools import test_key, trust_policy_for
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_mode, parse_trust_policy
-from forgeoned.devtools import test_key, trust_policy_for
 from forgeoned.errors import ConfigError
 
 PK = test_key(1).public_key

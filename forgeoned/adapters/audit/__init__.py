@@ -1,0 +1,1 @@
+"""The audit trail: hash-chained log and its files, checkpoint key, journald."""

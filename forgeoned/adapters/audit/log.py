@@ -1,0 +1,304 @@
+"""The tamper-evident audit log: append-only, hash-chained JSON lines under ``STATE_DIR/audit/``.
+
+Files are ``audit-000001.jsonl``, ``audit-000002.jsonl``, …; a new file starts when the
+current one would pass ``rotate_bytes``, and its first entry chains to the previous file's
+last one, so rotation never breaks the chain. Each ``record`` returns only once its line is
+on disk (``fdatasync``); concurrent callers share one sync (group commit). A signed checkpoint
+is written first (seq 1), every ``checkpoint_every`` entries, after ``checkpoint_interval_s``
+and on ``close``; the latest one is also kept as ``head.json`` beside the log.
+
+A crash can leave a torn last line. On start it is detected, moved aside to
+``torn-<seq>-<time>.bin`` and the truncation is itself recorded as ``audit.recovered``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from forgeoned.adapters.audit.files import (
+    cut_torn_tail,
+    index_of,
+    log_files,
+    log_path,
+    read_lines,
+    tail,
+    verify_directory,
+    verify_files,
+)
+from forgeoned.adapters.audit.key import CheckpointKey
+from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
+from forgeoned.core import audit_chain
+from forgeoned.core.audit_chain import SignedHead, VerifyResult
+from forgeoned.core.audit_export import export_csv, export_json
+from forgeoned.core.events import AuditEvent
+from forgeoned.core.ports import Clock
+from forgeoned.errors import AuditError, StateError
+
+__all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
+
+_MAX_LINE: Final = 1 << 20
+_SELF: Final = "forgeoned"
+
+
+class AuditLog:
+    """Implements :class:`forgeoned.core.ports.AuditSink`; thread-safe."""
+
+    def __init__(
+        self,
+        directory: Path,
+        clock: Clock,
+        *,
+        rotate_bytes: int = 16 << 20,
+        checkpoint_every: int = 1000,
+        checkpoint_interval_s: float = 300.0,
+        key_path: Path | None = None,
+    ) -> None:
+        self.directory = directory
+        self._clock = clock
+        self._rotate_bytes = rotate_bytes
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval_s
+        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._internal: list[dict[str, Any]] = []
+        self.last_verify: VerifyResult | None = None
+        self.write_failures = 0
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        self._key = CheckpointKey.load_or_create(key_path or directory / "checkpoint.key")
+        self.public_key = self._key.public_hex
+        self._fd = self._sync_fd = -1
+        self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
+        self._open()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def record(self, event: AuditEvent) -> dict[str, Any]:
+        """Append ``event``; returns the stored entry once it is durable (or raises AuditError)."""
+        fields = event.fields()
+        with self._lock:
+            entry = self._append(fields)
+            if self._checkpoint_due():
+                # The event itself is written; a failed checkpoint (counted in
+                # write_failures) is retried with the next record, not blamed on this one.
+                with contextlib.suppress(AuditError):
+                    self._checkpoint()
+        self._sync(entry["seq"])
+        return entry
+
+    def checkpoint(self) -> None:
+        """Write a signed checkpoint now if anything was recorded since the last one."""
+        with self._lock:
+            if self._since_checkpoint:
+                self._checkpoint()
+
+    def take_internal(self) -> list[dict[str, Any]]:
+        """Entries the log wrote on its own (checkpoints, recoveries) since the last call."""
+        with self._lock:
+            out, self._internal = self._internal, []
+        return out
+
+    @property
+    def head_seq(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def close(self) -> None:
+        """Checkpoint, sync and close; idempotent."""
+        with self._sync_lock, self._lock:  # the order _sync takes them in
+            if self._fd < 0:
+                return
+            try:
+                if self._since_checkpoint:
+                    self._checkpoint()
+                os.fdatasync(self._fd)
+            finally:
+                for fd in (self._fd, self._sync_fd, *self._retired):
+                    if fd >= 0:
+                        os.close(fd)
+                self._fd = self._sync_fd = -1
+                self._retired = []
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def entries(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Stored entries in order (``since``: epoch seconds, inclusive); skips unreadable lines."""
+        for line in read_lines(self._snapshot()[0]):
+            try:
+                entry = json.loads(line.data)
+                if since is not None and audit_chain.parse_rfc3339(entry["ts"]) < since:
+                    continue
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+    def verify(self, trusted_key: str | None = None) -> VerifyResult:
+        """Check the whole chain, its checkpoints and the signed head against the audit key."""
+        files, head_text = self._snapshot()
+        result = verify_files(files, head_text, trusted_key or self.public_key)
+        self.last_verify = result
+        return result
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        files = log_files(self.directory)
+        self._seq, self._prev = 0, audit_chain.GENESIS_HASH
+        torn: dict[str, Any] | None = None
+        if files:
+            torn = cut_torn_tail(files[-1], int(self._clock.wall()))
+            for path in reversed(files):
+                last = tail(path)[1]
+                if last:
+                    entry = json.loads(last)
+                    self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
+                    break
+        self._index = index_of(files[-1]) if files else 1
+        self._fd = self._open_file(log_path(self.directory, self._index))
+        # A second descriptor for _sync, which syncs outside the write lock (a rotation may
+        # retire it meanwhile): no dup()/close() pair per sync.
+        self._sync_fd = os.dup(self._fd)
+        self._size = os.fstat(self._fd).st_size
+        self._synced = self._seq
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock.monotonic()
+        with self._lock:
+            if self._seq == 0:
+                self._checkpoint()
+            if torn is not None:
+                self._internal.append(self._append(torn))
+                self._checkpoint()
+
+    def _open_file(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            raise AuditError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        return fd
+
+    def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self._fd < 0:
+            raise AuditError("the audit log is closed")
+        ts = audit_chain.rfc3339(self._clock.wall())
+        try:
+            entry, data = audit_chain.seal_line(fields, self._seq + 1, ts, self._prev)
+        except (TypeError, ValueError):
+            try:
+                plain = audit_chain.plain(fields)
+            except ValueError as exc:
+                raise AuditError(f"audit event is not representable as JSON: {exc}") from exc
+            entry, data = audit_chain.seal_line(plain, self._seq + 1, ts, self._prev)
+        if len(data) > _MAX_LINE:
+            raise AuditError(f"audit entry too large ({len(data)} bytes)")
+        if self._size and self._size + len(data) > self._rotate_bytes:
+            self._rotate()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.write_failures += 1
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise AuditError(f"cannot write the audit log: {exc.strerror or exc}") from exc
+        self._size += len(data)
+        self._seq, self._prev = entry["seq"], entry["hash"]
+        self._since_checkpoint += 1
+        return entry
+
+    def _datasync(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self.write_failures += 1
+            raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+
+    def _rotate(self) -> None:
+        self._datasync(self._fd)
+        new = self._open_file(log_path(self.directory, self._index + 1))  # may raise: no change
+        os.close(self._fd)
+        self._synced = self._seq
+        self._retired.append(self._sync_fd)  # _sync may be using it right now
+        self._index += 1
+        self._fd, self._sync_fd, self._size = new, os.dup(new), 0
+
+    def _sync(self, seq: int) -> None:
+        # Group commit: whoever holds the sync lock syncs everything written so far, so
+        # callers that queued behind it find their entry already durable.
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                if self._fd < 0:
+                    return  # closed meanwhile: close() synced everything
+                target, fd = self._seq, self._sync_fd
+                retired, self._retired = self._retired, []
+            for old in retired:
+                os.close(old)  # its file was synced by the rotation that retired it
+            if fd >= 0:
+                self._datasync(fd)
+            self._synced = max(self._synced, target)
+
+    def _checkpoint_due(self) -> bool:
+        if self._since_checkpoint >= self._checkpoint_every:
+            return True
+        elapsed = self._clock.monotonic() - self._last_checkpoint
+        return self._since_checkpoint > 0 and elapsed >= self._checkpoint_interval
+
+    def _checkpoint(self) -> None:
+        """Append a signed checkpoint over the current head; sync it; update head.json."""
+        covers_seq, covers_hash = self._seq, self._prev
+        signature = self._key.sign(audit_chain.checkpoint_message(covers_seq, covers_hash))
+        entry = self._append(
+            {
+                "event": audit_chain.CHECKPOINT_EVENT,
+                "actor": _SELF,
+                "details": {
+                    "covers_seq": covers_seq,
+                    "covers_hash": covers_hash,
+                    "key": self.public_key,
+                    "signature": signature,
+                },
+            }
+        )
+        self._datasync(self._fd)
+        self._synced = self._seq
+        head_sig = self._key.sign(audit_chain.checkpoint_message(entry["seq"], entry["hash"]))
+        head = SignedHead(entry["seq"], entry["hash"], self.public_key, head_sig)
+        try:
+            atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
+        except StateError as exc:
+            self.write_failures += 1
+            raise AuditError(f"cannot write the signed audit head: {exc}") from exc
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock.monotonic()
+        self._internal.append(entry)
+
+    def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
+        """The files with the byte length to read of each, and head.json, as of now."""
+        with self._lock:
+            files = log_files(self.directory)
+            # Under the lock no write is half done, so every file ends at a line boundary
+            # (unless something other than this log wrote to it: verify reports that).
+            sizes = [(p, p.stat().st_size) for p in files]
+            try:
+                head: bytes | None = (self.directory / "head.json").read_bytes()
+            except FileNotFoundError:
+                head = None
+        return sizes, head

@@ -1,0 +1,164 @@
+"""A small blocking client of the control API (stdlib ``http.client`` over a Unix socket).
+
+Answers come back as parsed JSON (or raw bytes for ``invoke``); an error answer is raised as
+the :class:`ForgeonedError` subclass its status and code stand for, so forgeonectl's exit codes
+follow the daemon's verdict. A socket that cannot be reached raises
+:class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from forgeoned import errors
+from forgeoned.adapters.control.http import BusyError
+
+_BY_STATUS: dict[int, type[errors.ForgeonedError]] = {
+    400: errors.BadRequestError,
+    401: errors.UnauthenticatedError,
+    403: errors.ForbiddenError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
+    422: errors.ArtifactError,
+    502: errors.PluginFault,
+    503: BusyError,
+}
+_TRAP_KINDS = {kind.value: kind for kind in errors.TrapKind}
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class ControlClient:
+    """One keep-alive connection to the daemon; ``timeout`` bounds each socket operation."""
+
+    def __init__(self, socket_path: str, timeout: float = 300.0) -> None:
+        self.socket_path = socket_path
+        self._conn = _UnixConnection(socket_path, timeout)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Send one request; JSON answers are parsed, octet-stream answers returned as bytes."""
+        target = path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Content-Type": content_type} if body is not None else {}
+        try:
+            self._conn.request(method, target, body=body, headers=headers)
+            resp = self._conn.getresponse()
+            data = resp.read()
+        except OSError as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+            ) from exc
+        except http.client.HTTPException as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"bad answer from forgeoned at {self.socket_path}: {type(exc).__name__}"
+            ) from exc
+        kind = resp.getheader("Content-Type", "")
+        if resp.status >= 400:
+            raise _error_from(resp.status, data)
+        if kind.startswith("application/json"):
+            return json.loads(data)
+        return data
+
+    # --- one method per API call -----------------------------------------------------------
+
+    def list_plugins(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/plugins")["plugins"])
+
+    def show(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/plugins/{quote(name)}"))
+
+    def install(self, data: bytes, filename: str) -> dict[str, Any]:
+        return dict(
+            self.request(
+                "POST",
+                "/v1/plugins",
+                data,
+                {"filename": filename},
+                content_type="application/wasm",
+            )
+        )
+
+    def remove(self, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/v1/plugins/{quote(name)}"))
+
+    def action(self, name: str, verb: str) -> dict[str, Any]:
+        """``verb`` is one of pause, resume, restart, reset."""
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/{verb}", b""))
+
+    def invoke(self, name: str, data: bytes) -> bytes:
+        out = self.request(
+            "POST", f"/v1/plugins/{quote(name)}/invoke", data, None, "application/octet-stream"
+        )
+        return out if isinstance(out, bytes) else json.dumps(out).encode()
+
+    def allow_downgrade(self, name: str, version: str) -> dict[str, Any]:
+        body = json.dumps({"version": version}).encode()
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
+
+    def reload(self) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/reload", b""))
+
+    def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
+        query = {"since": repr(since)} if since is not None else None
+        return list(self.request("GET", "/v1/audit", query=query)["entries"])
+
+    def audit_verify(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/audit/verify"))
+
+    def compliance(self, since: float | None = None, fmt: str = "md") -> bytes:
+        """The compliance report, rendered by the daemon (Markdown or JSON text)."""
+        query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
+        out = self.request("GET", "/v1/compliance", query=query)
+        return out if isinstance(out, bytes) else json.dumps(out, indent=2).encode()
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/whoami"))
+
+
+def _error_from(status: int, data: bytes) -> errors.ForgeonedError:
+    try:
+        error = json.loads(data)["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "internal", f"HTTP {status}: {data[:200]!r}"
+    if status == 502 and code in _TRAP_KINDS:
+        return errors.PluginTrap(message, _TRAP_KINDS[code])
+    cls = _BY_STATUS.get(status, errors.ForgeonedError)
+    if status == 409 and code == errors.RollbackError.reason:
+        cls = errors.RollbackError
+    return cls(message)

@@ -1,0 +1,1 @@
+"""Ed25519 through PyNaCl and key files."""

@@ -1,0 +1,1 @@
+"""Prometheus: the scrape-time collector, its model and the HTTP server."""

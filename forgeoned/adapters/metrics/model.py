@@ -1,0 +1,299 @@
+"""The forgeoned metric table (DESIGN.md section 5), computed from live state at scrape time.
+
+:class:`MetricsModel` reads a :class:`MetricsSource` and returns plain :class:`Family` values;
+:mod:`forgeoned.adapters.metrics.server` turns them into prometheus_client families (for registries
+and tests) or straight into exposition text (the fast path of ``/metrics``), so both always
+show the same thing. Label values come only from bounded sets: plugin names (validated, one
+per installed plugin), the ABI export and host function tables, and fixed outcome/reason
+enums. An unknown value that looks like an identifier is kept until :data:`EXTRA_VALUES`
+distinct ones were seen for that label; everything else becomes ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from forgeoned import errors
+from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
+from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.core.events import EventName
+from forgeoned.core.lifecycle import State
+from forgeoned.core.stats import DaemonStats, Histogram, PluginView
+from forgeoned.core.swapper import Outcome
+
+EXTRA_VALUES: Final = 16
+OTHER: Final = "other"
+_SAFE: Final = re.compile(r"^[a-z0-9][a-z0-9_.()-]{0,47}$")
+_PLUGIN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SIGNATURE_REASONS: Final = frozenset(
+    {"unsigned", "untrusted_key", "revoked_key", "malformed_signature", "expired", "ambiguous"}
+)
+_STATES: Final = tuple(s.value for s in State)
+_RUNNING: Final = State.RUNNING.value
+
+
+class MetricsSource(Protocol):
+    def plugin_views(self) -> list[PluginView]: ...
+
+    def daemon_stats(self) -> DaemonStats: ...
+
+
+@dataclass
+class StaticSource:
+    """A MetricsSource over fixed values (tests, benchmarks, dashboards work), the way httpx
+    ships ``MockTransport``: the daemon's own source is ``forgeoned.daemon.facade``."""
+
+    views: list[PluginView] = field(default_factory=list)
+    stats: DaemonStats = field(default_factory=DaemonStats)
+
+    def plugin_views(self) -> list[PluginView]:
+        return self.views
+
+    def daemon_stats(self) -> DaemonStats:
+        return self.stats
+
+
+class AuditHealth(Protocol):
+    """What the metrics show about the audit log (``AuditLog`` implements it)."""
+
+    @property
+    def last_verify(self) -> VerifyResult | None: ...
+
+    @property
+    def head_seq(self) -> int: ...
+
+    @property
+    def write_failures(self) -> int: ...
+
+
+Sample = tuple[str, tuple[str, ...], float]  # suffix, label values, value
+# label values, bucket bounds as text ("le"), cumulative counts, sum, count
+HistogramSample = tuple[tuple[str, ...], tuple[str, ...], list[int], float, int]
+
+
+@dataclass(slots=True)
+class Family:
+    """One metric: ``kind`` is counter, gauge or histogram; counters get ``_total`` samples."""
+
+    name: str
+    kind: str
+    help: str
+    labels: tuple[str, ...] = ()
+    samples: list[Sample] = field(default_factory=list)
+    histograms: list[HistogramSample] = field(default_factory=list)
+    free_text: bool = False  # label values not from a bounded, validated set: escape them
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.samples.append(("_total" if self.kind == "counter" else "", values, value))
+
+    def add_histogram(self, values: tuple[str, ...], hist: Histogram) -> None:
+        counts = [count for _, count in hist.cumulative()]
+        self.histograms.append((values, _les(hist.bounds), counts, hist.total, counts[-1]))
+
+
+_LES: dict[tuple[float, ...], tuple[str, ...]] = {}
+
+
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label values of a bucket layout (the last one ``+Inf``), computed once."""
+    text = _LES.get(bounds)
+    if text is None:
+        text = _LES[bounds] = (*(repr(float(b)) for b in bounds), "+Inf")
+    return text
+
+
+class LabelBound:
+    """Maps label values into a bounded set: known values, a few extra identifiers, ``other``."""
+
+    def __init__(self, known: Iterable[str], extra: int = EXTRA_VALUES) -> None:
+        self._known = frozenset(known)
+        self._extra: set[str] = set()
+        self._cap = extra
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._known or value in self._extra:
+            return value
+        if not _SAFE.match(value):
+            return OTHER
+        with self._lock:
+            if len(self._extra) < self._cap:
+                self._extra.add(value)
+                return value
+        return OTHER
+
+
+def _plugin(name: str) -> str:
+    return name if _PLUGIN.match(name) else OTHER
+
+
+def _error_reasons() -> set[str]:
+    found: set[str] = set()
+    todo: list[type[errors.ForgeonedError]] = [errors.ForgeonedError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.reason)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+class MetricsModel:
+    """Builds every forgeoned metric family from ``source`` (and ``audit``) on each call."""
+
+    def __init__(self, source: MetricsSource, audit: AuditHealth | None = None) -> None:
+        self.source = source
+        self.audit = audit
+        exports = [e.value for e in LifecycleExport] + ["handle", "alloc", "tick", "(start)"]
+        self._export = LabelBound(exports)
+        self._call_outcome = LabelBound(["ok", "error"] + [k.value for k in errors.TrapKind])
+        self._function = LabelBound(HOST_FUNCTIONS)
+        self._host_outcome = LabelBound(o.value for o in HostOutcome)
+        self._swap_outcome = LabelBound(o.value for o in Outcome)
+        self._reason = LabelBound(_error_reasons() | _SIGNATURE_REASONS)
+        self._event = LabelBound(e.label for e in EventName)
+        self._action = LabelBound(())
+        self._code = LabelBound(())
+
+    def families(self) -> list[Family]:
+        out = self._plugin_families(self.source.plugin_views())
+        out += self._daemon_families(self.source.daemon_stats())
+        if self.audit is not None:
+            out += self._audit_families(self.audit)
+        return out
+
+    def _plugin_families(self, views: list[PluginView]) -> list[Family]:
+        p = ("plugin",)
+        info = Family(
+            "forgeone_plugin_info",
+            "gauge",
+            "Active version (always 1)",
+            (*p, "version", "sha256"),
+            free_text=True,
+        )
+        up = Family("forgeone_plugin_up", "gauge", "1 when the plugin is running, else 0", p)
+        state = Family("forgeone_plugin_state", "gauge", "1 for the current state", (*p, "state"))
+        calls = Family(
+            "forgeone_plugin_calls", "counter", "Export calls by outcome", (*p, "export", "outcome")
+        )
+        duration = Family(
+            "forgeone_plugin_call_duration_seconds", "histogram", "Duration of export calls", p
+        )
+        restarts = Family("forgeone_plugin_restarts", "counter", "Supervisor restarts", p)
+        hostcalls = Family(
+            "forgeone_hostcalls", "counter", "Host calls by outcome", (*p, "function", "outcome")
+        )
+        memory = Family("forgeone_plugin_memory_bytes", "gauge", "Linear memory in use", p)
+        fuel = Family("forgeone_plugin_fuel_consumed", "counter", "Fuel consumed by calls", p)
+        dropped = Family("forgeone_plugin_log_dropped", "counter", "Log lines rate-limited", p)
+        instances = Family("forgeone_plugin_instances", "gauge", "Live instances", p)
+        for view in views:
+            name = (_plugin(view.name),)
+            stats = view.stats
+            info.add((*name, view.version, view.sha256), 1)
+            up.add(name, 1 if view.state == _RUNNING else 0)
+            for each in _STATES:
+                state.add((*name, each), 1 if view.state == each else 0)
+            for pair, n in _merged(stats.calls.items(), self._export, self._call_outcome):
+                calls.add((*name, *pair), n)
+            duration.add_histogram(name, stats.call_duration)
+            restarts.add(name, stats.restarts)
+            for pair, n in _merged(stats.hostcalls.items(), self._function, self._host_outcome):
+                hostcalls.add((*name, *pair), n)
+            memory.add(name, view.memory_bytes)
+            fuel.add(name, stats.fuel_consumed)
+            dropped.add(name, stats.log_dropped)
+            instances.add(name, view.instances)
+        return [
+            info,
+            up,
+            state,
+            calls,
+            duration,
+            restarts,
+            hostcalls,
+            memory,
+            fuel,
+            dropped,
+            instances,
+        ]
+
+    def _daemon_families(self, stats: DaemonStats) -> list[Family]:
+        swaps = Family("forgeone_swaps", "counter", "Version changes", ("plugin", "outcome"))
+        for pair, n in _merged(stats.swaps.items(), _plugin, self._swap_outcome):
+            swaps.add(pair, n)
+        swap_time = Family("forgeone_swap_duration_seconds", "histogram", "Swap durations")
+        swap_time.add_histogram((), stats.swap_duration)
+        rejected = Family(
+            "forgeone_artifacts_rejected", "counter", "Refused artifacts", ("reason",)
+        )
+        for reason, n in _tally(stats.rejected.items(), self._reason):
+            rejected.add((reason,), n)
+        events = Family("forgeone_audit_events", "counter", "Audit events recorded", ("event",))
+        for event, n in _tally(stats.audit_events.items(), self._event):
+            events.add((event,), n)
+        control = Family(
+            "forgeone_control_requests", "counter", "Control API requests", ("action", "code")
+        )
+        for pair, n in _merged(stats.control_requests.items(), self._action, self._code):
+            control.add(pair, n)
+        scalars = [
+            (
+                "forgeone_journald_failures",
+                "Journal entries not delivered",
+                stats.journald_failures,
+            ),
+            (
+                "forgeone_unsigned_loaded",
+                "Unsigned plugins loaded (dev mode)",
+                stats.unsigned_loaded,
+            ),
+            ("forgeone_rescans", "plugins.d rescans", stats.rescans),
+        ]
+        out = [swaps, swap_time, rejected, events, control]
+        for name, text, value in scalars:
+            family = Family(name, "counter", text)
+            family.add((), value)
+            out.append(family)
+        return out
+
+    def _audit_families(self, audit: AuditHealth) -> list[Family]:
+        out: list[Family] = []
+        result = audit.last_verify
+        if result is not None:
+            ok = Family("forgeone_audit_chain_ok", "gauge", "1 if the last verification passed")
+            ok.add((), 1 if result.ok else 0)
+            checked = Family(
+                "forgeone_audit_chain_verified_entries", "gauge", "Entries checked last time"
+            )
+            checked.add((), result.entries)
+            out += [ok, checked]
+        head = Family("forgeone_audit_head_seq", "gauge", "Seq of the newest audit entry")
+        head.add((), audit.head_seq)
+        failures = Family("forgeone_audit_write_failures", "counter", "Failed audit writes")
+        failures.add((), audit.write_failures)
+        return [*out, head, failures]
+
+
+def _merged(
+    items: Iterable[tuple[tuple[str, str], int]],
+    first: Callable[[str], str],
+    second: Callable[[str], str],
+) -> list[tuple[tuple[str, str], int]]:
+    """Sum counters whose label pairs map to the same bounded pair."""
+    out: dict[tuple[str, str], int] = {}
+    for (a, b), n in items:
+        key = (first(a), second(b))
+        out[key] = out.get(key, 0) + n
+    return sorted(out.items())
+
+
+def _tally(items: Iterable[tuple[str, int]], bound: LabelBound) -> list[tuple[str, int]]:
+    out: dict[str, int] = {}
+    for value, n in items:
+        key = bound(value)
+        out[key] = out.get(key, 0) + n
+    return sorted(out.items())

@@ -1,0 +1,297 @@
+"""One running plugin instance: a wasmtime Store, its limits, its host functions, its calls.
+
+Every call goes through :meth:`PluginInstance._run`: refill the fuel to ``fuel_per_call``, arm
+the wall-clock deadline, call through the raw C API, then account fuel, duration and outcome in
+the plugin's :class:`PluginStats`, and turn a failure into a typed :class:`PluginTrap`.
+
+Deadlines: the Store's epoch deadline is always "next tick"; wasmtime calls ``_on_epoch`` at
+each tick while wasm runs, and that hook either lets the call continue one more tick or stops
+it because the call's deadline passed (DEADLINE) or the host asked (INTERRUPTED). Arming a
+deadline is therefore a plain attribute write on the hot path, and ``interrupt`` from another
+thread only sets a flag the running thread reads at its next tick.
+
+A Store is not thread-safe: one thread at a time per instance (``interrupt`` excepted).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import wasmtime
+
+from forgeoned.adapters.wasm import fastcall as fast
+from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostlink import ACTIVE, GuestMemoryView, HostLink
+from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
+from forgeoned.core.manifest import Limits
+from forgeoned.errors import (
+    ConflictError,
+    ForgeonedError,
+    LoadError,
+    NotFoundError,
+    PluginStatusError,
+    PluginTrap,
+    TrapKind,
+)
+
+log = logging.getLogger(__name__)
+_U32: Final = 0xFFFFFFFF
+_now: Final = time.perf_counter
+_bisect: Final = bisect.bisect_left
+_set_fuel: Final = fast.set_fuel
+_get_fuel: Final = fast.get_fuel
+_call: Final = fast.call_unchecked
+_active_get: Final = ACTIVE.get
+_active_set: Final = ACTIVE.set
+
+
+class PluginInstance:
+    """An instantiated plugin. Created by :meth:`WasmtimeRuntime.instantiate`."""
+
+    def __init__(
+        self,
+        store: wasmtime.Store,
+        limits: Limits,
+        host: HostServices,
+    ) -> None:
+        self._store = store
+        self._ctx = fast.address(store._context())
+        self._fuel_per_call = limits.fuel_per_call
+        self._fuel_c = ctypes.c_uint64(limits.fuel_per_call)  # prebuilt: no conversion per call
+        self._timeout = limits.call_timeout_ms / 1000.0
+        self.services = host
+        # This instance's own counters: nobody else writes them while it lives, so the
+        # lock-free bumps below are exact even when other instances of the plugin run on
+        # other threads (why, and how readers add them up: core/stats.py).
+        self._stats = stats = host.stats.claim_writer()
+        self._calls = stats.calls
+        self._duration = stats.call_duration
+        self._fuel = ctypes.c_uint64()
+        self._fuel_addr = ctypes.addressof(self._fuel)
+        self._funcs: dict[str, fast.RawFunc] = {}
+        self._memory = GuestMemoryView(self._ctx)
+        self._link = HostLink(host, self._memory, stats)
+        self.host = self._link.calls
+        self._host_fns = self._link.fns
+        self._deadline = 0.0
+        self._calling = False
+        self._interrupt = False
+        self._stop_reason: TrapKind | None = None
+        self._closed = False
+        self._epoch_hook = fast.EpochCallback(self._on_epoch)
+        fast.set_epoch_callback(store, self._epoch_hook)
+        store.set_epoch_deadline(1)
+
+    def attach(self, instance: wasmtime.Instance, funcs: Mapping[str, int]) -> None:
+        """Bind the exports of a fresh instance (called once by the runtime): the memory and
+        ``funcs`` (exported function name → raw slots), known from the compiled module."""
+        raw = instance._instance
+        memory = fast.export_item(self._ctx, raw, MEMORY_EXPORT, fast.EXTERN_MEMORY)
+        if memory is None:
+            raise LoadError(f"plugin {self.services.plugin}: no exported memory")
+        self._memory.bind(memory.of.memory)
+        for name, slots in funcs.items():
+            item = fast.export_item(self._ctx, raw, name, fast.EXTERN_FUNC)
+            if item is None:
+                raise LoadError(f"plugin {self.services.plugin}: no exported function {name!r}")
+            self._funcs[name] = fast.RawFunc(name, item.of.func, slots)
+
+    # --- deadlines --------------------------------------------------------------------------
+
+    def _on_epoch(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        try:
+            if self._interrupt:
+                self._stop_reason = TrapKind.INTERRUPTED
+                return int(fast.error_new(b"call interrupted by the host") or 0)
+            if self._calling and _now() >= self._deadline:
+                self._stop_reason = TrapKind.DEADLINE
+                return int(fast.error_new(b"call exceeded its wall-clock deadline") or 0)
+            delta[0] = 1
+            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+            return 0
+        except BaseException as exc:  # never let an exception unwind through wasm frames
+            self._link.host_error = exc
+            return int(fast.error_new(b"epoch hook failed") or 0)
+
+    def interrupt(self) -> None:
+        """Make the running call (if any) trap with INTERRUPTED at the next epoch tick."""
+        if self._calling:
+            self._interrupt = True
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def prepare_entry(self) -> None:
+        """Arm fuel and deadline for code the runtime runs outside `_run` (start function)."""
+        fast.set_fuel(self._ctx, self._fuel_c)
+        _active_set(self._host_fns)  # the start function's host calls are this Store's
+        self._stop_reason = None
+        self._deadline = _now() + self._timeout
+        self._calling = True
+
+    def _run(self, func: fast.RawFunc, status: bool) -> int:
+        """Call ``func`` on its ``raw`` slots with fuel, deadline and accounting: its i32 result.
+
+        The hot path: kept flat on purpose (locals instead of repeated attribute lookups, no
+        helper calls) because each Python operation here is a visible share of a ~2 µs call.
+        """
+        if self._closed:
+            raise ConflictError(f"plugin {self.services.plugin}: instance is closed")
+        ctx = self._ctx
+        self._interrupt = False
+        self._stop_reason = None
+        start = _now()
+        self._deadline = start + self._timeout
+        self._calling = True
+        _set_fuel(ctx, self._fuel_c)
+        fns = self._host_fns  # whose host calls these are: see wasm_hostlink
+        if _active_get() is not fns:  # set only on a change of Store: set() makes a Context
+            _active_set(fns)
+        error = _call(ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
+        self._calling = False
+        _get_fuel(ctx, self._fuel_addr)
+        self._stats.fuel_consumed += self._fuel_per_call - self._fuel.value
+        # Histogram.observe minus its lock: this instance's histogram, written only by the
+        # thread running this Store (see core/stats.py).
+        elapsed = _now() - start
+        hist = self._duration
+        hist.counts[_bisect(hist.bounds, elapsed)] += 1
+        hist.total += elapsed
+        hist.count += 1
+        if error or func.trap.value:
+            raise self._trap(func, error)
+        value: int = func.raw[0].i32
+        if status and value != 0:
+            self._calls[func.error_key] += 1
+            raise PluginStatusError(func.name, value)
+        self._calls[func.ok_key] += 1
+        return value
+
+    def _trap(self, func: fast.RawFunc, error: int | None) -> PluginTrap:
+        export = func.name
+        trap, func.trap.value = func.trap.value, None
+        kind, cause = fast.consume_failure(error, trap)
+        host_error = self._link.take_error()
+        stop_reason, self._stop_reason = self._stop_reason, None
+        if stop_reason is not None:
+            kind = stop_reason
+        elif host_error is not None:
+            if not isinstance(host_error, Exception):
+                raise host_error  # KeyboardInterrupt/SystemExit raised inside a host call
+            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
+        self._calls[(export, kind.value)] += 1
+        plugin = self.services.plugin
+        return PluginTrap(
+            f"plugin {plugin}: {export!r} trapped ({kind.value}): {cause}", kind, export
+        )
+
+    def entry_done(self) -> None:
+        self._calling = False
+
+    def entry_failed(self, exc: Exception) -> ForgeonedError:
+        """The error for a failed instantiation: a trap of the start function or a LoadError."""
+        plugin = self.services.plugin
+        cause = fast.summary(str(exc))
+        kind, self._stop_reason = self._stop_reason, None
+        host_error = self._link.take_error()
+        if kind is None and host_error is not None:
+            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
+        if kind is None and isinstance(exc, wasmtime.Trap) and exc.trap_code is not None:
+            kind = fast.TRAP_KINDS.get(exc.trap_code, TrapKind.OTHER)
+        if kind is not None:
+            self._calls[("(start)", kind.value)] += 1
+            return PluginTrap(f"plugin {plugin}: start function trapped ({kind.value}): {cause}",
+                              kind, "(start)")  # fmt: skip
+        return LoadError(f"cannot instantiate plugin {plugin}: {cause}")
+
+    def call(self, export: LifecycleExport) -> None:
+        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero."""
+        self.host.report_suppressed()  # denial summaries now due (rare: see hostabi)
+        self._run(self._funcs[export.value], status=True)
+
+    def tick(self) -> None:
+        func = self._funcs.get("tick")
+        if func is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no 'tick'")
+        self.host.report_suppressed()
+        self._run(func, status=True)
+
+    def export_i32(self, export: str) -> Callable[..., int]:
+        """A cached caller of any exported function of i32 params returning one i32, with
+        the same fuel, deadline and accounting as lifecycle calls (the benchmark's path)."""
+        func = self._funcs.get(export)
+        if func is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no function {export!r}")
+        run, raw = self._run, func.raw
+        if func.slots == 2:
+            slot0, slot1 = raw[0], raw[1]
+
+            def call2(a: int, b: int) -> int:
+                slot0.i32 = a
+                slot1.i32 = b
+                return run(func, False)
+
+            return call2
+
+        def call(*args: int) -> int:
+            for index, arg in enumerate(args):
+                raw[index].i32 = arg
+            return run(func, False)
+
+        return call
+
+    def call_i32(self, export: str, *args: int) -> int:
+        return self.export_i32(export)(*args)
+
+    def handle(self, data: bytes) -> bytes:
+        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected."""
+        alloc, handle, host = self._funcs.get("alloc"), self._funcs.get("handle"), self.host
+        if alloc is None or handle is None:
+            raise NotFoundError(f"plugin {self.services.plugin} exports no 'handle'")
+        alloc.raw[0].i32 = len(data)
+        ptr = self._run(alloc, status=False)
+        if not self._memory.write(ptr & _U32, data):
+            self._calls[("alloc", TrapKind.MEMORY_OUT_OF_BOUNDS.value)] += 1
+            raise PluginTrap(
+                f"plugin {self.services.plugin}: alloc({len(data)}) returned {ptr & _U32}, "
+                f"outside its {self._memory.size()}-byte memory",
+                TrapKind.MEMORY_OUT_OF_BOUNDS,
+                "alloc",
+            )
+        host.output_buffer = bytearray()
+        try:
+            handle.raw[0].i32 = ptr
+            handle.raw[1].i32 = len(data)
+            self._run(handle, status=True)
+            return bytes(host.output_buffer)
+        finally:
+            host.output_buffer = None
+
+    @property
+    def memory_bytes(self) -> int:
+        return 0 if self._closed else self._memory.size()
+
+    def close(self) -> None:
+        """Free the Store (idempotent). Must not race a running call."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.host.report_suppressed(final=True)
+        except Exception:  # the audit sink failed: closing must still free the Store
+            log.exception("plugin %s: could not audit suppressed denials", self.services.plugin)
+        finally:
+            self._store.close()
+            if _active_get() is self._host_fns:  # let this thread forget the closed Store
+                _active_set(())
+            self.services.stats.release_writer(self._stats)  # no call can write it now
+
+    def __enter__(self) -> PluginInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,7 @@
+"""``python -m forgeoned.daemon --config PATH``."""
+
+import sys
+
+from forgeoned.daemon import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""The durable active set: which version of each plugin runs, with a copy of its bytes.
+
+A swap's COMMIT writes the new version's bytes under ``STATE_DIR/artifacts/<sha256>.wasm``
+(first, atomically) and then the state file (active record + rollback floor, one atomic
+replace). A restart therefore finds the exact bytes of every active version even if plugins.d
+changed meanwhile, which is what lets it bring back "exactly the old or exactly the new".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from forgeoned.adapters.files.atomic import atomic_write
+from forgeoned.adapters.files.state_store import ActiveRecord, DaemonState, Floor, StateStore
+from forgeoned.adapters.wasm.loader import LoadedVersion
+from forgeoned.core.desired import Candidate
+from forgeoned.core.rollback import next_floor
+from forgeoned.errors import StateError
+
+log = logging.getLogger("forgeoned")
+WRITE_THREADS = 4  # file creation is mostly waiting on the filesystem: overlap it
+
+
+class ActiveSet:
+    """Implements :class:`forgeoned.core.swapper.Committer` over the state store."""
+
+    def __init__(self, store: StateStore, state_dir: Path) -> None:
+        self.store = store
+        self._pending: DaemonState | None = None  # inside batch(): not yet on disk
+        self._unsynced = False
+        self._garbage: list[str] = []  # kept copies to delete once the batch is durable
+        self._writes: dict[str, Future[None]] = {}  # inside batch(): kept copies being written
+        self._pool: ThreadPoolExecutor | None = None
+        self.artifacts = state_dir / "artifacts"
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateError(f"cannot create {self.artifacts}: {exc.strerror}") from exc
+
+    @property
+    def current(self) -> DaemonState:
+        """The state as commits left it (pending ones included, inside :meth:`batch`)."""
+        return self._pending if self._pending is not None else self.store.state
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the commits of a daemon start into one durable write.
+
+        Nothing is served before READY=1, so a crash inside the batch only means the next
+        start does the same work again from the previous state: still exactly old or new.
+        """
+        self._pending, self._unsynced = self.store.state, False
+        self._garbage = []
+        pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="forgeoned-keep")
+        self._pool = pool
+        try:
+            yield
+        finally:
+            self._pool = None
+            pool.shutdown(wait=True)
+            pending, self._pending = self._unkept(self._pending or self.store.state), None
+            if self._unsynced:
+                os.sync()  # the kept artifacts first, then the state that refers to them
+            if pending != self.store.state:
+                self.store.commit(pending)
+            garbage, self._garbage = self._garbage, []
+            for sha in garbage:  # only now is no durable record referring to them
+                self._collect(sha, self.store.state.active)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        if self._pending is None or self._pool is None:
+            atomic_write(path, data)
+            return
+        self._writes[path.name] = self._pool.submit(_write_unsynced, path, data)
+        self._unsynced = True
+
+    def _unkept(self, pending: DaemonState) -> DaemonState:
+        """Once the batch's writes are done: records whose kept copy failed to be written
+        (e.g. a full disk) go back to what the store has, so that no durable record ever
+        refers to a missing copy; those plugins run now and are started anew next time."""
+        failed: set[str] = set()
+        for name, done in self._writes.items():
+            if (exc := done.exception()) is not None:
+                log.error("%s; not recorded as active", exc)
+                failed.add(name.split(".", 1)[0])
+        self._writes = {}
+        if not failed:
+            return pending
+        old = self.store.state
+        active, floors = dict(pending.active), dict(pending.floors)
+        for name in [n for n, rec in pending.active.items() if rec.sha256 in failed]:
+            active.pop(name)
+            floors.pop(name, None)
+            if name in old.active:
+                active[name] = old.active[name]
+            if name in old.floors:
+                floors[name] = old.floors[name]
+        return replace(pending, active=active, floors=floors)
+
+    def _keep(self, sha256: str, data: bytes, detached: bytes | None) -> None:
+        path = self.artifacts / f"{sha256}.wasm"
+        if path.name not in self._writes and not path.exists():
+            self._write(path, data)
+        if detached is not None:
+            self._write(self.artifacts / f"{sha256}.wasm.sig", detached)
+
+    def _save(self, new: DaemonState) -> None:
+        if self._pending is not None:
+            self._pending = new
+        else:
+            self.store.commit(new)
+
+    def commit(self, name: str, version: object) -> None:
+        st = self.current
+        previous = st.active.get(name)
+        active = dict(st.active)
+        floors = dict(st.floors)
+        overrides = dict(st.overrides)
+        if version is None:
+            active.pop(name, None)
+        else:
+            assert isinstance(version, LoadedVersion)
+            verified = version.compiled.verified
+            art = verified.artifact
+            self._keep(art.sha256, art.module, verified.detached)
+            record = ActiveRecord(art.manifest.version, art.sha256, verified.candidate.filename)
+            same = previous is not None and previous.sha256 == record.sha256
+            if same and name not in st.quarantined and name not in overrides:
+                return  # a restart of what is already recorded: nothing to write
+            active[name] = record
+            floors[name] = next_floor(floors.get(name), Floor(art.manifest.version, art.sha256))
+            if name in overrides and overrides[name].version == art.manifest.version:
+                del overrides[name]  # an override is good for one activation
+        self._save(
+            replace(
+                st,
+                active=active,
+                floors=floors,
+                overrides=overrides,
+                quarantined=st.quarantined - {name},
+            )
+        )
+        if previous is not None and self._pending is not None:
+            self._garbage.append(previous.sha256)
+        elif previous is not None:
+            self._collect(previous.sha256, active)
+
+    def set_quarantined(self, name: str, quarantined: bool) -> None:
+        st = self.current
+        q = (st.quarantined | {name}) if quarantined else (st.quarantined - {name})
+        self._save(replace(st, quarantined=q))
+
+    def persisted(self) -> list[Candidate]:
+        """The active set to start before READY=1 (candidates served from the kept copies)."""
+        return [
+            Candidate(name, rec.version, rec.sha256, f"@state/{rec.sha256}.wasm")
+            for name, rec in sorted(self.current.active.items())
+        ]
+
+    def blob(self, sha256: str) -> tuple[bytes, bytes | None] | None:
+        for suffix in (".wasm", ".wasm.sig"):
+            if (writing := self._writes.get(sha256 + suffix)) is not None:
+                writing.exception()  # wait for a kept copy still being written (batch)
+        try:
+            data = (self.artifacts / f"{sha256}.wasm").read_bytes()
+        except OSError:
+            return None
+        try:
+            detached: bytes | None = (self.artifacts / f"{sha256}.wasm.sig").read_bytes()
+        except OSError:
+            detached = None
+        return data, detached
+
+    def _collect(self, sha256: str, active: dict[str, ActiveRecord]) -> None:
+        """Delete the kept copy of a version no active record refers to any more."""
+        if any(rec.sha256 == sha256 for rec in active.values()):
+            return
+        for suffix in (".wasm", ".wasm.sig"):
+            with contextlib.suppress(OSError):
+                (self.artifacts / f"{sha256}{suffix}").unlink()
+
+
+def _write_unsynced(path: Path, data: bytes) -> None:
+    """Write ``path`` by rename (never torn); synced with everything else at the batch end."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,304 @@
+"""Turning the desired set (plugins.d) into running plugins, and keeping them running.
+
+Everything here runs on the daemon's loop thread, one step at a time, so swaps of one plugin
+never overlap and the restart budgets need no lock. Calls arrive on other threads and only
+touch the :class:`PluginHost` objects.
+
+A (name, sha256) whose swap was rejected or rolled back is remembered and not retried until
+the desired file changes, an admin allows a downgrade, or the daemon reloads: a rescan must
+not replay the same rejection every minute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from forgeoned.core.desired import Candidate, desired_set
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.lifecycle import State, Trigger
+from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.stats import DaemonStats, PluginStats
+from forgeoned.core.supervisor import RestartBudget, RestartPolicy
+from forgeoned.core.swapper import Outcome, Swapper, SwapResult
+from forgeoned.errors import (
+    ForgeonedError,
+    NotFoundError,
+    PluginFault,
+    StateError,
+)
+from forgeoned.service.active_set import ActiveSet
+from forgeoned.service.plugin_host import PluginHost, RoutedVersion
+from forgeoned.service.plugin_index import PluginDirectory
+from forgeoned.service.rejections import RejectionReport
+
+log = logging.getLogger(__name__)
+HostFactory = Callable[[str, PluginStats], PluginHost]
+
+
+@dataclass
+class Reconciler:
+    swapper: Swapper
+    directory: PluginDirectory
+    active: ActiveSet
+    audit: AuditSink
+    stats: DaemonStats
+    clock: Clock
+    policy: RestartPolicy
+    make_host: HostFactory
+    rejections: RejectionReport
+    hosts: dict[str, PluginHost] = field(default_factory=dict)
+    plugin_stats: dict[str, PluginStats] = field(default_factory=dict)
+    budgets: dict[str, RestartBudget] = field(default_factory=dict)
+    restart_at: dict[str, float] = field(default_factory=dict)
+    attempted: set[tuple[str, str]] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
+    prefetch: Callable[[list[Candidate]], None] | None = None
+
+    # --- hosts ------------------------------------------------------------------------------
+
+    def host(self, name: str) -> PluginHost:
+        found = self.hosts.get(name)
+        if found is None:
+            raise NotFoundError(f"no plugin named {name!r}")
+        return found
+
+    def _host_for(self, name: str) -> PluginHost:
+        host = self.hosts.get(name)
+        if host is None:
+            stats = self.plugin_stats.setdefault(name, PluginStats())
+            host = self.hosts[name] = self.make_host(name, stats)
+        return host
+
+    def _budget(self, name: str) -> RestartBudget:
+        return self.budgets.setdefault(name, RestartBudget(self.policy))
+
+    # --- startup ----------------------------------------------------------------------------
+
+    def start_persisted(self) -> int:
+        """Start the active set recorded in the state; returns how many run."""
+        quarantined = self.active.current.quarantined
+        running = 0
+        for cand in self.active.persisted():
+            host = self._host_for(cand.name)
+            if cand.name in quarantined:
+                for trig in (Trigger.START, Trigger.FAULT, Trigger.QUARANTINE):
+                    host.trigger(trig, "quarantined before restart")
+                continue
+            result = self.swapper.swap(host, cand, quiet=True)
+            running += host.state is State.RUNNING
+            self._after(host, cand, result)
+        return running
+
+    # --- plugins.d --------------------------------------------------------------------------
+
+    def files_changed(self, filenames: Iterable[str], defer: bool = False) -> set[str]:
+        """Re-read changed files and reconcile the plugins they name (now, or at the next
+        :meth:`reconcile_pending` when ``defer``: a burst of files becomes one swap per
+        plugin instead of one per file). Returns file names to retry later."""
+        names = set(filenames)
+        before = [self.directory.entries.get(n) for n in names]
+        rejections, retry = self.directory.refresh(names)
+        after = [self.directory.entries.get(n) for n in names]
+        touched = {e.candidate.name for e in before + after if e and e.candidate}
+        self.rejections.files(rejections)
+        if defer:
+            self.pending |= touched
+        else:
+            self.reconcile(touched)
+        return retry
+
+    def reconcile_pending(self) -> None:
+        pending, self.pending = self.pending, set()
+        if pending:
+            self.reconcile(pending)
+
+    def rescan(self, reconcile: bool = True) -> set[str]:
+        """Re-read plugins.d fully; ``reconcile=False`` only refreshes the index (the daemon
+        start restores the persisted set from it before reconciling)."""
+        self.stats.rescans += 1
+        rejections, retry = self.directory.rescan()
+        self.rejections.files(rejections)
+        if reconcile:
+            self.reconcile(None)
+        return retry
+
+    def reconcile(self, names: set[str] | None) -> None:
+        """Make the running set match the desired set (for ``names``, or everything)."""
+        running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
+        desired = desired_set(self.directory.candidates(), running)
+        wanted = desired.wanted
+        scope = set(wanted) | set(self.hosts) if names is None else names
+        for conflict in desired.conflicts:
+            if conflict.loser.name in scope:
+                self.rejections.conflict(conflict)
+        if self.prefetch is not None:
+            new = [
+                w for n in scope if (w := wanted.get(n)) is not None and running.get(n) != w.sha256
+            ]
+            if len(new) > 1:
+                self.prefetch(new)  # compile in parallel; the swaps below find them ready
+        for name in sorted(scope):
+            try:
+                self._reconcile_one(name, wanted.get(name))
+            except Exception:  # the per-plugin boundary: one plugin must not stop the rest
+                log.exception("reconciling plugin %s failed; retried at the next rescan", name)
+
+    def _reconcile_one(self, name: str, want: Candidate | None) -> None:
+        host = self.hosts.get(name)
+        if want is None:
+            if self._source_rejected(name):
+                return  # its file is still there but now rejected: keep what runs
+            if host is not None:
+                # New calls see "no such plugin" from now on; in-flight ones finish (drain).
+                del self.hosts[name]
+                self.restart_at.pop(name, None)
+                try:
+                    self.swapper.remove(host)
+                except ForgeonedError:
+                    self.hosts[name] = host  # try again at the next reconcile
+                    raise
+                self.budgets.pop(name, None)
+            return
+        if (name, want.sha256) in self.attempted:
+            return
+        current = host.current.sha256 if host is not None and host.current is not None else None
+        if host is not None and current == want.sha256 and host.state is not State.FAILED:
+            return  # running, paused, or quarantined with these very bytes
+        waiting = host is not None and host.state is State.FAILED and name in self.restart_at
+        if waiting and current in (None, want.sha256):
+            return  # the supervisor restarts it when its backoff is over
+        host = self._host_for(name)
+        if host.state is State.QUARANTINED:
+            self._budget(name).reset()
+        self.restart_at.pop(name, None)
+        self._after(host, want, self.swapper.swap(host, want))
+
+    def _source_rejected(self, name: str) -> bool:
+        """Whether the file the active version came from is present but failed to verify."""
+        record = self.active.current.active.get(name)
+        entry = self.directory.entries.get(record.source) if record is not None else None
+        return entry is not None and entry.error is not None
+
+    def _after(self, host: PluginHost, cand: Candidate, result: SwapResult) -> None:
+        own_fault = result.error is not None and isinstance(result.error, StateError)
+        if result.outcome in (Outcome.REJECTED, Outcome.ROLLED_BACK) and not own_fault:
+            self.attempted.add((host.name, cand.sha256))  # the same bytes would fail again
+        elif result.outcome is Outcome.FAILED:
+            self._failed(host)
+        if (
+            host.state is State.STOPPED
+            and host.current is None
+            and result.outcome is Outcome.REJECTED
+        ):
+            del self.hosts[host.name]  # nothing ever ran under this name
+
+    # --- supervision ------------------------------------------------------------------------
+
+    def fault(self, host: PluginHost, version: RoutedVersion, exc: PluginFault) -> None:
+        """A call or tick faulted (posted to the loop by the host)."""
+        if self.hosts.get(host.name) is not host or host.state is not State.FAILED:
+            return
+        self.audit.record(
+            AuditEvent(
+                EventName.PLUGIN_FAILED,
+                plugin=host.name,
+                version=version.version,
+                sha256=version.sha256,
+                reason=exc.code,
+                message=str(exc),
+            )
+        )
+        self._failed(host)
+
+    def _failed(self, host: PluginHost) -> None:
+        now = self.clock.monotonic()
+        decision = self._budget(host.name).record_failure(now)
+        if not decision.quarantined:
+            self.restart_at[host.name] = decision.at
+            return
+        self.restart_at.pop(host.name, None)
+        v = host.current
+        # The event is durable before the state says quarantined (a status reader must
+        # never see a quarantine the audit log and state file do not have yet); quarantining
+        # happens even if the audit write fails: keeping a crash-looping plugin down is safe.
+        try:
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_QUARANTINED,
+                    plugin=host.name,
+                    version=v.version if v is not None else None,
+                    sha256=v.sha256 if v is not None else None,
+                    reason="restart_budget",
+                    message=f"{decision.failures_in_window} failures within "
+                    f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
+                )
+            )
+        finally:
+            self.active.set_quarantined(host.name, True)
+            host.trigger(Trigger.QUARANTINE, host.last_error)
+
+    def next_restart(self) -> float | None:
+        return min(self.restart_at.values(), default=None)
+
+    def run_due_restarts(self) -> None:
+        now = self.clock.monotonic()
+        for name in sorted(n for n, t in self.restart_at.items() if t <= now):
+            del self.restart_at[name]
+            host = self.hosts.get(name)
+            if host is None or host.state is not State.FAILED:
+                continue
+            want = self._wanted(name)
+            if want is None:
+                self._reconcile_one(name, None)
+                continue
+            self.plugin_stats[name].restarts += 1
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_RESTARTED,
+                    plugin=name,
+                    version=want.version,
+                    sha256=want.sha256,
+                    reason=host.last_error,
+                )
+            )
+            self._after(host, want, self.swapper.swap(host, want, quiet=True))
+
+    def _wanted(self, name: str) -> Candidate | None:
+        running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
+        return desired_set(self.directory.candidates(), running).wanted.get(name)
+
+    # --- operator actions -------------------------------------------------------------------
+
+    def reset(self, name: str) -> None:
+        host = self.host(name)
+        host.trigger(Trigger.RESET)
+        self._budget(name).reset()
+        self.active.set_quarantined(name, False)
+        self.attempted = {a for a in self.attempted if a[0] != name}
+        if host.current is not None:
+            host.current.shutdown()
+            host.install(None)
+        want = self._wanted(name)
+        if want is not None:
+            self._after(host, want, self.swapper.swap(host, want))
+
+    def restart(self, name: str) -> None:
+        host = self.host(name)
+        want = self._wanted(name)
+        if want is None:
+            raise NotFoundError(f"plugin {name!r} has no artifact in plugins.d")
+        if host.state is State.QUARANTINED:
+            self.reset(name)
+            return
+        self.plugin_stats[name].restarts += 1
+        self.restart_at.pop(name, None)
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                       sha256=want.sha256, reason="operator")
+        )  # fmt: skip
+        self._after(host, want, self.swapper.swap(host, want, quiet=True))
+
+    def forget_attempts(self, name: str | None = None) -> None:
+        self.attempted = {a for a in self.attempted if name is not None and a[0] != name}

@@ -1,0 +1,49 @@
+"""Reporting artifacts that must not run: each a ``plugin.rejected`` event and a count in
+``DaemonStats.rejected[reason]``, once per version of a file (not at every rescan)."""
+
+from __future__ import annotations
+
+from forgeoned.core.desired import Conflict
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.ports import AuditSink
+from forgeoned.core.stats import DaemonStats
+from forgeoned.errors import RollbackError
+from forgeoned.service.plugin_index import Rejection
+
+
+class RejectionReport:
+    def __init__(self, audit: AuditSink, stats: DaemonStats) -> None:
+        self.audit = audit
+        self.stats = stats
+        self._conflicts: set[tuple[str, str]] = set()
+
+    def files(self, rejections: list[Rejection]) -> None:
+        """Files that failed to read or verify (the index reports each version once)."""
+        for r in rejections:
+            self.stats.rejected[r.error.code] += 1
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_REJECTED,
+                    reason=r.error.code,
+                    message=str(r.error),
+                    details={"file": r.filename},
+                )
+            )
+
+    def conflict(self, conflict: Conflict) -> None:
+        """Same name and version as the chosen file but other bytes: refused, once."""
+        loser, winner = conflict.loser, conflict.winner
+        if (loser.filename, loser.sha256) in self._conflicts:
+            return
+        self._conflicts.add((loser.filename, loser.sha256))
+        self.stats.rejected[RollbackError.reason] += 1
+        self.audit.record(
+            AuditEvent(
+                EventName.PLUGIN_REJECTED,
+                plugin=loser.name,
+                version=loser.version,
+                sha256=loser.sha256,
+                reason=RollbackError.reason,
+                message=f"{loser.filename}: same version as {winner.filename}, other bytes",
+            )
+        )
