@@ -23,6 +23,7 @@ from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.files.state_store import StateStore
+from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce
 from forgeoned.adapters.files.watcher import DirectoryWatcher
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.adapters.sdnotify import Notifier
@@ -41,7 +42,7 @@ from forgeoned.core.swapper import Step, Swapper
 from forgeoned.core.trust import Mode, TrustPolicy, parse_trust_policy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.facade import DaemonBackend
-from forgeoned.errors import ArtifactError, StateError
+from forgeoned.errors import ArtifactError, ForgeonedError, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.audit_batch import AuditBatch
 from forgeoned.service.chain_watch import ChainWatch
@@ -71,6 +72,13 @@ def fault_hook_from_env() -> Callable[[Step, Candidate], None] | None:
     return hook
 
 
+def _credentials_dir(config: Config) -> Path | None:
+    """Where plugin secrets come from: the configured dir, else systemd's credentials."""
+    if config.credentials_dir is None and os.environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(os.environ["CREDENTIALS_DIRECTORY"])
+    return config.credentials_dir
+
+
 def _mkdir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -95,11 +103,17 @@ class Parts:
         self.notifier = Notifier()
         for d in (config.state_dir, config.cache_dir, config.plugins_dir):
             _mkdir(d)
-        self.trust = self._load_trust(config)
         self.audit_log = AuditLog(config.effective_audit_dir, clock)
         self.journal = JournalWriter(self.stats) if config.audit_journald else None
         sink = JournaldSink(self.journal) if self.journal is not None else ConsoleSink()
         self.audit = AuditTrail(self.audit_log, sink, self.stats)
+        try:  # after the audit trail exists: a refused start is audited
+            self.trust = self._load_trust(config)
+        except ForgeonedError:
+            self.audit.close()
+            if self.journal is not None:
+                self.journal.close()
+            raise
         self.events = AuditBatch(self.audit)  # swaps and rejections (held during the start)
         self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)
         self.plugin_stats: dict[str, PluginStats] = {}
@@ -150,8 +164,11 @@ class Parts:
 
     # --- pieces -------------------------------------------------------------------------
 
-    @staticmethod
-    def _load_trust(config: Config) -> TrustPolicy:
+    def _load_trust(self, config: Config) -> TrustPolicy:
+        """The trust store, once it, the config file and the credentials pass StrictModes
+        (refused, or in development mode warned about, with a ``config.insecure`` event)."""
+        found = check_trusted_inputs(config.path, config.trust_dir, _credentials_dir(config))
+        enforce(found, self.audit, development=config.development)
         return load_trust_dir(config.trust_dir, parse_trust_policy(config.trust or None))
 
     def verifier(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
@@ -197,9 +214,7 @@ class Parts:
         caps = manifest.capabilities.narrowed(self.config.policy_for(name))
         allowed = caps.env & set(self.config.plugin_env)
         env = {k: os.environ[k] for k in allowed if k in os.environ}
-        creds = self.config.credentials_dir
-        if creds is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-            creds = Path(os.environ["CREDENTIALS_DIRECTORY"])
+        creds = _credentials_dir(self.config)
         return HostServices(
             plugin=name, version=manifest.version, capabilities=caps, env=env,
             secrets_dir=creds, kv=self._kv_for(name, caps.kv_quota_bytes), audit=self.audit,
