@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from forgeoned.daemon import signals
+
+    signals.hold()  # before the slow imports: an early SIGHUP/SIGTERM must not kill us
     from forgeoned.daemon.main import main as run
 
     return run(argv)

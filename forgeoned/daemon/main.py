@@ -5,7 +5,8 @@ of plugins.d → watcher, control socket, metrics → ``READY=1``. SIGHUP reload
 rescan, READY=1); SIGTERM sends STOPPING=1 and drains every plugin within
 ``shutdown_timeout_s``. The loop thread owns every change of the running set; signal
 handlers and other threads only post closures to its inbox (a ``SimpleQueue``, whose ``put``
-is safe in a signal handler).
+is safe in a signal handler). Signals that arrive before the handlers exist are held, not
+fatal (:mod:`forgeoned.daemon.signals`), and acted upon once READY=1 was sent.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from types import FrameType
 from typing import TypeVar
 
 from forgeoned.core.artifact import VerifiedArtifact
@@ -29,6 +28,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import Clock
+from forgeoned.daemon import signals
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.wiring import Parts, fault_hook_from_env
 from forgeoned.errors import ArtifactError, ConfigError, ForgeonedError
@@ -266,18 +266,15 @@ class Daemon(Parts):
 
 
 def _install_signals(daemon: Daemon) -> None:
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.stop)
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.reload)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, on_hup)
+    """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+    signals.install(
+        on_stop=lambda: daemon.loop.post(daemon.stop),
+        on_reload=lambda: daemon.loop.post(daemon.reload),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
     parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
     parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
