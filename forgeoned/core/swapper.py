@@ -84,6 +84,9 @@ class Swapper:
         self.clock = clock
         self.drain_timeout_s = drain_timeout_s
         self.fault = fault
+        # Who caused the swap or removal in progress (e.g. the owner of the file in
+        # plugins.d), for its events; set by ``swap``/``remove`` for their duration only.
+        self._actor: str | None = None
 
     def _event(
         self,
@@ -98,7 +101,7 @@ class Swapper:
         sha = cand.sha256 if cand is not None else None
         self.audit.record(
             AuditEvent(event, plugin=name, version=version, sha256=sha, reason=reason,
-                       message=message, details=dict(details or {}))
+                       message=message, details=dict(details or {}), actor=self._actor)
         )  # fmt: skip
 
     def _finish(
@@ -108,12 +111,22 @@ class Swapper:
         self.stats.swap_duration.observe(self.clock.monotonic() - t0)
         return SwapResult(outcome, err)
 
-    def swap(self, slot: Slot, cand: Candidate, quiet: bool = False) -> SwapResult:
+    def swap(
+        self, slot: Slot, cand: Candidate, quiet: bool = False, actor: str | None = None
+    ) -> SwapResult:
         """Bring ``cand`` into service in ``slot``, or leave the old version serving.
 
         ``quiet`` skips the success event (a restart of the persisted set at daemon start is
-        summarised by one ``daemon.started`` event); failures are always audited.
+        summarised by one ``daemon.started`` event); failures are always audited. ``actor``
+        (who put ``cand`` in place) is named in every event of this swap.
         """
+        self._actor = actor
+        try:
+            return self._swap(slot, cand, quiet)
+        finally:
+            self._actor = None
+
+    def _swap(self, slot: Slot, cand: Candidate, quiet: bool) -> SwapResult:
         t0 = self.clock.monotonic()
         details: dict[str, Any] = {}  # signers of ``cand`` once verified, for every event
         try:
@@ -256,8 +269,16 @@ class Swapper:
         )
         return self._finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
 
-    def remove(self, slot: Slot) -> SwapResult:
-        """The plugin's file went away: drain, stop and unload it, forget it durably."""
+    def remove(self, slot: Slot, actor: str | None = None) -> SwapResult:
+        """The plugin's file went away (removed by ``actor``, when known): drain, stop and
+        unload it, forget it durably."""
+        self._actor = actor
+        try:
+            return self._remove(slot)
+        finally:
+            self._actor = None
+
+    def _remove(self, slot: Slot) -> SwapResult:
         t0 = self.clock.monotonic()
         old = slot.current
         if slot.state in SERVING_OR_PAUSED and old is not None:

@@ -53,7 +53,12 @@ class DaemonBackend:
         if not _SAFE_FILE.match(name):
             name = f"{m.name}-{m.version}.wasm"
         path = self.d.config.plugins_dir / name
-        self.d.loop.call(lambda: atomic_write(path, data, 0o644))
+
+        def write() -> None:  # one loop job: the file is read (by a later job) as the caller's
+            atomic_write(path, data, 0o644)
+            self.d.directory.attribute(name, actor)  # the caller, not the daemon that wrote it
+
+        self.d.loop.call(write)
         self.d.loop.call(lambda: self.d.files_changed({name}))
         host = self.d.reconciler.hosts.get(m.name)
         return host.view() if host is not None else None
@@ -64,6 +69,7 @@ class DaemonBackend:
             entries = self.d.directory.entries.items()
             files = {f for f, e in entries if e.candidate and e.candidate.name == name}
             for filename in files:
+                self.d.directory.attribute(filename, actor)
                 path = self.d.directory.path_of(filename)
                 path.unlink(missing_ok=True)
                 path.with_name(path.name + ".sig").unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.files.state_store import StateStore
-from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce
+from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.files.watcher import DirectoryWatcher
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.adapters.sdnotify import Notifier
@@ -154,6 +154,7 @@ class Parts:
             debounce_s=config.debounce_ms / 1000,
         )
         self.directory.writing = self.watcher.is_writing
+        self.directory.describe_owner = owner_actor  # plugins.d changes audited as their owner
         self.ticks = TickScheduler(lambda: list(self.reconciler.hosts.values()), clock)
         self.backend = DaemonBackend(self)  # type: ignore[arg-type]
         self.control: ControlServer | None = None

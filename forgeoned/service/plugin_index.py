@@ -5,10 +5,17 @@ changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A 
 reported once per version of a file, not at every rescan. A file that fails while it is still
 open for writing (``writing``, the watcher's view) is held, not rejected: it is judged again
 when it is closed (the watcher reports that) or at the next rescan.
+
+Each file's version is credited to an actor for the audit log: the uid that owns the file
+(whoever may write plugins.d changes the desired state, so that is who changed it), or the
+caller the control API named with :meth:`PluginDirectory.attribute` for a file the daemon
+wrote or deleted on its behalf. The last actor of a file that went away is remembered, so
+its removal is credited too.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,7 @@ from forgeoned.errors import ArtifactError
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
 FileKey = tuple[Identity, Identity | None]
 Known = tuple[VerifiedArtifact, bytes | None]  # the verified artifact and its detached sig
+MAX_DEPARTED = 4096  # actors of removed files kept for their removal events
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +50,8 @@ class Rejection:
     name: str | None = None  # the plugin name, when the manifest could be read
 
 
-def _key(path: Path) -> FileKey | None:
+def _key(path: Path) -> tuple[FileKey, int] | None:
+    """The file's identity (and its detached signature's), and the uid that owns it."""
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -51,7 +60,7 @@ def _key(path: Path) -> FileKey | None:
         sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
     except FileNotFoundError:
         sig = None
-    return Identity.of(st), sig
+    return (Identity.of(st), sig), st.st_uid
 
 
 class PluginDirectory:
@@ -64,6 +73,10 @@ class PluginDirectory:
         self._by_sha: dict[str, Known] = {}
         self.writing: Callable[[str], bool] = lambda name: False
         self.held: set[str] = set()  # failed while still being written; not yet judged
+        self.describe_owner: Callable[[int], str] = lambda uid: f"uid={uid}"
+        self._actors: dict[str, str] = {}  # file name -> who wrote its current version
+        self._departed: OrderedDict[str, str] = OrderedDict()  # ... of files now gone
+        self._attributed: dict[str, str] = {}  # file name -> actor of its next change
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
@@ -71,11 +84,12 @@ class PluginDirectory:
         retry: set[str] = set()
         for name in names:
             path = self.directory / name
-            key = _key(path)
+            found = _key(path)
             old = self.entries.get(name)
-            if key is None:
+            if found is None:
                 self._forget(name)
                 continue
+            key, owner = found
             if old is not None and old.key == key:
                 continue
             try:
@@ -91,6 +105,7 @@ class PluginDirectory:
                 continue
             self.held.discard(name)
             self.entries[name] = entry
+            self._actors[name] = self._attributed.pop(name, "") or self.describe_owner(owner)
             if entry.error is not None:
                 self._drop_verified(name)
                 rejections.append(Rejection(name, entry.error))
@@ -119,6 +134,22 @@ class PluginDirectory:
         self.held.discard(name)
         self.entries.pop(name, None)
         self._drop_verified(name)
+        attributed, owner = self._attributed.pop(name, None), self._actors.pop(name, None)
+        actor = attributed or owner
+        if actor is not None:
+            self._departed[name] = actor
+            self._departed.move_to_end(name)
+            while len(self._departed) > MAX_DEPARTED:
+                self._departed.popitem(last=False)
+
+    def attribute(self, filename: str, actor: str) -> None:
+        """Credit the next change of ``filename`` (written or deleted by the daemon for a
+        control-API caller) to ``actor`` rather than to the file's owner."""
+        self._attributed[filename] = actor
+
+    def actor_of(self, filename: str) -> str | None:
+        """Who wrote the current version of ``filename``, or removed it if it is gone."""
+        return self._actors.get(filename) or self._departed.get(filename)
 
     def clear(self) -> None:
         """Forget everything (the trust changed): the next rescan re-reads every file."""

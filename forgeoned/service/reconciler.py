@@ -154,8 +154,10 @@ class Reconciler:
                 # New calls see "no such plugin" from now on; in-flight ones finish (drain).
                 del self.hosts[name]
                 self.restart_at.pop(name, None)
+                record = self.active.current.active.get(name)
+                actor = self.directory.actor_of(record.source) if record is not None else None
                 try:
-                    self.swapper.remove(host)
+                    self.swapper.remove(host, actor)
                 except ForgeonedError:
                     self.hosts[name] = host  # try again at the next reconcile
                     raise
@@ -173,7 +175,8 @@ class Reconciler:
         if host.state is State.QUARANTINED:
             self._budget(name).reset()
         self.restart_at.pop(name, None)
-        self._after(host, want, self.swapper.swap(host, want))
+        actor = self.directory.actor_of(want.filename)  # who put the file in plugins.d
+        self._after(host, want, self.swapper.swap(host, want, actor=actor))
 
     def _source_rejected(self, name: str) -> bool:
         """Whether the file the active version came from is present but failed to verify."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import logging
 import os
 import pwd
@@ -66,6 +67,15 @@ def _user(uid: int) -> str:
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
     except KeyError:
         return f"uid {uid}"
+
+
+@functools.lru_cache(maxsize=256)
+def owner_actor(uid: int) -> str:
+    """How the audit log names the owner of a file, as it names a control-API caller."""
+    try:
+        return f"uid={uid}({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid={uid}"
 
 
 def _walk(path: Path) -> tuple[list[tuple[Path, os.stat_result]], Path]:
