@@ -163,3 +163,10 @@ def test_a_trusted_key_others_could_rewrite_refuses_reload_and_start(served: Con
         served.run("chmod", "0644", TRUSTED_KEY)
         served.run("systemctl", "reset-failed", "forgeoned", check=False)
     restart_and_wait(served)
+
+
+def test_the_socket_group_cannot_read_the_daemons_state(alice: Container) -> None:
+    for path in ("/var/lib/forgeoned", "/var/cache/forgeoned"):
+        assert alice.run("stat", "-c", "%a %U", path).stdout.split() == ["700", "forgeoned"]
+    peek = alice.run("ls", "/var/lib/forgeoned/audit", user="alice", check=False)
+    assert peek.returncode != 0 and "Permission denied" in peek.stderr
