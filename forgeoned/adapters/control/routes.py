@@ -27,13 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from forgeoned.adapters.control.http import HttpProtocolError, MethodNotAllowedError, Request
+from forgeoned.adapters.control.http import Request
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
 from forgeoned.core.timespec import parse_time
-from forgeoned.errors import BadRequestError, NotFoundError
+from forgeoned.errors import (
+    BadRequestError,
+    HttpProtocolError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RequestProblem,
+)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERBS = {
@@ -197,7 +203,7 @@ def _invoke(ctx: Context) -> Reply:
 def _allow_downgrade(ctx: Context) -> Reply:
     version = ctx.request.json().get("version")
     if not isinstance(version, str) or not version:
-        raise HttpProtocolError(400, "bad_request", 'body must be {"version": "X.Y.Z"}')
+        raise HttpProtocolError(RequestProblem.BAD_REQUEST, 'body must be {"version": "X.Y.Z"}')
     ctx.backend.allow_downgrade(_name(ctx), version, ctx.caller.actor)
     return Reply(200, {"plugin": _name(ctx), "action": "allow_downgrade", "version": version})
 

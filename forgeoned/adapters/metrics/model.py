@@ -29,9 +29,6 @@ EXTRA_VALUES: Final = 16
 OTHER: Final = "other"
 _SAFE: Final = re.compile(r"^[a-z0-9][a-z0-9_.()-]{0,47}$")
 _PLUGIN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SIGNATURE_REASONS: Final = frozenset(
-    {"unsigned", "untrusted_key", "revoked_key", "malformed_signature", "expired", "ambiguous"}
-)
 _STATES: Final = tuple(s.value for s in State)
 _RUNNING: Final = State.RUNNING.value
 
@@ -131,16 +128,6 @@ def _plugin(name: str) -> str:
     return name if _PLUGIN.match(name) else OTHER
 
 
-def _error_reasons() -> set[str]:
-    found: set[str] = set()
-    todo: list[type[errors.ForgeonedError]] = [errors.ForgeonedError]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.reason)
-        todo.extend(cls.__subclasses__())
-    return found
-
-
 class MetricsModel:
     """Builds every forgeoned metric family from ``source`` (and ``audit``) on each call."""
 
@@ -153,7 +140,7 @@ class MetricsModel:
         self._function = LabelBound(HOST_FUNCTIONS)
         self._host_outcome = LabelBound(o.value for o in HostOutcome)
         self._swap_outcome = LabelBound(o.value for o in Outcome)
-        self._reason = LabelBound(_error_reasons() | _SIGNATURE_REASONS)
+        self._reason = LabelBound(errors.all_codes())
         self._event = LabelBound(e.label for e in EventName)
         self._action = LabelBound(())
         self._code = LabelBound(())

@@ -250,7 +250,7 @@ class PluginLoader:
                     plugin=name,
                     version=art.manifest.version,
                     sha256=art.sha256,
-                    reason=art.dev_reason,
+                    reason=art.dev_reason.value if art.dev_reason is not None else None,
                     message="development mode: loading an artifact production would reject",
                 )
             )
