@@ -22,6 +22,7 @@ from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import parse_trust_policy
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError, ManifestError
 
 MODES: Final = ("production", "development")
@@ -88,7 +89,7 @@ class Config:
     shutdown_timeout_s: float = 20.0
     rescan_interval_s: float = 60.0
     debounce_ms: int = 50
-    max_artifact_bytes: int = 64 << 20
+    max_artifact_bytes: int = MAX_MODULE_BYTES
     compile: CompileLimits = field(default_factory=CompileLimits)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     default_policy: Capabilities = DEFAULT_POLICY

@@ -21,7 +21,6 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 from forgeoned.adapters.control.http import Request
 from forgeoned.core.compliance import build_report, render_json, render_markdown
+from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
@@ -41,7 +41,6 @@ from forgeoned.errors import (
     RequestProblem,
 )
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERBS = {
     "pause": Action.PAUSE,
     "resume": Action.RESUME,
@@ -105,7 +104,7 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
             return Route(Action.LIST, None, _list)
         return _only(method, "POST", path, Route(Action.INSTALL, None, _install))
     name = rest[0]
-    if not _NAME.match(name):
+    if not NAME_RE.match(name):
         raise BadRequestError(f"bad plugin name {name[:80]!r}")
     if len(rest) == 1:
         if method == "DELETE":

@@ -22,13 +22,13 @@ from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.stats import DaemonStats, Histogram, PluginView
 from forgeoned.core.swapper import Outcome
 
 EXTRA_VALUES: Final = 16
 OTHER: Final = "other"
 _SAFE: Final = re.compile(r"^[a-z0-9][a-z0-9_.()-]{0,47}$")
-_PLUGIN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _STATES: Final = tuple(s.value for s in State)
 _RUNNING: Final = State.RUNNING.value
 
@@ -125,7 +125,7 @@ class LabelBound:
 
 
 def _plugin(name: str) -> str:
-    return name if _PLUGIN.match(name) else OTHER
+    return name if NAME_RE.match(name) else OTHER
 
 
 class MetricsModel:
