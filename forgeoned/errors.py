@@ -45,6 +45,7 @@ forgeoned itself or of its inputs::
 from __future__ import annotations
 
 import enum
+import inspect
 from typing import ClassVar, Final
 
 
@@ -71,6 +72,9 @@ class ConfigError(ForgeonedError):
 class ArtifactError(ForgeonedError):
     reason = "artifact_invalid"
     http_status = 422
+    # Set when the refusal came after the manifest was read (the audit event names them).
+    plugin: str | None = None
+    version: str | None = None
 
 
 class ArtifactTooLargeError(ArtifactError):
@@ -134,6 +138,13 @@ class LimitExceededError(ArtifactError):
     """The manifest (or its compiled code) asks for more than an operator ceiling allows."""
 
     reason = "over_ceiling"
+
+    def __init__(
+        self, message: str, *, plugin: str | None = None, version: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.version = version
 
 
 class LoadError(ForgeonedError):
@@ -352,8 +363,15 @@ def all_codes() -> frozenset[str]:
 
 
 def _message_only(cls: type[ForgeonedError]) -> bool:
-    """True when ``cls(message)`` builds it (no constructor of its own on the way down)."""
-    return not any("__init__" in vars(k) for k in cls.__mro__ if issubclass(k, ForgeonedError))
+    """True when ``cls(message)`` builds it (its own or an inherited constructor allows it)."""
+    own = next((k for k in cls.__mro__ if "__init__" in vars(k)), Exception)
+    if own is Exception:
+        return True
+    try:
+        inspect.signature(vars(own)["__init__"]).bind(None, "message")
+    except TypeError:
+        return False
+    return True
 
 
 def error_from_code(code: str, message: str) -> ForgeonedError:

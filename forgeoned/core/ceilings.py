@@ -91,14 +91,17 @@ class CeilingPolicy:
         return self.default.get(limit), f"limits.{limit.value}"
 
 
-def _over(policy: CeilingPolicy, plugin: str, asked: Mapping[Limit, int]) -> None:
+def _over(
+    policy: CeilingPolicy, plugin: str, version: str | None, asked: Mapping[Limit, int]
+) -> None:
     problems = []
     for limit, value in asked.items():
         ceiling, key = policy.ceiling(plugin, limit)
         if ceiling is not None and value > ceiling:
             problems.append(f"{limit.value} = {value} is over the ceiling {ceiling} ({key})")
     if problems:
-        raise LimitExceededError(f"plugin {plugin!r}: " + "; ".join(problems))
+        message = f"plugin {plugin!r}: " + "; ".join(problems)
+        raise LimitExceededError(message, plugin=plugin, version=version)
 
 
 def check_manifest(policy: CeilingPolicy, manifest: Manifest) -> None:
@@ -110,12 +113,12 @@ def check_manifest(policy: CeilingPolicy, manifest: Manifest) -> None:
         Limit.FUEL_PER_CALL: limits.fuel_per_call,
         Limit.CALL_TIMEOUT_MS: limits.call_timeout_ms,
     }
-    _over(policy, manifest.name, asked)
+    _over(policy, manifest.name, manifest.version, asked)
 
 
-def check_code_size(policy: CeilingPolicy, plugin: str, code_bytes: int) -> None:
-    """Raise :class:`LimitExceededError` if ``plugin``'s compiled code is over its ceiling."""
-    _over(policy, plugin, {Limit.CODE_BYTES: code_bytes})
+def check_code_size(policy: CeilingPolicy, manifest: Manifest, code_bytes: int) -> None:
+    """Raise :class:`LimitExceededError` if the plugin's compiled code is over its ceiling."""
+    _over(policy, manifest.name, manifest.version, {Limit.CODE_BYTES: code_bytes})
 
 
 def _ceilings(raw: Any, where: str) -> Ceilings:

@@ -24,7 +24,7 @@ def test_no_limits_table_caps_nothing() -> None:
     policy = parse_ceilings(None)
     assert policy == CeilingPolicy() == parse_ceilings({})
     check_manifest(policy, manifest(memory_bytes=1 << 32, instances=64, fuel_per_call=10**12))
-    check_code_size(policy, "billing", 1 << 40)
+    check_code_size(policy, manifest(), 1 << 40)
 
 
 def test_daemon_wide_and_per_plugin_tables() -> None:
@@ -72,6 +72,7 @@ def test_a_manifest_at_the_ceiling_passes_and_above_it_is_refused_naming_everyth
         check_manifest(policy, manifest(memory_bytes=1 << 21, call_timeout_ms=501, instances=2))
     exc = info.value
     assert exc.code == "over_ceiling" and exc.http_status == 422
+    assert (exc.plugin, exc.version) == ("billing", "1.0.0")  # the audit event names them
     assert str(exc) == (
         "plugin 'billing': memory_bytes = 2097152 is over the ceiling 1048576 "
         "(limits.memory_bytes); call_timeout_ms = 501 is over the ceiling 500 "
@@ -90,6 +91,6 @@ def test_a_per_plugin_ceiling_is_named_as_such() -> None:
 
 def test_compiled_code_size() -> None:
     policy = parse_ceilings({"code_bytes": 1000})
-    check_code_size(policy, "billing", 1000)
+    check_code_size(policy, manifest(), 1000)
     with pytest.raises(LimitExceededError, match=r"code_bytes = 1001 is over the ceiling 1000"):
-        check_code_size(policy, "billing", 1001)
+        check_code_size(policy, manifest(), 1001)

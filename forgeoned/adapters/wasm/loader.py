@@ -190,7 +190,7 @@ class PluginLoader:
     def _module(self, art: VerifiedArtifact) -> CompiledModule:
         payload = self.workers.compile(art.module, art.sha256)
         # the serialized module is the native code wasmtime will map: a fair measure of it
-        check_code_size(self.ceilings(), art.manifest.name, len(payload))
+        check_code_size(self.ceilings(), art.manifest, len(payload))
         try:
             module = self.runtime.deserialize(payload)
         except LoadError:
