@@ -1,10 +1,11 @@
 """The whole error hierarchy of forgeoned, and the reason enums its codes come from.
 
-Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Four classes
-refine their code with an enum instead (``code`` is the member's value): :class:`PluginTrap`
-by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason` and
-:class:`HttpProtocolError` by :class:`RequestProblem`. Every code is unique, so a client
-rebuilds the error from the API's ``code`` alone (:func:`error_from_code`). A fault *inside a
+Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Three
+classes refine their code with an enum instead (``code`` is the member's value):
+:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`
+and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
+code means one class, so a client rebuilds the error from the API's ``code`` alone
+(:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
 plugin* (trap, fuel, deadline, memory, non-zero status) is a separate branch from a fault of
 forgeoned itself or of its inputs::
 
