@@ -12,13 +12,11 @@ import pytest
 
 from forgeoned.adapters.files.watcher import (
     DirectoryWatcher,
-    FileChangedError,
-    UnsafeFileError,
     artifact_name,
     list_artifacts,
     read_artifact,
 )
-from forgeoned.errors import ArtifactTooLargeError
+from forgeoned.errors import ArtifactTooLargeError, FileChangedError, UnsafeFileError
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from forgeoned.errors import (
     MalformedModuleError,
     ManifestError,
     SignatureError,
+    SignatureReason,
 )
 
 WAT = """(module
@@ -86,7 +87,7 @@ def test_trusted_module_is_accepted_with_its_exact_bytes() -> None:
     assert verified.module is data  # read once: the verified object itself is compiled
     assert verified.manifest.name == "hello" and verified.manifest.version == "1.2.0"
     assert verified.signers == ("key0",)
-    assert verified.signed and verified.dev_reason == ""
+    assert verified.signed and verified.dev_reason is None
     assert verified.sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -99,7 +100,11 @@ def test_unsigned_is_rejected_in_production() -> None:
 def test_unsigned_is_accepted_loudly_in_development() -> None:
     loader = Loader(policy(OPS), Mode.DEVELOPMENT)
     verified = loader.accept(package_plugin(WAT, MANIFEST))
-    assert not verified.signed and verified.dev_reason == "unsigned" and verified.signers == ()
+    assert (
+        not verified.signed
+        and verified.dev_reason is SignatureReason.UNSIGNED
+        and verified.signers == ()
+    )
 
 
 def test_tampered_code_byte() -> None:
@@ -147,7 +152,7 @@ def test_unknown_key() -> None:
 
 def test_unknown_key_tolerated_in_development_but_not_marked_signed() -> None:
     verified = Loader(policy(OPS), Mode.DEVELOPMENT).accept(signed(None, EVE))
-    assert (verified.signed, verified.dev_reason) == (False, "untrusted_key")
+    assert (verified.signed, verified.dev_reason) == (False, SignatureReason.UNTRUSTED_KEY)
 
 
 def test_revoked_key_even_when_its_file_is_still_trusted() -> None:

@@ -41,27 +41,18 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from forgeoned.errors import ArtifactError, ArtifactTooLargeError
+from forgeoned.errors import (
+    ArtifactTooLargeError,
+    FileChangedError,
+    UnreadableFileError,
+    UnsafeFileError,
+)
 
 ARTIFACT_SUFFIX: Final = ".wasm"
 SIG_SUFFIX: Final = ".wasm.sig"
 RENAME_DELAY_S: Final = 0.001  # just enough to batch the two halves of a rename
 WRITE_GRACE_S: Final = 30.0  # a file modified without a close is "being written" this long
 _IGNORED: Final = ("*~", "*.swp", "*.swx", "*.tmp", "#*#", "*.part", "*.crdownload")
-
-
-class UnsafeFileError(ArtifactError):
-    """A symlink, FIFO, device, directory or socket where a plugin file was expected."""
-
-    reason = "unsafe_file"
-
-
-class UnreadableFileError(ArtifactError):
-    reason = "unreadable"
-
-
-class FileChangedError(Exception):
-    """The file changed while it was read; read it again later (not a rejection)."""
 
 
 def artifact_name(filename: str) -> str | None:
