@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgeoned.adapters.files.watcher import (
+from forgeoned.adapters.files.artifact_read import (
     FileChangedError,
     Identity,
     list_artifacts,

@@ -243,13 +243,36 @@ class Daemon:
             self.proc.stderr.close()
 
 
+class JumpClock:
+    """The real clock plus an offset a test can jump forward: time flows as usual (debounce
+    and settle delays pass by themselves), and ``advance`` stands in for a long wait."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def wall(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+
 @contextlib.contextmanager
-def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
+def in_process(
+    env: Env, timeout: float = 60.0, clock: JumpClock | None = None
+) -> Iterator[InProcess]:
     """A daemon running on a thread of the test process (no signals, no notify socket)."""
     from forgeoned.daemon.config import load_config
     from forgeoned.daemon.main import Daemon as RealDaemon
 
-    daemon = RealDaemon(load_config(env.config))
+    daemon = RealDaemon(load_config(env.config), clock)
     waiter = EventWaiter(daemon.audit)
     daemon.events.inner = waiter  # swaps, rejections, supervision (held during the start)
     daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it

@@ -1,17 +1,15 @@
-"""Reading plugins.d safely, and the inotify watcher (real watchdog, real files)."""
+"""Reading plugins.d safely: real files, symlinks, FIFOs, devices, and files that change while
+they are read (a fake read changes them between two reads, deterministically)."""
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.files.watcher import (
-    DirectoryWatcher,
+from forgeoned.adapters.files.artifact_read import (
     FileChangedError,
     UnsafeFileError,
     artifact_name,
@@ -86,114 +84,54 @@ def test_oversized_file_is_rejected_unread(tmp_path: Path) -> None:
 
 def test_file_growing_during_the_read_raises_file_changed(tmp_path: Path) -> None:
     path = tmp_path / "grow.wasm"
-    path.write_bytes(b"\0asm" + b"x" * (4 << 20))
-    stop = threading.Event()
+    path.write_bytes(b"\0asm" + b"x" * 100)
+    appended: list[int] = []
 
-    def grow() -> None:
-        with path.open("ab") as f:
-            while not stop.is_set():
-                f.write(b"y" * 65536)
-                f.flush()
+    def read_then_append(fd: int, n: int) -> bytes:
+        chunk = os.read(fd, n)
+        if not appended:  # a writer appends once, between the first and the second read
+            with path.open("ab") as f:
+                appended.append(f.write(b"y" * 10))
+        return chunk
 
-    t = threading.Thread(target=grow)
-    t.start()
-    try:
-        with pytest.raises(FileChangedError):
-            for _ in range(200):  # each read races the writer; one must see the change
-                read_artifact(path, 1 << 40)
-    finally:
-        stop.set()
-        t.join(10)
+    with pytest.raises(FileChangedError):
+        read_artifact(path, 1024, read=read_then_append)
+    assert path.stat().st_size == 114
+
+
+def test_file_growing_past_the_cap_during_the_read_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "grow.wasm"
+    path.write_bytes(b"\0asm")
+
+    def read_then_append(fd: int, n: int) -> bytes:
+        chunk = os.read(fd, n)
+        with path.open("ab") as f:  # an endless appender, one chunk per read
+            f.write(b"y" * 256)
+        return chunk
+
+    with pytest.raises(ArtifactTooLargeError, match="grew over 1024"):
+        read_artifact(path, 1024, read=read_then_append)
+    assert path.stat().st_size <= 4 + 256 * 6  # the read stopped just past the cap
+
+
+def test_file_replaced_during_the_read_raises_file_changed(tmp_path: Path) -> None:
+    path = tmp_path / "swap.wasm"
+    path.write_bytes(b"\0asm-old")
+    (tmp_path / ".new").write_bytes(b"\0asm-new")
+    renamed: list[bool] = []
+
+    def read_then_replace(fd: int, n: int) -> bytes:
+        if not renamed:
+            (tmp_path / ".new").rename(path)
+            renamed.append(True)
+        return os.read(fd, n)
+
+    with pytest.raises(FileChangedError):
+        read_artifact(path, 1024, read=read_then_replace)
+    assert read_artifact(path, 1024).data == b"\0asm-new"
 
 
 def test_list_artifacts_skips_ignored_names(tmp_path: Path) -> None:
     for name in ("b.wasm", "a.wasm", "a.wasm.sig", ".x.wasm", "c.wasm~", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert list_artifacts(tmp_path) == ["a.wasm", "b.wasm"]
-
-
-class Batches:
-    def __init__(self) -> None:
-        self.seen: list[set[str]] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, names: set[str]) -> None:
-        with self.cond:
-            self.seen.append(names)
-            self.cond.notify_all()
-
-    def wait_for(self, name: str, timeout: float = 10.0) -> None:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(name in b for b in self.seen), timeout)
-        assert ok, f"{name} not reported: {self.seen}"
-
-    def all(self) -> set[str]:
-        with self.cond:
-            return set().union(*self.seen) if self.seen else set()
-
-
-@pytest.fixture
-def watched(tmp_path: Path) -> Iterator[tuple[Path, Batches]]:
-    batches = Batches()
-    watcher = DirectoryWatcher(tmp_path, batches, debounce_s=0.02, settle_s=0.5)
-    watcher.start()
-    yield tmp_path, batches
-    watcher.close()
-
-
-def test_rename_in_and_close_after_write_are_reported(watched: tuple[Path, Batches]) -> None:
-    directory, batches = watched
-    tmp = directory / ".incoming.tmp"
-    tmp.write_bytes(b"\0asm")
-    tmp.rename(directory / "renamed.wasm")
-    batches.wait_for("renamed.wasm")
-    with (directory / "written.wasm").open("wb") as f:
-        f.write(b"\0asm")
-    batches.wait_for("written.wasm")
-    (directory / "written.wasm").unlink()
-    before = len(batches.seen)
-    batches.wait_for("written.wasm")
-    assert len(batches.seen) >= before
-    assert ".incoming.tmp" not in batches.all()
-
-
-def test_detached_signature_change_reports_its_artifact(watched: tuple[Path, Batches]) -> None:
-    directory, batches = watched
-    (directory / "p.wasm.sig").write_bytes(b"sig")
-    batches.wait_for("p.wasm")
-
-
-def test_burst_is_debounced_into_few_batches(watched: tuple[Path, Batches]) -> None:
-    directory, batches = watched
-    names = {f"p{i}.wasm" for i in range(300)}
-    for name in sorted(names):
-        (directory / name).write_bytes(b"\0asm")
-    for name in sorted(names):
-        batches.wait_for(name)
-    assert batches.all() >= names
-    assert len(batches.seen) < len(names)  # coalesced, not one callback per file
-
-
-def test_a_file_open_for_writing_is_reported_as_being_written(tmp_path: Path) -> None:
-    batches = Batches()
-    watcher = DirectoryWatcher(tmp_path, batches, debounce_s=0.01, settle_s=0.05)
-    watcher.start()
-    try:
-        with (tmp_path / "slow.wasm").open("wb") as f:
-            f.write(b"\0asm")
-            f.flush()
-            batches.wait_for("slow.wasm")  # reported after settle_s, still open
-            assert watcher.is_writing("slow.wasm")
-            assert not watcher.is_writing("other.wasm")
-            seen = len(batches.seen)
-        with batches.cond:  # the close is reported too, and ends "being written"
-            assert batches.cond.wait_for(lambda: len(batches.seen) > seen, 10)
-        assert not watcher.is_writing("slow.wasm")
-        with (tmp_path / "stuck.wasm").open("wb") as f:
-            f.write(b"\0asm")
-            f.flush()
-            batches.wait_for("stuck.wasm")
-            watcher.write_grace_s = 0.0  # a writer quiet for the grace counts as done
-            assert not watcher.is_writing("stuck.wasm")
-    finally:
-        watcher.close()
