@@ -66,6 +66,9 @@ def spin(iterations: int) -> str:
       (br $again)))"""
 
 
+# A ``handle`` prologue that never ends by itself: only the host stops it (a drain's
+# interrupt, the deadline), whatever the CPU speed.
+SPIN_FOREVER = "(loop $forever (br $forever))"
 SLOW_LIMITS = {"fuel_per_call": 10**12, "call_timeout_ms": 600_000}
 
 
