@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waiting import poll_until
+
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin, test_key
@@ -210,16 +212,24 @@ class Daemon:
 
     def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "") -> None:
         """Poll the daemon's status (bounded) until ``predicate(status)`` holds."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = self.status()
-            if predicate(last):
-                return
-            self.notify.settimeout(0.02)
-            with contextlib.suppress(TimeoutError):
+
+        def probe() -> dict[str, dict[str, Any]] | None:
+            self._collect_notify()
+            status = self.status()
+            return status if predicate(status) else None
+
+        poll_until(probe, timeout, what or "the daemon's status", interval=0.02)
+
+    def _collect_notify(self) -> None:
+        """Keep the notify datagrams that arrived meanwhile (``wait_for`` looks at them)."""
+        self.notify.setblocking(False)
+        try:
+            while True:
                 self.messages.append(self.notify.recv(4096).decode())
-        raise AssertionError(f"timed out waiting for {what}: {last}")
+        except BlockingIOError:
+            pass
+        finally:
+            self.notify.setblocking(True)
 
     def stderr(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None or self.proc.stderr.closed:
