@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from abi_wat import ALLOC, lifecycle_exports
 from waiting import poll_until
 
 from forgeoned.adapters.control.client import ControlClient
@@ -44,13 +45,8 @@ def plugin_wat(
   (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "{data}")
-  (func (export "init") (result i32) i32.const {init})
-  (func (export "start") (result i32) i32.const {start})
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 0)
-  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  {lifecycle_exports({"init": f"i32.const {init}", "start": f"i32.const {start}"})}
+  {ALLOC}
   (func (export "handle") (param $p i32) (param $l i32) (result i32)
     {handle_extra}
     (drop (call $output (i32.const 16) (i32.const {len(text)})))
