@@ -13,6 +13,7 @@ fault of forgeoned itself or of its inputs::
     │   ├── SignatureError             unsigned, bad or untrusted signature
     │   └── RollbackError              downgrade, or same version with other bytes
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
+    ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved
     │   ├── PluginTrap                 a trap; ``kind`` says which limit or trap
     │   └── PluginStatusError          an export returned a non-zero status
@@ -94,6 +95,13 @@ class LoadError(ForgeonedError):
 
     reason = "load_failed"
     http_status = 422
+
+
+class RuntimeVersionError(ForgeonedError):
+    """The installed wasmtime is not the release the fast call path is built for: an
+    installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
+
+    reason = "runtime_version"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------
