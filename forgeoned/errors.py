@@ -23,6 +23,7 @@ forgeoned itself or of its inputs::
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
     │   └── CompileLimitError          the compile worker ran out of time or memory
     ├── FileChangedError               a file changed while it was read: read it again later
+    ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
     │   ├── PluginStatusError          an export returned a non-zero status
@@ -164,6 +165,13 @@ class FileChangedError(ForgeonedError):
 
     reason = "file_changed"
     http_status = 409
+
+
+class RuntimeVersionError(ForgeonedError):
+    """The installed wasmtime is not the release the fast call path is built for: an
+    installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
+
+    reason = "runtime_version"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------

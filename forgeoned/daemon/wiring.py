@@ -21,8 +21,8 @@ from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.state_store import StateStore
-from forgeoned.adapters.files.watcher import DirectoryWatcher
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
@@ -137,6 +137,7 @@ class Parts:
             config.plugins_dir,
             lambda names: post(lambda: self.files_changed(names, defer=True)),
             debounce_s=config.debounce_ms / 1000,
+            clock=clock,
         )
         self.directory.writing = self.watcher.is_writing
         self.ticks = TickScheduler(lambda: list(self.reconciler.hosts.values()), clock)

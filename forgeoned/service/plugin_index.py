@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgeoned.adapters.files.watcher import Identity, list_artifacts, read_artifact
+from forgeoned.adapters.files.artifact_read import Identity, list_artifacts, read_artifact
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.desired import Candidate
 from forgeoned.errors import ArtifactError, FileChangedError
