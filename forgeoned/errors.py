@@ -1,37 +1,55 @@
-"""The whole error hierarchy of forgeoned.
+"""The whole error hierarchy of forgeoned, and the reason enums its codes come from.
 
-Every class maps to exactly one audit ``reason`` and one control-API HTTP status. A fault
-*inside a plugin* (trap, fuel, deadline, memory, non-zero status) is a separate branch from a
-fault of forgeoned itself or of its inputs::
+Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Three
+classes refine their code with an enum instead (``code`` is the member's value):
+:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`
+and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
+code means one class, so a client rebuilds the error from the API's ``code`` alone
+(:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
+plugin* (trap, fuel, deadline, memory, non-zero status) is a separate branch from a fault of
+forgeoned itself or of its inputs::
 
-    ForgeonedError
+    ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
     │   └── InsecurePathError          a trusted file others could change (StrictModes)
-    ├── ArtifactError                  an artifact that must not run (rejected)
+    ├── ArtifactError                  an artifact that must not run (rejected, 422)
     │   ├── ArtifactTooLargeError      over a size/count cap before parsing finished
     │   ├── MalformedModuleError       not a well-formed WebAssembly module
     │   ├── ManifestError              missing/invalid forgeone.manifest section
-    │   ├── SignatureError             unsigned, bad or untrusted signature
-    │   └── RollbackError              downgrade, or same version with other bytes
+    │   ├── SignatureError             code: a SignatureReason (unsigned, tampered, …)
+    │   ├── RollbackError              downgrade, or same version with other bytes (409)
+    │   ├── UnsafeFileError            a symlink, FIFO, device… where a plugin file was expected
+    │   ├── UnreadableFileError        the plugin file cannot be opened or read
+    │   └── LimitExceededError         asks for more than an operator ceiling allows
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
-    ├── PluginFault                    the plugin itself misbehaved
-    │   ├── PluginTrap                 a trap; ``kind`` says which limit or trap
-    │   └── PluginStatusError          an export returned a non-zero status
+    │   └── CompileLimitError          the compile worker ran out of time or memory
+    ├── FileChangedError               a file changed while it was read: read it again later
+    ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
+    ├── PluginFault                    the plugin itself misbehaved (502)
+    │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
+    │   ├── PluginStatusError          an export returned a non-zero status
+    │   └── KvQuotaError               a kv_set over the plugin's quota
     ├── StateError                     forgeoned could not read/write its own state
     ├── AuditError                     the audit log could not be written or is broken
     └── ControlError                   a control request that cannot be served
-        ├── BadRequestError
-        ├── UnauthenticatedError
-        ├── ForbiddenError
-        ├── NotFoundError
-        ├── ConflictError
+        ├── BadRequestError            (400)
+        │   └── HttpProtocolError      code: a RequestProblem (malformed_json, timeout, …)
+        ├── UnauthenticatedError       (401)
+        ├── ForbiddenError             (403)
+        ├── NotFoundError              (404)
+        ├── MethodNotAllowedError      (405)
+        ├── ConflictError              (409)
+        │   └── IllegalTransition      a lifecycle trigger the plugin's state does not allow
+        ├── BusyError                  too many connections or requests (503)
+        ├── UnavailableError           the plugin exists but cannot take calls now (503)
         └── UnreachableError           forgeonectl cannot reach the daemon's socket
 """
 
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
+import inspect
+from typing import ClassVar, Final
 
 
 class ForgeonedError(Exception):
@@ -42,7 +60,7 @@ class ForgeonedError(Exception):
 
     @property
     def code(self) -> str:
-        """Stable machine-readable code (the audit reason)."""
+        """Stable machine-readable code (the audit reason, the API's ``error.code``)."""
         return self.reason
 
 
@@ -64,6 +82,9 @@ class InsecurePathError(ConfigError):
 class ArtifactError(ForgeonedError):
     reason = "artifact_invalid"
     http_status = 422
+    # Set when the refusal came after the manifest was read (the audit event names them).
+    plugin: str | None = None
+    version: str | None = None
 
 
 class ArtifactTooLargeError(ArtifactError):
@@ -78,18 +99,34 @@ class ManifestError(ArtifactError):
     reason = "manifest_invalid"
 
 
+class SignatureReason(enum.Enum):
+    """Why a signature check refused an artifact (a :class:`SignatureError`'s ``code``)."""
+
+    UNSIGNED = "unsigned"
+    UNTRUSTED_KEY = "untrusted_key"
+    REVOKED_KEY = "revoked_key"
+    OUT_OF_SCOPE = "out_of_scope"
+    THRESHOLD_NOT_MET = "threshold_not_met"
+    EXPIRED = "expired"
+    TAMPERED = "tampered"
+    MALFORMED_SIGNATURE = "malformed_signature"
+    AMBIGUOUS = "ambiguous"  # an embedded and a detached signature at once
+    ALREADY_SIGNED = "already_signed"  # signing or packaging a module that is signed
+    INVALID = "signature_invalid"  # no finer reason known
+
+
 class SignatureError(ArtifactError):
-    """A signature problem; ``detail_reason`` refines it (unsigned, untrusted, revoked…)."""
+    """A signature problem; ``why`` refines it (unsigned, untrusted_key, revoked_key…)."""
 
-    reason = "signature_invalid"
+    reason = SignatureReason.INVALID.value
 
-    def __init__(self, message: str, detail_reason: str = "signature_invalid") -> None:
+    def __init__(self, message: str, why: SignatureReason = SignatureReason.INVALID) -> None:
         super().__init__(message)
-        self.detail_reason = detail_reason
+        self.why = why
 
     @property
     def code(self) -> str:
-        return self.detail_reason
+        return self.why.value
 
 
 class RollbackError(ArtifactError):
@@ -97,11 +134,52 @@ class RollbackError(ArtifactError):
     http_status = 409
 
 
+class UnsafeFileError(ArtifactError):
+    """A symlink, FIFO, device, directory or socket where a plugin file was expected."""
+
+    reason = "unsafe_file"
+
+
+class UnreadableFileError(ArtifactError):
+    reason = "unreadable"
+
+
+class LimitExceededError(ArtifactError):
+    """The manifest (or its compiled code) asks for more than an operator ceiling allows."""
+
+    reason = "over_ceiling"
+
+    def __init__(
+        self, message: str, *, plugin: str | None = None, version: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.version = version
+
+
 class LoadError(ForgeonedError):
     """The module is well-formed and trusted but cannot be loaded (ABI, limits, compile)."""
 
     reason = "load_failed"
     http_status = 422
+
+
+class CompileLimitError(LoadError):
+    reason = "compile_limit"
+
+
+class FileChangedError(ForgeonedError):
+    """The file changed while it was read; read it again later (not a rejection)."""
+
+    reason = "file_changed"
+    http_status = 409
+
+
+class RuntimeVersionError(ForgeonedError):
+    """The installed wasmtime is not the release the fast call path is built for: an
+    installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
+
+    reason = "runtime_version"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------
@@ -129,7 +207,7 @@ class PluginFault(ForgeonedError):
 
 
 class PluginTrap(PluginFault):
-    reason = "trap"
+    reason = TrapKind.OTHER.value
 
     def __init__(self, message: str, kind: TrapKind, export: str = "") -> None:
         super().__init__(message)
@@ -148,6 +226,12 @@ class PluginStatusError(PluginFault):
         super().__init__(f"export {export!r} returned status {status}")
         self.export = export
         self.status = status
+
+
+class KvQuotaError(PluginFault):
+    """A `kv_set` that would take the plugin's store over its quota (the call returns -4)."""
+
+    reason = "kv_quota"
 
 
 # --- forgeoned's own faults ----------------------------------------------------------------
@@ -174,6 +258,48 @@ class BadRequestError(ControlError):
     http_status = 400
 
 
+class RequestProblem(enum.Enum):
+    """Why a control request could not be read (an :class:`HttpProtocolError`'s ``code``)."""
+
+    BAD_REQUEST = "bad_request"  # request line, header or Content-Length not understood
+    MALFORMED_JSON = "malformed_json"
+    TIMEOUT = "timeout"  # the request did not arrive whole in time
+    LENGTH_REQUIRED = "length_required"  # a chunked body
+    BODY_TOO_LARGE = "body_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"
+
+    @property
+    def http_status(self) -> int:
+        return _PROBLEM_STATUS[self]
+
+
+_PROBLEM_STATUS: Final = {
+    RequestProblem.BAD_REQUEST: 400,
+    RequestProblem.MALFORMED_JSON: 400,
+    RequestProblem.TIMEOUT: 408,
+    RequestProblem.LENGTH_REQUIRED: 411,
+    RequestProblem.BODY_TOO_LARGE: 413,
+    RequestProblem.HEADERS_TOO_LARGE: 431,
+}
+
+
+class HttpProtocolError(BadRequestError):
+    """The request cannot be parsed or is over a limit; the connection is closed after."""
+
+    def __init__(self, problem: RequestProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+    @property
+    def code(self) -> str:
+        return self.problem.value
+
+    @property
+    def status(self) -> int:
+        """The HTTP status to answer with (instead of the class's ``http_status``)."""
+        return self.problem.http_status
+
+
 class UnauthenticatedError(ControlError):
     reason = "unauthenticated"
     http_status = 401
@@ -189,13 +315,103 @@ class NotFoundError(ControlError):
     http_status = 404
 
 
+class MethodNotAllowedError(ControlError):
+    reason = "method_not_allowed"
+    http_status = 405
+
+
 class ConflictError(ControlError):
     reason = "conflict"
     http_status = 409
 
 
+class IllegalTransition(ConflictError):
+    """A lifecycle trigger that is not legal in the plugin's state (core.lifecycle's table)."""
+
+    reason = "illegal_transition"
+
+    def __init__(self, state: enum.Enum, trigger: enum.Enum) -> None:
+        super().__init__(f"cannot {trigger.value} a plugin that is {state.value}")
+        self.state = state
+        self.trigger = trigger
+
+
+class BusyError(ControlError):
+    """Too many connections or requests; try again later."""
+
+    reason = "busy"
+    http_status = 503
+
+
+class UnavailableError(ControlError):
+    """The plugin exists but cannot take calls now (failed, quarantined, removed, timed out)."""
+
+    reason = "unavailable"
+    http_status = 503
+
+
 class UnreachableError(ControlError):
     """The client side: the control socket is missing, refuses, or answers garbage."""
 
-    reason = "unreachable"
+    reason = "daemon_unreachable"
     http_status = 503
+
+
+# --- codes ---------------------------------------------------------------------------------
+
+
+def error_classes() -> list[type[ForgeonedError]]:
+    """Every class of the tree above, the base first."""
+    found: list[type[ForgeonedError]] = []
+    todo: list[type[ForgeonedError]] = [ForgeonedError]
+    while todo:
+        cls = todo.pop(0)
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def all_codes() -> frozenset[str]:
+    """Every code an error can carry: the class reasons and every refining enum's values."""
+    codes = {cls.reason for cls in error_classes()}
+    for refining in (TrapKind, SignatureReason, RequestProblem):
+        codes |= {member.value for member in refining}
+    return frozenset(codes)
+
+
+def _message_only(cls: type[ForgeonedError]) -> bool:
+    """True when ``cls(message)`` builds it (its own or an inherited constructor allows it)."""
+    own = next((k for k in cls.__mro__ if "__init__" in vars(k)), Exception)
+    if own is Exception:
+        return True
+    try:
+        inspect.signature(vars(own)["__init__"]).bind(None, "message")
+    except TypeError:
+        return False
+    return True
+
+
+def error_from_code(code: str, message: str) -> ForgeonedError:
+    """The error an API answer stands for, rebuilt from its ``code`` alone.
+
+    A class whose constructor needs more than a message (``PluginStatusError``) comes back as
+    its nearest parent that does not; an unknown code as a plain :class:`ForgeonedError`.
+    """
+    if code in _TRAP_CODES:
+        return PluginTrap(message, TrapKind(code))
+    if code in _SIGNATURE_CODES:
+        return SignatureError(message, SignatureReason(code))
+    cls = _BY_REASON.get(code)
+    if cls is not None:
+        while not _message_only(cls):
+            cls = cls.__mro__[1]
+        return cls(message)
+    if code in _PROBLEM_CODES:
+        return HttpProtocolError(RequestProblem(code), message)
+    return ForgeonedError(message)
+
+
+_TRAP_CODES: Final = frozenset(k.value for k in TrapKind)
+_SIGNATURE_CODES: Final = frozenset(r.value for r in SignatureReason)
+_PROBLEM_CODES: Final = frozenset(p.value for p in RequestProblem)
+_BY_REASON: Final = {cls.reason: cls for cls in reversed(error_classes())}

@@ -19,19 +19,19 @@ from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core import signature as sig
 from forgeoned.core.artifact import verify_artifact
-from forgeoned.core.manifest import parse_manifest_obj
+from forgeoned.core.manifest import MAX_MANIFEST_BYTES, parse_manifest_obj
 from forgeoned.core.manifest_section import with_manifest
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError, ForgeonedError, MalformedModuleError, ManifestError
 
-MAX_INPUT = 64 * 1024 * 1024 + 1
 
-
-def read_file(path: Path, limit: int = MAX_INPUT) -> bytes:
-    """Read a whole file once (bounded); a missing or unreadable file is a one-line error."""
+def read_file(path: Path, cap: int = MAX_MODULE_BYTES) -> bytes:
+    """Read a whole file once, at most ``cap + 1`` bytes (so a caller sees that it is over the
+    cap); a missing or unreadable file is a one-line error."""
     try:
         with path.open("rb") as handle:
-            return handle.read(limit)
+            return handle.read(cap + 1)
     except OSError as exc:
         raise ForgeonedError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -49,7 +49,7 @@ def _jsonable(value: Any) -> Any:
 
 def load_manifest_file(path: Path) -> dict[str, Any]:
     """A manifest object from a ``.toml`` or ``.json`` file (validated later by the schema)."""
-    data = read_file(path, 64 * 1024 + 1)
+    data = read_file(path, MAX_MANIFEST_BYTES)
     try:
         if path.suffix == ".toml":
             return dict(_jsonable(tomllib.loads(data.decode("utf-8"))))

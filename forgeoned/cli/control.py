@@ -17,11 +17,11 @@ from typing import Any
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
-from forgeoned.cli.artifacts import MAX_INPUT, read_file
+from forgeoned.cli.artifacts import read_file
 from forgeoned.cli.exitcodes import OK
+from forgeoned.core.control_config import MAX_BODY_BYTES
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ArtifactTooLargeError, ForgeonedError
-
-_MAX_INPUT = 64 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -146,11 +146,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_invoke(args: argparse.Namespace) -> int:
     if args.input_file is not None:
         if str(args.input_file) == "-":
-            data = sys.stdin.buffer.read(_MAX_INPUT + 1)
+            data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
         else:
-            data = read_file(args.input_file, _MAX_INPUT + 1)
-        if len(data) > _MAX_INPUT:
-            raise ForgeonedError(f"input is over {_MAX_INPUT} bytes")
+            data = read_file(args.input_file, MAX_BODY_BYTES)
+        if len(data) > MAX_BODY_BYTES:
+            raise ForgeonedError(f"input is over {MAX_BODY_BYTES} bytes")
     else:
         data = (args.input or "").encode()
     with _client(args) as client:
@@ -169,8 +169,8 @@ def cmd_action(args: argparse.Namespace) -> int:
 def cmd_install(args: argparse.Namespace) -> int:
     path: Path = args.file
     data = read_file(path)
-    if len(data) >= MAX_INPUT:  # read_file stops one byte past the cap
-        raise ArtifactTooLargeError(f"{path} is over {MAX_INPUT - 1} bytes")
+    if len(data) > MAX_MODULE_BYTES:  # read_file stops one byte past the cap
+        raise ArtifactTooLargeError(f"{path} is over {MAX_MODULE_BYTES} bytes")
     with _client(args) as client:
         result = client.install(data, path.name)
     installed = result.get("installed")

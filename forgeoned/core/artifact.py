@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Final
 
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.manifest import Manifest, parse_rfc3339
 from forgeoned.core.manifest_section import read_manifest
 from forgeoned.core.trust import Mode, TrustedKey, TrustPolicy
-from forgeoned.errors import SignatureError
+from forgeoned.errors import SignatureError, SignatureReason
 
-# Codes that development mode tolerates (the load is audited loudly instead). A tampered or
+# Reasons that development mode tolerates (the load is audited loudly instead). A tampered or
 # malformed signature, or one by a revoked key, is refused in every mode.
-DEV_TOLERATED = frozenset(
-    {"unsigned", "untrusted_key", "out_of_scope", "threshold_not_met", "expired"}
+DEV_TOLERATED: Final = frozenset(
+    {
+        SignatureReason.UNSIGNED,
+        SignatureReason.UNTRUSTED_KEY,
+        SignatureReason.OUT_OF_SCOPE,
+        SignatureReason.THRESHOLD_NOT_MET,
+        SignatureReason.EXPIRED,
+    }
 )
 
 
@@ -38,7 +45,7 @@ class VerifiedArtifact:
     module: bytes  # exactly the bytes that were verified; these get compiled
     signers: tuple[str, ...]  # names of the trusted keys (trust-file stems) that signed
     signed: bool  # False only when accepted solely because of development mode
-    dev_reason: str = ""  # the code production mode would have rejected it with
+    dev_reason: SignatureReason | None = None  # why production mode would have rejected it
 
 
 def strict_signers(
@@ -52,31 +59,33 @@ def strict_signers(
     parts = sig.split(data, sections)
     if parts.signature_payload is not None and detached is not None:
         raise SignatureError(
-            "module has an embedded signature and a detached one was given too", "ambiguous"
+            "module has an embedded signature and a detached one was given too",
+            SignatureReason.AMBIGUOUS,
         )
     payload = parts.signature_payload if detached is None else detached
     if payload is None:
-        raise SignatureError("module is not signed", "unsigned")
+        raise SignatureError("module is not signed", SignatureReason.UNSIGNED)
     decoded = sig.decode(payload)
     if not any(s.signatures for s in decoded.sets):
-        raise SignatureError("signature section holds no signatures", "unsigned")
+        raise SignatureError("signature section holds no signatures", SignatureReason.UNSIGNED)
     full_hash = sig.content_hashes(data, parts.content)[-1]
     if not any(s.hashes[-1] == full_hash for s in decoded.sets):
         raise SignatureError(
             "no signed hash covers this exact module (tampered, truncated or appended to)",
-            "tampered",
+            SignatureReason.TAMPERED,
         )
     keys = sig.strict_signers(decoded, full_hash, trust.candidates(), trust.ed25519)
     if keys and keys <= trust.revoked:
-        raise SignatureError("signed only by revoked key(s)", "revoked_key")
+        raise SignatureError("signed only by revoked key(s)", SignatureReason.REVOKED_KEY)
     if not keys:
         expected = {k.key_id for k in trust.keys}
         named = {e.key_id for s in decoded.sets for e in s.signatures}
         if named & expected:
             raise SignatureError(
-                "signature by a trusted key id does not verify (tampered)", "tampered"
+                "signature by a trusted key id does not verify (tampered)",
+                SignatureReason.TAMPERED,
             )
-        raise SignatureError("not signed by any trusted key", "untrusted_key")
+        raise SignatureError("not signed by any trusted key", SignatureReason.UNTRUSTED_KEY)
     return keys - trust.revoked
 
 
@@ -87,21 +96,21 @@ def _authorised(manifest: Manifest, keys: set[bytes], trust: TrustPolicy) -> lis
         names = ", ".join(sorted(k.name for k in trusted))
         raise SignatureError(
             f"key(s) {names} may not sign plugin {manifest.name!r} (out of scope)",
-            "out_of_scope",
+            SignatureReason.OUT_OF_SCOPE,
         )
     needed = trust.threshold(manifest.name)
     if len(in_scope) < needed:
         raise SignatureError(
             f"plugin {manifest.name!r} needs {needed} distinct trusted signers, "
             f"has {len(in_scope)}",
-            "threshold_not_met",
+            SignatureReason.THRESHOLD_NOT_MET,
         )
     return in_scope
 
 
 def _check_expiry(manifest: Manifest, now: float) -> None:
     if manifest.not_after is not None and now > parse_rfc3339(manifest.not_after):
-        raise SignatureError(f"signature expired at {manifest.not_after}", "expired")
+        raise SignatureError(f"signature expired at {manifest.not_after}", SignatureReason.EXPIRED)
 
 
 def verify_artifact(
@@ -110,8 +119,7 @@ def verify_artifact(
     """Verify ``data`` (the exact file bytes) and return what may be compiled.
 
     Raises an :class:`~forgeoned.errors.ArtifactError` subclass with a one-line message; a
-    :class:`SignatureError`'s ``code`` is one of: unsigned, untrusted_key, revoked_key,
-    out_of_scope, threshold_not_met, expired, tampered, malformed_signature, ambiguous.
+    :class:`SignatureError` says why with a :class:`~forgeoned.errors.SignatureReason`.
     """
     sections = ws.parse_sections(data)
     digest = hashlib.sha256(data).hexdigest()
@@ -121,8 +129,8 @@ def verify_artifact(
         signers = _authorised(manifest, keys, trust)
         _check_expiry(manifest, now)
     except SignatureError as exc:
-        if mode is Mode.DEVELOPMENT and exc.code in DEV_TOLERATED:
+        if mode is Mode.DEVELOPMENT and exc.why in DEV_TOLERATED:
             manifest = read_manifest(data, sections)
-            return VerifiedArtifact(manifest, digest, data, (), False, exc.code)
+            return VerifiedArtifact(manifest, digest, data, (), False, exc.why)
         raise
     return VerifiedArtifact(manifest, digest, data, tuple(k.name for k in signers), True)

@@ -21,6 +21,7 @@ from forgeoned.core.audit_chain import CHECKPOINT_EVENT, VerifyResult, parse_rfc
 from forgeoned.core.compliance_controls import ControlEvidence, Facts, map_controls
 from forgeoned.core.compliance_render import render_json, render_markdown
 from forgeoned.core.stats import PluginView
+from forgeoned.errors import SignatureReason
 
 # plugin.rolled_back is not an activation: the version it names failed to come up and the
 # one already running kept serving (its period simply goes on).
@@ -52,9 +53,7 @@ __all__ = [
     "render_markdown",
 ]
 SYSTEM_ACTORS: Final = frozenset({"forgeoned", "daemon", "supervisor", "system", "watcher"})
-SIGNATURE_REASONS: Final = frozenset(
-    {"unsigned", "untrusted_key", "revoked_key", "malformed_signature", "signature_invalid"}
-)
+SIGNATURE_REASONS: Final = frozenset(r.value for r in SignatureReason)
 
 
 @dataclass(frozen=True, slots=True)

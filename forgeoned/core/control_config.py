@@ -38,12 +38,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from forgeoned.core.policy import BUILTIN_ROLES, Action, Grant, Policy, Subject, SubjectKind
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError
 
 DEFAULT_SOCKET = "/run/forgeoned/control.sock"
+# The default body cap: an install carries a whole module. forgeonectl refuses an invoke input
+# over it before sending (the daemon would answer 413 body_too_large).
+MAX_BODY_BYTES: Final = MAX_MODULE_BYTES
 _TOP_KEYS = frozenset(
     {
         "socket",
@@ -71,7 +75,7 @@ class ControlConfig:
     group: str = ""
     mode: int = 0o660
     max_connections: int = 256
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
     max_header_bytes: int = 16 * 1024
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
@@ -99,15 +103,24 @@ def parse_control_config(raw: Mapping[str, Any]) -> ControlConfig:
     root_is_admin = raw.get("root_is_admin", True)
     if not isinstance(root_is_admin, bool):
         raise ConfigError("control.root_is_admin: expected true or false")
+    d = ControlConfig()
     return ControlConfig(
-        socket=_string(raw.get("socket", DEFAULT_SOCKET), "control.socket", allow_empty=False),
-        group=_string(raw.get("group", ""), "control.group"),
-        mode=_mode(raw.get("mode", 0o660)),
-        max_connections=_positive_int(raw.get("max_connections", 256), "max_connections"),
-        max_body_bytes=_positive_int(raw.get("max_body_bytes", 64 << 20), "max_body_bytes"),
-        max_header_bytes=_positive_int(raw.get("max_header_bytes", 16384), "max_header_bytes"),
-        read_timeout_s=_positive_float(raw.get("read_timeout_s", 10.0), "read_timeout_s"),
-        idle_timeout_s=_positive_float(raw.get("idle_timeout_s", 60.0), "idle_timeout_s"),
+        socket=_string(raw.get("socket", d.socket), "control.socket", allow_empty=False),
+        group=_string(raw.get("group", d.group), "control.group"),
+        mode=_mode(raw.get("mode", d.mode)),
+        max_connections=_positive_int(
+            raw.get("max_connections", d.max_connections), "max_connections"
+        ),
+        max_body_bytes=_positive_int(raw.get("max_body_bytes", d.max_body_bytes), "max_body_bytes"),
+        max_header_bytes=_positive_int(
+            raw.get("max_header_bytes", d.max_header_bytes), "max_header_bytes"
+        ),
+        read_timeout_s=_positive_float(
+            raw.get("read_timeout_s", d.read_timeout_s), "read_timeout_s"
+        ),
+        idle_timeout_s=_positive_float(
+            raw.get("idle_timeout_s", d.idle_timeout_s), "idle_timeout_s"
+        ),
         policy=Policy(grants=tuple(grants), root_is_admin=root_is_admin),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from forgeoned.errors import ConflictError
+from forgeoned.errors import IllegalTransition
 
 
 class State(enum.Enum):
@@ -59,15 +59,6 @@ TRANSITIONS: Final[dict[tuple[State, Trigger], State]] = {
 
 # States in which a plugin accepts `handle` calls (paused ones queue them instead).
 SERVING: Final[frozenset[State]] = frozenset({State.RUNNING})
-
-
-class IllegalTransition(ConflictError):
-    reason = "illegal_transition"
-
-    def __init__(self, state: State, trigger: Trigger) -> None:
-        super().__init__(f"cannot {trigger.value} a plugin that is {state.value}")
-        self.state = state
-        self.trigger = trigger
 
 
 def transition(state: State, trigger: Trigger) -> State:

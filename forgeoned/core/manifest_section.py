@@ -11,7 +11,7 @@ from typing import Final
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.manifest import Manifest, parse_manifest
 from forgeoned.core.signature import SECTION_NAME as SIGNATURE_SECTION
-from forgeoned.errors import ManifestError, SignatureError
+from forgeoned.errors import ManifestError, SignatureError, SignatureReason
 
 SECTION_NAME: Final = "forgeone.manifest"
 
@@ -40,7 +40,7 @@ def with_manifest(module: bytes, manifest: Manifest) -> bytes:
     if any(s.name == SIGNATURE_SECTION for s in sections):
         raise SignatureError(
             "module is already signed; package the unsigned module, then sign it",
-            "already_signed",
+            SignatureReason.ALREADY_SIGNED,
         )
     kept = [ws.raw(module, s) for s in sections if s.name != SECTION_NAME]
     kept.append(ws.encode_custom_section(SECTION_NAME, manifest.to_bytes()))

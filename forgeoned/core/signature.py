@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from forgeoned.core import wasm_sections as ws
-from forgeoned.errors import ForgeonedError, SignatureError
+from forgeoned.errors import ForgeonedError, SignatureError, SignatureReason
 
 SECTION_NAME: Final = "signature"
 DELIMITER_NAME: Final = "signature_delimiter"
@@ -93,7 +93,9 @@ def default_key_id(public_key: bytes) -> bytes:
 
 
 def _bad(problem: str) -> SignatureError:
-    return SignatureError(f"signature section is malformed: {problem}", "malformed_signature")
+    return SignatureError(
+        f"signature section is malformed: {problem}", SignatureReason.MALFORMED_SIGNATURE
+    )
 
 
 class _Reader:
@@ -133,7 +135,7 @@ def decode(payload: bytes) -> SignatureData:
         raise SignatureError(
             f"signature section is {len(payload)} bytes, over the "
             f"{MAX_SIGNATURE_SECTION_BYTES} cap",
-            "malformed_signature",
+            SignatureReason.MALFORMED_SIGNATURE,
         )
     top = _Reader(payload, 0, len(payload), "signature section")
     header = top.take(3)
@@ -218,7 +220,7 @@ def split(data: bytes, sections: tuple[ws.Section, ...]) -> SplitModule:
     if any(s.name == SECTION_NAME for s in content):
         raise SignatureError(
             "a 'signature' section appears after the first section (duplicate or misplaced)",
-            "malformed_signature",
+            SignatureReason.MALFORMED_SIGNATURE,
         )
     payload = ws.payload(data, sections[0]) if first_is_sig else None
     return SplitModule(payload, content)
@@ -265,7 +267,9 @@ def sign_module(
     sections = ws.parse_sections(data)
     parts = split(data, sections)
     if parts.signature_payload is not None and detached_payload is not None:
-        raise SignatureError("module has both an embedded and a detached signature", "ambiguous")
+        raise SignatureError(
+            "module has both an embedded and a detached signature", SignatureReason.AMBIGUOUS
+        )
     existing_payload = parts.signature_payload or detached_payload
     existing = decode(existing_payload) if existing_payload else SignatureData(())
     hashes = content_hashes(data, parts.content)
@@ -275,7 +279,9 @@ def sign_module(
     for index, hash_set in enumerate(sets):
         if hash_set.hashes == hashes:
             if any(s.key_id == key_id for s in hash_set.signatures):
-                raise SignatureError("module is already signed by this key", "already_signed")
+                raise SignatureError(
+                    "module is already signed by this key", SignatureReason.ALREADY_SIGNED
+                )
             sets[index] = SignedHashes(hashes, (*hash_set.signatures, entry))
             break
     else:

@@ -7,13 +7,22 @@ the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import Final
+
+from forgeoned.errors import RuntimeVersionError
+
+EX_UNAVAILABLE: Final = 69  # sysexits: a support program is missing (the pinned wasmtime)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from forgeoned.daemon import signals
 
     signals.hold()  # before the slow imports: an early SIGHUP/SIGTERM must not kill us
-    from forgeoned.daemon.main import main as run
-
+    try:
+        from forgeoned.daemon.main import main as run
+    except RuntimeVersionError as exc:  # raised by the fast path's import-time check
+        print(f"forgeoned: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     return run(argv)

@@ -9,22 +9,39 @@ Relative paths resolve against ``base_dir``; when the file does not set it, ``ba
 parent of the directory that holds the config file. So ``etc/forgeoned.dev.toml`` in a checkout
 resolves ``plugins.d`` to the checkout's ``plugins.d`` whatever the current directory is, and
 production configs use absolute paths anyway.
+
+Every table is validated once, here, and kept typed (``mode`` a :class:`Mode`, ``[control]`` a
+:class:`ControlConfig` with its socket resolved, ``[trust]`` a :class:`TrustPolicyConfig`,
+``[limits]`` a :class:`CeilingPolicy`). A field that a reload applies live is marked once, with
+``metadata=LIVE``; :meth:`Config.reloaded` and :meth:`Config.restart_required` are built from
+that mark, so a new live key is added in one place.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
-from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
+from forgeoned.core.control_config import ControlConfig, parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
 from forgeoned.core.supervisor import RestartPolicy
-from forgeoned.core.trust import parse_trust_policy
+from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError, ManifestError
 
-MODES: Final = ("production", "development")
+MODES: Final = tuple(m.value for m in Mode)
+# Field metadata: ``LIVE`` marks what a reload applies at once; ``key`` names the TOML key when
+# it is not the field's name (what restart_required reports).
+LIVE: Final = {"live": True}
+
+
+def _key(name: str, live: bool = False) -> dict[str, Any]:
+    return {"key": name, "live": live}
+
+
 _TOP: Final = frozenset(
     {
         "mode",
@@ -46,6 +63,7 @@ _TOP: Final = frozenset(
         "capabilities",
         "trust",
         "control",
+        "limits",
         "metrics",
         "audit",
     }
@@ -74,40 +92,57 @@ class CompileLimits:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    path: Path
+    path: Path  # the file a reload reads again
     base_dir: Path = Path("/")
-    mode: str = "production"
+    mode: Mode = field(default=Mode.PRODUCTION, metadata=LIVE)
     plugins_dir: Path = Path("/etc/forgeoned/plugins.d")
     state_dir: Path = Path("/var/lib/forgeoned")
-    trust_dir: Path = Path("/etc/forgeoned/trusted.d")
+    trust_dir: Path = field(default=Path("/etc/forgeoned/trusted.d"), metadata=LIVE)
     cache_dir: Path = Path("/var/cache/forgeoned")
     credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
-    plugin_env: tuple[str, ...] = ()
-    drain_timeout_s: float = 5.0
+    plugin_env: tuple[str, ...] = field(default=(), metadata=LIVE)
+    drain_timeout_s: float = field(default=5.0, metadata=LIVE)
     call_hold_timeout_s: float = 30.0
     shutdown_timeout_s: float = 20.0
-    rescan_interval_s: float = 60.0
+    rescan_interval_s: float = field(default=60.0, metadata=LIVE)
     debounce_ms: int = 50
-    max_artifact_bytes: int = 64 << 20
+    max_artifact_bytes: int = MAX_MODULE_BYTES
     compile: CompileLimits = field(default_factory=CompileLimits)
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
-    default_policy: Capabilities = DEFAULT_POLICY
-    plugin_policies: dict[str, Capabilities] = field(default_factory=dict)
-    trust: dict[str, Any] = field(default_factory=dict)  # for keys.parse_trust_policy
-    control: dict[str, Any] = field(default_factory=dict)  # for policy.parse_control_config
-    metrics_listen: str = "127.0.0.1:9464"
-    metrics_enabled: bool = True
-    audit_dir: Path | None = None  # None: STATE_DIR/audit
-    audit_journald: bool = True
-    audit_verify_interval_s: float = 600.0  # chain check period (0: only at start)
+    restart: RestartPolicy = field(default_factory=RestartPolicy, metadata=LIVE)
+    default_policy: Capabilities = field(
+        default=DEFAULT_POLICY, metadata=_key("capabilities.default", live=True)
+    )
+    plugin_policies: dict[str, Capabilities] = field(
+        default_factory=dict, metadata=_key("capabilities", live=True)
+    )
+    trust: TrustPolicyConfig = field(default_factory=TrustPolicyConfig, metadata=LIVE)
+    control_enabled: bool = field(default=True, metadata=_key("control.enabled"))
+    control: ControlConfig = field(default_factory=ControlConfig)  # socket resolved
+    limits: CeilingPolicy = field(default_factory=CeilingPolicy, metadata=LIVE)
+    metrics_listen: str = field(default="127.0.0.1:9464", metadata=_key("metrics.listen"))
+    metrics_enabled: bool = field(default=True, metadata=_key("metrics.enabled"))
+    audit_dir: Path | None = field(default=None, metadata=_key("audit.dir"))  # None: STATE/audit
+    audit_journald: bool = field(default=True, metadata=_key("audit.journald"))
+    audit_verify_interval_s: float = field(  # chain check period (0: only at start)
+        default=600.0, metadata=_key("audit.verify_interval_s", live=True)
+    )
 
     @property
     def development(self) -> bool:
-        return self.mode == "development"
+        return self.mode is Mode.DEVELOPMENT
 
     def resolve(self, raw: str) -> Path:
         """A path from a sub-parser's table (e.g. ``control.socket``), resolved like ours."""
         return Path(raw) if Path(raw).is_absolute() else self.base_dir / raw
+
+    def reloaded(self, new: Config) -> Config:
+        """This configuration with every live field taken from ``new`` (the rest kept)."""
+        return replace(self, **{f.name: getattr(new, f.name) for f in fields(self) if _live(f)})
+
+    def restart_required(self, new: Config) -> list[str]:
+        """The keys that differ in ``new`` but take effect only on a restart."""
+        changed = (f for f in fields(self) if getattr(self, f.name) != getattr(new, f.name))
+        return sorted({f.metadata.get("key", f.name) for f in changed if not _live(f)})
 
     def policy_for(self, name: str) -> Capabilities:
         """The operator's capability policy for plugin ``name`` (narrows its manifest)."""
@@ -116,6 +151,10 @@ class Config:
     @property
     def effective_audit_dir(self) -> Path:
         return self.audit_dir if self.audit_dir is not None else self.state_dir / "audit"
+
+
+def _live(f: Field[Any]) -> bool:
+    return bool(f.metadata.get("live", False))
 
 
 class _Reader:
@@ -198,7 +237,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     r = _Reader(source, raw, "", _TOP)
     d = Config(path=source)
     base = r.path("base_dir", source.resolve().parent.parent, source.resolve().parent)
-    mode = r.string("mode", d.mode)
+    mode = r.string("mode", d.mode.value)
     if mode not in MODES:
         raise r.error("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
     env = raw.get("plugin_env", [])
@@ -224,18 +263,21 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     listen = m.string("listen", d.metrics_listen)
     if ":" not in listen:
         raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
-    control = r.subtable("control")
-    trust = r.subtable("trust")
-    # Validated now so that a typo stops the daemon before it starts anything.
+    control_raw = r.subtable("control")
+    enabled = control_raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise r.error("control.enabled", f"must be true or false, got {enabled!r}")
     try:
-        parse_control_config({k: v for k, v in control.items() if k != "enabled"})
-        parse_trust_policy(trust or None)
+        control = parse_control_config({k: v for k, v in control_raw.items() if k != "enabled"})
+        trust = parse_trust_policy(r.subtable("trust") or None)
+        limits = parse_ceilings(r.subtable("limits"))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
     return Config(
         path=source,
         base_dir=base,
-        mode=mode,
+        mode=Mode(mode),
         plugins_dir=r.path("plugins_dir", d.plugins_dir, base),
         state_dir=r.path("state_dir", d.state_dir, base),
         trust_dir=r.path("trust_dir", d.trust_dir, base),
@@ -260,7 +302,9 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         default_policy=default,
         plugin_policies=per_plugin,
         trust=trust,
-        control=control,
+        control_enabled=enabled,
+        control=replace(control, socket=socket) if socket is not None else control,
+        limits=limits,
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,

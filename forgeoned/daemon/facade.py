@@ -16,7 +16,6 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.errors import BadRequestError, ConflictError, NotFoundError
-from forgeoned.service.plugin_host import UnavailableError
 
 if TYPE_CHECKING:
     from forgeoned.daemon.main import Daemon
@@ -125,8 +124,6 @@ class DaemonBackend:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
             return host.call(data)
-        except UnavailableError:
-            raise
         except NotFoundError as exc:
             raise BadRequestError(str(exc)) from exc
 

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter, PluginLogSink
@@ -22,9 +21,9 @@ from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
-from forgeoned.adapters.files.watcher import DirectoryWatcher
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
@@ -32,14 +31,14 @@ from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.adapters.wasm.loader import PluginLoader
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
-from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.ceilings import check_manifest
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.desired import Candidate
 from forgeoned.core.manifest import Manifest
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
-from forgeoned.core.trust import Mode, TrustPolicy, parse_trust_policy
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.errors import ArtifactError, ForgeonedError, StateError
@@ -136,7 +135,7 @@ class Parts:
         )
         self.loader = loader = PluginLoader(
             self.runtime, self.workers, lambda: self.active.current, self._source,
-            self._services, self.events, self.stats,
+            self._services, self.events, self.stats, lambda: self.config.limits,
         )  # fmt: skip
         self.swapper = Swapper(
             loader, self.active, self.events, self.stats, clock, config.drain_timeout_s,
@@ -152,6 +151,7 @@ class Parts:
             config.plugins_dir,
             lambda names: post(lambda: self.files_changed(names, defer=True)),
             debounce_s=config.debounce_ms / 1000,
+            clock=clock,
         )
         self.directory.writing = self.watcher.is_writing
         self.directory.describe_owner = owner_actor  # plugins.d changes audited as their owner
@@ -170,13 +170,14 @@ class Parts:
         (refused, or in development mode warned about, with a ``config.insecure`` event)."""
         found = check_trusted_inputs(config.path, config.trust_dir, _credentials_dir(config))
         enforce(found, self.audit, development=config.development)
-        return load_trust_dir(config.trust_dir, parse_trust_policy(config.trust or None))
+        return load_trust_dir(config.trust_dir, config.trust)
 
     def verifier(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
-        mode = Mode.DEVELOPMENT if self.config.development else Mode.PRODUCTION
-        return verify_artifact(
-            data, detached=detached, trust=self.trust, mode=mode, now=self.clock.wall()
+        artifact = verify_artifact(
+            data, detached=detached, trust=self.trust, mode=self.config.mode, now=self.clock.wall()
         )
+        check_manifest(self.config.limits, artifact.manifest)  # the operator's ceilings
+        return artifact
 
     def log_sink(self, plugin: str, level: int, message: str) -> None:
         if self._journal_log is not None:
@@ -232,10 +233,8 @@ class Parts:
     # --- servers and reload -------------------------------------------------------------
 
     def start_servers(self) -> None:
-        if self.config.control.get("enabled", True) is not False:
-            raw = {k: v for k, v in self.config.control.items() if k != "enabled"}
-            cc = parse_control_config(raw)
-            cc = replace(cc, socket=str(self.config.resolve(cc.socket)))
+        if self.config.control_enabled:
+            cc = self.config.control
             _mkdir(Path(cc.socket).parent)
             self.control = ControlServer(cc, self.backend, self.audit, cc.policy, self.stats)
             self.control.start()
@@ -246,21 +245,13 @@ class Parts:
             self.metrics.start()
 
     def reload_config(self, new: Config) -> None:
-        """Apply what is safe to change live: trust, policies, timers, restart budget."""
+        """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)."""
         trust = self._load_trust(new)
-        keep = (new.plugins_dir, new.state_dir, new.cache_dir, new.control, new.metrics_listen)
-        old = (self.config.plugins_dir, self.config.state_dir, self.config.cache_dir,
-               self.config.control, self.config.metrics_listen)  # fmt: skip
-        if keep != old:
-            log.warning("directories, control and metrics settings change only on restart")
+        waiting = self.config.restart_required(new)
+        if waiting:
+            log.warning("changed, applied only on restart: %s", ", ".join(waiting))
         self.trust = trust
-        self.config = replace(
-            self.config,
-            mode=new.mode, plugin_policies=new.plugin_policies, default_policy=new.default_policy,
-            drain_timeout_s=new.drain_timeout_s, rescan_interval_s=new.rescan_interval_s,
-            restart=new.restart, trust=new.trust, plugin_env=new.plugin_env,
-            audit_verify_interval_s=new.audit_verify_interval_s,
-        )  # fmt: skip
+        self.config = self.config.reloaded(new)
         self.chain.interval_s = new.audit_verify_interval_s
         self.swapper.drain_timeout_s = new.drain_timeout_s
         self.reconciler.policy = new.restart

@@ -32,19 +32,12 @@ from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 from forgeoned.core.lifecycle import State
-from forgeoned.errors import ControlError
+from forgeoned.errors import UnavailableError
 
 V = TypeVar("V")
 J = TypeVar("J")
 # States in which a waiting call has a chance to be served soon.
 HOLDING: Final = frozenset({State.STARTING, State.DRAINING, State.PAUSED})
-
-
-class UnavailableError(ControlError):
-    """The plugin exists but cannot take calls now (failed, quarantined, removed, timed out)."""
-
-    reason = "unavailable"
-    http_status = 503
 
 
 class Waiter(Generic[V, J]):

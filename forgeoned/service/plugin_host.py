@@ -22,10 +22,10 @@ from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.core.swap_ports import Version
-from forgeoned.errors import PluginFault, PluginTrap, TrapKind
-from forgeoned.service.call_gate import CallGate, UnavailableError, Waiter
+from forgeoned.errors import PluginFault, PluginTrap, TrapKind, UnavailableError
+from forgeoned.service.call_gate import CallGate, Waiter
 
-__all__ = ["INTERRUPT_GRACE_S", "Instance", "PluginHost", "RoutedVersion", "UnavailableError"]
+__all__ = ["INTERRUPT_GRACE_S", "Instance", "PluginHost", "RoutedVersion"]
 
 INTERRUPT_GRACE_S: Final = 5.0
 # How long a thread holding an instance goes on running the calls waiting in line (after its

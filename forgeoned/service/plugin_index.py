@@ -20,15 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgeoned.adapters.files.watcher import (
-    FileChangedError,
-    Identity,
-    list_artifacts,
-    read_artifact,
-)
+from forgeoned.adapters.files.artifact_read import Identity, list_artifacts, read_artifact
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.desired import Candidate
-from forgeoned.errors import ArtifactError
+from forgeoned.errors import ArtifactError, FileChangedError
 
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
 FileKey = tuple[Identity, Identity | None]

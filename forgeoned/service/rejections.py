@@ -24,6 +24,8 @@ class RejectionReport:
             self.audit.record(
                 AuditEvent(
                     EventName.PLUGIN_REJECTED,
+                    plugin=r.error.plugin,  # known if the manifest was read before the refusal
+                    version=r.error.version,
                     reason=r.error.code,
                     message=str(r.error),
                     details={"file": r.filename},

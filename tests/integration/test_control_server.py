@@ -167,7 +167,7 @@ def test_oversized_body_is_413_before_reading_it_and_connection_closed(tmp_path:
             )
             status, headers, body = read_response(sock)
             assert status == 413 and headers["connection"] == "close"
-            assert json.loads(body)["error"]["code"] == "too_large"
+            assert json.loads(body)["error"]["code"] == "body_too_large"
             assert closed_by_peer(sock)
         assert backend.written == {} and backend.calls == []
 

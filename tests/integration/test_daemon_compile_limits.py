@@ -12,15 +12,10 @@ import pytest
 import wasmtime
 from daemon_kit import Env, drop, in_process, plugin, plugin_wat
 
-from forgeoned.adapters.wasm.compile_worker import (
-    CompileLimitError,
-    CompileWorkers,
-    ModuleCache,
-    WorkerLimits,
-)
+from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.cli.devtools import make_signed_plugin
-from forgeoned.errors import MalformedModuleError
+from forgeoned.errors import CompileLimitError, MalformedModuleError
 
 
 @cache

@@ -10,10 +10,10 @@ checks the kernel holds it pending while no handler is installed yet (``ShdPnd``
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 from daemon_kit import Daemon, Env, drop, plugin
+from waiting import poll_until
 
 HELD = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 
@@ -42,11 +42,13 @@ def _holding(pid: int) -> bool:
 def send_while_held(d: Daemon, sig: signal.Signals, timeout: float = 30.0) -> None:
     """Wait until the daemon holds the start-up signals, then send ``sig`` right away."""
     pid = d.proc.pid
-    deadline = time.monotonic() + timeout
-    while not _holding(pid):
+
+    def holding() -> bool:
         assert d.proc.poll() is None, d.stderr()
-        assert time.monotonic() < deadline, "the daemon never blocked its start-up signals"
-        time.sleep(0.0005)  # polling /proc: the process gives no other sign this early
+        return _holding(pid)
+
+    # The whole window is tens of milliseconds: look often.
+    poll_until(holding, timeout, "the daemon to hold its start-up signals", interval=0.0005)
     d.proc.send_signal(sig)
     assert _mask(pid, "ShdPnd") & _bit(sig), "the signal was not held pending"
     assert not _mask(pid, "SigCgt") & _bit(sig), "a handler already existed: not the early case"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_kit import SLOW_LIMITS, Daemon, Env, drop, plugin, spin
+from daemon_kit import SLOW_LIMITS, SPIN_FOREVER, Daemon, Env, drop, plugin
 
 from forgeoned.adapters.sdnotify import Notifier
 
@@ -58,7 +58,7 @@ def test_bad_config_on_reload_keeps_running(tmp_path: Path) -> None:
 
 def test_sigterm_drains_in_flight_calls_within_the_bound(tmp_path: Path) -> None:
     env = Env(tmp_path)
-    busy = plugin("busy", "1.0.0", handle_extra=spin(3_000_000_000), limits=SLOW_LIMITS)
+    busy = plugin("busy", "1.0.0", handle_extra=SPIN_FOREVER, limits=SLOW_LIMITS)
     drop(env.plugins, "busy.wasm", busy)
     d = Daemon(env)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_kit import SLOW_LIMITS, Env, drop, in_process, plugin, spin
+from daemon_kit import SLOW_LIMITS, SPIN_FOREVER, Env, drop, in_process, plugin, spin
 
 from forgeoned.cli.devtools import test_key
 from forgeoned.core.desired import Candidate
@@ -184,16 +184,13 @@ def test_file_replaced_in_the_middle_of_a_swap(env: Env, step: Step) -> None:
         assert versions[-1] == "3.0.0"
 
 
-# Only an interrupt ends it (3e9 spin iterations took 1.7 s here, inside the 2 s drain).
-FOREVER = "(loop $forever (br $forever))"
-
-
 @pytest.mark.parametrize(
-    ("handle_extra", "outcome"),
-    [(spin(20_000_000), "answered"), (FOREVER, "interrupted")],  # drain_timeout_s = 2
+    ("prologue", "outcome"),
+    [(spin(20_000_000), "answered"), (SPIN_FOREVER, "interrupted")],  # drain_timeout_s = 2
+    ids=["answered", "interrupted"],
 )
-def test_deletion_while_calls_are_in_flight(env: Env, handle_extra: str, outcome: str) -> None:
-    busy = plugin("busy", "1.0.0", handle_extra=handle_extra, limits=SLOW_LIMITS)
+def test_deletion_while_calls_are_in_flight(env: Env, prologue: str, outcome: str) -> None:
+    busy = plugin("busy", "1.0.0", handle_extra=prologue, limits=SLOW_LIMITS)
     drop(env.plugins, "busy.wasm", busy)
     with in_process(env) as d:
         results: list[bytes | Exception] = []

@@ -21,7 +21,7 @@ from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import make_signed_plugin, test_key
 from forgeoned.daemon.config import load_config
 from forgeoned.daemon.main import Daemon as RealDaemon
-from forgeoned.errors import BadRequestError, InsecurePathError
+from forgeoned.errors import InsecurePathError
 
 NOBODY = 65534
 STRANGER = test_key(66)  # "nobody"'s own signing key
@@ -37,8 +37,9 @@ def client(d: InProcess) -> ControlClient:
 
 
 def refused_reload(d: InProcess, path: Path) -> str:
-    """Reload through the control socket (as forgeonectl does): refused, naming ``path``."""
-    with client(d) as c, pytest.raises(BadRequestError) as caught:
+    """Reload through the control socket (as forgeonectl does): refused, naming ``path``; the
+    client rebuilds the daemon's error from its code (``insecure_permissions``)."""
+    with client(d) as c, pytest.raises(InsecurePathError) as caught:
         c.reload()
     message = str(caught.value)
     assert str(path) in message, message

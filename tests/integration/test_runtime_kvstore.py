@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.files.kv import LOG_NAME, KvQuotaError, KvStore
-from forgeoned.errors import StateError
+from forgeoned.adapters.files.kv import LOG_NAME, KvStore
+from forgeoned.errors import KvQuotaError, StateError
 
 
 def test_values_survive_reopening(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from forgeoned.errors import (
     NotFoundError,
     PluginTrap,
     SignatureError,
+    SignatureReason,
     TrapKind,
 )
 
@@ -74,7 +75,7 @@ class FakeBackend:
 
     def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
         if not data.startswith(SIGNED_MAGIC):
-            raise SignatureError("artifact is not signed", "unsigned")
+            raise SignatureError("artifact is not signed", SignatureReason.UNSIGNED)
         name = data[len(SIGNED_MAGIC) :].decode()
         self._note("install", filename, actor)
         self.written[filename] = data

@@ -9,9 +9,15 @@ from typing import Any
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.audit_chain import VerifyResult, rfc3339
 from forgeoned.core.clock import ManualClock
-from forgeoned.core.compliance import build_report, render_json, render_markdown
+from forgeoned.core.compliance import ComplianceReport, build_report, render_json, render_markdown
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.stats import PluginStats, PluginView
+from forgeoned.errors import (
+    LimitExceededError,
+    MalformedModuleError,
+    ManifestError,
+    SignatureReason,
+)
 
 SHA1, SHA2, SHA3 = "11" * 32, "22" * 32, "33" * 32
 
@@ -197,3 +203,41 @@ def test_a_rolled_back_version_never_shows_as_running_and_throttled_denials_add_
     assert any(f.event == "plugin.rolled_back" for f in report.failures)
     evidence = json.dumps(json.loads(render_json(report))["controls"])
     assert "26 host calls denied by capability" in evidence
+
+
+def _rejections(tmp_path: Path, reasons: list[str]) -> ComplianceReport:
+    clock = ManualClock()
+    log = AuditLog(tmp_path, clock)
+    for i, reason in enumerate(reasons):
+        clock.advance(1)
+        log.record(
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin=f"p{i}", version="1.0.0", reason=reason)
+        )
+    report = build_report(list(log.entries()), [], log.verify())
+    log.close()
+    return report
+
+
+def _rejection_line(report: ComplianceReport) -> str:
+    lines = {line for c in report.controls for line in c.evidence if "artifacts rejected" in line}
+    assert len(lines) == 1
+    return lines.pop()
+
+
+def test_the_six_reported_signature_reasons_all_count_as_signature_rejections(
+    tmp_path: Path,
+) -> None:
+    reasons = ["tampered", "expired", "out_of_scope", "threshold_not_met", "ambiguous", "unsigned"]
+    report = _rejections(tmp_path, reasons)
+    assert _rejection_line(report) == "6 artifacts rejected (6 for their signature)"
+
+
+def test_every_signature_reason_counts_and_nothing_else_does(tmp_path: Path) -> None:
+    signature = [r.value for r in SignatureReason]
+    other = [ManifestError.reason, MalformedModuleError.reason, LimitExceededError.reason]
+    report = _rejections(tmp_path, signature + other)
+    total = len(signature) + len(other)
+    assert (
+        _rejection_line(report)
+        == f"{total} artifacts rejected ({len(signature)} for their signature)"
+    )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from forgeoned.core.control_config import ControlConfig
+from forgeoned.core.trust import Mode, TrustPolicyConfig
 from forgeoned.daemon.config import DEFAULT_POLICY, load_config, parse_config
 from forgeoned.errors import ConfigError
 
@@ -21,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_empty_file_gives_the_documented_production_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, ""))
-    assert cfg.mode == "production" and not cfg.development
+    assert cfg.mode is Mode.PRODUCTION and not cfg.development
     assert cfg.plugins_dir == Path("/etc/forgeoned/plugins.d")
     assert cfg.state_dir == Path("/var/lib/forgeoned")
     assert cfg.trust_dir == Path("/etc/forgeoned/trusted.d")
@@ -49,13 +51,13 @@ def test_base_dir_overrides_the_anchor(tmp_path: Path) -> None:
 def test_shipped_configs_load() -> None:
     prod = load_config(REPO / "etc/forgeoned.toml")
     dev = load_config(REPO / "etc/forgeoned.dev.toml")
-    assert prod.mode == "production" and prod.plugins_dir == Path("/etc/forgeoned/plugins.d")
+    assert prod.mode is Mode.PRODUCTION and prod.plugins_dir == Path("/etc/forgeoned/plugins.d")
     assert dev.development
     assert dev.plugins_dir == REPO / "plugins.d"
     assert dev.state_dir == REPO / "var/state"
     assert dev.cache_dir == REPO / "var/cache"
     assert dev.trust_dir == REPO / "dev-keys"
-    assert dev.resolve(dev.control["socket"]) == REPO / "var/run/control.sock"
+    assert dev.control.socket == str(REPO / "var/run/control.sock")
 
 
 def test_capability_policies_per_plugin(tmp_path: Path) -> None:
@@ -77,10 +79,21 @@ kv = { quota_bytes = 4096 }
     assert billing.secrets == frozenset({"api-token"}) and billing.kv_quota_bytes == 4096
 
 
-def test_trust_and_control_tables_are_passed_through(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, '[trust]\nrevoked = []\n[control]\nsocket = "/x.sock"'))
-    assert cfg.trust == {"revoked": []}
-    assert cfg.control == {"socket": "/x.sock"}
+def test_trust_and_control_tables_are_stored_typed(tmp_path: Path) -> None:
+    key = "ab" * 32
+    text = f'[trust]\nrevoked = ["{key}"]\n[trust.thresholds]\npay = 2\n'
+    text += '[control]\nsocket = "run/x.sock"\nmax_connections = 9\n'
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.trust == TrustPolicyConfig(
+        revoked=frozenset({bytes.fromhex(key)}), thresholds={"pay": 2}
+    )
+    assert isinstance(cfg.control, ControlConfig) and cfg.control.max_connections == 9
+    assert cfg.control.socket == str(tmp_path.resolve() / "run/x.sock")  # resolved once, here
+    assert cfg.control_enabled
+
+
+def test_control_can_be_disabled(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, "[control]\nenabled = false")).control_enabled
 
 
 @pytest.mark.parametrize(
@@ -106,6 +119,13 @@ def test_trust_and_control_tables_are_passed_through(tmp_path: Path) -> None:
         ("plugins_dir = 7", "plugins_dir: must be a non-empty path string"),
         ("[control]\nsockett = 'x'", "control: unknown key(s) sockett"),
         ("[trust]\nrevoked = ['nothex']", "trust.revoked"),
+        ("[control]\nenabled = 'no'", "control.enabled: must be true or false"),
+        ("[limits]\nmemory = 5", "limits.memory: unknown key"),
+        ("[limits]\ninstances = 0", "limits.instances: 0 is outside 1..64"),
+        ("[limits]\nfuel_per_call = 'lots'", "limits.fuel_per_call: must be an integer"),
+        ("[limits.plugins.Bad]\ninstances = 1", "limits.plugins.Bad: not a plugin name"),
+        ("[limits.plugins.x]\ncode = 1", "limits.plugins.x.code: unknown key"),
+        ("[limits]\nplugins = 3", "limits.plugins: must be a table"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_file_and_key(

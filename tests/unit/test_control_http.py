@@ -7,14 +7,13 @@ import json
 import pytest
 
 from forgeoned.adapters.control.http import (
-    HttpProtocolError,
     Request,
     error_response,
     json_response,
     parse_head,
     response,
 )
-from forgeoned.errors import NotFoundError
+from forgeoned.errors import HttpProtocolError, NotFoundError
 
 CAP = 1000
 
@@ -58,7 +57,7 @@ def test_body_length_and_expect_continue() -> None:
         (b"GET /x HTTP/1.1\r\nno colon here", 400, "bad_request"),
         (b"GET /x HTTP/1.1\r\n Host: folded", 400, "bad_request"),
         (b"POST /x HTTP/1.1\r\nContent-Length: -5", 400, "bad_request"),
-        (b"POST /x HTTP/1.1\r\nContent-Length: 1001", 413, "too_large"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 1001", 413, "body_too_large"),
         (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked", 411, "length_required"),
     ],
 )

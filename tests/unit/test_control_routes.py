@@ -8,16 +8,17 @@ from typing import Any
 import pytest
 from control_fakes import SIGNED_MAGIC, FakeBackend
 
-from forgeoned.adapters.control.http import (
-    HttpProtocolError,
-    MethodNotAllowedError,
-    Request,
-    parse_head,
-)
+from forgeoned.adapters.control.http import Request, parse_head
 from forgeoned.adapters.control.routes import Context, parse_since, resolve
 from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.policy import Action, Caller, Policy
-from forgeoned.errors import BadRequestError, NotFoundError, SignatureError
+from forgeoned.errors import (
+    BadRequestError,
+    HttpProtocolError,
+    MethodNotAllowedError,
+    NotFoundError,
+    SignatureError,
+)
 
 ROOT = Caller(uid=0, gid=0, pid=1, user="root")
 BOB = Caller(uid=1001, gid=1001, pid=2, user="bob", groups=frozenset({"billing"}))

@@ -7,9 +7,9 @@ import threading
 import pytest
 from daemon_fakes import FakeVersion
 
-from forgeoned.core.lifecycle import IllegalTransition, State, Trigger
-from forgeoned.errors import PluginFault, PluginTrap, TrapKind
-from forgeoned.service.plugin_host import PluginHost, RoutedVersion, UnavailableError
+from forgeoned.core.lifecycle import State, Trigger
+from forgeoned.errors import IllegalTransition, PluginFault, PluginTrap, TrapKind, UnavailableError
+from forgeoned.service.plugin_host import PluginHost, RoutedVersion
 
 
 def running_host(**kw: object) -> tuple[PluginHost, FakeVersion]:

@@ -10,13 +10,12 @@ import pytest
 from forgeoned.core.lifecycle import (
     SERVING,
     TRANSITIONS,
-    IllegalTransition,
     State,
     Trigger,
     allowed,
     transition,
 )
-from forgeoned.errors import ConflictError
+from forgeoned.errors import ConflictError, IllegalTransition
 
 # The table written out independently of lifecycle.py, so a silent edit there fails here.
 EXPECTED = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from abi_wat import lifecycle_exports
 
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin, sign_bytes, test_key
 from forgeoned.cli.devtools import trust_policy_for as policy
@@ -25,16 +26,12 @@ from forgeoned.errors import (
     MalformedModuleError,
     ManifestError,
     SignatureError,
+    SignatureReason,
 )
 
-WAT = """(module
+WAT = f"""(module
   (memory (export "memory") 1)
-  (func (export "init") (result i32) i32.const 0)
-  (func (export "start") (result i32) i32.const 0)
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 7))"""
+  {lifecycle_exports({"unload": "i32.const 7"})})"""
 MANIFEST: dict[str, Any] = {"name": "hello", "version": "1.2.0", "abi": 1}
 NOW = 1_800_000_000.0  # 2027-01-15
 OPS, DEV, EVE = test_key(1), test_key(2), test_key(3)
@@ -86,7 +83,7 @@ def test_trusted_module_is_accepted_with_its_exact_bytes() -> None:
     assert verified.module is data  # read once: the verified object itself is compiled
     assert verified.manifest.name == "hello" and verified.manifest.version == "1.2.0"
     assert verified.signers == ("key0",)
-    assert verified.signed and verified.dev_reason == ""
+    assert verified.signed and verified.dev_reason is None
     assert verified.sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -99,7 +96,11 @@ def test_unsigned_is_rejected_in_production() -> None:
 def test_unsigned_is_accepted_loudly_in_development() -> None:
     loader = Loader(policy(OPS), Mode.DEVELOPMENT)
     verified = loader.accept(package_plugin(WAT, MANIFEST))
-    assert not verified.signed and verified.dev_reason == "unsigned" and verified.signers == ()
+    assert (
+        not verified.signed
+        and verified.dev_reason is SignatureReason.UNSIGNED
+        and verified.signers == ()
+    )
 
 
 def test_tampered_code_byte() -> None:
@@ -147,7 +148,7 @@ def test_unknown_key() -> None:
 
 def test_unknown_key_tolerated_in_development_but_not_marked_signed() -> None:
     verified = Loader(policy(OPS), Mode.DEVELOPMENT).accept(signed(None, EVE))
-    assert (verified.signed, verified.dev_reason) == (False, "untrusted_key")
+    assert (verified.signed, verified.dev_reason) == (False, SignatureReason.UNTRUSTED_KEY)
 
 
 def test_revoked_key_even_when_its_file_is_still_trusted() -> None:

@@ -21,8 +21,14 @@ from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.stats import DaemonStats
 from forgeoned.core.swapper import Outcome, Step, Swapper
-from forgeoned.errors import LoadError, RollbackError, SignatureError
-from forgeoned.service.plugin_host import PluginHost, UnavailableError
+from forgeoned.errors import (
+    LoadError,
+    RollbackError,
+    SignatureError,
+    SignatureReason,
+    UnavailableError,
+)
+from forgeoned.service.plugin_host import PluginHost
 
 
 class World:
@@ -81,8 +87,8 @@ def test_upgrade_walks_every_step_in_order() -> None:
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (SignatureError("module is not signed", "unsigned"), "unsigned"),
-        (SignatureError("bad", "tampered"), "tampered"),
+        (SignatureError("module is not signed", SignatureReason.UNSIGNED), "unsigned"),
+        (SignatureError("bad", SignatureReason.TAMPERED), "tampered"),
         (RollbackError("hello 0.9.0 is a downgrade"), "downgrade"),
     ],
 )
@@ -268,7 +274,9 @@ def test_rolled_back_names_the_failed_signers_and_the_version_that_serves(fails:
 def test_a_rejection_before_verification_has_no_signers() -> None:
     w = World()
     bad = cand("hello", "1.0.0")
-    w.loader.verify_errors[bad.sha256] = SignatureError("module is not signed", "unsigned")
+    w.loader.verify_errors[bad.sha256] = SignatureError(
+        "module is not signed", SignatureReason.UNSIGNED
+    )
     w.swapper.swap(w.host, bad)
     [event] = w.audit.events
     assert event.event is EventName.PLUGIN_REJECTED and event.details == {}

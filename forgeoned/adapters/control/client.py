@@ -1,8 +1,9 @@
 """A small blocking client of the control API (stdlib ``http.client`` over a Unix socket).
 
 Answers come back as parsed JSON (or raw bytes for ``invoke``); an error answer is raised as
-the :class:`ForgeonedError` subclass its status and code stand for, so forgeonectl's exit codes
-follow the daemon's verdict. A socket that cannot be reached raises
+the :class:`ForgeonedError` subclass its ``code`` stands for (never guessed from the HTTP
+status: two 503s, ``busy`` and ``unavailable``, are different errors), so forgeonectl's exit
+codes follow the daemon's verdict. A socket that cannot be reached raises
 :class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
 """
 
@@ -15,19 +16,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from forgeoned import errors
-from forgeoned.adapters.control.http import BusyError
-
-_BY_STATUS: dict[int, type[errors.ForgeonedError]] = {
-    400: errors.BadRequestError,
-    401: errors.UnauthenticatedError,
-    403: errors.ForbiddenError,
-    404: errors.NotFoundError,
-    409: errors.ConflictError,
-    422: errors.ArtifactError,
-    502: errors.PluginFault,
-    503: BusyError,
-}
-_TRAP_KINDS = {kind.value: kind for kind in errors.TrapKind}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -151,14 +139,10 @@ class ControlClient:
 
 
 def _error_from(status: int, data: bytes) -> errors.ForgeonedError:
+    """The error of an answer: by its JSON ``code``; the status only names a garbled body."""
     try:
         error = json.loads(data)["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "internal", f"HTTP {status}: {data[:200]!r}"
-    if status == 502 and code in _TRAP_KINDS:
-        return errors.PluginTrap(message, _TRAP_KINDS[code])
-    cls = _BY_STATUS.get(status, errors.ForgeonedError)
-    if status == 409 and code == errors.RollbackError.reason:
-        cls = errors.RollbackError
-    return cls(message)
+        return errors.ForgeonedError(f"HTTP {status}: {data[:200]!r}")
+    return errors.error_from_code(code, message)

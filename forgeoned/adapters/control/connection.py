@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 
 from forgeoned.adapters.control.http import (
     CONTINUE,
-    BusyError,
-    HttpProtocolError,
     Request,
     RequestHead,
     error_response,
@@ -24,7 +22,7 @@ from forgeoned.adapters.control.http import (
 )
 from forgeoned.adapters.control.socket import UNKNOWN_PEER, credentials
 from forgeoned.core.policy import Caller
-from forgeoned.errors import ForgeonedError
+from forgeoned.errors import BusyError, ForgeonedError, HttpProtocolError, RequestProblem
 
 if TYPE_CHECKING:
     from forgeoned.adapters.control.server import ControlServer
@@ -125,8 +123,7 @@ class Connection(asyncio.Protocol):
         if end < 0:
             if len(self.buffer) > cfg.max_header_bytes:
                 raise HttpProtocolError(
-                    431,
-                    "headers_too_large",
+                    RequestProblem.HEADERS_TOO_LARGE,
                     f"request head over the {cfg.max_header_bytes} byte cap",
                 )
             return False
@@ -197,7 +194,9 @@ class Connection(asyncio.Protocol):
         if self.partial:
             self.server.note_timeout()
             limit = self.config.read_timeout_s
-            self._fail(HttpProtocolError(408, "timeout", f"request not received within {limit}s"))
+            self._fail(
+                HttpProtocolError(RequestProblem.TIMEOUT, f"request not received within {limit}s")
+            )
         elif self.transport.get_write_buffer_size():
             self.transport.abort()  # answers never read: drop them rather than wait forever
         else:

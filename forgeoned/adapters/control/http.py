@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from forgeoned.errors import ControlError, ForgeonedError
+from forgeoned.errors import ForgeonedError, HttpProtocolError, RequestProblem
 
 _REASONS: Final = {
     100: "Continue",
@@ -41,31 +41,6 @@ _CLOSE: Final = "Connection: close\r\n"
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 
 
-class HttpProtocolError(ControlError):
-    """The request cannot be parsed or is over a limit; the connection is closed after."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_code = code
-
-    @property
-    def code(self) -> str:
-        return self.error_code
-
-
-class BusyError(ControlError):
-    """Too many connections or requests; try again later."""
-
-    reason = "busy"
-    http_status = 503
-
-
-class MethodNotAllowedError(ControlError):
-    reason = "method_not_allowed"
-    http_status = 405
-
-
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """The request line and headers (names lower-cased) of one request."""
@@ -89,9 +64,11 @@ class Request:
         try:
             value = json.loads(self.body) if self.body else {}
         except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpProtocolError(400, "malformed_json", f"malformed JSON body: {exc}") from exc
+            raise HttpProtocolError(
+                RequestProblem.MALFORMED_JSON, f"malformed JSON body: {exc}"
+            ) from exc
         if not isinstance(value, dict):
-            raise HttpProtocolError(400, "malformed_json", "JSON body must be an object")
+            raise HttpProtocolError(RequestProblem.MALFORMED_JSON, "JSON body must be an object")
         return value
 
 
@@ -100,27 +77,30 @@ def parse_head(raw: bytes, max_body: int) -> RequestHead:
     try:
         text = raw.decode("latin-1")
     except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpProtocolError(400, "bad_request", "undecodable request head") from exc
+        raise HttpProtocolError(RequestProblem.BAD_REQUEST, "undecodable request head") from exc
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or parts[0] not in _METHODS or not parts[2].startswith("HTTP/1."):
-        raise HttpProtocolError(400, "bad_request", f"bad request line {lines[0][:80]!r}")
+        raise HttpProtocolError(RequestProblem.BAD_REQUEST, f"bad request line {lines[0][:80]!r}")
     method, target, version = parts
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
-            raise HttpProtocolError(400, "bad_request", f"bad header line {line[:80]!r}")
+            raise HttpProtocolError(RequestProblem.BAD_REQUEST, f"bad header line {line[:80]!r}")
         headers[name.lower()] = value.strip()
     if "transfer-encoding" in headers:
-        raise HttpProtocolError(411, "length_required", "chunked bodies are not accepted")
+        raise HttpProtocolError(RequestProblem.LENGTH_REQUIRED, "chunked bodies are not accepted")
     length_text = headers.get("content-length", "0")
     if not length_text.isdigit():
-        raise HttpProtocolError(400, "bad_request", f"bad Content-Length {length_text[:20]!r}")
+        raise HttpProtocolError(
+            RequestProblem.BAD_REQUEST, f"bad Content-Length {length_text[:20]!r}"
+        )
     length = int(length_text)
     if length > max_body:
         raise HttpProtocolError(
-            413, "too_large", f"request body of {length} bytes is over the {max_body} byte cap"
+            RequestProblem.BODY_TOO_LARGE,
+            f"request body of {length} bytes is over the {max_body} byte cap",
         )
     connection = headers.get("connection", "").lower()
     keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"

@@ -21,21 +21,26 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from forgeoned.adapters.control.http import HttpProtocolError, MethodNotAllowedError, Request
+from forgeoned.adapters.control.http import Request
 from forgeoned.core.compliance import build_report, render_json, render_markdown
+from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
 from forgeoned.core.timespec import parse_time
-from forgeoned.errors import BadRequestError, NotFoundError
+from forgeoned.errors import (
+    BadRequestError,
+    HttpProtocolError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RequestProblem,
+)
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERBS = {
     "pause": Action.PAUSE,
     "resume": Action.RESUME,
@@ -99,7 +104,7 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
             return Route(Action.LIST, None, _list)
         return _only(method, "POST", path, Route(Action.INSTALL, None, _install))
     name = rest[0]
-    if not _NAME.match(name):
+    if not NAME_RE.match(name):
         raise BadRequestError(f"bad plugin name {name[:80]!r}")
     if len(rest) == 1:
         if method == "DELETE":
@@ -197,7 +202,7 @@ def _invoke(ctx: Context) -> Reply:
 def _allow_downgrade(ctx: Context) -> Reply:
     version = ctx.request.json().get("version")
     if not isinstance(version, str) or not version:
-        raise HttpProtocolError(400, "bad_request", 'body must be {"version": "X.Y.Z"}')
+        raise HttpProtocolError(RequestProblem.BAD_REQUEST, 'body must be {"version": "X.Y.Z"}')
     ctx.backend.allow_downgrade(_name(ctx), version, ctx.caller.actor)
     return Reply(200, {"plugin": _name(ctx), "action": "allow_downgrade", "version": version})
 

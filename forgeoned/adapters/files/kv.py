@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from forgeoned.adapters.files.atomic import atomic_write
-from forgeoned.errors import PluginFault, StateError
+from forgeoned.errors import KvQuotaError, StateError
 
 LOG_NAME: Final = "kv.log"
 MAX_KEY_BYTES: Final = 1024
@@ -29,12 +29,6 @@ _CRC: Final = struct.Struct("<I")
 _OP_SET: Final = 1
 _OP_DELETE: Final = 2
 _COMPACT_SLACK: Final = 64 * 1024
-
-
-class KvQuotaError(PluginFault):
-    """A `kv_set` that would take the plugin's store over its quota (the call returns -4)."""
-
-    reason = "kv_quota"
 
 
 def _record(op: int, key: bytes, value: bytes) -> bytes:

@@ -22,16 +22,13 @@ from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.stats import DaemonStats, Histogram, PluginView
 from forgeoned.core.swapper import Outcome
 
 EXTRA_VALUES: Final = 16
 OTHER: Final = "other"
 _SAFE: Final = re.compile(r"^[a-z0-9][a-z0-9_.()-]{0,47}$")
-_PLUGIN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SIGNATURE_REASONS: Final = frozenset(
-    {"unsigned", "untrusted_key", "revoked_key", "malformed_signature", "expired", "ambiguous"}
-)
 _STATES: Final = tuple(s.value for s in State)
 _RUNNING: Final = State.RUNNING.value
 
@@ -128,17 +125,7 @@ class LabelBound:
 
 
 def _plugin(name: str) -> str:
-    return name if _PLUGIN.match(name) else OTHER
-
-
-def _error_reasons() -> set[str]:
-    found: set[str] = set()
-    todo: list[type[errors.ForgeonedError]] = [errors.ForgeonedError]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.reason)
-        todo.extend(cls.__subclasses__())
-    return found
+    return name if NAME_RE.match(name) else OTHER
 
 
 class MetricsModel:
@@ -153,7 +140,7 @@ class MetricsModel:
         self._function = LabelBound(HOST_FUNCTIONS)
         self._host_outcome = LabelBound(o.value for o in HostOutcome)
         self._swap_outcome = LabelBound(o.value for o in Outcome)
-        self._reason = LabelBound(_error_reasons() | _SIGNATURE_REASONS)
+        self._reason = LabelBound(errors.all_codes())
         self._event = LabelBound(e.label for e in EventName)
         self._action = LabelBound(())
         self._code = LabelBound(())

@@ -35,6 +35,7 @@ from forgeoned.adapters.wasm.module_cache import ModuleCache
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,
+    CompileLimitError,
     ForgeonedError,
     LoadError,
     MalformedModuleError,
@@ -47,11 +48,7 @@ READY: Final = b"R"  # the worker's first byte: imports done, ready to compile
 WORKER_START_S: Final = 120.0  # a worker's own start is not counted in a compile's time
 
 
-__all__ = ["CompileLimitError", "CompileWorkers", "ModuleCache", "WorkerLimits"]
-
-
-class CompileLimitError(LoadError):
-    reason = "compile_limit"
+__all__ = ["CompileWorkers", "ModuleCache", "WorkerLimits"]
 
 
 @dataclass(frozen=True, slots=True)

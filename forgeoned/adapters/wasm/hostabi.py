@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from forgeoned.adapters.files.kv import KvQuotaError, KvStore
+from forgeoned.adapters.files.kv import KvStore
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
@@ -25,6 +25,7 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import SECRET_RE, Capabilities
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
+from forgeoned.errors import KvQuotaError
 
 MAX_LOG_BYTES: Final = 64 * 1024
 MAX_OUTPUT_BYTES: Final = 16 * 1024 * 1024

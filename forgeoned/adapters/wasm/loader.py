@@ -22,6 +22,7 @@ from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.ceilings import CeilingPolicy, check_code_size
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import Manifest
@@ -154,8 +155,10 @@ class PluginLoader:
         services: ServicesFactory,
         audit: AuditSink,
         stats: DaemonStats,
+        ceilings: Callable[[], CeilingPolicy] = CeilingPolicy,
     ) -> None:
         self.runtime = runtime
+        self.ceilings = ceilings  # the operator's, read at each load (a reload may change them)
         self.workers = workers
         self.state = state
         self.source = source
@@ -186,6 +189,8 @@ class PluginLoader:
 
     def _module(self, art: VerifiedArtifact) -> CompiledModule:
         payload = self.workers.compile(art.module, art.sha256)
+        # the serialized module is the native code wasmtime will map: a fair measure of it
+        check_code_size(self.ceilings(), art.manifest, len(payload))
         try:
             module = self.runtime.deserialize(payload)
         except LoadError:
@@ -250,7 +255,7 @@ class PluginLoader:
                     plugin=name,
                     version=art.manifest.version,
                     sha256=art.sha256,
-                    reason=art.dev_reason,
+                    reason=art.dev_reason.value if art.dev_reason is not None else None,
                     message="development mode: loading an artifact production would reject",
                 )
             )

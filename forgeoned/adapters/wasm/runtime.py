@@ -36,6 +36,7 @@ from forgeoned.core.abi import (
     validate_abi,
 )
 from forgeoned.core.manifest import WASM_PAGE, Limits
+from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ArtifactTooLargeError, LoadError, MalformedModuleError
 
 WASM_MAGIC: Final = b"\0asm"
@@ -132,7 +133,7 @@ class WasmtimeRuntime:
         self,
         *,
         epoch_interval_s: float = 0.005,
-        max_module_bytes: int = 64 << 20,
+        max_module_bytes: int = MAX_MODULE_BYTES,
         max_wasm_stack: int = 512 << 10,
     ) -> None:
         config = wasmtime.Config()
