@@ -28,7 +28,7 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
         out: list[bytes] = []
         t = threading.Thread(target=lambda: out.append(d.invoke("hello", b"held")))
         t.start()
-        assert d.daemon.reconciler.host("hello").wait_held(1, 10)
+        assert d.parts.plugins.host("hello").wait_held(1, 10)
         backend.resume("hello", "ops")
         t.join(10)
         assert out == [b"hello@1.0.0:held"]
@@ -38,9 +38,9 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
 
 def test_restart_is_a_fresh_instance_and_audited(env: Env) -> None:
     with in_process(env) as d:
-        before = d.daemon.reconciler.host("hello").current
+        before = d.parts.plugins.host("hello").current
         d.daemon.backend.restart("hello", "ops")
-        after = d.daemon.reconciler.host("hello").current
+        after = d.parts.plugins.host("hello").current
         assert after is not before
         assert d.invoke("hello") == b"hello@1.0.0:x"
         [event] = d.events.wait("plugin.restarted", "hello")
@@ -101,7 +101,7 @@ def test_reset_clears_a_quarantine(env: Env) -> None:
             d.daemon.backend.reset("hello", "ops")  # running, not quarantined
         drop(env.plugins, "hello.wasm", plugin("hello", "1.1.0", handle_extra="unreachable"))
         d.events.wait("plugin.upgraded", "hello")
-        host = d.daemon.reconciler.host("hello")
+        host = d.parts.plugins.host("hello")
         for n in (1, 2):
             with pytest.raises(PluginTrap):
                 d.invoke("hello")
