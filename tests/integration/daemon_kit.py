@@ -311,8 +311,11 @@ class EventWaiter:
     def __init__(self) -> None:
         self.seen: list[AuditEvent] = []
         self.cond = threading.Condition()
+        self.fail_after: str | None = None  # an event label: raise once it is recorded
 
     def record(self, event: AuditEvent) -> None:
+        if event.event.label == self.fail_after:
+            raise RuntimeError(f"failing on purpose after {self.fail_after}")
         with self.cond:
             self.seen.append(event)
             self.cond.notify_all()

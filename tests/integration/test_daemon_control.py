@@ -87,11 +87,28 @@ def test_allow_downgrade_activates_exactly_that_version(env: Env) -> None:
         d.events.wait("plugin.rejected", "hello", reason="downgrade")
         assert d.invoke("hello") == b"hello@2.0.0:x"
         d.daemon.backend.allow_downgrade("hello", "1.5.0", "admin")
-        d.events.wait("plugin.downgrade_allowed", "hello")
+        assert d.events.wait("plugin.downgrade_allowed", "hello")[0].actor == "admin"
         assert d.invoke("hello") == b"hello@1.5.0:x"
         state = env.state()
         assert state["active"]["hello"]["version"] == "1.5.0"
         assert state["overrides"] == {}  # used up by the activation
+
+
+def test_every_audited_control_action_records_its_actor(env: Env) -> None:
+    with in_process(env) as d:
+        backend = d.daemon.backend
+        backend.install(plugin("hello", "2.0.0"), "hello-2.wasm", "alice")
+        backend.restart("hello", "bob")
+        backend.reload("carol")
+        backend.install(plugin("other", "1.0.0"), "other.wasm", "dave")
+        backend.remove("other", "erin")
+        assert d.events.wait("plugin.upgraded", "hello")[0].actor == "alice"
+        assert d.events.wait("plugin.restarted", "hello")[0].actor == "bob"
+        assert d.events.wait("daemon.reloaded")[0].actor == "carol"
+        assert d.events.wait("plugin.installed", "other")[0].actor == "dave"
+        assert d.events.wait("plugin.removed", "other")[0].actor == "erin"
+        on_disk = {(e["event"], e.get("actor")) for e in env.audit_events()}
+        assert {("plugin.upgraded", "alice"), ("daemon.reloaded", "carol")} <= on_disk
 
 
 def test_reset_clears_a_quarantine(env: Env) -> None:
