@@ -75,7 +75,10 @@ class FakeVersion:
         loader = self.loader
         if loader is not None and loader.revive_error is not None:
             raise loader.revive_error
-        v = FakeVersion(self.version, self.sha256, revived_from=self, loader=loader)
+        v = FakeVersion(
+            self.version, self.sha256, module=self.module, source=self.source,
+            revived_from=self, loader=loader,
+        )  # fmt: skip
         if loader is not None:
             loader.made.append(v)
         return v
@@ -138,7 +141,9 @@ class FakeLoader:
         if compiled.sha256 in self.init_errors:
             raise self.init_errors[compiled.sha256]
         start_error = self.start_errors.get(compiled.sha256)
-        v = FakeVersion(compiled.version, compiled.sha256, start_error, loader=self)
+        v = FakeVersion(
+            compiled.version, compiled.sha256, start_error, source=compiled.filename, loader=self
+        )
         self.made.append(v)
         return v
 
