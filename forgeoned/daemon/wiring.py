@@ -137,8 +137,7 @@ def build_parts(
     trail = AuditTrail(audit_log, sink, stats)
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
     events = AuditBatch(audit)
-    plugin_stats: dict[str, PluginStats] = {}
-    plugins = PluginTable(_host_factory(config, clock), plugin_stats)
+    plugins = PluginTable(_host_factory(config, clock))
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
