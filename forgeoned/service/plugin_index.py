@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from forgeoned.adapters.files.artifact_read import Identity, list_artifacts, read_artifact
 from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.artifact_file import FileKey
 from forgeoned.core.desired import Candidate
+from forgeoned.core.ports import PluginFiles
 from forgeoned.errors import ArtifactError, FileChangedError
 
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
-FileKey = tuple[Identity, Identity | None]
 Known = tuple[VerifiedArtifact, bytes | None]  # the verified artifact and its detached sig
 
 
@@ -37,21 +36,9 @@ class Rejection:
     name: str | None = None  # the plugin name, when the manifest could be read
 
 
-def _key(path: Path) -> FileKey | None:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    try:
-        sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
-    except FileNotFoundError:
-        sig = None
-    return Identity.of(st), sig
-
-
 class PluginDirectory:
-    def __init__(self, directory: Path, verifier: Verifier, max_bytes: int) -> None:
-        self.directory = directory
+    def __init__(self, files: PluginFiles, verifier: Verifier, max_bytes: int) -> None:
+        self.files = files
         self.verifier = verifier
         self.max_bytes = max_bytes
         self.entries: dict[str, Entry] = {}
@@ -65,8 +52,7 @@ class PluginDirectory:
         rejections: list[Rejection] = []
         retry: set[str] = set()
         for name in names:
-            path = self.directory / name
-            key = _key(path)
+            key = self.files.key(name)
             old = self.entries.get(name)
             if key is None:
                 self._forget(name)
@@ -74,7 +60,7 @@ class PluginDirectory:
             if old is not None and old.key == key:
                 continue
             try:
-                entry = self._read(path, key)
+                entry = self._read(name, key)
             except FileChangedError:
                 retry.add(name)
                 continue
@@ -93,21 +79,21 @@ class PluginDirectory:
 
     def rescan(self) -> tuple[list[Rejection], set[str]]:
         """Reconcile the index with a full directory listing (whatever inotify missed)."""
-        present = set(list_artifacts(self.directory))
+        present = set(self.files.names())
         for gone in set(self.entries) - present:
             self._forget(gone)
         return self.refresh(sorted(present))
 
-    def _read(self, path: Path, key: FileKey) -> Entry:
+    def _read(self, name: str, key: FileKey) -> Entry:
         try:
-            art = read_artifact(path, self.max_bytes)
+            art = self.files.read(name, self.max_bytes)
             verified = self.verifier(art.data, art.detached)
         except ArtifactError as exc:
             return Entry(key, None, exc)
         m = verified.manifest
-        cand = Candidate(m.name, m.version, verified.sha256, path.name)
-        self._drop_verified(path.name)
-        self._verified[path.name] = self._by_sha[verified.sha256] = (verified, art.detached)
+        cand = Candidate(m.name, m.version, verified.sha256, name)
+        self._drop_verified(name)
+        self._verified[name] = self._by_sha[verified.sha256] = (verified, art.detached)
         return Entry((art.identity, key[1]), cand)
 
     def _forget(self, name: str) -> None:
@@ -138,5 +124,12 @@ class PluginDirectory:
             return self._verified.get(candidate.filename)
         return self._by_sha.get(candidate.sha256)
 
-    def path_of(self, filename: str) -> Path:
-        return self.directory / Path(filename).name
+    def files_of(self, plugin: str) -> set[str]:
+        """The file names whose artifact is a version of ``plugin``."""
+        return {f for f, e in self.entries.items() if e.candidate and e.candidate.name == plugin}
+
+    def write(self, filename: str, data: bytes) -> None:
+        self.files.write(filename, data)
+
+    def delete(self, filename: str) -> None:
+        self.files.delete(filename)
