@@ -1,5 +1,6 @@
 """The daemon: composition only. ``wiring`` builds the parts (a plain record), ``main`` runs
-the loop, signals and sd_notify, ``facade`` is what the control API and metrics see.
+them on the ``loop`` with signals and sd_notify, ``host_services`` builds what each plugin's
+host functions may touch, ``facade`` is what the control API and metrics see.
 
 ``forgeoned.daemon:main`` is the console entry point (pyproject, packaging/bin); it imports
 the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.

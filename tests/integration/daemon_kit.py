@@ -281,10 +281,8 @@ def in_process(
     from forgeoned.daemon.config import load_config
     from forgeoned.daemon.main import Daemon as RealDaemon
 
-    daemon = RealDaemon(load_config(env.config), clock)
-    waiter = EventWaiter(daemon.audit)
-    daemon.events.inner = waiter  # swaps, rejections, supervision (held during the start)
-    daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it
+    waiter = EventWaiter()
+    daemon = RealDaemon(load_config(env.config), clock, observer=waiter.record)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -308,15 +306,16 @@ def in_process(
 
 
 class EventWaiter:
-    """An AuditSink in front of the real one that lets a test wait for events (bounded)."""
+    """Told of every audit event the daemon records; lets a test wait for them (bounded)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.seen: list[AuditEvent] = []
         self.cond = threading.Condition()
+        self.fail_after: str | None = None  # an event label: raise once it is recorded
 
     def record(self, event: AuditEvent) -> None:
-        self.inner.record(event)
+        if event.event.label == self.fail_after:
+            raise RuntimeError(f"failing on purpose after {self.fail_after}")
         with self.cond:
             self.seen.append(event)
             self.cond.notify_all()
@@ -336,9 +335,6 @@ class EventWaiter:
                 raise AssertionError(f"no {count}x {label} {plugin} {fields}: {labels}")
             return matching()
 
-    def close(self) -> None:
-        self.inner.close()
-
     def labels(self, plugin: str | None = None) -> list[str]:
         with self.cond:
             return [e.event.label for e in self.seen if plugin is None or e.plugin == plugin]
@@ -349,6 +345,11 @@ class InProcess:
     daemon: Any
     env: Env
     events: EventWaiter
+
+    @property
+    def parts(self) -> Any:
+        """The daemon's components (``forgeoned.daemon.wiring.Parts``)."""
+        return self.daemon.parts
 
     def sync(self) -> None:
         """Let the loop process everything the watcher already reported, then rescan."""

@@ -26,10 +26,10 @@ class Reports:
 
     def __init__(self, d: InProcess) -> None:
         self.d = d
-        self.inner = d.daemon.watcher.on_changes
+        self.inner = d.parts.watcher.on_changes
         self.seen: list[set[str]] = []
         self.cond = threading.Condition()
-        d.daemon.watcher.on_changes = self
+        d.parts.watcher.on_changes = self
 
     def __call__(self, names: set[str]) -> None:
         self.inner(names)  # posts the change to the daemon's loop
@@ -50,14 +50,14 @@ class Reports:
         self.d.daemon.loop.call(lambda: None)
 
     def held(self, name: str) -> bool:
-        return bool(self.d.daemon.loop.call(lambda: name in self.d.daemon.directory.held))
+        return bool(self.d.daemon.loop.call(lambda: name in self.d.parts.directory.held))
 
 
 def test_a_writer_pausing_past_the_settle_time_causes_no_rejection(env: Env) -> None:
     data = plugin("hello", "2.0.0")
     with in_process(env) as d:
         reports = Reports(d)
-        d.daemon.watcher.schedule.settle_s = 0.05  # so that the pause below is "long"
+        d.parts.watcher.schedule.settle_s = 0.05  # so that the pause below is "long"
         with (env.plugins / "hello.wasm").open("wb") as f:  # rewritten in place, slowly
             seen = reports.count()
             f.write(data[: len(data) // 2])
@@ -69,8 +69,8 @@ def test_a_writer_pausing_past_the_settle_time_causes_no_rejection(env: Env) -> 
         d.events.wait("plugin.upgraded", "hello", version="2.0.0")
         assert d.invoke("hello") == b"hello@2.0.0:x"
         assert "plugin.rejected" not in d.events.labels()
-        assert sum(d.daemon.stats.rejected.values()) == 0
-        assert not d.daemon.directory.held
+        assert sum(d.parts.stats.rejected.values()) == 0
+        assert not d.parts.directory.held
 
 
 def test_a_writer_reopening_the_file_for_every_chunk_causes_no_rejection(env: Env) -> None:
@@ -92,8 +92,8 @@ def test_a_writer_reopening_the_file_for_every_chunk_causes_no_rejection(env: En
         d.events.wait("plugin.upgraded", "hello", version="2.0.0")
         assert d.invoke("hello") == b"hello@2.0.0:x"
         assert "plugin.rejected" not in d.events.labels()
-        assert sum(d.daemon.stats.rejected.values()) == 0
-        assert not d.daemon.directory.held
+        assert sum(d.parts.stats.rejected.values()) == 0
+        assert not d.parts.directory.held
         assert env.state()["active"]["hello"]["version"] == "2.0.0"
 
 
@@ -115,7 +115,7 @@ def test_a_writer_quiet_for_the_write_grace_gets_its_file_judged(env: Env) -> No
     clock = JumpClock()
     with in_process(env, clock=clock) as d:
         reports = Reports(d)
-        d.daemon.watcher.schedule.settle_s = 0.05
+        d.parts.watcher.schedule.settle_s = 0.05
         with (env.plugins / "hello-2.wasm").open("wb") as f:
             seen = reports.count()
             f.write(data[: len(data) // 2])

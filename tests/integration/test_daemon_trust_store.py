@@ -72,7 +72,7 @@ def test_a_world_writable_key_overwritten_by_a_stranger_is_refused_on_reload(
         # The running set and the running trust are kept: hello answers, evil never runs.
         assert d.invoke("hello") == b"hello@1.0.0:x"
         d.sync()
-        assert "evil" not in d.daemon.reconciler.hosts
+        assert "evil" not in d.parts.plugins
         rejected = d.events.wait("plugin.rejected", reason="untrusted_key")[0]
         assert rejected.details["file"] == "evil.wasm"
         reloaded = d.events.wait("daemon.reloaded")[-1]
@@ -97,7 +97,7 @@ def test_a_world_writable_trust_dir_with_a_strangers_key_file_is_refused(tmp_pat
         assert str(planted) in message and f"owned by uid {NOBODY}" in message
         assert d.invoke("hello") == b"hello@1.0.0:x"
         d.sync()
-        assert "evil" not in d.daemon.reconciler.hosts
+        assert "evil" not in d.parts.plugins
         # Fixed as the message says: the next reload goes through, without the stranger.
         planted.unlink()
         trusted.chmod(0o755)

@@ -14,11 +14,11 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Final
 
+from forgeoned.core.artifact_file import ArtifactFile, Identity
 from forgeoned.errors import (
     ArtifactTooLargeError,
     FileChangedError,
@@ -46,27 +46,6 @@ def artifact_name(filename: str) -> str | None:
     if filename.endswith(ARTIFACT_SUFFIX) and len(filename) > len(ARTIFACT_SUFFIX):
         return filename
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """What tells two versions of a file apart without reading it."""
-
-    inode: int
-    size: int
-    mtime_ns: int
-    mode: int  # a chmod that makes an unreadable file readable is a change too
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactFile:
-    data: bytes
-    detached: bytes | None
-    identity: Identity
 
 
 def _open(path: Path) -> int:
