@@ -11,6 +11,7 @@ forgeoned itself or of its inputs::
 
     ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
+    │   └── InsecurePathError          a trusted file others could change (StrictModes)
     ├── ArtifactError                  an artifact that must not run (rejected, 422)
     │   ├── ArtifactTooLargeError      over a size/count cap before parsing finished
     │   ├── MalformedModuleError       not a well-formed WebAssembly module
@@ -66,6 +67,13 @@ class ForgeonedError(Exception):
 class ConfigError(ForgeonedError):
     reason = "config_invalid"
     http_status = 400
+
+
+class InsecurePathError(ConfigError):
+    """The config file, trust store or credentials could be changed by someone other than
+    root or the daemon's user (owner, group/other write, a symlinked key): not trusted."""
+
+    reason = "insecure_permissions"
 
 
 # --- artifacts -----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ of plugins.d → watcher, control socket, metrics → ``READY=1``. SIGHUP reload
 rescan, READY=1); SIGTERM sends STOPPING=1 and drains every plugin within
 ``shutdown_timeout_s``. The loop thread owns every change of the running set; signal
 handlers and other threads only post closures to its inbox (:mod:`forgeoned.daemon.loop`).
+Signals that arrive before the handlers exist are held, not fatal
+(:mod:`forgeoned.daemon.signals`), and acted upon once READY=1 was sent.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
-from types import FrameType
 
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
@@ -28,6 +28,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.ports import Clock
+from forgeoned.daemon import signals
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
@@ -261,18 +262,15 @@ class Daemon:
 
 
 def _install_signals(daemon: Daemon) -> None:
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.stop)
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.reload)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, on_hup)
+    """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+    signals.install(
+        on_stop=lambda: daemon.loop.post(daemon.stop),
+        on_reload=lambda: daemon.loop.post(daemon.reload),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
     parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
     parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))

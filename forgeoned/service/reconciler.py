@@ -160,7 +160,7 @@ class Reconciler:
             if self._source_rejected(name):
                 return  # its file is still there but now rejected: keep what runs
             if host is not None:
-                self.withdraw(host, actor)
+                self.withdraw(host, actor or self._last_owner(name))
             return
         if (name, want.sha256) in self.attempted:
             return
@@ -174,6 +174,7 @@ class Reconciler:
         if host.state is State.QUARANTINED:
             self._budget(name).reset()
         self.restart_at.pop(name, None)
+        actor = actor or self.directory.actor_of(want.filename)  # else who put the file there
         self._after(host, want, self.swapper.swap(host, want, actor=actor))
 
     def withdraw(self, host: PluginHost, actor: str | None = None) -> None:
@@ -189,6 +190,12 @@ class Reconciler:
             self.plugins.put(host)
             raise
         self.budgets.pop(name, None)
+
+    def _last_owner(self, name: str) -> str | None:
+        """Who owned the file the active version of ``name`` came from (its removal's actor
+        when no operator asked for it)."""
+        record = self.active.current.active.get(name)
+        return self.directory.actor_of(record.source) if record is not None else None
 
     def _source_rejected(self, name: str) -> bool:
         """Whether the file the active version came from is present but failed to verify."""
