@@ -26,7 +26,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     audit = sub.add_parser("audit", help="read and check the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = audit_sub.add_parser("export", help="print audit entries")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument(
+        "--format",
+        choices=("json", "csv", "ocsf"),
+        default="json",
+        help="json: an array of the stored entries; csv: flat columns; "
+        "ocsf: OCSF 1.8.0 events, one JSON object per line",
+    )
     p.add_argument("--since", help="Unix seconds, ISO-8601, or an age like 2h / 7d")
     p.set_defaults(func=cmd_export)
     p = audit_sub.add_parser("verify", help="check the hash chain; exit 0 only if intact")
@@ -46,6 +52,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     since = parse_time(args.since, time.time()) if args.since else None
     with ControlClient(args.socket) as client:
+        if args.format == "ocsf":
+            write_out(client.audit_ocsf(since))
+            return OK
         entries = client.audit_entries(since)
     text = export_csv(entries) if args.format == "csv" else export_json(entries)
     write_out(text.encode())

@@ -125,6 +125,12 @@ class ControlClient:
         query = {"since": repr(since)} if since is not None else None
         return list(self.request("GET", "/v1/audit", query=query)["entries"])
 
+    def audit_ocsf(self, since: float | None = None) -> bytes:
+        """The audit log as OCSF 1.8.0 events, one JSON object per line (built by the daemon)."""
+        query = {"format": "ocsf", **({"since": repr(since)} if since is not None else {})}
+        out = self.request("GET", "/v1/audit", query=query)
+        return out if isinstance(out, bytes) else b""
+
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))
 

@@ -13,7 +13,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
-| GET | /v1/audit?since=T | audit_read |
+| GET | /v1/audit?since=T&format=json or ocsf | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from forgeoned import __version__
 from forgeoned.adapters.control.http import Request
+from forgeoned.core.audit_export import export_ocsf
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
@@ -220,7 +222,14 @@ def parse_since(text: str | None) -> float | None:
 
 
 def _audit(ctx: Context) -> Reply:
-    since = parse_since(ctx.request.head.query.get("since"))
+    query = ctx.request.head.query
+    since = parse_since(query.get("since"))
+    fmt = query.get("format", "json")
+    if fmt == "ocsf":
+        lines = export_ocsf(ctx.backend.audit_entries(since), __version__)
+        return Reply(200, "".join(lines).encode(), "application/x-ndjson")
+    if fmt != "json":
+        raise BadRequestError(f"bad format {fmt[:20]!r}: json or ocsf")
     return Reply(200, {"entries": ctx.backend.audit_entries(since)})
 
 
