@@ -3,7 +3,9 @@ daemon from its audit log (the report is built daemon-side by :mod:`forgeoned.co
 
 ``--since`` takes Unix seconds, an ISO-8601 time (naive = UTC) or a relative age such as
 ``90s``, ``15m``, ``2h``, ``7d``. ``audit verify`` exits 0 only when the chain is intact and
-otherwise 9, naming the first bad sequence number and why.
+otherwise 9, naming the first bad sequence number and why. ``audit verify --dir DIR --key PUB``
+checks a copy of the audit directory on an auditor's machine: no daemon, no state directory,
+only the files and the pinned checkpoint public key.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from forgeoned.adapters.control.client import ControlClient
+from forgeoned.cli.audit_offline import cmd_pin_key, verify_offline
 from forgeoned.cli.control import write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.timespec import parse_time
+from forgeoned.errors import AuditError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -37,7 +42,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_export)
     p = audit_sub.add_parser("verify", help="check the hash chain; exit 0 only if intact")
     p.add_argument("--json", action="store_true", help="print the full verdict as JSON")
+    p.add_argument(
+        "--dir", type=Path, help="verify a copy of the audit directory offline (no daemon)"
+    )
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="with --dir: the pinned checkpoint public key (/etc/forgeoned/audit-checkpoint.pub)",
+    )
     p.set_defaults(func=cmd_verify)
+    p = audit_sub.add_parser(
+        "pin-key", help="copy the audit checkpoint public key out of the state directory, once"
+    )
+    p.add_argument("--dir", type=Path, required=True, help="the audit directory")
+    p.add_argument("--out", type=Path, required=True, help="where the pinned copy is kept")
+    p.set_defaults(func=cmd_pin_key)
 
     compliance = sub.add_parser("compliance", help="compliance evidence from the audit log")
     compliance_sub = compliance.add_subparsers(
@@ -70,8 +89,13 @@ def cmd_compliance(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with ControlClient(args.socket) as client:
-        verdict = client.audit_verify()
+    if args.dir is not None:
+        verdict = verify_offline(args.dir, args.key)
+    elif args.key is not None:
+        raise AuditError("--key needs --dir: the daemon verifies against its own key")
+    else:
+        with ControlClient(args.socket) as client:
+            verdict = client.audit_verify()
     if args.json:
         print(json.dumps(verdict, sort_keys=True))
     if verdict.get("ok"):

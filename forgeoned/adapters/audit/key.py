@@ -7,6 +7,7 @@ copy the public key somewhere safe and verify the log against it later.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nacl.exceptions
@@ -15,6 +16,7 @@ import nacl.signing
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.errors import AuditError
 
+log = logging.getLogger("forgeoned.audit")
 _SECRET_TAG = 0x81
 _PUBLIC_TAG = 0x01
 
@@ -36,6 +38,13 @@ class CheckpointKey:
             public = bytes(key.verify_key)
             atomic_write(path, bytes([_SECRET_TAG]) + bytes(key) + public, mode=0o600)
             atomic_write(public_path(path), bytes([_PUBLIC_TAG]) + public, mode=0o644)
+            # In the journal at first start: a copy of the key outside the state directory.
+            log.warning(
+                "created the audit checkpoint key %s (%s); pin a copy of it outside the state "
+                "directory to verify the log against",
+                public.hex(),
+                public_path(path),
+            )
             return cls(key)
         except OSError as exc:
             raise AuditError(f"cannot read audit key {path}: {exc.strerror or exc}") from exc
@@ -54,6 +63,11 @@ class CheckpointKey:
 
 def public_path(secret_path: Path) -> Path:
     return secret_path.with_name(secret_path.name.removesuffix(".key") + ".pub")
+
+
+def public_bytes(public_hex: str) -> bytes:
+    """The ``.pub`` file content (``0x01 ‖ pk32``) of a hex public key."""
+    return bytes([_PUBLIC_TAG]) + bytes.fromhex(public_hex)
 
 
 def read_public(path: Path) -> str:

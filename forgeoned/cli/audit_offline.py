@@ -1,0 +1,65 @@
+"""forgeonectl audit commands that need no daemon: ``verify --dir`` and ``pin-key``.
+
+The checkpoint public key is what makes a copy of the audit log checkable: the daemon signs
+its checkpoints with the secret half, kept in the state directory. A copy of the public half
+kept *outside* the state directory (``pin-key`` writes it once, as root, to
+``/etc/forgeoned/audit-checkpoint.pub``; the daemon prints it in the journal when it creates
+the key) is what an auditor verifies against: someone who replaces the whole audit directory,
+key included, cannot produce checkpoints that verify with the pinned key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from forgeoned.adapters.audit.files import log_files, verify_directory
+from forgeoned.adapters.audit.key import public_bytes, read_public
+from forgeoned.adapters.files.atomic import atomic_write
+from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
+from forgeoned.errors import AuditError
+
+
+def verify_offline(directory: Path, key_file: Path | None) -> dict[str, Any]:
+    """Verify the audit files in ``directory`` against ``key_file`` (default: the
+    ``checkpoint.pub`` inside the directory, which only proves the copy is self-consistent)."""
+    try:
+        if not log_files(directory):
+            raise AuditError(f"no audit log files (audit-NNNNNN.jsonl) in {directory}")
+        if key_file is None:
+            key_file = directory / "checkpoint.pub"
+            print(
+                f"forgeonectl: warning: trusting {key_file} from the copy itself; pass --key "
+                "with the pinned public key to also catch a replaced key",
+                file=sys.stderr,
+            )
+        key = read_public(key_file)
+        return verify_directory(directory, key).to_dict()
+    except OSError as exc:
+        raise AuditError(f"cannot read {exc.filename or directory}: {exc.strerror}") from exc
+
+
+def cmd_pin_key(args: argparse.Namespace) -> int:
+    """Write ``--out`` from ``--dir``/checkpoint.pub if it does not exist; never replace it."""
+    try:
+        current = read_public(args.dir / "checkpoint.pub")
+    except OSError as exc:
+        raise AuditError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    out: Path = args.out
+    if not out.exists():
+        atomic_write(out, public_bytes(current), mode=0o644)
+        print(f"pinned audit checkpoint key {current} in {out}")
+        return OK
+    pinned = read_public(out)
+    if pinned == current:
+        print(f"audit checkpoint key {current} is the one pinned in {out}")
+        return OK
+    print(
+        f"forgeonectl: the audit checkpoint key in {args.dir} ({current}) is not the one "
+        f"pinned in {out} ({pinned}): the audit directory was replaced or wiped; "
+        "the pinned key is kept",
+        file=sys.stderr,
+    )
+    return AUDIT_BROKEN
