@@ -19,9 +19,9 @@ from typing import Any
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli.audit_offline import cmd_pin_key, verify_offline
-from forgeoned.cli.control import write_out
+from forgeoned.cli.control import write_lines, write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
-from forgeoned.core.audit_export import export_csv, export_json
+from forgeoned.core.audit_export import csv_lines, json_lines
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import AuditError
 
@@ -72,11 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     since = parse_time(args.since, time.time()) if args.since else None
     with ControlClient(args.socket) as client:
         if args.format == "ocsf":
-            write_out(client.audit_ocsf(since))
+            write_lines(client.audit_lines("ocsf", since))
             return OK
-        entries = client.audit_entries(since)
-    text = export_csv(entries) if args.format == "csv" else export_json(entries)
-    write_out(text.encode())
+        entries = (json.loads(line) for line in client.audit_lines("ndjson", since))
+        chunks = csv_lines(entries) if args.format == "csv" else json_lines(entries)
+        write_lines(line.encode() for line in chunks)
     return OK
 
 

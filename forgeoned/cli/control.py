@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,17 @@ def write_out(data: bytes) -> None:
         sys.stdout.buffer.flush()
     except BrokenPipeError:
         # keep the interpreter from complaining again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def write_lines(chunks: Iterable[bytes]) -> None:
+    """Write chunks to stdout as they come (a long export is never held whole)."""
+    out = sys.stdout.buffer
+    try:
+        for data in chunks:
+            out.write(data)
+        out.flush()
+    except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 

@@ -36,8 +36,16 @@ _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 def export_json(entries: Iterable[Mapping[str, Any]]) -> str:
     """A JSON array of the entries (one per line for readable diffs), newline-terminated."""
-    body = ",\n".join(json.dumps(dict(e), sort_keys=True, ensure_ascii=False) for e in entries)
-    return f"[\n{body}\n]\n" if body else "[]\n"
+    return "".join(json_lines(entries))
+
+
+def json_lines(entries: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """:func:`export_json` piece by piece, for entries that do not fit in memory."""
+    sep = "[\n"
+    for entry in entries:
+        yield sep + json.dumps(dict(entry), sort_keys=True, ensure_ascii=False)
+        sep = ",\n"
+    yield "[]\n" if sep == "[\n" else "\n]\n"
 
 
 def export_ocsf(entries: Iterable[Mapping[str, Any]], product_version: str) -> Iterator[str]:
@@ -48,12 +56,24 @@ def export_ocsf(entries: Iterable[Mapping[str, Any]], product_version: str) -> I
 
 def export_csv(entries: Iterable[Mapping[str, Any]]) -> str:
     """CSV with a header row of :data:`CSV_COLUMNS`."""
+    return "".join(csv_lines(entries))
+
+
+def csv_lines(entries: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """:func:`export_csv` row by row."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    for row in _rows(entries):
+        writer.writerow(row)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+
+
+def _rows(entries: Iterable[Mapping[str, Any]]) -> Iterator[list[str] | tuple[str, ...]]:
+    yield CSV_COLUMNS
     for entry in entries:
-        writer.writerow([_cell(entry.get(column)) for column in CSV_COLUMNS])
-    return out.getvalue()
+        yield [_cell(entry.get(column)) for column in CSV_COLUMNS]
 
 
 def _cell(value: Any) -> str:

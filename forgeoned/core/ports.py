@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from forgeoned.core.artifact_file import ArtifactFile, FileKey
@@ -114,6 +115,8 @@ class ControlBackend(Protocol):
 
     def reload(self, actor: str) -> None: ...
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]: ...
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
+        """Stored entries in order, read as they are consumed (the log may be large)."""
+        ...
 
     def audit_verify(self) -> dict[str, Any]: ...

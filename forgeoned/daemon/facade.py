@@ -140,8 +140,8 @@ class DaemonBackend:
 
     # --- audit ------------------------------------------------------------------------------
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
-        return list(self._audit_log.entries(since))
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
+        return self._audit_log.entries(since)
 
     def audit_verify(self) -> dict[str, Any]:
         return self._audit_log.verify().to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,7 @@ class FakeBackend:
     def reload(self, actor: str) -> None:
         self._note("reload", actor)
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 
     def audit_verify(self) -> dict[str, Any]:

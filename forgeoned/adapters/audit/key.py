@@ -16,7 +16,7 @@ import nacl.signing
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.errors import AuditError
 
-log = logging.getLogger("forgeoned.audit")
+log = logging.getLogger("forgeoned.audit.key")
 _SECRET_TAG = 0x81
 _PUBLIC_TAG = 0x01
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -82,6 +83,33 @@ class ControlClient:
             return json.loads(data)
         return data
 
+    def lines(self, method: str, path: str, query: dict[str, str] | None = None) -> Iterator[bytes]:
+        """A streamed answer line by line, as it arrives (a long one never all in memory).
+
+        An answer that ends early (the daemon failed part way, or was stopped) raises
+        :class:`UnreachableError` after the lines that did arrive."""
+        target = path + (f"?{urlencode(query)}" if query else "")
+        try:
+            self._conn.request(method, target)
+            resp = self._conn.getresponse()
+            if resp.status >= 400:
+                raise _error_from(resp.status, resp.read())
+            while line := resp.readline():
+                if not line.endswith(b"\n"):
+                    raise http.client.IncompleteRead(line)
+                yield line
+        except OSError as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+            ) from exc
+        except http.client.HTTPException as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"the answer from forgeoned at {self.socket_path} ended early "
+                f"({type(exc).__name__})"
+            ) from exc
+
     # --- one method per API call -----------------------------------------------------------
 
     def list_plugins(self) -> list[dict[str, Any]]:
@@ -122,14 +150,13 @@ class ControlClient:
         return dict(self.request("POST", "/v1/reload", b""))
 
     def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
-        query = {"since": repr(since)} if since is not None else None
-        return list(self.request("GET", "/v1/audit", query=query)["entries"])
+        return [json.loads(line) for line in self.audit_lines("ndjson", since)]
 
-    def audit_ocsf(self, since: float | None = None) -> bytes:
-        """The audit log as OCSF 1.8.0 events, one JSON object per line (built by the daemon)."""
-        query = {"format": "ocsf", **({"since": repr(since)} if since is not None else {})}
-        out = self.request("GET", "/v1/audit", query=query)
-        return out if isinstance(out, bytes) else b""
+    def audit_lines(self, fmt: str, since: float | None = None) -> Iterator[bytes]:
+        """The audit log streamed, one JSON line per entry: ``ndjson`` the entries as stored,
+        ``ocsf`` OCSF 1.8.0 events (built by the daemon)."""
+        query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
+        return self.lines("GET", "/v1/audit", query)
 
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))

@@ -11,10 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 
-from forgeoned.adapters.control.http import Request, RequestHead, error_response, json_response
+from forgeoned.adapters.control.http import (
+    Request,
+    RequestHead,
+    error_response,
+    json_response,
+    stream_head,
+)
 from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.routes import Context, Route, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.streaming import Stream, Streamed
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
@@ -42,8 +49,9 @@ class Dispatcher:
         self.requests = 0
         self._lock = threading.Lock()
 
-    def handle(self, caller: Caller, request: Request) -> bytes:
-        """The whole response to ``request`` (never raises for a request's own faults)."""
+    def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
+        """The whole response to ``request``, or its head and the pieces of its body still to
+        be produced (never raises for a request's own faults)."""
         head = request.head
         with self._lock:
             self.requests += 1
@@ -60,11 +68,12 @@ class Dispatcher:
 
     def _serve(
         self, route: Route, caller: Caller, request: Request, decision: Decision | None
-    ) -> bytes:
+    ) -> bytes | Streamed:
         keep = request.head.keep_alive
         action = route.action
         ctx = Context(self.backend, self.policy, caller, request, route.plugin)
         outcome = "ok"
+        out: bytes | Streamed
         try:
             reply = route.run(ctx)
         except ForgeonedError as exc:
@@ -77,7 +86,10 @@ class Dispatcher:
                 ForgeonedError(f"internal error: {type(exc).__name__}"), keep_alive=keep
             )
         else:
-            if isinstance(reply.body, bytes):
+            if isinstance(reply.body, Stream):
+                head = stream_head(reply.status, reply.content_type, keep_alive=keep)
+                out = Streamed(head, reply.body.pieces)
+            elif isinstance(reply.body, bytes):
                 out = http_response(
                     reply.status, reply.body, content_type=reply.content_type, keep_alive=keep
                 )

@@ -13,7 +13,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
-| GET | /v1/audit?since=T&format=json or ocsf | audit_read |
+| GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
@@ -21,13 +21,15 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from forgeoned import __version__
 from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.streaming import Stream
 from forgeoned.core.audit_export import export_ocsf
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
@@ -56,7 +58,7 @@ _VERBS = {
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    body: Any  # JSON-able value, or bytes sent as they are
+    body: Any  # JSON-able value, bytes sent as they are, or a Stream of bytes pieces
     content_type: str = "application/octet-stream"  # for bytes bodies
 
 
@@ -222,15 +224,40 @@ def parse_since(text: str | None) -> float | None:
 
 
 def _audit(ctx: Context) -> Reply:
+    """The entries as they are read from disk, never all in memory: ``json`` is the object
+    ``{"entries": [...]}``, ``ndjson`` one stored entry per line, ``ocsf`` one OCSF event per
+    line."""
     query = ctx.request.head.query
     since = parse_since(query.get("since"))
     fmt = query.get("format", "json")
+    if fmt not in AUDIT_FORMATS:
+        raise BadRequestError(f"bad format {fmt[:20]!r}: json, ndjson or ocsf")
+    entries = ctx.backend.audit_entries(since)
     if fmt == "ocsf":
-        lines = export_ocsf(ctx.backend.audit_entries(since), __version__)
-        return Reply(200, "".join(lines).encode(), "application/x-ndjson")
-    if fmt != "json":
-        raise BadRequestError(f"bad format {fmt[:20]!r}: json or ocsf")
-    return Reply(200, {"entries": ctx.backend.audit_entries(since)})
+        lines: Iterable[str] = export_ocsf(entries, __version__)
+    else:
+        lines = (_compact(e) + "\n" for e in entries)
+    pieces = (line.encode() for line in lines)
+    if fmt == "json":
+        return Reply(200, Stream(_json_object(pieces)), "application/json")
+    return Reply(200, Stream(pieces), "application/x-ndjson")
+
+
+AUDIT_FORMATS = ("json", "ndjson", "ocsf")
+
+
+def _compact(entry: Mapping[str, Any]) -> str:
+    return json.dumps(entry, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _json_object(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """``{"entries":[…]}`` around the entry lines (each ends in a newline)."""
+    yield b'{"entries":['
+    sep = b""
+    for line in lines:
+        yield sep + line[:-1]
+        sep = b","
+    yield b"]}\n"
 
 
 def _audit_verify(ctx: Context) -> Reply:

@@ -33,6 +33,7 @@ from forgeoned.adapters.control.dispatch import Dispatcher
 from forgeoned.adapters.control.http import Request
 from forgeoned.adapters.control.pool import WorkerPool
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
+from forgeoned.adapters.control.streaming import Streamed, send_streamed
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.policy import Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
@@ -190,9 +191,15 @@ class ControlServer:
             return self._changed.wait_for(lambda: len(self._connections) <= at_most, timeout)
 
     def submit(self, conn: Connection, request: Request) -> None:
-        """Serve ``request`` in the pool; its answer goes back to ``conn`` on the loop."""
+        """Serve ``request`` in the pool; its answer goes back to ``conn`` on the loop (a
+        streamed answer is written from the worker, see :mod:`.streaming`)."""
         keep = request.head.keep_alive
-        self._pool.submit(
-            lambda: self.dispatcher.handle(conn.caller(), request),
-            lambda out: conn.finish(out, keep),
-        )
+
+        def job() -> bytes | None:
+            out = self.dispatcher.handle(conn.caller(), request)
+            if not isinstance(out, Streamed):
+                return out
+            timeout = self.config.idle_timeout_s
+            return None if send_streamed(out, lambda data: conn.send(data, timeout)) else b""
+
+        self._pool.submit(job, lambda out: conn.finish(out, keep))
