@@ -106,7 +106,7 @@ def build_report(
         rejections=scan.totals["rejections"],
         signature_rejections=scan.signature_rejections,
         hostcall_denials=counts.get("hostcall.denied", 0) + scan.suppressed_denials,
-        control_denials=counts.get("control.denied", 0),
+        control_denials=counts.get("control.denied", 0) + scan.suppressed_control,
         failures=counts.get("plugin.failed", 0),
         quarantines=counts.get("plugin.quarantined", 0),
         rollbacks=counts.get("plugin.rolled_back", 0),

@@ -85,6 +85,7 @@ class Scan:
         self.last_ts: str | None = None
         self.signature_rejections = 0
         self.suppressed_denials = 0
+        self.suppressed_control = 0
         self.open_periods: dict[str, dict[str, Any]] = {}
         self.periods: list[dict[str, Any]] = []
         self.unsigned: set[tuple[Any, Any]] = set()
@@ -100,6 +101,8 @@ class Scan:
         self.counts[event] = self.counts.get(event, 0) + 1
         if event == "hostcall.denied":
             self.suppressed_denials += _suppressed(entry)
+        elif event == "control.denied":
+            self.suppressed_control += _suppressed(entry)
         for key, names in SECTIONS.items():
             if event in names:
                 self._keep(key, entry)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
 
+from forgeoned.adapters import console
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.clock import SystemClock
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    console.configure(args.log_level)
     try:
         daemon = Daemon(load_config(args.config))
     except (ConfigError, ForgeonedError) as exc:

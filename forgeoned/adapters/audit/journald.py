@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from forgeoned.core.audit_bounds import bound, printable
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, PRIO_INFO, AuditEvent, EventName
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
@@ -126,6 +127,12 @@ def _message(entry: Mapping[str, Any]) -> str:
 
 
 def _clean(text: str, limit: int = 8192) -> str:
+    """One audit field value: printable (no line breaks, no terminal escapes), bounded."""
+    return printable(text[:limit])
+
+
+def _plain(text: str, limit: int) -> str:
+    """A plugin's own log line: kept as written (several lines are fine), NULs escaped."""
     return text.replace("\x00", "\\0")[:limit]
 
 
@@ -141,7 +148,7 @@ class JournaldSink:
 
     def record(self, event: AuditEvent) -> None:
         """:class:`AuditSink` form, for events that were not stored in the audit log."""
-        self._writer.submit(audit_fields(event.fields()))
+        self._writer.submit(audit_fields(bound(event.fields())))
 
 
 @dataclass
@@ -209,7 +216,7 @@ class PluginLogSink:
     def _fields(self, plugin: str, level: int, message: str) -> dict[str, str]:
         level = min(max(level, 0), len(_LEVEL_PRIORITY) - 1)
         return {
-            "MESSAGE": _clean(message, self._max),
+            "MESSAGE": _plain(message, self._max),
             "MESSAGE_ID": PLUGIN_LOG_MESSAGE_ID,
             "PRIORITY": str(_LEVEL_PRIORITY[level]),
             "SYSLOG_IDENTIFIER": IDENTIFIER,

@@ -34,6 +34,7 @@ from forgeoned.adapters.audit.files import (
 from forgeoned.adapters.audit.key import CheckpointKey
 from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
 from forgeoned.core import audit_chain
+from forgeoned.core.audit_bounds import bound
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.events import AuditEvent
@@ -82,8 +83,10 @@ class AuditLog:
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
-        """Append ``event``; returns the stored entry once it is durable (or raises AuditError)."""
-        fields = event.fields()
+        """Append ``event``; returns the stored entry once it is durable (or raises AuditError).
+
+        Its strings are made printable and short first (:mod:`forgeoned.core.audit_bounds`)."""
+        fields = bound(event.fields())
         with self._lock:
             entry = self._append(fields)
             if self._checkpoint_due():

@@ -4,12 +4,21 @@ Runs in a worker thread of the server's pool (it may block: invoke runs wasm, in
 for a swap, the audit sink returns only once an event is durable). Every denied request is a
 403 naming the rule plus a ``control.denied`` event; every allowed state-changing request is
 a ``control.action`` event with the actor, the rule that allowed it and the outcome.
+
+Denials are throttled per caller like denied host calls (:mod:`forgeoned.core.denial_throttle`):
+each caller's first ``limit`` denials per window are audited one by one, the rest counted and
+audited as one ``control.denied`` summary (``details.suppressed``) once the window is over, at
+the next request of anyone, or when the server closes. Every denial is still answered 403 and
+counted in ``forgeone_control_requests_total``. So a caller who may reach the socket but not
+use it cannot grow the audit log by more than ``limit + 1`` entries a window.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from forgeoned.adapters.control.http import (
     Request,
@@ -22,6 +31,7 @@ from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.routes import Context, Route, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
 from forgeoned.adapters.control.streaming import Stream, Streamed
+from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
@@ -39,6 +49,8 @@ class Dispatcher:
         policy: Policy,
         peers: PeerIdentifier,
         stats: DaemonStats | None,
+        throttle: DenialThrottle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.audit = audit
@@ -47,6 +59,8 @@ class Dispatcher:
         self.stats = stats
         self.denied = 0
         self.requests = 0
+        self.throttle = throttle if throttle is not None else DenialThrottle()
+        self._monotonic = monotonic
         self._lock = threading.Lock()
 
     def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
@@ -55,6 +69,8 @@ class Dispatcher:
         head = request.head
         with self._lock:
             self.requests += 1
+        for summary in self.throttle.due(self._monotonic()):
+            self._record_summary(summary)
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:
@@ -122,20 +138,42 @@ class Dispatcher:
     ) -> bytes:
         with self._lock:
             self.denied += 1
-        self._record(
-            AuditEvent(
-                EventName.CONTROL_DENIED,
-                plugin=plugin,
-                actor=caller.actor,
-                reason=decision.rule,
-                message=decision.message,
-                details=_details(caller, head, action.value, decision.rule),
+        audit, due = self.throttle.deny(caller.actor, self._monotonic())
+        for summary in due:
+            self._record_summary(summary)
+        if audit:
+            self._record(
+                AuditEvent(
+                    EventName.CONTROL_DENIED,
+                    plugin=plugin,
+                    actor=caller.actor,
+                    reason=decision.rule,
+                    message=decision.message,
+                    details=_details(caller, head, action.value, decision.rule),
+                )
             )
-        )
         if self.stats is not None:
             self.stats.control_requests[(action.value, "forbidden")] += 1
         exc = ForbiddenError(f"{decision.message} (rule {decision.rule})")
         return error_response(exc, keep_alive=head.keep_alive, rule=decision.rule)
+
+    def close(self) -> None:
+        """Audit what the throttle counted but has not summarised yet."""
+        for summary in self.throttle.drain():
+            self._record_summary(summary)
+
+    def _record_summary(self, summary: DenialSummary) -> None:
+        actor = summary.function  # the throttle's key: the caller
+        self._record(
+            AuditEvent(
+                EventName.CONTROL_DENIED,
+                actor=actor,
+                reason="throttled",
+                message=f"{actor} was denied {summary.suppressed} more control requests within "
+                f"{summary.window_s:g} s (counted, not audited one by one)",
+                details={"suppressed": summary.suppressed, "window_s": summary.window_s},
+            )
+        )
 
     def _record(self, event: AuditEvent) -> None:
         try:

@@ -132,6 +132,7 @@ class ControlServer:
             loop.call_soon_threadsafe(self._shutdown_on_loop)
             thread.join(timeout=_START_TIMEOUT_S)
         self._pool.shutdown(timeout=_START_TIMEOUT_S)
+        self.dispatcher.close()
         path = Path(self.config.socket)
         try:
             ours = path.is_socket() and path.lstat().st_ino == self._inode
