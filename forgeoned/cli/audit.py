@@ -23,7 +23,7 @@ from forgeoned.cli.control import write_lines, write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_export import csv_lines, json_lines
 from forgeoned.core.timespec import parse_time
-from forgeoned.errors import AuditError
+from forgeoned.errors import AuditError, BadRequestError, UnreachableError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -40,6 +40,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--since", help="Unix seconds, ISO-8601, or an age like 2h / 7d")
     p.set_defaults(func=cmd_export)
+    p = audit_sub.add_parser(
+        "follow", help="print audit entries as they are written (for shippers); never ends"
+    )
+    p.add_argument(
+        "--format",
+        choices=("json", "ocsf"),
+        default="json",
+        help="json: the entries as stored; ocsf: OCSF 1.8.0 events; one per line",
+    )
+    p.add_argument(
+        "--from-seq",
+        type=int,
+        metavar="N",
+        help="start at entry N (the first one not yet acknowledged); default: the next entry",
+    )
+    p.set_defaults(func=cmd_follow)
     p = audit_sub.add_parser("verify", help="check the hash chain; exit 0 only if intact")
     p.add_argument("--json", action="store_true", help="print the full verdict as JSON")
     p.add_argument(
@@ -77,6 +93,35 @@ def cmd_export(args: argparse.Namespace) -> int:
         entries = (json.loads(line) for line in client.audit_lines("ndjson", since))
         chunks = csv_lines(entries) if args.format == "csv" else json_lines(entries)
         write_lines(line.encode() for line in chunks)
+    return OK
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    """Copy the follow stream to stdout line by line, flushed, so a shipper reading the pipe
+    sees each entry at once. When it ends, say which seq to resume from."""
+    if args.from_seq is not None and args.from_seq < 1:
+        raise BadRequestError(f"--from-seq must be at least 1, not {args.from_seq}")
+    next_seq = args.from_seq
+    out = sys.stdout.buffer
+    with ControlClient(args.socket, timeout=None) as client:
+        try:
+            for line in client.audit_follow(args.format, args.from_seq):
+                item = json.loads(line)
+                if "error" in item:
+                    error = item["error"]
+                    raise AuditError(
+                        f"{error.get('message')} (resume with --from-seq "
+                        f"{error.get('resume_from_seq')})"
+                    )
+                seq = item["metadata"]["sequence"] if args.format == "ocsf" else item["seq"]
+                next_seq = int(seq) + 1
+                out.write(line)
+                out.flush()
+        except BrokenPipeError:
+            return OK
+        except UnreachableError as exc:
+            where = f"--from-seq {next_seq}" if next_seq is not None else "--from-seq"
+            raise UnreachableError(f"{exc}; resume with {where}") from exc
     return OK
 
 

@@ -11,9 +11,10 @@ audit log. ``invoke`` and the views run on the caller's thread and only touch pl
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
 
+from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginView
@@ -57,7 +58,7 @@ class Runner(Protocol):
     def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
 
 
-class AuditReader(Protocol):
+class AuditReader(Followed, Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
     def verify(self) -> VerifyResult: ...
@@ -145,3 +146,9 @@ class DaemonBackend:
 
     def audit_verify(self) -> dict[str, Any]:
         return self._audit_log.verify().to_dict()
+
+    def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
+        log = self._audit_log
+        start = from_seq if from_seq is not None else log.durable_seq + 1
+        for item in follow(log, start):
+            yield item.to_dict() if isinstance(item, FollowEnd) else item

@@ -125,6 +125,11 @@ class FakeBackend:
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 
+    def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
+        """The entries from ``from_seq``, one heartbeat, and the end (a real log goes on)."""
+        yield from (e for e in self.audit_log if from_seq is None or e["seq"] >= from_seq)
+        yield None
+
     def audit_verify(self) -> dict[str, Any]:
         n = len(self.audit_log)
         if self.broken_at is not None:

@@ -68,6 +68,7 @@ class AuditLog:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._internal: list[dict[str, Any]] = []
+        self._durable = threading.Condition()  # notified when entries become durable
         self.last_verify: VerifyResult | None = None
         self.write_failures = 0
         try:
@@ -113,6 +114,17 @@ class AuditLog:
     def head_seq(self) -> int:
         with self._lock:
             return self._seq
+
+    @property
+    def durable_seq(self) -> int:
+        """The last entry known to be on disk (what followers may be given)."""
+        return self._synced
+
+    def wait_durable(self, beyond: int, timeout: float) -> int:
+        """Wait (at most ``timeout`` s) until an entry after ``beyond`` is durable."""
+        with self._durable:
+            self._durable.wait_for(lambda: self._synced > beyond, timeout)
+            return self._synced
 
     def close(self) -> None:
         """Checkpoint, sync and close; idempotent."""
@@ -257,6 +269,7 @@ class AuditLog:
             if fd >= 0:
                 self._datasync(fd)
             self._synced = max(self._synced, target)
+        self._wake_followers()
 
     def _checkpoint_due(self) -> bool:
         if self._since_checkpoint >= self._checkpoint_every:
@@ -292,6 +305,11 @@ class AuditLog:
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock.monotonic()
         self._internal.append(entry)
+        self._wake_followers()
+
+    def _wake_followers(self) -> None:
+        with self._durable:
+            self._durable.notify_all()
 
     def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
         """The files with the byte length to read of each, and head.json, as of now."""

@@ -20,7 +20,7 @@ from forgeoned import errors
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
 
@@ -38,7 +38,7 @@ class _UnixConnection(http.client.HTTPConnection):
 class ControlClient:
     """One keep-alive connection to the daemon; ``timeout`` bounds each socket operation."""
 
-    def __init__(self, socket_path: str, timeout: float = 300.0) -> None:
+    def __init__(self, socket_path: str, timeout: float | None = 300.0) -> None:
         self.socket_path = socket_path
         self._conn = _UnixConnection(socket_path, timeout)
 
@@ -98,6 +98,10 @@ class ControlClient:
                 if not line.endswith(b"\n"):
                     raise http.client.IncompleteRead(line)
                 yield line
+            # readline() reports EOF before the last chunk as a plain end: only http.client's
+            # chunk_left tells the two apart (None once the last chunk was read).
+            if resp.chunked and resp.chunk_left is not None:
+                raise http.client.IncompleteRead(b"")
         except OSError as exc:
             self._conn.close()
             raise errors.UnreachableError(
@@ -157,6 +161,12 @@ class ControlClient:
         ``ocsf`` OCSF 1.8.0 events (built by the daemon)."""
         query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
         return self.lines("GET", "/v1/audit", query)
+
+    def audit_follow(self, fmt: str = "json", from_seq: int | None = None) -> Iterator[bytes]:
+        """``GET /v1/audit/follow``: one line per entry as they become durable, for ever (a
+        line ``{"error": …}`` ends it; so does the daemon stopping, as UnreachableError)."""
+        query = {"format": fmt, **({"from_seq": str(from_seq)} if from_seq is not None else {})}
+        return self.lines("GET", "/v1/audit/follow", query)
 
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))

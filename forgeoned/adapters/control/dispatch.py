@@ -104,7 +104,7 @@ class Dispatcher:
         else:
             if isinstance(reply.body, Stream):
                 head = stream_head(reply.status, reply.content_type, keep_alive=keep)
-                out = Streamed(head, reply.body.pieces)
+                out = Streamed(head, reply.body.pieces, reply.body.follow)
             elif isinstance(reply.body, bytes):
                 out = http_response(
                     reply.status, reply.body, content_type=reply.content_type, keep_alive=keep

@@ -15,6 +15,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/reload | reload |
 | GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
+| GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
 """
@@ -33,6 +34,7 @@ from forgeoned.adapters.control.streaming import Stream
 from forgeoned.core.audit_export import export_ocsf
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
+from forgeoned.core.ocsf import to_ocsf
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import ControlBackend
 from forgeoned.core.stats import PluginView
@@ -93,6 +95,8 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "POST", path, Route(Action.RELOAD, None, _reload))
     if len(parts) == 2 and resource == "audit":
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
+    if parts[1:] == ["audit", "follow"]:
+        return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _follow))
     if parts[1:] == ["audit", "verify"]:
         return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, _audit_verify))
     if len(parts) == 2 and resource == "compliance":
@@ -244,6 +248,35 @@ def _audit(ctx: Context) -> Reply:
 
 
 AUDIT_FORMATS = ("json", "ndjson", "ocsf")
+
+
+def _follow(ctx: Context) -> Reply:
+    """Entries as they become durable, one per line (``json``: as stored, ``ocsf``: OCSF
+    events), from ``from_seq`` (default: the next entry). A line ``{"error": …}`` ends it,
+    naming the seq to resume from."""
+    query = ctx.request.head.query
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "ocsf"):
+        raise BadRequestError(f"bad format {fmt[:20]!r}: json or ocsf")
+    text = query.get("from_seq")
+    if text is not None and (not text.isdigit() or int(text) < 1):
+        raise BadRequestError(f"bad from_seq {text[:20]!r}: a sequence number from 1")
+    items = ctx.backend.audit_follow(int(text) if text is not None else None)
+
+    def pieces() -> Iterator[bytes]:
+        yield b""  # the head goes out now, not with the first entry
+        for item in items:
+            if item is None:
+                yield b""
+            elif "error" in item:
+                yield (_compact(item) + "\n").encode()
+                return
+            elif fmt == "ocsf":
+                yield (_compact(to_ocsf(item, __version__)) + "\n").encode()
+            else:
+                yield (_compact(item) + "\n").encode()
+
+    return Reply(200, Stream(pieces(), follow=True), "application/x-ndjson")
 
 
 def _compact(entry: Mapping[str, Any]) -> str:

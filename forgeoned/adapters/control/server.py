@@ -22,6 +22,7 @@ one that does not read its answers, is closed after ``idle_timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from concurrent.futures import Future
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from forgeoned.adapters.control.connection import Connection
 from forgeoned.adapters.control.dispatch import Dispatcher
-from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.http import Request, error_response
 from forgeoned.adapters.control.pool import WorkerPool
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
 from forgeoned.adapters.control.streaming import Streamed, send_streamed
@@ -38,7 +39,7 @@ from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.policy import Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
 from forgeoned.core.stats import DaemonStats
-from forgeoned.errors import StateError
+from forgeoned.errors import BusyError, StateError
 
 log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 10.0
@@ -48,6 +49,10 @@ _BACKLOG = 1024
 # Threads serving requests: enough that a slow call (an install waiting for its swap, a
 # plugin near its deadline) does not stall the others; more only adds GIL contention.
 _WORKERS = 8
+# ``audit follow`` streams, each on a thread of its own (they never end by themselves, so they
+# must not hold a worker); more are answered 503 busy.
+MAX_FOLLOWERS = 8
+_HANDED_OFF = b"handed off"  # a job's result: a follower thread answers instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class ControlServer:
         self._counts = {"total": 0, "refused": 0, "timed_out": 0}
         self._closed = False
         self._inode = -1
+        self._followers = threading.BoundedSemaphore(MAX_FOLLOWERS)
 
     @property
     def socket_path(self) -> str:
@@ -200,7 +206,35 @@ class ControlServer:
             out = self.dispatcher.handle(conn.caller(), request)
             if not isinstance(out, Streamed):
                 return out
+            if out.follow:
+                return self._hand_off(conn, out, keep)
             timeout = self.config.idle_timeout_s
             return None if send_streamed(out, lambda data: conn.send(data, timeout)) else b""
 
-        self._pool.submit(job, lambda out: conn.finish(out, keep))
+        def done(out: bytes | None) -> None:
+            if out is not _HANDED_OFF:
+                conn.finish(out, keep)
+
+        self._pool.submit(job, done)
+
+    def _hand_off(self, conn: Connection, out: Streamed, keep: bool) -> bytes:
+        """Serve a follow stream on its own thread, if fewer than MAX_FOLLOWERS run."""
+        if not self._followers.acquire(blocking=False):
+            busy = BusyError(f"too many audit followers (max {MAX_FOLLOWERS})")
+            return error_response(busy, keep_alive=False)
+
+        def serve() -> None:
+            timeout = self.config.idle_timeout_s
+            try:
+                ok = send_streamed(out, lambda data: conn.send(data, timeout))
+            finally:
+                self._followers.release()
+            if not ok:
+                log.warning("audit follower dropped (gone, or not reading for %gs)", timeout)
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                    loop.call_soon_threadsafe(conn.finish, None if ok else b"", keep)
+
+        threading.Thread(target=serve, name="forgeoned-follower", daemon=True).start()
+        return _HANDED_OFF

@@ -28,9 +28,12 @@ Send = Callable[[bytes], bool]
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """A body produced piece by piece (each piece any length, e.g. one NDJSON line)."""
+    """A body produced piece by piece (each piece any length, e.g. one NDJSON line). An empty
+    piece means "nothing more for now": what is pending is sent, and the connection is checked.
+    ``follow``: the body never ends by itself (``audit follow``), it gets a thread of its own."""
 
     pieces: Iterable[bytes]
+    follow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Streamed:
 
     head: bytes
     pieces: Iterable[bytes]
+    follow: bool = False
 
 
 def chunk(data: bytes) -> bytes:
@@ -47,12 +51,17 @@ def chunk(data: bytes) -> bytes:
 
 
 def batches(pieces: Iterable[bytes], size: int = BATCH_BYTES) -> Generator[bytes, None, None]:
-    """The pieces joined into batches of about ``size`` bytes (a larger piece goes alone)."""
+    """The pieces joined into batches of about ``size`` bytes (a larger piece goes alone); an
+    empty piece flushes the batch, or passes on as an empty batch when there is none."""
     batch: list[bytes] = []
     held = 0
     source = iter(pieces)
     try:
         for piece in source:
+            if not piece:
+                yield b"".join(batch)
+                batch, held = [], 0
+                continue
             batch.append(piece)
             held += len(piece)
             if held >= size:
@@ -77,7 +86,8 @@ def send_streamed(response: Streamed, send: Send) -> bool:
     pieces = batches(response.pieces)
     try:
         for data in pieces:
-            if not send(pending + chunk(data)):
+            # an empty batch sends only what is pending (nothing: a check the peer is there)
+            if not send(pending + chunk(data) if data else pending):
                 return False
             pending = b""
     except Exception:  # the per-request boundary: log, and cut the answer short
