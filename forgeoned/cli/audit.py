@@ -66,7 +66,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=Path,
         help="with --dir: the pinned checkpoint public key (/etc/forgeoned/audit-checkpoint.pub)",
     )
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="with --dir: a copy of the daemon's state.json, to check the log against its anchor",
+    )
     p.set_defaults(func=cmd_verify)
+    p = audit_sub.add_parser(
+        "accept-gap",
+        help="accept an audit.gap after looking into it: anchor the log where it is now",
+    )
+    p.set_defaults(func=cmd_accept_gap)
     p = audit_sub.add_parser(
         "pin-key", help="copy the audit checkpoint public key out of the state directory, once"
     )
@@ -125,6 +135,18 @@ def cmd_follow(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_accept_gap(args: argparse.Namespace) -> int:
+    with ControlClient(args.socket) as client:
+        answer = client.audit_accept_gap()
+    gap = answer.get("accepted") or {}
+    anchor = answer.get("anchor") or {}
+    print(
+        f"accepted the audit.gap at entry {gap.get('seq')} ({gap.get('kind')}); the log is "
+        f"anchored at entry {anchor.get('seq')}"
+    )
+    return OK
+
+
 def cmd_compliance(args: argparse.Namespace) -> int:
     since = parse_time(args.since, time.time()) if args.since else None
     with ControlClient(args.socket) as client:
@@ -135,9 +157,9 @@ def cmd_compliance(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.dir is not None:
-        verdict = verify_offline(args.dir, args.key)
-    elif args.key is not None:
-        raise AuditError("--key needs --dir: the daemon verifies against its own key")
+        verdict = verify_offline(args.dir, args.key, args.state)
+    elif args.key is not None or args.state is not None:
+        raise AuditError("--key and --state need --dir: the daemon verifies with its own")
     else:
         with ControlClient(args.socket) as client:
             verdict = client.audit_verify()

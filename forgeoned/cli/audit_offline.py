@@ -11,20 +11,26 @@ key included, cannot produce checkpoints that verify with the pinned key.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.audit.files import log_files, verify_directory
+from forgeoned.adapters.audit.files import entry_at, last_seq, log_files, verify_directory
 from forgeoned.adapters.audit.key import public_bytes, read_public
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
+from forgeoned.core.audit_anchor import Anchor, Found, compare
 from forgeoned.errors import AuditError
 
 
-def verify_offline(directory: Path, key_file: Path | None) -> dict[str, Any]:
+def verify_offline(
+    directory: Path, key_file: Path | None, state_file: Path | None = None
+) -> dict[str, Any]:
     """Verify the audit files in ``directory`` against ``key_file`` (default: the
-    ``checkpoint.pub`` inside the directory, which only proves the copy is self-consistent)."""
+    ``checkpoint.pub`` inside the directory, which only proves the copy is self-consistent)
+    and, given the daemon's ``state.json``, against the anchor it keeps there."""
     try:
         if not log_files(directory):
             raise AuditError(f"no audit log files (audit-NNNNNN.jsonl) in {directory}")
@@ -36,9 +42,37 @@ def verify_offline(directory: Path, key_file: Path | None) -> dict[str, Any]:
                 file=sys.stderr,
             )
         key = read_public(key_file)
-        return verify_directory(directory, key).to_dict()
+        result = verify_directory(directory, key)
+        anchor = _anchor(state_file) if state_file is not None else None
     except OSError as exc:
         raise AuditError(f"cannot read {exc.filename or directory}: {exc.strerror}") from exc
+    if anchor is not None:
+        at = entry_at(directory, anchor.seq)
+        found = Found(True, last_seq(directory), str(at["hash"]) if at else None,
+                      _log_key(directory, key))  # fmt: skip
+        gap = anchor.gap or compare(anchor, found)
+        if gap is not None:
+            why = f"audit.gap ({gap.kind.value}): {gap.message}"
+            result = dataclasses.replace(
+                result, ok=False, first_bad_seq=result.first_bad_seq or anchor.seq,
+                why=f"{result.why}; and {why}" if result.why else why,
+            )  # fmt: skip
+    return result.to_dict()
+
+
+def _anchor(state_file: Path) -> Anchor | None:
+    try:
+        raw = json.loads(state_file.read_bytes()).get("audit_anchor")
+        return Anchor.from_dict(raw) if isinstance(raw, dict) else None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise AuditError(f"{state_file} holds no readable audit anchor: {exc}") from exc
+
+
+def _log_key(directory: Path, trusted: str) -> str:
+    """The key the copy's first checkpoint names (the trusted one when it cannot be read)."""
+    first = entry_at(directory, 1)
+    details = first.get("details") if first else None
+    return str(details.get("key", trusted)) if isinstance(details, dict) else trusted
 
 
 def cmd_pin_key(args: argparse.Namespace) -> int:

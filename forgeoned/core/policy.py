@@ -44,6 +44,7 @@ class Action(enum.Enum):
     AUDIT_READ = "audit_read"
     AUDIT_VERIFY = "audit_verify"
     COMPLIANCE_READ = "compliance_read"
+    AUDIT_ACCEPT_GAP = "audit_accept_gap"  # admin: accept an audit.gap (re-anchor the log)
 
     @property
     def changes_state(self) -> bool:
@@ -61,6 +62,7 @@ _STATE_CHANGING = frozenset(
         Action.RESET,
         Action.ALLOW_DOWNGRADE,
         Action.RELOAD,
+        Action.AUDIT_ACCEPT_GAP,
     }
 )
 

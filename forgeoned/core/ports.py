@@ -121,6 +121,11 @@ class ControlBackend(Protocol):
 
     def audit_verify(self) -> dict[str, Any]: ...
 
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        """Accept the open ``audit.gap`` (the log is anchored where it is now); Conflict when
+        there is none."""
+        ...
+
     def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
         """Durable entries from ``from_seq`` (None: the next one) on, for ever; ``None`` when
         nothing new came for a while; a ``{"error": {...}}`` mapping ends the stream."""

@@ -1,5 +1,5 @@
 """The daemon's durable state as values: the active set, the rollback floors, the downgrade
-overrides an admin recorded, and the quarantined names.
+overrides an admin recorded, the quarantined names, and the audit log's anchor.
 
 Pure records and their JSON form; :class:`forgeoned.adapters.files.state_store.StateStore`
 writes them to disk (one atomic file) and :class:`forgeoned.service.active_set.ActiveSet`
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from forgeoned.core.audit_anchor import Anchor
 from forgeoned.errors import StateError
 
 FORMAT: Final = 1
@@ -58,15 +59,19 @@ class DaemonState:
     floors: dict[str, Floor] = field(default_factory=dict)
     overrides: dict[str, DowngradeOverride] = field(default_factory=dict)
     quarantined: frozenset[str] = frozenset()
+    audit_anchor: Anchor | None = None  # where the audit log had got to (core.audit_anchor)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "active": {k: vars_of(v) for k, v in sorted(self.active.items())},
             "floors": {k: vars_of(v) for k, v in sorted(self.floors.items())},
             "overrides": {k: vars_of(v) for k, v in sorted(self.overrides.items())},
             "quarantined": sorted(self.quarantined),
         }
+        if self.audit_anchor is not None:
+            out["audit_anchor"] = self.audit_anchor.to_dict()
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> DaemonState:
@@ -78,8 +83,11 @@ class DaemonState:
                 floors={k: Floor(**v) for k, v in raw.get("floors", {}).items()},
                 overrides={k: DowngradeOverride(**v) for k, v in raw.get("overrides", {}).items()},
                 quarantined=frozenset(raw.get("quarantined", [])),
+                audit_anchor=Anchor.from_dict(raw["audit_anchor"])
+                if isinstance(raw.get("audit_anchor"), dict)
+                else None,
             )
-        except (TypeError, AttributeError) as exc:
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
             raise StateError(f"state file is corrupt: {exc}") from exc
 
 

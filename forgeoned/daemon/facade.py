@@ -18,7 +18,7 @@ from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginView
-from forgeoned.errors import BadRequestError, NotFoundError
+from forgeoned.errors import BadRequestError, ConflictError, NotFoundError
 
 T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
@@ -73,6 +73,7 @@ class DaemonBackend:
         reload: Callable[[str | None], None],
         audit_log: AuditReader,
         stats: DaemonStats,
+        accept_gap: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -80,6 +81,7 @@ class DaemonBackend:
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
+        self._accept_gap = accept_gap
 
     # --- views ------------------------------------------------------------------------------
 
@@ -146,6 +148,11 @@ class DaemonBackend:
 
     def audit_verify(self) -> dict[str, Any]:
         return self._audit_log.verify().to_dict()
+
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        if self._accept_gap is None:
+            raise ConflictError("this daemon keeps no audit anchor")
+        return self._accept_gap(actor)
 
     def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
         log = self._audit_log

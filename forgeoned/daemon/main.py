@@ -64,8 +64,9 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats
-        )
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats,
+            accept_gap=p.anchor.accept,
+        )  # fmt: skip
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
@@ -101,6 +102,7 @@ class Parts:
     audit_log: AuditLog
     journal: JournalWriter | None
     trail: AuditTrail  # the audit log, then journald
+    anchor: AnchorKeeper  # where the audit log had got to, in state.json
     audit: AuditSink  # what everything records through (the trail, observed if asked)
     events: AuditBatch  # swaps and rejections (held during the start)
     chain: ChainWatch
@@ -135,10 +137,13 @@ def build_parts(
     notifier = Notifier()
     for d in (config.state_dir, config.cache_dir, config.plugins_dir):
         mkdir(d)
+    store = StateStore(config.state_dir)
     audit_log = AuditLog(config.effective_audit_dir, clock)
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
+    anchor = AnchorKeeper(store, audit_log, trail)
+    anchor.start()  # a log cut short, gone or started over is an audit.gap from the start
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
     try:  # after the audit trail exists: a refused start is audited
         trust = load_trust(config, audit)
@@ -156,7 +161,7 @@ def build_parts(
     workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
     if notifier.watchdog_interval() is not None:
         workers.heartbeat = notifier.watchdog
-    active = ActiveSet(StateStore(config.state_dir), KeptCopiesDir(config.state_dir / "artifacts"))
+    active = ActiveSet(store, KeptCopiesDir(config.state_dir / "artifacts"))
     files = PluginFilesDir(config.plugins_dir)
     directory = PluginDirectory(files, verifier, config.max_artifact_bytes)
     source = ArtifactSource(verifier, directory, active)
@@ -181,7 +186,8 @@ def build_parts(
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
-        audit=audit, events=events, chain=ChainWatch(audit_log, config.audit_verify_interval_s),
+        anchor=anchor, audit=audit, events=events,
+        chain=ChainWatch(audit_log, config.audit_verify_interval_s),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, reconciler=reconciler,

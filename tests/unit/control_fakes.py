@@ -125,6 +125,10 @@ class FakeBackend:
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        self._note("audit_accept_gap", actor)
+        return {"accepted": {"kind": "truncated", "message": "fake", "seq": 3}, "anchor": None}
+
     def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
         """The entries from ``from_seq``, one heartbeat, and the end (a real log goes on)."""
         yield from (e for e in self.audit_log if from_seq is None or e["seq"] >= from_seq)

@@ -92,6 +92,6 @@ def test_a_missing_directory_or_key_is_a_one_line_error(
     assert ctl("verify", "--dir", str(copy), "--key", str(tmp_path / "none.pub")) == 1
     assert "cannot read" in capsys.readouterr().err
     assert ctl("verify", "--key", str(pinned)) == 1
-    assert "--key needs --dir" in capsys.readouterr().err
+    assert "--key and --state need --dir" in capsys.readouterr().err
     assert ctl("pin-key", "--dir", str(copy), "--out", str(pinned)) == 0
     assert "is the one pinned" in capsys.readouterr().out

@@ -73,6 +73,36 @@ def read_lines(files: list[tuple[Path, int]]) -> Iterator[Line]:
                 yield Line(path.name, number, data)
 
 
+def last_seq(directory: Path) -> int:
+    """The seq of the last complete entry in the log files of ``directory`` (0: none)."""
+    for path in reversed(log_files(directory)):
+        last = tail(path)[1]
+        if last.endswith(b"\n") and parses(last):
+            return int(json.loads(last)["seq"])
+    return 0
+
+
+def entry_at(directory: Path, seq: int) -> dict[str, Any] | None:
+    """The entry with ``seq`` (read from the one file that can hold it), or None."""
+    chosen: Path | None = None
+    for path in log_files(directory):
+        with path.open("rb") as handle:
+            first = handle.readline()
+        if not first.endswith(b"\n") or not parses(first) or json.loads(first)["seq"] > seq:
+            break
+        chosen = path
+    if chosen is None:
+        return None
+    marker = b'"seq":%d,' % seq  # canonical lines: only parse the one that may match
+    with chosen.open("rb") as handle:
+        for line in handle:
+            if marker in line and line.endswith(b"\n") and parses(line):
+                entry: dict[str, Any] = json.loads(line)
+                if entry["seq"] == seq:
+                    return entry
+    return None
+
+
 def index_of(path: Path) -> int:
     match = NAME.match(path.name)
     return int(match.group(1)) if match else 0

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ from forgeoned.errors import AuditError, StateError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
+log = logging.getLogger("forgeoned.audit")
 _MAX_LINE: Final = 1 << 20
 _SELF: Final = "forgeoned"
 
@@ -71,6 +73,12 @@ class AuditLog:
         self._durable = threading.Condition()  # notified when entries become durable
         self.last_verify: VerifyResult | None = None
         self.write_failures = 0
+        # The anchor's hooks (adapters/audit/anchor.py): told of each signed head, and
+        # given each verdict to hold against the anchor.
+        self.on_checkpoint: Callable[[SignedHead], None] | None = None
+        self.anchor_check: Callable[[VerifyResult], VerifyResult] | None = None
+        self.last_head: SignedHead | None = None
+        self.started_empty = False  # no log file was there when the log was opened
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -80,6 +88,10 @@ class AuditLog:
         self._fd = self._sync_fd = -1
         self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
         self._open()
+        if self.last_head is None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                head = json.loads((directory / "head.json").read_bytes())
+                self.last_head = SignedHead.from_dict(head)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -166,6 +178,8 @@ class AuditLog:
         """Check the whole chain, its checkpoints and the signed head against the audit key."""
         files, head_text = self._snapshot()
         result = verify_files(files, head_text, trusted_key or self.public_key)
+        if self.anchor_check is not None:
+            result = self.anchor_check(result)
         self.last_verify = result
         return result
 
@@ -173,6 +187,7 @@ class AuditLog:
 
     def _open(self) -> None:
         files = log_files(self.directory)
+        self.started_empty = not files
         self._seq, self._prev = 0, audit_chain.GENESIS_HASH
         torn: dict[str, Any] | None = None
         if files:
@@ -306,6 +321,12 @@ class AuditLog:
         self._last_checkpoint = self._clock.monotonic()
         self._internal.append(entry)
         self._wake_followers()
+        self.last_head = head
+        if self.on_checkpoint is not None:
+            try:
+                self.on_checkpoint(head)
+            except Exception:  # the anchor is a second line of defence: never fail a record
+                log.exception("audit: cannot update the anchor")
 
     def _wake_followers(self) -> None:
         with self._durable:

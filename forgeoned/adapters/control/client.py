@@ -168,6 +168,9 @@ class ControlClient:
         query = {"format": fmt, **({"from_seq": str(from_seq)} if from_seq is not None else {})}
         return self.lines("GET", "/v1/audit/follow", query)
 
+    def audit_accept_gap(self) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/audit/accept-gap", b""))
+
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))
 

@@ -15,6 +15,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/reload | reload |
 | GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
+| POST | /v1/audit/accept-gap | audit_accept_gap |
 | GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
@@ -95,6 +96,8 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "POST", path, Route(Action.RELOAD, None, _reload))
     if len(parts) == 2 and resource == "audit":
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
+    if parts[1:] == ["audit", "accept-gap"]:
+        return _only(method, "POST", path, Route(Action.AUDIT_ACCEPT_GAP, None, _accept_gap))
     if parts[1:] == ["audit", "follow"]:
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _follow))
     if parts[1:] == ["audit", "verify"]:
@@ -295,6 +298,10 @@ def _json_object(lines: Iterable[bytes]) -> Iterator[bytes]:
 
 def _audit_verify(ctx: Context) -> Reply:
     return Reply(200, ctx.backend.audit_verify())
+
+
+def _accept_gap(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.audit_accept_gap(ctx.caller.actor))
 
 
 def _compliance(ctx: Context) -> Reply:
