@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from forgeoned.adapters.audit.files import entry_at, last_seq, log_files
 from forgeoned.adapters.audit.log import AuditLog
-from forgeoned.core.audit_anchor import Anchor, Found, Gap, compare
+from forgeoned.core.audit_anchor import Anchor, Found, Gap, GapKind, compare
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.state import DaemonState
@@ -65,8 +65,11 @@ class AnchorKeeper:
                 gap = compare(anchor, self._found(anchor, at_start=True))
                 if gap is not None:
                     self._open(anchor, gap)
+            elif anchor is not None and anchor.gap is not None and not anchor.gap.seq:
+                self._open(anchor, anchor.gap)  # found, but its entry was never written
             self._log.on_checkpoint = self.advance
             self._log.anchor_check = self.check
+            self._log.on_files_lost = self.files_lost
             if self._log.last_head is not None:
                 self.advance(self._log.last_head)  # first start: the anchor begins here
 
@@ -74,6 +77,24 @@ class AnchorKeeper:
         """A new signed checkpoint: the anchor moves there (not while a gap is open)."""
         moved = Anchor(head.seq, head.hash, head.key)
         self._store.update_anchor(lambda a: a if a is not None and a.gap is not None else moved)
+
+    def files_lost(self) -> None:
+        """The log's files were deleted while it wrote to them and it starts a new chain: the
+        anchor is frozen with the gap now (inside the log's lock: no entry yet, the next
+        check writes it) so that the new chain's first checkpoint does not move it."""
+
+        def freeze(anchor: Anchor | None) -> Anchor | None:
+            if anchor is None or anchor.gap is not None:
+                return anchor
+            message = (
+                "the audit log files were deleted while the daemon wrote to them and it went "
+                f"on with a new chain; the log was anchored at entry {anchor.seq} (hash "
+                f"{anchor.hash[:16]}…): entries 1..{anchor.seq} (at least) are missing"
+            )
+            return dataclasses.replace(anchor, gap=Gap(GapKind.MISSING, message))
+
+        self._store.update_anchor(freeze)
+        log.critical("AUDIT GAP (missing): the audit log files were deleted under the daemon")
 
     def check(self, result: VerifyResult) -> VerifyResult:
         """``result`` of a chain verification, failed if the log does not reach its anchor."""
@@ -86,6 +107,8 @@ class AnchorKeeper:
                 if gap is None:
                     return result
                 anchor = self._open(anchor, gap)
+            elif not anchor.gap.seq:
+                anchor = self._open(anchor, anchor.gap)  # its entry is still to be written
         gap = anchor.gap
         assert gap is not None
         why = (

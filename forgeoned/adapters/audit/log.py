@@ -77,6 +77,7 @@ class AuditLog:
         # given each verdict to hold against the anchor.
         self.on_checkpoint: Callable[[SignedHead], None] | None = None
         self.anchor_check: Callable[[VerifyResult], VerifyResult] | None = None
+        self.on_files_lost: Callable[[], None] | None = None  # before a new chain is anchored
         self.last_head: SignedHead | None = None
         self.started_empty = False  # no log file was there when the log was opened
         try:
@@ -101,6 +102,8 @@ class AuditLog:
         Its strings are made printable and short first (:mod:`forgeoned.core.audit_bounds`)."""
         fields = bound(event.fields())
         with self._lock:
+            if self._fd >= 0 and os.fstat(self._fd).st_nlink == 0:
+                self._deleted_under_us()
             entry = self._append(fields)
             if self._checkpoint_due():
                 # The event itself is written; a failed checkpoint (counted in
@@ -267,6 +270,23 @@ class AuditLog:
         self._retired.append(self._sync_fd)  # _sync may be using it right now
         self._index += 1
         self._fd, self._sync_fd, self._size = new, os.dup(new), 0
+
+    def _deleted_under_us(self) -> None:
+        """The file being written was deleted: what goes there is lost to every reader. Go on
+        in a new file: the same chain if older files are left (verification then names the
+        entries that were lost), a new chain if none are (the anchor reports the gap)."""
+        left = log_files(self.directory)
+        log.critical("audit: %s was deleted while in use", log_path(self.directory, self._index))
+        index = max([index_of(p) for p in left] + [self._index]) + 1
+        new = self._open_file(log_path(self.directory, index))
+        os.close(self._fd)
+        self._retired.append(self._sync_fd)
+        self._index, self._fd, self._sync_fd, self._size = index, new, os.dup(new), 0
+        if not left:
+            if self.on_files_lost is not None:
+                self.on_files_lost()
+            self._seq, self._prev, self._synced = 0, audit_chain.GENESIS_HASH, 0
+            self._checkpoint()
 
     def _sync(self, seq: int) -> None:
         # Group commit: whoever holds the sync lock syncs everything written so far, so
