@@ -108,7 +108,7 @@ class Scan:
                 self._keep(key, entry)
         if event == "plugin.rejected" and entry.get("reason") in SIGNATURE_REASONS:
             self.signature_rejections += 1
-        if event != CHECKPOINT_EVENT and _is_operator(entry):
+        if event not in (CHECKPOINT_EVENT, "plugin.calls") and _is_operator(entry):
             self._keep("operator", entry)
 
     def omitted(self) -> dict[str, int]:

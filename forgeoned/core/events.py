@@ -35,6 +35,8 @@ class EventName(enum.Enum):
     PLUGIN_RESET = ("plugin.reset", "02d439fdb958459fba6920ebe0ae2f06", PRIO_NOTICE)
     PLUGIN_STARTED = ("plugin.started", "dec4d64673bd45ebbf26dbefbc805a54", PRIO_INFO)
     PLUGIN_STOPPED = ("plugin.stopped", "94a80452123041ea8357fe3f62699589", PRIO_INFO)
+    # invoke calls, aggregated per interval and (caller, plugin, function, outcome)
+    PLUGIN_CALLS = ("plugin.calls", "558f0b86308c4ad3b9f91a46e370bc79", PRIO_INFO)
     PLUGIN_DOWNGRADE_ALLOWED = (
         "plugin.downgrade_allowed",
         "bb5a18dddfcc40e5b32dc789df853fe5",

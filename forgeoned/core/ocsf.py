@@ -11,6 +11,7 @@ Pure: the caller passes the product version.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -96,9 +97,10 @@ def _activity(row: Row, entry: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def _status(row: Row, entry: Mapping[str, Any]) -> Status:
-    """control.action and daemon.stopped carry their outcome in ``reason``."""
+    """control.action, plugin.calls and daemon.stopped carry their outcome in ``reason``."""
     reason = entry.get("reason")
-    if entry.get("event") == EventName.CONTROL_ACTION.label and reason not in (None, "ok"):
+    counted = (EventName.CONTROL_ACTION.label, EventName.PLUGIN_CALLS.label)
+    if entry.get("event") in counted and reason not in (None, "ok"):
         return Status.FAILURE
     if entry.get("event") == EventName.DAEMON_STOPPED.label and reason:
         return Status.FAILURE
@@ -220,7 +222,7 @@ def _api(entry: Mapping[str, Any], product_version: str) -> dict[str, Any]:
     if isinstance(details.get("pid"), int):
         actor["process"] = {"pid": details["pid"]}
     api: dict[str, Any] = {
-        "operation": str(details.get("action", "unknown")),
+        "operation": str(details.get("action") or details.get("function") or "unknown"),
         "service": {"name": "forgeoned control API"},
     }
     out: dict[str, Any] = {
@@ -237,6 +239,11 @@ def _api(entry: Mapping[str, Any], product_version: str) -> dict[str, Any]:
         out["http_request"] = request
     if entry.get("plugin"):
         out["resources"] = [_resource(entry)]
+    if isinstance(details.get("count"), int):  # plugin.calls: a summary of an interval
+        out["count"] = details["count"]
+        for field, key in (("start_time", "first"), ("end_time", "last")):
+            with contextlib.suppress(ValueError, TypeError):
+                out[field] = round(parse_rfc3339(str(details[key])) * 1000)
     return out
 
 

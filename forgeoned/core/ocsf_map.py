@@ -109,6 +109,7 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.PLUGIN_RESET:             Row(_LC, OTHER, "Reset", _I, _OK),
     EventName.PLUGIN_STARTED:           Row(_LC, 3, "Start", _I, _OK),
     EventName.PLUGIN_STOPPED:           Row(_LC, 4, "Stop", _I, _OK),
+    EventName.PLUGIN_CALLS:             Row(_API, OTHER, "Invoke", _I, _OK),
     EventName.PLUGIN_DOWNGRADE_ALLOWED: Row(_LC, OTHER, "Allow Downgrade", _L, _OK),
     EventName.PLUGIN_UNSIGNED_LOADED:   Row(_LC, 1, "Install", _M, _OK),
     EventName.HOSTCALL_DENIED:          Row(OcsfClass.DETECTION_FINDING, 1, "Create", _M, _OK),

@@ -11,6 +11,9 @@ audited as one ``control.denied`` summary (``details.suppressed``) once the wind
 the next request of anyone, or when the server closes. Every denial is still answered 403 and
 counted in ``forgeone_control_requests_total``. So a caller who may reach the socket but not
 use it cannot grow the audit log by more than ``limit + 1`` entries a window.
+
+``invoke`` calls are audited as ``plugin.calls`` summaries (:mod:`forgeoned.core.call_ledger`):
+counted per caller, plugin, function and outcome, one entry per interval, no write per call.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.routes import Context, Route, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
 from forgeoned.adapters.control.streaming import Stream, Streamed
+from forgeoned.core.audit_chain import rfc3339
+from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
 from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
@@ -51,6 +56,8 @@ class Dispatcher:
         stats: DaemonStats | None,
         throttle: DenialThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        calls: CallLedger | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
         self.audit = audit
@@ -61,6 +68,8 @@ class Dispatcher:
         self.requests = 0
         self.throttle = throttle if throttle is not None else DenialThrottle()
         self._monotonic = monotonic
+        self.calls = calls if calls is not None else CallLedger()
+        self._wall = wall
         self._lock = threading.Lock()
 
     def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
@@ -69,8 +78,11 @@ class Dispatcher:
         head = request.head
         with self._lock:
             self.requests += 1
-        for summary in self.throttle.due(self._monotonic()):
+        now = self._monotonic()
+        for summary in self.throttle.due(now):
             self._record_summary(summary)
+        for calls in self.calls.due(now):
+            self._record_calls(calls)
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:
@@ -90,6 +102,7 @@ class Dispatcher:
         ctx = Context(self.backend, self.policy, caller, request, route.plugin)
         outcome = "ok"
         out: bytes | Streamed
+        started = self._monotonic()
         try:
             reply = route.run(ctx)
         except ForgeonedError as exc:
@@ -111,6 +124,10 @@ class Dispatcher:
                 )
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
+        if action is Action.INVOKE and route.plugin is not None:
+            key = CallKey(caller.actor, route.plugin, "handle", outcome)
+            for calls in self.calls.add(key, self._monotonic() - started, started, self._wall()):
+                self._record_calls(calls)
         if action is Action.RELOAD and outcome == "ok":
             self.peers.clear()  # user and group names may have changed as well
         if action is not None and action.changes_state and decision is not None:
@@ -161,6 +178,30 @@ class Dispatcher:
         """Audit what the throttle counted but has not summarised yet."""
         for summary in self.throttle.drain():
             self._record_summary(summary)
+        for calls in self.calls.drain():
+            self._record_calls(calls)
+
+    def _record_calls(self, calls: CallSummary) -> None:
+        key = calls.key
+        self._record(
+            AuditEvent(
+                EventName.PLUGIN_CALLS,
+                plugin=key.plugin,
+                actor=key.actor,
+                reason=key.outcome,
+                message=f"{key.actor} called {key.plugin} {key.function} {calls.count} times "
+                f"({key.outcome})",
+                details={
+                    "function": key.function,
+                    "count": calls.count,
+                    "total_ms": round(calls.total_s * 1000, 3),
+                    "max_ms": round(calls.max_s * 1000, 3),
+                    "first": rfc3339(calls.first),
+                    "last": rfc3339(calls.last),
+                    "interval_s": calls.interval_s,
+                },
+            )
+        )
 
     def _record_summary(self, summary: DenialSummary) -> None:
         actor = summary.function  # the throttle's key: the caller
