@@ -1,20 +1,54 @@
-"""The cache of compiled modules: serialized native code by content hash, in ``cache_dir``.
+"""The cache of compiled modules: wasmtime's native code by content hash, in ``cache_dir``.
 
-Entries are ``MAGIC ‖ sha256(payload) ‖ payload`` written atomically under
-``cache_dir/<wasm sha256>.<engine tag>.cwasm``; an entry whose checksum does not match (or that
-the runtime refuses to deserialize) is deleted and recompiled.
+An entry is two files named after the wasm's SHA-256 and the engine tag:
+
+- ``<sha256>.<tag>.cwasm``: exactly what wasmtime serialized, so that the daemon can have it
+  *mapped* (``Module.deserialize_file``) instead of copied into its own memory: the code stays
+  file-backed, only the pages that run become resident, and nothing of it sits in a Python
+  ``bytes`` (a 97 MB module used to grow the daemon's RSS by 100 MiB);
+- ``<sha256>.<tag>.meta``: two lines of JSON, the code's size and SHA-256, then the module's
+  :class:`~forgeoned.core.abi.ModuleInterface`, so that a warm load skips asking wasmtime for
+  the type of every export (it is validated again at every load all the same). Plugins built
+  alike declare the same interface: each distinct line is parsed once.
+
+Both are written by rename, code first, and not fsync'd: after a power cut an entry may be
+missing or torn, and the checksum turns either into a recompile. A reader checks the code
+against the meta through one open descriptor and has wasmtime open ``/proc/self/fd/N``, so
+what is mapped is the very file that was checked, even if the entry is replaced meanwhile.
+An entry that does not check out is deleted (and the module compiled again).
+
+Trust: native code from here is executed as-is. The directory is the daemon's own (0700; the
+packaged unit's ``CacheDirectory=``); the checksums guard against torn writes, not attackers.
+
+Size: at most ``max_bytes`` (``[compile] cache_max_bytes``). :meth:`ModuleCache.trim` evicts
+the least recently used entries that no active or candidate version uses (files of other
+wasmtime builds, of the old single-file format and stray temporaries first); an entry in
+use is never evicted, even if that leaves the cache over its cap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import json
+import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-MAGIC: Final = b"FGNCWASM1\n"
+from forgeoned.core.abi import ModuleInterface
+
+log = logging.getLogger("forgeoned")
+DEFAULT_MAX_BYTES: Final = 512 << 20
+CODE: Final = ".cwasm"
+META: Final = ".meta"
+_FORMAT: Final = 2
+_HASH_READ_MAX: Final = 1 << 20  # smaller code is hashed from one read, larger in chunks
 
 
 def engine_tag() -> str:
@@ -24,36 +58,161 @@ def engine_tag() -> str:
     return f"wasmtime-{version('wasmtime')}"
 
 
-class ModuleCache:
-    """Serialized modules by content hash, in a directory the daemon owns."""
+@dataclass(frozen=True, slots=True)
+class NativeCode:
+    """A freshly compiled module: wasmtime's serialized native code and its interface."""
 
-    def __init__(self, directory: Path) -> None:
+    interface: ModuleInterface
+    code: bytes
+
+
+def _parse_meta(raw: bytes) -> tuple[int, str, ModuleInterface]:
+    """(code size, code SHA-256, interface) from a meta file; ValueError if it is not one."""
+    head, _, interface = raw.partition(b"\n")
+    try:
+        meta = json.loads(head)
+        if meta["format"] != _FORMAT:
+            raise ValueError(f"format {meta['format']!r}")
+        return meta["code_bytes"], meta["code_sha256"], _interface(interface)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a cache entry: {exc!r}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _interface(line: bytes) -> ModuleInterface:
+    return ModuleInterface.from_json(json.loads(line))
+
+
+def _meta_bytes(native: NativeCode) -> bytes:
+    head = {
+        "format": _FORMAT,
+        "code_bytes": len(native.code),
+        "code_sha256": hashlib.sha256(native.code).hexdigest(),
+    }
+    lines = (head, native.interface.to_json())
+    return b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in lines)
+
+
+def _digest(fd: int, size: int) -> str:
+    if size <= _HASH_READ_MAX:
+        return hashlib.sha256(os.pread(fd, size, 0)).hexdigest()
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class CacheHit:
+    """A checked entry, held open: :attr:`path` names exactly the checked bytes until
+    :meth:`close` (use it as a context manager)."""
+
+    def __init__(self, fd: int, interface: ModuleInterface, size: int) -> None:
+        self.fd = fd
+        self.interface = interface
+        self.size = size  # bytes of native code
+
+    @property
+    def path(self) -> str:
+        return f"/proc/self/fd/{self.fd}"
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> CacheHit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(slots=True)
+class _Item:
+    """One entry on disk (or a stray file), as eviction sees it."""
+
+    files: tuple[str, ...]
+    size: int
+    used: float  # last use (the meta file's mtime), for LRU
+    current: bool  # an entry of this engine in this format (else evicted first)
+
+
+class ModuleCache:
+    """Native code by content hash, in a directory the daemon owns; thread-safe."""
+
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.tag = engine_tag()
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._items: dict[str, _Item] = self._scan()
+        self._warned = False
+
+    def _stem(self, sha256: str) -> str:
+        return f"{sha256}.{self.tag}"
 
     def path(self, sha256: str) -> Path:
-        return self.directory / f"{sha256}.{self.tag}.cwasm"
+        """The file holding the native code of ``sha256`` (it may not exist)."""
+        return self.directory / (self._stem(sha256) + CODE)
 
-    def get(self, sha256: str) -> bytes | None:
+    # --- reading --------------------------------------------------------------------------
+
+    def get(self, sha256: str) -> CacheHit | None:
+        """The entry of ``sha256``, checked and open, or None (a bad entry is dropped)."""
+        stem = self._stem(sha256)
+        meta_path = self.directory / (stem + META)
         try:
-            raw = self.path(sha256).read_bytes()
-        except OSError:
-            return None
-        head = len(MAGIC) + 32
-        payload = raw[head:]
-        if raw[: len(MAGIC)] != MAGIC or hashlib.sha256(payload).digest() != raw[len(MAGIC) : head]:
+            size, digest, interface = _parse_meta(meta_path.read_bytes())
+        except FileNotFoundError:
+            return None  # a miss (or a code file of the old format, replaced on the put)
+        except (OSError, ValueError):
             self.drop(sha256)
             return None
-        return payload
-
-    def put(self, sha256: str, payload: bytes) -> None:
-        """Atomic (rename) but not fsync'd: after a power cut an entry may be missing or
-        torn, and the checksum turns either into a recompile, so durability buys nothing."""
-        path = self.path(sha256)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
+            fd = os.open(self.directory / (stem + CODE), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.drop(sha256)
+            return None
+        hit = CacheHit(fd, interface, size)
+        try:
+            ok = os.fstat(fd).st_size == size and _digest(fd, size) == digest
+        except OSError:
+            ok = False
+        if not ok:
+            hit.close()
+            self.drop(sha256)
+            return None
+        self._touch(stem, meta_path)
+        return hit
+
+    def _touch(self, stem: str, meta_path: Path) -> None:
+        """Record a use (the meta file's mtime is the LRU order across restarts)."""
+        now = time.time()
+        with contextlib.suppress(OSError):
+            os.utime(meta_path, (now, now))
+        with self._lock:
+            if (item := self._items.get(stem)) is not None:
+                item.used = now
+
+    # --- writing --------------------------------------------------------------------------
+
+    def put(self, sha256: str, native: NativeCode) -> None:
+        """Add an entry (atomic per file; raises OSError, e.g. on a full disk)."""
+        stem = self._stem(sha256)
+        meta_bytes = _meta_bytes(native)
+        self._write(stem + CODE, native.code)
+        self._write(stem + META, meta_bytes)
+        with self._lock:
+            for name in (stem + CODE, stem + META):  # the same names, seen as stray files
+                self._items.pop(name, None)
+            self._items[stem] = _Item(
+                (stem + META, stem + CODE), len(native.code) + len(meta_bytes), time.time(), True
+            )
+
+    def _write(self, name: str, data: bytes) -> None:
+        path = self.directory / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(data)
             tmp.replace(path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -61,5 +220,73 @@ class ModuleCache:
             raise
 
     def drop(self, sha256: str) -> None:
-        with contextlib.suppress(OSError):
-            self.path(sha256).unlink()
+        stem = self._stem(sha256)
+        with self._lock:
+            for key in (stem, stem + CODE, stem + META):
+                self._items.pop(key, None)
+        self._unlink((stem + META, stem + CODE))
+
+    def _unlink(self, names: tuple[str, ...]) -> None:
+        for name in names:  # the meta first: without it the code is never used
+            with contextlib.suppress(OSError):
+                (self.directory / name).unlink()
+
+    # --- size -----------------------------------------------------------------------------
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(item.size for item in self._items.values())
+
+    def trim(self, in_use: Callable[[], Collection[str]]) -> list[str]:
+        """If over the cap, evict least recently used entries whose hash ``in_use()`` (asked
+        only then) does not name, until under the cap; returns the evicted file stems."""
+        with self._lock:
+            total = sum(item.size for item in self._items.values())
+            if total <= self.max_bytes:
+                self._warned = False
+                return []
+        keep = {self._stem(sha) for sha in in_use()}
+        evicted: list[str] = []
+        with self._lock:
+            order = sorted(
+                (i for i in self._items.items() if i[0] not in keep),
+                key=lambda i: (i[1].current, i[1].used),
+            )
+            for stem, item in order:
+                if total <= self.max_bytes:
+                    break
+                del self._items[stem]
+                total -= item.size
+                evicted.append(stem)
+                self._unlink(item.files)
+            over, self._warned = total > self.max_bytes and not self._warned, total > self.max_bytes
+        if evicted:
+            log.info("compile cache: evicted %d entries, %d bytes left", len(evicted), total)
+        if over:
+            log.warning(
+                "compile cache: %d bytes in use, over compile.cache_max_bytes = %d "
+                "(entries in use are kept)",
+                total,
+                self.max_bytes,
+            )
+        return evicted
+
+    def _scan(self) -> dict[str, _Item]:
+        """What is on disk: entries of this engine by stem; anything else by its own name."""
+        items: dict[str, _Item] = {}
+        with os.scandir(self.directory) as it:
+            files = [(e.name, e.stat(follow_symlinks=False)) for e in it if e.is_file()]
+        metas = {n[: -len(META)] for n, _ in files if n.endswith(META)}
+        for name, st in files:
+            stem, ext = os.path.splitext(name)  # noqa: PTH122 (a name, not a path)
+            current = stem in metas and ext in (CODE, META) and stem.endswith("." + self.tag)
+            key = stem if current else name
+            item = items.get(key)
+            if item is None:
+                items[key] = _Item((name,), st.st_size, st.st_mtime, current)
+            else:
+                files_ = (*item.files, name) if ext == CODE else (name, *item.files)
+                used = st.st_mtime if ext == META else item.used
+                items[key] = _Item(files_, item.size + st.st_size, used, current)
+        return items
