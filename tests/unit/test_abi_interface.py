@@ -32,7 +32,7 @@ def test_round_trip_through_json_text() -> None:
     again = ModuleInterface.from_json(json.loads(json.dumps(interface.to_json())))
     assert again == interface
     shape = again.validate()
-    assert (shape.has_handle, shape.has_tick, shape.imports) == (True, False, {"log"})
+    assert (shape.has_handle, shape.has_tick, shape.imports) == (True, False, frozenset({"log"}))
     assert again.func_slots() == {**{e.value: 1 for e in LifecycleExport}, "alloc": 1, "handle": 2}
 
 
