@@ -144,3 +144,34 @@ def test_daemon_rejects_a_compile_over_limits_and_keeps_serving(tmp_path: Path) 
         assert d.parts.stats.rejected["compile_limit"] == 1
         assert d.invoke("huge") == b"huge@1.0.0:x"
         assert env.state()["active"]["huge"]["version"] == "1.0.0"
+
+
+def test_daemon_evicts_cache_entries_no_version_uses_and_keeps_those_in_use(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    env.write_config("[compile]\ncache_max_bytes = 0")  # every entry over the cap
+    cache_dir = tmp_path / "cache"
+    v1, v2 = plugin("hello", "1.0.0"), plugin("hello", "2.0.0")
+
+    def cached() -> set[str]:
+        return {p.name.split(".")[0] for p in cache_dir.glob("*.cwasm")}
+
+    def settled(d: Any) -> None:  # the loop trims before it takes each next job
+        for _ in range(2):
+            d.daemon.loop.call(lambda: None)
+
+    drop(env.plugins, "hello.wasm", v1)
+    with in_process(env) as d:
+        assert cached() == {sha(v1)}  # over the cap, but it runs
+        drop(env.plugins, "hello.wasm", v2)
+        d.events.wait("plugin.upgraded", "hello")
+        settled(d)
+        assert cached() == {sha(v2)}  # the version it replaced is gone
+        assert d.invoke("hello") == b"hello@2.0.0:x"
+    with in_process(env) as d:  # a restart maps the kept entry again (no compile)
+        assert d.parts.workers.compiled == 0 and d.parts.workers.cache_hits == 1
+        (env.plugins / "hello.wasm").unlink()
+        d.events.wait("plugin.removed", "hello")
+        settled(d)
+        assert cached() == set()

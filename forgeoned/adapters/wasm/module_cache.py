@@ -35,13 +35,14 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from forgeoned.core.abi import ModuleInterface
+from forgeoned.core.clock import SystemClock
+from forgeoned.core.ports import Clock
 
 log = logging.getLogger("forgeoned")
 DEFAULT_MAX_BYTES: Final = 512 << 20
@@ -138,14 +139,18 @@ class _Item:
 class ModuleCache:
     """Native code by content hash, in a directory the daemon owns; thread-safe."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, clock: Clock | None = None
+    ) -> None:
         self.directory = directory
+        self.clock: Clock = clock or SystemClock()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.tag = engine_tag()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._items: dict[str, _Item] = self._scan()
-        self._warned = False
+        self._total = sum(item.size for item in self._items.values())
+        self._warned = False  # about entries in use alone exceeding the cap
 
     def _stem(self, sha256: str) -> str:
         return f"{sha256}.{self.tag}"
@@ -186,7 +191,7 @@ class ModuleCache:
 
     def _touch(self, stem: str, meta_path: Path) -> None:
         """Record a use (the meta file's mtime is the LRU order across restarts)."""
-        now = time.time()
+        now = self.clock.wall()
         with contextlib.suppress(OSError):
             os.utime(meta_path, (now, now))
         with self._lock:
@@ -197,16 +202,18 @@ class ModuleCache:
 
     def put(self, sha256: str, native: NativeCode) -> None:
         """Add an entry (atomic per file; raises OSError, e.g. on a full disk)."""
-        stem = self._stem(sha256)
+        stem, now = self._stem(sha256), self.clock.wall()
         meta_bytes = _meta_bytes(native)
         self._write(stem + CODE, native.code)
         self._write(stem + META, meta_bytes)
+        with contextlib.suppress(OSError):
+            os.utime(self.directory / (stem + META), (now, now))
+        item = _Item((stem + META, stem + CODE), len(native.code) + len(meta_bytes), now, True)
         with self._lock:
-            for name in (stem + CODE, stem + META):  # the same names, seen as stray files
-                self._items.pop(name, None)
-            self._items[stem] = _Item(
-                (stem + META, stem + CODE), len(native.code) + len(meta_bytes), time.time(), True
-            )
+            # the same names may be known as stray files (e.g. the old single-file format)
+            self._forget(stem, stem + CODE, stem + META)
+            self._items[stem] = item
+            self._total += item.size
 
     def _write(self, name: str, data: bytes) -> None:
         path = self.directory / name
@@ -222,9 +229,13 @@ class ModuleCache:
     def drop(self, sha256: str) -> None:
         stem = self._stem(sha256)
         with self._lock:
-            for key in (stem, stem + CODE, stem + META):
-                self._items.pop(key, None)
+            self._forget(stem, stem + CODE, stem + META)
         self._unlink((stem + META, stem + CODE))
+
+    def _forget(self, *keys: str) -> None:
+        for key in keys:
+            if (item := self._items.pop(key, None)) is not None:
+                self._total -= item.size
 
     def _unlink(self, names: tuple[str, ...]) -> None:
         for name in names:  # the meta first: without it the code is never used
@@ -235,41 +246,37 @@ class ModuleCache:
 
     @property
     def total_bytes(self) -> int:
-        with self._lock:
-            return sum(item.size for item in self._items.values())
+        return self._total
 
     def trim(self, in_use: Callable[[], Collection[str]]) -> list[str]:
-        """If over the cap, evict least recently used entries whose hash ``in_use()`` (asked
-        only then) does not name, until under the cap; returns the evicted file stems."""
-        with self._lock:
-            total = sum(item.size for item in self._items.values())
-            if total <= self.max_bytes:
-                self._warned = False
-                return []
+        """If over the cap, evict the least recently used entries whose hash ``in_use()``
+        does not name until under it; returns the evicted file stems. Cheap when under the
+        cap (``in_use`` is only asked when something must go)."""
+        if self._total <= self.max_bytes:
+            self._warned = False
+            return []
         keep = {self._stem(sha) for sha in in_use()}
         evicted: list[str] = []
         with self._lock:
-            order = sorted(
-                (i for i in self._items.items() if i[0] not in keep),
-                key=lambda i: (i[1].current, i[1].used),
-            )
-            for stem, item in order:
-                if total <= self.max_bytes:
+            candidates = [(key, item) for key, item in self._items.items() if key not in keep]
+            candidates.sort(key=lambda kv: (kv[1].current, kv[1].used))
+            for key, item in candidates:
+                if self._total <= self.max_bytes:
                     break
-                del self._items[stem]
-                total -= item.size
-                evicted.append(stem)
+                self._forget(key)
                 self._unlink(item.files)
-            over, self._warned = total > self.max_bytes and not self._warned, total > self.max_bytes
+                evicted.append(key)
+            total, over = self._total, self._total > self.max_bytes
         if evicted:
             log.info("compile cache: evicted %d entries, %d bytes left", len(evicted), total)
-        if over:
+        if over and not self._warned:
             log.warning(
                 "compile cache: %d bytes in use, over compile.cache_max_bytes = %d "
-                "(entries in use are kept)",
+                "(entries in use are never evicted)",
                 total,
                 self.max_bytes,
             )
+        self._warned = over
         return evicted
 
     def _scan(self) -> dict[str, _Item]:
