@@ -175,3 +175,20 @@ def test_daemon_evicts_cache_entries_no_version_uses_and_keeps_those_in_use(
         d.events.wait("plugin.removed", "hello")
         settled(d)
         assert cached() == set()
+
+
+def test_a_cached_module_is_mapped_from_its_file_not_copied(
+    tmp_path: Path, runtime: WasmtimeRuntime
+) -> None:
+    # The native code stays file-backed (page cache): the daemon holds no copy of its own.
+    pool = workers(tmp_path)
+    try:
+        module = load_module(runtime, pool, SMALL, sha(SMALL))  # compiled, cached, mapped
+        assert pool.cache is not None
+        entry = str(pool.cache.path(sha(SMALL)))
+        assert entry in Path("/proc/self/maps").read_text()
+        again = load_module(runtime, pool, SMALL, sha(SMALL))  # a hit: mapped again
+        assert (pool.compiled, pool.cache_hits) == (1, 1)
+        assert again.interface == module.interface
+    finally:
+        pool.close()
