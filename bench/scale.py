@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.daemon_common import layout, module, scratch, signed
 
+REPO = Path(__file__).resolve().parents[1]
+
 Probe = Callable[[int], dict[str, Any]]
 During = Callable[[Path, int], dict[str, Any]]
 
@@ -64,7 +66,11 @@ def start_to_ready(
     probe: Probe | None = None,
     during: During | None = None,
 ) -> dict[str, Any]:
-    """Start a daemon, wait for READY=1, measure, run ``during(root, pid)``, stop it."""
+    """Start a daemon, wait for READY=1, measure, run ``during(root, pid)``, stop it.
+
+    The daemon runs this checkout's code unless ``env`` names another ``PYTHONPATH``; its
+    working directory is ``root``, since ``python -m`` puts the working directory first on
+    ``sys.path`` (started from a checkout, it would run that checkout whatever PYTHONPATH)."""
     path = root / "run" / "notify.sock"
     path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -73,7 +79,8 @@ def start_to_ready(
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "forgeoned.daemon", "--config", str(config)],
-        env={**os.environ, **(env or {}), "NOTIFY_SOCKET": str(path)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {}), "NOTIFY_SOCKET": str(path)},
+        cwd=root,
         stderr=subprocess.DEVNULL,
     )
     try:
