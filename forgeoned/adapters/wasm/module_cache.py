@@ -49,7 +49,10 @@ DEFAULT_MAX_BYTES: Final = 512 << 20
 CODE: Final = ".cwasm"
 META: Final = ".meta"
 _FORMAT: Final = 2
-_HASH_READ_MAX: Final = 1 << 20  # smaller code is hashed from one read, larger in chunks
+_HASH_READ_MAX: Final = 1 << 20
+_META_MAX: Final = (
+    1 << 20
+)  # a meta file is a few hundred bytes  # smaller code is hashed from one read, larger in chunks
 
 
 def engine_tag() -> str:
@@ -146,6 +149,7 @@ class ModuleCache:
         self.clock: Clock = clock or SystemClock()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.tag = engine_tag()
+        self._prefix = f"{directory}/"
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._items: dict[str, _Item] = self._scan()
@@ -162,38 +166,45 @@ class ModuleCache:
     # --- reading --------------------------------------------------------------------------
 
     def get(self, sha256: str) -> CacheHit | None:
-        """The entry of ``sha256``, checked and open, or None (a bad entry is dropped)."""
+        """The entry of ``sha256``, checked and open, or None (a bad entry is dropped).
+        Plain ``os`` calls on strings: this runs for every plugin at every start."""
         stem = self._stem(sha256)
-        meta_path = self.directory / (stem + META)
         try:
-            size, digest, interface = _parse_meta(meta_path.read_bytes())
+            meta_fd = os.open(self._prefix + stem + META, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None  # a miss (or a code file of the old format, replaced on the put)
-        except (OSError, ValueError):
+        except OSError:
             self.drop(sha256)
             return None
         try:
-            fd = os.open(self.directory / (stem + CODE), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+            size, digest, interface = _parse_meta(os.read(meta_fd, _META_MAX))
+            fd = os.open(self._prefix + stem + CODE, os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            os.close(meta_fd)
             self.drop(sha256)
             return None
         hit = CacheHit(fd, interface, size)
         try:
             ok = os.fstat(fd).st_size == size and _digest(fd, size) == digest
+            if ok:
+                self._touch(stem, meta_fd)
         except OSError:
             ok = False
+        finally:
+            os.close(meta_fd)
         if not ok:
             hit.close()
             self.drop(sha256)
             return None
-        self._touch(stem, meta_path)
         return hit
 
-    def _touch(self, stem: str, meta_path: Path) -> None:
+    def _touch(self, stem: str, meta_fd: int) -> None:
         """Record a use (the meta file's mtime is the LRU order across restarts)."""
         now = self.clock.wall()
-        with contextlib.suppress(OSError):
-            os.utime(meta_path, (now, now))
+        try:  # noqa: SIM105 (contextlib.suppress costs more than the call, once per plugin)
+            os.utime(meta_fd, (now, now))
+        except OSError:
+            pass  # the order in memory still holds for this run
         with self._lock:
             if (item := self._items.get(stem)) is not None:
                 item.used = now

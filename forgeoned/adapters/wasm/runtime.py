@@ -19,7 +19,10 @@ the plugin that called it).
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 import wasmtime
@@ -103,6 +106,14 @@ class EpochTicker:
             self._thread.join()
 
 
+@functools.lru_cache(maxsize=256)
+def _checked(interface: ModuleInterface) -> tuple[AbiShape, Mapping[str, int]]:
+    """The ABI check (raises LoadError) and the raw call slots per exported function (so an
+    instance binds its exports without asking wasmtime for their types). A pure function of
+    the interface, and plugins built alike share one: checked once per distinct interface."""
+    return interface.validate(), MappingProxyType(interface.func_slots())
+
+
 class CompiledModule:
     """A compiled, ABI-checked module, pre-linked to the runtime's host functions
     (``InstancePre``: imports resolved once); instantiate it any number of times.
@@ -115,12 +126,9 @@ class CompiledModule:
     def __init__(
         self, module: wasmtime.Module, linker: wasmtime.Linker, interface: ModuleInterface
     ) -> None:
-        self.shape: AbiShape = interface.validate()
+        self.shape, self.func_slots = _checked(interface)
         self.interface = interface
         self.memory_min_bytes: int = interface.memory_min_pages * WASM_PAGE
-        # Raw call slots per exported function, so that an instance binds its exports
-        # without asking wasmtime for their types again.
-        self.func_slots: dict[str, int] = interface.func_slots()
         self.module = module
         try:
             self.pre = linker.instantiate_pre(module)
