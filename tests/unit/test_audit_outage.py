@@ -175,3 +175,36 @@ def test_outage_view_for_metrics_and_status() -> None:
     view = outage.view()
     assert (view.ok, view.since, view.error) == (False, 100.0, "disk full")
     assert (view.lost_total, view.refused_total) == (1, 1)
+
+
+def test_guard_refuses_an_action_whose_precondition_cannot_be_written(make: Maker) -> None:
+    log, trail, _ = make()
+    log.full = True
+    done: list[str] = []
+
+    def pause() -> None:
+        trail.record(paused())  # the precondition
+        done.append("paused")
+
+    with pytest.raises(AuditUnavailableError):
+        trail.outage.guard(pause, "pause hello")
+    assert done == []
+    assert trail.outage.refused_total == 1 and trail.outage.lost_total == 0
+
+
+def test_guard_lets_an_action_stand_when_a_later_record_is_lost(
+    make: Maker, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, trail, _ = make()
+    done: list[str] = []
+
+    def reset() -> None:
+        trail.record(AuditEvent(EventName.PLUGIN_RESET, plugin="hello", actor="ops"))
+        done.append("reset")
+        log.full = True  # the disk fills during the action
+        trail.record(AuditEvent(EventName.PLUGIN_INSTALLED, plugin="hello"))
+
+    trail.outage.guard(reset, "reset hello")
+    assert done == ["reset"]
+    assert trail.outage.refused_total == 0 and trail.outage.lost_total == 1
+    assert "reset hello: done, but a record made after it was lost" in caplog.text

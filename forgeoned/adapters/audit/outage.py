@@ -17,15 +17,19 @@ serialised by the caller (:class:`~forgeoned.adapters.audit.trail.AuditTrail`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
 from forgeoned.core import audit_chain
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.errors import AuditUnavailableError
+
+log = logging.getLogger("forgeoned")
 
 GAP_KIND_WRITE_FAILED: Final = "write_failed"
 _SELF: Final = "forgeoned"
@@ -44,6 +48,13 @@ class _Period:
         self.failures += later.failures
         self.lost.update(later.lost)
         self.refused.update(later.refused)
+
+
+@dataclass(slots=True)
+class Precondition:
+    """Set by the trail once the record that an action waits for was tried."""
+
+    written: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +82,37 @@ class Outage:
     # --- classifying records ---------------------------------------------------------------
 
     @contextmanager
-    def precondition(self) -> Iterator[None]:
+    def precondition(self) -> Iterator[Precondition]:
         """The first record made on this thread inside is the precondition of an action: if
-        it cannot be written the caller refuses the action, and it is counted as refused."""
-        self._armed.on = True
+        it cannot be written the action must not happen, and it is counted as refused. The
+        mark says whether it was written (see :meth:`guard`)."""
+        mark = self._armed.mark = Precondition()
         try:
-            yield
+            yield mark
         finally:
-            self._armed.on = False
+            self._armed.mark = None
 
-    def take_precondition(self) -> bool:
-        """Whether the record starting now is a precondition (consumes the mark)."""
-        armed = bool(getattr(self._armed, "on", False))
-        self._armed.on = False
-        return armed
+    def take_precondition(self) -> Precondition | None:
+        """The mark if the record starting now is a precondition (consumes it)."""
+        mark: Precondition | None = getattr(self._armed, "mark", None)
+        self._armed.mark = None
+        return mark
+
+    def guard(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``, whose first audit record is its precondition (fail closed).
+
+        If that record cannot be made durable, ``action`` raises AuditUnavailableError before
+        changing anything, and so does this. A record that fails *after* it (the disk filled
+        during the action) cannot take back what was done: it is counted as lost in the next
+        ``audit.gap`` and logged, and the action stands.
+        """
+        with self.precondition() as mark:
+            try:
+                action()
+            except AuditUnavailableError as exc:
+                if not mark.written:
+                    raise
+                log.warning("%s: done, but a record made after it was lost: %s", what, exc)
 
     def failed(self, label: str | None, error: str, now: float, refused: bool = False) -> bool:
         """Count a failed write (``label`` None: no event was lost, e.g. a retry of the gap).

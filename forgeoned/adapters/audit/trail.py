@@ -106,8 +106,10 @@ class AuditTrail:
             self._close_gap()
             entry = self._log.record(event)
         except AuditUnavailableError as exc:
-            self._failed(event, exc, precondition)
+            self._failed(event, exc, precondition is not None)
             raise
+        if precondition is not None:
+            precondition.written = True
         self._stored(event.event.label, entry)
         return entry
 
