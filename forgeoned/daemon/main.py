@@ -11,6 +11,7 @@ is safe in a signal handler).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -25,13 +26,15 @@ from types import FrameType
 from typing import TypeVar
 
 from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import Clock
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.wiring import Parts, fault_hook_from_env
-from forgeoned.errors import ArtifactError, ConfigError, ForgeonedError
+from forgeoned.errors import ArtifactError, AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
 from forgeoned.service.plugin_host import PluginHost
 
@@ -79,6 +82,8 @@ class Daemon(Parts):
         self._next_rescan = 0.0
         self._settle_at = 0.0
         self._settle_by = float("inf")
+        # When audit writes start failing or work again, STATUS= says so (built on the loop).
+        self.audit.on_change = lambda: self.loop.post(self._announce)
 
     # --- plugins.d ----------------------------------------------------------------------
 
@@ -110,25 +115,35 @@ class Daemon(Parts):
         self._retry |= self.reconciler.rescan()
         self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
 
-    def reload(self) -> None:
+    def reload(self, actor: str | None = None) -> None:
         """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
         rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
-        while the running configuration stays in force."""
+        while the running configuration stays in force. ``daemon.reloaded`` is written first:
+        a reload the audit log cannot record does not happen (AuditUnavailableError)."""
         self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
-        refused: ForgeonedError | None = None
         try:
-            self.reload_config(load_config(self.config.path))
+            self.audit_outage.guard(lambda: self._reload(actor), "reload")
+        finally:
+            self.notifier.ready(self.status_line())
+
+    def _reload(self, actor: str | None) -> None:
+        refused: ForgeonedError | None = None
+        new: tuple[Config, TrustPolicy] | None = None
+        try:
+            config = load_config(self.config.path)
+            new = config, self.load_trust(config)
         except ForgeonedError as exc:
             log.warning("reload refused, keeping the running configuration: %s", exc)
             refused = exc
+        reason = refused.code if refused is not None else None
+        self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
+                                     message=str(refused or "")))  # fmt: skip
+        if new is not None:
+            self.reload_config(*new)
         self.reconciler.forget_attempts()
         self.directory.clear()  # re-verify every file against the (new) trust
         self._withdraw_untrusted()
         self.rescan()
-        reason = refused.code if refused is not None else None
-        self.audit.record(AuditEvent(EventName.DAEMON_RELOADED, reason=reason,
-                                     message=str(refused or "")))  # fmt: skip
-        self.notifier.ready(self.status_line())
         if refused is not None:
             raise refused
 
@@ -143,11 +158,14 @@ class Daemon(Parts):
             try:
                 self.verifier(*blob)
             except ArtifactError as exc:
-                self.audit.record(
-                    AuditEvent(EventName.PLUGIN_REJECTED, plugin=name, version=record.version,
-                               sha256=record.sha256, reason=exc.code,
-                               message=f"running version no longer trusted: {exc}")
-                )  # fmt: skip
+                # Withdrawn even if the record is lost: untrusted code must not keep running.
+                with contextlib.suppress(AuditError):
+                    self.audit.record(
+                        AuditEvent(EventName.PLUGIN_REJECTED, plugin=name,
+                                   version=record.version, sha256=record.sha256,
+                                   reason=exc.code,
+                                   message=f"running version no longer trusted: {exc}")
+                    )  # fmt: skip
                 del self.reconciler.hosts[name]
                 self.swapper.remove(host)
 
@@ -160,7 +178,15 @@ class Daemon(Parts):
         quarantined = sum(s is State.QUARANTINED for s in states)
         line = f"{running} plugins running, {failed} failed, {quarantined} quarantined"
         chain = self.chain.last
-        return line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        line = line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        outage = self.audit_outage.view()
+        if outage.since is None:
+            return line
+        since = rfc3339(outage.since)
+        return f"DEGRADED: audit log not writable since {since}, changes refused; {line}"
+
+    def _announce(self) -> None:
+        self.notifier.status(self.status_line())
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
@@ -234,9 +260,10 @@ class Daemon(Parts):
             for host in list(self.reconciler.hosts.values()):
                 if host.current is not None:
                     host.current.interrupt()
-        self.audit.record(
-            AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
-        )
+        with contextlib.suppress(AuditError):  # a full disk must not stop the shutdown
+            self.audit.record(
+                AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
+            )
         self.close_all()
         self.stopped.set()
         return 0

@@ -99,6 +99,9 @@ class Parts:
         self.journal = JournalWriter(self.stats) if config.audit_journald else None
         sink = JournaldSink(self.journal) if self.journal is not None else ConsoleSink()
         self.audit = AuditTrail(self.audit_log, sink, self.stats)
+        # What the disk refused, shared by the trail (counts it), the facade (refuses changes
+        # whose record fails), the metrics and the status line.
+        self.audit_outage = self.audit.outage
         self.events = AuditBatch(self.audit)  # swaps and rejections (held during the start)
         self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)
         self.plugin_stats: dict[str, PluginStats] = {}
@@ -223,13 +226,19 @@ class Parts:
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=self.audit_log
+                self.config.metrics_listen,
+                self.backend,
+                audit=self.audit_log,
+                writes=self.audit_outage,
             )
             self.metrics.start()
 
-    def reload_config(self, new: Config) -> None:
+    def load_trust(self, new: Config) -> TrustPolicy:
+        """The trust ``new`` names (a reload checks it before recording and applying it)."""
+        return self._load_trust(new)
+
+    def reload_config(self, new: Config, trust: TrustPolicy) -> None:
         """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)."""
-        trust = self._load_trust(new)
         waiting = self.config.restart_required(new)
         if waiting:
             log.warning("changed, applied only on restart: %s", ", ".join(waiting))

@@ -11,6 +11,7 @@ not replay the same rejection every minute.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
 from forgeoned.errors import (
+    AuditError,
     ForgeonedError,
     NotFoundError,
     PluginFault,
@@ -34,6 +36,7 @@ from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.rejections import RejectionReport
 
 log = logging.getLogger(__name__)
+AUDIT_RETRY_S = 5.0  # a restart whose record could not be written is tried again this much later
 HostFactory = Callable[[str, PluginStats], PluginHost]
 
 
@@ -200,16 +203,19 @@ class Reconciler:
         """A call or tick faulted (posted to the loop by the host)."""
         if self.hosts.get(host.name) is not host or host.state is not State.FAILED:
             return
-        self.audit.record(
-            AuditEvent(
-                EventName.PLUGIN_FAILED,
-                plugin=host.name,
-                version=version.version,
-                sha256=version.sha256,
-                reason=exc.code,
-                message=str(exc),
+        # The fault happened all the same: a lost record (counted in the next audit.gap) must
+        # not stop the supervision.
+        with contextlib.suppress(AuditError):
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_FAILED,
+                    plugin=host.name,
+                    version=version.version,
+                    sha256=version.sha256,
+                    reason=exc.code,
+                    message=str(exc),
+                )
             )
-        )
         self._failed(host)
 
     def _failed(self, host: PluginHost) -> None:
@@ -222,7 +228,8 @@ class Reconciler:
         v = host.current
         # The event is durable before the state says quarantined (a status reader must
         # never see a quarantine the audit log and state file do not have yet); quarantining
-        # happens even if the audit write fails: keeping a crash-looping plugin down is safe.
+        # happens even if the audit write fails: keeping a crash-looping plugin down is safe
+        # (the record is counted as lost in the next audit.gap).
         try:
             self.audit.record(
                 AuditEvent(
@@ -235,6 +242,8 @@ class Reconciler:
                     f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
                 )
             )
+        except AuditError:
+            log.warning("quarantining %s without its audit record", host.name)
         finally:
             self.active.set_quarantined(host.name, True)
             host.trigger(Trigger.QUARANTINE, host.last_error)
@@ -246,14 +255,20 @@ class Reconciler:
         now = self.clock.monotonic()
         for name in sorted(n for n, t in self.restart_at.items() if t <= now):
             del self.restart_at[name]
-            host = self.hosts.get(name)
-            if host is None or host.state is not State.FAILED:
-                continue
-            want = self._wanted(name)
-            if want is None:
-                self._reconcile_one(name, None)
-                continue
-            self.plugin_stats[name].restarts += 1
+            try:
+                self._restart_due(name, now)
+            except Exception:  # the per-plugin boundary, as in reconcile
+                log.exception("restarting plugin %s failed", name)
+
+    def _restart_due(self, name: str, now: float) -> None:
+        host = self.hosts.get(name)
+        if host is None or host.state is not State.FAILED:
+            return
+        want = self._wanted(name)
+        if want is None:
+            self._reconcile_one(name, None)
+            return
+        try:
             self.audit.record(
                 AuditEvent(
                     EventName.PLUGIN_RESTARTED,
@@ -263,7 +278,11 @@ class Reconciler:
                     reason=host.last_error,
                 )
             )
-            self._after(host, want, self.swapper.swap(host, want, quiet=True))
+        except AuditError:  # no record, no restart: try again once the log can write
+            self.restart_at[name] = now + AUDIT_RETRY_S
+            return
+        self.plugin_stats[name].restarts += 1
+        self._after(host, want, self.swapper.swap(host, want, quiet=True))
 
     def _wanted(self, name: str) -> Candidate | None:
         running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
@@ -284,20 +303,21 @@ class Reconciler:
         if want is not None:
             self._after(host, want, self.swapper.swap(host, want))
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, actor: str | None = None) -> None:
         host = self.host(name)
         want = self._wanted(name)
         if want is None:
             raise NotFoundError(f"plugin {name!r} has no artifact in plugins.d")
+        # The record comes before any change: a restart the audit log cannot take is refused.
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                       sha256=want.sha256, actor=actor, reason="operator")
+        )  # fmt: skip
         if host.state is State.QUARANTINED:
             self.reset(name)
             return
         self.plugin_stats[name].restarts += 1
         self.restart_at.pop(name, None)
-        self.audit.record(
-            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
-                       sha256=want.sha256, reason="operator")
-        )  # fmt: skip
         self._after(host, want, self.swapper.swap(host, want, quiet=True))
 
     def forget_attempts(self, name: str | None = None) -> None:
