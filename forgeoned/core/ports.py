@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from forgeoned.core.events import AuditEvent
@@ -20,6 +21,17 @@ class AuditSink(Protocol):
     """Receives audit events. ``record`` returns only once the event is durable."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+
+class AuditGate(Protocol):
+    """Whether audit records can be written now; and marking the record an action waits for
+    (one that must be durable before the action happens), so that its failure is counted as
+    a refused action rather than a lost record."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def precondition(self) -> AbstractContextManager[object]: ...
 
 
 class ControlBackend(Protocol):

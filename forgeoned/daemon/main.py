@@ -83,7 +83,7 @@ class Daemon(Parts):
         self._settle_at = 0.0
         self._settle_by = float("inf")
         # When audit writes start failing or work again, STATUS= says so (built on the loop).
-        self.audit.on_change = lambda: self.loop.post(self._announce)
+        self.audit.on_change = lambda: self.loop.post(self._audit_changed)
 
     # --- plugins.d ----------------------------------------------------------------------
 
@@ -185,8 +185,10 @@ class Daemon(Parts):
         since = rfc3339(outage.since)
         return f"DEGRADED: audit log not writable since {since}, changes refused; {line}"
 
-    def _announce(self) -> None:
+    def _audit_changed(self) -> None:
         self.notifier.status(self.status_line())
+        if self.audit_outage.ok:
+            self.rescan()  # changes in plugins.d waited for the audit log: now, recorded
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""

@@ -135,6 +135,7 @@ class Parts:
             config.restart, self._make_host, RejectionReport(self.events, self.stats),
             plugin_stats=self.plugin_stats,
             prefetch=self._prefetch,
+            gate=self.audit_outage,
         )  # fmt: skip
         self.watcher = DirectoryWatcher(
             config.plugins_dir,

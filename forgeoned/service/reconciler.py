@@ -7,6 +7,9 @@ touch the :class:`PluginHost` objects.
 A (name, sha256) whose swap was rejected or rolled back is remembered and not retried until
 the desired file changes, an admin allows a downgrade, or the daemon reloads: a rescan must
 not replay the same rejection every minute.
+
+While the audit log cannot be written (``gate``), nothing changes on the daemon's own
+initiative: plugins.d is reconciled and failed plugins are restarted once it can be again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from forgeoned.core.desired import Candidate, desired_set
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
-from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
@@ -58,6 +61,7 @@ class Reconciler:
     attempted: set[tuple[str, str]] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
     prefetch: Callable[[list[Candidate]], None] | None = None
+    gate: AuditGate | None = None  # None: the audit log is assumed writable
 
     # --- hosts ------------------------------------------------------------------------------
 
@@ -129,6 +133,9 @@ class Reconciler:
 
     def reconcile(self, names: set[str] | None) -> None:
         """Make the running set match the desired set (for ``names``, or everything)."""
+        if self.gate is not None and not self.gate.ok:
+            log.info("audit log not writable: plugins.d is reconciled once it is")
+            return  # the daemon rescans when the log works again
         running = {n: h.current.sha256 for n, h in self.hosts.items() if h.current is not None}
         desired = desired_set(self.directory.candidates(), running)
         wanted = desired.wanted
@@ -264,21 +271,25 @@ class Reconciler:
         host = self.hosts.get(name)
         if host is None or host.state is not State.FAILED:
             return
+        if self.gate is not None and not self.gate.ok:
+            self.restart_at[name] = now + AUDIT_RETRY_S  # no record, no restart: wait
+            return
         want = self._wanted(name)
         if want is None:
             self._reconcile_one(name, None)
             return
         try:
-            self.audit.record(
-                AuditEvent(
-                    EventName.PLUGIN_RESTARTED,
-                    plugin=name,
-                    version=want.version,
-                    sha256=want.sha256,
-                    reason=host.last_error,
+            with self.gate.precondition() if self.gate else contextlib.nullcontext():
+                self.audit.record(
+                    AuditEvent(
+                        EventName.PLUGIN_RESTARTED,
+                        plugin=name,
+                        version=want.version,
+                        sha256=want.sha256,
+                        reason=host.last_error,
+                    )
                 )
-            )
-        except AuditError:  # no record, no restart: try again once the log can write
+        except AuditError:  # refused: tried again once the log can be written
             self.restart_at[name] = now + AUDIT_RETRY_S
             return
         self.plugin_stats[name].restarts += 1

@@ -221,3 +221,51 @@ def test_a_full_audit_disk_refuses_every_change_until_there_is_room(
         for event in ("plugin.resumed", "plugin.restarted", "plugin.reset", "daemon.reloaded"):
             assert event in labels
         assert metric(d, "forgeone_audit_records_unwritten_total", refused) == len(ACTIONS) + 1
+
+
+def wait_true(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds (bounded), as daemon_kit's wait_until does."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
+    env: Env, status: StatusWatch, tmp_path: Path
+) -> None:
+    env.write_config("[restart]\nmax_failures = 5\nbackoff_initial_s = 0.01\njitter = 0")
+    with tmpfs(tmp_path / "state", "4m"), in_process(env) as d:
+        outage = d.daemon.audit_outage
+        crashy = d.daemon.reconciler.host("crashy")
+        filler = fill(tmp_path / "state")
+        exhaust(d, env.socket)
+        status.wait(lambda line: "DEGRADED" in line)
+
+        with pytest.raises(PluginTrap):
+            d.invoke("crashy")  # a fault is not an action: the plugin stops, unrecorded
+        wait_true(lambda: outage.view().lost_total >= 2, "the lost plugin.failed record")
+        reconciler = d.daemon.reconciler
+        wait_true(
+            lambda: reconciler.restart_at.get("crashy", 0) > d.daemon.clock.monotonic() + 1,
+            "the supervisor postponing its restart",
+        )
+        drop(env.plugins, "fresh.wasm", plugin("fresh", "1.0.0"))
+        d.sync()  # the watcher's report and a full rescan went through the loop
+        assert crashy.state is State.FAILED  # not restarted without a record
+        assert "fresh" not in reconciler.hosts  # not installed without a record
+        assert d.invoke("good") == b"good@1.0.0:x"
+
+        filler.unlink()  # no action: the probe writes the gap, then what waited happens
+        d.events.wait("plugin.installed", "fresh")
+        d.events.wait("plugin.restarted", "crashy")
+        assert crashy.wait_for(State.RUNNING, 10)
+        status.wait(lambda line: "DEGRADED" not in line)
+        entries = env.audit_events()  # while the tmpfs is still mounted
+
+    [gap] = [e for e in entries if e["event"] == "audit.gap"]
+    assert gap["details"]["lost"] == {"control.action": 1, "plugin.failed": 1}
+    assert gap["details"]["refused"] == {}
+    later = {(e["event"], e.get("plugin")) for e in entries if e["seq"] > gap["seq"]}
+    assert {("plugin.installed", "fresh"), ("plugin.restarted", "crashy")} <= later
