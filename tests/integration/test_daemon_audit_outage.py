@@ -199,7 +199,11 @@ def test_a_full_audit_disk_refuses_every_change_until_there_is_room(
         # the control.action of each refused request (and of the last harmless one)
         assert details["lost"] == {"control.action": len(ACTIONS) + 2}
         assert "No space left on device" in details["error"]
-        assert verdict["ok"] is True, verdict
+        assert verdict["ok"] is True and verdict["gaps"] == [gap["seq"]], verdict
+        assert forgeonectl(["--socket", sock, "audit", "verify"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("audit chain intact")
+        assert out[1].startswith(f"1 recorded gap(s) at seq {gap['seq']}: records refused or lost")
 
         # Everything works again, each change recorded.
         with ControlClient(sock) as client:

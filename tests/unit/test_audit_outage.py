@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.outage import Outage
 from forgeoned.adapters.audit.trail import AuditTrail
 from forgeoned.core.clock import ManualClock
@@ -208,3 +210,17 @@ def test_guard_lets_an_action_stand_when_a_later_record_is_lost(
     assert done == ["reset"]
     assert trail.outage.refused_total == 0 and trail.outage.lost_total == 1
     assert "reset hello: done, but a record made after it was lost" in caplog.text
+
+
+def test_verify_names_the_gaps_of_an_intact_chain(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, ManualClock())
+    trail = AuditTrail(log, None, DaemonStats())
+    trail.record(paused())
+    outage = trail.outage
+    outage.failed("plugin.paused", "cannot write the audit log: No space left on device", 1.0)
+    trail.record(paused())  # preceded by the gap
+    result = log.verify()
+    gap_seq = next(e["seq"] for e in log.entries() if e["event"] == "audit.gap")
+    assert result.ok and result.gaps == (gap_seq,)
+    assert result.to_dict()["gaps"] == (gap_seq,)
+    trail.close()
