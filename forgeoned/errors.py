@@ -11,6 +11,7 @@ forgeoned itself or of its inputs::
 
     ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
+    │   └── InsecurePathError          a trusted file others could change (StrictModes)
     ├── ArtifactError                  an artifact that must not run (rejected, 422)
     │   ├── ArtifactTooLargeError      over a size/count cap before parsing finished
     │   ├── MalformedModuleError       not a well-formed WebAssembly module
@@ -23,6 +24,7 @@ forgeoned itself or of its inputs::
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
     │   └── CompileLimitError          the compile worker ran out of time or memory
     ├── FileChangedError               a file changed while it was read: read it again later
+    ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
     │   ├── PluginStatusError          an export returned a non-zero status
@@ -66,6 +68,13 @@ class ForgeonedError(Exception):
 class ConfigError(ForgeonedError):
     reason = "config_invalid"
     http_status = 400
+
+
+class InsecurePathError(ConfigError):
+    """The config file, trust store or credentials could be changed by someone other than
+    root or the daemon's user (owner, group/other write, a symlinked key): not trusted."""
+
+    reason = "insecure_permissions"
 
 
 # --- artifacts -----------------------------------------------------------------------------
@@ -165,6 +174,13 @@ class FileChangedError(ForgeonedError):
 
     reason = "file_changed"
     http_status = 409
+
+
+class RuntimeVersionError(ForgeonedError):
+    """The installed wasmtime is not the release the fast call path is built for: an
+    installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
+
+    reason = "runtime_version"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from forgeoned.core.artifact_file import ArtifactFile, FileKey
 from forgeoned.core.events import AuditEvent
+from forgeoned.core.state import DaemonState
 from forgeoned.core.stats import PluginView
 
 
@@ -32,6 +35,69 @@ class AuditGate(Protocol):
     def ok(self) -> bool: ...
 
     def precondition(self) -> AbstractContextManager[object]: ...
+
+    def guard(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``, whose first audit record is its precondition: refused (raising
+        AuditUnavailableError) if that record cannot be written; standing if a later one
+        cannot (counted as lost)."""
+        ...
+
+
+class StateRecord(Protocol):
+    """The durable state (``StateStore``): ``commit`` returns once ``new`` is on disk and
+    raises :class:`~forgeoned.errors.StateError` (the old state stays) otherwise."""
+
+    @property
+    def state(self) -> DaemonState: ...
+
+    def commit(self, new: DaemonState) -> None: ...
+
+
+class KeptCopies(Protocol):
+    """A flat directory of whole files (the active versions' bytes, ``KeptCopiesDir``).
+
+    ``write`` replaces a file by rename (never torn); ``durable=False`` leaves the sync to a
+    later :meth:`sync` (a batch of writes, then one sync). Writes raise
+    :class:`~forgeoned.errors.StateError`; ``read`` and ``delete`` never raise.
+    """
+
+    def exists(self, name: str) -> bool: ...
+
+    def write(self, name: str, data: bytes, *, durable: bool = True) -> None: ...
+
+    def read(self, name: str) -> bytes | None: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+class PluginFiles(Protocol):
+    """plugins.d as the plugin index reads it (``PluginFilesDir``).
+
+    ``read`` raises :class:`FileNotFoundError` if the file is gone,
+    :class:`~forgeoned.errors.FileChangedError` if it changed while being read, and an
+    :class:`~forgeoned.errors.ArtifactError` for a file that must be rejected (a symlink,
+    too large, unreadable).
+    """
+
+    def names(self) -> list[str]:
+        """The artifact file names present (signatures and temporary files left out)."""
+        ...
+
+    def key(self, name: str) -> FileKey | None:
+        """The identity of ``name`` and of its ``.sig`` without reading them (None: gone)."""
+        ...
+
+    def read(self, name: str, max_bytes: int) -> ArtifactFile: ...
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace ``name`` atomically and durably (an upload through the control API)."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove ``name`` and its ``.sig`` (gone already is fine)."""
+        ...
 
 
 class ControlBackend(Protocol):

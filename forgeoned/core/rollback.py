@@ -1,8 +1,8 @@
 """Rollback protection: never activate a version below the highest ever activated.
 
-The floors and overrides are persisted by ``forgeoned.adapters.files.state_store.StateStore``
-(``Floor`` and ``DowngradeOverride``); this module is the pure decision over those values,
-typed structurally so that core does not import the adapter.
+The floors and overrides are the records of :mod:`forgeoned.core.state` (``Floor`` and
+``DowngradeOverride``), persisted by ``StateStore``; this module is the pure decision over
+those values, typed structurally.
 
 Rules for a candidate (name, version, sha256) against the floor of that name:
 

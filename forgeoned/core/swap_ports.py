@@ -1,17 +1,30 @@
 """The ports of the swap protocol: what :mod:`forgeoned.core.swapper` needs from the world.
 
-A :class:`Loader` turns a candidate file into a :class:`Version` (the runtime adapter); a
-:class:`Slot` is where calls for one plugin name go (the daemon's plugin host); a
-:class:`Committer` makes the active set durable (the state store). Unit tests implement all
-four with small fakes.
+A :class:`Loader` turns a candidate file into a :class:`Version` (the runtime adapter), in
+three steps whose intermediate values only the loader looks into (it is generic in them); a
+:class:`Slot` is where calls for one plugin name go (the plugin host); a :class:`Committer`
+makes the active set durable (the active set over the state store). A :class:`Version`
+carries everything the others need of it (the host routes calls to its instances, the tick
+scheduler reads its interval, the active set persists its :class:`KeptVersion`), so that no
+one downstream has to know the loader's types. Unit tests implement all four with small fakes.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State, Trigger
+from forgeoned.core.state import KeptVersion
+
+
+class Instance(Protocol):
+    """One instance of a version (a wasmtime Store): used by one thread at a time."""
+
+    def handle(self, data: bytes) -> bytes: ...
+
+    def tick(self) -> None: ...
 
 
 class Version(Protocol):
@@ -23,37 +36,78 @@ class Version(Protocol):
     @property
     def sha256(self) -> str: ...
 
+    @property
+    def signers(self) -> tuple[str, ...]: ...
+
+    @property
+    def limits(self) -> Mapping[str, int]: ...
+
+    @property
+    def instance_count(self) -> int: ...
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+    @property
+    def tick_interval_s(self) -> float:
+        """Seconds between two ``tick`` calls (0: the plugin exports no ``tick``)."""
+        ...
+
+    @property
+    def kept(self) -> KeptVersion:
+        """What the active set persists when this version becomes active."""
+        ...
+
     def start(self) -> None:
         """Call ``start`` on every instance; raises :class:`PluginFault`."""
         ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
     def shutdown(self) -> None:
         """Call ``stop`` then ``unload`` on every instance and free them; never raises."""
         ...
 
+    def revive(self) -> Version:
+        """Fresh instances of this version (the same compiled module), ``init`` done; raises
+        :class:`LoadError` or :class:`PluginFault`."""
+        ...
 
-class Loader(Protocol):
+    def acquire(self, timeout: float) -> Instance | None:
+        """An idle instance (None: none within ``timeout``); hand it back with :meth:`give_back`."""
+        ...
+
+    def give_back(self, instance: Instance) -> None: ...
+
+    def interrupt(self) -> None:
+        """Stop every call running in this version's instances (a trap)."""
+        ...
+
+
+VerifiedT = TypeVar("VerifiedT")
+CompiledT = TypeVar("CompiledT")
+
+
+class Loader(Protocol[VerifiedT, CompiledT]):
     """Turns a candidate file into a :class:`Version`; each step raises on failure."""
 
-    def verify(self, candidate: Candidate) -> object:
+    def verify(self, candidate: Candidate) -> VerifiedT:
         """Read, verify signature/manifest/rollback floor; raises :class:`ArtifactError`."""
         ...
 
-    def details(self, verified: object) -> dict[str, Any]:
+    def details(self, verified: VerifiedT) -> dict[str, Any]:
         """What the audit events of this version record about its signature: at least
         ``signers`` (trusted key names) and ``signed`` (False: loaded in development mode)."""
         ...
 
-    def compile(self, verified: object) -> object:
+    def compile(self, verified: VerifiedT) -> CompiledT:
         """Compiled module (cached); raises :class:`LoadError`."""
         ...
 
-    def instantiate(self, compiled: object) -> Version:
+    def instantiate(self, compiled: CompiledT) -> Version:
         """Instances + ``init``; raises :class:`LoadError` or :class:`PluginFault`."""
-        ...
-
-    def revive(self, old: Version) -> Version:
-        """Fresh instances of an already loaded version, ``init`` done."""
         ...
 
 

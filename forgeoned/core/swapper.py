@@ -18,16 +18,16 @@ it the new one: exactly old or exactly new, never a mix and never nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Generic
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats
-from forgeoned.core.swap_ports import Committer, Loader, Slot, Version
+from forgeoned.core.swap_ports import Committer, CompiledT, Loader, Slot, VerifiedT, Version
 from forgeoned.errors import ArtifactError, ForgeonedError, LoadError, PluginFault, StateError
 
 
@@ -60,16 +60,25 @@ class SwapResult:
 SERVING_OR_PAUSED: Final = frozenset({State.RUNNING, State.PAUSED})
 
 
+@dataclass(frozen=True, slots=True)
+class About:
+    """What every audit event of one swap carries: who asked for it (an operator; None when
+    plugins.d or the supervisor did) and, once verified, the candidate's signature facts."""
+
+    actor: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 def _no_fault(step: Step, cand: Candidate) -> None:
     del step, cand
 
 
-class Swapper:
+class Swapper(Generic[VerifiedT, CompiledT]):
     """Runs swaps and removals; one at a time per slot (the daemon loop serialises them)."""
 
     def __init__(
         self,
-        loader: Loader,
+        loader: Loader[VerifiedT, CompiledT],
         committer: Committer,
         audit: AuditSink,
         stats: DaemonStats,
@@ -90,15 +99,16 @@ class Swapper:
         event: EventName,
         name: str,
         cand: Candidate | Version | None,
+        about: About,
         reason: str | None = None,
         message: str = "",
-        details: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         version = cand.version if cand is not None else None
         sha = cand.sha256 if cand is not None else None
         self.audit.record(
-            AuditEvent(event, plugin=name, version=version, sha256=sha, reason=reason,
-                       message=message, details=dict(details or {}))
+            AuditEvent(event, plugin=name, version=version, sha256=sha, actor=about.actor,
+                       reason=reason, message=message, details={**about.details, **(extra or {})})
         )  # fmt: skip
 
     def _finish(
@@ -108,33 +118,36 @@ class Swapper:
         self.stats.swap_duration.observe(self.clock.monotonic() - t0)
         return SwapResult(outcome, err)
 
-    def swap(self, slot: Slot, cand: Candidate, quiet: bool = False) -> SwapResult:
+    def swap(
+        self, slot: Slot, cand: Candidate, quiet: bool = False, actor: str | None = None
+    ) -> SwapResult:
         """Bring ``cand`` into service in ``slot``, or leave the old version serving.
 
         ``quiet`` skips the success event (a restart of the persisted set at daemon start is
-        summarised by one ``daemon.started`` event); failures are always audited.
+        summarised by one ``daemon.started`` event); failures are always audited. ``actor``
+        (the operator who asked, if one did) is recorded in every event of the swap.
         """
         t0 = self.clock.monotonic()
-        details: dict[str, Any] = {}  # signers of ``cand`` once verified, for every event
+        about = About(actor)
         try:
             self.fault(Step.VERIFY, cand)
             verified = self.loader.verify(cand)
-            details = self.loader.details(verified)
+            about = replace(about, details=self.loader.details(verified))
             self.fault(Step.COMPILE, cand)
             compiled = self.loader.compile(verified)
             self.fault(Step.INSTANTIATE, cand)
             new = self.loader.instantiate(compiled)
         except (ArtifactError, LoadError) as exc:
             self.stats.rejected[exc.code] += 1
-            self._event(EventName.PLUGIN_REJECTED, slot.name, cand, reason=exc.code,
-                        message=str(exc), details=details)  # fmt: skip
+            self._event(EventName.PLUGIN_REJECTED, slot.name, cand, about, reason=exc.code,
+                        message=str(exc))  # fmt: skip
             return self._finish(slot.name, Outcome.REJECTED, t0, exc)
         except PluginFault as exc:
             if slot.state in SERVING_OR_PAUSED:
-                return self._rolled_back(slot, cand, exc, t0, details)
+                return self._rolled_back(slot, cand, exc, t0, about)
             self._enter_starting(slot, cand)
-            return self._failed(slot, cand, exc, t0, details)
-        return self._cut_over(slot, cand, new, t0, quiet, details)
+            return self._failed(slot, cand, exc, t0, about)
+        return self._cut_over(slot, cand, new, t0, quiet, about)
 
     def _enter_starting(self, slot: Slot, cand: Candidate) -> Version | None:
         """Take the slot to STARTING; returns the healthy old version that was drained."""
@@ -155,13 +168,7 @@ class Swapper:
         return None
 
     def _cut_over(
-        self,
-        slot: Slot,
-        cand: Candidate,
-        new: Version,
-        t0: float,
-        quiet: bool,
-        details: dict[str, Any],
+        self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool, about: About
     ) -> SwapResult:
         previous = slot.current  # healthy, failed or quarantined: what this replaces
         old = self._enter_starting(slot, cand)
@@ -173,34 +180,29 @@ class Swapper:
         except (PluginFault, StateError) as exc:
             new.shutdown()
             if old is None:
-                return self._failed(slot, cand, exc, t0, details)
-            return self._restore(slot, cand, old, exc, t0, details)
+                return self._failed(slot, cand, exc, t0, about)
+            return self._restore(slot, cand, old, exc, t0, about)
         slot.install(new)
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE, cand)
         slot.release()
         if previous is None:
             if not quiet:
-                self._event(EventName.PLUGIN_INSTALLED, slot.name, new, details=details)
+                self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
             return self._finish(slot.name, Outcome.INSTALLED, t0)
         if not quiet:
             message = f"{previous.version} -> {new.version}"
-            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, message=message, details=details)
+            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message)
         return self._finish(slot.name, Outcome.UPGRADED, t0)
 
     def _failed(
-        self,
-        slot: Slot,
-        cand: Candidate,
-        exc: ForgeonedError,
-        t0: float,
-        details: dict[str, Any],
+        self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float, about: About
     ) -> SwapResult:
         """No healthy version to fall back to: STARTING → FAILED (the supervisor takes over)."""
         slot.trigger(Trigger.FAULT, exc.code)
         slot.release()
-        self._event(EventName.PLUGIN_FAILED, slot.name, cand, reason=exc.code, message=str(exc),
-                    details=details)  # fmt: skip
+        self._event(EventName.PLUGIN_FAILED, slot.name, cand, about, reason=exc.code,
+                    message=str(exc))  # fmt: skip
         return self._finish(slot.name, Outcome.FAILED, t0, exc)
 
     def _restore(
@@ -210,11 +212,11 @@ class Swapper:
         old: Version,
         exc: ForgeonedError,
         t0: float,
-        details: dict[str, Any],
+        about: About,
     ) -> SwapResult:
         """The new version failed after the old one was stopped: bring the old one back."""
         try:
-            revived = self.loader.revive(old)
+            revived = old.revive()
             revived.start()
         except ForgeonedError as again:
             slot.install(None)
@@ -224,6 +226,7 @@ class Swapper:
                 EventName.PLUGIN_FAILED,
                 slot.name,
                 old,
+                About(about.actor),  # the event is about the old version: not the new signers
                 reason=again.code,
                 message=f"{cand.version} failed ({exc}); {old.version} could not restart: {again}",
             )
@@ -231,15 +234,10 @@ class Swapper:
         slot.install(revived)
         slot.trigger(Trigger.STARTED)
         slot.release()
-        return self._rolled_back(slot, cand, exc, t0, details)
+        return self._rolled_back(slot, cand, exc, t0, about)
 
     def _rolled_back(
-        self,
-        slot: Slot,
-        cand: Candidate,
-        exc: ForgeonedError,
-        t0: float,
-        details: dict[str, Any],
+        self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float, about: About
     ) -> SwapResult:
         """The event names the version that failed (with its signers in ``details``) and,
         under ``details["serving"]``, the version that keeps serving."""
@@ -250,13 +248,14 @@ class Swapper:
             EventName.PLUGIN_ROLLED_BACK,
             slot.name,
             cand,
+            about,
             reason=exc.code,
             message=f"{cand.version} failed ({exc}); {keeps} keeps serving",
-            details={**details, "serving": serving} if serving else details,
+            extra={"serving": serving} if serving else None,
         )
         return self._finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
 
-    def remove(self, slot: Slot) -> SwapResult:
+    def remove(self, slot: Slot, actor: str | None = None) -> SwapResult:
         """The plugin's file went away: drain, stop and unload it, forget it durably."""
         t0 = self.clock.monotonic()
         old = slot.current
@@ -273,5 +272,5 @@ class Swapper:
         self.committer.commit(slot.name, None)
         slot.install(None)
         slot.release()
-        self._event(EventName.PLUGIN_REMOVED, slot.name, old)
+        self._event(EventName.PLUGIN_REMOVED, slot.name, old, About(actor))
         return self._finish(slot.name, Outcome.REMOVED, t0)

@@ -1,5 +1,6 @@
 """The daemon: composition only. ``wiring`` builds the parts (a plain record), ``main`` runs
-the loop, signals and sd_notify, ``facade`` is what the control API and metrics see.
+them on the ``loop`` with signals and sd_notify, ``host_services`` builds what each plugin's
+host functions may touch, ``facade`` is what the control API and metrics see.
 
 ``forgeoned.daemon:main`` is the console entry point (pyproject, packaging/bin); it imports
 the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.
@@ -7,10 +8,22 @@ the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import Final
+
+from forgeoned.errors import RuntimeVersionError
+
+EX_UNAVAILABLE: Final = 69  # sysexits: a support program is missing (the pinned wasmtime)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from forgeoned.daemon.main import main as run
+    from forgeoned.daemon import signals
 
+    signals.hold()  # before the slow imports: an early SIGHUP/SIGTERM must not kill us
+    try:
+        from forgeoned.daemon.main import main as run
+    except RuntimeVersionError as exc:  # raised by the fast path's import-time check
+        print(f"forgeoned: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     return run(argv)

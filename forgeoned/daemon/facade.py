@@ -1,195 +1,155 @@
 """The daemon as the control API and the metrics collector see it.
 
-Requests that change the running set are executed on the daemon loop (one at a time, after
-any swap in progress) and waited for; ``invoke`` and the read-only views run on the caller's
-thread and only touch the plugin hosts.
-
-Every change fails closed on the audit log: its first audit record is written, durably, before
-anything changes (``Outage.guard``), so a change the log cannot record answers 503
-``audit_unavailable`` and leaves everything as it was. Pause, resume, reset and restart write
-their own event first; install, remove and allow-downgrade, whose own events come from the swap
-they cause, write ``control.requested`` first; reload writes ``daemon.reloaded`` first.
+:class:`DaemonBackend` implements :class:`~forgeoned.core.ports.ControlBackend` and
+:class:`~forgeoned.adapters.metrics.model.MetricsSource` over a few narrow collaborators,
+each typed by a Protocol here of exactly what the facade uses: the plugin operations
+(:class:`forgeoned.service.operations.PluginOperations`), the daemon loop (where every change
+of the running set runs, one at a time, after any swap in progress), the verifier and the
+audit log. ``invoke`` and the views run on the caller's thread and only touch plugin hosts.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol, TypeVar
 
-from forgeoned.adapters.files.atomic import atomic_write
-from forgeoned.adapters.files.state_store import DowngradeOverride
-from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.lifecycle import State, Trigger, transition
-from forgeoned.core.policy import Action
+from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginView
-from forgeoned.errors import BadRequestError, ConflictError, NotFoundError
-from forgeoned.service.plugin_host import PluginHost
+from forgeoned.errors import BadRequestError, NotFoundError
 
-if TYPE_CHECKING:
-    from forgeoned.daemon.main import Daemon
-
+T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 
 
-class DaemonBackend:
-    """Implements ``ControlBackend`` and ``MetricsSource`` for a :class:`Daemon`."""
+class Callee(Protocol):
+    def call(self, data: bytes) -> bytes: ...
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+
+class Operations(Protocol):
+    """The plugin operations (``PluginOperations``); ``actor`` goes into their audit events."""
+
+    def views(self) -> list[PluginView]: ...
+
+    def view(self, name: str) -> PluginView: ...
+
+    def find(self, name: str) -> Callee | None: ...
+
+    def add(
+        self,
+        filename: str,
+        data: bytes,
+        actor: str | None = None,
+        *,
+        plugin: str | None = None,
+        version: str | None = None,
+    ) -> None: ...
+
+    def remove(self, name: str, actor: str | None = None) -> None: ...
+
+    def pause(self, name: str, actor: str | None = None) -> None: ...
+
+    def resume(self, name: str, actor: str | None = None) -> None: ...
+
+    def restart(self, name: str, actor: str | None = None) -> None: ...
+
+    def reset(self, name: str, actor: str | None = None) -> None: ...
+
+    def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
+
+
+class Runner(Protocol):
+    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises)."""
+
+    def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
+
+
+class AuditReader(Protocol):
+    def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
+
+    def verify(self) -> VerifyResult: ...
+
+
+class DaemonBackend:
+    def __init__(
+        self,
+        operations: Operations,
+        loop: Runner,
+        verify: Callable[[bytes, bytes | None], VerifiedArtifact],
+        reload: Callable[[str | None], None],
+        audit_log: AuditReader,
+        stats: DaemonStats,
+    ) -> None:
+        self._ops = operations
+        self._loop = loop
+        self._verify = verify
+        self._reload = reload
+        self._audit_log = audit_log
+        self._stats = stats
 
     # --- views ------------------------------------------------------------------------------
 
     def list_plugins(self) -> list[PluginView]:
-        return [h.view() for _, h in sorted(self.d.reconciler.hosts.items())]
+        return self._ops.views()
 
     def plugin_views(self) -> list[PluginView]:
-        return self.list_plugins()
+        return self._ops.views()
 
     def daemon_stats(self) -> DaemonStats:
-        return self.d.stats
+        return self._stats
 
     def get_plugin(self, name: str) -> PluginView:
-        return self.d.reconciler.host(name).view()
+        return self._ops.view(name)
 
     # --- changes ----------------------------------------------------------------------------
 
     def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        artifact = self.d.verify(data, None)  # raises ArtifactError: nothing is written
+        artifact = self._verify(data, None)  # raises ArtifactError: nothing is written
         m = artifact.manifest
         name = filename.rsplit("/", 1)[-1]
         if not _SAFE_FILE.match(name):
             name = f"{m.name}-{m.version}.wasm"
-        path = self.d.config.plugins_dir / name
-        request = _requested(Action.INSTALL, m.name, actor, m.version, artifact.sha256, name)
-
-        def write() -> None:
-            self.d.audit.record(request)
-            atomic_write(path, data, 0o644)
-
-        self.d.loop.call(lambda: self._guard(write, f"install {m.name}"))
-        self.d.loop.call(lambda: self.d.files_changed({name}))
-        host = self.d.reconciler.hosts.get(m.name)
-        return host.view() if host is not None else None
+        self._loop.call(lambda: self._ops.add(name, data, actor, plugin=m.name, version=m.version))
+        try:
+            return self._ops.view(m.name)
+        except NotFoundError:
+            return None
 
     def remove(self, name: str, actor: str) -> None:
-        def run() -> None:
-            v = self.d.reconciler.host(name).current
-            self.d.audit.record(
-                _requested(Action.REMOVE, name, actor, v.version if v else None,
-                           v.sha256 if v else None)
-            )  # fmt: skip
-            entries = self.d.directory.entries.items()
-            files = {f for f, e in entries if e.candidate and e.candidate.name == name}
-            for filename in files:
-                path = self.d.directory.path_of(filename)
-                path.unlink(missing_ok=True)
-                path.with_name(path.name + ".sig").unlink(missing_ok=True)
-            self.d.files_changed(files)
-            if name in self.d.reconciler.hosts:
-                self.d.reconciler.reconcile({name})
-
-        self.d.loop.call(lambda: self._guard(run, f"remove {name}"))
+        self._loop.call(lambda: self._ops.remove(name, actor))
 
     def pause(self, name: str, actor: str) -> None:
-        def run() -> None:
-            host = self.d.reconciler.host(name)
-            transition(host.state, Trigger.PAUSE)  # an illegal pause is refused unrecorded
-            self.d.audit.record(_event(EventName.PLUGIN_PAUSED, host, actor))
-            host.pause(self.d.config.drain_timeout_s)
-
-        self.d.loop.call(lambda: self._guard(run, f"pause {name}"))
+        self._loop.call(lambda: self._ops.pause(name, actor))
 
     def resume(self, name: str, actor: str) -> None:
-        def run() -> None:
-            host = self.d.reconciler.host(name)
-            transition(host.state, Trigger.RESUME)
-            self.d.audit.record(_event(EventName.PLUGIN_RESUMED, host, actor))
-            host.resume()
-
-        self.d.loop.call(lambda: self._guard(run, f"resume {name}"))
+        self._loop.call(lambda: self._ops.resume(name, actor))
 
     def restart(self, name: str, actor: str) -> None:
-        # The reconciler records plugin.restarted before it changes anything.
-        restart = functools.partial(self.d.reconciler.restart, name, actor)
-        self.d.loop.call(lambda: self._guard(restart, f"restart {name}"))
+        self._loop.call(lambda: self._ops.restart(name, actor))
 
     def reset(self, name: str, actor: str) -> None:
-        def run() -> None:
-            host = self.d.reconciler.host(name)
-            if host.state is not State.QUARANTINED:
-                raise ConflictError(f"plugin {name!r} is {host.state.value}, not quarantined")
-            self.d.audit.record(_event(EventName.PLUGIN_RESET, host, actor))
-            self.d.reconciler.reset(name)
-
-        self.d.loop.call(lambda: self._guard(run, f"reset {name}"))
+        self._loop.call(lambda: self._ops.reset(name, actor))
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
-        def run() -> None:
-            self.d.audit.record(_requested(Action.ALLOW_DOWNGRADE, name, actor, version))
-            st = self.d.store.state
-            overrides = dict(st.overrides)
-            overrides[name] = DowngradeOverride(version=version, actor=actor)
-            self.d.store.update(overrides=overrides)
-            self.d.reconciler.forget_attempts(name)
-            self.d.reconciler.reconcile({name})
-
-        self.d.loop.call(lambda: self._guard(run, f"allow downgrade of {name}"))
+        self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
 
     def invoke(self, name: str, data: bytes) -> bytes:
-        host = self.d.reconciler.hosts.get(name)
+        host = self._ops.find(name)
         if host is None:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
             return host.call(data)
-        except NotFoundError as exc:
+        except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 
     def reload(self, actor: str) -> None:
-        self.d.loop.call(lambda: self.d.reload(actor))  # guarded like the others, see reload
+        self._loop.call(lambda: self._reload(actor))
 
     # --- audit ------------------------------------------------------------------------------
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
-        return list(self.d.audit_log.entries(since))
+        return list(self._audit_log.entries(since))
 
     def audit_verify(self) -> dict[str, Any]:
-        return self.d.audit_log.verify().to_dict()
-
-    def _guard(self, action: Callable[[], None], what: str) -> None:
-        self.d.audit_outage.guard(action, what)
-
-
-def _event(event: EventName, host: PluginHost, actor: str) -> AuditEvent:
-    v = host.current
-    return AuditEvent(
-        event,
-        plugin=host.name,
-        actor=actor,
-        version=v.version if v is not None else None,
-        sha256=v.sha256 if v is not None else None,
-    )
-
-
-def _requested(
-    action: Action,
-    plugin: str,
-    actor: str,
-    version: str | None = None,
-    sha256: str | None = None,
-    filename: str | None = None,
-) -> AuditEvent:
-    """``control.requested``: written before an action whose own events come later."""
-    details: dict[str, Any] = {"action": action.value}
-    if filename is not None:
-        details["file"] = filename
-    return AuditEvent(
-        EventName.CONTROL_REQUESTED,
-        plugin=plugin,
-        version=version,
-        sha256=sha256,
-        actor=actor,
-        message=f"{actor} requested {action.value} of {plugin}",
-        details=details,
-    )
+        return self._audit_log.verify().to_dict()

@@ -1,9 +1,14 @@
 """Building the daemon's parts from its configuration (adapters wired to the core).
 
-Kept apart from :mod:`forgeoned.daemon.main` (signals and the loop) so that tests and benchmarks
-can build a daemon in-process. ``FORGEONED_FAULT_AT=<step>:<plugin>@<version>`` (a
-:class:`~forgeoned.core.swapper.Step` value) makes the process SIGKILL itself when that swap
-reaches that step: the crash-safety tests use it; it does nothing unless set.
+:func:`build_parts` returns :class:`Parts`, a plain record of every component, built and
+connected, not yet started; the daemon (:mod:`forgeoned.daemon.main`) holds it and runs the
+loop. Behaviour lives in named collaborators, not here: the artifact source and verifier,
+the host-services factory, the reconciler and the plugin operations.
+
+Kept apart from the loop so that tests and benchmarks can build a daemon in-process.
+``FORGEONED_FAULT_AT=<step>:<plugin>@<version>`` (a :class:`~forgeoned.core.swapper.Step`
+value) makes the process SIGKILL itself when that swap reaches that step: the crash-safety
+tests use it; it does nothing unless set.
 """
 
 from __future__ import annotations
@@ -13,48 +18,50 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter, PluginLogSink
+from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
-from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.crypto.keys import load_trust_dir
-from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.files.kept import KeptCopiesDir
+from forgeoned.adapters.files.observer import DirectoryWatcher
+from forgeoned.adapters.files.plugin_files import PluginFilesDir
 from forgeoned.adapters.files.state_store import StateStore
-from forgeoned.adapters.files.watcher import DirectoryWatcher
-from forgeoned.adapters.metrics.server import MetricsServer
+from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
-from forgeoned.adapters.wasm.hostabi import HostServices
-from forgeoned.adapters.wasm.loader import PluginLoader
+from forgeoned.adapters.wasm.loader import Compiled, PluginLoader, Verified
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
-from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
-from forgeoned.core.ceilings import check_manifest
-from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.desired import Candidate
-from forgeoned.core.manifest import Manifest
-from forgeoned.core.ports import Clock
+from forgeoned.core.events import AuditEvent
+from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config
-from forgeoned.daemon.facade import DaemonBackend
-from forgeoned.errors import ArtifactError, StateError
+from forgeoned.daemon.host_services import HostServicesFactory, credentials_dir
+from forgeoned.errors import ForgeonedError, StateError
 from forgeoned.service.active_set import ActiveSet
+from forgeoned.service.artifact_source import ArtifactSource, ArtifactVerifier
 from forgeoned.service.audit_batch import AuditBatch
 from forgeoned.service.chain_watch import ChainWatch
-from forgeoned.service.plugin_host import PluginHost
+from forgeoned.service.operations import PluginOperations
+from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
+from forgeoned.service.plugin_table import HostFactory, PluginTable
 from forgeoned.service.reconciler import Reconciler
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
-plugin_log = logging.getLogger("forgeoned.plugin")
+Post = Callable[[Callable[[], None]], None]
+FaultHook = Callable[[Step, Candidate], None]
+Observer = Callable[[AuditEvent], None]
 
 
-def fault_hook_from_env() -> Callable[[Step, Candidate], None] | None:
+def fault_hook_from_env() -> FaultHook | None:
     """``FORGEONED_FAULT_AT=<step>:<plugin>@<version>``: SIGKILL at that step of that swap."""
     wanted = os.environ.get("FORGEONED_FAULT_AT")
     if not wanted:
@@ -70,202 +77,164 @@ def fault_hook_from_env() -> Callable[[Step, Candidate], None] | None:
     return hook
 
 
-def _mkdir(path: Path) -> None:
+def mkdir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
     except OSError as exc:
         raise StateError(f"cannot create {path}: {exc.strerror}") from exc
 
 
+def load_trust(config: Config, audit: AuditSink) -> TrustPolicy:
+    """The trust store, once it, the config file and the credentials pass StrictModes
+    (refused, or in development mode warned about, with a ``config.insecure`` event)."""
+    found = check_trusted_inputs(config.path, config.trust_dir, credentials_dir(config))
+    enforce(found, audit, development=config.development)
+    return load_trust_dir(config.trust_dir, config.trust)
+
+
+@dataclass(frozen=True, slots=True)
 class Parts:
     """Every component of a daemon, built and connected, not yet started."""
 
-    def __init__(
-        self,
-        config: Config,
-        clock: Clock,
-        post: Callable[[Callable[[], None]], None],
-        fault: Callable[[Step, Candidate], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.clock = clock
-        self.post = post
-        self.stats = DaemonStats()
-        self.notifier = Notifier()
-        for d in (config.state_dir, config.cache_dir, config.plugins_dir):
-            _mkdir(d)
-        self.trust = self._load_trust(config)
-        self.audit_log = AuditLog(config.effective_audit_dir, clock)
-        self.journal = JournalWriter(self.stats) if config.audit_journald else None
-        sink = JournaldSink(self.journal) if self.journal is not None else ConsoleSink()
-        self.audit = AuditTrail(self.audit_log, sink, self.stats)
-        # What the disk refused, shared by the trail (counts it), the facade (refuses changes
-        # whose record fails), the metrics and the status line.
-        self.audit_outage = self.audit.outage
-        self.events = AuditBatch(self.audit)  # swaps and rejections (held during the start)
-        self.chain = ChainWatch(self.audit_log, config.audit_verify_interval_s)
-        self.plugin_stats: dict[str, PluginStats] = {}
-        self._journal_log = (
-            PluginLogSink(self.journal, self._stats_for, clock) if self.journal else None
-        )
-        self._kv: dict[str, KvStore] = {}
-        # one denial audit budget per plugin name, so restarts and swaps don't refill it
-        self._denials: dict[str, DenialThrottle] = {}
-        self.runtime = WasmtimeRuntime()
-        cl = config.compile
-        limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
-        self.workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
-        if self.notifier.watchdog_interval() is not None:
-            self.workers.heartbeat = self.notifier.watchdog
-        self.store = StateStore(config.state_dir)
-        self.active = ActiveSet(self.store, config.state_dir)
-        self.directory = PluginDirectory(
-            config.plugins_dir, self.verifier, config.max_artifact_bytes
-        )
-        self.loader = loader = PluginLoader(
-            self.runtime, self.workers, lambda: self.active.current, self._source,
-            self._services, self.events, self.stats, lambda: self.config.limits,
-        )  # fmt: skip
-        self.swapper = Swapper(
-            loader, self.active, self.events, self.stats, clock, config.drain_timeout_s,
-            fault or (lambda step, cand: None),
-        )  # fmt: skip
-        self.reconciler = Reconciler(
-            self.swapper, self.directory, self.active, self.events, self.stats, clock,
-            config.restart, self._make_host, RejectionReport(self.events, self.stats),
-            plugin_stats=self.plugin_stats,
-            prefetch=self._prefetch,
-            gate=self.audit_outage,
-        )  # fmt: skip
-        self.watcher = DirectoryWatcher(
-            config.plugins_dir,
-            lambda names: post(lambda: self.files_changed(names, defer=True)),
-            debounce_s=config.debounce_ms / 1000,
-        )
-        self.directory.writing = self.watcher.is_writing
-        self.ticks = TickScheduler(lambda: list(self.reconciler.hosts.values()), clock)
-        self.backend = DaemonBackend(self)  # type: ignore[arg-type]
-        self.control: ControlServer | None = None
-        self.metrics: MetricsServer | None = None
+    stats: DaemonStats
+    notifier: Notifier
+    audit_log: AuditLog
+    journal: JournalWriter | None
+    trail: AuditTrail  # the audit log, then journald
+    audit: AuditSink  # what everything records through (the trail, observed if asked)
+    events: AuditBatch  # swaps and rejections (held during the start)
+    chain: ChainWatch
+    runtime: WasmtimeRuntime
+    workers: CompileWorkers
+    active: ActiveSet
+    verifier: ArtifactVerifier
+    directory: PluginDirectory
+    source: ArtifactSource
+    services: HostServicesFactory
+    loader: PluginLoader
+    swapper: Swapper[Verified, Compiled]
+    plugins: PluginTable
+    reconciler: Reconciler
+    operations: PluginOperations
+    watcher: DirectoryWatcher
+    ticks: TickScheduler
 
-    def files_changed(self, names: set[str], defer: bool = False) -> None:  # see Daemon
-        self.reconciler.files_changed(names, defer)
 
-    # --- pieces -------------------------------------------------------------------------
+def build_parts(
+    config: Config,
+    clock: Clock,
+    post: Post,
+    on_files: Callable[[set[str]], None],
+    fault: FaultHook | None = None,
+    observer: Observer | None = None,
+) -> Parts:
+    """``post`` runs a closure on the daemon loop later; ``on_files`` is told (on the
+    watcher's thread) which plugins.d names may have changed; ``observer`` is told of every
+    audit event once it is recorded (the in-process test kit waits on it)."""
+    stats = DaemonStats()
+    notifier = Notifier()
+    for d in (config.state_dir, config.cache_dir, config.plugins_dir):
+        mkdir(d)
+    audit_log = AuditLog(config.effective_audit_dir, clock)
+    journal = JournalWriter(stats) if config.audit_journald else None
+    sink = JournaldSink(journal) if journal is not None else ConsoleSink()
+    trail = AuditTrail(audit_log, sink, stats)
+    # What the disk refused: the trail counts it; the reconciler and the plugin operations
+    # change nothing without a record (the gate); the metrics and the status line show it.
+    gate = trail.outage
+    audit: AuditSink = trail if observer is None else _Observed(trail, observer)
+    try:  # after the audit trail exists: a refused start is audited
+        trust = load_trust(config, audit)
+    except ForgeonedError:
+        trail.close()
+        if journal is not None:
+            journal.close()
+        raise
+    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
+    events = AuditBatch(audit)
+    plugins = PluginTable(_host_factory(config, clock))
+    runtime = WasmtimeRuntime()
+    cl = config.compile
+    limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
+    workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
+    if notifier.watchdog_interval() is not None:
+        workers.heartbeat = notifier.watchdog
+    active = ActiveSet(StateStore(config.state_dir), KeptCopiesDir(config.state_dir / "artifacts"))
+    files = PluginFilesDir(config.plugins_dir)
+    directory = PluginDirectory(files, verifier, config.max_artifact_bytes)
+    source = ArtifactSource(verifier, directory, active)
+    services = HostServicesFactory(config, audit, clock, plugins.stats_of, journal)
+    loader = PluginLoader(
+        runtime, workers, lambda: active.current, source.fetch, services, events, stats,
+        lambda: verifier.ceilings,
+    )  # fmt: skip
+    swapper = Swapper(
+        loader, active, events, stats, clock, config.drain_timeout_s,
+        fault or (lambda step, cand: None),
+    )  # fmt: skip
+    reconciler = Reconciler(
+        swapper, directory, active, events, stats, clock, config.restart, plugins,
+        RejectionReport(events, stats), post,
+        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers), gate=gate,
+    )  # fmt: skip
+    watcher = DirectoryWatcher(
+        config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
+    )
+    directory.writing = watcher.is_writing
+    directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
+    return Parts(
+        stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
+        audit=audit, events=events, chain=ChainWatch(audit_log, config.audit_verify_interval_s),
+        runtime=runtime, workers=workers, active=active, verifier=verifier,
+        directory=directory, source=source, services=services, loader=loader,
+        swapper=swapper, plugins=plugins, reconciler=reconciler,
+        operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
+        watcher=watcher, ticks=TickScheduler(plugins.all, clock),
+    )  # fmt: skip
 
-    @staticmethod
-    def _load_trust(config: Config) -> TrustPolicy:
-        return load_trust_dir(config.trust_dir, config.trust)
 
-    def verifier(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
-        artifact = verify_artifact(
-            data, detached=detached, trust=self.trust, mode=self.config.mode, now=self.clock.wall()
-        )
-        check_manifest(self.config.limits, artifact.manifest)  # the operator's ceilings
-        return artifact
+class _Observed:
+    """An AuditSink that tells ``observer`` of each event ``inner`` recorded."""
 
-    def log_sink(self, plugin: str, level: int, message: str) -> None:
-        if self._journal_log is not None:
-            self._journal_log(plugin, level, message)
-        else:
-            plugin_log.log(10 * (level + 1), "%s: %s", plugin, message)
+    def __init__(self, inner: AuditSink, observer: Observer) -> None:
+        self._inner = inner
+        self._observer = observer
 
-    def _stats_for(self, name: str) -> PluginStats:
-        return self.plugin_stats.setdefault(name, PluginStats())
+    def record(self, event: AuditEvent) -> None:
+        self._inner.record(event)
+        self._observer(event)
 
-    def _source(self, cand: Candidate) -> tuple[VerifiedArtifact, bytes | None]:
-        """The verified artifact for a swap: from the plugins.d index (verified when read),
-        else the copy kept in the state directory (verified now)."""
-        known = self.directory.known(cand)
-        if known is not None:
-            return known
-        blob = self.active.blob(cand.sha256)
-        if blob is None:
-            raise ArtifactError(f"{cand.filename}: file is gone or changed since it was read")
-        return self.verifier(*blob), blob[1]
 
-    def _prefetch(self, candidates: list[Candidate]) -> None:
-        known = [k[0] for c in candidates if (k := self.directory.known(c)) is not None]
-        self.loader.prefetch(known, self.config.compile.workers)
+def _host_factory(config: Config, clock: Clock) -> HostFactory:
+    def make_host(name: str, stats: PluginStats, on_fault: OnFault) -> PluginHost:
+        return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock)
 
-    def _kv_for(self, name: str, quota: int | None) -> KvStore | None:
-        if quota is None:
-            return None
-        kv = self._kv.get(name)
-        if kv is None:
-            kv = self._kv[name] = KvStore(self.config.state_dir / "kv" / name, quota)
-        return kv
+    return make_host
 
-    def _services(self, manifest: Manifest) -> HostServices:
-        name = manifest.name
-        caps = manifest.capabilities.narrowed(self.config.policy_for(name))
-        allowed = caps.env & set(self.config.plugin_env)
-        env = {k: os.environ[k] for k in allowed if k in os.environ}
-        creds = self.config.credentials_dir
-        if creds is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-            creds = Path(os.environ["CREDENTIALS_DIRECTORY"])
-        return HostServices(
-            plugin=name, version=manifest.version, capabilities=caps, env=env,
-            secrets_dir=creds, kv=self._kv_for(name, caps.kv_quota_bytes), audit=self.audit,
-            log=self.log_sink, clock=self.clock, stats=self._stats_for(name),
-            denials=self._denials.setdefault(name, DenialThrottle()),
-        )  # fmt: skip
 
-    def _make_host(self, name: str, stats: PluginStats) -> PluginHost:
-        def on_fault(host: PluginHost, version: object, exc: object) -> None:
-            self.post(lambda: self.reconciler.fault(host, version, exc))  # type: ignore[arg-type]
+def reload_config(parts: Parts, current: Config, new: Config, trust: TrustPolicy) -> Config:
+    """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)
+    and return the configuration now in force (``trust``: :func:`load_trust` of ``new``,
+    loaded first so that a refused reload changes nothing)."""
+    waiting = current.restart_required(new)
+    if waiting:
+        log.warning("changed, applied only on restart: %s", ", ".join(waiting))
+    config = current.reloaded(new)
+    parts.verifier.reload(trust, config.mode, config.limits)
+    parts.services.config = config
+    parts.chain.interval_s = new.audit_verify_interval_s
+    parts.swapper.drain_timeout_s = new.drain_timeout_s
+    parts.reconciler.policy = new.restart
+    return config
 
-        return PluginHost(name, stats, self.config.call_hold_timeout_s, on_fault, self.clock)
 
-    # --- servers and reload -------------------------------------------------------------
-
-    def start_servers(self) -> None:
-        if self.config.control_enabled:
-            cc = self.config.control
-            _mkdir(Path(cc.socket).parent)
-            self.control = ControlServer(cc, self.backend, self.audit, cc.policy, self.stats)
-            self.control.start()
-        if self.config.metrics_enabled:
-            self.metrics = MetricsServer(
-                self.config.metrics_listen,
-                self.backend,
-                audit=self.audit_log,
-                writes=self.audit_outage,
-            )
-            self.metrics.start()
-
-    def load_trust(self, new: Config) -> TrustPolicy:
-        """The trust ``new`` names (a reload checks it before recording and applying it)."""
-        return self._load_trust(new)
-
-    def reload_config(self, new: Config, trust: TrustPolicy) -> None:
-        """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)."""
-        waiting = self.config.restart_required(new)
-        if waiting:
-            log.warning("changed, applied only on restart: %s", ", ".join(waiting))
-        self.trust = trust
-        self.config = self.config.reloaded(new)
-        self.chain.interval_s = new.audit_verify_interval_s
-        self.swapper.drain_timeout_s = new.drain_timeout_s
-        self.reconciler.policy = new.restart
-
-    def close_inputs(self) -> None:
-        """Stop taking new work: watcher, ticks, control socket, metrics."""
-        self.watcher.close()
-        self.ticks.close()
-        self.chain.close()
-        for server in (self.control, self.metrics):
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    server.close()
-
-    def close_all(self) -> None:
-        self.workers.close()
-        for kv in self._kv.values():
-            kv.close()
-        self.runtime.close()
-        with contextlib.suppress(Exception):
-            self.audit.close()
-        if self.journal is not None:
-            self.journal.close()
-        self.notifier.close()
+def close_parts(parts: Parts) -> None:
+    """Free everything (after the inputs were closed and the plugins stopped)."""
+    parts.workers.close()
+    parts.services.close()
+    parts.runtime.close()
+    with contextlib.suppress(Exception):
+        parts.trail.close()
+    if parts.journal is not None:
+        parts.journal.close()
+    parts.notifier.close()

@@ -8,41 +8,34 @@ changed meanwhile, which is what lets it bring back "exactly the old or exactly 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 
-from forgeoned.adapters.files.atomic import atomic_write
-from forgeoned.adapters.files.state_store import ActiveRecord, DaemonState, Floor, StateStore
-from forgeoned.adapters.wasm.loader import LoadedVersion
 from forgeoned.core.desired import Candidate
+from forgeoned.core.ports import KeptCopies, StateRecord
 from forgeoned.core.rollback import next_floor
-from forgeoned.errors import StateError
+from forgeoned.core.state import ActiveRecord, DaemonState, DowngradeOverride, Floor
+from forgeoned.core.swap_ports import Version
 
 log = logging.getLogger("forgeoned")
 WRITE_THREADS = 4  # file creation is mostly waiting on the filesystem: overlap it
 
 
 class ActiveSet:
-    """Implements :class:`forgeoned.core.swapper.Committer` over the state store."""
+    """Implements :class:`forgeoned.core.swap_ports.Committer` over the state store (the
+    records) and the kept copies (the bytes)."""
 
-    def __init__(self, store: StateStore, state_dir: Path) -> None:
+    def __init__(self, store: StateRecord, kept: KeptCopies) -> None:
         self.store = store
+        self.kept = kept
         self._pending: DaemonState | None = None  # inside batch(): not yet on disk
         self._unsynced = False
         self._garbage: list[str] = []  # kept copies to delete once the batch is durable
         self._writes: dict[str, Future[None]] = {}  # inside batch(): kept copies being written
         self._pool: ThreadPoolExecutor | None = None
-        self.artifacts = state_dir / "artifacts"
-        try:
-            self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StateError(f"cannot create {self.artifacts}: {exc.strerror}") from exc
 
     @property
     def current(self) -> DaemonState:
@@ -67,18 +60,18 @@ class ActiveSet:
             pool.shutdown(wait=True)
             pending, self._pending = self._unkept(self._pending or self.store.state), None
             if self._unsynced:
-                os.sync()  # the kept artifacts first, then the state that refers to them
+                self.kept.sync()  # the kept artifacts first, then the state that refers to them
             if pending != self.store.state:
                 self.store.commit(pending)
             garbage, self._garbage = self._garbage, []
             for sha in garbage:  # only now is no durable record referring to them
                 self._collect(sha, self.store.state.active)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, name: str, data: bytes) -> None:
         if self._pending is None or self._pool is None:
-            atomic_write(path, data)
+            self.kept.write(name, data)
             return
-        self._writes[path.name] = self._pool.submit(_write_unsynced, path, data)
+        self._writes[name] = self._pool.submit(self.kept.write, name, data, durable=False)
         self._unsynced = True
 
     def _unkept(self, pending: DaemonState) -> DaemonState:
@@ -105,11 +98,11 @@ class ActiveSet:
         return replace(pending, active=active, floors=floors)
 
     def _keep(self, sha256: str, data: bytes, detached: bytes | None) -> None:
-        path = self.artifacts / f"{sha256}.wasm"
-        if path.name not in self._writes and not path.exists():
-            self._write(path, data)
+        name = f"{sha256}.wasm"
+        if name not in self._writes and not self.kept.exists(name):
+            self._write(name, data)
         if detached is not None:
-            self._write(self.artifacts / f"{sha256}.wasm.sig", detached)
+            self._write(f"{sha256}.wasm.sig", detached)
 
     def _save(self, new: DaemonState) -> None:
         if self._pending is not None:
@@ -117,7 +110,7 @@ class ActiveSet:
         else:
             self.store.commit(new)
 
-    def commit(self, name: str, version: object) -> None:
+    def commit(self, name: str, version: Version | None) -> None:
         st = self.current
         previous = st.active.get(name)
         active = dict(st.active)
@@ -126,17 +119,15 @@ class ActiveSet:
         if version is None:
             active.pop(name, None)
         else:
-            assert isinstance(version, LoadedVersion)
-            verified = version.compiled.verified
-            art = verified.artifact
-            self._keep(art.sha256, art.module, verified.detached)
-            record = ActiveRecord(art.manifest.version, art.sha256, verified.candidate.filename)
+            kept = version.kept
+            record = kept.record
+            self._keep(record.sha256, kept.module, kept.detached)
             same = previous is not None and previous.sha256 == record.sha256
             if same and name not in st.quarantined and name not in overrides:
                 return  # a restart of what is already recorded: nothing to write
             active[name] = record
-            floors[name] = next_floor(floors.get(name), Floor(art.manifest.version, art.sha256))
-            if name in overrides and overrides[name].version == art.manifest.version:
+            floors[name] = next_floor(floors.get(name), Floor(record.version, record.sha256))
+            if name in overrides and overrides[name].version == record.version:
                 del overrides[name]  # an override is good for one activation
         self._save(
             replace(
@@ -157,6 +148,12 @@ class ActiveSet:
         q = (st.quarantined | {name}) if quarantined else (st.quarantined - {name})
         self._save(replace(st, quarantined=q))
 
+    def allow_downgrade(self, name: str, version: str, actor: str) -> None:
+        """Record an admin's permission to activate ``version`` of ``name`` once."""
+        st = self.current
+        override = DowngradeOverride(version=version, actor=actor)
+        self._save(replace(st, overrides={**st.overrides, name: override}))
+
     def persisted(self) -> list[Candidate]:
         """The active set to start before READY=1 (candidates served from the kept copies)."""
         return [
@@ -168,32 +165,14 @@ class ActiveSet:
         for suffix in (".wasm", ".wasm.sig"):
             if (writing := self._writes.get(sha256 + suffix)) is not None:
                 writing.exception()  # wait for a kept copy still being written (batch)
-        try:
-            data = (self.artifacts / f"{sha256}.wasm").read_bytes()
-        except OSError:
+        data = self.kept.read(f"{sha256}.wasm")
+        if data is None:
             return None
-        try:
-            detached: bytes | None = (self.artifacts / f"{sha256}.wasm.sig").read_bytes()
-        except OSError:
-            detached = None
-        return data, detached
+        return data, self.kept.read(f"{sha256}.wasm.sig")
 
     def _collect(self, sha256: str, active: dict[str, ActiveRecord]) -> None:
         """Delete the kept copy of a version no active record refers to any more."""
         if any(rec.sha256 == sha256 for rec in active.values()):
             return
         for suffix in (".wasm", ".wasm.sig"):
-            with contextlib.suppress(OSError):
-                (self.artifacts / f"{sha256}{suffix}").unlink()
-
-
-def _write_unsynced(path: Path, data: bytes) -> None:
-    """Write ``path`` by rename (never torn); synced with everything else at the batch end."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            self.kept.delete(f"{sha256}{suffix}")

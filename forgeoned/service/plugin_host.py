@@ -1,6 +1,6 @@
 """The host of one plugin name: routes calls to the active version, holds them while it swaps.
 
-A :class:`PluginHost` is the swapper's :class:`~forgeoned.core.swapper.Slot`. Calls enter
+A :class:`PluginHost` is the swapper's :class:`~forgeoned.core.swap_ports.Slot`. Calls enter
 through its :class:`~forgeoned.service.call_gate.CallGate`: at most one call per instance of
 the active version (each instance is one wasmtime Store, used by one thread at a time; the
 version's pool hands them out), the others waiting in arrival order while every instance is
@@ -15,67 +15,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final, Protocol, cast
+from typing import Final
 
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
-from forgeoned.core.swap_ports import Version
+from forgeoned.core.swap_ports import Instance, Version
 from forgeoned.errors import PluginFault, PluginTrap, TrapKind, UnavailableError
 from forgeoned.service.call_gate import CallGate, Waiter
 
-__all__ = ["INTERRUPT_GRACE_S", "Instance", "PluginHost", "RoutedVersion"]
+__all__ = ["INTERRUPT_GRACE_S", "PluginHost"]
 
 INTERRUPT_GRACE_S: Final = 5.0
 # How long a thread holding an instance goes on running the calls waiting in line (after its
 # own) before it gives the instance to the next waiter: its own caller waits that much more.
 SERVE_WAITERS_S: Final = 0.001
 
-Job = Callable[["Instance"], bytes]
-
-
-class Instance(Protocol):
-    def handle(self, data: bytes) -> bytes: ...
-
-    def tick(self) -> None: ...
-
-
-class RoutedVersion(Protocol):
-    """What the host needs of a loaded version (see
-    :class:`forgeoned.adapters.wasm.loader.LoadedVersion`)."""
-
-    @property
-    def version(self) -> str: ...
-
-    @property
-    def sha256(self) -> str: ...
-
-    @property
-    def signers(self) -> tuple[str, ...]: ...
-
-    @property
-    def limits(self) -> dict[str, int]: ...
-
-    @property
-    def instance_count(self) -> int: ...
-
-    @property
-    def memory_bytes(self) -> int: ...
-
-    def start(self) -> None: ...
-
-    def shutdown(self) -> None: ...
-
-    def acquire(self, timeout: float) -> Instance | None: ...
-
-    def give_back(self, instance: Instance) -> None: ...
-
-    def interrupt(self) -> None: ...
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
+Job = Callable[[Instance], bytes]
+# Told (on the thread of the call) that a version faulted while running: the supervisor's cue.
+OnFault = Callable[["PluginHost", Version, PluginFault], None]
 
 
 class PluginHost:
@@ -84,7 +43,7 @@ class PluginHost:
         name: str,
         stats: PluginStats | None = None,
         hold_timeout_s: float = 30.0,
-        on_fault: Callable[[PluginHost, RoutedVersion, PluginFault], None] | None = None,
+        on_fault: OnFault | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._name = name
@@ -92,7 +51,7 @@ class PluginHost:
         self.hold_timeout_s = hold_timeout_s
         self.on_fault = on_fault
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._gate: CallGate[RoutedVersion, Job] = CallGate(name)
+        self._gate: CallGate[Version, Job] = CallGate(name)
         self._interrupting = False
         self.last_error: str | None = None
 
@@ -107,7 +66,7 @@ class PluginHost:
         return self._gate.state
 
     @property
-    def current(self) -> RoutedVersion | None:
+    def current(self) -> Version | None:
         return self._gate.current
 
     def trigger(self, trigger: Trigger, reason: str | None = None) -> State:
@@ -149,9 +108,9 @@ class PluginHost:
                 self._interrupting = False
 
     def install(self, version: Version | None) -> None:
-        routed = cast(RoutedVersion | None, version)
+        count = version.instance_count if version is not None else 0
         with self._gate.lock:
-            self._gate.install_locked(routed, routed.instance_count if routed is not None else 0)
+            self._gate.install_locked(version, count)
 
     def release(self) -> None:
         gate = self._gate
@@ -186,7 +145,7 @@ class PluginHost:
         finally:
             self._gate.leave(version)
 
-    def _serve_waiters(self, version: RoutedVersion, instance: Instance) -> None:
+    def _serve_waiters(self, version: Version, instance: Instance) -> None:
         gate = self._gate
         deadline = time.perf_counter() + SERVE_WAITERS_S
         while gate.waiting and (waiter := gate.next_for(version)) is not None:
@@ -219,7 +178,7 @@ class PluginHost:
 
         return self._run(job, False) is not None
 
-    def _fault(self, version: RoutedVersion, exc: PluginFault) -> None:
+    def _fault(self, version: Version, exc: PluginFault) -> None:
         gate = self._gate
         with gate.lock:
             interrupted = isinstance(exc, PluginTrap) and exc.kind is TrapKind.INTERRUPTED
@@ -262,7 +221,7 @@ class PluginHost:
         self.trigger(Trigger.RESUME)
         self.release()
 
-    def _lifecycle_fault(self, version: RoutedVersion | None, exc: PluginFault) -> None:
+    def _lifecycle_fault(self, version: Version | None, exc: PluginFault) -> None:
         self.trigger(Trigger.FAULT, exc.code)
         self.release()
         if self.on_fault is not None and version is not None:

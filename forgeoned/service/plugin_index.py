@@ -5,22 +5,28 @@ changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A 
 reported once per version of a file, not at every rescan. A file that fails while it is still
 open for writing (``writing``, the watcher's view) is held, not rejected: it is judged again
 when it is closed (the watcher reports that) or at the next rescan.
+
+Each file's version is credited to an actor for the audit log when no operator asked for the
+change through the control API: the uid that owns the file (whoever may write plugins.d
+changes the desired state, so that is who changed it). The last owner of a file that went
+away is remembered, so that its removal is credited too.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from forgeoned.adapters.files.watcher import Identity, list_artifacts, read_artifact
 from forgeoned.core.artifact import VerifiedArtifact
+from forgeoned.core.artifact_file import FileKey
 from forgeoned.core.desired import Candidate
+from forgeoned.core.ports import PluginFiles
 from forgeoned.errors import ArtifactError, FileChangedError
 
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
-FileKey = tuple[Identity, Identity | None]
 Known = tuple[VerifiedArtifact, bytes | None]  # the verified artifact and its detached sig
+MAX_DEPARTED = 4096  # owners of removed files kept for their removal events
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +43,9 @@ class Rejection:
     name: str | None = None  # the plugin name, when the manifest could be read
 
 
-def _key(path: Path) -> FileKey | None:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    try:
-        sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
-    except FileNotFoundError:
-        sig = None
-    return Identity.of(st), sig
-
-
 class PluginDirectory:
-    def __init__(self, directory: Path, verifier: Verifier, max_bytes: int) -> None:
-        self.directory = directory
+    def __init__(self, files: PluginFiles, verifier: Verifier, max_bytes: int) -> None:
+        self.files = files
         self.verifier = verifier
         self.max_bytes = max_bytes
         self.entries: dict[str, Entry] = {}
@@ -59,14 +53,16 @@ class PluginDirectory:
         self._by_sha: dict[str, Known] = {}
         self.writing: Callable[[str], bool] = lambda name: False
         self.held: set[str] = set()  # failed while still being written; not yet judged
+        self.describe_owner: Callable[[int], str] = lambda uid: f"uid={uid}"
+        self._owners: dict[str, str] = {}  # file name -> its owner, as an audit actor
+        self._departed: OrderedDict[str, str] = OrderedDict()  # ... of files now gone
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
         rejections: list[Rejection] = []
         retry: set[str] = set()
         for name in names:
-            path = self.directory / name
-            key = _key(path)
+            key = self.files.key(name)
             old = self.entries.get(name)
             if key is None:
                 self._forget(name)
@@ -74,7 +70,7 @@ class PluginDirectory:
             if old is not None and old.key == key:
                 continue
             try:
-                entry = self._read(path, key)
+                entry = self._read(name, key)
             except FileChangedError:
                 retry.add(name)
                 continue
@@ -86,6 +82,7 @@ class PluginDirectory:
                 continue
             self.held.discard(name)
             self.entries[name] = entry
+            self._owners[name] = self.describe_owner(key[0].uid)
             if entry.error is not None:
                 self._drop_verified(name)
                 rejections.append(Rejection(name, entry.error))
@@ -93,27 +90,37 @@ class PluginDirectory:
 
     def rescan(self) -> tuple[list[Rejection], set[str]]:
         """Reconcile the index with a full directory listing (whatever inotify missed)."""
-        present = set(list_artifacts(self.directory))
+        present = set(self.files.names())
         for gone in set(self.entries) - present:
             self._forget(gone)
         return self.refresh(sorted(present))
 
-    def _read(self, path: Path, key: FileKey) -> Entry:
+    def _read(self, name: str, key: FileKey) -> Entry:
         try:
-            art = read_artifact(path, self.max_bytes)
+            art = self.files.read(name, self.max_bytes)
             verified = self.verifier(art.data, art.detached)
         except ArtifactError as exc:
             return Entry(key, None, exc)
         m = verified.manifest
-        cand = Candidate(m.name, m.version, verified.sha256, path.name)
-        self._drop_verified(path.name)
-        self._verified[path.name] = self._by_sha[verified.sha256] = (verified, art.detached)
+        cand = Candidate(m.name, m.version, verified.sha256, name)
+        self._drop_verified(name)
+        self._verified[name] = self._by_sha[verified.sha256] = (verified, art.detached)
         return Entry((art.identity, key[1]), cand)
 
     def _forget(self, name: str) -> None:
         self.held.discard(name)
         self.entries.pop(name, None)
         self._drop_verified(name)
+        owner = self._owners.pop(name, None)
+        if owner is not None:
+            self._departed[name] = owner
+            self._departed.move_to_end(name)
+            while len(self._departed) > MAX_DEPARTED:
+                self._departed.popitem(last=False)
+
+    def actor_of(self, filename: str) -> str | None:
+        """Who owns ``filename``, or owned it last if it is gone (for the audit ``actor``)."""
+        return self._owners.get(filename) or self._departed.get(filename)
 
     def clear(self) -> None:
         """Forget everything (the trust changed): the next rescan re-reads every file."""
@@ -138,5 +145,12 @@ class PluginDirectory:
             return self._verified.get(candidate.filename)
         return self._by_sha.get(candidate.sha256)
 
-    def path_of(self, filename: str) -> Path:
-        return self.directory / Path(filename).name
+    def files_of(self, plugin: str) -> set[str]:
+        """The file names whose artifact is a version of ``plugin``."""
+        return {f for f, e in self.entries.items() if e.candidate and e.candidate.name == plugin}
+
+    def write(self, filename: str, data: bytes) -> None:
+        self.files.write(filename, data)
+
+    def delete(self, filename: str) -> None:
+        self.files.delete(filename)

@@ -20,9 +20,7 @@ RECHECK_S: Final = 0.25  # how soon a newly started plugin gets its first schedu
 def tick_interval(host: PluginHost) -> float:
     """Seconds between ticks of the host's current version (0: no ticks)."""
     version = host.current
-    if version is None or not getattr(version, "has_tick", False):
-        return 0.0
-    return float(getattr(getattr(version, "manifest", None), "tick_interval_ms", 0)) / 1000.0
+    return version.tick_interval_s if version is not None else 0.0
 
 
 class TickScheduler:

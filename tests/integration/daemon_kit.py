@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from abi_wat import ALLOC, lifecycle_exports
+from waiting import poll_until
+
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin, test_key
@@ -42,13 +45,8 @@ def plugin_wat(
   (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "{data}")
-  (func (export "init") (result i32) i32.const {init})
-  (func (export "start") (result i32) i32.const {start})
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 0)
-  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  {lifecycle_exports({"init": f"i32.const {init}", "start": f"i32.const {start}"})}
+  {ALLOC}
   (func (export "handle") (param $p i32) (param $l i32) (result i32)
     {handle_extra}
     (drop (call $output (i32.const 16) (i32.const {len(text)})))
@@ -66,6 +64,9 @@ def spin(iterations: int) -> str:
       (br $again)))"""
 
 
+# A ``handle`` prologue that never ends by itself: only the host stops it (a drain's
+# interrupt, the deadline), whatever the CPU speed.
+SPIN_FOREVER = "(loop $forever (br $forever))"
 SLOW_LIMITS = {"fuel_per_call": 10**12, "call_timeout_ms": 600_000}
 
 
@@ -207,16 +208,24 @@ class Daemon:
 
     def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "") -> None:
         """Poll the daemon's status (bounded) until ``predicate(status)`` holds."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = self.status()
-            if predicate(last):
-                return
-            self.notify.settimeout(0.02)
-            with contextlib.suppress(TimeoutError):
+
+        def probe() -> dict[str, dict[str, Any]] | None:
+            self._collect_notify()
+            status = self.status()
+            return status if predicate(status) else None
+
+        poll_until(probe, timeout, what or "the daemon's status", interval=0.02)
+
+    def _collect_notify(self) -> None:
+        """Keep the notify datagrams that arrived meanwhile (``wait_for`` looks at them)."""
+        self.notify.setblocking(False)
+        try:
+            while True:
                 self.messages.append(self.notify.recv(4096).decode())
-        raise AssertionError(f"timed out waiting for {what}: {last}")
+        except BlockingIOError:
+            pass
+        finally:
+            self.notify.setblocking(True)
 
     def stderr(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None or self.proc.stderr.closed:
@@ -243,16 +252,37 @@ class Daemon:
             self.proc.stderr.close()
 
 
+class JumpClock:
+    """The real clock plus an offset a test can jump forward: time flows as usual (debounce
+    and settle delays pass by themselves), and ``advance`` stands in for a long wait."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def wall(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+
 @contextlib.contextmanager
-def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
+def in_process(
+    env: Env, timeout: float = 60.0, clock: JumpClock | None = None
+) -> Iterator[InProcess]:
     """A daemon running on a thread of the test process (no signals, no notify socket)."""
     from forgeoned.daemon.config import load_config
     from forgeoned.daemon.main import Daemon as RealDaemon
 
-    daemon = RealDaemon(load_config(env.config))
-    waiter = EventWaiter(daemon.audit)
-    daemon.events.inner = waiter  # swaps, rejections, supervision (held during the start)
-    daemon.audit = waiter  # type: ignore[assignment]  # the backend records through it
+    waiter = EventWaiter()
+    daemon = RealDaemon(load_config(env.config), clock, observer=waiter.record)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -276,15 +306,16 @@ def in_process(env: Env, timeout: float = 60.0) -> Iterator[InProcess]:
 
 
 class EventWaiter:
-    """An AuditSink in front of the real one that lets a test wait for events (bounded)."""
+    """Told of every audit event the daemon records; lets a test wait for them (bounded)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.seen: list[AuditEvent] = []
         self.cond = threading.Condition()
+        self.fail_after: str | None = None  # an event label: raise once it is recorded
 
     def record(self, event: AuditEvent) -> None:
-        self.inner.record(event)
+        if event.event.label == self.fail_after:
+            raise RuntimeError(f"failing on purpose after {self.fail_after}")
         with self.cond:
             self.seen.append(event)
             self.cond.notify_all()
@@ -304,9 +335,6 @@ class EventWaiter:
                 raise AssertionError(f"no {count}x {label} {plugin} {fields}: {labels}")
             return matching()
 
-    def close(self) -> None:
-        self.inner.close()
-
     def labels(self, plugin: str | None = None) -> list[str]:
         with self.cond:
             return [e.event.label for e in self.seen if plugin is None or e.plugin == plugin]
@@ -317,6 +345,11 @@ class InProcess:
     daemon: Any
     env: Env
     events: EventWaiter
+
+    @property
+    def parts(self) -> Any:
+        """The daemon's components (``forgeoned.daemon.wiring.Parts``)."""
+        return self.daemon.parts
 
     def sync(self) -> None:
         """Let the loop process everything the watcher already reported, then rescan."""

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+from waiting import poll_until
 
 RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "forgeoned-rules.yml"
 
@@ -23,20 +22,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.25)):
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        pause.wait(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def get_json(url: str) -> Any:
@@ -81,8 +66,11 @@ def prometheus(workdir: Path, target_port: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(
-            lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200, 60, "ready"
+        poll_until(
+            lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200,
+            60,
+            "Prometheus ready",
+            tolerate=(OSError,),
         )
         yield base
     finally:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
+from abi_wat import ALLOC, lifecycle_exports
 
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.wasm.hostabi import HostServices
@@ -45,13 +46,9 @@ def plugin_wat(
     bodies = bodies or {}
     parts = [head, *(import_decl(name) for name in imports)]
     parts.append(memory)
-    for export in LifecycleExport:
-        if export.value in omit:
-            continue
-        body = bodies.get(export.value, "i32.const 0")
-        parts.append(f'(func (export "{export.value}") (result i32) {body})')
+    parts.append(lifecycle_exports(bodies, omit))
     if handle is not None:
-        parts.append('(func (export "alloc") (param i32) (result i32) i32.const 1024)')
+        parts.append(ALLOC)
         parts.append(
             f'(func (export "handle") (param $ptr i32) (param $len i32) (result i32) {handle})'
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+from abi_wat import lifecycle_exports
 
 from forgeoned.adapters.crypto.keys import public_key_pem
 from forgeoned.cli.devtools import main as devtools_main
@@ -27,14 +28,9 @@ needs_vectors = pytest.mark.skipif(
     not (VECTORS / "expected.json").is_file(), reason=f"wasmsign2 vectors not found at {VECTORS}"
 )
 
-WAT = """(module
+WAT = f"""(module
   (memory (export "memory") 1)
-  (func (export "init") (result i32) i32.const 0)
-  (func (export "start") (result i32) i32.const 0)
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 0))"""
+  {lifecycle_exports()})"""
 TOML = """name = "hello"
 version = "1.2.0"
 abi = 1

@@ -92,7 +92,7 @@ def test_broken_chain_at_start_is_loud_and_exported_but_the_daemon_serves(
     _metrics_on(env)
     with caplog.at_level(logging.CRITICAL, logger="forgeoned.audit"), in_process(env) as d:
         assert d.invoke("hello") == b"hello@1.0.0:x"
-        result = d.daemon.audit_log.last_verify
+        result = d.parts.audit_log.last_verify
         assert result is not None and not result.ok and result.first_bad_seq is not None
         assert "AUDIT CHAIN BROKEN" in d.daemon.status_line()
         lines = _scrape(d.daemon.metrics.port)
@@ -108,7 +108,7 @@ def test_periodic_check_sees_tampering_while_running(
     env.write_config(audit="verify_interval_s = 0.05")
     _metrics_on(env)
     with caplog.at_level(logging.CRITICAL, logger="forgeoned.audit"), in_process(env) as d:
-        chain = d.daemon.chain
+        chain = d.parts.chain
         assert chain.last is not None and chain.last.ok
         assert "forgeone_audit_chain_ok 1" in _scrape(d.daemon.metrics.port)
         model = d.daemon.metrics.collector.model  # what /metrics renders (uncached here)

@@ -94,7 +94,7 @@ def exhaust(d: InProcess, sock: str) -> None:
     """A full file system may still hold a few records in the log file's last block: spend
     them on harmless ones (the control.action of a pause of no plugin) until one fails."""
     for _ in range(64):
-        if not d.daemon.audit_outage.ok:
+        if not d.parts.trail.outage.ok:
             return
         assert call(sock, "POST", "/v1/plugins/nosuch/pause")[0] == 404
     raise AssertionError("the audit log kept accepting records on a full file system")
@@ -123,7 +123,7 @@ def env(tmp_path: Path) -> Env:
 
 
 def quarantine(d: InProcess, name: str) -> None:
-    host = d.daemon.reconciler.host(name)
+    host = d.parts.plugins.host(name)
     for n in (1, 2):
         with pytest.raises(PluginTrap):
             d.invoke(name)
@@ -168,8 +168,8 @@ def test_a_full_audit_disk_refuses_every_change_until_there_is_room(
         assert states(d) == before["states"]  # paused stays paused, running stays running…
         assert env.state() == before["state_file"]
         assert sorted(env.plugins.iterdir()) == before["files"]  # no install, no removal
-        assert "fresh" not in d.daemon.reconciler.hosts
-        assert d.daemon.reconciler.plugin_stats["good"].restarts == 0
+        assert "fresh" not in d.parts.plugins
+        assert d.parts.plugins.stats_of("good").restarts == 0
         refused = {"outcome": "refused"}
         assert metric(d, "forgeone_audit_records_unwritten_total", refused) == len(ACTIONS)
         assert metric(d, "forgeone_audit_write_ok") == 0
@@ -218,7 +218,7 @@ def test_a_full_audit_disk_refuses_every_change_until_there_is_room(
             client.remove("fresh")
             d.events.wait("plugin.removed", "fresh")
             assert client.audit_verify()["ok"] is True
-        assert d.daemon.reconciler.host("crashy").wait_for(State.RUNNING, 10)
+        assert d.parts.plugins.host("crashy").wait_for(State.RUNNING, 10)
         assert states(d) == {"crashy": "running", "good": "running", "held": "running"}
         assert env.state()["overrides"]["good"]["version"] == "0.9.0"
         labels = d.events.labels()
@@ -241,8 +241,8 @@ def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
 ) -> None:
     env.write_config("[restart]\nmax_failures = 5\nbackoff_initial_s = 0.01\njitter = 0")
     with tmpfs(tmp_path / "state", "4m"), in_process(env) as d:
-        outage = d.daemon.audit_outage
-        crashy = d.daemon.reconciler.host("crashy")
+        outage = d.parts.trail.outage
+        crashy = d.parts.plugins.host("crashy")
         filler = fill(tmp_path / "state")
         exhaust(d, env.socket)
         status.wait(lambda line: "DEGRADED" in line)
@@ -250,7 +250,7 @@ def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
         with pytest.raises(PluginTrap):
             d.invoke("crashy")  # a fault is not an action: the plugin stops, unrecorded
         wait_true(lambda: outage.view().lost_total >= 2, "the lost plugin.failed record")
-        reconciler = d.daemon.reconciler
+        reconciler = d.parts.reconciler
         wait_true(
             lambda: reconciler.restart_at.get("crashy", 0) > d.daemon.clock.monotonic() + 1,
             "the supervisor postponing its restart",
@@ -258,7 +258,7 @@ def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
         drop(env.plugins, "fresh.wasm", plugin("fresh", "1.0.0"))
         d.sync()  # the watcher's report and a full rescan went through the loop
         assert crashy.state is State.FAILED  # not restarted without a record
-        assert "fresh" not in reconciler.hosts  # not installed without a record
+        assert "fresh" not in d.parts.plugins  # not installed without a record
         assert d.invoke("good") == b"good@1.0.0:x"
 
         filler.unlink()  # no action: the probe writes the gap, then what waited happens

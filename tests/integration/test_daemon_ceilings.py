@@ -46,7 +46,7 @@ def test_an_upgrade_over_a_ceiling_is_rejected_and_the_running_version_keeps_ser
         assert d.invoke("hello") == b"hello@1.0.0:x"
         assert d.view("hello").state == "running" and d.view("hello").version == "1.0.0"
         assert env.state() == before
-        assert d.daemon.stats.rejected["over_ceiling"] == 1
+        assert d.parts.stats.rejected["over_ceiling"] == 1
         lines = _metric_lines(d.daemon.metrics.port)
         assert 'forgeone_artifacts_rejected_total{reason="over_ceiling"} 1' in lines
         # the API refuses the same artifact before writing anything, with its own code
@@ -69,7 +69,7 @@ def test_a_per_plugin_ceiling_replaces_the_daemon_wide_one(tmp_path: Path) -> No
         rejected = [e for e in env.audit_events() if e["event"] == "plugin.rejected"]
         assert [(e["plugin"], e["reason"]) for e in rejected] == [("narrow", "over_ceiling")]
         assert "instances = 2 is over the ceiling 1 (limits.instances)" in rejected[0]["message"]
-        assert "narrow" not in d.daemon.reconciler.hosts
+        assert "narrow" not in d.parts.plugins
 
 
 def test_compiled_code_over_its_ceiling_is_rejected(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_a_reload_that_lowers_a_ceiling_withdraws_the_versions_above_it(tmp_path
         assert d.invoke("hello") == b"hello@1.0.0:x"
         env.write_config("[limits]\ninstances = 1")
         d.daemon.loop.call(d.daemon.reload)
-        assert "hello" not in d.daemon.reconciler.hosts  # like a revoked key: not left running
+        assert "hello" not in d.parts.plugins  # like a revoked key: not left running
         assert d.invoke("other") == b"other@1.0.0:x"
         # the running version withdrawn, then its file refused at the rescan
         events = d.events.wait("plugin.rejected", "hello", count=2, reason="over_ceiling")

@@ -136,6 +136,6 @@ def test_daemon_rejects_a_compile_over_limits_and_keeps_serving(tmp_path: Path) 
         drop(env.plugins, "huge.wasm", bad)
         [event] = d.events.wait("plugin.rejected", "huge")
         assert event.reason == "compile_limit" and "time limit" in event.message
-        assert d.daemon.stats.rejected["compile_limit"] == 1
+        assert d.parts.stats.rejected["compile_limit"] == 1
         assert d.invoke("huge") == b"huge@1.0.0:x"
         assert env.state()["active"]["huge"]["version"] == "1.0.0"

@@ -28,7 +28,7 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
         out: list[bytes] = []
         t = threading.Thread(target=lambda: out.append(d.invoke("hello", b"held")))
         t.start()
-        assert d.daemon.reconciler.host("hello").wait_held(1, 10)
+        assert d.parts.plugins.host("hello").wait_held(1, 10)
         backend.resume("hello", "ops")
         t.join(10)
         assert out == [b"hello@1.0.0:held"]
@@ -38,9 +38,9 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
 
 def test_restart_is_a_fresh_instance_and_audited(env: Env) -> None:
     with in_process(env) as d:
-        before = d.daemon.reconciler.host("hello").current
+        before = d.parts.plugins.host("hello").current
         d.daemon.backend.restart("hello", "ops")
-        after = d.daemon.reconciler.host("hello").current
+        after = d.parts.plugins.host("hello").current
         assert after is not before
         assert d.invoke("hello") == b"hello@1.0.0:x"
         [event] = d.events.wait("plugin.restarted", "hello")
@@ -87,11 +87,28 @@ def test_allow_downgrade_activates_exactly_that_version(env: Env) -> None:
         d.events.wait("plugin.rejected", "hello", reason="downgrade")
         assert d.invoke("hello") == b"hello@2.0.0:x"
         d.daemon.backend.allow_downgrade("hello", "1.5.0", "admin")
-        d.events.wait("plugin.downgrade_allowed", "hello")
+        assert d.events.wait("plugin.downgrade_allowed", "hello")[0].actor == "admin"
         assert d.invoke("hello") == b"hello@1.5.0:x"
         state = env.state()
         assert state["active"]["hello"]["version"] == "1.5.0"
         assert state["overrides"] == {}  # used up by the activation
+
+
+def test_every_audited_control_action_records_its_actor(env: Env) -> None:
+    with in_process(env) as d:
+        backend = d.daemon.backend
+        backend.install(plugin("hello", "2.0.0"), "hello-2.wasm", "alice")
+        backend.restart("hello", "bob")
+        backend.reload("carol")
+        backend.install(plugin("other", "1.0.0"), "other.wasm", "dave")
+        backend.remove("other", "erin")
+        assert d.events.wait("plugin.upgraded", "hello")[0].actor == "alice"
+        assert d.events.wait("plugin.restarted", "hello")[0].actor == "bob"
+        assert d.events.wait("daemon.reloaded")[0].actor == "carol"
+        assert d.events.wait("plugin.installed", "other")[0].actor == "dave"
+        assert d.events.wait("plugin.removed", "other")[0].actor == "erin"
+        on_disk = {(e["event"], e.get("actor")) for e in env.audit_events()}
+        assert {("plugin.upgraded", "alice"), ("daemon.reloaded", "carol")} <= on_disk
 
 
 def test_reset_clears_a_quarantine(env: Env) -> None:
@@ -101,7 +118,7 @@ def test_reset_clears_a_quarantine(env: Env) -> None:
             d.daemon.backend.reset("hello", "ops")  # running, not quarantined
         drop(env.plugins, "hello.wasm", plugin("hello", "1.1.0", handle_extra="unreachable"))
         d.events.wait("plugin.upgraded", "hello")
-        host = d.daemon.reconciler.host("hello")
+        host = d.parts.plugins.host("hello")
         for n in (1, 2):
             with pytest.raises(PluginTrap):
                 d.invoke("hello")

@@ -72,7 +72,7 @@ def test_new_version_that_traps_under_load(tmp_path: Path) -> None:
     with in_process(env) as d, Caller(d.invoke, "hello") as caller:
         drop(env.plugins, "hello.wasm", plugin("hello", "2.0.0", handle_extra="unreachable"))
         d.events.wait("plugin.quarantined", "hello")
-        assert d.daemon.reconciler.host("hello").wait_for(State.QUARANTINED, 10)
+        assert d.parts.plugins.host("hello").wait_for(State.QUARANTINED, 10)
         assert d.invoke("other") == b"other@1.0.0:x"  # other plugins are unaffected
     assert d.view("hello").state == "quarantined"
     # every call got an answer or a clear error; no answer ever came from the trapping code
@@ -102,7 +102,7 @@ def test_a_burst_of_5000_files(burst_env: Env) -> None:
         d.sync()  # whatever inotify dropped, a rescan reconciles
         d.events.wait("plugin.upgraded", "burst", version="1.0.4999", timeout=120)
         assert d.view("burst").version == "1.0.4999"
-        assert len(d.daemon.directory.entries) == 5001
+        assert len(d.parts.directory.entries) == 5001
         assert "plugin.rejected" not in d.events.labels()
         assert env.state()["active"]["burst"]["version"] == "1.0.4999"
 

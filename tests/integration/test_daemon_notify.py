@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_kit import SLOW_LIMITS, Daemon, Env, drop, plugin, spin
+from daemon_kit import SLOW_LIMITS, SPIN_FOREVER, Daemon, Env, drop, in_process, plugin
 
 from forgeoned.adapters.sdnotify import Notifier
 
@@ -56,9 +56,34 @@ def test_bad_config_on_reload_keeps_running(tmp_path: Path) -> None:
         d.stop()
 
 
+def test_reload_answers_ready_even_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = Env(tmp_path)
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    try:
+        with in_process(env) as d:
+            assert notify.recv(4096).startswith(b"READY=1")
+            d.events.fail_after = "daemon.reloaded"  # the last step of a reload raises
+            with pytest.raises(RuntimeError, match="failing on purpose"):
+                d.daemon.backend.reload("ops")
+            assert notify.recv(4096).startswith(b"RELOADING=1")
+            ready = notify.recv(4096).decode().splitlines()
+            assert ready[0] == "READY=1"
+            assert "reload failed: failing on purpose" in ready[1]
+            d.events.fail_after = None
+            assert d.invoke("hello") == b"hello@1.0.0:x"
+    finally:
+        notify.close()
+
+
 def test_sigterm_drains_in_flight_calls_within_the_bound(tmp_path: Path) -> None:
     env = Env(tmp_path)
-    busy = plugin("busy", "1.0.0", handle_extra=spin(3_000_000_000), limits=SLOW_LIMITS)
+    busy = plugin("busy", "1.0.0", handle_extra=SPIN_FOREVER, limits=SLOW_LIMITS)
     drop(env.plugins, "busy.wasm", busy)
     d = Daemon(env)
     try:

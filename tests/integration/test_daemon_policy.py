@@ -5,23 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from abi_wat import ALLOC, lifecycle_exports
 from daemon_kit import KEY, Env, drop, in_process
 
 from forgeoned.cli.devtools import make_signed_plugin
 
-ENV_PLUGIN = """(module
+ENV_PLUGIN = f"""(module
   (import "forgeone" "env_get" (func $env_get (param i32 i32 i32 i32) (result i32)))
   (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "TZ")
   (data (i32.const 120) "denied")  ;; any negative result (denied, not found)
-  (func (export "init") (result i32) i32.const 0)
-  (func (export "start") (result i32) i32.const 0)
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 0)
-  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  {lifecycle_exports()}
+  {ALLOC}
   (func (export "handle") (param $p i32) (param $l i32) (result i32)
     (local.set $l (call $env_get (i32.const 100) (i32.const 2) (i32.const 200) (i32.const 64)))
     (if (i32.lt_s (local.get $l) (i32.const 0))

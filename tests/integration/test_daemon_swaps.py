@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_kit import SLOW_LIMITS, Env, drop, in_process, plugin, spin
+from daemon_kit import SLOW_LIMITS, SPIN_FOREVER, Env, drop, in_process, plugin, spin
 
 from forgeoned.cli.devtools import test_key
 from forgeoned.core.desired import Candidate
@@ -47,7 +47,7 @@ def test_persisted_set_is_running_at_ready(env: Env) -> None:
     with in_process(env) as d:
         assert d.daemon.ready.is_set()
         assert d.invoke("hello") == b"hello@1.0.0:x"
-        started = d.daemon.audit_log.entries()
+        started = d.parts.audit_log.entries()
         assert any("1 plugins restored" in e.get("message", "") for e in started)
 
 
@@ -68,7 +68,7 @@ def test_production_rejections_keep_the_running_version(
         before = env.state()
         drop(env.plugins, "hello.wasm", bad())  # replaces the running version's file
         d.events.wait("plugin.rejected", reason=reason)
-        assert d.daemon.stats.rejected[reason] == 1
+        assert d.parts.stats.rejected[reason] == 1
         assert d.invoke("hello") == b"hello@1.0.0:x"
         assert d.view("hello").state == "running"
         assert env.state() == before
@@ -124,7 +124,7 @@ def test_same_version_with_other_bytes_in_a_second_file_is_refused_once(env: Env
         d.sync()
         assert d.events.labels("hello").count("plugin.rejected") == 1
         assert d.invoke("hello") == b"hello@1.0.0:x"
-        assert d.daemon.stats.rejected["downgrade"] == 1
+        assert d.parts.stats.rejected["downgrade"] == 1
 
 
 def test_two_files_with_the_same_name_highest_wins(env: Env) -> None:
@@ -172,7 +172,7 @@ def test_file_replaced_in_the_middle_of_a_swap(env: Env, step: Step) -> None:
             if at is step and cand.version == "2.0.0":
                 drop(env.plugins, "hello.wasm", v3)  # the operator is faster than the swap
 
-        d.daemon.swapper.fault = replace_during
+        d.parts.swapper.fault = replace_during
         drop(env.plugins, "hello.wasm", plugin("hello", "2.0.0"))
         d.events.wait("plugin.upgraded", "hello", version="3.0.0")
         assert d.invoke("hello") == b"hello@3.0.0:x"
@@ -185,11 +185,12 @@ def test_file_replaced_in_the_middle_of_a_swap(env: Env, step: Step) -> None:
 
 
 @pytest.mark.parametrize(
-    ("iterations", "outcome"),
-    [(20_000_000, "answered"), (3_000_000_000, "interrupted")],  # drain_timeout_s = 2
+    ("prologue", "outcome"),
+    [(spin(20_000_000), "answered"), (SPIN_FOREVER, "interrupted")],  # drain_timeout_s = 2
+    ids=["answered", "interrupted"],
 )
-def test_deletion_while_calls_are_in_flight(env: Env, iterations: int, outcome: str) -> None:
-    busy = plugin("busy", "1.0.0", handle_extra=spin(iterations), limits=SLOW_LIMITS)
+def test_deletion_while_calls_are_in_flight(env: Env, prologue: str, outcome: str) -> None:
+    busy = plugin("busy", "1.0.0", handle_extra=prologue, limits=SLOW_LIMITS)
     drop(env.plugins, "busy.wasm", busy)
     with in_process(env) as d:
         results: list[bytes | Exception] = []
@@ -200,7 +201,7 @@ def test_deletion_while_calls_are_in_flight(env: Env, iterations: int, outcome: 
             except Exception as exc:
                 results.append(exc)
 
-        host = d.daemon.reconciler.host("busy")
+        host = d.parts.plugins.host("busy")
         t = threading.Thread(target=call)
         t.start()
         assert host.wait_inflight(1, 10)
@@ -215,7 +216,7 @@ def test_deletion_while_calls_are_in_flight(env: Env, iterations: int, outcome: 
         with pytest.raises(NotFoundError):
             d.invoke("busy")
         assert "busy" not in env.state()["active"]
-        assert d.daemon.reconciler.hosts == {}
+        assert len(d.parts.plugins) == 0
 
 
 def test_trapping_version_is_restarted_then_quarantined_others_unaffected(env: Env) -> None:
@@ -225,7 +226,7 @@ def test_trapping_version_is_restarted_then_quarantined_others_unaffected(env: E
     with in_process(env) as d:
         drop(env.plugins, "bad.wasm", plugin("bad", "1.1.0", handle_extra="unreachable"))
         d.events.wait("plugin.upgraded", "bad")
-        host = d.daemon.reconciler.host("bad")
+        host = d.parts.plugins.host("bad")
         for n in (1, 2, 3):  # max_failures = 2: the third failure in the window quarantines
             with pytest.raises(PluginTrap):
                 d.invoke("bad")

@@ -13,14 +13,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import poll_until
 
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter, PluginLogSink
 from forgeoned.adapters.audit.log import AuditLog
@@ -43,16 +43,6 @@ def _running() -> bool:
     return True
 
 
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.1)):
-        value = condition()
-        if value:
-            return value
-        pause.wait(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def journald() -> Iterator[None]:
     if shutil.which("journalctl") is None:
@@ -72,7 +62,7 @@ def journald() -> Iterator[None]:
         pytest.skip("no journald running and cannot start one (needs root and systemd)")
     proc = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: _running() or proc.poll() is not None, 20, "journald socket")
+        poll_until(lambda: _running() or proc.poll() is not None, 20, "journald socket")
         if proc.poll() is not None:
             pytest.skip(f"systemd-journald exited with {proc.returncode}")
         yield
@@ -92,7 +82,7 @@ def _read(**match: str) -> list[dict[str, Any]]:
 
 
 def _read_until(count: int, **match: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = _wait(
+    found: list[dict[str, Any]] = poll_until(
         lambda: (got := _read(**match)) and len(got) >= count and got, 30, str(match)
     )
     return found

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from prom_kit import RULES, firing_alerts, prometheus, query, wait_for
+from prom_kit import RULES, firing_alerts, prometheus, query
+from waiting import poll_until
 
 from forgeoned.adapters.audit.outage import Outage
 from forgeoned.adapters.metrics.model import StaticSource
@@ -51,9 +52,10 @@ def stack(tmp_path: Path, outage: Outage) -> Iterator[tuple[str, StaticSource, A
 
 def test_quarantined_plugin_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
     base, _, _ = stack
-    firing = wait_for(
-        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert"
-    )
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     assert [a["labels"]["plugin"] for a in firing] == ["broken"]
     assert firing[0]["labels"]["severity"] == "critical"
     assert query(base, 'forgeone_plugin_up{plugin="hello"}')[0]["value"][1] == "1"
@@ -62,9 +64,15 @@ def test_quarantined_plugin_fires_its_alert(stack: tuple[str, StaticSource, Audi
 
 def test_broken_audit_chain_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
     base, _, audit = stack
-    wait_for(lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation")
+    poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     audit.last_verify = VerifyResult(False, 10, 4, "edited")
-    firing = wait_for(lambda: firing_alerts(base, "ForgeoneAuditChainBroken"), 90, "chain alert")
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeoneAuditChainBroken"), 90, "chain alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     assert firing[0]["labels"]["severity"] == "critical"
 
 
@@ -72,10 +80,16 @@ def test_audit_writes_failing_fire_the_degraded_alert(
     stack: tuple[str, StaticSource, Audit], outage: Outage
 ) -> None:
     base, _, _ = stack
-    wait_for(lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation")
+    poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     assert firing_alerts(base, "ForgeoneAuditDegraded") == []
     outage.failed("plugin.paused", "cannot write the audit log: No space left on device", 1.0)
-    firing = wait_for(lambda: firing_alerts(base, "ForgeoneAuditDegraded"), 90, "degraded alert")
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeoneAuditDegraded"), 90, "degraded alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     assert firing[0]["labels"]["severity"] == "critical"
     assert query(base, "forgeone_audit_write_ok")[0]["value"][1] == "0"
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from daemon_kit import KEY, Daemon, Env, drop, manifest, plugin, plugin_wat
-from prom_kit import firing_alerts, free_port, prometheus, query, wait_for
+from prom_kit import firing_alerts, free_port, prometheus, query
+from waiting import poll_until
 
 from forgeoned.cli.devtools import make_signed_plugin
 
@@ -105,16 +106,17 @@ def test_daemon_quarantines_a_trapping_start_and_prometheus_fires_the_alert(
     )
     assert d.status()["hello"]["state"] == "running"
     # The event is durable before the state shows quarantined; read it back from the log.
-    audit = wait_for(lambda: _broken_audit(d), 30, "plugin.quarantined in the audit log")
+    audit = poll_until(lambda: _broken_audit(d), 30, "plugin.quarantined in the audit log")
     failed = [e for e in audit if e["event"] == "plugin.failed"]
     assert len(failed) == 3  # max_failures = 2: the third failure in the window quarantines
     assert all("'start' trapped" in e["message"] for e in failed), failed
     assert [e["event"] for e in audit].count("plugin.restarted") == 2
 
     base = prom
-    firing = wait_for(
-        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert"
-    )
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "quarantine alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
     assert [a["labels"]["plugin"] for a in firing] == ["broken"]
     assert firing[0]["labels"]["severity"] == "critical"
     up = {r["metric"]["plugin"]: r["value"][1] for r in query(base, "forgeone_plugin_up")}

@@ -22,10 +22,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+from waiting import PollTimeout, poll_until
 
 SUITE = "bookworm"
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "python3")
@@ -43,15 +44,11 @@ class HarnessError(RuntimeError):
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    """Poll ``probe`` until it returns something other than None/False, at most ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() >= deadline:
-            raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL_S)
+    """Poll ``probe`` until it returns something truthy, at most ``timeout`` seconds."""
+    try:
+        return poll_until(probe, timeout, what, interval=POLL_S)
+    except PollTimeout as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def missing_tools() -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from abi_wat import ALLOC, lifecycle_exports
 from nspawn_harness import Container
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,17 +26,12 @@ PLUGINS_D = "/etc/forgeoned/plugins.d"
 
 # Used only when the Rust sample cannot be built here: the smallest ABI v1 plugin with a
 # `handle` that echoes its input.
-FALLBACK_WAT = """
+FALLBACK_WAT = f"""
 (module
   (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
   (memory (export "memory") 1)
-  (func (export "init") (result i32) i32.const 0)
-  (func (export "start") (result i32) i32.const 0)
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 0)
-  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  {lifecycle_exports()}
+  {ALLOC}
   (func (export "handle") (param $ptr i32) (param $len i32) (result i32)
     (drop (call $output (local.get $ptr) (local.get $len)))
     i32.const 0))

@@ -8,6 +8,8 @@ from typing import Any
 
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.state import ActiveRecord, KeptVersion
+from forgeoned.core.swap_ports import Instance, Version
 from forgeoned.core.swapper import Step
 from forgeoned.errors import (
     ForgeonedError,
@@ -53,13 +55,33 @@ class FakeVersion:
     limits: dict[str, int] = field(default_factory=dict)
     instance_count: int = 1
     memory_bytes: int = 65536
+    tick_interval_s: float = 0.0
+    module: bytes = b""
+    source: str = ""
     entered: threading.Event = field(default_factory=threading.Event)
     interrupted: threading.Event = field(default_factory=threading.Event)
     revived_from: FakeVersion | None = None
+    loader: FakeLoader | None = None  # the one that made it (revive fails as it says)
 
     def __post_init__(self) -> None:
         self._inst = FakeInstance(self)
         self._lock = threading.Lock()
+
+    @property
+    def kept(self) -> KeptVersion:
+        return KeptVersion(ActiveRecord(self.version, self.sha256, self.source), self.module)
+
+    def revive(self) -> FakeVersion:
+        loader = self.loader
+        if loader is not None and loader.revive_error is not None:
+            raise loader.revive_error
+        v = FakeVersion(
+            self.version, self.sha256, module=self.module, source=self.source,
+            revived_from=self, loader=loader,
+        )  # fmt: skip
+        if loader is not None:
+            loader.made.append(v)
+        return v
 
     def start(self) -> None:
         if self.start_error is not None:
@@ -72,7 +94,7 @@ class FakeVersion:
     def acquire(self, timeout: float) -> FakeInstance | None:
         return self._inst if self._lock.acquire(timeout=timeout) else None
 
-    def give_back(self, instance: object) -> None:
+    def give_back(self, instance: Instance) -> None:
         self._lock.release()
 
     def interrupt(self) -> None:
@@ -102,34 +124,26 @@ class FakeLoader:
     revive_error: ForgeonedError | None = None
     made: list[FakeVersion] = field(default_factory=list)
 
-    def verify(self, candidate: Candidate) -> object:
+    def verify(self, candidate: Candidate) -> Candidate:
         if candidate.sha256 in self.verify_errors:
             raise self.verify_errors[candidate.sha256]
         return candidate
 
-    def details(self, verified: object) -> dict[str, Any]:
-        assert isinstance(verified, Candidate)
+    def details(self, verified: Candidate) -> dict[str, Any]:
         return {"signers": [f"key-of-{verified.version}"], "signed": True}
 
-    def compile(self, verified: object) -> object:
-        assert isinstance(verified, Candidate)
+    def compile(self, verified: Candidate) -> Candidate:
         if verified.sha256 in self.compile_errors:
             raise self.compile_errors[verified.sha256]
         return verified
 
-    def instantiate(self, compiled: object) -> FakeVersion:
-        assert isinstance(compiled, Candidate)
+    def instantiate(self, compiled: Candidate) -> FakeVersion:
         if compiled.sha256 in self.init_errors:
             raise self.init_errors[compiled.sha256]
-        v = FakeVersion(compiled.version, compiled.sha256, self.start_errors.get(compiled.sha256))
-        self.made.append(v)
-        return v
-
-    def revive(self, old: object) -> FakeVersion:
-        assert isinstance(old, FakeVersion)
-        if self.revive_error is not None:
-            raise self.revive_error
-        v = FakeVersion(old.version, old.sha256, revived_from=old)
+        start_error = self.start_errors.get(compiled.sha256)
+        v = FakeVersion(
+            compiled.version, compiled.sha256, start_error, source=compiled.filename, loader=self
+        )
         self.made.append(v)
         return v
 
@@ -139,10 +153,10 @@ class FakeCommitter:
     fail: bool = False
     commits: list[tuple[str, str | None]] = field(default_factory=list)
 
-    def commit(self, name: str, version: object) -> None:
+    def commit(self, name: str, version: Version | None) -> None:
         if self.fail:
             raise StateError("cannot write state.json: No space left on device")
-        self.commits.append((name, getattr(version, "sha256", None)))
+        self.commits.append((name, version.sha256 if version is not None else None))
 
 
 @dataclass

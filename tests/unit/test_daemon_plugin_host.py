@@ -8,8 +8,10 @@ import pytest
 from daemon_fakes import FakeVersion
 
 from forgeoned.core.lifecycle import State, Trigger
+from forgeoned.core.state import ActiveRecord, KeptVersion
+from forgeoned.core.swap_ports import Instance, Version
 from forgeoned.errors import IllegalTransition, PluginFault, PluginTrap, TrapKind, UnavailableError
-from forgeoned.service.plugin_host import PluginHost, RoutedVersion
+from forgeoned.service.plugin_host import PluginHost
 
 
 def running_host(**kw: object) -> tuple[PluginHost, FakeVersion]:
@@ -58,7 +60,7 @@ def test_held_call_gives_up_after_the_hold_timeout() -> None:
 def test_a_trap_fails_the_plugin_and_tells_the_supervisor() -> None:
     seen: list[tuple[str, PluginFault]] = []
 
-    def on_fault(h: PluginHost, version: RoutedVersion, exc: PluginFault) -> None:
+    def on_fault(h: PluginHost, version: Version, exc: PluginFault) -> None:
         seen.append((version.version, exc))
 
     host, v = running_host(on_fault=on_fault)
@@ -117,7 +119,8 @@ class Recorder:
             assert self.idle, "the gate let in more calls than there are instances"
             return Recorder.Inst(self, self.idle.pop())
 
-    def give_back(self, instance: Recorder.Inst) -> None:
+    def give_back(self, instance: Instance) -> None:
+        assert isinstance(instance, Recorder.Inst)
         with self.lock:
             self.idle.append(instance.number)
 
@@ -144,6 +147,15 @@ class Recorder:
 
         def tick(self) -> None:
             pass
+
+    tick_interval_s = 0.0
+
+    @property
+    def kept(self) -> KeptVersion:
+        return KeptVersion(ActiveRecord(self.version, self.sha256), b"")
+
+    def revive(self) -> Recorder:
+        return Recorder(self.version, self.instance_count)
 
     def start(self) -> None:
         pass

@@ -8,14 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from daemon_fakes import FakeVersion
 
+from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.state_store import StateStore
-from forgeoned.adapters.wasm.loader import Compiled, LoadedVersion, Verified
-from forgeoned.core.artifact import VerifiedArtifact
-from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.manifest import parse_manifest_obj
-from forgeoned.core.rollback import Verdict
 from forgeoned.errors import AuditError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.audit_batch import AuditBatch
@@ -72,29 +69,26 @@ def test_a_failing_write_is_logged_and_the_others_still_written(
     assert "cannot record plugin.installed of bad: cannot write" in caplog.text
 
 
-def loaded(name: str, version: str, data: bytes) -> LoadedVersion:
+def loaded(name: str, version: str, data: bytes) -> FakeVersion:
     sha = hashlib.sha256(data).hexdigest()
-    manifest = parse_manifest_obj({"name": name, "version": version, "abi": 1})
-    art = VerifiedArtifact(manifest, sha, data, ("k",), True)
-    cand = Candidate(name, version, sha, f"{name}.wasm")
-    return LoadedVersion(Compiled(Verified(cand, art, Verdict.FIRST), object()), [])  # type: ignore[arg-type]
+    return FakeVersion(version, sha, module=data, source=f"{name}.wasm")
 
 
 def test_batch_writes_kept_copies_and_a_failed_one_is_not_recorded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    active = ActiveSet(StateStore(tmp_path), tmp_path)
+    active = ActiveSet(StateStore(tmp_path), KeptCopiesDir(tmp_path / "artifacts"))
     good = [loaded(f"p{i}", "1.0.0", f"module {i}".encode()) for i in range(20)]
     bad = loaded("bad", "1.0.0", b"bad module")
     (tmp_path / "artifacts" / f".{bad.sha256}.wasm.tmp").mkdir()  # its write will fail
     with active.batch():
         for v in [*good, bad]:
-            active.commit(v.compiled.verified.candidate.name, v)
+            active.commit(v.source.removesuffix(".wasm"), v)
     state = active.store.state
     assert sorted(state.active) == sorted(f"p{i}" for i in range(20))
     assert "bad" not in state.floors
     for v in good:
-        assert active.blob(v.sha256) == (v.compiled.verified.artifact.module, None)
+        assert active.blob(v.sha256) == (v.module, None)
     assert not (tmp_path / "artifacts" / f"{bad.sha256}.wasm").exists()
     assert StateStore(tmp_path).state == state  # what is on disk, not just in memory
     assert "not recorded as active" in caplog.text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from daemon_fakes import FakeVersion
 
 from forgeoned.core.clock import ManualClock
@@ -12,14 +10,8 @@ from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.ticks import TickScheduler, tick_interval
 
 
-@dataclass
-class Manifest:
-    tick_interval_ms: int
-
-
-class TickingVersion(FakeVersion):
-    has_tick = True
-    manifest = Manifest(100)
+def ticking(version: str, sha: str) -> FakeVersion:
+    return FakeVersion(version, sha, tick_interval_s=0.1)
 
 
 def host_with(version: FakeVersion) -> PluginHost:
@@ -30,15 +22,15 @@ def host_with(version: FakeVersion) -> PluginHost:
     return host
 
 
-def test_interval_comes_from_the_manifest_and_needs_a_tick_export() -> None:
-    assert tick_interval(host_with(TickingVersion("1", "a"))) == 0.1
+def test_interval_comes_from_the_current_version() -> None:
+    assert tick_interval(host_with(ticking("1", "a"))) == 0.1
     assert tick_interval(host_with(FakeVersion("1", "a"))) == 0.0
     assert tick_interval(PluginHost("empty")) == 0.0
 
 
 def test_ticks_run_when_due_and_are_skipped_while_paused() -> None:
     clock = ManualClock()
-    v = TickingVersion("1", "a")
+    v = ticking("1", "a")
     host = host_with(v)
     ticks = TickScheduler(lambda: [host], clock)
     assert ticks.run_due() == 0.1  # first tick one interval after start
@@ -58,7 +50,7 @@ def test_ticks_run_when_due_and_are_skipped_while_paused() -> None:
 
 def test_a_late_scheduler_does_not_burst() -> None:
     clock = ManualClock()
-    v = TickingVersion("1", "a")
+    v = ticking("1", "a")
     host = host_with(v)
     ticks = TickScheduler(lambda: [host], clock)
     ticks.run_due()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.files.state_store import DowngradeOverride, Floor, StateStore
+from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.core.rollback import Verdict, check_rollback, next_floor
+from forgeoned.core.state import DowngradeOverride, Floor
 from forgeoned.errors import RollbackError
 
 A, B = "a" * 64, "b" * 64

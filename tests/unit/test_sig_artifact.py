@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from abi_wat import lifecycle_exports
 
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin, sign_bytes, test_key
 from forgeoned.cli.devtools import trust_policy_for as policy
@@ -28,14 +29,9 @@ from forgeoned.errors import (
     SignatureReason,
 )
 
-WAT = """(module
+WAT = f"""(module
   (memory (export "memory") 1)
-  (func (export "init") (result i32) i32.const 0)
-  (func (export "start") (result i32) i32.const 0)
-  (func (export "stop") (result i32) i32.const 0)
-  (func (export "pause") (result i32) i32.const 0)
-  (func (export "resume") (result i32) i32.const 0)
-  (func (export "unload") (result i32) i32.const 7))"""
+  {lifecycle_exports({"unload": "i32.const 7"})})"""
 MANIFEST: dict[str, Any] = {"name": "hello", "version": "1.2.0", "abi": 1}
 NOW = 1_800_000_000.0  # 2027-01-15
 OPS, DEV, EVE = test_key(1), test_key(2), test_key(3)

@@ -1,10 +1,12 @@
-"""Property tests: the section and signature parsers never raise anything but our errors.
+"""Property tests: the section and signature parsers never raise anything but our errors,
+and no mutation or truncation of a signed module passes verification in production mode.
 
 Bounded: a fixed number of examples and a per-example deadline, so ``make test`` stays fast.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +15,7 @@ from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.trust import Mode
-from forgeoned.errors import ForgeonedError
+from forgeoned.errors import ArtifactError, ForgeonedError
 
 KEY = test_key(5)
 TRUST = trust_policy_for(KEY)
@@ -36,6 +38,14 @@ def run_pipeline(data: bytes, detached: bytes | None = None) -> None:
             verify_artifact(data, detached=detached, trust=TRUST, mode=mode, now=0.0)
         except ForgeonedError:
             pass
+
+
+def verify_production(data: bytes) -> None:
+    verify_artifact(data, detached=None, trust=TRUST, mode=Mode.PRODUCTION, now=0.0)
+
+
+def test_the_unmutated_seed_verifies_in_production() -> None:
+    verify_production(SEED)  # else the rejections below would prove nothing
 
 
 @FAST
@@ -76,6 +86,12 @@ def test_mutated_signed_module(flips: list[tuple[int, int]], cut: int) -> None:
     mutated = bytes(data)
     run_pipeline(mutated)
     run_pipeline(mutated[:cut])
+    if mutated != SEED:
+        with pytest.raises(ArtifactError):
+            verify_production(mutated)
+    if mutated[:cut] != SEED:
+        with pytest.raises(ArtifactError):
+            verify_production(mutated[:cut])
 
 
 @FAST

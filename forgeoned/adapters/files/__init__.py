@@ -1,1 +1,2 @@
-"""The file system: plugins.d watcher, safe artifact reading, atomic writes, state store, kv."""
+"""The file system: the plugins.d watcher (``observer`` on watchdog, ``changes`` its timing),
+safe artifact reading (``artifact_read``), atomic writes, state store, kv."""

@@ -7,22 +7,67 @@ keeps private ctypes prototypes of the few C functions on the hot path, declared
 preallocated ``wasmtime_val_raw_t`` arrays (``wasmtime_func_call_unchecked``); host functions
 are raw callbacks (``wasmtime_linker_define_func_unchecked``).
 
-These names are not wasmtime-py's public API: the layouts are pinned to wasmtime 50.0.1
-(pyproject pins it) and ``tests/integration/test_runtime_fastcall.py`` compares every result
-with the high-level path.
+This module is the only place that touches wasmtime-py internals (``wasmtime._bindings``,
+``wasmtime._ffi``, ``Store._context()``, ``Instance._instance``): the rest of forgeoned goes
+through :func:`store_context`, :func:`raw_instance` and the prototypes below. Those names are
+not wasmtime-py's public API and the layouts are those of exactly one release, so importing
+this module checks the installed wasmtime against :data:`PINNED_WASMTIME` and refuses with
+:class:`~forgeoned.errors.RuntimeVersionError` otherwise (the daemon prints it as one line
+and exits 69, EX_UNAVAILABLE) rather than calling C functions with guessed layouts.
+
+Upgrading wasmtime, a checklist:
+
+1. Change the pin in ``pyproject.toml`` and :data:`PINNED_WASMTIME` together (a test compares
+   them).
+2. Read wasmtime-py's diff for the internals used here: ``_bindings.py`` (the ``wasmtime_*``
+   structs, ``wasmtime_val_raw``, ``wasm_byte_vec_t``), ``_ffi.py`` (``dll``,
+   ``WASMTIME_EXTERN_FUNC`` / ``_MEMORY``), ``_store.py`` (``Store._context()``),
+   ``_instance.py`` (``Instance._instance``), and ``ptr()`` of Store, Linker and FuncType.
+3. Check every prototype declared with :func:`_proto` against the C API headers of the new
+   release (``func.h``, ``linker.h``, ``store.h``, ``memory.h``, ``instance.h``, ``trap.h``,
+   ``error.h``): argument order and types, return type, who frees what.
+4. Check the layouts the callbacks assume: ``sizeof(wasmtime_val_raw_t)`` (16, so
+   :data:`I32_STRIDE` is 4), the epoch-deadline callback's signature and the value of
+   ``WASMTIME_UPDATE_DEADLINE_CONTINUE`` (0), and the ``TrapCode`` values in :data:`TRAP_KINDS`.
+5. Run ``tests/integration/test_runtime_fastcall.py`` (every result against the high-level
+   path) and the runtime and daemon suites, then ``bench/calls.py`` for the per-call cost.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 from collections.abc import Callable
 from typing import Any, Final, cast
 
 import wasmtime
-from wasmtime import _bindings as bindings
-from wasmtime import _ffi as ffi
 
-from forgeoned.errors import TrapKind
+from forgeoned.errors import RuntimeVersionError, TrapKind
+
+PINNED_WASMTIME: Final = "50.0.1"
+
+
+def check_runtime_version(installed: str | None, pinned: str = PINNED_WASMTIME) -> None:
+    """Raise :class:`RuntimeVersionError` unless ``installed`` is exactly ``pinned``."""
+    if installed != pinned:
+        raise RuntimeVersionError(
+            f"wasmtime {installed or '(not installed)'} is installed, but the fast call path "
+            f"is built for exactly wasmtime {pinned} (it uses wasmtime-py internals): "
+            f"install wasmtime=={pinned}"
+        )
+
+
+def installed_wasmtime() -> str | None:
+    try:
+        return importlib.metadata.version("wasmtime")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+check_runtime_version(installed_wasmtime())  # before anything private is imported
+
+from wasmtime import _bindings as bindings  # noqa: E402  (only once the version is known)
+from wasmtime import _ffi as ffi  # noqa: E402
 
 _V = ctypes.c_void_p
 _dll: Final = ffi.dll
@@ -103,6 +148,16 @@ TRAP_KINDS: Final[dict[wasmtime.TrapCode, TrapKind]] = {
     wasmtime.TrapCode.OUT_OF_FUEL: TrapKind.OUT_OF_FUEL,
     wasmtime.TrapCode.ALLOCATION_TOO_LARGE: TrapKind.MEMORY,
 }
+
+
+def store_context(store: wasmtime.Store) -> int:
+    """The address of the store's ``wasmtime_context_t`` (what the C calls take)."""
+    return address(store._context())
+
+
+def raw_instance(instance: wasmtime.Instance) -> Any:
+    """The ``wasmtime_instance_t`` struct behind a wasmtime-py Instance."""
+    return instance._instance
 
 
 def address(obj: Any) -> int:

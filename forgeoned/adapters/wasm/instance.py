@@ -60,7 +60,7 @@ class PluginInstance:
         host: HostServices,
     ) -> None:
         self._store = store
-        self._ctx = fast.address(store._context())
+        self._ctx = fast.store_context(store)
         self._fuel_per_call = limits.fuel_per_call
         self._fuel_c = ctypes.c_uint64(limits.fuel_per_call)  # prebuilt: no conversion per call
         self._timeout = limits.call_timeout_ms / 1000.0
@@ -90,7 +90,7 @@ class PluginInstance:
     def attach(self, instance: wasmtime.Instance, funcs: Mapping[str, int]) -> None:
         """Bind the exports of a fresh instance (called once by the runtime): the memory and
         ``funcs`` (exported function name → raw slots), known from the compiled module."""
-        raw = instance._instance
+        raw = fast.raw_instance(instance)
         memory = fast.export_item(self._ctx, raw, MEMORY_EXPORT, fast.EXTERN_MEMORY)
         if memory is None:
             raise LoadError(f"plugin {self.services.plugin}: no exported memory")

@@ -1,8 +1,9 @@
 """Loading a plugin version: verified bytes → compiled module → initialised instances.
 
-:class:`PluginLoader` is the swapper's :class:`~forgeoned.core.swapper.Loader` over the real
-runtime; :class:`LoadedVersion` is one version with ``limits.instances`` wasmtime Stores, handed
-out to one thread at a time by a small pool.
+:class:`PluginLoader` is the swapper's :class:`~forgeoned.core.swap_ports.Loader` over the
+real runtime (its steps pass :class:`Verified` then :class:`Compiled` along);
+:class:`LoadedVersion` is one :class:`~forgeoned.core.swap_ports.Version` with
+``limits.instances`` wasmtime Stores, handed out to one thread at a time by a small pool.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from forgeoned.adapters.files.state_store import DaemonState
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
@@ -28,7 +28,9 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import Manifest
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.rollback import Verdict, check_rollback
+from forgeoned.core.state import ActiveRecord, DaemonState, KeptVersion
 from forgeoned.core.stats import DaemonStats
+from forgeoned.core.swap_ports import Instance
 from forgeoned.errors import ArtifactError, ForgeonedError, LoadError, PluginFault
 
 
@@ -38,6 +40,7 @@ class Verified:
     artifact: VerifiedArtifact
     verdict: Verdict
     detached: bytes | None = None
+    allowed_by: str | None = None  # the admin whose override lets this downgrade through
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,16 @@ class Compiled:
 class LoadedVersion:
     """One version of a plugin: its instances, its module (to revive it) and its metadata."""
 
-    def __init__(self, compiled: Compiled, instances: list[PluginInstance]) -> None:
+    def __init__(
+        self,
+        compiled: Compiled,
+        instances: list[PluginInstance],
+        revive: Callable[[Compiled], LoadedVersion],
+    ) -> None:
         self.compiled = compiled
         self.instances = instances
-        self._idle: SimpleQueue[PluginInstance] = SimpleQueue()
+        self._revive = revive
+        self._idle: SimpleQueue[Instance] = SimpleQueue()
         for inst in instances:
             self._idle.put(inst)
         self._lock = threading.Lock()
@@ -87,8 +96,20 @@ class LoadedVersion:
         return sum(i.memory_bytes for i in self.instances)
 
     @property
-    def has_tick(self) -> bool:
-        return self.compiled.module.has_tick
+    def tick_interval_s(self) -> float:
+        if not self.compiled.module.has_tick:
+            return 0.0
+        return self.manifest.tick_interval_ms / 1000.0
+
+    @property
+    def kept(self) -> KeptVersion:
+        verified = self.compiled.verified
+        art = verified.artifact
+        record = ActiveRecord(art.manifest.version, art.sha256, verified.candidate.filename)
+        return KeptVersion(record, art.module, verified.detached)
+
+    def revive(self) -> LoadedVersion:
+        return self._revive(self.compiled)
 
     def _each(self, export: LifecycleExport) -> None:
         for inst in self.instances:
@@ -125,13 +146,13 @@ class LoadedVersion:
         for inst in self.instances:
             inst.close()
 
-    def acquire(self, timeout: float) -> PluginInstance | None:
+    def acquire(self, timeout: float) -> Instance | None:
         try:
             return self._idle.get(timeout=timeout)
         except Empty:
             return None
 
-    def give_back(self, instance: PluginInstance) -> None:
+    def give_back(self, instance: Instance) -> None:
         self._idle.put(instance)
 
     def interrupt(self) -> None:
@@ -179,11 +200,12 @@ class PluginLoader:
             raise ArtifactError(f"{candidate.filename}: changed while it was being loaded")
         st = self.state()
         verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
-        return Verified(candidate, artifact, verdict, detached)
+        override = st.overrides.get(m.name) if verdict is Verdict.OVERRIDDEN else None
+        allowed_by = override.actor if override is not None else None
+        return Verified(candidate, artifact, verdict, detached, allowed_by)
 
-    def details(self, verified: object) -> dict[str, Any]:
+    def details(self, verified: Verified) -> dict[str, Any]:
         """The signature facts audit events carry (the compliance report reads them)."""
-        assert isinstance(verified, Verified)
         art = verified.artifact
         return {"signers": list(art.signers), "signed": art.signed}
 
@@ -216,15 +238,13 @@ class PluginLoader:
         with ThreadPoolExecutor(max(1, threads), thread_name_prefix="forgeoned-prefetch") as ex:
             list(ex.map(one, artifacts))
 
-    def compile(self, verified: object) -> Compiled:
-        assert isinstance(verified, Verified)
+    def compile(self, verified: Verified) -> Compiled:
         art = verified.artifact
         with self._ready_lock:
             module = self._ready.pop(art.sha256, None)
         return Compiled(verified, module if module is not None else self._module(art))
 
-    def instantiate(self, compiled: object) -> LoadedVersion:
-        assert isinstance(compiled, Compiled)
+    def instantiate(self, compiled: Compiled) -> LoadedVersion:
         art = compiled.verified.artifact
         services = self.services(art.manifest)
         instances: list[PluginInstance] = []
@@ -232,7 +252,7 @@ class PluginLoader:
             limits = art.manifest.limits
             for _ in range(limits.instances):
                 instances.append(self.runtime.instantiate(compiled.module, limits, services))
-            version = LoadedVersion(compiled, instances)
+            version = LoadedVersion(compiled, instances, self.instantiate)
             version.init()
         except (LoadError, PluginFault):
             for inst in instances:
@@ -240,10 +260,6 @@ class PluginLoader:
             raise
         self._audit_special(compiled.verified)
         return version
-
-    def revive(self, old: object) -> LoadedVersion:
-        assert isinstance(old, LoadedVersion)
-        return self.instantiate(old.compiled)
 
     def _audit_special(self, verified: Verified) -> None:
         art, name = verified.artifact, verified.candidate.name
@@ -266,6 +282,7 @@ class PluginLoader:
                     plugin=name,
                     version=art.manifest.version,
                     sha256=art.sha256,
+                    actor=verified.allowed_by,
                     reason="downgrade",
                 )
             )

@@ -1,0 +1,44 @@
+"""plugins.d as the plugin index sees it: :class:`forgeoned.core.ports.PluginFiles` over the
+safe reading in :mod:`forgeoned.adapters.files.artifact_read` and :func:`atomic_write`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forgeoned.adapters.files.artifact_read import list_artifacts, read_artifact
+from forgeoned.adapters.files.atomic import atomic_write
+from forgeoned.core.artifact_file import ArtifactFile, FileKey, Identity
+
+
+class PluginFilesDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, name: str) -> Path:
+        return self.directory / Path(name).name  # never outside plugins.d
+
+    def names(self) -> list[str]:
+        return list_artifacts(self.directory)
+
+    def key(self, name: str) -> FileKey | None:
+        path = self._path(name)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return None
+        try:
+            sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
+        except FileNotFoundError:
+            sig = None
+        return Identity.of(st), sig
+
+    def read(self, name: str, max_bytes: int) -> ArtifactFile:
+        return read_artifact(self._path(name), max_bytes)
+
+    def write(self, name: str, data: bytes) -> None:
+        atomic_write(self._path(name), data, 0o644)
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sig").unlink(missing_ok=True)

@@ -1,0 +1,86 @@
+"""The host-services factory: what each loaded plugin version's host functions may touch.
+
+For a manifest it builds the :class:`HostServices` of that version: the capabilities
+narrowed by the operator's policy, the environment variables it may read, the secrets
+directory, its kv store (one per plugin name, opened on first use, kept across versions),
+its denial throttle (one per name too, so that restarts and swaps do not refill the audit
+budget), its counters, and the sink of its ``log`` calls (journald, rate limited, or the
+``forgeoned.plugin`` logger). The loader calls it once per version it instantiates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
+from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.core.denial_throttle import DenialThrottle
+from forgeoned.core.manifest import Manifest
+from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.stats import PluginStats
+from forgeoned.daemon.config import Config
+
+plugin_log = logging.getLogger("forgeoned.plugin")
+
+
+def credentials_dir(config: Config) -> Path | None:
+    """Where plugin secrets come from: ``credentials_dir``, else systemd's credentials."""
+    if config.credentials_dir is None and os.environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(os.environ["CREDENTIALS_DIRECTORY"])
+    return config.credentials_dir
+
+
+class HostServicesFactory:
+    def __init__(
+        self,
+        config: Config,
+        audit: AuditSink,
+        clock: Clock,
+        stats_of: Callable[[str], PluginStats],
+        journal: JournalWriter | None,
+    ) -> None:
+        self.config = config  # the live keys change on reload (policies, plugin_env)
+        self._audit = audit
+        self._clock = clock
+        self._stats_of = stats_of
+        self._journal_log = PluginLogSink(journal, stats_of, clock) if journal else None
+        self._kv: dict[str, KvStore] = {}
+        self._denials: dict[str, DenialThrottle] = {}
+
+    def __call__(self, manifest: Manifest) -> HostServices:
+        name = manifest.name
+        caps = manifest.capabilities.narrowed(self.config.policy_for(name))
+        allowed = caps.env & set(self.config.plugin_env)
+        env = {k: os.environ[k] for k in allowed if k in os.environ}
+        return HostServices(
+            plugin=name, version=manifest.version, capabilities=caps, env=env,
+            secrets_dir=self._secrets_dir(), kv=self._kv_for(name, caps.kv_quota_bytes),
+            audit=self._audit, log=self.log, clock=self._clock, stats=self._stats_of(name),
+            denials=self._denials.setdefault(name, DenialThrottle()),
+        )  # fmt: skip
+
+    def log(self, plugin: str, level: int, message: str) -> None:
+        """A plugin's ``log`` call (level 0..4)."""
+        if self._journal_log is not None:
+            self._journal_log(plugin, level, message)
+        else:
+            plugin_log.log(10 * (level + 1), "%s: %s", plugin, message)
+
+    def _secrets_dir(self) -> Path | None:
+        return credentials_dir(self.config)
+
+    def _kv_for(self, name: str, quota: int | None) -> KvStore | None:
+        if quota is None:
+            return None
+        kv = self._kv.get(name)
+        if kv is None:
+            kv = self._kv[name] = KvStore(self.config.state_dir / "kv" / name, quota)
+        return kv
+
+    def close(self) -> None:
+        for kv in self._kv.values():
+            kv.close()
