@@ -49,10 +49,9 @@ DEFAULT_MAX_BYTES: Final = 512 << 20
 CODE: Final = ".cwasm"
 META: Final = ".meta"
 _FORMAT: Final = 2
-_HASH_READ_MAX: Final = 1 << 20
-_META_MAX: Final = (
-    1 << 20
-)  # a meta file is a few hundred bytes  # smaller code is hashed from one read, larger in chunks
+_HASH_READ_MAX: Final = 1 << 20  # smaller code is hashed from one read, larger in chunks
+_META_MAX: Final = 1 << 20  # a meta file is a few hundred bytes
+_TOUCH_EVERY_S: Final = 60.0  # the LRU order is kept to the minute
 
 
 def engine_tag() -> str:
@@ -199,12 +198,14 @@ class ModuleCache:
         return hit
 
     def _touch(self, stem: str, meta_fd: int) -> None:
-        """Record a use (the meta file's mtime is the LRU order across restarts)."""
+        """Record a use: the meta file's mtime is the LRU order across restarts, kept to the
+        minute (a start does not rewrite 1,000 inodes when it restarts within one)."""
         now = self.clock.wall()
-        try:  # noqa: SIM105 (contextlib.suppress costs more than the call, once per plugin)
-            os.utime(meta_fd, (now, now))
+        try:
+            if now - os.fstat(meta_fd).st_mtime >= _TOUCH_EVERY_S:
+                os.utime(meta_fd, (now, now))
         except OSError:
-            pass  # the order in memory still holds for this run
+            pass  # memory keeps the order for this run
         with self._lock:
             if (item := self._items.get(stem)) is not None:
                 item.used = now
