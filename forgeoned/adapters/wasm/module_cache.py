@@ -6,10 +6,10 @@ An entry is two files named after the wasm's SHA-256 and the engine tag:
   *mapped* (``Module.deserialize_file``) instead of copied into its own memory: the code stays
   file-backed, only the pages that run become resident, and nothing of it sits in a Python
   ``bytes`` (a 97 MB module used to grow the daemon's RSS by 100 MiB);
-- ``<sha256>.<tag>.meta``: two lines of JSON, the code's size and SHA-256, then the module's
-  :class:`~forgeoned.core.abi.ModuleInterface`, so that a warm load skips asking wasmtime for
-  the type of every export (it is validated again at every load all the same). Plugins built
-  alike declare the same interface: each distinct line is parsed once.
+- ``<sha256>.<tag>.meta``: the code's size and SHA-256, and the module's
+  :class:`~forgeoned.core.abi.ModuleInterface` (format: :mod:`.cache_entry`), so that a warm
+  load skips asking wasmtime for the type of every export (it is validated again at every
+  load all the same). Plugins built alike declare the same interface: parsed once.
 
 Both are written by rename, code first, and not fsync'd: after a power cut an entry may be
 missing or torn, and the checksum turns either into a recompile. A reader checks the code
@@ -29,9 +29,6 @@ use is never evicted, even if that leaves the cache over its cap.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -40,16 +37,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from forgeoned.core.abi import ModuleInterface
+from forgeoned.adapters.wasm.cache_entry import (
+    CacheHit,
+    NativeCode,
+    code_digest,
+    encode_meta,
+    parse_meta,
+)
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.ports import Clock
 
+__all__ = ["CODE", "META", "CacheHit", "ModuleCache", "NativeCode"]
 log = logging.getLogger("forgeoned")
 DEFAULT_MAX_BYTES: Final = 512 << 20
 CODE: Final = ".cwasm"
 META: Final = ".meta"
-_FORMAT: Final = 2
-_HASH_READ_MAX: Final = 1 << 20  # smaller code is hashed from one read, larger in chunks
 _META_MAX: Final = 1 << 20  # a meta file is a few hundred bytes
 _TOUCH_EVERY_S: Final = 60.0  # the LRU order is kept to the minute
 
@@ -59,73 +61,6 @@ def engine_tag() -> str:
     from importlib.metadata import version
 
     return f"wasmtime-{version('wasmtime')}"
-
-
-@dataclass(frozen=True, slots=True)
-class NativeCode:
-    """A freshly compiled module: wasmtime's serialized native code and its interface."""
-
-    interface: ModuleInterface
-    code: bytes
-
-
-def _parse_meta(raw: bytes) -> tuple[int, str, ModuleInterface]:
-    """(code size, code SHA-256, interface) from a meta file; ValueError if it is not one."""
-    head, _, interface = raw.partition(b"\n")
-    try:
-        meta = json.loads(head)
-        if meta["format"] != _FORMAT:
-            raise ValueError(f"format {meta['format']!r}")
-        return meta["code_bytes"], meta["code_sha256"], _interface(interface)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"not a cache entry: {exc!r}") from None
-
-
-@functools.lru_cache(maxsize=256)
-def _interface(line: bytes) -> ModuleInterface:
-    return ModuleInterface.from_json(json.loads(line))
-
-
-def _meta_bytes(native: NativeCode) -> bytes:
-    head = {
-        "format": _FORMAT,
-        "code_bytes": len(native.code),
-        "code_sha256": hashlib.sha256(native.code).hexdigest(),
-    }
-    lines = (head, native.interface.to_json())
-    return b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in lines)
-
-
-def _digest(fd: int, size: int) -> str:
-    if size <= _HASH_READ_MAX:
-        return hashlib.sha256(os.pread(fd, size, 0)).hexdigest()
-    with open(fd, "rb", buffering=0, closefd=False) as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-class CacheHit:
-    """A checked entry, held open: :attr:`path` names exactly the checked bytes until
-    :meth:`close` (use it as a context manager)."""
-
-    def __init__(self, fd: int, interface: ModuleInterface, size: int) -> None:
-        self.fd = fd
-        self.interface = interface
-        self.size = size  # bytes of native code
-
-    @property
-    def path(self) -> str:
-        return f"/proc/self/fd/{self.fd}"
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self) -> CacheHit:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass(slots=True)
@@ -176,7 +111,7 @@ class ModuleCache:
             self.drop(sha256)
             return None
         try:
-            size, digest, interface = _parse_meta(os.read(meta_fd, _META_MAX))
+            size, digest, interface = parse_meta(os.read(meta_fd, _META_MAX))
             fd = os.open(self._prefix + stem + CODE, os.O_RDONLY | os.O_CLOEXEC)
         except (OSError, ValueError):
             os.close(meta_fd)
@@ -184,7 +119,7 @@ class ModuleCache:
             return None
         hit = CacheHit(fd, interface, size)
         try:
-            ok = os.fstat(fd).st_size == size and _digest(fd, size) == digest
+            ok = os.fstat(fd).st_size == size and code_digest(fd, size) == digest
             if ok:
                 self._touch(stem, meta_fd)
         except OSError:
@@ -215,12 +150,12 @@ class ModuleCache:
     def put(self, sha256: str, native: NativeCode) -> None:
         """Add an entry (atomic per file; raises OSError, e.g. on a full disk)."""
         stem, now = self._stem(sha256), self.clock.wall()
-        meta_bytes = _meta_bytes(native)
+        meta = encode_meta(native)
         self._write(stem + CODE, native.code)
-        self._write(stem + META, meta_bytes)
+        self._write(stem + META, meta)
         with contextlib.suppress(OSError):
             os.utime(self.directory / (stem + META), (now, now))
-        item = _Item((stem + META, stem + CODE), len(native.code) + len(meta_bytes), now, True)
+        item = _Item((stem + META, stem + CODE), len(native.code) + len(meta), now, True)
         with self._lock:
             # the same names may be known as stray files (e.g. the old single-file format)
             self._forget(stem, stem + CODE, stem + META)
