@@ -68,7 +68,9 @@ _TOP: Final = frozenset(
         "audit",
     }
 )
-_COMPILE: Final = frozenset({"workers", "cpu_seconds", "memory_bytes", "timeout_s"})
+_COMPILE: Final = frozenset(
+    {"workers", "cpu_seconds", "memory_bytes", "timeout_s", "cache_max_bytes"}
+)
 _RESTART: Final = frozenset(
     {"max_failures", "window_s", "backoff_initial_s", "backoff_max_s", "backoff_factor", "jitter"}
 )
@@ -88,6 +90,7 @@ class CompileLimits:
     cpu_seconds: int = 30
     memory_bytes: int = 2 << 30
     timeout_s: float = 60.0
+    cache_max_bytes: int = 512 << 20  # the compile cache; entries in use are never evicted
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
             cpu_seconds=c.integer("cpu_seconds", dc.cpu_seconds, 1, 3600),
             memory_bytes=c.integer("memory_bytes", dc.memory_bytes, 64 << 20, 1 << 40),
             timeout_s=c.number("timeout_s", dc.timeout_s, 0.1, 3600),
+            cache_max_bytes=c.integer("cache_max_bytes", dc.cache_max_bytes, 0, 1 << 44),
         ),
         restart=restart,
         default_policy=default,

@@ -42,6 +42,7 @@ from forgeoned.daemon.wiring import (
     load_trust,
     mkdir,
     reload_config,
+    trim_compile_cache,
 )
 from forgeoned.errors import AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
@@ -189,6 +190,7 @@ class Daemon:
             restored = p.reconciler.start_persisted()
             p.reconciler.reconcile(None)
             self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
+        trim_compile_cache(p)
         p.watcher.start()
         self.start_servers()
         p.ticks.start()
@@ -225,6 +227,7 @@ class Daemon:
         interval = p.notifier.watchdog_interval()
         next_ping = self.clock.monotonic()
         while not self._stopping:
+            trim_compile_cache(p)  # after whatever the last job swapped or removed
             now = self.clock.monotonic()
             if interval is not None and now >= next_ping:
                 p.notifier.watchdog()

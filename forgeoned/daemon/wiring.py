@@ -156,7 +156,7 @@ def build_parts(
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
-    workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
+    workers = CompileWorkers(limits, ModuleCache(config.cache_dir, cl.cache_max_bytes))
     if notifier.watchdog_interval() is not None:
         workers.heartbeat = notifier.watchdog
     active = ActiveSet(StateStore(config.state_dir), KeptCopiesDir(config.state_dir / "artifacts"))
@@ -226,6 +226,22 @@ def reload_config(parts: Parts, current: Config, new: Config, trust: TrustPolicy
     parts.swapper.drain_timeout_s = new.drain_timeout_s
     parts.reconciler.policy = new.restart
     return config
+
+
+def trim_compile_cache(parts: Parts) -> None:
+    """Keep the compile cache under its cap: evict what no active, running or candidate
+    (plugins.d) version uses. Cheap unless over the cap; runs on the daemon loop."""
+    cache = parts.workers.cache
+    if cache is None:
+        return
+
+    def in_use() -> set[str]:
+        used = {record.sha256 for record in parts.active.current.active.values()}
+        used.update(parts.plugins.running().values())
+        used.update(c.sha256 for c in parts.directory.candidates())
+        return used
+
+    cache.trim(in_use)
 
 
 def close_parts(parts: Parts) -> None:

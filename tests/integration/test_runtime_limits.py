@@ -272,6 +272,10 @@ def test_closed_instance_refuses_calls(runtime: WasmtimeRuntime, tmp_path: Path)
     inst.close()  # idempotent
     with pytest.raises(ConflictError, match="instance is closed"):
         inst.call(LifecycleExport.INIT)
+    # exports are bound at first use: none may be looked up in the freed Store
+    for never_bound in (lambda: inst.handle(b"x"), inst.tick, lambda: inst.call_i32("stop")):
+        with pytest.raises(ConflictError, match="instance is closed"):
+            never_bound()
     assert inst.memory_bytes == 0
 
 

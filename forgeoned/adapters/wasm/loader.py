@@ -19,6 +19,7 @@ from typing import Any
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.artifact import VerifiedArtifact
@@ -210,16 +211,13 @@ class PluginLoader:
         return {"signers": list(art.signers), "signed": art.signed}
 
     def _module(self, art: VerifiedArtifact) -> CompiledModule:
-        payload = self.workers.compile(art.module, art.sha256)
-        # the serialized module is the native code wasmtime will map: a fair measure of it
-        check_code_size(self.ceilings(), art.manifest, len(payload))
-        try:
-            module = self.runtime.deserialize(payload)
-        except LoadError:
-            if self.workers.cache is not None:
-                self.workers.cache.drop(art.sha256)  # a corrupt cache entry: compile again
-            module = self.runtime.deserialize(self.workers.compile(art.module, art.sha256))
-        return module
+        ceilings = self.ceilings()
+
+        def admit(code_bytes: int) -> None:
+            # the serialized module is the native code wasmtime will map: a fair measure of it
+            check_code_size(ceilings, art.manifest, code_bytes)
+
+        return load_module(self.runtime, self.workers, art.module, art.sha256, admit)
 
     def prefetch(self, artifacts: list[VerifiedArtifact], threads: int) -> None:
         """Compile (or load from the cache) many modules in parallel ahead of their swaps;
