@@ -89,8 +89,14 @@ def strict_signers(
     return keys - trust.revoked
 
 
-def _authorised(manifest: Manifest, keys: set[bytes], trust: TrustPolicy) -> list[TrustedKey]:
-    trusted = [k for pk in keys if (k := trust.by_public_key(pk)) is not None]
+def _authorised(
+    manifest: Manifest, keys: set[bytes], trust: TrustPolicy, now: float
+) -> list[TrustedKey]:
+    signed = [k for pk in keys if (k := trust.by_public_key(pk)) is not None]
+    trusted = [k for k in signed if not k.expired(now)]
+    if signed and not trusted:
+        names = ", ".join(sorted(k.name for k in signed))
+        raise SignatureError(f"signed only by expired key(s) {names}", SignatureReason.EXPIRED)
     in_scope = sorted((k for k in trusted if k.may_sign(manifest.name)), key=lambda k: k.name)
     if not in_scope:
         names = ", ".join(sorted(k.name for k in trusted))
@@ -126,7 +132,7 @@ def verify_artifact(
     try:
         keys = strict_signers(data, sections, detached, trust)
         manifest = read_manifest(data, sections)  # read only once its bytes are trusted
-        signers = _authorised(manifest, keys, trust)
+        signers = _authorised(manifest, keys, trust, now)
         _check_expiry(manifest, now)
     except SignatureError as exc:
         if mode is Mode.DEVELOPMENT and exc.why in DEV_TOLERATED:
