@@ -170,13 +170,16 @@ def _parse_expires(raw: Any) -> dict[str, float]:
     if not isinstance(raw, dict):
         raise ConfigError("trust.expires must be a table of key name -> date and time")
     expires: dict[str, float] = {}
-    for entry, value in raw.items():
+    for entry, written in raw.items():
         where = f"trust.expires.{entry}"
-        if isinstance(value, str):
+        value = written
+        if isinstance(written, str):
             try:
-                value = dt.datetime.fromisoformat(value)
+                value = dt.datetime.fromisoformat(written)
             except ValueError:
-                raise ConfigError(f"{where}: {value!r} is not an RFC 3339 date and time") from None
+                raise ConfigError(
+                    f"{where}: {written!r} is not an RFC 3339 date and time"
+                ) from None
         if not isinstance(value, dt.datetime):
             raise ConfigError(f"{where} must be a date and time like 2027-01-01T00:00:00Z")
         if value.tzinfo is None:
