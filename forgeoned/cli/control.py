@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_allow_downgrade)
 
     p = sub.add_parser("reload", help="rescan plugins.d and the config; waits until done")
+    p.add_argument("--json", action="store_true", help="print the daemon's full answer")
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("whoami", help="how the daemon sees you and what you may do")
@@ -135,12 +136,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
     limits = info.get("limits", {})
     print(f"{'limits:':<14}{', '.join(f'{k}={v}' for k, v in sorted(limits.items())) or '-'}")
+    caps = info.get("capabilities", {})
+    print(f"{'capabilities:':<14}{describe_capabilities(caps)}")
+    print(f"{'secrets:':<14}{', '.join(caps.get('secrets', [])) or '-'}")
     counters = info.get("counters", {})
     for row in counters.get("calls", []):
         print(f"{'calls:':<14}{row['export']} {row['outcome']} = {row['count']}")
     for key in ("restarts", "fuel_consumed"):
         print(f"{key + ':':<14}{counters.get(key, 0)}")
     return OK
+
+
+def describe_capabilities(caps: dict[str, Any]) -> str:
+    """``log, clock, env=TZ, kv=65536 bytes`` (the secrets get a line of their own)."""
+    words = [name for name in ("log", "clock", "random") if caps.get(name)]
+    if caps.get("env"):
+        words.append(f"env={','.join(caps['env'])}")
+    if isinstance(caps.get("kv"), dict):
+        words.append(f"kv={caps['kv'].get('quota_bytes')} bytes")
+    return ", ".join(words) or "-"
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -197,8 +211,25 @@ def cmd_allow_downgrade(args: argparse.Namespace) -> int:
 
 def cmd_reload(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        client.reload()
+        report = client.reload()
+    if args.json:
+        _print_json(report)
+        return OK
     print("reloaded")
+    print(f"applied: {', '.join(report.get('applied', [])) or 'no changed keys'}")
+    if report.get("restarted"):
+        print(f"restarted for new capabilities: {', '.join(report['restarted'])}")
+    if report.get("restart_required"):
+        waiting = ", ".join(report["restart_required"])
+        print(f"changed, applied only on restart (systemctl restart forgeoned): {waiting}")
+    added = set(report.get("keys_added", []))
+    keys = [
+        f"{k['name']} {k['fingerprint']}{' (new)' if k['name'] in added else ''}"
+        for k in report.get("trusted_keys", [])
+    ]
+    print(f"trusted keys: {', '.join(keys) or 'none'}")
+    if report.get("keys_removed"):
+        print(f"no longer trusted: {', '.join(report['keys_removed'])}")
     return OK
 
 

@@ -41,6 +41,7 @@ OPERATOR_EVENTS: Final = frozenset(
         "plugin.reset",
         "plugin.downgrade_allowed",
         "daemon.reloaded",
+        "daemon.reload_failed",
     }
 )
 __all__ = [

@@ -162,7 +162,8 @@ class Config:
 
     def reloaded(self, new: Config) -> Config:
         """This configuration with every live field taken from ``new`` (the rest kept)."""
-        return _merged(self, new)
+        merged: Config = _merged(self, new)
+        return merged
 
     def restart_required(self, new: Config) -> list[str]:
         """The keys that differ in ``new`` but take effect only on a restart."""

@@ -69,7 +69,7 @@ class DaemonBackend:
         operations: Operations,
         loop: Runner,
         verify: Callable[[bytes, bytes | None], VerifiedArtifact],
-        reload: Callable[[str | None], None],
+        reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
     ) -> None:
@@ -135,8 +135,8 @@ class DaemonBackend:
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 
-    def reload(self, actor: str) -> None:
-        self._loop.call(lambda: self._reload(actor))
+    def reload(self, actor: str) -> dict[str, Any]:
+        return self._loop.call(lambda: self._reload(actor))
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -21,25 +21,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.policy import Policy
 from forgeoned.core.ports import Clock
 from forgeoned.daemon import signals
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
-from forgeoned.daemon.wiring import (
-    Observer,
-    build_parts,
-    close_parts,
-    fault_hook_from_env,
-    mkdir,
-    reload_config,
-)
+from forgeoned.daemon.reload import apply_config, restart_stale
+from forgeoned.daemon.wiring import Observer, build_parts, close_parts, fault_hook_from_env, mkdir
 from forgeoned.errors import ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
 
@@ -106,36 +102,53 @@ class Daemon:
         self.parts.reconciler.rescan()
         self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
 
-    def reload(self, actor: str | None = None) -> None:
-        """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
-        rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
-        while the running configuration stays in force. READY=1 follows RELOADING=1 whatever
-        raises, with the failure in its status line: systemd must not wait forever."""
+    def reload(self, actor: str | None = None) -> dict[str, Any]:
+        """SIGHUP / ``forgeonectl reload``: the new config's live keys, trust and policies, a
+        full rescan, the plugins whose capabilities changed restarted, READY=1 again; returns
+        the :class:`~forgeoned.daemon.reload.ReloadReport` as JSON. A bad new config is
+        refused (``daemon.reload_failed``, raised to the control caller) while the running
+        configuration stays in force. READY=1 follows RELOADING=1 whatever raises, with the
+        failure in its status line: systemd must not wait forever."""
         p = self.parts
         p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
         refused: ForgeonedError | None = None
         failed: BaseException | None = None
+        answer: dict[str, Any] = {}
         try:
             try:
-                self.config = reload_config(p, self.config, load_config(self.config.path))
+                self.config, applied = apply_config(
+                    p, self.config, load_config(self.config.path), self._set_policy
+                )
             except ForgeonedError as exc:
-                log.warning("reload refused, keeping the running configuration: %s", exc)
+                log.error("reload refused, keeping the running configuration: %s", exc)  # noqa: TRY400
                 refused = exc
             p.reconciler.forget_attempts()
             p.directory.clear()  # re-verify every file against the (new) trust
             p.operations.withdraw_untrusted(p.source.recheck)
             self.rescan()
-            reason = refused.code if refused is not None else None
-            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
-                                      message=str(refused or "")))  # fmt: skip
+            if refused is not None:
+                p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
+                                          reason=refused.code, message=str(refused)))  # fmt: skip
+            else:
+                report = applied.report(restart_stale(p, actor))
+                report.log()
+                answer = report.to_json()
+                p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
+                                          message=report.summary(), details=answer))  # fmt: skip
         except BaseException as exc:
             failed = exc
             raise
         finally:
             status = self.status_line()
-            p.notifier.ready(status if failed is None else f"{status}; reload failed: {failed}")
+            why = failed or refused
+            p.notifier.ready(status if why is None else f"{status}; reload failed: {why}")
         if refused is not None:
             raise refused
+        return answer
+
+    def _set_policy(self, policy: Policy) -> None:
+        if self.control is not None:
+            self.control.set_policy(policy)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -263,9 +276,12 @@ class Daemon:
 
 def _install_signals(daemon: Daemon) -> None:
     """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+
+    def reload() -> None:  # the report goes to the journal and the audit log
+        daemon.reload()
+
     signals.install(
-        on_stop=lambda: daemon.loop.post(daemon.stop),
-        on_reload=lambda: daemon.loop.post(daemon.reload),
+        on_stop=lambda: daemon.loop.post(daemon.stop), on_reload=lambda: daemon.loop.post(reload)
     )
 
 

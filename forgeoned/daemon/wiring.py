@@ -209,23 +209,6 @@ def _host_factory(config: Config, clock: Clock) -> HostFactory:
     return make_host
 
 
-def reload_config(parts: Parts, current: Config, new: Config) -> Config:
-    """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)
-    and return the configuration now in force; raises (changing nothing) if the new trust
-    cannot be loaded."""
-    trust = load_trust(new, parts.audit)
-    waiting = current.restart_required(new)
-    if waiting:
-        log.warning("changed, applied only on restart: %s", ", ".join(waiting))
-    config = current.reloaded(new)
-    parts.verifier.reload(trust, config.mode, config.limits)
-    parts.services.config = config
-    parts.chain.interval_s = new.audit_verify_interval_s
-    parts.swapper.drain_timeout_s = new.drain_timeout_s
-    parts.reconciler.policy = new.restart
-    return config
-
-
 def close_parts(parts: Parts) -> None:
     """Free everything (after the inputs were closed and the plugins stopped)."""
     parts.workers.close()

@@ -50,8 +50,11 @@ def test_bad_config_on_reload_keeps_running(tmp_path: Path) -> None:
         with d.client() as c, pytest.raises(Exception, match="shutdown_timeout_s"):
             c.reload()
         assert d.invoke("hello") == b"hello@1.0.0:x"
-        reloaded = [e for e in env.audit_events() if e["event"] == "daemon.reloaded"]
-        assert reloaded[-1]["reason"] == "config_invalid"
+        events = [e["event"] for e in env.audit_events()]
+        assert "daemon.reloaded" not in events  # a refused reload is its own event
+        failed = [e for e in env.audit_events() if e["event"] == "daemon.reload_failed"]
+        assert failed[-1]["reason"] == "config_invalid"
+        assert "shutdown_timeout_s" in failed[-1]["message"]
     finally:
         d.stop()
 

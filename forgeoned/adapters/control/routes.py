@@ -142,6 +142,7 @@ def detail(view: PluginView) -> dict[str, Any]:
         "signers": list(view.signers),
         "last_error": view.last_error,
         "limits": dict(view.limits),
+        "capabilities": dict(view.capabilities),
         "instances": view.instances,
         "memory_bytes": view.memory_bytes,
         "counters": {
@@ -208,8 +209,8 @@ def _allow_downgrade(ctx: Context) -> Reply:
 
 
 def _reload(ctx: Context) -> Reply:
-    ctx.backend.reload(ctx.caller.actor)
-    return Reply(200, {"action": "reload", "ok": True})
+    report = ctx.backend.reload(ctx.caller.actor)
+    return Reply(200, {"action": "reload", "ok": True, **report})
 
 
 def parse_since(text: str | None) -> float | None:
