@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
     p = sub.add_parser("status", help="list plugins with version, state and sha256")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--all", action="store_true", help="also the files in plugins.d refused now, and why"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("show", help="everything about one plugin")
@@ -107,22 +110,33 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         plugins = client.list_plugins()
+        rejected = client.rejected_files() if args.all else []
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "plugins": [
-                        {k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins
-                    ]
-                }
-            )
-        )
-    elif not plugins:
+        doc: dict[str, Any] = {
+            "plugins": [{k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins]
+        }
+        if args.all:
+            doc["rejected"] = rejected
+        print(json.dumps(doc))
+        return OK
+    if not plugins:
         print("no plugins")
     else:
         short = [{**p, "sha256": str(p["sha256"])[:16]} for p in plugins]
         print(table(short, ("name", "version", "state", "sha256")))
+    if args.all:
+        print(f"\nrejected files in plugins.d: {len(rejected) or 'none'}")
+        if rejected:
+            rows = [{**r, "plugin": _claimed(r), "why": r["message"]} for r in rejected]
+            print(table(rows, ("file", "plugin", "reason", "why")))
     return OK
+
+
+def _claimed(rejection: dict[str, Any]) -> str:
+    """``hello 1.0.0``, ``hello 1.0.0?`` (named by a manifest nobody vouched for) or ``-``."""
+    name = " ".join(str(rejection[k]) for k in ("plugin", "version") if rejection.get(k))
+    mark = "?" if rejection.get("manifest") == "unverified" else ""
+    return f"{name}{mark}" if name else "-"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

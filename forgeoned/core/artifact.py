@@ -23,7 +23,7 @@ from forgeoned.core import wasm_sections as ws
 from forgeoned.core.manifest import Manifest, parse_rfc3339
 from forgeoned.core.manifest_section import read_manifest
 from forgeoned.core.trust import Mode, TrustedKey, TrustPolicy
-from forgeoned.errors import SignatureError, SignatureReason
+from forgeoned.errors import ArtifactError, SignatureError, SignatureReason
 
 # Reasons that development mode tolerates (the load is audited loudly instead). A tampered or
 # malformed signature, or one by a revoked key, is refused in every mode.
@@ -117,6 +117,19 @@ def _authorised(
 def _check_expiry(manifest: Manifest, now: float) -> None:
     if manifest.not_after is not None and now > parse_rfc3339(manifest.not_after):
         raise SignatureError(f"signature expired at {manifest.not_after}", SignatureReason.EXPIRED)
+
+
+def name_rejection(error: ArtifactError, data: bytes) -> None:
+    """Give a refusal that came before the manifest was trusted the plugin name and version
+    the artifact's manifest claims (``claimed``: unverified), so that its rejection can be
+    traced; nothing else is ever read from an untrusted manifest."""
+    if error.plugin is not None:
+        return
+    try:
+        manifest = read_manifest(data, ws.parse_sections(data))
+    except ArtifactError:
+        return  # no readable manifest: the file name alone names it
+    error.plugin, error.version, error.claimed = manifest.name, manifest.version, True
 
 
 def verify_artifact(

@@ -314,8 +314,9 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     dc = CompileLimits()
     default, per_plugin = _policies(r)
     listen = m.string("listen", d.metrics_listen)
-    if ":" not in listen:
-        raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
+    port = listen.rpartition(":")[2]
+    if ":" not in listen or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise m.error("listen", f"must be HOST:PORT (port 1..65535), got {listen!r}")
     control_raw = r.subtable("control")
     enabled = control_raw.get("enabled", True)
     if not isinstance(enabled, bool):

@@ -11,10 +11,8 @@ Signals that arrive before the handlers exist are held, not fatal
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.clock import SystemClock
@@ -31,6 +30,7 @@ from forgeoned.core.lifecycle import State
 from forgeoned.core.policy import Policy
 from forgeoned.core.ports import Clock
 from forgeoned.daemon import signals
+from forgeoned.daemon.check import DEFAULT_CONFIG, EX_CONFIG, parse_args, run_check
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
@@ -59,7 +59,7 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
         )
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
@@ -287,21 +287,21 @@ def _install_signals(daemon: Daemon) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
-    parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
-    parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
-    parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.check_config is not None:
+        chosen = args.check_config if args.check_config is not True else args.config
+        return run_check(Path(chosen) if chosen else DEFAULT_CONFIG)
+    journal_log.configure(args.log_level)
     try:
         daemon = Daemon(load_config(args.config))
     except (ConfigError, ForgeonedError) as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
-        return 78 if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
+        journal_log.error_line(f"forgeoned: {exc}")
+        return EX_CONFIG if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
     _install_signals(daemon)
     try:
         return daemon.run()
     except ForgeonedError as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
+        journal_log.error_line(f"forgeoned: {exc}")
         daemon.close_all()
         return 1
 

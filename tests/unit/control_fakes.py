@@ -122,6 +122,15 @@ class FakeBackend:
         self._note("reload", actor)
         return {"applied": [], "restart_required": [], "restarted": [], "trusted_keys": []}
 
+    def trusted_keys(self) -> dict[str, Any]:
+        return {"keys": [], "revoked": [], "thresholds": {}}
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {"file": "evil.wasm", "plugin": None, "version": None, "manifest": None,
+             "reason": "unsigned", "message": "module is not signed"},
+        ]  # fmt: skip
+
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 

@@ -118,6 +118,12 @@ class ControlClient:
         body = json.dumps({"version": version}).encode()
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
 
+    def trusted_keys(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/keys"))
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/rejections")["rejected"])
+
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
 
