@@ -315,8 +315,8 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     default, per_plugin = _policies(r)
     listen = m.string("listen", d.metrics_listen)
     port = listen.rpartition(":")[2]
-    if ":" not in listen or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise m.error("listen", f"must be HOST:PORT (port 1..65535), got {listen!r}")
+    if ":" not in listen or not port.isdigit() or int(port) > 65535:  # 0: any free port
+        raise m.error("listen", f"must be HOST:PORT (port 0..65535), got {listen!r}")
     control_raw = r.subtable("control")
     enabled = control_raw.get("enabled", True)
     if not isinstance(enabled, bool):

@@ -57,7 +57,7 @@ def test_config_check_summarises_what_a_start_would_run_with(
         ("bogus_key = 1", "bogus_key: unknown key"),
         ('[[control.bindings]]\ngroup = "ops"\nroles = ["nope"]', "unknown role 'nope'"),
         ('[trust.scopes]\nmissing = ["*"]', "names key 'missing', not found"),
-        ('[metrics]\nlisten = "127.0.0.1:99999"', "port 1..65535"),
+        ('[metrics]\nlisten = "127.0.0.1:99999"', "port 0..65535"),
     ],
 )
 def test_config_check_names_what_a_start_would_refuse(
