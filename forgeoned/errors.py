@@ -30,7 +30,8 @@ forgeoned itself or of its inputs::
     │   ├── PluginStatusError          an export returned a non-zero status
     │   └── KvQuotaError               a kv_set over the plugin's quota
     ├── StateError                     forgeoned could not read/write its own state
-    ├── AuditError                     the audit log could not be written or is broken
+    ├── AuditError                     the audit log is broken or its key unusable
+    │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
     └── ControlError                   a control request that cannot be served
         ├── BadRequestError            (400)
         │   └── HttpProtocolError      code: a RequestProblem (malformed_json, timeout, …)
@@ -245,6 +246,14 @@ class StateError(ForgeonedError):
 
 class AuditError(ForgeonedError):
     reason = "audit_failed"
+
+
+class AuditUnavailableError(AuditError):
+    """A record could not be written or synced (a full disk, an I/O error): the action it
+    records is refused, and the caller may try again once the audit log can be written."""
+
+    reason = "audit_unavailable"
+    http_status = 503
 
 
 # --- control API ---------------------------------------------------------------------------

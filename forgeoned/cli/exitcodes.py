@@ -12,6 +12,7 @@
 | 7 | conflict (illegal state change, downgrade) |
 | 8 | the plugin faulted while handling the request |
 | 9 | the audit chain is broken (``audit verify``) |
+| 10 | refused: the daemon cannot write its audit log now (free space, then retry) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ NOT_FOUND: Final = 6
 CONFLICT: Final = 7
 PLUGIN_FAULT: Final = 8
 AUDIT_BROKEN: Final = 9
+AUDIT_UNAVAILABLE: Final = 10
 
 
 def exit_code_for(exc: errors.ForgeonedError) -> int:
@@ -45,4 +47,6 @@ def exit_code_for(exc: errors.ForgeonedError) -> int:
         return CONFLICT
     if isinstance(exc, errors.PluginFault):
         return PLUGIN_FAULT
+    if isinstance(exc, errors.AuditUnavailableError):
+        return AUDIT_UNAVAILABLE
     return FAILURE

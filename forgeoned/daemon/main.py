@@ -24,19 +24,28 @@ from typing import Any
 from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
+from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.policy import Policy
 from forgeoned.core.ports import Clock
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon import signals
 from forgeoned.daemon.check import DEFAULT_CONFIG, EX_CONFIG, parse_args, run_check
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
-from forgeoned.daemon.reload import apply_config, restart_stale
-from forgeoned.daemon.wiring import Observer, build_parts, close_parts, fault_hook_from_env, mkdir
-from forgeoned.errors import ConfigError, ForgeonedError
+from forgeoned.daemon.reload import apply_config, plan, restart_stale
+from forgeoned.daemon.wiring import (
+    Observer,
+    build_parts,
+    close_parts,
+    fault_hook_from_env,
+    load_trust,
+    mkdir,
+)
+from forgeoned.errors import AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
 
 log = logging.getLogger("forgeoned")
@@ -69,6 +78,8 @@ class Daemon:
         self._next_rescan = 0.0
         self._settle_at = 0.0
         self._settle_by = float("inf")
+        # When audit writes start failing or work again, STATUS= says so (built on the loop).
+        p.trail.on_change = lambda: self.loop.post(self._audit_changed)
 
     # --- plugins.d ----------------------------------------------------------------------
 
@@ -107,7 +118,9 @@ class Daemon:
         full rescan, the plugins whose capabilities changed restarted, READY=1 again; returns
         the :class:`~forgeoned.daemon.reload.ReloadReport` as JSON. A bad new config is
         refused (``daemon.reload_failed``, raised to the control caller) while the running
-        configuration stays in force. READY=1 follows RELOADING=1 whatever raises, with the
+        configuration stays in force. ``daemon.reloaded`` (or ``daemon.reload_failed``) is
+        written before anything is applied: a reload the audit log cannot record does not
+        happen (AuditUnavailableError). READY=1 follows RELOADING=1 whatever raises, with the
         failure in its status line: systemd must not wait forever."""
         p = self.parts
         p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
@@ -115,26 +128,14 @@ class Daemon:
         failed: BaseException | None = None
         answer: dict[str, Any] = {}
         try:
+            new: tuple[Config, TrustPolicy] | None = None
             try:
-                self.config, applied = apply_config(
-                    p, self.config, load_config(self.config.path), self._set_policy
-                )
+                config = load_config(self.config.path)
+                new = config, load_trust(config, p.audit)
             except ForgeonedError as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)  # noqa: TRY400
                 refused = exc
-            p.reconciler.forget_attempts()
-            p.directory.clear()  # re-verify every file against the (new) trust
-            p.operations.withdraw_untrusted(p.source.recheck)
-            self.rescan()
-            if refused is not None:
-                p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
-                                          reason=refused.code, message=str(refused)))  # fmt: skip
-            else:
-                report = applied.report(restart_stale(p, actor))
-                report.log()
-                answer = report.to_json()
-                p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
-                                          message=report.summary(), details=answer))  # fmt: skip
+            p.trail.outage.guard(lambda: answer.update(self._reload(actor, refused, new)), "reload")
         except BaseException as exc:
             failed = exc
             raise
@@ -145,6 +146,35 @@ class Daemon:
         if refused is not None:
             raise refused
         return answer
+
+    def _reload(
+        self,
+        actor: str | None,
+        refused: ForgeonedError | None,
+        new: tuple[Config, TrustPolicy] | None,
+    ) -> dict[str, Any]:
+        p = self.parts
+        applied = plan(p, self.config, *new) if new is not None else None
+        if applied is None:
+            reason = refused.code if refused is not None else None
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
+                                      reason=reason, message=str(refused or "")))  # fmt: skip
+        else:
+            planned = applied.report([])
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
+                                      message=planned.summary(),
+                                      details=planned.event_details()))  # fmt: skip
+        if new is not None:
+            self.config = apply_config(p, self.config, *new, self._set_policy)
+        p.reconciler.forget_attempts()
+        p.directory.clear()  # re-verify every file against the (new) trust
+        p.operations.withdraw_untrusted(p.source.recheck)
+        self.rescan()
+        if applied is None:
+            return {}
+        report = applied.report(restart_stale(p, actor))
+        report.log()
+        return report.to_json()
 
     def _set_policy(self, policy: Policy) -> None:
         if self.control is not None:
@@ -159,7 +189,17 @@ class Daemon:
             f"{counts[State.QUARANTINED]} quarantined"
         )
         chain = self.parts.chain.last
-        return line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        line = line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        outage = self.parts.trail.outage.view()
+        if outage.since is None:
+            return line
+        since = rfc3339(outage.since)
+        return f"DEGRADED: audit log not writable since {since}, changes refused; {line}"
+
+    def _audit_changed(self) -> None:
+        self.parts.notifier.status(self.status_line())
+        if self.parts.trail.outage.ok:
+            self.rescan()  # changes in plugins.d waited for the audit log: now, recorded
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
@@ -195,7 +235,7 @@ class Daemon:
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=p.audit_log
+                self.config.metrics_listen, self.backend, audit=p.audit_log, writes=p.trail.outage
             )
             self.metrics.start()
 
@@ -246,9 +286,10 @@ class Daemon:
         clean = not worker.is_alive()
         if not clean:
             p.plugins.interrupt_all()
-        p.audit.record(
-            AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
-        )
+        with contextlib.suppress(AuditError):  # a full disk must not stop the shutdown
+            p.audit.record(
+                AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
+            )
         self.close_all()
         self.stopped.set()
         return 0

@@ -1,8 +1,10 @@
 """A reload (SIGHUP, ``forgeonectl reload``, ``systemctl reload``): what it puts in force, and an
 honest account of it.
 
-:func:`apply_config` loads the new trust first (a refusal raises and changes nothing), then puts
-every key :class:`~forgeoned.daemon.config.Config` marks live in force: trust and mode, the
+:func:`plan` says what the new configuration (and its trust, loaded first: a refusal changes
+nothing) will change, so that ``daemon.reloaded`` is recorded before anything is applied (a
+reload the audit log cannot record does not happen); :func:`apply_config` then puts every
+key :class:`~forgeoned.daemon.config.Config` marks live in force: trust and mode, the
 ceilings, the capability policy and ``plugin_env``, the control API's authorisation policy,
 timers and the restart budget. After the rescan, :func:`restart_stale` restarts exactly the
 running plugins whose capabilities the new policy changes (each a ``plugin.restarted`` event,
@@ -21,9 +23,9 @@ from typing import Any
 
 from forgeoned.core.lifecycle import State
 from forgeoned.core.policy import Policy
-from forgeoned.core.trust import TrustedKey
+from forgeoned.core.trust import TrustedKey, TrustPolicy
 from forgeoned.daemon.config import Change, Config
-from forgeoned.daemon.wiring import Parts, load_trust
+from forgeoned.daemon.wiring import Parts
 from forgeoned.errors import ForgeonedError
 
 log = logging.getLogger("forgeoned")
@@ -38,6 +40,11 @@ class ReloadReport:
     trusted: tuple[TrustedKey, ...]  # the trust store now in force
     keys_added: tuple[str, ...]
     keys_removed: tuple[str, ...]
+
+    def event_details(self) -> dict[str, Any]:
+        """The ``daemon.reloaded`` details: recorded before the restarts (each of which is a
+        ``plugin.restarted`` event of its own)."""
+        return {k: v for k, v in self.to_json().items() if k != "restarted"}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,14 +105,22 @@ class Applied:
         )
 
 
+def plan(parts: Parts, current: Config, new: Config, trust: TrustPolicy) -> Applied:
+    """What putting ``new`` (with its loaded ``trust``) in force changes; nothing is applied
+    yet, so that ``daemon.reloaded`` can be recorded first (fail closed on the audit log)."""
+    return Applied(tuple(current.changes(new)), parts.verifier.trust.keys, trust.keys)
+
+
 def apply_config(
-    parts: Parts, current: Config, new: Config, set_policy: Callable[[Policy], None]
-) -> tuple[Config, Applied]:
-    """Put the live keys of ``new`` in force; returns the configuration now in force. Raises
-    (changing nothing) if the new trust cannot be loaded or is refused by StrictModes."""
-    trust = load_trust(new, parts.audit)
+    parts: Parts,
+    current: Config,
+    new: Config,
+    trust: TrustPolicy,
+    set_policy: Callable[[Policy], None],
+) -> Config:
+    """Put the live keys of ``new`` in force (``trust``: :func:`load_trust` of ``new``, loaded
+    first so that a refused reload changes nothing); returns the configuration now in force."""
     config = current.reloaded(new)
-    before = parts.verifier.trust.keys
     parts.verifier.reload(trust, config.mode, config.limits)
     parts.services.config = config
     parts.chain.interval_s = config.audit_verify_interval_s
@@ -113,7 +128,7 @@ def apply_config(
     parts.reconciler.policy = config.restart
     parts.directory.max_bytes = config.max_artifact_bytes
     set_policy(config.control.policy)
-    return config, Applied(tuple(current.changes(new)), before, trust.keys)
+    return config
 
 
 def restart_stale(parts: Parts, actor: str | None) -> list[str]:

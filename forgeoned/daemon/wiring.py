@@ -139,6 +139,9 @@ def build_parts(
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
+    # What the disk refused: the trail counts it; the reconciler and the plugin operations
+    # change nothing without a record (the gate); the metrics and the status line show it.
+    gate = trail.outage
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
     try:  # after the audit trail exists: a refused start is audited
         trust = load_trust(config, audit)
@@ -172,7 +175,7 @@ def build_parts(
     reconciler = Reconciler(
         swapper, directory, active, events, stats, clock, config.restart, plugins,
         RejectionReport(events, stats), post,
-        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers),
+        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers), gate=gate,
     )  # fmt: skip
     watcher = DirectoryWatcher(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
@@ -185,7 +188,7 @@ def build_parts(
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, reconciler=reconciler,
-        operations=PluginOperations(reconciler, plugins, directory, active, events),
+        operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock),
     )  # fmt: skip
 
