@@ -83,9 +83,11 @@ class InsecurePathError(ConfigError):
 class ArtifactError(ForgeonedError):
     reason = "artifact_invalid"
     http_status = 422
-    # Set when the refusal came after the manifest was read (the audit event names them).
+    # Set when the refusal came after the manifest was read (the audit event names them), or
+    # from the manifest the artifact claims, unverified (``claimed``), to name a rejection.
     plugin: str | None = None
     version: str | None = None
+    claimed: bool = False
 
 
 class ArtifactTooLargeError(ArtifactError):

@@ -16,7 +16,13 @@ from forgeoned import __version__
 from forgeoned.cli.exitcodes import exit_code_for
 from forgeoned.errors import ForgeonedError
 
-COMMAND_MODULES = ("forgeoned.cli.artifacts", "forgeoned.cli.control", "forgeoned.cli.audit")
+COMMAND_MODULES = (
+    "forgeoned.cli.keys",
+    "forgeoned.cli.artifacts",
+    "forgeoned.cli.control",
+    "forgeoned.cli.audit",
+    "forgeoned.cli.config",
+)
 DEFAULT_SOCKET = "/run/forgeoned/control.sock"
 
 

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
     p = sub.add_parser("status", help="list plugins with version, state and sha256")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--all", action="store_true", help="also the files in plugins.d refused now, and why"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("show", help="everything about one plugin")
@@ -66,6 +69,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_allow_downgrade)
 
     p = sub.add_parser("reload", help="rescan plugins.d and the config; waits until done")
+    p.add_argument("--json", action="store_true", help="print the daemon's full answer")
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("whoami", help="how the daemon sees you and what you may do")
@@ -106,22 +110,33 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         plugins = client.list_plugins()
+        rejected = client.rejected_files() if args.all else []
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "plugins": [
-                        {k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins
-                    ]
-                }
-            )
-        )
-    elif not plugins:
+        doc: dict[str, Any] = {
+            "plugins": [{k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins]
+        }
+        if args.all:
+            doc["rejected"] = rejected
+        print(json.dumps(doc))
+        return OK
+    if not plugins:
         print("no plugins")
     else:
         short = [{**p, "sha256": str(p["sha256"])[:16]} for p in plugins]
         print(table(short, ("name", "version", "state", "sha256")))
+    if args.all:
+        print(f"\nrejected files in plugins.d: {len(rejected) or 'none'}")
+        if rejected:
+            rows = [{**r, "plugin": _claimed(r), "why": r["message"]} for r in rejected]
+            print(table(rows, ("file", "plugin", "reason", "why")))
     return OK
+
+
+def _claimed(rejection: dict[str, Any]) -> str:
+    """``hello 1.0.0``, ``hello 1.0.0?`` (named by a manifest nobody vouched for) or ``-``."""
+    name = " ".join(str(rejection[k]) for k in ("plugin", "version") if rejection.get(k))
+    mark = "?" if rejection.get("manifest") == "unverified" else ""
+    return f"{name}{mark}" if name else "-"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -135,12 +150,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
     limits = info.get("limits", {})
     print(f"{'limits:':<14}{', '.join(f'{k}={v}' for k, v in sorted(limits.items())) or '-'}")
+    caps = info.get("capabilities", {})
+    print(f"{'capabilities:':<14}{describe_capabilities(caps)}")
+    print(f"{'secrets:':<14}{', '.join(caps.get('secrets', [])) or '-'}")
     counters = info.get("counters", {})
     for row in counters.get("calls", []):
         print(f"{'calls:':<14}{row['export']} {row['outcome']} = {row['count']}")
     for key in ("restarts", "fuel_consumed"):
         print(f"{key + ':':<14}{counters.get(key, 0)}")
     return OK
+
+
+def describe_capabilities(caps: dict[str, Any]) -> str:
+    """``log, clock, env=TZ, kv=65536 bytes`` (the secrets get a line of their own)."""
+    words = [name for name in ("log", "clock", "random") if caps.get(name)]
+    if caps.get("env"):
+        words.append(f"env={','.join(caps['env'])}")
+    if isinstance(caps.get("kv"), dict):
+        words.append(f"kv={caps['kv'].get('quota_bytes')} bytes")
+    return ", ".join(words) or "-"
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -197,8 +225,25 @@ def cmd_allow_downgrade(args: argparse.Namespace) -> int:
 
 def cmd_reload(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        client.reload()
+        report = client.reload()
+    if args.json:
+        _print_json(report)
+        return OK
     print("reloaded")
+    print(f"applied: {', '.join(report.get('applied', [])) or 'no changed keys'}")
+    if report.get("restarted"):
+        print(f"restarted for new capabilities: {', '.join(report['restarted'])}")
+    if report.get("restart_required"):
+        waiting = ", ".join(report["restart_required"])
+        print(f"changed, applied only on restart (systemctl restart forgeoned): {waiting}")
+    added = set(report.get("keys_added", []))
+    keys = [
+        f"{k['name']} {k['fingerprint']}{' (new)' if k['name'] in added else ''}"
+        for k in report.get("trusted_keys", [])
+    ]
+    print(f"trusted keys: {', '.join(keys) or 'none'}")
+    if report.get("keys_removed"):
+        print(f"no longer trusted: {', '.join(report['keys_removed'])}")
     return OK
 
 

@@ -33,7 +33,7 @@ def _findings(title: str, findings: tuple[Finding, ...], empty: str) -> list[str
     if not findings:
         return [*out, empty]
     rows = [
-        [f.seq, f.ts, f.event, f.plugin, f.version, f.actor, f.reason, f.message] for f in findings
+        [f.seq, f.ts, f.event, f.subject, f.version, f.actor, f.reason, f.message] for f in findings
     ]
     header = ["seq", "time (UTC)", "event", "plugin", "version", "actor", "reason", "message"]
     return out + _table(header, rows)

@@ -53,6 +53,11 @@ class EventName(enum.Enum):
     DAEMON_STARTED = ("daemon.started", "9876d392e8144b348df7b4a51d27d1d1", PRIO_NOTICE)
     DAEMON_STOPPED = ("daemon.stopped", "ddbfd1d9db7446e5aace5c94f1604df4", PRIO_NOTICE)
     DAEMON_RELOADED = ("daemon.reloaded", "cbe8585adb004a548a900791ffa2e537", PRIO_NOTICE)
+    DAEMON_RELOAD_FAILED = (
+        "daemon.reload_failed",
+        "dc1bcd95ea204e889373f22eddd57b7a",
+        PRIO_ERR,
+    )
     CONFIG_INSECURE = ("config.insecure", "ab06ab4577524ae3ad4188578d165baa", PRIO_ERR)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)

@@ -131,7 +131,18 @@ class ControlBackend(Protocol):
 
     def invoke(self, name: str, data: bytes) -> bytes: ...
 
-    def reload(self, actor: str) -> None: ...
+    def reload(self, actor: str) -> dict[str, Any]:
+        """Reload the configuration; the answer says what was applied, what waits for a
+        restart, which plugins were restarted and which keys are trusted now."""
+        ...
+
+    def trusted_keys(self) -> dict[str, Any]:
+        """The trust in force: ``keys`` (each ``TrustedKey.describe()``) and ``revoked``."""
+        ...
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        """The files in plugins.d refused now: file, plugin, version, reason, message."""
+        ...
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]: ...
 

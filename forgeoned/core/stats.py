@@ -22,7 +22,7 @@ import bisect
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 # Call durations: 10 µs … 10 s (plugin calls are mostly microseconds, deadlines are seconds).
 CALL_BUCKETS: Final[tuple[float, ...]] = (
@@ -194,3 +194,4 @@ class PluginView:
     last_error: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
     instances: int = 0
+    capabilities: dict[str, Any] = field(default_factory=dict)  # effective (manifest ∩ policy)

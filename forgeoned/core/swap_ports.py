@@ -43,6 +43,12 @@ class Version(Protocol):
     def limits(self) -> Mapping[str, int]: ...
 
     @property
+    def capabilities(self) -> Mapping[str, Any]:
+        """The capabilities it runs with (its manifest's, narrowed by the operator's policy),
+        as ``Capabilities.to_json`` writes them."""
+        ...
+
+    @property
     def instance_count(self) -> int: ...
 
     @property

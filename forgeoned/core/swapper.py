@@ -139,8 +139,10 @@ class Swapper(Generic[VerifiedT, CompiledT]):
             new = self.loader.instantiate(compiled)
         except (ArtifactError, LoadError) as exc:
             self.stats.rejected[exc.code] += 1
+            text = str(exc)  # naming the file, as every rejection does
+            text = text if text.startswith(f"{cand.filename}:") else f"{cand.filename}: {text}"
             self._event(EventName.PLUGIN_REJECTED, slot.name, cand, about, reason=exc.code,
-                        message=str(exc))  # fmt: skip
+                        message=text, extra={"file": cand.filename})  # fmt: skip
             return self._finish(slot.name, Outcome.REJECTED, t0, exc)
         except PluginFault as exc:
             if slot.state in SERVING_OR_PAUSED:

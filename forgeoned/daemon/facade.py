@@ -17,7 +17,9 @@ from typing import Any, Final, Protocol, TypeVar
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.stats import DaemonStats, PluginView
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.errors import BadRequestError, NotFoundError
+from forgeoned.service.plugin_index import Rejection
 
 T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
@@ -65,6 +67,15 @@ class Runner(Protocol):
     def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
 
 
+class Refusals(Protocol):
+    """What the daemon refuses now: the trust in force, the files it rejected."""
+
+    @property
+    def trust(self) -> TrustPolicy: ...
+
+    def rejected(self) -> list[Rejection]: ...
+
+
 class AuditReader(Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
@@ -77,9 +88,10 @@ class DaemonBackend:
         operations: Operations,
         loop: Runner,
         verify: Callable[[bytes, bytes | None], VerifiedArtifact],
-        reload: Callable[[str | None], None],
+        reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
+        refusals: Refusals,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -87,6 +99,7 @@ class DaemonBackend:
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
+        self._refusals = refusals
 
     # --- views ------------------------------------------------------------------------------
 
@@ -143,8 +156,31 @@ class DaemonBackend:
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 
-    def reload(self, actor: str) -> None:
-        self._loop.call(lambda: self._reload(actor))
+    def reload(self, actor: str) -> dict[str, Any]:
+        return self._loop.call(lambda: self._reload(actor))
+
+    # --- trust and refusals -----------------------------------------------------------------
+
+    def trusted_keys(self) -> dict[str, Any]:
+        trust = self._refusals.trust
+        return {
+            "keys": [k.describe() for k in trust.keys],
+            "revoked": sorted(pk.hex() for pk in trust.revoked),
+            "thresholds": dict(trust.thresholds),
+        }
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "file": r.filename,
+                "plugin": r.error.plugin,
+                "version": r.error.version,
+                "manifest": "unverified" if r.error.claimed else None,
+                "reason": r.error.code,
+                "message": str(r.error),
+            }
+            for r in self._refusals.rejected()
+        ]
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -11,29 +11,32 @@ Signals that arrive before the handlers exist are held, not fatal
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
+from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.policy import Policy
 from forgeoned.core.ports import Clock
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon import signals
+from forgeoned.daemon.check import DEFAULT_CONFIG, EX_CONFIG, parse_args, run_check
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
+from forgeoned.daemon.reload import apply_config, plan, restart_stale
 from forgeoned.daemon.wiring import (
     Observer,
     build_parts,
@@ -41,7 +44,6 @@ from forgeoned.daemon.wiring import (
     fault_hook_from_env,
     load_trust,
     mkdir,
-    reload_config,
     trim_compile_cache,
 )
 from forgeoned.errors import AuditError, ConfigError, ForgeonedError
@@ -67,7 +69,7 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
         )
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
@@ -112,51 +114,72 @@ class Daemon:
         self.parts.reconciler.rescan()
         self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
 
-    def reload(self, actor: str | None = None) -> None:
-        """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
-        rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
-        while the running configuration stays in force. READY=1 follows RELOADING=1 whatever
-        raises, with the failure in its status line: systemd must not wait forever.
-        ``daemon.reloaded`` is written before anything is applied: a reload the audit log
-        cannot record does not happen (AuditUnavailableError)."""
+    def reload(self, actor: str | None = None) -> dict[str, Any]:
+        """SIGHUP / ``forgeonectl reload``: the new config's live keys, trust and policies, a
+        full rescan, the plugins whose capabilities changed restarted, READY=1 again; returns
+        the :class:`~forgeoned.daemon.reload.ReloadReport` as JSON. A bad new config is
+        refused (``daemon.reload_failed``, raised to the control caller) while the running
+        configuration stays in force. ``daemon.reloaded`` (or ``daemon.reload_failed``) is
+        written before anything is applied: a reload the audit log cannot record does not
+        happen (AuditUnavailableError). READY=1 follows RELOADING=1 whatever raises, with the
+        failure in its status line: systemd must not wait forever."""
         p = self.parts
         p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
         refused: ForgeonedError | None = None
         failed: BaseException | None = None
+        answer: dict[str, Any] = {}
         try:
             new: tuple[Config, TrustPolicy] | None = None
             try:
                 config = load_config(self.config.path)
                 new = config, load_trust(config, p.audit)
             except ForgeonedError as exc:
-                log.warning("reload refused, keeping the running configuration: %s", exc)
+                log.error("reload refused, keeping the running configuration: %s", exc)  # noqa: TRY400
                 refused = exc
-            p.trail.outage.guard(lambda: self._reload(actor, refused, new), "reload")
+            p.trail.outage.guard(lambda: answer.update(self._reload(actor, refused, new)), "reload")
         except BaseException as exc:
             failed = exc
             raise
         finally:
             status = self.status_line()
-            p.notifier.ready(status if failed is None else f"{status}; reload failed: {failed}")
+            why = failed or refused
+            p.notifier.ready(status if why is None else f"{status}; reload failed: {why}")
         if refused is not None:
             raise refused
+        return answer
 
     def _reload(
         self,
         actor: str | None,
         refused: ForgeonedError | None,
         new: tuple[Config, TrustPolicy] | None,
-    ) -> None:
+    ) -> dict[str, Any]:
         p = self.parts
-        reason = refused.code if refused is not None else None
-        p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
-                                  message=str(refused or "")))  # fmt: skip
+        applied = plan(p, self.config, *new) if new is not None else None
+        if applied is None:
+            reason = refused.code if refused is not None else None
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
+                                      reason=reason, message=str(refused or "")))  # fmt: skip
+        else:
+            planned = applied.report([])
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
+                                      message=planned.summary(),
+                                      details=planned.event_details()))  # fmt: skip
         if new is not None:
-            self.config = reload_config(p, self.config, *new)
+            self.config = apply_config(p, self.config, *new, self._set_policy)
         p.reconciler.forget_attempts()
         p.directory.clear()  # re-verify every file against the (new) trust
         p.operations.withdraw_untrusted(p.source.recheck)
         self.rescan()
+        if applied is None:
+            return {}
+        report = applied.report(restart_stale(p, actor))
+        report.log()
+        return report.to_json()
+
+    def _set_policy(self, policy: Policy) -> None:
+        if self.control is not None:
+            self.control.set_policy(policy)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -297,29 +320,32 @@ class Daemon:
 
 def _install_signals(daemon: Daemon) -> None:
     """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+
+    def reload() -> None:  # the report goes to the journal and the audit log
+        daemon.reload()
+
     signals.install(
-        on_stop=lambda: daemon.loop.post(daemon.stop),
-        on_reload=lambda: daemon.loop.post(daemon.reload),
+        on_stop=lambda: daemon.loop.post(daemon.stop), on_reload=lambda: daemon.loop.post(reload)
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
-    parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
-    parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
-    parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.check_config is not None:
+        chosen = args.check_config if args.check_config is not True else args.config
+        return run_check(Path(chosen) if chosen else DEFAULT_CONFIG)
+    journal_log.configure(args.log_level)
     try:
         daemon = Daemon(load_config(args.config))
     except (ConfigError, ForgeonedError) as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
-        return 78 if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
+        journal_log.error_line(f"forgeoned: {exc}")
+        return EX_CONFIG if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
     _install_signals(daemon)
     try:
         return daemon.run()
     except ForgeonedError as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
+        journal_log.error_line(f"forgeoned: {exc}")
         daemon.close_all()
         return 1
 

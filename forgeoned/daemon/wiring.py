@@ -212,22 +212,6 @@ def _host_factory(config: Config, clock: Clock) -> HostFactory:
     return make_host
 
 
-def reload_config(parts: Parts, current: Config, new: Config, trust: TrustPolicy) -> Config:
-    """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)
-    and return the configuration now in force (``trust``: :func:`load_trust` of ``new``,
-    loaded first so that a refused reload changes nothing)."""
-    waiting = current.restart_required(new)
-    if waiting:
-        log.warning("changed, applied only on restart: %s", ", ".join(waiting))
-    config = current.reloaded(new)
-    parts.verifier.reload(trust, config.mode, config.limits)
-    parts.services.config = config
-    parts.chain.interval_s = new.audit_verify_interval_s
-    parts.swapper.drain_timeout_s = new.drain_timeout_s
-    parts.reconciler.policy = new.restart
-    return config
-
-
 def trim_compile_cache(parts: Parts) -> None:
     """Keep the compile cache under its cap: evict what no active, running or candidate
     (plugins.d) version uses. Cheap unless over the cap; runs on the daemon loop."""

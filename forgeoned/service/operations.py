@@ -162,7 +162,8 @@ class PluginOperations:
                 self._audit.record(
                     AuditEvent(EventName.PLUGIN_REJECTED, plugin=name, version=record.version,
                                sha256=record.sha256, reason=error.code,
-                               message=f"running version no longer trusted: {error}")
+                               message=f"{record.source}: running version no longer trusted: "
+                               f"{error}", details={"file": record.source})
                 )  # fmt: skip
             self._reconciler.withdraw(host)
 

@@ -242,4 +242,5 @@ class PluginHost:
             last_error=self.last_error,
             limits=dict(v.limits) if v is not None else {},
             instances=v.instance_count if v is not None else 0,
+            capabilities=dict(v.capabilities) if v is not None else {},
         )

@@ -134,6 +134,11 @@ class PluginDirectory:
         if known is not None and self._by_sha.get(known[0].sha256) is known:
             del self._by_sha[known[0].sha256]
 
+    def rejected(self) -> list[Rejection]:
+        """The files refused now, by name (any thread: the entries are copied at once)."""
+        entries = sorted(tuple(self.entries.items()), key=lambda item: item[0])  # one step
+        return [Rejection(name, e.error) for name, e in entries if e.error is not None]
+
     def candidates(self) -> list[Candidate]:
         return [e.candidate for e in self.entries.values() if e.candidate is not None]
 

@@ -338,7 +338,11 @@ class Reconciler:
         if want is not None:
             self._after(host, want, self.swapper.swap(host, want, actor=actor))
 
-    def restart(self, name: str, actor: str | None = None) -> None:
+    def restart(
+        self, name: str, actor: str | None = None, reason: str = "operator", message: str = ""
+    ) -> None:
+        """Start the wanted version of ``name`` again (a quarantined one is reset);
+        ``reason`` and ``message`` go into its ``plugin.restarted`` event."""
         host = self.plugins.host(name)
         want = self._wanted(name)
         if want is None:
@@ -346,7 +350,7 @@ class Reconciler:
         # The record comes before any change: a restart the audit log cannot take is refused.
         self.audit.record(
             AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
-                       sha256=want.sha256, actor=actor, reason="operator")
+                       sha256=want.sha256, actor=actor, reason=reason, message=message)
         )  # fmt: skip
         if host.state is State.QUARANTINED:
             self.reset(name, actor)

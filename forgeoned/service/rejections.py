@@ -27,14 +27,17 @@ class RejectionReport:
         """Files that failed to read or verify (the index reports each version once)."""
         for r in rejections:
             self.stats.rejected[r.error.code] += 1
+            details: dict[str, object] = {"file": r.filename}
+            if r.error.claimed:  # named from a manifest nobody vouched for
+                details["manifest"] = "unverified"
             self._record(
                 AuditEvent(
                     EventName.PLUGIN_REJECTED,
-                    plugin=r.error.plugin,  # known if the manifest was read before the refusal
+                    plugin=r.error.plugin,  # known whenever a manifest could be read
                     version=r.error.version,
                     reason=r.error.code,
-                    message=str(r.error),
-                    details={"file": r.filename},
+                    message=f"{r.filename}: {r.error}",
+                    details=details,
                 )
             )
 
@@ -53,6 +56,7 @@ class RejectionReport:
                 sha256=loser.sha256,
                 reason=RollbackError.reason,
                 message=f"{loser.filename}: same version as {winner.filename}, other bytes",
+                details={"file": loser.filename},
             )
         )
 

@@ -118,8 +118,18 @@ class FakeBackend:
             raise PluginTrap("plugin ran out of fuel", TrapKind.OUT_OF_FUEL, "handle")
         return data.upper()
 
-    def reload(self, actor: str) -> None:
+    def reload(self, actor: str) -> dict[str, Any]:
         self._note("reload", actor)
+        return {"applied": [], "restart_required": [], "restarted": [], "trusted_keys": []}
+
+    def trusted_keys(self) -> dict[str, Any]:
+        return {"keys": [], "revoked": [], "thresholds": {}}
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {"file": "evil.wasm", "plugin": None, "version": None, "manifest": None,
+             "reason": "unsigned", "message": "module is not signed"},
+        ]  # fmt: skip
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]

@@ -53,6 +53,7 @@ class FakeVersion:
     ticks: int = 0
     signers: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
+    capabilities: dict[str, Any] = field(default_factory=dict)
     instance_count: int = 1
     memory_bytes: int = 65536
     tick_interval_s: float = 0.0

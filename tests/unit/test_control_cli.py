@@ -58,6 +58,7 @@ def test_unreachable_is_exit_4(capsys: pytest.CaptureFixture[str], tmp_path: obj
     assert code == 4
     err = capsys.readouterr().err
     assert err.startswith("forgeonectl: cannot reach forgeoned at /nonexistent/forgeoned.sock")
+    assert err.rstrip().endswith("(is it running? systemctl status forgeoned)")
     assert err.count("\n") == 1
 
 

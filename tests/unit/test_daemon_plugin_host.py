@@ -103,6 +103,7 @@ class Recorder:
     def __init__(self, version: str = "1.0.0", count: int = 1) -> None:
         self.version, self.sha256, self.signers = version, "sha", ()
         self.limits: dict[str, int] = {}
+        self.capabilities: dict[str, object] = {}
         self.instance_count, self.memory_bytes = count, 0
         self.idle = list(range(count))
         self.served: list[bytes] = []

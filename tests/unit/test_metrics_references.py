@@ -60,7 +60,7 @@ def _exported() -> set[str]:
 def _dashboard_exprs() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-    exprs += [v["definition"] for v in dashboard["templating"]["list"]]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
     return exprs
 
 

@@ -279,4 +279,6 @@ def test_a_rejection_before_verification_has_no_signers() -> None:
     )
     w.swapper.swap(w.host, bad)
     [event] = w.audit.events
-    assert event.event is EventName.PLUGIN_REJECTED and event.details == {}
+    assert event.event is EventName.PLUGIN_REJECTED
+    assert event.details == {"file": "hello.wasm"}  # no signers; the file it came from
+    assert event.message == "hello.wasm: module is not signed"

@@ -113,9 +113,22 @@ def audit_fields(entry: Mapping[str, Any]) -> dict[str, str]:
     for key in ("plugin", "version", "sha256", "actor", "reason", "seq", "hash"):
         if entry.get(key) is not None:
             fields[f"FORGEONE_{key.upper()}"] = _clean(str(entry[key]))
-    if entry.get("details"):
-        fields["FORGEONE_DETAILS"] = _clean(json.dumps(entry["details"], sort_keys=True))
+    details = entry.get("details")
+    if details:
+        fields["FORGEONE_DETAILS"] = _clean(json.dumps(details, sort_keys=True))
+        if isinstance(details, Mapping) and details.get("file"):
+            fields["FORGEONE_FILE"] = _clean(str(details["file"]))
+    if name is EventName.PLUGIN_REJECTED:  # the catalog's subject names it, always set
+        fields["FORGEONE_ARTIFACT"] = _artifact(entry, fields.get("FORGEONE_FILE"))
     return fields
+
+
+def _artifact(entry: Mapping[str, Any], file: str | None) -> str:
+    """How a rejection names what was refused: the file and, when known, the plugin."""
+    plugin = " ".join(str(entry[k]) for k in ("plugin", "version") if entry.get(k))
+    if file and plugin:
+        return _clean(f"{file} (plugin {plugin})")
+    return _clean(file or (f"of plugin {plugin}" if plugin else "(unnamed upload)"))
 
 
 def _message(entry: Mapping[str, Any]) -> str:

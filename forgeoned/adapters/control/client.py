@@ -68,7 +68,7 @@ class ControlClient:
         except OSError as exc:
             self._conn.close()
             raise errors.UnreachableError(
-                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}{_hint(exc)}"
             ) from exc
         except http.client.HTTPException as exc:
             self._conn.close()
@@ -118,6 +118,12 @@ class ControlClient:
         body = json.dumps({"version": version}).encode()
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
 
+    def trusted_keys(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/keys"))
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/rejections")["rejected"])
+
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
 
@@ -136,6 +142,18 @@ class ControlClient:
 
     def whoami(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/whoami"))
+
+
+def _hint(exc: OSError) -> str:
+    """What to do about a socket that cannot be reached, for the usual two reasons."""
+    if isinstance(exc, PermissionError):
+        return (
+            " (use sudo, or join the group forgeoned: sudo usermod -aG forgeoned $USER, "
+            "then log out and in again)"
+        )
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        return " (is it running? systemctl status forgeoned)"
+    return ""
 
 
 def _error_from(status: int, data: bytes) -> errors.ForgeonedError:

@@ -13,6 +13,8 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
+| GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
+| GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
 | GET | /v1/audit?since=T | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
@@ -87,6 +89,10 @@ def resolve(method: str, path: str) -> Route:
         return _plugin_route(method, path, parts[2:])
     if len(parts) == 2 and resource == "reload":
         return _only(method, "POST", path, Route(Action.RELOAD, None, _reload))
+    if len(parts) == 2 and resource == "keys":
+        return _only(method, "GET", path, Route(Action.LIST, None, _keys))
+    if len(parts) == 2 and resource == "rejections":
+        return _only(method, "GET", path, Route(Action.LIST, None, _rejections))
     if len(parts) == 2 and resource == "audit":
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
     if parts[1:] == ["audit", "verify"]:
@@ -142,6 +148,7 @@ def detail(view: PluginView) -> dict[str, Any]:
         "signers": list(view.signers),
         "last_error": view.last_error,
         "limits": dict(view.limits),
+        "capabilities": dict(view.capabilities),
         "instances": view.instances,
         "memory_bytes": view.memory_bytes,
         "counters": {
@@ -208,8 +215,23 @@ def _allow_downgrade(ctx: Context) -> Reply:
 
 
 def _reload(ctx: Context) -> Reply:
-    ctx.backend.reload(ctx.caller.actor)
-    return Reply(200, {"action": "reload", "ok": True})
+    report = ctx.backend.reload(ctx.caller.actor)
+    return Reply(200, {"action": "reload", "ok": True, **report})
+
+
+def _keys(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.trusted_keys())
+
+
+def _rejections(ctx: Context) -> Reply:
+    # Like the plugin list: a caller sees the rejections of the plugins it may list, and
+    # those no manifest names if it may list at all.
+    rejected = [
+        r
+        for r in ctx.backend.rejected_files()
+        if ctx.policy.authorize(ctx.caller, Action.LIST, r.get("plugin")).allowed
+    ]
+    return Reply(200, {"rejected": rejected})
 
 
 def parse_since(text: str | None) -> float | None:

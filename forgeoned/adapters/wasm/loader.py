@@ -89,6 +89,11 @@ class LoadedVersion:
         return self.manifest.limits.to_json()
 
     @property
+    def capabilities(self) -> dict[str, Any]:
+        first = self.instances[0] if self.instances else None
+        return first.services.capabilities.to_json() if first is not None else {}
+
+    @property
     def instance_count(self) -> int:
         return len(self.instances)
 
