@@ -141,7 +141,7 @@ class Daemon:
     def status_line(self) -> str:
         counts = self.parts.plugins.state_counts()
         line = (
-            f"{counts[State.RUNNING]} plugins running, {counts[State.FAILED]} failed, "
+            f"{_plugins(counts[State.RUNNING])} running, {counts[State.FAILED]} failed, "
             f"{counts[State.QUARANTINED]} quarantined"
         )
         chain = self.parts.chain.last
@@ -166,7 +166,7 @@ class Daemon:
         p.audit.record(
             AuditEvent(
                 EventName.DAEMON_STARTED,
-                message=f"{restored} plugins restored; " + self.status_line(),
+                message=f"{_plugins(restored)} restored; " + self.status_line(),
             )
         )
         p.notifier.ready(self.status_line())
@@ -258,6 +258,11 @@ class Daemon:
 
     def close_all(self) -> None:
         close_parts(self.parts)
+
+
+def _plugins(count: int) -> str:
+    """``1 plugin``, ``2 plugins``, ``0 plugins``."""
+    return f"{count} plugin" if count == 1 else f"{count} plugins"
 
 
 def _install_signals(daemon: Daemon) -> None:

@@ -120,10 +120,15 @@ class PluginHost:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _run(self, job: Job, wait: bool) -> bytes | None:
+    def _run(
+        self, job: Job, wait: bool, hold_s: float | None = None, hold_paused: bool = True
+    ) -> bytes | None:
         """Run ``job`` on an instance of the active version, then the jobs waiting in line
-        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running)."""
-        got = self._gate.enter(wait, self.hold_timeout_s, job)
+        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running).
+        A call waits at most ``hold_s`` (default ``hold_timeout_s``) for a free instance or
+        an open gate; a paused plugin holds it only if ``hold_paused``."""
+        hold = self.hold_timeout_s if hold_s is None else hold_s
+        got = self._gate.enter(wait, hold, job, hold_paused)
         if got is None:
             return None
         if isinstance(got, Waiter):  # another thread ran it
@@ -162,9 +167,11 @@ class PluginHost:
             if time.perf_counter() >= deadline:
                 return
 
-    def call(self, data: bytes) -> bytes:
-        """Run ``handle`` on an instance of the active version (waits through a swap)."""
-        result = self._run(lambda inst: inst.handle(data), True)
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes:
+        """Run ``handle`` on an instance of the active version. It waits through a swap (up
+        to ``hold_timeout_s``) but not for a paused plugin (:class:`PluginPausedError`), unless
+        ``wait_s`` is given: then it waits up to that long in any case, paused included."""
+        result = self._run(lambda inst: inst.handle(data), True, wait_s, wait_s is not None)
         assert result is not None
         return result
 

@@ -21,7 +21,7 @@ def test_ready_status_reload_watchdog_and_stopping(tmp_path: Path) -> None:
     d = Daemon(env, {"WATCHDOG_USEC": "200000"})
     try:
         ready = d.ready()
-        assert "STATUS=1 plugins running, 0 failed, 0 quarantined" in ready
+        assert "STATUS=1 plugin running, 0 failed, 0 quarantined" in ready
         assert f"MAINPID={d.proc.pid}" in ready
         assert d.invoke("hello") == b"hello@1.0.0:x"  # READY means the plugin answers
         d.wait_for("WATCHDOG=1", timeout=10)

@@ -30,6 +30,7 @@ from forgeoned.adapters.wasm.hostlink import ACTIVE, GuestMemoryView, HostLink
 from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import (
+    ApplicationError,
     ConflictError,
     ForgeonedError,
     LoadError,
@@ -214,11 +215,24 @@ class PluginInstance:
         self._run(self._funcs[export.value], status=True)
 
     def tick(self) -> None:
+        """Call ``tick``; a non-zero status is the plugin's answer (:class:`ApplicationError`,
+        counted as an ``error`` outcome), not a fault."""
         func = self._funcs.get("tick")
         if func is None:
             raise NotFoundError(f"plugin {self.services.plugin} exports no 'tick'")
         self.host.report_suppressed()
-        self._run(func, status=True)
+        try:
+            self._run(func, status=True)
+        except PluginStatusError as exc:
+            raise self._answer(exc, b"") from None
+
+    def _answer(self, exc: PluginStatusError, output: bytes) -> ApplicationError:
+        return ApplicationError(
+            f"plugin {self.services.plugin}: {exc.export!r} returned status {exc.status}",
+            export=exc.export,
+            status=exc.status,
+            output=output,
+        )
 
     def export_i32(self, export: str) -> Callable[..., int]:
         """A cached caller of any exported function of i32 params returning one i32, with
@@ -248,7 +262,11 @@ class PluginInstance:
         return self.export_i32(export)(*args)
 
     def handle(self, data: bytes) -> bytes:
-        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected."""
+        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected.
+
+        A non-zero status is the plugin's answer: :class:`ApplicationError` carrying the
+        status and the output collected so far (the instance and its memory stay as they are).
+        """
         alloc, handle, host = self._funcs.get("alloc"), self._funcs.get("handle"), self.host
         if alloc is None or handle is None:
             raise NotFoundError(f"plugin {self.services.plugin} exports no 'handle'")
@@ -262,12 +280,15 @@ class PluginInstance:
                 TrapKind.MEMORY_OUT_OF_BOUNDS,
                 "alloc",
             )
-        host.output_buffer = bytearray()
+        host.output_buffer = out = bytearray()
         try:
             handle.raw[0].i32 = ptr
             handle.raw[1].i32 = len(data)
-            self._run(handle, status=True)
-            return bytes(host.output_buffer)
+            try:
+                self._run(handle, status=True)
+            except PluginStatusError as exc:
+                raise self._answer(exc, bytes(out)) from None
+            return bytes(out)
         finally:
             host.output_buffer = None
 
