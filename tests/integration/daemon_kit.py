@@ -355,8 +355,8 @@ class InProcess:
         """Let the loop process everything the watcher already reported, then rescan."""
         self.daemon.loop.call(self.daemon.rescan)
 
-    def invoke(self, name: str, data: bytes = b"x") -> bytes:
-        out: bytes = self.daemon.backend.invoke(name, data)
+    def invoke(self, name: str, data: bytes = b"x", wait_s: float | None = None) -> bytes:
+        out: bytes = self.daemon.backend.invoke(name, data, wait_s)
         return out
 
     def view(self, name: str) -> Any:

@@ -34,7 +34,7 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
         with pytest.raises(PluginPausedError):
             d.invoke("hello", b"now")  # fails at once: nobody asked to wait
         out: list[bytes] = []
-        t = threading.Thread(target=lambda: out.append(backend.invoke("hello", b"held", 10.0)))
+        t = threading.Thread(target=lambda: out.append(d.invoke("hello", b"held", wait_s=10)))
         t.start()
         assert d.parts.plugins.host("hello").wait_held(1, 10)
         backend.resume("hello", "ops")
