@@ -9,7 +9,7 @@ from daemon_fakes import FakeVersion
 
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.state import ActiveRecord, KeptVersion
-from forgeoned.core.swap_ports import Instance, Version
+from forgeoned.core.swap_ports import Instance, ShutdownFault, Version
 from forgeoned.errors import (
     IllegalTransition,
     PluginFault,
@@ -62,7 +62,7 @@ def test_resume_of_a_running_plugin_is_an_illegal_transition() -> None:
 def test_held_call_gives_up_after_its_wait() -> None:
     host, _ = running_host(hold_timeout_s=30)
     host.pause(drain_timeout=1)
-    with pytest.raises(UnavailableError, match="stayed paused for 0.05s"):
+    with pytest.raises(UnavailableError, match=r"stayed paused for 0\.05s"):
         host.call(b"x", wait_s=0.05)
 
 
@@ -169,8 +169,8 @@ class Recorder:
     def start(self) -> None:
         pass
 
-    def shutdown(self) -> None:
-        pass
+    def shutdown(self) -> list[ShutdownFault]:
+        return []
 
     def interrupt(self) -> None:
         self.go.set()

@@ -209,10 +209,18 @@ class PluginInstance:
                               kind, "(start)")  # fmt: skip
         return LoadError(f"cannot instantiate plugin {plugin}: {cause}")
 
-    def call(self, export: LifecycleExport) -> None:
-        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero."""
+    def call(self, export: LifecycleExport, timeout_s: float | None = None) -> None:
+        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero.
+        ``timeout_s`` shortens the deadline of this call below ``call_timeout_ms``."""
         self.host.report_suppressed()  # denial summaries now due (rare: see hostabi)
-        self._run(self._funcs[export.value], status=True)
+        if timeout_s is None or timeout_s >= self._timeout:
+            self._run(self._funcs[export.value], status=True)
+            return
+        usual, self._timeout = self._timeout, max(0.0, timeout_s)
+        try:
+            self._run(self._funcs[export.value], status=True)
+        finally:
+            self._timeout = usual
 
     def tick(self) -> None:
         """Call ``tick``; a non-zero status is the plugin's answer (:class:`ApplicationError`,
