@@ -47,6 +47,7 @@ class TickScheduler:
         self._stop = threading.Event()
         self._due: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
         self._running: set[str] = set()  # plugins with a tick in flight
         self._pool: ThreadPoolExecutor | None = None
         if spawn is None:
@@ -55,6 +56,8 @@ class TickScheduler:
         self._spawn: Spawn = spawn
         self._thread = threading.Thread(target=self._run, name="forgeoned-ticks", daemon=True)
         self.ticks = 0  # ticks that ran and returned 0
+        self.runs = 0  # ticks that ended, whatever they returned
+        self._runs_of: dict[str, int] = {}  # the same by plugin
         self.skipped = 0  # ticks not started because the plugin's previous one still ran
 
     def start(self) -> None:
@@ -109,6 +112,22 @@ class TickScheduler:
         with self._lock:
             self._running.discard(host.name)
             self.ticks += ran
+            self.runs += 1
+            self._runs_of[host.name] = self._runs_of.get(host.name, 0) + 1
+            self._ended.notify_all()
+
+    def runs_of(self, name: str) -> int:
+        with self._lock:
+            return self._runs_of.get(name, 0)
+
+    def wait_runs(self, count: int, timeout: float, name: str | None = None) -> bool:
+        """Wait (bounded) until at least ``count`` ticks ended, in all or of plugin ``name``."""
+
+        def enough() -> bool:
+            return (self.runs if name is None else self._runs_of.get(name, 0)) >= count
+
+        with self._ended:
+            return self._ended.wait_for(enough, timeout)
 
     def close(self) -> None:
         """Start no more ticks; the ones running end by themselves or with the drain."""
