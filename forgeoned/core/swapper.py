@@ -15,11 +15,9 @@ and the rollback floor, one atomic file) happens only after the new version star
 ``kill -9`` anywhere before it restarts the old version and anywhere after it the new one:
 exactly old or exactly new, never a mix and never nothing.
 
-STOP_OLD comes last and does not wait: the old version's ``stop`` and ``unload`` go to the
-:class:`~forgeoned.core.swap_ports.Retirer`, which runs them off the daemon loop within the
-operator's lifecycle bound and audits a failure (:mod:`forgeoned.core.retire`). A plugin whose
-``stop`` is slow therefore delays nothing but itself; the price is that the new version's
-``start`` may run before (or while) the old one's ``stop`` does.
+STOP_OLD comes last, without waiting: a :class:`~forgeoned.core.swap_ports.Retirer` runs the
+old version's ``stop``/``unload`` off the loop (:mod:`forgeoned.core.retire`), so a slow
+``stop`` delays nothing but itself, and the new ``start`` may run before the old ``stop``.
 """
 
 from __future__ import annotations
@@ -85,10 +83,6 @@ class About:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _no_fault(step: Step, cand: Candidate) -> None:
-    del step, cand
-
-
 class Swapper(Generic[VerifiedT, CompiledT]):
     """Runs swaps and removals; one at a time per slot (the daemon loop serialises them)."""
 
@@ -100,7 +94,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         stats: DaemonStats,
         clock: Clock,
         drain_timeout_s: float,
-        fault: Callable[[Step, Candidate], None] = _no_fault,
+        fault: Callable[[Step, Candidate], None] = lambda step, cand: None,
         retirer: Retirer | None = None,
     ) -> None:
         self.loader = loader
@@ -204,17 +198,16 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE, cand)
         slot.release()
+        outcome = Outcome.INSTALLED if previous is None else Outcome.UPGRADED
+        if not quiet and previous is None:
+            self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
+        elif not quiet and previous is not None:
+            message = f"{previous.version} -> {new.version}"
+            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message)
         if old is not None:
             self.fault(Step.STOP_OLD, cand)
             self.retirer.retire(slot.name, old)
-        if previous is None:
-            if not quiet:
-                self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
-            return self._finish(slot.name, Outcome.INSTALLED, t0)
-        if not quiet:
-            message = f"{previous.version} -> {new.version}"
-            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message)
-        return self._finish(slot.name, Outcome.UPGRADED, t0)
+        return self._finish(slot.name, outcome, t0)
 
     def _failed(
         self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float, about: About
@@ -236,9 +229,8 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         t0: float,
         about: About,
     ) -> SwapResult:
-        """The new version failed after the old one was drained: the old one serves again,
-        as it was (it was never stopped). A paused one was drained from PAUSED and is not
-        simply running again: it is started afresh from its compiled module instead."""
+        """The new version failed after the old one was drained: the old one serves again as
+        it was (never stopped), or, if it was paused, started afresh from its module."""
         if not was_paused:
             slot.trigger(Trigger.STARTED)
             slot.release()

@@ -9,7 +9,7 @@ Bounds here are generous ceilings against a hang, far from what the old behaviou
 
 from __future__ import annotations
 
-import socket
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -57,7 +57,7 @@ class NotifyRecorder:
         while not self.stop.is_set():
             try:
                 msg = self.sock.recv(4096).decode()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -69,7 +69,7 @@ class NotifyRecorder:
         self.thread.join(5)
         beats = [t for t, msg in self.got if "WATCHDOG=1" in msg.splitlines()]
         assert len(beats) >= 2, self.got
-        return max(b - a for a, b in zip(beats, beats[1:], strict=False))
+        return max(b - a for a, b in itertools.pairwise(beats))
 
 
 def audit_when(env: Env, event: str, **fields: Any) -> list[float]:

@@ -62,6 +62,7 @@ class FakeVersion:
     interrupted: threading.Event = field(default_factory=threading.Event)
     revived_from: FakeVersion | None = None
     shutdown_faults: tuple[ShutdownFault, ...] = ()  # what shutdown() reports as failed
+    lifecycle_errors: dict[str, ForgeonedError] = field(default_factory=dict)  # pause, resume
     loader: FakeLoader | None = None  # the one that made it (revive fails as it says)
 
     def __post_init__(self) -> None:
@@ -105,9 +106,13 @@ class FakeVersion:
             self.block.set()
 
     def pause(self) -> None:
+        if (error := self.lifecycle_errors.pop("pause", None)) is not None:
+            raise error
         self.paused += 1
 
     def resume(self) -> None:
+        if (error := self.lifecycle_errors.pop("resume", None)) is not None:
+            raise error
         self.resumed += 1
 
 

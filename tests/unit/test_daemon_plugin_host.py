@@ -11,6 +11,7 @@ from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.state import ActiveRecord, KeptVersion
 from forgeoned.core.swap_ports import Instance, ShutdownFault, Version
 from forgeoned.errors import (
+    ApplicationError,
     IllegalTransition,
     PluginFault,
     PluginPausedError,
@@ -50,6 +51,32 @@ def test_a_call_to_a_paused_plugin_fails_at_once_unless_it_may_wait() -> None:
     host.resume()
     t.join(5)
     assert out == [b"1.0.0:held"] and v.resumed == 1
+
+
+def test_a_refused_pause_leaves_it_running_and_a_refused_resume_leaves_it_paused() -> None:
+    faults: list[PluginFault] = []
+    host, v = running_host(on_fault=lambda h, ver, exc: faults.append(exc))
+    v.lifecycle_errors["pause"] = ApplicationError("no", export="pause", status=7)
+    with pytest.raises(ApplicationError):
+        host.pause(drain_timeout=1)
+    assert host.state is State.RUNNING and host.call(b"x") == b"1.0.0:x"
+    host.pause(drain_timeout=1)
+    v.lifecycle_errors["resume"] = ApplicationError("no", export="resume", status=5)
+    with pytest.raises(ApplicationError):
+        host.resume()
+    assert host.view().state == "paused" and v.resumed == 0
+    host.resume()
+    assert host.view().state == "running" and v.resumed == 1
+    assert faults == [] and host.last_error is None  # refusals are not faults
+
+
+def test_a_trap_in_pause_is_a_fault() -> None:
+    faults: list[PluginFault] = []
+    host, v = running_host(on_fault=lambda h, ver, exc: faults.append(exc))
+    v.lifecycle_errors["pause"] = PluginTrap("unreachable", TrapKind.UNREACHABLE, "pause")
+    with pytest.raises(PluginTrap):
+        host.pause(drain_timeout=1)
+    assert host.state is State.FAILED and len(faults) == 1
 
 
 def test_resume_of_a_running_plugin_is_an_illegal_transition() -> None:
