@@ -4,17 +4,18 @@ For a manifest it builds the :class:`HostServices` of that version: the capabili
 narrowed by the operator's policy, the environment variables it may read, the secrets
 directory, its kv store (one per plugin name, opened on first use, kept across versions),
 its denial throttle (one per name too, so that restarts and swaps do not refill the audit
-budget), its counters, and the sink of its ``log`` calls (journald, rate limited, or the
-``forgeoned.plugin`` logger). The loader calls it once per version it instantiates.
+budget), its counters, and the sink of its ``log`` calls (rate limited per plugin, then journald, or
+the ``forgeoned.plugin`` logger on stderr without it or while it is down). The loader calls
+it once per version it instantiates.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.wasm.hostabi import HostServices
@@ -23,8 +24,6 @@ from forgeoned.core.manifest import Manifest
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
-
-plugin_log = logging.getLogger("forgeoned.plugin")
 
 
 class HostServicesFactory:
@@ -40,7 +39,8 @@ class HostServicesFactory:
         self._audit = audit
         self._clock = clock
         self._stats_of = stats_of
-        self._journal_log = PluginLogSink(journal, stats_of, clock) if journal else None
+        writer = journal if journal is not None else ConsoleWriter()
+        self._plugin_log = PluginLogSink(writer, stats_of, clock)
         self._kv: dict[str, KvStore] = {}
         self._denials: dict[str, DenialThrottle] = {}
 
@@ -57,11 +57,8 @@ class HostServicesFactory:
         )  # fmt: skip
 
     def log(self, plugin: str, level: int, message: str) -> None:
-        """A plugin's ``log`` call (level 0..4)."""
-        if self._journal_log is not None:
-            self._journal_log(plugin, level, message)
-        else:
-            plugin_log.log(10 * (level + 1), "%s: %s", plugin, message)
+        """A plugin's ``log`` call (level 0 debug, 1 info, 2 notice, 3 warning, 4 error)."""
+        self._plugin_log(plugin, level, message)
 
     def _secrets_dir(self) -> Path | None:
         creds = self.config.credentials_dir

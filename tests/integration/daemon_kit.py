@@ -101,6 +101,7 @@ class Env:
     root: Path
     mode: str = "production"
     extra: str = ""
+    journald: bool = False
     config: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +130,7 @@ socket = "run/control.sock"
 [metrics]
 enabled = false
 [audit]
-journald = false
+journald = {"true" if self.journald else "false"}
 {audit}
 """
         )
