@@ -12,6 +12,7 @@ could not do what was asked (``handle`` returning non-zero) is neither::
 
     ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
+    │   └── InsecurePathError          a trusted file others could change (StrictModes)
     ├── ArtifactError                  an artifact that must not run (rejected, 422)
     │   ├── ArtifactTooLargeError      over a size/count cap before parsing finished
     │   ├── MalformedModuleError       not a well-formed WebAssembly module
@@ -31,7 +32,8 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   └── KvQuotaError               a kv_set over the plugin's quota
     ├── ApplicationError               the plugin answered with a non-zero status (422)
     ├── StateError                     forgeoned could not read/write its own state
-    ├── AuditError                     the audit log could not be written or is broken
+    ├── AuditError                     the audit log is broken or its key unusable
+    │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
     └── ControlError                   a control request that cannot be served
         ├── BadRequestError            (400)
         │   └── HttpProtocolError      code: a RequestProblem (malformed_json, timeout, …)
@@ -69,6 +71,13 @@ class ForgeonedError(Exception):
 class ConfigError(ForgeonedError):
     reason = "config_invalid"
     http_status = 400
+
+
+class InsecurePathError(ConfigError):
+    """The config file, trust store or credentials could be changed by someone other than
+    root or the daemon's user (owner, group/other write, a symlinked key): not trusted."""
+
+    reason = "insecure_permissions"
 
 
 # --- artifacts -----------------------------------------------------------------------------
@@ -258,6 +267,14 @@ class StateError(ForgeonedError):
 
 class AuditError(ForgeonedError):
     reason = "audit_failed"
+
+
+class AuditUnavailableError(AuditError):
+    """A record could not be written or synced (a full disk, an I/O error): the action it
+    records is refused, and the caller may try again once the audit log can be written."""
+
+    reason = "audit_unavailable"
+    http_status = 503
 
 
 # --- control API ---------------------------------------------------------------------------

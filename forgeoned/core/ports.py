@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from forgeoned.core.artifact_file import ArtifactFile, FileKey
@@ -22,6 +24,23 @@ class AuditSink(Protocol):
     """Receives audit events. ``record`` returns only once the event is durable."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+
+class AuditGate(Protocol):
+    """Whether audit records can be written now; and marking the record an action waits for
+    (one that must be durable before the action happens), so that its failure is counted as
+    a refused action rather than a lost record."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def precondition(self) -> AbstractContextManager[object]: ...
+
+    def guard(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``, whose first audit record is its precondition: refused (raising
+        AuditUnavailableError) if that record cannot be written; standing if a later one
+        cannot (counted as lost)."""
+        ...
 
 
 class StateRecord(Protocol):

@@ -18,6 +18,9 @@ EX_UNAVAILABLE: Final = 69  # sysexits: a support program is missing (the pinned
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from forgeoned.daemon import signals
+
+    signals.hold()  # before the slow imports: an early SIGHUP/SIGTERM must not kill us
     try:
         from forgeoned.daemon.main import main as run
     except RuntimeVersionError as exc:  # raised by the fast path's import-time check

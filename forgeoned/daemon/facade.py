@@ -36,7 +36,15 @@ class Operations(Protocol):
 
     def find(self, name: str) -> Callee | None: ...
 
-    def add(self, filename: str, data: bytes, actor: str | None = None) -> None: ...
+    def add(
+        self,
+        filename: str,
+        data: bytes,
+        actor: str | None = None,
+        *,
+        plugin: str | None = None,
+        version: str | None = None,
+    ) -> None: ...
 
     def remove(self, name: str, actor: str | None = None) -> None: ...
 
@@ -102,7 +110,7 @@ class DaemonBackend:
         name = filename.rsplit("/", 1)[-1]
         if not _SAFE_FILE.match(name):
             name = f"{m.name}-{m.version}.wasm"
-        self._loop.call(lambda: self._ops.add(name, data, actor))
+        self._loop.call(lambda: self._ops.add(name, data, actor, plugin=m.name, version=m.version))
         try:
             return self._ops.view(m.name)
         except NotFoundError:

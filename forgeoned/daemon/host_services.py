@@ -26,6 +26,13 @@ from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 
 
+def credentials_dir(config: Config) -> Path | None:
+    """Where plugin secrets come from: ``credentials_dir``, else systemd's credentials."""
+    if config.credentials_dir is None and os.environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(os.environ["CREDENTIALS_DIRECTORY"])
+    return config.credentials_dir
+
+
 class HostServicesFactory:
     def __init__(
         self,
@@ -61,10 +68,7 @@ class HostServicesFactory:
         self._plugin_log(plugin, level, message)
 
     def _secrets_dir(self) -> Path | None:
-        creds = self.config.credentials_dir
-        if creds is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-            creds = Path(os.environ["CREDENTIALS_DIRECTORY"])
-        return creds
+        return credentials_dir(self.config)
 
     def _kv_for(self, name: str, quota: int | None) -> KvStore | None:
         if quota is None:

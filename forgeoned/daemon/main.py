@@ -5,6 +5,8 @@ of plugins.d → watcher, control socket, metrics → ``READY=1``. SIGHUP reload
 rescan, READY=1); SIGTERM sends STOPPING=1 and drains every plugin within
 ``shutdown_timeout_s``. The loop thread owns every change of the running set; signal
 handlers and other threads only post closures to its inbox (:mod:`forgeoned.daemon.loop`).
+Signals that arrive before the handlers exist are held, not fatal
+(:mod:`forgeoned.daemon.signals`), and acted upon once READY=1 was sent.
 """
 
 from __future__ import annotations
@@ -13,21 +15,22 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
-from types import FrameType
 
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
+from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.ports import Clock
+from forgeoned.core.trust import TrustPolicy
+from forgeoned.daemon import signals
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
@@ -36,10 +39,11 @@ from forgeoned.daemon.wiring import (
     build_parts,
     close_parts,
     fault_hook_from_env,
+    load_trust,
     mkdir,
     reload_config,
 )
-from forgeoned.errors import ConfigError, ForgeonedError
+from forgeoned.errors import AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
 
 log = logging.getLogger("forgeoned")
@@ -72,6 +76,8 @@ class Daemon:
         self._next_rescan = 0.0
         self._settle_at = 0.0
         self._settle_by = float("inf")
+        # When audit writes start failing or work again, STATUS= says so (built on the loop).
+        p.trail.on_change = lambda: self.loop.post(self._audit_changed)
 
     # --- plugins.d ----------------------------------------------------------------------
 
@@ -109,24 +115,22 @@ class Daemon:
         """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
         rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
         while the running configuration stays in force. READY=1 follows RELOADING=1 whatever
-        raises, with the failure in its status line: systemd must not wait forever."""
+        raises, with the failure in its status line: systemd must not wait forever.
+        ``daemon.reloaded`` is written before anything is applied: a reload the audit log
+        cannot record does not happen (AuditUnavailableError)."""
         p = self.parts
         p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
         refused: ForgeonedError | None = None
         failed: BaseException | None = None
         try:
+            new: tuple[Config, TrustPolicy] | None = None
             try:
-                self.config = reload_config(p, self.config, load_config(self.config.path))
+                config = load_config(self.config.path)
+                new = config, load_trust(config, p.audit)
             except ForgeonedError as exc:
                 log.warning("reload refused, keeping the running configuration: %s", exc)
                 refused = exc
-            p.reconciler.forget_attempts()
-            p.directory.clear()  # re-verify every file against the (new) trust
-            p.operations.withdraw_untrusted(p.source.recheck)
-            self.rescan()
-            reason = refused.code if refused is not None else None
-            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
-                                      message=str(refused or "")))  # fmt: skip
+            p.trail.outage.guard(lambda: self._reload(actor, refused, new), "reload")
         except BaseException as exc:
             failed = exc
             raise
@@ -135,6 +139,23 @@ class Daemon:
             p.notifier.ready(status if failed is None else f"{status}; reload failed: {failed}")
         if refused is not None:
             raise refused
+
+    def _reload(
+        self,
+        actor: str | None,
+        refused: ForgeonedError | None,
+        new: tuple[Config, TrustPolicy] | None,
+    ) -> None:
+        p = self.parts
+        reason = refused.code if refused is not None else None
+        p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
+                                  message=str(refused or "")))  # fmt: skip
+        if new is not None:
+            self.config = reload_config(p, self.config, *new)
+        p.reconciler.forget_attempts()
+        p.directory.clear()  # re-verify every file against the (new) trust
+        p.operations.withdraw_untrusted(p.source.recheck)
+        self.rescan()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -145,7 +166,17 @@ class Daemon:
             f"{counts[State.QUARANTINED]} quarantined"
         )
         chain = self.parts.chain.last
-        return line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        line = line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        outage = self.parts.trail.outage.view()
+        if outage.since is None:
+            return line
+        since = rfc3339(outage.since)
+        return f"DEGRADED: audit log not writable since {since}, changes refused; {line}"
+
+    def _audit_changed(self) -> None:
+        self.parts.notifier.status(self.status_line())
+        if self.parts.trail.outage.ok:
+            self.rescan()  # changes in plugins.d waited for the audit log: now, recorded
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
@@ -181,7 +212,7 @@ class Daemon:
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=p.audit_log
+                self.config.metrics_listen, self.backend, audit=p.audit_log, writes=p.trail.outage
             )
             self.metrics.start()
 
@@ -241,9 +272,10 @@ class Daemon:
         if not clean:
             p.plugins.interrupt_all()
             p.retirer.interrupt()
-        p.audit.record(
-            AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
-        )
+        with contextlib.suppress(AuditError):  # a full disk must not stop the shutdown
+            p.audit.record(
+                AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
+            )
         self.close_all()
         self.stopped.set()
         return 0
@@ -283,18 +315,15 @@ def _plugins(count: int) -> str:
 
 
 def _install_signals(daemon: Daemon) -> None:
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.stop)
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        daemon.loop.post(daemon.reload)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, on_hup)
+    """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+    signals.install(
+        on_stop=lambda: daemon.loop.post(daemon.stop),
+        on_reload=lambda: daemon.loop.post(daemon.reload),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
     parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
     parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))

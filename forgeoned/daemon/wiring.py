@@ -29,6 +29,7 @@ from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
 from forgeoned.adapters.files.state_store import StateStore
+from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
@@ -42,8 +43,8 @@ from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config
-from forgeoned.daemon.host_services import HostServicesFactory
-from forgeoned.errors import StateError
+from forgeoned.daemon.host_services import HostServicesFactory, credentials_dir
+from forgeoned.errors import ForgeonedError, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.artifact_source import ArtifactSource, ArtifactVerifier
 from forgeoned.service.audit_batch import AuditBatch
@@ -86,7 +87,11 @@ def mkdir(path: Path) -> None:
         raise StateError(f"cannot create {path}: {exc.strerror}") from exc
 
 
-def load_trust(config: Config) -> TrustPolicy:
+def load_trust(config: Config, audit: AuditSink) -> TrustPolicy:
+    """The trust store, once it, the config file and the credentials pass StrictModes
+    (refused, or in development mode warned about, with a ``config.insecure`` event)."""
+    found = check_trusted_inputs(config.path, config.trust_dir, credentials_dir(config))
+    enforce(found, audit, development=config.development)
     return load_trust_dir(config.trust_dir, config.trust)
 
 
@@ -134,12 +139,22 @@ def build_parts(
     notifier = Notifier()
     for d in (config.state_dir, config.cache_dir, config.plugins_dir):
         mkdir(d)
-    verifier = ArtifactVerifier(load_trust(config), config.mode, config.limits, clock)
     audit_log = AuditLog(config.effective_audit_dir, clock)
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
+    # What the disk refused: the trail counts it; the reconciler and the plugin operations
+    # change nothing without a record (the gate); the metrics and the status line show it.
+    gate = trail.outage
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
+    try:  # after the audit trail exists: a refused start is audited
+        trust = load_trust(config, audit)
+    except ForgeonedError:
+        trail.close()
+        if journal is not None:
+            journal.close()
+        raise
+    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
     events = AuditBatch(audit)
     # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
     heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
@@ -169,19 +184,20 @@ def build_parts(
     reconciler = Reconciler(
         swapper, directory, active, events, stats, clock, config.restart, plugins,
         RejectionReport(events, stats), post,
-        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers),
+        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers), gate=gate,
     )  # fmt: skip
     watcher = DirectoryWatcher(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
     )
     directory.writing = watcher.is_writing
+    directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
         audit=audit, events=events, chain=ChainWatch(audit_log, config.audit_verify_interval_s),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
-        operations=PluginOperations(reconciler, plugins, directory, active, events),
+        operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock),
     )  # fmt: skip
 
@@ -205,11 +221,10 @@ def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> 
     return make_host
 
 
-def reload_config(parts: Parts, current: Config, new: Config) -> Config:
+def reload_config(parts: Parts, current: Config, new: Config, trust: TrustPolicy) -> Config:
     """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)
-    and return the configuration now in force; raises (changing nothing) if the new trust
-    cannot be loaded."""
-    trust = load_trust(new)
+    and return the configuration now in force (``trust``: :func:`load_trust` of ``new``,
+    loaded first so that a refused reload changes nothing)."""
     waiting = current.restart_required(new)
     if waiting:
         log.warning("changed, applied only on restart: %s", ", ".join(waiting))

@@ -12,10 +12,16 @@ The operations an operator's actions are made of (withdraw a plugin, restoring i
 fails; restart; reset) are methods here, so that nobody else changes the hosts;
 :mod:`forgeoned.service.operations` builds the control API's use cases on them. ``actor`` is
 who asked, recorded in the audit events the operation causes.
+
+While the audit log cannot be written (``gate``), nothing changes on the daemon's own
+initiative: plugins.d is reconciled and failed plugins are restarted once it can be again. A
+record of something that happened anyway (a fault, a quarantine) is counted as lost by the
+audit trail and does not stop the supervision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,12 +30,12 @@ from typing import Any
 from forgeoned.core.desired import Candidate, desired_set
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
-from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.stats import DaemonStats
 from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swap_ports import Version
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault, StateError
+from forgeoned.errors import AuditError, ForgeonedError, NotFoundError, PluginFault, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -38,6 +44,7 @@ from forgeoned.service.rejections import RejectionReport
 
 log = logging.getLogger(__name__)
 Post = Callable[[Callable[[], None]], None]  # run this on the daemon loop, later
+AUDIT_RETRY_S = 5.0  # a restart whose record could not be written is tried again this much later
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Reconciler:
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
     retry: set[str] = field(default_factory=set)  # file names to read again (changed mid-read)
     prefetch: Callable[[list[Candidate]], None] | None = None
+    gate: AuditGate | None = None  # None: the audit log is taken to be writable
 
     @property
     def drain_timeout_s(self) -> float:
@@ -135,6 +143,9 @@ class Reconciler:
 
     def reconcile(self, names: set[str] | None, actor: str | None = None) -> None:
         """Make the running set match the desired set (for ``names``, or everything)."""
+        if self.gate is not None and not self.gate.ok:
+            log.info("audit log not writable: plugins.d is reconciled once it is")
+            return  # the daemon rescans when the log works again
         running = self.plugins.running()
         desired = desired_set(self.directory.candidates(), running)
         wanted = desired.wanted
@@ -160,7 +171,7 @@ class Reconciler:
             if self._source_rejected(name):
                 return  # its file is still there but now rejected: keep what runs
             if host is not None:
-                self.withdraw(host, actor)
+                self.withdraw(host, actor or self._last_owner(name))
             return
         if (name, want.sha256) in self.attempted:
             return
@@ -174,6 +185,7 @@ class Reconciler:
         if host.state is State.QUARANTINED:
             self._budget(name).reset()
         self.restart_at.pop(name, None)
+        actor = actor or self.directory.actor_of(want.filename)  # else who put the file there
         self._after(host, want, self.swapper.swap(host, want, actor=actor))
 
     def withdraw(self, host: PluginHost, actor: str | None = None) -> None:
@@ -189,6 +201,12 @@ class Reconciler:
             self.plugins.put(host)
             raise
         self.budgets.pop(name, None)
+
+    def _last_owner(self, name: str) -> str | None:
+        """Who owned the file the active version of ``name`` came from (its removal's actor
+        when no operator asked for it)."""
+        record = self.active.current.active.get(name)
+        return self.directory.actor_of(record.source) if record is not None else None
 
     def _source_rejected(self, name: str) -> bool:
         """Whether the file the active version came from is present but failed to verify."""
@@ -215,16 +233,19 @@ class Reconciler:
         """A call or tick faulted (posted to the loop by the host)."""
         if self.plugins.get(host.name) is not host or host.state is not State.FAILED:
             return
-        self.audit.record(
-            AuditEvent(
-                EventName.PLUGIN_FAILED,
-                plugin=host.name,
-                version=version.version,
-                sha256=version.sha256,
-                reason=exc.code,
-                message=str(exc),
+        # The fault happened all the same: a lost record (counted in the next audit.gap) must
+        # not stop the supervision.
+        with contextlib.suppress(AuditError):
+            self.audit.record(
+                AuditEvent(
+                    EventName.PLUGIN_FAILED,
+                    plugin=host.name,
+                    version=version.version,
+                    sha256=version.sha256,
+                    reason=exc.code,
+                    message=str(exc),
+                )
             )
-        )
         self._failed(host)
 
     def _failed(self, host: PluginHost) -> None:
@@ -237,7 +258,8 @@ class Reconciler:
         v = host.current
         # The event is durable before the state says quarantined (a status reader must
         # never see a quarantine the audit log and state file do not have yet); quarantining
-        # happens even if the audit write fails: keeping a crash-looping plugin down is safe.
+        # happens even if the audit write fails: keeping a crash-looping plugin down is safe
+        # (the record is counted as lost in the next audit.gap).
         try:
             self.audit.record(
                 AuditEvent(
@@ -250,6 +272,8 @@ class Reconciler:
                     f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
                 )
             )
+        except AuditError:
+            log.warning("quarantining %s without its audit record", host.name)
         finally:
             self.active.set_quarantined(host.name, True)
             host.trigger(Trigger.QUARANTINE, host.last_error)
@@ -261,24 +285,38 @@ class Reconciler:
         now = self.clock.monotonic()
         for name in sorted(n for n, t in self.restart_at.items() if t <= now):
             del self.restart_at[name]
-            host = self.plugins.get(name)
-            if host is None or host.state is not State.FAILED:
-                continue
-            want = self._wanted(name)
-            if want is None:
-                self._reconcile_one(name, None, None)
-                continue
-            self.plugins.stats_of(name).restarts += 1
-            self.audit.record(
-                AuditEvent(
-                    EventName.PLUGIN_RESTARTED,
-                    plugin=name,
-                    version=want.version,
-                    sha256=want.sha256,
-                    reason=host.last_error,
+            try:
+                self._restart_due(name, now)
+            except Exception:  # the per-plugin boundary, as in reconcile
+                log.exception("restarting plugin %s failed", name)
+
+    def _restart_due(self, name: str, now: float) -> None:
+        host = self.plugins.get(name)
+        if host is None or host.state is not State.FAILED:
+            return
+        if self.gate is not None and not self.gate.ok:
+            self.restart_at[name] = now + AUDIT_RETRY_S  # no record, no restart: wait
+            return
+        want = self._wanted(name)
+        if want is None:
+            self._reconcile_one(name, None, None)
+            return
+        try:
+            with self.gate.precondition() if self.gate else contextlib.nullcontext():
+                self.audit.record(
+                    AuditEvent(
+                        EventName.PLUGIN_RESTARTED,
+                        plugin=name,
+                        version=want.version,
+                        sha256=want.sha256,
+                        reason=host.last_error,
+                    )
                 )
-            )
-            self._after(host, want, self.swapper.swap(host, want, quiet=True))
+        except AuditError:  # refused: tried again once the log can be written
+            self.restart_at[name] = now + AUDIT_RETRY_S
+            return
+        self.plugins.stats_of(name).restarts += 1
+        self._after(host, want, self.swapper.swap(host, want, quiet=True))
 
     def _wanted(self, name: str) -> Candidate | None:
         running = self.plugins.running()
@@ -305,15 +343,16 @@ class Reconciler:
         want = self._wanted(name)
         if want is None:
             raise NotFoundError(f"plugin {name!r} has no artifact in plugins.d")
+        # The record comes before any change: a restart the audit log cannot take is refused.
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                       sha256=want.sha256, actor=actor, reason="operator")
+        )  # fmt: skip
         if host.state is State.QUARANTINED:
             self.reset(name, actor)
             return
         self.plugins.stats_of(name).restarts += 1
         self.restart_at.pop(name, None)
-        self.audit.record(
-            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
-                       sha256=want.sha256, actor=actor, reason="operator")
-        )  # fmt: skip
         self._after(host, want, self.swapper.swap(host, want, quiet=True, actor=actor))
 
     def forget_attempts(self, name: str | None = None) -> None:

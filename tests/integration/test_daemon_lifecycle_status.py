@@ -96,7 +96,10 @@ def test_pause_refused_stays_running_and_the_caller_gets_the_status(env: Env) ->
         assert (refused.value.export, refused.value.status) == ("pause", 7)
         assert d.view("p").state == "running"
         assert serving(d, "p") == b"p@1.0.0:1"  # calls go through as before
-        assert "plugin.paused" not in d.events.labels("p")
+        # the pause's own record comes first (fail-closed), then where the plugin stayed
+        assert d.events.labels("p")[-2:] == ["plugin.paused", "plugin.resumed"]
+        stayed = d.events.seen[-1]
+        assert (stayed.reason, stayed.details) == ("pause_status", {"status": 7})
         assert "plugin.failed" not in d.events.labels("p")
         d.daemon.backend.pause("p", "ops")  # it agrees the second time
         assert d.view("p").state == "paused"
@@ -126,7 +129,8 @@ def test_resume_refused_stays_paused(env: Env) -> None:
         assert d.view("p").state == "paused"
         with pytest.raises(PluginPausedError):
             serving(d, "p")
-        assert "plugin.resumed" not in d.events.labels("p")
+        assert d.events.labels("p")[-2:] == ["plugin.resumed", "plugin.paused"]
+        assert d.events.seen[-1].reason == "resume_status"
         d.daemon.backend.resume("p", "ops")  # it agrees the second time
         assert d.view("p").state == "running"
         assert serving(d, "p") == b"p@1.0.0:1"

@@ -101,7 +101,7 @@ def test_trust_dir_reads_pub_and_pem_and_ignores_the_rest(tmp_path: Path) -> Non
     (tmp_path / "dev.pem").write_bytes(public_key_pem(test_key(2).public_key))
     (tmp_path / ".hidden.pub").write_bytes(b"junk")
     (tmp_path / "README").write_text("not a key")
-    os.symlink(tmp_path / "ops.pub", tmp_path / "link.pub")
+    os.symlink(tmp_path / "ops.pub", tmp_path / ".link.pub")  # a dotfile: never read
     config = parse_trust_policy({"scopes": {"ops.pub": ["billing-*"]}})
     trust = load_trust_dir(tmp_path, config)
     by_name = {k.name: k for k in trust.keys}
