@@ -213,10 +213,9 @@ class PluginInstance:
         """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero.
         ``timeout_s`` shortens the deadline of this call below ``call_timeout_ms``."""
         self.host.report_suppressed()  # denial summaries now due (rare: see hostabi)
-        if timeout_s is None or timeout_s >= self._timeout:
-            self._run(self._funcs[export.value], status=True)
-            return
-        usual, self._timeout = self._timeout, max(0.0, timeout_s)
+        usual = self._timeout
+        if timeout_s is not None:
+            self._timeout = min(usual, max(0.0, timeout_s))
         try:
             self._run(self._funcs[export.value], status=True)
         finally:
