@@ -6,8 +6,9 @@ classes refine their code with an enum instead (``code`` is the member's value):
 and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
 code means one class, so a client rebuilds the error from the API's ``code`` alone
 (:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
-plugin* (trap, fuel, deadline, memory, non-zero status) is a separate branch from a fault of
-forgeoned itself or of its inputs::
+plugin* (trap, fuel, deadline, memory, a lifecycle export's non-zero status) is a separate
+branch from a fault of forgeoned itself or of its inputs, and a plugin's own answer that it
+could not do what was asked (``handle`` returning non-zero) is neither::
 
     ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
@@ -27,8 +28,9 @@ forgeoned itself or of its inputs::
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
-    │   ├── PluginStatusError          an export returned a non-zero status
+    │   ├── PluginStatusError          a lifecycle export returned a non-zero status
     │   └── KvQuotaError               a kv_set over the plugin's quota
+    ├── ApplicationError               the plugin answered with a non-zero status (422)
     ├── StateError                     forgeoned could not read/write its own state
     ├── AuditError                     the audit log is broken or its key unusable
     │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
@@ -40,7 +42,8 @@ forgeoned itself or of its inputs::
         ├── NotFoundError              (404)
         ├── MethodNotAllowedError      (405)
         ├── ConflictError              (409)
-        │   └── IllegalTransition      a lifecycle trigger the plugin's state does not allow
+        │   ├── IllegalTransition      a lifecycle trigger the plugin's state does not allow
+        │   └── PluginPausedError      a call to a paused plugin that would not wait for it
         ├── BusyError                  too many connections or requests (503)
         ├── UnavailableError           the plugin exists but cannot take calls now (503)
         └── UnreachableError           forgeonectl cannot reach the daemon's socket
@@ -237,6 +240,26 @@ class KvQuotaError(PluginFault):
     reason = "kv_quota"
 
 
+# --- a plugin's own answer -----------------------------------------------------------------
+
+
+class ApplicationError(ForgeonedError):
+    """``handle`` (or ``pause``, ``resume``, ``tick``) returned a non-zero status: the
+    plugin's answer, not a fault. Nothing restarts; the caller gets ``status`` and the
+    ``output`` the plugin wrote before it returned (empty for a lifecycle export)."""
+
+    reason = "application_error"
+    http_status = 422
+
+    def __init__(
+        self, message: str, *, export: str = "handle", status: int = 0, output: bytes = b""
+    ) -> None:
+        super().__init__(message)
+        self.export = export
+        self.status = status
+        self.output = output
+
+
 # --- forgeoned's own faults ----------------------------------------------------------------
 
 
@@ -345,6 +368,12 @@ class IllegalTransition(ConflictError):
         super().__init__(f"cannot {trigger.value} a plugin that is {state.value}")
         self.state = state
         self.trigger = trigger
+
+
+class PluginPausedError(ConflictError):
+    """The plugin is paused and the call was not asked to wait for it (``--wait``)."""
+
+    reason = "paused"
 
 
 class BusyError(ControlError):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
@@ -21,7 +20,7 @@ from forgeoned.cli.artifacts import read_file
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core.control_config import MAX_BODY_BYTES
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
-from forgeoned.errors import ArtifactTooLargeError, ForgeonedError
+from forgeoned.errors import ApplicationError, ArtifactTooLargeError, ForgeonedError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -43,6 +42,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--input", help="input text (default: empty)")
     source.add_argument("--input-file", type=Path, help="read the input from a file ('-': stdin)")
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="if the plugin is paused, wait up to SECONDS for it to be resumed instead of "
+        "failing at once (exit code 7); also bounds the wait for a busy or swapping plugin",
+    )
     p.set_defaults(func=cmd_invoke)
 
     for verb, text in (
@@ -78,18 +84,28 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     completion.register(sub)
 
 
-def _client(args: argparse.Namespace) -> ControlClient:
-    return ControlClient(args.socket)
+def _client(args: argparse.Namespace, wait_s: float = 0.0) -> ControlClient:
+    return ControlClient(args.socket, timeout=CLIENT_TIMEOUT_S + wait_s)
+
+
+CLIENT_TIMEOUT_S: Final = 300.0
+MAX_WAIT_S: Final = 3600.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds between 0 and {MAX_WAIT_S:g}")
+    return value
 
 
 def write_out(data: bytes) -> None:
-    """Write bytes to stdout; a reader that went away (``| head``) is not an error."""
-    try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        # keep the interpreter from complaining again when it flushes stdout at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Write bytes to stdout (a reader that went away is handled in ``forgeoned.cli.main``)."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _print_json(value: Any) -> None:
@@ -146,18 +162,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(info)
         return OK
     for key in ("name", "version", "state", "sha256", "instances", "memory_bytes", "last_error"):
-        print(f"{key + ':':<14}{info.get(key)}")
-    print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
+        print(field(key, info.get(key)))
+    print(field("signers", ", ".join(info.get("signers", [])) or "-"))
     limits = info.get("limits", {})
-    print(f"{'limits:':<14}{', '.join(f'{k}={v}' for k, v in sorted(limits.items())) or '-'}")
+    print(field("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())) or "-"))
     caps = info.get("capabilities", {})
-    print(f"{'capabilities:':<14}{describe_capabilities(caps)}")
-    print(f"{'secrets:':<14}{', '.join(caps.get('secrets', [])) or '-'}")
+    print(field("capabilities", describe_capabilities(caps)))
+    print(field("secrets", ", ".join(caps.get("secrets", [])) or "-"))
     counters = info.get("counters", {})
     for row in counters.get("calls", []):
-        print(f"{'calls:':<14}{row['export']} {row['outcome']} = {row['count']}")
+        print(field("calls", f"{row['export']} {row['outcome']} = {row['count']}"))
     for key in ("restarts", "fuel_consumed"):
-        print(f"{key + ':':<14}{counters.get(key, 0)}")
+        print(field(key, counters.get(key, 0)))
     return OK
 
 
@@ -171,6 +187,14 @@ def describe_capabilities(caps: dict[str, Any]) -> str:
     return ", ".join(words) or "-"
 
 
+SHOW_KEY_WIDTH: Final = 16  # the longest key ("fuel_consumed:") plus at least one space
+
+
+def field(key: str, value: object) -> str:
+    """One ``key: value`` line of ``show``, values aligned in one column."""
+    return f"{key + ':':<{SHOW_KEY_WIDTH}}{value}"
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     if args.input_file is not None:
         if str(args.input_file) == "-":
@@ -181,8 +205,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             raise ForgeonedError(f"input is over {MAX_BODY_BYTES} bytes")
     else:
         data = (args.input or "").encode()
-    with _client(args) as client:
-        out = client.invoke(args.name, data)
+    with _client(args, args.wait or 0.0) as client:
+        try:
+            out = client.invoke(args.name, data, args.wait)
+        except ApplicationError as exc:
+            write_out(exc.output)  # the plugin's answer; the status goes to stderr and $?
+            raise
     write_out(out)
     return OK
 

@@ -38,6 +38,12 @@ class LifecycleExport(enum.Enum):
     RESUME = "resume"
     UNLOAD = "unload"
 
+    @property
+    def status_reason(self) -> str:
+        """The audit reason of a non-zero status of this export that is recorded but
+        changes nothing (``stop_status``, ``unload_status``)."""
+        return f"{self.value}_status"
+
 
 class HostOutcome(enum.Enum):
     """The `outcome` label of a counted host call."""

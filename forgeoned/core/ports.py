@@ -129,7 +129,10 @@ class ControlBackend(Protocol):
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
-    def invoke(self, name: str, data: bytes) -> bytes: ...
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """``handle``'s output; a paused plugin fails at once unless ``wait_s`` is given
+        (then the call waits up to that long for it, as for a busy one)."""
+        ...
 
     def reload(self, actor: str) -> dict[str, Any]:
         """Reload the configuration; the answer says what was applied, what waits for a

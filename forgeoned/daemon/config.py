@@ -68,6 +68,7 @@ _TOP: Final = frozenset(
         "credentials_dir",
         "plugin_env",
         "drain_timeout_s",
+        "lifecycle_timeout_s",
         "call_hold_timeout_s",
         "shutdown_timeout_s",
         "rescan_interval_s",
@@ -120,6 +121,8 @@ class Config:
     credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
     plugin_env: tuple[str, ...] = field(default=(), metadata=LIVE)
     drain_timeout_s: float = field(default=5.0, metadata=LIVE)
+    # each stop/unload/start/pause/resume call of a plugin (after a drain), at most
+    lifecycle_timeout_s: float = field(default=5.0, metadata=LIVE)
     call_hold_timeout_s: float = 30.0
     shutdown_timeout_s: float = field(default=20.0, metadata=LIVE)
     rescan_interval_s: float = field(default=60.0, metadata=LIVE)
@@ -344,6 +347,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         else None,
         plugin_env=tuple(env),
         drain_timeout_s=r.number("drain_timeout_s", d.drain_timeout_s, 0, 3600),
+        lifecycle_timeout_s=r.number("lifecycle_timeout_s", d.lifecycle_timeout_s, 0.001, 3600),
         call_hold_timeout_s=r.number("call_hold_timeout_s", d.call_hold_timeout_s, 0, 3600),
         shutdown_timeout_s=r.number("shutdown_timeout_s", d.shutdown_timeout_s, 0.1, 3600),
         rescan_interval_s=r.number("rescan_interval_s", d.rescan_interval_s, 0.1, 86_400),

@@ -26,7 +26,7 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 
 
 class Callee(Protocol):
-    def call(self, data: bytes) -> bytes: ...
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes: ...
 
 
 class Operations(Protocol):
@@ -147,12 +147,12 @@ class DaemonBackend:
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
 
-    def invoke(self, name: str, data: bytes) -> bytes:
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
         host = self._ops.find(name)
         if host is None:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
-            return host.call(data)
+            return host.call(data, wait_s)
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 

@@ -4,8 +4,9 @@ For a manifest it builds the :class:`HostServices` of that version: the capabili
 narrowed by the operator's policy, the environment variables it may read, the secrets
 directory, its kv store (one per plugin name, opened on first use, kept across versions),
 its denial throttle (one per name too, so that restarts and swaps do not refill the audit
-budget), its counters, and the sink of its ``log`` calls (journald, rate limited, or the
-``forgeoned.plugin`` logger). The loader calls it once per version it instantiates.
+budget), its counters, and the sink of its ``log`` calls (rate limited per plugin, then journald, or
+the ``forgeoned.plugin`` logger on stderr without it or while it is down). The loader calls
+it once per version it instantiates.
 
 It remembers what it granted to each plugin name last, so that a reload that changes the
 capability policy or ``plugin_env`` can tell exactly which running plugins now hold other
@@ -14,11 +15,11 @@ capabilities than the configuration in force would give them (:meth:`stale`).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.wasm.hostabi import HostServices
@@ -27,9 +28,6 @@ from forgeoned.core.manifest import Capabilities, Manifest
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
-
-plugin_log = logging.getLogger("forgeoned.plugin")
-
 
 Grant = tuple[Capabilities, frozenset[str]]  # effective capabilities, readable env names
 
@@ -60,7 +58,8 @@ class HostServicesFactory:
         self._audit = audit
         self._clock = clock
         self._stats_of = stats_of
-        self._journal_log = PluginLogSink(journal, stats_of, clock) if journal else None
+        writer = journal if journal is not None else ConsoleWriter()
+        self._plugin_log = PluginLogSink(writer, stats_of, clock)
         self._kv: dict[str, KvStore] = {}
         self._denials: dict[str, DenialThrottle] = {}
         self._granted: dict[str, tuple[Capabilities, Grant]] = {}  # name -> (asked, given)
@@ -88,11 +87,8 @@ class HostServicesFactory:
         return out
 
     def log(self, plugin: str, level: int, message: str) -> None:
-        """A plugin's ``log`` call (level 0..4)."""
-        if self._journal_log is not None:
-            self._journal_log(plugin, level, message)
-        else:
-            plugin_log.log(10 * (level + 1), "%s: %s", plugin, message)
+        """A plugin's ``log`` call (level 0 debug, 1 info, 2 notice, 3 warning, 4 error)."""
+        self._plugin_log(plugin, level, message)
 
     def _secrets_dir(self) -> Path | None:
         return credentials_dir(self.config)

@@ -186,7 +186,7 @@ class Daemon:
     def status_line(self) -> str:
         counts = self.parts.plugins.state_counts()
         line = (
-            f"{counts[State.RUNNING]} plugins running, {counts[State.FAILED]} failed, "
+            f"{_plugins(counts[State.RUNNING])} running, {counts[State.FAILED]} failed, "
             f"{counts[State.QUARANTINED]} quarantined"
         )
         chain = self.parts.chain.last
@@ -222,7 +222,7 @@ class Daemon:
         p.audit.record(
             AuditEvent(
                 EventName.DAEMON_STARTED,
-                message=f"{restored} plugins restored; " + self.status_line(),
+                message=f"{_plugins(restored)} restored; " + self.status_line(),
             )
         )
         p.notifier.ready(self.status_line())
@@ -280,15 +280,24 @@ class Daemon:
         return self.shutdown()
 
     def shutdown(self) -> int:
+        """SIGTERM: stop taking work, drain and stop every plugin within
+        ``shutdown_timeout_s`` (then interrupt what still runs), audit, free everything.
+
+        The drain starts before the servers close: closing the control server waits for its
+        in-flight requests, and a call that never ends by itself ends only when the drain
+        interrupts it."""
         p = self.parts
         p.notifier.stopping("stopping: draining plugins")
-        self.close_inputs()
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        self.close_watchers()
         worker = threading.Thread(target=self.drain_all, name="forgeoned-shutdown", daemon=True)
         worker.start()
-        worker.join(self.config.shutdown_timeout_s)
+        self.close_servers()
+        worker.join(max(0.0, deadline - time.monotonic()))
         clean = not worker.is_alive()
         if not clean:
             p.plugins.interrupt_all()
+            p.retirer.interrupt()
         with contextlib.suppress(AuditError):  # a full disk must not stop the shutdown
             p.audit.record(
                 AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
@@ -298,17 +307,25 @@ class Daemon:
         return 0
 
     def drain_all(self) -> None:
-        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``."""
+        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``, and
+        wait for the versions still being retired by earlier swaps."""
         p = self.parts
         with p.events.hold():  # the stop events are written while the others drain
             p.plugins.stop_all(p.swapper.drain_timeout_s, p.events)
+        p.retirer.join(self.config.shutdown_timeout_s)
 
     def close_inputs(self) -> None:
         """Stop taking new work: watcher, ticks, control socket, metrics."""
+        self.close_watchers()
+        self.close_servers()
+
+    def close_watchers(self) -> None:
         p = self.parts
         p.watcher.close()
         p.ticks.close()
         p.chain.close()
+
+    def close_servers(self) -> None:
         for server in (self.control, self.metrics):
             if server is not None:
                 with contextlib.suppress(Exception):
@@ -316,6 +333,11 @@ class Daemon:
 
     def close_all(self) -> None:
         close_parts(self.parts)
+
+
+def _plugins(count: int) -> str:
+    """``1 plugin``, ``2 plugins``, ``0 plugins``."""
+    return f"{count} plugin" if count == 1 else f"{count} plugins"
 
 
 def _install_signals(daemon: Daemon) -> None:

@@ -32,10 +32,12 @@ from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
-from forgeoned.adapters.wasm.loader import Compiled, PluginLoader, Verified
+from forgeoned.adapters.wasm.loader import PluginLoader
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.version import Compiled, Lifecycle, Verified
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent
+from forgeoned.core.heartbeat import Heartbeat
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
@@ -53,6 +55,7 @@ from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import HostFactory, PluginTable
 from forgeoned.service.reconciler import Reconciler
 from forgeoned.service.rejections import RejectionReport
+from forgeoned.service.retirer import Retirer
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -114,6 +117,7 @@ class Parts:
     loader: PluginLoader
     swapper: Swapper[Verified, Compiled]
     plugins: PluginTable
+    retirer: Retirer  # stops and unloads versions that left service, off the loop
     reconciler: Reconciler
     operations: PluginOperations
     watcher: DirectoryWatcher
@@ -152,25 +156,30 @@ def build_parts(
         raise
     verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
     events = AuditBatch(audit)
-    plugins = PluginTable(_host_factory(config, clock))
+    # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
+    heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
+    plugins = PluginTable(_host_factory(config, clock, heartbeat))
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
     workers = CompileWorkers(limits, ModuleCache(config.cache_dir, cl.cache_max_bytes))
-    if notifier.watchdog_interval() is not None:
+    if heartbeat is not None:
         workers.heartbeat = notifier.watchdog
     active = ActiveSet(StateStore(config.state_dir), KeptCopiesDir(config.state_dir / "artifacts"))
     files = PluginFilesDir(config.plugins_dir)
     directory = PluginDirectory(files, verifier, config.max_artifact_bytes)
     source = ArtifactSource(verifier, directory, active)
     services = HostServicesFactory(config, audit, clock, plugins.stats_of, journal)
+    # the operator's bound on lifecycle calls, read at each call (a reload may change it)
+    lifecycle = Lifecycle(lambda: services.config.lifecycle_timeout_s, heartbeat)
     loader = PluginLoader(
         runtime, workers, lambda: active.current, source.fetch, services, events, stats,
-        lambda: verifier.ceilings,
+        lambda: verifier.ceilings, lifecycle,
     )  # fmt: skip
+    retirer = Retirer(audit)  # not the start's batch: it records from threads of its own
     swapper = Swapper(
         loader, active, events, stats, clock, config.drain_timeout_s,
-        fault or (lambda step, cand: None),
+        fault or (lambda step, cand: None), retirer,
     )  # fmt: skip
     reconciler = Reconciler(
         swapper, directory, active, events, stats, clock, config.restart, plugins,
@@ -187,7 +196,7 @@ def build_parts(
         audit=audit, events=events, chain=ChainWatch(audit_log, config.audit_verify_interval_s),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
-        swapper=swapper, plugins=plugins, reconciler=reconciler,
+        swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock),
     )  # fmt: skip
@@ -205,9 +214,9 @@ class _Observed:
         self._observer(event)
 
 
-def _host_factory(config: Config, clock: Clock) -> HostFactory:
+def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> HostFactory:
     def make_host(name: str, stats: PluginStats, on_fault: OnFault) -> PluginHost:
-        return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock)
+        return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock, heartbeat)
 
     return make_host
 

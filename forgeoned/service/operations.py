@@ -10,6 +10,10 @@ durably, before anything changes, so an action the log cannot record raises
 AuditUnavailableError (503 ``audit_unavailable``) and leaves everything as it was. Pause,
 resume, reset and restart write their own event first; install, remove and allow-downgrade,
 whose own events come from the swap they cause, write ``control.requested`` first.
+
+A plugin may refuse a pause or a resume (its export returns non-zero): then the state it stays
+in is recorded after the first record, as ``plugin.resumed`` (reason ``pause_status``) or
+``plugin.paused`` (reason ``resume_status``), so that the trail ends where the plugin is.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.policy import Action
 from forgeoned.core.ports import AuditGate, AuditSink
 from forgeoned.core.stats import PluginView
-from forgeoned.errors import ArtifactError, AuditError, ConflictError
+from forgeoned.errors import ApplicationError, ArtifactError, AuditError, ConflictError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -109,7 +114,11 @@ class PluginOperations:
             host = self._plugins.host(name)
             transition(host.state, Trigger.PAUSE)  # an illegal pause is refused unrecorded
             self._record(EventName.PLUGIN_PAUSED, host, actor)
-            host.pause(self._reconciler.drain_timeout_s)
+            try:
+                host.pause(self._reconciler.drain_timeout_s)
+            except ApplicationError as refused:  # it stays running: the trail says so
+                self._record(EventName.PLUGIN_RESUMED, host, actor, refused)
+                raise
 
         self._guard(run, f"pause {name}")
 
@@ -118,7 +127,11 @@ class PluginOperations:
             host = self._plugins.host(name)
             transition(host.state, Trigger.RESUME)
             self._record(EventName.PLUGIN_RESUMED, host, actor)
-            host.resume()
+            try:
+                host.resume()
+            except ApplicationError as refused:  # it stays paused: the trail says so
+                self._record(EventName.PLUGIN_PAUSED, host, actor, refused)
+                raise
 
         self._guard(run, f"resume {name}")
 
@@ -167,12 +180,22 @@ class PluginOperations:
                 )  # fmt: skip
             self._reconciler.withdraw(host)
 
-    def _record(self, event: EventName, host: PluginHost, actor: str | None) -> None:
+    def _record(
+        self,
+        event: EventName,
+        host: PluginHost,
+        actor: str | None,
+        refused: ApplicationError | None = None,
+    ) -> None:
+        """``event`` for ``host``; after a refusal, with the export's status as the reason."""
         v = host.current
+        reason = LifecycleExport(refused.export).status_reason if refused is not None else None
         self._audit.record(
             AuditEvent(event, plugin=host.name, actor=actor,
                        version=v.version if v is not None else None,
-                       sha256=v.sha256 if v is not None else None)
+                       sha256=v.sha256 if v is not None else None,
+                       reason=reason, message=str(refused or ""),
+                       details={"status": refused.status} if refused is not None else {})
         )  # fmt: skip
 
     def _guard(self, action: Callable[[], None], what: str) -> None:

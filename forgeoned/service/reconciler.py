@@ -331,9 +331,9 @@ class Reconciler:
         self._budget(name).reset()
         self.active.set_quarantined(name, False)
         self.attempted = {a for a in self.attempted if a[0] != name}
-        if host.current is not None:
-            host.current.shutdown()
+        if (old := host.current) is not None:
             host.install(None)
+            self.swapper.retirer.retire(name, old)
         want = self._wanted(name)
         if want is not None:
             self._after(host, want, self.swapper.swap(host, want, actor=actor))

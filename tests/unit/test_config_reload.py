@@ -20,6 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 LIVE_TEXT = """
 mode = "development"
 drain_timeout_s = 1.5
+lifecycle_timeout_s = 0.5
 rescan_interval_s = 7
 plugin_env = ["TZ"]
 [restart]
@@ -58,6 +59,7 @@ def test_the_live_keys_are_applied_and_nothing_waits_for_a_restart(tmp_path: Pat
     applied = old.reloaded(new)
     assert applied == new
     assert applied.mode is Mode.DEVELOPMENT and applied.drain_timeout_s == 1.5
+    assert applied.lifecycle_timeout_s == 0.5
     assert applied.limits.default == Ceilings(instances=2)
     assert applied.trust.thresholds == {"pay": 2} and applied.plugin_env == ("TZ",)
     assert applied.policy_for("billing").log and not applied.policy_for("billing").clock
@@ -67,6 +69,7 @@ def test_the_live_keys_are_applied_and_nothing_waits_for_a_restart(tmp_path: Pat
         "capabilities.billing",
         "control.policy",
         "drain_timeout_s",
+        "lifecycle_timeout_s",
         "limits",
         "mode",
         "plugin_env",
@@ -123,6 +126,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "drain_timeout_s",
         "shutdown_timeout_s",
         "max_artifact_bytes",
+        "lifecycle_timeout_s",
         "rescan_interval_s",
         "restart",
         "default_policy",

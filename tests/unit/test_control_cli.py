@@ -31,6 +31,8 @@ def body(code: str, message: str = "m") -> bytes:
         (422, "over_ceiling", errors.LimitExceededError, 3),
         (502, "out_of_fuel", errors.PluginTrap, 8),
         (502, "status_nonzero", errors.PluginFault, 8),
+        (422, "application_error", errors.ApplicationError, 11),
+        (409, "paused", errors.PluginPausedError, 7),
         (400, "malformed_json", errors.HttpProtocolError, 1),
         (503, "busy", errors.BusyError, 1),
         (503, "unavailable", errors.UnavailableError, 1),

@@ -3,8 +3,9 @@
 Answers come back as parsed JSON (or raw bytes for ``invoke``); an error answer is raised as
 the :class:`ForgeonedError` subclass its ``code`` stands for (never guessed from the HTTP
 status: two 503s, ``busy`` and ``unavailable``, are different errors), so forgeonectl's exit
-codes follow the daemon's verdict. A socket that cannot be reached raises
-:class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
+codes follow the daemon's verdict; an ``application_error`` comes back with the plugin's
+status and output (:mod:`forgeoned.adapters.control.answers`). A socket that cannot be
+reached raises :class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from forgeoned import errors
+from forgeoned.adapters.control.answers import application_error
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -108,9 +110,13 @@ class ControlClient:
         """``verb`` is one of pause, resume, restart, reset."""
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/{verb}", b""))
 
-    def invoke(self, name: str, data: bytes) -> bytes:
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """The plugin's output; :class:`~forgeoned.errors.ApplicationError` (with its status
+        and output) when it answered non-zero. A paused plugin fails at once unless
+        ``wait_s`` is given (then the call waits up to that long)."""
+        query = {"wait": repr(float(wait_s))} if wait_s is not None else None
         out = self.request(
-            "POST", f"/v1/plugins/{quote(name)}/invoke", data, None, "application/octet-stream"
+            "POST", f"/v1/plugins/{quote(name)}/invoke", data, query, "application/octet-stream"
         )
         return out if isinstance(out, bytes) else json.dumps(out).encode()
 
@@ -163,4 +169,6 @@ def _error_from(status: int, data: bytes) -> errors.ForgeonedError:
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return errors.ForgeonedError(f"HTTP {status}: {data[:200]!r}")
+    if code == errors.ApplicationError.reason and isinstance(error, dict):
+        return application_error(error, message)  # with the plugin's status and output
     return errors.error_from_code(code, message)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from forgeoned.adapters.control.answers import error_fields
 from forgeoned.errors import ForgeonedError, HttpProtocolError, RequestProblem
 
 _REASONS: Final = {
@@ -150,4 +151,5 @@ def error_response(exc: ForgeonedError, *, keep_alive: bool = True, **extra: Any
     """The JSON error answer for ``exc``: its stable code and one-line message."""
     status = exc.status if isinstance(exc, HttpProtocolError) else exc.http_status
     message = str(exc).splitlines()[0] if str(exc) else exc.code
-    return json_response(status, error_body(exc.code, message, **extra), keep_alive=keep_alive)
+    body = error_body(exc.code, message, **error_fields(exc), **extra)
+    return json_response(status, body, keep_alive=keep_alive)

@@ -10,7 +10,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset} | the same |
-| POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
+| POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
@@ -202,8 +202,20 @@ def _simple(ctx: Context) -> Reply:
     return Reply(200, {"plugin": _name(ctx), "action": verb, "ok": True})
 
 
+MAX_INVOKE_WAIT_S = 3600.0
+
+
 def _invoke(ctx: Context) -> Reply:
-    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body))
+    raw = ctx.request.head.query.get("wait")
+    wait_s: float | None = None
+    if raw is not None:
+        try:
+            wait_s = float(raw)
+        except ValueError:
+            wait_s = -1.0
+        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
 
 
 def _allow_downgrade(ctx: Context) -> Reply:

@@ -30,6 +30,7 @@ from forgeoned.adapters.wasm.hostlink import ACTIVE, GuestMemoryView, HostLink
 from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import (
+    ApplicationError,
     ConflictError,
     ForgeonedError,
     LoadError,
@@ -221,21 +222,41 @@ class PluginInstance:
                               kind, "(start)")  # fmt: skip
         return LoadError(f"cannot instantiate plugin {plugin}: {cause}")
 
-    def call(self, export: LifecycleExport) -> None:
-        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero."""
+    def call(self, export: LifecycleExport, timeout_s: float | None = None) -> None:
+        """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero.
+        ``timeout_s`` shortens the deadline of this call below ``call_timeout_ms``."""
         self.host.report_suppressed()  # denial summaries now due (rare: see hostabi)
         name = export.value
         func = self._funcs.get(name) or self._bind(name)
         if func is None:
             raise LoadError(f"plugin {self.services.plugin}: no exported function {name!r}")
-        self._run(func, status=True)
+        usual = self._timeout
+        if timeout_s is not None:
+            self._timeout = min(usual, max(0.0, timeout_s))
+        try:
+            self._run(func, status=True)
+        finally:
+            self._timeout = usual
 
     def tick(self) -> None:
+        """Call ``tick``; a non-zero status is the plugin's answer (:class:`ApplicationError`,
+        counted as an ``error`` outcome), not a fault."""
         func = self._funcs.get("tick") or self._bind("tick")
         if func is None:
             raise NotFoundError(f"plugin {self.services.plugin} exports no 'tick'")
         self.host.report_suppressed()
-        self._run(func, status=True)
+        try:
+            self._run(func, status=True)
+        except PluginStatusError as exc:
+            raise self._answer(exc, b"") from None
+
+    def _answer(self, exc: PluginStatusError, output: bytes) -> ApplicationError:
+        return ApplicationError(
+            f"plugin {self.services.plugin}: {exc.export!r} returned status {exc.status}",
+            export=exc.export,
+            status=exc.status,
+            output=output,
+        )
 
     def export_i32(self, export: str) -> Callable[..., int]:
         """A cached caller of any exported function of i32 params returning one i32, with
@@ -265,7 +286,11 @@ class PluginInstance:
         return self.export_i32(export)(*args)
 
     def handle(self, data: bytes) -> bytes:
-        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected."""
+        """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected.
+
+        A non-zero status is the plugin's answer: :class:`ApplicationError` carrying the
+        status and the output collected so far (the instance and its memory stay as they are).
+        """
         funcs, host = self._funcs, self.host
         alloc = funcs.get("alloc") or self._bind("alloc")
         handle = funcs.get("handle") or self._bind("handle")
@@ -281,12 +306,15 @@ class PluginInstance:
                 TrapKind.MEMORY_OUT_OF_BOUNDS,
                 "alloc",
             )
-        host.output_buffer = bytearray()
+        host.output_buffer = out = bytearray()
         try:
             handle.raw[0].i32 = ptr
             handle.raw[1].i32 = len(data)
-            self._run(handle, status=True)
-            return bytes(host.output_buffer)
+            try:
+                self._run(handle, status=True)
+            except PluginStatusError as exc:
+                raise self._answer(exc, bytes(out)) from None
+            return bytes(out)
         finally:
             host.output_buffer = None
 
