@@ -49,6 +49,7 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    RESTARTED = "restarted"  # the active version itself came up again (not an upgrade)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,9 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool, about: About
     ) -> SwapResult:
         previous = slot.current  # healthy, failed or quarantined: what this replaces
+        # The active version coming up again (a supervisor restart, restart, reset, a daemon
+        # start): its caller audits it (plugin.restarted, plugin.reset, daemon.started).
+        restart = self.committer.active_sha256(slot.name) == new.sha256
         old = self._enter_starting(slot, cand)
         try:
             self.fault(Step.START_NEW, cand)
@@ -186,6 +190,8 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE, cand)
         slot.release()
+        if restart:
+            return self._finish(slot.name, Outcome.RESTARTED, t0)
         if previous is None:
             if not quiet:
                 self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)

@@ -120,7 +120,8 @@ class Daemon:
             except ForgeonedError as exc:
                 log.warning("reload refused, keeping the running configuration: %s", exc)
                 refused = exc
-            p.reconciler.forget_attempts()
+            # Refused candidates stay out (docs/operations.md, "What runs"); only the files
+            # are judged again, against the (new) trust.
             p.directory.clear()  # re-verify every file against the (new) trust
             p.operations.withdraw_untrusted(p.source.recheck)
             self.rescan()

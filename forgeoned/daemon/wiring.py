@@ -51,7 +51,9 @@ from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import HostFactory, PluginTable
 from forgeoned.service.reconciler import Reconciler
+from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
+from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -158,8 +160,9 @@ def build_parts(
         fault or (lambda step, cand: None),
     )  # fmt: skip
     reconciler = Reconciler(
-        swapper, directory, active, events, stats, clock, config.restart, plugins,
-        RejectionReport(events, stats), post,
+        swapper, directory, active, events, stats, clock,
+        RestartSchedule(config.restart, clock, events, active), plugins,
+        RejectionReport(events, stats), post, Refusals(active, clock),
         prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers),
     )  # fmt: skip
     watcher = DirectoryWatcher(
@@ -209,7 +212,7 @@ def reload_config(parts: Parts, current: Config, new: Config) -> Config:
     parts.services.config = config
     parts.chain.interval_s = new.audit_verify_interval_s
     parts.swapper.drain_timeout_s = new.drain_timeout_s
-    parts.reconciler.policy = new.restart
+    parts.reconciler.restarts.policy = new.restart
     return config
 
 

@@ -7,7 +7,7 @@ from forgeoned.core.desired import Conflict
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.stats import DaemonStats
-from forgeoned.errors import RollbackError
+from forgeoned.errors import ArtifactError, RollbackError
 from forgeoned.service.plugin_index import Rejection
 
 
@@ -31,6 +31,16 @@ class RejectionReport:
                     details={"file": r.filename},
                 )
             )
+
+    def upload(self, filename: str, error: ArtifactError, actor: str | None) -> None:
+        """An upload (``install``) that failed verification: nothing was written; reported
+        and counted as a dropped file would be."""
+        self.stats.rejected[error.code] += 1
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin=error.plugin, version=error.version,
+                       actor=actor, reason=error.code, message=str(error),
+                       details={"file": filename, "upload": True})
+        )  # fmt: skip
 
     def conflict(self, conflict: Conflict) -> None:
         """Same name and version as the chosen file but other bytes: refused, once."""
