@@ -46,7 +46,9 @@ class PluginOperations:
         self._directory = directory
         self._active = active
         self._audit = audit
-        self.status = PluginStatus(plugins, active, reconciler.refusals, reconciler.targets)
+        self.status = PluginStatus(
+            plugins, active, reconciler.refusals, reconciler.targets, directory
+        )
         self.installer = Installer(
             reconciler, directory, plugins, self.status, reconciler.rejections
         )

@@ -23,6 +23,7 @@ from forgeoned.core.lifecycle import State
 from forgeoned.core.stats import CandidateStatus, CandidateView, PluginView
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
+from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import PluginTable
 from forgeoned.service.refusals import Refusals
 
@@ -34,7 +35,9 @@ class PluginStatus:
         active: ActiveSet,
         refusals: Refusals,
         targets: Mapping[str, Candidate],
+        directory: PluginDirectory,
     ) -> None:
+        self._directory = directory  # the signers of a version that never ran here
         self._plugins = plugins
         self._active = active
         self._refusals = refusals
@@ -69,6 +72,10 @@ class PluginStatus:
                           r.message, r.at, r.file)
             for r in reversed(refused)
         ]  # fmt: skip
+        signers = view.signers
+        if not signers and current is None and target is not None and target.sha256 == sha256:
+            known = self._directory.known(target)
+            signers = known[0].signers if known is not None else ()
         refused_shas = {r.sha256 for r in refused}
         if target is not None and target.sha256 not in refused_shas | {sha256}:
             file = "" if target.filename.startswith("@") else target.filename
@@ -79,6 +86,7 @@ class PluginStatus:
             version=version,
             sha256=sha256,
             state=state,
+            signers=signers,
             candidates=tuple(candidates),
             quarantine=st.causes.get(name) if host.state is State.QUARANTINED else None,
         )

@@ -4,19 +4,16 @@ Everything here runs on the daemon's loop thread, one step at a time, so swaps o
 never overlap and the restart budgets need no lock. Calls arrive on other threads and only
 touch the :class:`PluginHost` objects.
 
-The rule for what runs (docs/operations.md, "What runs"): plugins.d names the candidates;
-the highest version of each name that was not refused is tried; a version that came up is the
-*active* one, recorded in the state. The supervisor's restarts, ``restart``, ``reset``, a
-reload and a daemon restart bring back the active version, never a candidate that was
-rejected, rolled back or failed (:mod:`forgeoned.service.refusals` keeps those out, also
-across daemon restarts, until other bytes replace them or an admin acts). A plugin that has
-no active version yet (its first version failed to start) is retried by the supervisor with
-that candidate, until it runs or is quarantined.
-
-What operator actions are made of (withdraw a plugin, restoring it if that fails; the
-version a restart brings back; bring a candidate up) are methods here, so that nobody else
-swaps; :mod:`forgeoned.service.operations` builds the control API's use cases on them.
-``actor`` is who asked, recorded in the audit events the operation causes.
+The rule for what runs (docs/operations.md, "What runs"): of each name, the highest version
+in plugins.d that was not refused is tried; one that came up is the *active* version (the
+state records it). Restarts (the supervisor's, ``restart``, ``reset``), reloads and daemon
+restarts bring back the active version, never a refused candidate
+(:mod:`forgeoned.service.refusals`). A plugin with no active version yet (its first version
+failed to start) is retried by the supervisor with that candidate until it runs or is
+quarantined. The operations an operator's actions are made of (withdraw, the version a
+restart brings back, bring a candidate up) are methods here, so that nobody else swaps;
+:mod:`forgeoned.service.operations` builds the control API's use cases on them. ``actor`` is
+who asked, recorded in the audit events the operation causes.
 """
 
 from __future__ import annotations
@@ -84,10 +81,15 @@ class Reconciler:
     # --- startup ----------------------------------------------------------------------------
 
     def start_persisted(self) -> int:
-        """Start the active set recorded in the state; returns how many run."""
+        """Start the active set recorded in the state (a quarantined plugin stays so, also
+        one that never ran: its candidate is the one plugins.d selects); returns how many run."""
         st = self.active.current
+        restore = {c.name: c for c in self.active.persisted()}
+        for name in st.quarantined - restore.keys():
+            if (cand := self.selected(name)) is not None:
+                restore[name] = cand
         running = 0
-        for cand in self.active.persisted():
+        for cand in (restore[name] for name in sorted(restore)):
             host = self._host_for(cand.name)
             if cand.name in st.quarantined:
                 self.targets[cand.name] = cand
