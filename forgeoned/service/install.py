@@ -11,7 +11,8 @@ sha256:
 * anything else raises, after the file is taken out of plugins.d again (the valid file it
   replaced, if any, is written back): rejected, rolled back, failed (the swap's error: its code
   is the audit event's reason), or not selected because another file of the plugin has a
-  higher version (``conflict``) or the same version with other bytes (``downgrade``).
+  higher version (``downgrade`` when it is below what ran already, audited as the swap would
+  have; else ``conflict``) or the same version with other bytes (``downgrade``).
   A quarantined plugin's own bytes stay (they are its active version): ``reset`` it.
 
 Installing bytes that were refused before is an admin asking for exactly them: they are tried
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State
 from forgeoned.core.ports import InstallReport
+from forgeoned.core.rollback import check_rollback
 from forgeoned.errors import ArtifactError, ConflictError, ForgeonedError, RollbackError
 from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_status import PluginStatus
@@ -62,7 +64,7 @@ class Installer:
         rec.last.pop(name, None)
         self._directory.write(cand.filename, data, detached)
         rec.files_changed({cand.filename}, actor=actor)
-        outcome = self._outcome(cand)
+        outcome = self._outcome(cand, actor)
         if isinstance(outcome, InstallReport):
             return outcome
         if not outcome.keep:
@@ -70,7 +72,7 @@ class Installer:
             outcome.error.add_note(f"{cand.filename} was taken out of plugins.d again")
         raise outcome.error
 
-    def _outcome(self, cand: Candidate) -> InstallReport | _Refused:
+    def _outcome(self, cand: Candidate, actor: str | None) -> InstallReport | _Refused:
         rec, name = self._reconciler, cand.name
         host = self._plugins.get(name)
         last = rec.last.get(name)
@@ -99,6 +101,14 @@ class Installer:
         if winner is not None and winner.version == cand.version:
             same = f"{name} {cand.version}: same version as the one running, other bytes"
             return _Refused(RollbackError(same))
+        st = rec.active.current
+        active = st.active.get(name)
+        try:  # below what ran already: a downgrade, refused as the swap would refuse it
+            check_rollback(name, cand.version, cand.sha256, st.floors, st.overrides,
+                           active.sha256 if active is not None else None)  # fmt: skip
+        except RollbackError as exc:
+            self._rejections.candidate(cand, exc, actor)
+            return _Refused(exc)
         selected = f"{winner.version} ({winner.filename})" if winner is not None else "none"
         return _Refused(
             ConflictError(f"{name} {cand.version} was not started: plugins.d selects {selected}")

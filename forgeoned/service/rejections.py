@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from forgeoned.core.desired import Conflict
+from forgeoned.core.desired import Candidate, Conflict
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.stats import DaemonStats
@@ -40,6 +40,16 @@ class RejectionReport:
             AuditEvent(EventName.PLUGIN_REJECTED, plugin=error.plugin, version=error.version,
                        actor=actor, reason=error.code, message=str(error),
                        details={"file": filename, "upload": True})
+        )  # fmt: skip
+
+    def candidate(self, cand: Candidate, error: ArtifactError, actor: str | None) -> None:
+        """A verified candidate refused without a swap (an upload below the rollback floor
+        while a higher version is selected)."""
+        self.stats.rejected[error.code] += 1
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin=cand.name, version=cand.version,
+                       sha256=cand.sha256, actor=actor, reason=error.code, message=str(error),
+                       details={"file": cand.filename, "upload": True})
         )  # fmt: skip
 
     def conflict(self, conflict: Conflict) -> None:
