@@ -87,7 +87,8 @@ def audit(d: InProcess, event: str, plugin_name: str) -> list[dict[str, Any]]:
 
 def metrics(d: InProcess) -> list[str]:
     port = d.daemon.metrics.port
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        body: bytes = answer.read()
     return body.decode().splitlines()
 
 

@@ -261,12 +261,14 @@ def test_install_of_a_first_version_that_fails_leaves_nothing_behind() -> None:
     assert w.reconciler.restarts.next() is None  # nothing left to restart
 
 
-def test_install_below_the_selected_version_is_a_conflict_and_leaves_no_file() -> None:
+def test_install_below_the_selected_version_is_a_downgrade_and_leaves_no_file() -> None:
     w = World()
     w.add("hello-2.wasm", V2)
-    with pytest.raises(ConflictError, match=r"plugins.d selects 2.0.0 \(hello-2.wasm\)"):
-        w.add("hello-1.wasm", V1)
+    with pytest.raises(RollbackError, match="is a downgrade"):
+        w.add("hello-1.wasm", V1, "alice")
     assert sorted(w.files.files) == ["hello-2.wasm"]
+    assert w.events(EventName.PLUGIN_REJECTED) == [("hello", "1.0.0", "alice")]
+    assert w.stats.rejected["downgrade"] == 1
 
 
 def test_install_of_refused_bytes_tries_them_again() -> None:
