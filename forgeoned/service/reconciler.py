@@ -4,16 +4,11 @@ Everything here runs on the daemon's loop thread, one step at a time, so swaps o
 never overlap and the restart budgets need no lock. Calls arrive on other threads and only
 touch the :class:`PluginHost` objects.
 
-The rule for what runs (docs/operations.md, "What runs"): of each name, the highest version
-in plugins.d that was not refused is tried; one that came up is the *active* version (the
-state records it). Restarts (the supervisor's, ``restart``, ``reset``), reloads and daemon
-restarts bring back the active version, never a refused candidate
-(:mod:`forgeoned.service.refusals`). A plugin with no active version yet (its first version
-failed to start) is retried by the supervisor with that candidate until it runs or is
-quarantined. The operations an operator's actions are made of (withdraw, the version a
-restart brings back, bring a candidate up) are methods here, so that nobody else swaps;
-:mod:`forgeoned.service.operations` builds the control API's use cases on them. ``actor`` is
-who asked, recorded in the audit events the operation causes.
+What runs (docs/operations.md): of each name, the highest version in plugins.d that was not
+refused (:mod:`forgeoned.service.refusals`) is tried; restarts, reloads and daemon restarts
+bring back the *active* version (the last that came up), or, before any came up, retry the
+first candidate until it runs or is quarantined. Operator actions are built on the methods
+here (:mod:`forgeoned.service.operations`); ``actor`` is who asked, put in their events.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from abi_wat import lifecycle_exports
-from daemon_kit import KEY, Env, InProcess, drop, in_process, manifest, plugin
+from daemon_kit import KEY, Daemon, Env, InProcess, drop, in_process, manifest, plugin
 
 from forgeoned.cli.devtools import make_signed_plugin
 from forgeoned.core.lifecycle import State
@@ -122,6 +122,41 @@ def test_a_rolled_back_version_never_comes_back(env: Env) -> None:
     assert [v for e, v in story if e == "plugin.rolled_back"] == ["2.0.0", "2.0.0"]
     assert ("plugin.retry_allowed", "2.0.0") in story
     assert [r["version"] for r in env.state()["refused"]["echo"]] == ["2.0.0"]
+
+
+def test_kill_9_keeps_a_rolled_back_version_out(env: Env) -> None:
+    """Item 1 with a real process: after a rollback, kill -9, and the daemon that comes back
+    serves 1.0.0 and does not try 2.0.0 again (its status says why)."""
+    drop(env.plugins, "echo.wasm", echo("1.0.0"))
+    first = Daemon(env)
+    try:
+        first.ready()
+        drop(env.plugins, "echo-2.wasm", echo("2.0.0", init=3))
+        first.wait_until(
+            lambda s: any(c["status"] == "rolled_back" for c in s["echo"]["candidates"]),
+            what="2.0.0 rolled back",
+        )
+    finally:
+        first.kill()
+    again = Daemon(env)
+    try:
+        again.ready()
+        assert again.invoke("echo") == b"echo@1.0.0:x"
+        entry = again.status()["echo"]
+        assert (entry["version"], entry["state"]) == ("1.0.0", "running")
+        [cand] = entry["candidates"]
+        assert (cand["version"], cand["status"], cand["reason"]) == (
+            "2.0.0", "rolled_back", "status_nonzero"
+        )  # fmt: skip
+        with again.client() as c:
+            assert c.audit_verify()["ok"] is True
+            c.reload()
+        assert again.invoke("echo") == b"echo@1.0.0:x"
+    finally:
+        assert again.stop() == 0
+    rolled = [e for e in env.audit_events() if e["event"] == "plugin.rolled_back"]
+    assert [e["version"] for e in rolled] == ["2.0.0"]  # once, before the kill: never again
+    assert env.state()["active"]["echo"]["version"] == "1.0.0"
 
 
 def test_other_bytes_in_place_of_a_refused_file_are_tried(env: Env) -> None:
