@@ -59,6 +59,10 @@ class Installer:
     ) -> InstallReport:
         """Write the verified upload ``cand`` (its ``filename`` in plugins.d) and bring it in."""
         rec, name = self._reconciler, cand.name
+        entry = self._directory.entries.get(cand.filename)
+        if entry is not None and entry.candidate is not None and entry.candidate.name != name:
+            other = entry.candidate.name
+            raise ConflictError(f"{cand.filename} holds plugin {other!r}: choose another name")
         previous = self._directory.known_file(cand.filename)
         rec.refusals.forget(name, cand.sha256)
         rec.last.pop(name, None)

@@ -277,3 +277,12 @@ def test_install_of_refused_bytes_tries_them_again() -> None:
     report = w.add("hello-2.wasm", V2, "alice")
     assert report.running and report.view is not None and report.view.version == "2.0.0"
     assert w.reconciler.refusals.of("hello") == ()
+
+
+def test_install_over_another_plugins_file_is_refused_before_writing() -> None:
+    w = World()
+    w.add("hello.wasm", V1)
+    with pytest.raises(ConflictError, match="holds plugin 'hello'"):
+        w.add("hello.wasm", b"other@1.0.0")
+    assert w.files.files["hello.wasm"][0] == V1 and w.files.writes == 1
+    assert w.ops.view("hello").state == "running"
