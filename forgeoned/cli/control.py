@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
@@ -23,7 +22,7 @@ from forgeoned.cli.exitcodes import FAILURE, OK
 from forgeoned.core.control_config import MAX_BODY_BYTES
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
-from forgeoned.errors import ArtifactTooLargeError, ForgeonedError
+from forgeoned.errors import ApplicationError, ArtifactTooLargeError, ForgeonedError
 
 MAX_SIGNATURE_BYTES = 8192  # a detached signature goes base64 in a request header
 
@@ -32,6 +31,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
     p = sub.add_parser("status", help="list plugins with version, state and sha256")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--all", action="store_true", help="also the files in plugins.d refused now, and why"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("show", help="everything about one plugin")
@@ -44,6 +46,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--input", help="input text (default: empty)")
     source.add_argument("--input-file", type=Path, help="read the input from a file ('-': stdin)")
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="if the plugin is paused, wait up to SECONDS for it to be resumed instead of "
+        "failing at once (exit code 7); also bounds the wait for a busy or swapping plugin",
+    )
     p.set_defaults(func=cmd_invoke)
 
     for verb, text in (
@@ -83,6 +92,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_allow_downgrade)
 
     p = sub.add_parser("reload", help="rescan plugins.d and the config; waits until done")
+    p.add_argument("--json", action="store_true", help="print the daemon's full answer")
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("whoami", help="how the daemon sees you and what you may do")
@@ -91,18 +101,28 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     completion.register(sub)
 
 
-def _client(args: argparse.Namespace, timeout: float = 300.0) -> ControlClient:
-    return ControlClient(args.socket, timeout)
+def _client(args: argparse.Namespace, wait_s: float = 0.0) -> ControlClient:
+    return ControlClient(args.socket, timeout=CLIENT_TIMEOUT_S + wait_s)
+
+
+CLIENT_TIMEOUT_S: Final = 300.0
+MAX_WAIT_S: Final = 3600.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds between 0 and {MAX_WAIT_S:g}")
+    return value
 
 
 def write_out(data: bytes) -> None:
-    """Write bytes to stdout; a reader that went away (``| head``) is not an error."""
-    try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        # keep the interpreter from complaining again when it flushes stdout at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Write bytes to stdout (a reader that went away is handled in ``forgeoned.cli.main``)."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _print_json(value: Any) -> None:
@@ -135,15 +155,32 @@ def note(entry: dict[str, Any]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         plugins = client.list_plugins()
+        rejected = client.rejected_files() if args.all else []
     if args.json:
-        print(json.dumps({"plugins": plugins}))
-    elif not plugins:
+        doc: dict[str, Any] = {"plugins": plugins}
+        if args.all:
+            doc["rejected"] = rejected
+        print(json.dumps(doc))
+        return OK
+    if not plugins:
         print("no plugins")
     else:
         short = [{**p, "sha256": str(p["sha256"])[:16], "note": note(p)} for p in plugins]
         columns = ("name", "version", "state", "sha256")
         print(table(short, (*columns, "note") if any(p["note"] for p in short) else columns))
+    if args.all:
+        print(f"\nrejected files in plugins.d: {len(rejected) or 'none'}")
+        if rejected:
+            rows = [{**r, "plugin": _claimed(r), "why": r["message"]} for r in rejected]
+            print(table(rows, ("file", "plugin", "reason", "why")))
     return OK
+
+
+def _claimed(rejection: dict[str, Any]) -> str:
+    """``hello 1.0.0``, ``hello 1.0.0?`` (named by a manifest nobody vouched for) or ``-``."""
+    name = " ".join(str(rejection[k]) for k in ("plugin", "version") if rejection.get(k))
+    mark = "?" if rejection.get("manifest") == "unverified" else ""
+    return f"{name}{mark}" if name else "-"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -168,13 +205,34 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{'candidate:':<14}{cand['version']} {cand['status']}{when}{why}")
     print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
     limits = info.get("limits", {})
-    print(f"{'limits:':<14}{', '.join(f'{k}={v}' for k, v in sorted(limits.items())) or '-'}")
+    print(field("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())) or "-"))
+    caps = info.get("capabilities", {})
+    print(field("capabilities", describe_capabilities(caps)))
+    print(field("secrets", ", ".join(caps.get("secrets", [])) or "-"))
     counters = info.get("counters", {})
     for row in counters.get("calls", []):
-        print(f"{'calls:':<14}{row['export']} {row['outcome']} = {row['count']}")
+        print(field("calls", f"{row['export']} {row['outcome']} = {row['count']}"))
     for key in ("restarts", "fuel_consumed"):
-        print(f"{key + ':':<14}{counters.get(key, 0)}")
+        print(field(key, counters.get(key, 0)))
     return OK
+
+
+def describe_capabilities(caps: dict[str, Any]) -> str:
+    """``log, clock, env=TZ, kv=65536 bytes`` (the secrets get a line of their own)."""
+    words = [name for name in ("log", "clock", "random") if caps.get(name)]
+    if caps.get("env"):
+        words.append(f"env={','.join(caps['env'])}")
+    if isinstance(caps.get("kv"), dict):
+        words.append(f"kv={caps['kv'].get('quota_bytes')} bytes")
+    return ", ".join(words) or "-"
+
+
+SHOW_KEY_WIDTH: Final = 16  # the longest key ("fuel_consumed:") plus at least one space
+
+
+def field(key: str, value: object) -> str:
+    """One ``key: value`` line of ``show``, values aligned in one column."""
+    return f"{key + ':':<{SHOW_KEY_WIDTH}}{value}"
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -187,8 +245,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             raise ForgeonedError(f"input is over {MAX_BODY_BYTES} bytes")
     else:
         data = (args.input or "").encode()
-    with _client(args) as client:
-        out = client.invoke(args.name, data)
+    with _client(args, args.wait or 0.0) as client:
+        try:
+            out = client.invoke(args.name, data, args.wait)
+        except ApplicationError as exc:
+            write_out(exc.output)  # the plugin's answer; the status goes to stderr and $?
+            raise
     write_out(out)
     return OK
 
@@ -216,7 +278,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     wait = float(args.wait)
     if not 0 <= wait <= INSTALL_WAIT_MAX_S:
         raise ForgeonedError(f"--wait takes 0 to {INSTALL_WAIT_MAX_S:g} seconds")
-    with _client(args, timeout=wait + 60) as client:
+    with _client(args, wait + 60) as client:
         result = client.install(data, path.name, detached, wait)
     installed = result.get("installed")
     if installed:
@@ -254,8 +316,25 @@ def cmd_allow_downgrade(args: argparse.Namespace) -> int:
 
 def cmd_reload(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        client.reload()
+        report = client.reload()
+    if args.json:
+        _print_json(report)
+        return OK
     print("reloaded")
+    print(f"applied: {', '.join(report.get('applied', [])) or 'no changed keys'}")
+    if report.get("restarted"):
+        print(f"restarted for new capabilities: {', '.join(report['restarted'])}")
+    if report.get("restart_required"):
+        waiting = ", ".join(report["restart_required"])
+        print(f"changed, applied only on restart (systemctl restart forgeoned): {waiting}")
+    added = set(report.get("keys_added", []))
+    keys = [
+        f"{k['name']} {k['fingerprint']}{' (new)' if k['name'] in added else ''}"
+        for k in report.get("trusted_keys", [])
+    ]
+    print(f"trusted keys: {', '.join(keys) or 'none'}")
+    if report.get("keys_removed"):
+        print(f"no longer trusted: {', '.join(report['keys_removed'])}")
     return OK
 
 

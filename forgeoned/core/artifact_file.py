@@ -19,10 +19,11 @@ class Identity:
     size: int
     mtime_ns: int
     mode: int  # a chmod that makes an unreadable file readable is a change too
+    uid: int = 0  # the owner: who the audit log credits the file to (a chown is a change)
 
     @classmethod
     def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid)
 
 
 # The identity of an artifact file and of its detached signature (None: no ``.sig``).

@@ -41,6 +41,7 @@ OPERATOR_EVENTS: Final = frozenset(
         "plugin.reset",
         "plugin.downgrade_allowed",
         "daemon.reloaded",
+        "daemon.reload_failed",
     }
 )
 __all__ = [
@@ -68,6 +69,12 @@ class Finding:
     actor: str | None
     reason: str | None
     message: str
+    file: str | None = None  # the artifact file a rejection names
+
+    @property
+    def subject(self) -> str | None:
+        """The plugin, or for a file whose manifest could not be read, the file."""
+        return self.plugin or (f"(file {self.file})" if self.file else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,8 @@ class ComplianceReport:
 
 
 def _finding(entry: Mapping[str, Any]) -> Finding:
+    details = entry.get("details")
+    file = details.get("file") if isinstance(details, Mapping) else None
     return Finding(
         seq=int(entry.get("seq", 0)),
         ts=str(entry.get("ts", "")),
@@ -112,6 +121,7 @@ def _finding(entry: Mapping[str, Any]) -> Finding:
         actor=entry.get("actor"),
         reason=entry.get("reason"),
         message=str(entry.get("message", "")),
+        file=str(file) if file else None,
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # syslog priorities as journald uses them
+PRIO_CRIT = 2
 PRIO_ERR = 3
 PRIO_WARNING = 4
 PRIO_NOTICE = 5
@@ -52,11 +53,20 @@ class EventName(enum.Enum):
     HOSTCALL_DENIED = ("hostcall.denied", "0d8f068d9d0947a9b03ec5bfbd311943", PRIO_WARNING)
     CONTROL_DENIED = ("control.denied", "c36945c226e54fa1a6f266a1725725ef", PRIO_WARNING)
     CONTROL_ACTION = ("control.action", "43f7de662f3442c9921ebd3b63226416", PRIO_NOTICE)
+    # written before an install, removal or downgrade grant: no record, no action
+    CONTROL_REQUESTED = ("control.requested", "9618d7b13cd44de98178ccd2314a3e35", PRIO_INFO)
     DAEMON_STARTED = ("daemon.started", "9876d392e8144b348df7b4a51d27d1d1", PRIO_NOTICE)
     DAEMON_STOPPED = ("daemon.stopped", "ddbfd1d9db7446e5aace5c94f1604df4", PRIO_NOTICE)
     DAEMON_RELOADED = ("daemon.reloaded", "cbe8585adb004a548a900791ffa2e537", PRIO_NOTICE)
+    DAEMON_RELOAD_FAILED = (
+        "daemon.reload_failed",
+        "dc1bcd95ea204e889373f22eddd57b7a",
+        PRIO_ERR,
+    )
+    CONFIG_INSECURE = ("config.insecure", "ab06ab4577524ae3ad4188578d165baa", PRIO_ERR)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)
+    AUDIT_GAP = ("audit.gap", "93423fec7e2c446182390cc2b3f9b68d", PRIO_CRIT)
 
     @property
     def label(self) -> str:

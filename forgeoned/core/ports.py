@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -23,6 +25,23 @@ class AuditSink(Protocol):
     """Receives audit events. ``record`` returns only once the event is durable."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+
+class AuditGate(Protocol):
+    """Whether audit records can be written now; and marking the record an action waits for
+    (one that must be durable before the action happens), so that its failure is counted as
+    a refused action rather than a lost record."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def precondition(self) -> AbstractContextManager[object]: ...
+
+    def guard(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``, whose first audit record is its precondition: refused (raising
+        AuditUnavailableError) if that record cannot be written; standing if a later one
+        cannot (counted as lost)."""
+        ...
 
 
 class StateRecord(Protocol):
@@ -143,9 +162,23 @@ class ControlBackend(Protocol):
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
-    def invoke(self, name: str, data: bytes) -> bytes: ...
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """``handle``'s output; a paused plugin fails at once unless ``wait_s`` is given
+        (then the call waits up to that long for it, as for a busy one)."""
+        ...
 
-    def reload(self, actor: str) -> None: ...
+    def reload(self, actor: str) -> dict[str, Any]:
+        """Reload the configuration; the answer says what was applied, what waits for a
+        restart, which plugins were restarted and which keys are trusted now."""
+        ...
+
+    def trusted_keys(self) -> dict[str, Any]:
+        """The trust in force: ``keys`` (each ``TrustedKey.describe()``) and ``revoked``."""
+        ...
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        """The files in plugins.d refused now: file, plugin, version, reason, message."""
+        ...
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]: ...
 

@@ -23,7 +23,7 @@ import enum
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from forgeoned.core.state import QuarantineCause
 
@@ -228,3 +228,4 @@ class PluginView:
     last_error_at: float | None = None
     candidates: tuple[CandidateView, ...] = ()
     quarantine: QuarantineCause | None = None
+    capabilities: dict[str, Any] = field(default_factory=dict)  # effective (manifest ∩ policy)

@@ -8,7 +8,6 @@ the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Final
 
@@ -18,9 +17,14 @@ EX_UNAVAILABLE: Final = 69  # sysexits: a support program is missing (the pinned
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from forgeoned.daemon import signals
+
+    signals.hold()  # before the slow imports: an early SIGHUP/SIGTERM must not kill us
     try:
         from forgeoned.daemon.main import main as run
     except RuntimeVersionError as exc:  # raised by the fast path's import-time check
-        print(f"forgeoned: {exc}", file=sys.stderr)
+        from forgeoned.adapters.journal_log import error_line
+
+        error_line(f"forgeoned: {exc}")
         return EX_UNAVAILABLE
     return run(argv)

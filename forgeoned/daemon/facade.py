@@ -20,7 +20,9 @@ from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.errors import ArtifactError, BadRequestError, ForgeonedError, NotFoundError
+from forgeoned.service.plugin_index import Rejection
 
 log = logging.getLogger("forgeoned")
 
@@ -29,7 +31,7 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 
 
 class Callee(Protocol):
-    def call(self, data: bytes) -> bytes: ...
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes: ...
 
 
 class Operations(Protocol):
@@ -72,6 +74,15 @@ class Runner(Protocol):
     def post(self, job: Callable[[], None]) -> None: ...
 
 
+class Refusals(Protocol):
+    """What the daemon refuses now: the trust in force, the files it rejected."""
+
+    @property
+    def trust(self) -> TrustPolicy: ...
+
+    def rejected(self) -> list[Rejection]: ...
+
+
 class AuditReader(Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
@@ -84,9 +95,10 @@ class DaemonBackend:
         operations: Operations,
         loop: Runner,
         verify: Callable[[bytes, bytes | None], VerifiedArtifact],
-        reload: Callable[[str | None], None],
+        reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
+        refusals: Refusals,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -94,6 +106,7 @@ class DaemonBackend:
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
+        self._refusals = refusals
 
     # --- views ------------------------------------------------------------------------------
 
@@ -167,17 +180,40 @@ class DaemonBackend:
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
 
-    def invoke(self, name: str, data: bytes) -> bytes:
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
         host = self._ops.find(name)
         if host is None:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
-            return host.call(data)
+            return host.call(data, wait_s)
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 
-    def reload(self, actor: str) -> None:
-        self._loop.call(lambda: self._reload(actor))
+    def reload(self, actor: str) -> dict[str, Any]:
+        return self._loop.call(lambda: self._reload(actor))
+
+    # --- trust and refusals -----------------------------------------------------------------
+
+    def trusted_keys(self) -> dict[str, Any]:
+        trust = self._refusals.trust
+        return {
+            "keys": [k.describe() for k in trust.keys],
+            "revoked": sorted(pk.hex() for pk in trust.revoked),
+            "thresholds": dict(trust.thresholds),
+        }
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "file": r.filename,
+                "plugin": r.error.plugin,
+                "version": r.error.version,
+                "manifest": "unverified" if r.error.claimed else None,
+                "reason": r.error.code,
+                "message": str(r.error),
+            }
+            for r in self._refusals.rejected()
+        ]
 
     # --- audit ------------------------------------------------------------------------------
 

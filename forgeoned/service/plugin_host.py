@@ -8,7 +8,12 @@ busy or while the gate is closed (a drain, a pause, a start in progress), bounde
 ``hold_timeout_s``. A thread holding an instance runs the waiting calls on it itself, oldest
 first, before giving it back (briefly: ``SERVE_WAITERS_S``; why in
 :mod:`forgeoned.service.call_gate`). In-flight calls are counted so that a drain can wait for
-them and, after the drain timeout, interrupt them.
+them and, after the drain timeout, interrupt them; the daemon loop waits for that with the
+watchdog fed (:mod:`forgeoned.core.heartbeat`).
+
+Lifecycle answers: ``pause`` (``resume``) returning non-zero is the plugin's refusal, an
+:class:`~forgeoned.errors.ApplicationError` for the caller; the plugin stays running (paused).
+A trap in them is a fault, as for a call.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from forgeoned.core.clock import SystemClock
+from forgeoned.core.heartbeat import Heartbeat, wait_beating
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.core.swap_ports import Instance, Version
-from forgeoned.errors import PluginFault, PluginTrap, TrapKind, UnavailableError
+from forgeoned.errors import (
+    ApplicationError,
+    PluginFault,
+    PluginTrap,
+    TrapKind,
+    UnavailableError,
+)
 from forgeoned.service.call_gate import CallGate, Waiter
 
 __all__ = ["INTERRUPT_GRACE_S", "PluginHost"]
@@ -56,12 +68,14 @@ class PluginHost:
         hold_timeout_s: float = 30.0,
         on_fault: OnFault | None = None,
         clock: Clock | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._name = name
         self.stats = stats if stats is not None else PluginStats()
         self.hold_timeout_s = hold_timeout_s
         self.on_fault = on_fault
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.heartbeat = heartbeat  # fed while a drain waits (the daemon loop's watchdog)
         self._gate: CallGate[Version, Job] = CallGate(name)
         self._interrupting = False
         self.last_error: str | None = None  # the code (audit reasons carry it)
@@ -110,18 +124,24 @@ class PluginHost:
         return self._gate.watch(lambda: self._gate.waiting >= count, timeout)
 
     def drain(self, timeout: float) -> None:
+        """Close the gate and wait (bounded: ``timeout``, then interrupt and
+        ``INTERRUPT_GRACE_S``) until no call runs, beating the heartbeat meanwhile."""
         gate = self._gate
         with gate.lock:
             gate.closed = True
             version = gate.current
-        if gate.watch(lambda: gate.inflight == 0, timeout):
+
+        def idle(seconds: float) -> bool:
+            return gate.watch(lambda: gate.inflight == 0, seconds)
+
+        if wait_beating(idle, timeout, self.heartbeat):
             return
         with gate.lock:
             self._interrupting = True
         try:
             if version is not None:
                 version.interrupt()
-            gate.watch(lambda: gate.inflight == 0, INTERRUPT_GRACE_S)
+            wait_beating(idle, INTERRUPT_GRACE_S, self.heartbeat)
         finally:
             with gate.lock:
                 self._interrupting = False
@@ -143,10 +163,15 @@ class PluginHost:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _run(self, job: Job, wait: bool) -> bytes | None:
+    def _run(
+        self, job: Job, wait: bool, hold_s: float | None = None, hold_paused: bool = True
+    ) -> bytes | None:
         """Run ``job`` on an instance of the active version, then the jobs waiting in line
-        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running)."""
-        got = self._gate.enter(wait, self.hold_timeout_s, job)
+        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running).
+        A call waits at most ``hold_s`` (default ``hold_timeout_s``) for a free instance or
+        an open gate; a paused plugin holds it only if ``hold_paused``."""
+        hold = self.hold_timeout_s if hold_s is None else hold_s
+        got = self._gate.enter(wait, hold, job, hold_paused)
         if got is None:
             return None
         if isinstance(got, Waiter):  # another thread ran it
@@ -185,9 +210,11 @@ class PluginHost:
             if time.perf_counter() >= deadline:
                 return
 
-    def call(self, data: bytes) -> bytes:
-        """Run ``handle`` on an instance of the active version (waits through a swap)."""
-        result = self._run(lambda inst: inst.handle(data), True)
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes:
+        """Run ``handle`` on an instance of the active version. It waits through a swap (up
+        to ``hold_timeout_s``) but not for a paused plugin (:class:`PluginPausedError`), unless
+        ``wait_s`` is given: then it waits up to that long in any case, paused included."""
+        result = self._run(lambda inst: inst.handle(data), True, wait_s, wait_s is not None)
         assert result is not None
         return result
 
@@ -218,19 +245,25 @@ class PluginHost:
     # --- pause / resume ---------------------------------------------------------------------
 
     def pause(self, drain_timeout: float) -> None:
-        """Hold new calls, let in-flight ones finish, then call ``pause`` on every instance."""
+        """Hold new calls, let in-flight ones finish, then call ``pause`` on every instance.
+        If the plugin refuses (non-zero), it goes on running and the refusal is raised."""
         self.trigger(Trigger.PAUSE)
         self.drain(drain_timeout)
         version = self._gate.current
         try:
             if version is not None:
                 version.pause()
+        except ApplicationError:
+            self.trigger(Trigger.RESUME)  # as it was: running, calls let through again
+            self.release()
+            raise
         except PluginFault as exc:
             self._lifecycle_fault(version, exc)
             raise
 
     def resume(self) -> None:
-        """Call ``resume`` on every instance and let the held calls through."""
+        """Call ``resume`` on every instance and let the held calls through. If the plugin
+        refuses (non-zero), it stays paused and the refusal is raised."""
         with self._gate.lock:
             if self._gate.state is not State.PAUSED:
                 transition(self._gate.state, Trigger.RESUME)  # raises IllegalTransition
@@ -238,6 +271,8 @@ class PluginHost:
         try:
             if version is not None:
                 version.resume()
+        except ApplicationError:
+            raise  # still paused, the calls waiting for it still wait
         except PluginFault as exc:
             self._lifecycle_fault(version, exc)
             raise
@@ -272,4 +307,5 @@ class PluginHost:
             instances=v.instance_count if v is not None else 0,
             last_error_code=self.last_error,
             last_error_at=self.last_error_at,
+            capabilities=dict(v.capabilities) if v is not None else {},
         )

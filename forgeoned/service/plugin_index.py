@@ -5,10 +5,16 @@ changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A 
 reported once per version of a file, not at every rescan. A file that fails while it is still
 open for writing (``writing``, the watcher's view) is held, not rejected: it is judged again
 when it is closed (the watcher reports that) or at the next rescan.
+
+Each file's version is credited to an actor for the audit log when no operator asked for the
+change through the control API: the uid that owns the file (whoever may write plugins.d
+changes the desired state, so that is who changed it). The last owner of a file that went
+away is remembered, so that its removal is credited too.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -20,6 +26,7 @@ from forgeoned.errors import ArtifactError, FileChangedError
 
 Verifier = Callable[[bytes, bytes | None], VerifiedArtifact]
 Known = tuple[VerifiedArtifact, bytes | None]  # the verified artifact and its detached sig
+MAX_DEPARTED = 4096  # owners of removed files kept for their removal events
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,9 @@ class PluginDirectory:
         self._by_sha: dict[str, Known] = {}
         self.writing: Callable[[str], bool] = lambda name: False
         self.held: set[str] = set()  # failed while still being written; not yet judged
+        self.describe_owner: Callable[[int], str] = lambda uid: f"uid={uid}"
+        self._owners: dict[str, str] = {}  # file name -> its owner, as an audit actor
+        self._departed: OrderedDict[str, str] = OrderedDict()  # ... of files now gone
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
@@ -72,6 +82,7 @@ class PluginDirectory:
                 continue
             self.held.discard(name)
             self.entries[name] = entry
+            self._owners[name] = self.describe_owner(key[0].uid)
             if entry.error is not None:
                 self._drop_verified(name)
                 rejections.append(Rejection(name, entry.error))
@@ -100,6 +111,16 @@ class PluginDirectory:
         self.held.discard(name)
         self.entries.pop(name, None)
         self._drop_verified(name)
+        owner = self._owners.pop(name, None)
+        if owner is not None:
+            self._departed[name] = owner
+            self._departed.move_to_end(name)
+            while len(self._departed) > MAX_DEPARTED:
+                self._departed.popitem(last=False)
+
+    def actor_of(self, filename: str) -> str | None:
+        """Who owns ``filename``, or owned it last if it is gone (for the audit ``actor``)."""
+        return self._owners.get(filename) or self._departed.get(filename)
 
     def clear(self) -> None:
         """Forget everything (the trust changed): the next rescan re-reads every file."""
@@ -112,6 +133,11 @@ class PluginDirectory:
         known = self._verified.pop(name, None)
         if known is not None and self._by_sha.get(known[0].sha256) is known:
             del self._by_sha[known[0].sha256]
+
+    def rejected(self) -> list[Rejection]:
+        """The files refused now, by name (any thread: the entries are copied at once)."""
+        entries = sorted(tuple(self.entries.items()), key=lambda item: item[0])  # one step
+        return [Rejection(name, e.error) for name, e in entries if e.error is not None]
 
     def candidates(self) -> list[Candidate]:
         return [e.candidate for e in self.entries.values() if e.candidate is not None]

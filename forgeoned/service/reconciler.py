@@ -9,10 +9,16 @@ refused (:mod:`forgeoned.service.refusals`) is tried; restarts, reloads and daem
 bring back the *active* version (the last that came up), or, before any came up, retry the
 first candidate until it runs or is quarantined. Operator actions are built on the methods
 here (:mod:`forgeoned.service.operations`); ``actor`` is who asked, put in their events.
+
+While the audit log cannot be written (``gate``), nothing changes on the daemon's own
+initiative: plugins.d is reconciled and failed plugins are restarted once it can be again. A
+record of something that happened anyway (a fault, a quarantine) is counted as lost by the
+audit trail and does not stop the supervision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,11 +27,11 @@ from typing import Any
 from forgeoned.core.desired import Candidate, DesiredSet, desired_set
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
-from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.stats import DaemonStats
 from forgeoned.core.swap_ports import Version
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import ForgeonedError, PluginFault, StateError
+from forgeoned.errors import AuditError, ForgeonedError, NotFoundError, PluginFault, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -36,6 +42,7 @@ from forgeoned.service.restarts import RestartSchedule
 
 log = logging.getLogger(__name__)
 Post = Callable[[Callable[[], None]], None]  # run this on the daemon loop, later
+AUDIT_RETRY_S = 5.0  # a restart whose record could not be written is tried again this much later
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Reconciler:
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
     retry: set[str] = field(default_factory=set)  # file names to read again (changed mid-read)
     prefetch: Callable[[list[Candidate]], None] | None = None
+    gate: AuditGate | None = None  # None: the audit log is taken to be writable
 
     @property
     def drain_timeout_s(self) -> float:
@@ -139,6 +147,9 @@ class Reconciler:
 
     def reconcile(self, names: set[str] | None, actor: str | None = None) -> None:
         """Make the running set match the desired set (for ``names``, or everything)."""
+        if self.gate is not None and not self.gate.ok:
+            log.info("audit log not writable: plugins.d is reconciled once it is")
+            return  # the daemon rescans when the log works again
         running = self.plugins.running()
         desired = self._desired(running)
         wanted = desired.wanted
@@ -174,7 +185,7 @@ class Reconciler:
             if present or self._source_rejected(name):
                 return  # only refused (or now rejected) files: keep what runs
             if host is not None:
-                self.withdraw(host, actor)
+                self.withdraw(host, actor or self._last_owner(name))
             return
         identity = self._identity(host) if host is not None else None
         if host is not None and identity == want.sha256 and host.state is not State.FAILED:
@@ -186,6 +197,7 @@ class Reconciler:
         if host.state is State.QUARANTINED:
             self.restarts.budget(name).reset()
         self.restarts.cancel(name)
+        actor = actor or self.directory.actor_of(want.filename)  # else who put the file there
         self._after(host, want, self._swap(host, want, actor=actor))
 
     def _identity(self, host: PluginHost) -> str | None:
@@ -220,6 +232,12 @@ class Reconciler:
         self.targets.pop(name, None)
         self.refusals.forget(name)  # a plugin installed again later starts with a clean slate
 
+    def _last_owner(self, name: str) -> str | None:
+        """Who owned the file the active version of ``name`` came from (its removal's actor
+        when no operator asked for it)."""
+        record = self.active.current.active.get(name)
+        return self.directory.actor_of(record.source) if record is not None else None
+
     def _source_rejected(self, name: str) -> bool:
         """Whether the file the active version came from is present but failed to verify."""
         record = self.active.current.active.get(name)
@@ -244,10 +262,13 @@ class Reconciler:
         """A call or tick faulted (posted to the loop by the host)."""
         if self.plugins.get(host.name) is not host or host.state is not State.FAILED:
             return
-        self.audit.record(
-            AuditEvent(EventName.PLUGIN_FAILED, plugin=host.name, version=version.version,
-                       sha256=version.sha256, reason=exc.code, message=str(exc))
-        )  # fmt: skip
+        # The fault happened all the same: a lost record (counted in the next audit.gap) must
+        # not stop the supervision.
+        with contextlib.suppress(AuditError):
+            self.audit.record(
+                AuditEvent(EventName.PLUGIN_FAILED, plugin=host.name, version=version.version,
+                           sha256=version.sha256, reason=exc.code, message=str(exc))
+            )  # fmt: skip
         self._failed(host)
 
     def _failed(self, host: PluginHost) -> None:
@@ -261,19 +282,34 @@ class Reconciler:
 
     def run_due_restarts(self) -> None:
         for name in self.restarts.due():
-            host = self.plugins.get(name)
-            if host is None or host.state is not State.FAILED:
-                continue
-            want = self.restart_target(name)
-            if want is None:
-                self._reconcile_one(name, None, None)
-                continue
-            self.plugins.stats_of(name).restarts += 1
-            self.audit.record(
-                AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
-                           sha256=want.sha256, reason=host.last_error)
-            )  # fmt: skip
-            self.bring_up(host, want, quiet=True)
+            try:
+                self._restart_due(name)
+            except Exception:  # the per-plugin boundary, as in reconcile
+                log.exception("restarting plugin %s failed", name)
+
+    def _restart_due(self, name: str) -> None:
+        host = self.plugins.get(name)
+        if host is None or host.state is not State.FAILED:
+            return
+        retry_at = self.clock.monotonic() + AUDIT_RETRY_S
+        if self.gate is not None and not self.gate.ok:
+            self.restarts.restart_at[name] = retry_at  # no record, no restart: wait
+            return
+        want = self.restart_target(name)
+        if want is None:
+            self._reconcile_one(name, None, None)
+            return
+        try:
+            with self.gate.precondition() if self.gate else contextlib.nullcontext():
+                self.audit.record(
+                    AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                               sha256=want.sha256, reason=host.last_error)
+                )  # fmt: skip
+        except AuditError:  # refused: tried again once the log can be written
+            self.restarts.restart_at[name] = retry_at
+            return
+        self.plugins.stats_of(name).restarts += 1
+        self.bring_up(host, want, quiet=True)
 
     def restart_target(self, name: str) -> Candidate | None:
         """What a restart brings back: the active version (from its file if plugins.d has
@@ -298,3 +334,21 @@ class Reconciler:
         result = self._swap(host, cand, quiet=quiet, actor=actor)
         self._after(host, cand, result)
         return result
+
+    def restart(
+        self, name: str, actor: str | None = None, reason: str = "operator", message: str = ""
+    ) -> SwapResult:
+        """Start the active version of ``name`` afresh (not for a quarantined one: see the
+        operator's reset); ``reason`` and ``message`` go into its ``plugin.restarted``, which
+        is recorded before anything changes (a restart the audit log cannot take is refused)."""
+        host = self.plugins.host(name)
+        want = self.restart_target(name)
+        if want is None:
+            raise NotFoundError(f"plugin {name!r} has no version to start")
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                       sha256=want.sha256, actor=actor, reason=reason, message=message)
+        )  # fmt: skip
+        self.plugins.stats_of(name).restarts += 1
+        self.restarts.cancel(name)
+        return self.bring_up(host, want, quiet=True, actor=actor)

@@ -48,7 +48,7 @@ def test_persisted_set_is_running_at_ready(env: Env) -> None:
         assert d.daemon.ready.is_set()
         assert d.invoke("hello") == b"hello@1.0.0:x"
         started = d.parts.audit_log.entries()
-        assert any("1 plugins restored" in e.get("message", "") for e in started)
+        assert any("1 plugin restored" in e.get("message", "") for e in started)
 
 
 @pytest.mark.parametrize(

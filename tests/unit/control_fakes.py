@@ -11,8 +11,10 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import (
+    ApplicationError,
     ConflictError,
     NotFoundError,
+    PluginPausedError,
     PluginTrap,
     SignatureError,
     SignatureReason,
@@ -124,16 +126,38 @@ class FakeBackend:
         self._get(name)
         self._note("allow_downgrade", name, version, actor)
 
-    def invoke(self, name: str, data: bytes) -> bytes:
-        self._get(name)
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """Upper-cases ``data``; ``trap`` faults; ``refuse:TEXT`` is an application error
+        (status 3, output TEXT; ``refuse-bin`` outputs bytes that are not UTF-8); a paused
+        plugin fails at once unless ``wait_s`` (recorded in ``calls``) is given."""
+        plugin = self._get(name)
+        if wait_s is not None:
+            self._note("invoke_wait", name, repr(wait_s))
+        elif plugin.state == "paused":
+            raise PluginPausedError(f"plugin {name!r} is paused")
         if self.gate is not None and not self.gate.wait(timeout=30):
             raise AssertionError("test gate never opened")
         if data == b"trap":
             raise PluginTrap("plugin ran out of fuel", TrapKind.OUT_OF_FUEL, "handle")
+        if data.startswith((b"refuse:", b"refuse-bin")):
+            out = data[7:] if data.startswith(b"refuse:") else b"\xff\x00binary"
+            raise ApplicationError(
+                f"plugin {name}: 'handle' returned status 3", status=3, output=out
+            )
         return data.upper()
 
-    def reload(self, actor: str) -> None:
+    def reload(self, actor: str) -> dict[str, Any]:
         self._note("reload", actor)
+        return {"applied": [], "restart_required": [], "restarted": [], "trusted_keys": []}
+
+    def trusted_keys(self) -> dict[str, Any]:
+        return {"keys": [], "revoked": [], "thresholds": {}}
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {"file": "evil.wasm", "plugin": None, "version": None, "manifest": None,
+             "reason": "unsigned", "message": "module is not signed"},
+        ]  # fmt: skip
 
     def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]

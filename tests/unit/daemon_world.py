@@ -14,14 +14,14 @@ from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.artifact_file import ArtifactFile, FileKey, Identity
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.desired import Candidate
-from forgeoned.core.events import EventName
+from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import parse_manifest_obj
-from forgeoned.core.ports import InstallReport
+from forgeoned.core.ports import AuditGate, InstallReport
 from forgeoned.core.state import DaemonState
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.swapper import Swapper
-from forgeoned.errors import StateError
+from forgeoned.errors import AuditUnavailableError, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.operations import PluginOperations
 from forgeoned.service.plugin_host import OnFault, PluginHost
@@ -103,15 +103,32 @@ def verify(data: bytes, detached: bytes | None) -> VerifiedArtifact:
     return VerifiedArtifact(manifest, hashlib.sha256(data).hexdigest(), data, ("k",), True)
 
 
+@dataclass
+class FullableAudit(RecordingAudit):
+    """The audit sink whose disk can be full (``full``): records fail as the trail's do."""
+
+    full: bool = False
+
+    def record(self, event: AuditEvent) -> None:
+        if self.full:
+            raise AuditUnavailableError("cannot write the audit log: No space left on device")
+        super().record(event)
+
+
 class World:
-    def __init__(self, policy: RestartPolicy | None = None, after: World | None = None) -> None:
+    def __init__(
+        self,
+        policy: RestartPolicy | None = None,
+        after: World | None = None,
+        gate: AuditGate | None = None,
+    ) -> None:
         """``after``: a daemon started again on what ``after`` left (files, state, copies)."""
         self.files: MemoryFiles = after.files if after is not None else MemoryFiles()
         self.state: MemoryState = MemoryState(
             after.state.state if after is not None else DaemonState()
         )
         self.kept: MemoryKept = after.kept if after is not None else MemoryKept()
-        self.audit = RecordingAudit()
+        self.audit = FullableAudit()
         self.posted: list[Callable[[], None]] = []
         self.clock = ManualClock()
         self.stats = stats = DaemonStats()
@@ -126,10 +143,10 @@ class World:
         self.reconciler = Reconciler(
             swapper, directory, self.active, self.audit, stats, self.clock, restarts,
             self.plugins, RejectionReport(self.audit, stats), self.posted.append,
-            Refusals(self.active, self.clock),
+            Refusals(self.active, self.clock), gate=gate,
         )  # fmt: skip
         self.ops = PluginOperations(
-            self.reconciler, self.plugins, directory, self.active, self.audit
+            self.reconciler, self.plugins, directory, self.active, self.audit, gate
         )
 
     def add(self, filename: str, data: bytes, actor: str | None = None) -> InstallReport:
@@ -159,6 +176,9 @@ class World:
     @staticmethod
     def _host(name: str, stats: PluginStats, on_fault: OnFault) -> PluginHost:
         return PluginHost(name, stats, 1.0, on_fault, ManualClock())
+
+    def names(self) -> list[EventName]:
+        return self.audit.names()
 
     def events(self, name: EventName) -> list[tuple[str | None, str | None, str | None]]:
         return [(e.plugin, e.version, e.actor) for e in self.audit.events if e.event is name]

@@ -241,3 +241,33 @@ def test_every_signature_reason_counts_and_nothing_else_does(tmp_path: Path) -> 
         _rejection_line(report)
         == f"{total} artifacts rejected ({len(signature)} for their signature)"
     )
+
+
+def test_a_rejection_without_a_readable_manifest_is_named_by_its_file(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, ManualClock())
+    log.record(
+        AuditEvent(
+            EventName.PLUGIN_REJECTED,
+            reason="malformed",
+            message="junk.wasm: not wasm",
+            details={"file": "junk.wasm"},
+        )
+    )
+    log.record(
+        AuditEvent(
+            EventName.PLUGIN_REJECTED,
+            plugin="hello",
+            version="1.0.0",
+            reason="unsigned",
+            message="hello.wasm: module is not signed",
+            details={"file": "hello.wasm", "manifest": "unverified"},
+        )
+    )
+    report = build_report(list(log.entries()), [], log.verify())
+    log.close()
+    assert [(f.subject, f.file) for f in report.rejections] == [
+        ("(file junk.wasm)", "junk.wasm"),
+        ("hello", "hello.wasm"),
+    ]
+    text = render_markdown(report)
+    assert "| rejected | (file junk.wasm) |" in text.replace("plugin.rejected", "rejected")

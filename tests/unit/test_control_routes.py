@@ -17,6 +17,7 @@ from forgeoned.errors import (
     HttpProtocolError,
     MethodNotAllowedError,
     NotFoundError,
+    PluginPausedError,
     SignatureError,
 )
 
@@ -116,7 +117,13 @@ def test_action_and_invoke_and_downgrade() -> None:
         {"plugin": "hello", "action": "pause", "ok": True},
     )
     assert backend.plugins["hello"].state == "paused"
-    assert call(backend, "POST", "/v1/plugins/hello/invoke", b"abc") == (200, b"ABC")
+    with pytest.raises(PluginPausedError):
+        call(backend, "POST", "/v1/plugins/hello/invoke", b"abc")
+    assert call(backend, "POST", "/v1/plugins/hello/invoke?wait=1.5", b"abc") == (200, b"ABC")
+    assert ("invoke_wait", "hello", "1.5") in backend.calls
+    for bad in ("-1", "soon", "3601", "nan"):
+        with pytest.raises(BadRequestError):
+            call(backend, "POST", f"/v1/plugins/hello/invoke?wait={bad}", b"abc")
     call(backend, "POST", "/v1/plugins/hello/allow-downgrade", b'{"version": "0.9.0"}')
     assert backend.calls[-1] == ("allow_downgrade", "hello", "0.9.0", "uid=0(root)")
 

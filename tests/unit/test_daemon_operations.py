@@ -7,9 +7,17 @@ import hashlib
 import pytest
 from daemon_world import World
 
+from forgeoned.adapters.audit.outage import Outage
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
-from forgeoned.errors import ConflictError, NotFoundError, RollbackError, SignatureError, StateError
+from forgeoned.errors import (
+    AuditUnavailableError,
+    ConflictError,
+    NotFoundError,
+    RollbackError,
+    SignatureError,
+    StateError,
+)
 
 
 def test_add_installs_and_the_install_is_audited_with_its_actor() -> None:
@@ -92,3 +100,81 @@ def test_pause_resume_and_reset_are_audited_with_their_actor() -> None:
     assert w.events(EventName.PLUGIN_PAUSED) == [("hello", "1.0.0", "ops")]
     assert w.events(EventName.PLUGIN_RESUMED) == [("hello", "1.0.0", "ops")]
     assert w.events(EventName.PLUGIN_RESET) == []
+
+
+# --- failing closed on the audit log ---------------------------------------------------------
+
+
+def test_no_operation_happens_without_its_first_record() -> None:
+    w = World(gate=Outage())
+    w.ops.add("hello.wasm", b"hello@1.0.0", "alice")
+    w.ops.add("paused.wasm", b"paused@1.0.0", "alice")
+    w.ops.pause("paused", "ops")
+    before = (w.files.names(), w.state.state, len(w.audit.events))
+    w.audit.full = True
+    refused: list[Callable[[], None]] = [
+        lambda: w.ops.add("new.wasm", b"new@1.0.0", "alice", plugin="new", version="1.0.0"),
+        lambda: w.ops.remove("hello", "bob"),
+        lambda: w.ops.pause("hello", "ops"),
+        lambda: w.ops.resume("paused", "ops"),
+        lambda: w.ops.restart("hello", "ops"),
+        lambda: w.ops.allow_downgrade("hello", "0.9.0", "admin"),
+    ]
+    for action in refused:
+        with pytest.raises(AuditUnavailableError, match="No space left on device"):
+            action()
+    assert (w.files.names(), w.state.state, len(w.audit.events)) == before
+    assert w.plugins.host("hello").state is State.RUNNING
+    assert w.plugins.host("paused").state is State.PAUSED
+    assert w.plugins.stats_of("hello").restarts == 0
+    w.audit.full = False
+    w.ops.pause("hello", "ops")  # works again, recorded first
+    assert w.audit.events[-1].event is EventName.PLUGIN_PAUSED
+
+
+def test_each_operation_writes_its_first_record_before_it_acts() -> None:
+    w = World(gate=Outage())
+    w.ops.add("hello.wasm", b"hello@1.0.0", "alice", plugin="hello", version="1.0.0")
+    w.ops.pause("hello", "ops")
+    w.ops.resume("hello", "ops")
+    w.ops.restart("hello", "ops")
+    w.ops.remove("hello", "bob")
+    assert [e.event.label for e in w.audit.events] == [
+        "control.requested",
+        "plugin.installed",
+        "plugin.paused",
+        "plugin.resumed",
+        "plugin.restarted",
+        "control.requested",
+        "plugin.removed",
+    ]
+    install, remove = (e for e in w.audit.events if e.event is EventName.CONTROL_REQUESTED)
+    assert (install.plugin, install.version, install.actor) == ("hello", "1.0.0", "alice")
+    assert install.sha256 == hashlib.sha256(b"hello@1.0.0").hexdigest()
+    assert install.details == {"action": "install", "file": "hello.wasm"}
+    assert (remove.plugin, remove.actor, remove.details) == ("hello", "bob", {"action": "remove"})
+
+
+def test_an_illegal_pause_is_refused_before_anything_is_recorded() -> None:
+    w = World(gate=Outage())
+    w.ops.add("hello.wasm", b"hello@1.0.0")
+    count = len(w.audit.events)
+    with pytest.raises(ConflictError):
+        w.ops.resume("hello", "ops")  # running, not paused
+    w.ops.pause("hello", "ops")
+    with pytest.raises(ConflictError):
+        w.ops.pause("hello", "ops")  # paused already
+    assert w.names()[count:] == [EventName.PLUGIN_PAUSED]  # only the legal pause
+
+
+def test_the_reconciler_changes_nothing_while_the_audit_log_fails() -> None:
+    gate = Outage()
+    w = World(gate=gate)
+    gate.failed("plugin.failed", "No space left on device", 1.0)
+    w.files.write("hello.wasm", b"hello@1.0.0")  # dropped in by hand
+    w.reconciler.files_changed({"hello.wasm"})
+    assert w.plugins.get("hello") is None and w.audit.events == []
+    gate.gap_event(2.0)
+    gate.finish()  # the gap entry is durable: writes work again
+    w.reconciler.rescan()
+    assert w.plugins.host("hello").state is State.RUNNING

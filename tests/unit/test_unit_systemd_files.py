@@ -215,9 +215,11 @@ def test_tmpfiles_creates_the_config_directories(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     base = tmp_path / "etc/forgeoned"
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in base.iterdir()}
-    assert modes == {"plugins.d": 0o2775, "trusted.d": 0o755, "credentials": 0o700}
-    gid = int(_entry(tmp_path / "etc/group", "forgeoned")[2])
-    assert (base / "plugins.d").stat().st_gid == gid
+    # plugins.d: writable by the daemon's user (and root) only, not by the socket group.
+    assert modes == {"plugins.d": 0o755, "trusted.d": 0o755, "credentials": 0o700}
+    uid = int(_entry(tmp_path / "etc/passwd", "forgeoned")[2])
+    assert (base / "plugins.d").stat().st_uid == uid
+    assert (base / "trusted.d").stat().st_uid == 0
     assert (base / "credentials").stat().st_uid == 0
 
 

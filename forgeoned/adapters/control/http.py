@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from forgeoned.adapters.control.answers import error_fields
 from forgeoned.errors import ForgeonedError, HttpProtocolError, RequestProblem
 
 _REASONS: Final = {
@@ -153,4 +154,5 @@ def error_response(exc: ForgeonedError, *, keep_alive: bool = True, **extra: Any
     message = str(exc).splitlines()[0] if str(exc) else exc.code
     if notes := getattr(exc, "__notes__", None):
         message = f"{message} ({'; '.join(str(n) for n in notes)})"
-    return json_response(status, error_body(exc.code, message, **extra), keep_alive=keep_alive)
+    body = error_body(exc.code, message, **error_fields(exc), **extra)
+    return json_response(status, body, keep_alive=keep_alive)

@@ -10,9 +10,11 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
-| POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
+| POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
+| GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
+| GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
 | GET | /v1/audit?since=T | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
@@ -99,6 +101,10 @@ def resolve(method: str, path: str) -> Route:
         return _plugin_route(method, path, parts[2:])
     if len(parts) == 2 and resource == "reload":
         return _only(method, "POST", path, Route(Action.RELOAD, None, _reload))
+    if len(parts) == 2 and resource == "keys":
+        return _only(method, "GET", path, Route(Action.LIST, None, _keys))
+    if len(parts) == 2 and resource == "rejections":
+        return _only(method, "GET", path, Route(Action.LIST, None, _rejections))
     if len(parts) == 2 and resource == "audit":
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
     if parts[1:] == ["audit", "verify"]:
@@ -201,8 +207,20 @@ def _retry(ctx: Context) -> Reply:
     return Reply(200, {**body, "status": summary(view) if view is not None else None})
 
 
+MAX_INVOKE_WAIT_S = 3600.0
+
+
 def _invoke(ctx: Context) -> Reply:
-    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body))
+    raw = ctx.request.head.query.get("wait")
+    wait_s: float | None = None
+    if raw is not None:
+        try:
+            wait_s = float(raw)
+        except ValueError:
+            wait_s = -1.0
+        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
 
 
 def _allow_downgrade(ctx: Context) -> Reply:
@@ -214,8 +232,23 @@ def _allow_downgrade(ctx: Context) -> Reply:
 
 
 def _reload(ctx: Context) -> Reply:
-    ctx.backend.reload(ctx.caller.actor)
-    return Reply(200, {"action": "reload", "ok": True})
+    report = ctx.backend.reload(ctx.caller.actor)
+    return Reply(200, {"action": "reload", "ok": True, **report})
+
+
+def _keys(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.trusted_keys())
+
+
+def _rejections(ctx: Context) -> Reply:
+    # Like the plugin list: a caller sees the rejections of the plugins it may list, and
+    # those no manifest names if it may list at all.
+    rejected = [
+        r
+        for r in ctx.backend.rejected_files()
+        if ctx.policy.authorize(ctx.caller, Action.LIST, r.get("plugin")).allowed
+    ]
+    return Reply(200, {"rejected": rejected})
 
 
 def parse_since(text: str | None) -> float | None:

@@ -65,6 +65,7 @@ def detail(view: PluginView) -> dict[str, Any]:
         **summary(view),
         "signers": list(view.signers),
         "limits": dict(view.limits),
+        "capabilities": dict(view.capabilities),
         "instances": view.instances,
         "memory_bytes": view.memory_bytes,
         "counters": {

@@ -7,9 +7,11 @@ Encodings (interoperable with wasmsign2):
 * public key ``NAME.pem``: SPKI PEM (``-----BEGIN PUBLIC KEY-----``), what ``to_pem`` writes.
 
 The trust store is a directory of ``*.pub`` / ``*.pem`` files; a key's name is its file name
-without the suffix. Dotfiles and anything that is not a regular file (symlinks included) are
-ignored. A key file that cannot be read is a :class:`ConfigError`: a trust store that is half
-loaded must not silently trust less (or more) than the operator wrote.
+without the suffix. Dotfiles and names with other suffixes are ignored. A key file that is a
+symlink or not a regular file, or that cannot be read, is a :class:`ConfigError` naming it: a
+trust store that is half loaded must not silently trust less (or more) than the operator
+wrote. (Who owns the files and who may write them is checked before, by
+``forgeoned.adapters.files.strict_modes``.)
 """
 
 from __future__ import annotations
@@ -143,8 +145,15 @@ def _key_files(trust_dir: Path) -> list[Path]:
     for path in entries:
         if path.name.startswith(".") or path.suffix not in (".pub", ".pem"):
             continue
-        if stat.S_ISREG(path.lstat().st_mode):
-            out.append(path)
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue  # removed while we listed
+        if stat.S_ISLNK(mode):
+            raise ConfigError(f"trust dir key {path} is a symbolic link; links are never followed")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"trust dir key {path} is not a regular file")
+        out.append(path)
     return out
 
 
@@ -159,10 +168,12 @@ def load_trust_dir(trust_dir: Path, config: TrustPolicyConfig | None = None) -> 
             other = name if name in keys else seen[public_key]
             raise ConfigError(f"trust dir {trust_dir}: {path.name} duplicates key {other!r}")
         seen[public_key] = name
-        keys[name] = TrustedKey(name, public_key, config.scopes.get(name, ("*",)))
-    unknown = sorted(set(config.scopes) - set(keys))
-    if unknown:
-        raise ConfigError(f"trust.scopes names key {unknown[0]!r}, not found in {trust_dir}")
+        scopes = config.scopes.get(name, ("*",))
+        keys[name] = TrustedKey(name, public_key, scopes, config.expires.get(name))
+    for table, named in (("scopes", config.scopes), ("expires", config.expires)):
+        unknown = sorted(set(named) - set(keys))
+        if unknown:
+            raise ConfigError(f"trust.{table} names key {unknown[0]!r}, not found in {trust_dir}")
     return TrustPolicy(
         keys=tuple(keys.values()),
         ed25519=NaclEd25519(),
