@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from daemon_world import World
@@ -107,13 +108,13 @@ def test_pause_resume_and_reset_are_audited_with_their_actor() -> None:
 
 def test_no_operation_happens_without_its_first_record() -> None:
     w = World(gate=Outage())
-    w.ops.add("hello.wasm", b"hello@1.0.0", "alice")
-    w.ops.add("paused.wasm", b"paused@1.0.0", "alice")
+    w.add("hello.wasm", b"hello@1.0.0", "alice")
+    w.add("paused.wasm", b"paused@1.0.0", "alice")
     w.ops.pause("paused", "ops")
     before = (w.files.names(), w.state.state, len(w.audit.events))
     w.audit.full = True
     refused: list[Callable[[], None]] = [
-        lambda: w.ops.add("new.wasm", b"new@1.0.0", "alice", plugin="new", version="1.0.0"),
+        lambda: w.add("new.wasm", b"new@1.0.0", "alice"),
         lambda: w.ops.remove("hello", "bob"),
         lambda: w.ops.pause("hello", "ops"),
         lambda: w.ops.resume("paused", "ops"),
@@ -134,7 +135,7 @@ def test_no_operation_happens_without_its_first_record() -> None:
 
 def test_each_operation_writes_its_first_record_before_it_acts() -> None:
     w = World(gate=Outage())
-    w.ops.add("hello.wasm", b"hello@1.0.0", "alice", plugin="hello", version="1.0.0")
+    w.add("hello.wasm", b"hello@1.0.0", "alice")
     w.ops.pause("hello", "ops")
     w.ops.resume("hello", "ops")
     w.ops.restart("hello", "ops")
@@ -157,7 +158,7 @@ def test_each_operation_writes_its_first_record_before_it_acts() -> None:
 
 def test_an_illegal_pause_is_refused_before_anything_is_recorded() -> None:
     w = World(gate=Outage())
-    w.ops.add("hello.wasm", b"hello@1.0.0")
+    w.add("hello.wasm", b"hello@1.0.0")
     count = len(w.audit.events)
     with pytest.raises(ConflictError):
         w.ops.resume("hello", "ops")  # running, not paused
