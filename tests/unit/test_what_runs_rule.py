@@ -36,7 +36,7 @@ def _with_rolled_back_v2(policy: RestartPolicy | None = None) -> World:
     w.drop("hello.wasm", V1)
     w.loader.init_errors[SHA2] = PluginStatusError("init", 3)
     w.drop("hello-2.wasm", V2)
-    assert w.events(EventName.PLUGIN_ROLLED_BACK) == [("hello", "2.0.0", None)]
+    assert w.events(EventName.PLUGIN_ROLLED_BACK) == [("hello", "2.0.0", "uid=0")]
     return w
 
 
@@ -82,7 +82,7 @@ def test_reset_of_a_quarantine_brings_back_the_active_version() -> None:
     w.ops.reset("hello", "ops")
     assert host.state is State.RUNNING and host.call(b"x") == b"1.0.0:x"
     assert w.events(EventName.PLUGIN_RESET) == [("hello", "1.0.0", "ops")]
-    assert w.events(EventName.PLUGIN_INSTALLED)[-1] == ("hello", "1.0.0", None)  # the drop only
+    assert w.events(EventName.PLUGIN_INSTALLED)[-1] == ("hello", "1.0.0", "uid=0")  # the drop only
     assert "hello" not in w.state.state.causes and w.state.state.quarantined == frozenset()
 
 
@@ -249,7 +249,7 @@ def test_install_rejected_raises_and_leaves_no_file(error: Exception, code: str)
     assert refused.value.code == code  # type: ignore[attr-defined]
     assert "hello-2.wasm" not in w.files.files
     assert w.ops.view("hello").version == "1.0.0"
-    assert w.events(EventName.PLUGIN_REJECTED) == [("hello", "2.0.0", None)]
+    assert w.events(EventName.PLUGIN_REJECTED) == [("hello", "2.0.0", "uid=0")]
 
 
 def test_install_of_a_first_version_that_fails_leaves_nothing_behind() -> None:
