@@ -113,7 +113,7 @@ def test_no_operation_happens_without_its_first_record() -> None:
     w.ops.pause("paused", "ops")
     before = (w.files.names(), w.state.state, len(w.audit.events))
     w.audit.full = True
-    refused: list[Callable[[], None]] = [
+    refused: list[Callable[[], object]] = [
         lambda: w.add("new.wasm", b"new@1.0.0", "alice"),
         lambda: w.ops.remove("hello", "bob"),
         lambda: w.ops.pause("hello", "ops"),
