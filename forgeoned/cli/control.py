@@ -190,20 +190,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(info)
         return OK
     for key in ("name", "version", "state", "sha256", "instances", "memory_bytes"):
-        print(f"{key + ':':<14}{info.get(key)}")
+        print(field(key, info.get(key)))
     if info.get("last_error"):
-        print(f"{'last_error:':<14}{info['last_error']} [{info.get('last_error_code')}] "
-              f"at {info.get('last_error_at')}")  # fmt: skip
+        print(field("last_error", f"{info['last_error']} [{info.get('last_error_code')}] "
+                                  f"at {info.get('last_error_at')}"))  # fmt: skip
     else:
-        print(f"{'last_error:':<14}-")
+        print(field("last_error", "-"))
     if quarantine := info.get("quarantine"):
-        print(f"{'quarantine:':<14}{quarantine['message']} ({quarantine['reason']}) "
-              f"at {quarantine['at']}; last error: {quarantine['last_error'] or '-'}")  # fmt: skip
+        last = quarantine["last_error"] or "-"
+        print(field("quarantine", f"{quarantine['message']} ({quarantine['reason']}) at "
+                    f"{quarantine['at']}; last error: {last}"))  # fmt: skip
     for cand in info.get("candidates", []):
         when = f" at {cand['at']}" if cand.get("at") else ""
         why = f" [{cand['reason']}] {cand['message']}" if cand.get("reason") else ""
-        print(f"{'candidate:':<14}{cand['version']} {cand['status']}{when}{why}")
-    print(f"{'signers:':<14}{', '.join(info.get('signers', [])) or '-'}")
+        print(field("candidate", f"{cand['version']} {cand['status']}{when}{why}"))
+    print(field("signers", ", ".join(info.get("signers", [])) or "-"))
     limits = info.get("limits", {})
     print(field("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())) or "-"))
     caps = info.get("capabilities", {})

@@ -191,7 +191,7 @@ def test_an_allowed_downgrade_once_active_survives_a_daemon_restart(env: Env) ->
         assert d.invoke("echo") == b"echo@1.0.0:x"
         assert "plugin.rejected" not in d.events.labels("echo")
         [started] = d.events.wait("daemon.started")
-        assert started.message.startswith("1 plugins restored")
+        assert started.message.startswith("1 plugin restored")
         trap(d, 1)  # and the supervisor brings the same 1.0.0 back
         d.events.wait("plugin.restarted", "echo", version="1.0.0")
         assert d.parts.plugins.host("echo").wait_for(State.RUNNING, 10)
