@@ -11,10 +11,12 @@ from daemon_world import World
 from forgeoned.adapters.audit.outage import Outage
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.errors import (
     AuditUnavailableError,
     ConflictError,
     NotFoundError,
+    PluginStatusError,
     RollbackError,
     SignatureError,
     StateError,
@@ -179,3 +181,23 @@ def test_the_reconciler_changes_nothing_while_the_audit_log_fails() -> None:
     gate.finish()  # the gap entry is durable: writes work again
     w.reconciler.rescan()
     assert w.plugins.host("hello").state is State.RUNNING
+
+
+def test_retry_is_refused_unrecorded_while_the_audit_log_fails() -> None:
+    """retry fails closed like the other actions: nothing forgotten, nothing tried."""
+    w = World(RestartPolicy(max_failures=0, jitter=0), gate=Outage())
+    w.drop("hello.wasm", b"hello@1.0.0")
+    w.loader.init_errors[hashlib.sha256(b"hello@2.0.0").hexdigest()] = PluginStatusError(
+        "init", 3
+    )
+    w.drop("hello-2.wasm", b"hello@2.0.0")
+    refused = w.reconciler.refusals.of("hello")
+    assert [r.version for r in refused] == ["2.0.0"]
+    count = len(w.audit.events)
+    w.audit.full = True
+    with pytest.raises(AuditUnavailableError):
+        w.ops.retry("hello", "admin")
+    assert w.reconciler.refusals.of("hello") == refused
+    assert len(w.audit.events) == count
+    running = w.plugins.host("hello").current
+    assert running is not None and running.version == "1.0.0"
