@@ -187,9 +187,7 @@ def test_retry_is_refused_unrecorded_while_the_audit_log_fails() -> None:
     """retry fails closed like the other actions: nothing forgotten, nothing tried."""
     w = World(RestartPolicy(max_failures=0, jitter=0), gate=Outage())
     w.drop("hello.wasm", b"hello@1.0.0")
-    w.loader.init_errors[hashlib.sha256(b"hello@2.0.0").hexdigest()] = PluginStatusError(
-        "init", 3
-    )
+    w.loader.init_errors[hashlib.sha256(b"hello@2.0.0").hexdigest()] = PluginStatusError("init", 3)
     w.drop("hello-2.wasm", b"hello@2.0.0")
     refused = w.reconciler.refusals.of("hello")
     assert [r.version for r in refused] == ["2.0.0"]
