@@ -68,6 +68,7 @@ def test_production_rejections_keep_the_running_version(
         before = env.state()
         drop(env.plugins, "hello.wasm", bad())  # replaces the running version's file
         d.events.wait("plugin.rejected", reason=reason)
+        d.sync()  # the loop step that emitted the event has also recorded the refusal
         assert d.parts.stats.rejected[reason] == 1
         assert d.invoke("hello") == b"hello@1.0.0:x"
         assert d.view("hello").state == "running"
