@@ -1,8 +1,9 @@
 """forgeonectl commands that drive the daemon over its control socket.
 
-``status``, ``show``, ``invoke``, ``pause``/``resume``/``restart``/``reset``, ``install``,
-``remove``, ``allow-downgrade``, ``reload`` (blocks until the reload is done: systemd's
-``ExecReload`` relies on that) and ``whoami``. ``completion`` lives in
+``status``, ``show``, ``invoke``, ``pause``/``resume``/``restart``/``reset``, ``retry``,
+``install`` (exit 0 only when the uploaded sha256 runs), ``remove``, ``allow-downgrade``,
+``reload`` (blocks until the reload is done: systemd's ``ExecReload`` relies on that) and
+``whoami``. ``completion`` lives in
 :mod:`forgeoned.cli.completion` and is registered from here.
 """
 
@@ -17,10 +18,13 @@ from typing import Any, Final
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
 from forgeoned.cli.artifacts import read_file
-from forgeoned.cli.exitcodes import OK
+from forgeoned.cli.exitcodes import FAILURE, OK
 from forgeoned.core.control_config import MAX_BODY_BYTES
+from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ApplicationError, ArtifactTooLargeError, ForgeonedError
+
+MAX_SIGNATURE_BYTES = 8192  # a detached signature goes base64 in a request header
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -55,14 +59,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ("pause", "pause a running plugin"),
         ("resume", "resume a paused plugin"),
         ("restart", "restart a plugin"),
-        ("reset", "clear a quarantine and start the plugin again"),
+        ("reset", "clear a quarantine and start the plugin's active version again"),
+        ("retry", "let the rejected or rolled-back versions of a plugin try again"),
     ):
         p = sub.add_parser(verb, help=text)
         p.add_argument("name")
         p.set_defaults(func=cmd_action, verb=verb)
 
-    p = sub.add_parser("install", help="upload a signed artifact into plugins.d")
+    p = sub.add_parser(
+        "install", help="upload a signed artifact into plugins.d; exit 0 only when it runs"
+    )
     p.add_argument("file", type=Path)
+    p.add_argument("--sig", type=Path, help="its detached signature (FILE.wasm.sig)")
+    wait = p.add_mutually_exclusive_group()
+    wait.add_argument(
+        "--wait",
+        type=float,
+        default=INSTALL_WAIT_S,
+        metavar="SECONDS",
+        help="how long to wait for it to run (default %(default)g, at most 600)",
+    )
+    wait.add_argument("--no-wait", dest="wait", action="store_const", const=0.0, help="do not wait")
     p.set_defaults(func=cmd_install)
 
     p = sub.add_parser("remove", help="remove a plugin (its artifact leaves plugins.d)")
@@ -123,14 +140,24 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     )
 
 
+def note(entry: dict[str, Any]) -> str:
+    """What is wrong with a plugin, in a few words (the ``status`` table's NOTE column)."""
+    quarantine = entry.get("quarantine")
+    if quarantine:
+        return f"quarantined: {quarantine['message']}"
+    for cand in entry.get("candidates", []):
+        status = str(cand["status"]).replace("_", " ")
+        reason = f" ({cand['reason']})" if cand.get("reason") else ""
+        return f"{cand['version']} {status}{reason}"
+    return ""
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         plugins = client.list_plugins()
         rejected = client.rejected_files() if args.all else []
     if args.json:
-        doc: dict[str, Any] = {
-            "plugins": [{k: p[k] for k in ("name", "version", "state", "sha256")} for p in plugins]
-        }
+        doc: dict[str, Any] = {"plugins": plugins}
         if args.all:
             doc["rejected"] = rejected
         print(json.dumps(doc))
@@ -138,8 +165,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not plugins:
         print("no plugins")
     else:
-        short = [{**p, "sha256": str(p["sha256"])[:16]} for p in plugins]
-        print(table(short, ("name", "version", "state", "sha256")))
+        short = [{**p, "sha256": str(p["sha256"])[:16], "note": note(p)} for p in plugins]
+        columns = ("name", "version", "state", "sha256")
+        print(table(short, (*columns, "note") if any(p["note"] for p in short) else columns))
     if args.all:
         print(f"\nrejected files in plugins.d: {len(rejected) or 'none'}")
         if rejected:
@@ -161,8 +189,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return OK
-    for key in ("name", "version", "state", "sha256", "instances", "memory_bytes", "last_error"):
+    for key in ("name", "version", "state", "sha256", "instances", "memory_bytes"):
         print(field(key, info.get(key)))
+    if info.get("last_error"):
+        print(field("last_error", f"{info['last_error']} [{info.get('last_error_code')}] "
+                                  f"at {info.get('last_error_at')}"))  # fmt: skip
+    else:
+        print(field("last_error", "-"))
+    if quarantine := info.get("quarantine"):
+        last = quarantine["last_error"] or "-"
+        print(field("quarantine", f"{quarantine['message']} ({quarantine['reason']}) at "
+                    f"{quarantine['at']}; last error: {last}"))  # fmt: skip
+    for cand in info.get("candidates", []):
+        when = f" at {cand['at']}" if cand.get("at") else ""
+        why = f" [{cand['reason']}] {cand['message']}" if cand.get("reason") else ""
+        print(field("candidate", f"{cand['version']} {cand['status']}{when}{why}"))
     print(field("signers", ", ".join(info.get("signers", [])) or "-"))
     limits = info.get("limits", {})
     print(field("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())) or "-"))
@@ -217,6 +258,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_action(args: argparse.Namespace) -> int:
     with _client(args) as client:
+        if args.verb == "retry":
+            status = client.retry(args.name).get("status") or {}
+            state = f": {status.get('version')} {status.get('state')}" if status else ""
+            print(f"{args.name}: retry done{state}")
+            return OK
         client.action(args.name, args.verb)
     print(f"{args.name}: {args.verb} done")
     return OK
@@ -227,14 +273,32 @@ def cmd_install(args: argparse.Namespace) -> int:
     data = read_file(path)
     if len(data) > MAX_MODULE_BYTES:  # read_file stops one byte past the cap
         raise ArtifactTooLargeError(f"{path} is over {MAX_MODULE_BYTES} bytes")
-    with _client(args) as client:
-        result = client.install(data, path.name)
+    detached = read_file(args.sig, MAX_SIGNATURE_BYTES) if args.sig is not None else None
+    if detached is not None and len(detached) > MAX_SIGNATURE_BYTES:
+        raise ArtifactTooLargeError(f"{args.sig} is over {MAX_SIGNATURE_BYTES} bytes")
+    wait = float(args.wait)
+    if not 0 <= wait <= INSTALL_WAIT_MAX_S:
+        raise ForgeonedError(f"--wait takes 0 to {INSTALL_WAIT_MAX_S:g} seconds")
+    with _client(args, wait + 60) as client:
+        result = client.install(data, path.name, detached, wait)
     installed = result.get("installed")
     if installed:
-        print(f"installed {installed['name']} {installed['version']} ({installed['state']})")
-    else:
-        print(f"installed {path.name}")
-    return OK
+        print(
+            f"installed {installed['name']} {installed['version']} ({installed['state']}), "
+            f"sha256 {str(installed['sha256'])[:16]}"
+        )
+        return OK
+    cand = result.get("candidate") or {}
+    what = f"{cand.get('name')} {cand.get('version')}"
+    if wait <= 0:
+        print(f"{what} handed to the daemon (not waited for: forgeonectl show {cand.get('name')})")
+        return OK
+    print(
+        f"forgeonectl: {what} is not running yet after {wait:g} s "
+        f"(forgeonectl show {cand.get('name')})",
+        file=sys.stderr,
+    )
+    return FAILURE
 
 
 def cmd_remove(args: argparse.Namespace) -> int:

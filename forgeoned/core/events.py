@@ -40,6 +40,11 @@ class EventName(enum.Enum):
         "bb5a18dddfcc40e5b32dc789df853fe5",
         PRIO_WARNING,
     )
+    PLUGIN_RETRY_ALLOWED = (
+        "plugin.retry_allowed",
+        "dc90282ca1ed46879577f01d55972ef1",
+        PRIO_NOTICE,
+    )
     PLUGIN_UNSIGNED_LOADED = (
         "plugin.unsigned_loaded",
         "fa0a8f63b7f44be48cbf64a13aef85f7",

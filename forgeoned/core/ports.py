@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from forgeoned.core.artifact_file import ArtifactFile, FileKey
 from forgeoned.core.events import AuditEvent
@@ -91,13 +92,31 @@ class PluginFiles(Protocol):
 
     def read(self, name: str, max_bytes: int) -> ArtifactFile: ...
 
-    def write(self, name: str, data: bytes) -> None:
-        """Replace ``name`` atomically and durably (an upload through the control API)."""
+    def write(self, name: str, data: bytes, detached: bytes | None = None) -> None:
+        """Replace ``name`` atomically and durably (an upload through the control API), with
+        ``detached`` as its ``.sig`` (written first), or without one (a stale ``.sig`` goes)."""
         ...
 
     def delete(self, name: str) -> None:
         """Remove ``name`` and its ``.sig`` (gone already is fine)."""
         ...
+
+
+INSTALL_WAIT_S: Final = 120.0  # how long an install waits for its artifact's outcome
+INSTALL_WAIT_MAX_S: Final = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class InstallReport:
+    """What became of an uploaded artifact: ``running`` (its sha256 runs, ``view`` shows it),
+    or not known yet (the caller did not wait, or not long enough). Every other outcome
+    (rejected, rolled back, failed, another version selected) is raised as its error."""
+
+    name: str
+    version: str
+    sha256: str
+    running: bool
+    view: PluginView | None = None
 
 
 class ControlBackend(Protocol):
@@ -111,8 +130,17 @@ class ControlBackend(Protocol):
 
     def get_plugin(self, name: str) -> PluginView: ...
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        """Verify ``data``; if trusted write it atomically into plugins.d and wait for it."""
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        """Verify ``data`` (with its detached signature); if trusted write it into plugins.d
+        and wait up to ``wait_s`` (0: not at all) for its outcome. Raises the error of an
+        artifact that does not run (the code its audit event carries)."""
         ...
 
     def remove(self, name: str, actor: str) -> None: ...
@@ -124,7 +152,12 @@ class ControlBackend(Protocol):
     def restart(self, name: str, actor: str) -> None: ...
 
     def reset(self, name: str, actor: str) -> None:
-        """Clear a quarantine and start the plugin again."""
+        """Clear a quarantine and start the plugin's active version again."""
+        ...
+
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        """Let the refused candidates of ``name`` try again (now); raises the error of one
+        that is refused again."""
         ...
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...

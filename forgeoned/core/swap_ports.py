@@ -174,3 +174,7 @@ class Committer(Protocol):
     def commit(self, name: str, version: Version | None) -> None:
         """Durably record ``version`` as active for ``name``; raises :class:`StateError`."""
         ...
+
+    def active_sha256(self, name: str) -> str | None:
+        """The hash of the version recorded as active for ``name`` (None: none is)."""
+        ...

@@ -63,6 +63,7 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    RESTARTED = "restarted"  # the active version itself came up again (not an upgrade)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,9 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         self, slot: Slot, cand: Candidate, new: Version, t0: float, quiet: bool, about: About
     ) -> SwapResult:
         previous = slot.current  # healthy, failed or quarantined: what this replaces
+        # The active version coming up again (a supervisor restart, restart, reset, a daemon
+        # start): its caller audits it (plugin.restarted, plugin.reset, daemon.started).
+        restart = self.committer.active_sha256(slot.name) == new.sha256
         was_paused = slot.state is State.PAUSED
         old = self._enter_starting(slot, cand)
         try:
@@ -200,10 +204,15 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         slot.trigger(Trigger.STARTED)
         self.fault(Step.RELEASE, cand)
         slot.release()
-        outcome = Outcome.INSTALLED if previous is None else Outcome.UPGRADED
-        if not quiet and previous is None:
+        if restart:
+            outcome = Outcome.RESTARTED
+        else:
+            outcome = Outcome.INSTALLED if previous is None else Outcome.UPGRADED
+        if restart or quiet:
+            pass
+        elif previous is None:
             self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
-        elif not quiet and previous is not None:
+        else:
             message = f"{previous.version} -> {new.version}"
             self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message)
         if old is not None:

@@ -10,16 +10,21 @@ audit log. ``invoke`` and the views run on the caller's thread and only touch pl
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.core.desired import Candidate
+from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
-from forgeoned.errors import BadRequestError, NotFoundError
+from forgeoned.errors import ArtifactError, BadRequestError, ForgeonedError, NotFoundError
 from forgeoned.service.plugin_index import Rejection
+
+log = logging.getLogger("forgeoned")
 
 T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
@@ -38,15 +43,11 @@ class Operations(Protocol):
 
     def find(self, name: str) -> Callee | None: ...
 
-    def add(
-        self,
-        filename: str,
-        data: bytes,
-        actor: str | None = None,
-        *,
-        plugin: str | None = None,
-        version: str | None = None,
-    ) -> None: ...
+    def install(
+        self, cand: Candidate, data: bytes, detached: bytes | None, actor: str | None = None
+    ) -> InstallReport: ...
+
+    def refuse_upload(self, filename: str, error: ArtifactError, actor: str | None) -> None: ...
 
     def remove(self, name: str, actor: str | None = None) -> None: ...
 
@@ -58,13 +59,19 @@ class Operations(Protocol):
 
     def reset(self, name: str, actor: str | None = None) -> None: ...
 
+    def retry(self, name: str, actor: str | None = None) -> PluginView | None: ...
+
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
 
 class Runner(Protocol):
-    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises)."""
+    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises;
+    ``TimeoutError`` when it did not finish within ``timeout``: it still runs); ``post`` runs
+    it later without waiting."""
 
     def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
+
+    def post(self, job: Callable[[], None]) -> None: ...
 
 
 class Refusals(Protocol):
@@ -117,17 +124,40 @@ class DaemonBackend:
 
     # --- changes ----------------------------------------------------------------------------
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        artifact = self._verify(data, None)  # raises ArtifactError: nothing is written
-        m = artifact.manifest
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        """Verify the upload here (a refusal is reported and counted on the loop; nothing is
+        written), then write it and reconcile on the loop, waiting up to ``wait_s`` for what
+        became of it (see :mod:`forgeoned.service.install`)."""
         name = filename.rsplit("/", 1)[-1]
+        try:
+            artifact = self._verify(data, detached)
+        except ArtifactError as exc:
+            refused = exc
+            self._loop.call(lambda: self._ops.refuse_upload(name, refused, actor))
+            raise
+        m = artifact.manifest
         if not _SAFE_FILE.match(name):
             name = f"{m.name}-{m.version}.wasm"
-        self._loop.call(lambda: self._ops.add(name, data, actor, plugin=m.name, version=m.version))
+        cand = Candidate(m.name, m.version, artifact.sha256, name)
+        pending = InstallReport(m.name, m.version, artifact.sha256, running=False)
+
+        def job() -> InstallReport:
+            return self._ops.install(cand, data, detached, actor)
+
+        if wait_s <= 0:
+            self._loop.post(lambda: _logged(job))
+            return pending
         try:
-            return self._ops.view(m.name)
-        except NotFoundError:
-            return None
+            return self._loop.call(job, timeout=wait_s)
+        except TimeoutError:  # it goes on on the loop; its outcome is audited there
+            return pending
 
     def remove(self, name: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.remove(name, actor))
@@ -143,6 +173,9 @@ class DaemonBackend:
 
     def reset(self, name: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.reset(name, actor))
+
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        return self._loop.call(lambda: self._ops.retry(name, actor))
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
@@ -189,3 +222,11 @@ class DaemonBackend:
 
     def audit_verify(self) -> dict[str, Any]:
         return self._audit_log.verify().to_dict()
+
+
+def _logged(job: Callable[[], InstallReport]) -> None:
+    """An install nobody waits for: its refusal is audited, and logged here."""
+    try:
+        job()
+    except ForgeonedError as exc:
+        log.warning("install (not waited for): %s", exc)

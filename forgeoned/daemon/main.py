@@ -167,7 +167,6 @@ class Daemon:
                                       details=planned.event_details()))  # fmt: skip
         if new is not None:
             self.config = apply_config(p, self.config, *new, self._set_policy)
-        p.reconciler.forget_attempts()
         p.directory.clear()  # re-verify every file against the (new) trust
         p.operations.withdraw_untrusted(p.source.recheck)
         self.rescan()

@@ -125,7 +125,7 @@ def apply_config(
     parts.services.config = config
     parts.chain.interval_s = config.audit_verify_interval_s
     parts.swapper.drain_timeout_s = config.drain_timeout_s
-    parts.reconciler.policy = config.restart
+    parts.reconciler.restarts.policy = config.restart
     parts.directory.max_bytes = config.max_artifact_bytes
     set_policy(config.control.policy)
     return config

@@ -54,7 +54,9 @@ from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import HostFactory, PluginTable
 from forgeoned.service.reconciler import Reconciler
+from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
+from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
 from forgeoned.service.ticks import TickScheduler
 
@@ -182,8 +184,9 @@ def build_parts(
         fault or (lambda step, cand: None), retirer,
     )  # fmt: skip
     reconciler = Reconciler(
-        swapper, directory, active, events, stats, clock, config.restart, plugins,
-        RejectionReport(events, stats), post,
+        swapper, directory, active, events, stats, clock,
+        RestartSchedule(config.restart, clock, events, active), plugins,
+        RejectionReport(events, stats), post, Refusals(active, clock),
         prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers), gate=gate,
     )  # fmt: skip
     watcher = DirectoryWatcher(

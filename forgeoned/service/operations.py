@@ -3,7 +3,11 @@
 Each action runs on the daemon loop (the control facade posts it there and waits), is built
 on the reconciler's operations, and records ``actor`` (who asked) in the audit events it
 causes: the swap events of an install or a removal, ``plugin.paused``, ``plugin.reset``…
-The read-only views go straight to the plugin table (any thread).
+The read-only views (any thread) come from :class:`~forgeoned.service.plugin_status.PluginStatus`.
+
+``restart`` and ``reset`` bring back the plugin's *active* version (never a refused
+candidate: ``retry`` lets those try again) and raise the error of a restart that fails, after
+the supervisor took it in hand, so that the caller hears the truth.
 
 Every action fails closed on the audit log (``gate.guard``): its first record is written,
 durably, before anything changes, so an action the log cannot record raises
@@ -19,20 +23,29 @@ in is recorded after the first record, as ``plugin.resumed`` (reason ``pause_sta
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from forgeoned.core.abi import LifecycleExport
+from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.policy import Action
-from forgeoned.core.ports import AuditGate, AuditSink
+from forgeoned.core.ports import AuditGate, AuditSink, InstallReport
 from forgeoned.core.stats import PluginView
-from forgeoned.errors import ApplicationError, ArtifactError, AuditError, ConflictError
+from forgeoned.core.swapper import SwapResult
+from forgeoned.errors import (
+    ApplicationError,
+    ArtifactError,
+    AuditError,
+    ConflictError,
+    NotFoundError,
+)
 from forgeoned.service.active_set import ActiveSet
+from forgeoned.service.install import Installer
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
+from forgeoned.service.plugin_status import PluginStatus
 from forgeoned.service.plugin_table import PluginTable
 from forgeoned.service.reconciler import Reconciler
 
@@ -54,42 +67,46 @@ class PluginOperations:
         self._directory = directory
         self._active = active
         self._audit = audit
+        self.status = PluginStatus(
+            plugins, active, reconciler.refusals, reconciler.targets, directory
+        )
+        self.installer = Installer(
+            reconciler, directory, plugins, self.status, reconciler.rejections
+        )
         self._gate = gate
 
     # --- views (any thread) -----------------------------------------------------------------
 
     def views(self) -> list[PluginView]:
-        return self._plugins.views()
+        return self.status.views()
 
     def view(self, name: str) -> PluginView:
-        return self._plugins.host(name).view()
+        return self.status.view(name)
 
     def find(self, name: str) -> PluginHost | None:
         return self._plugins.get(name)
 
     # --- actions (the daemon loop) ----------------------------------------------------------
 
-    def add(
-        self,
-        filename: str,
-        data: bytes,
-        actor: str | None = None,
-        *,
-        plugin: str | None = None,
-        version: str | None = None,
-    ) -> None:
-        """Write an (already verified) artifact into plugins.d and bring it into service;
-        ``plugin`` and ``version`` (from its manifest) go into the ``control.requested``."""
-        sha256 = hashlib.sha256(data).hexdigest()
+    def install(
+        self, cand: Candidate, data: bytes, detached: bytes | None, actor: str | None = None
+    ) -> InstallReport:
+        """Write a verified upload into plugins.d and bring it in (see
+        :mod:`forgeoned.service.install`); ``control.requested`` is written first."""
+        out: list[InstallReport] = []
 
         def run() -> None:
             self._audit.record(
-                _requested(Action.INSTALL, plugin, actor, {"file": filename}, version, sha256)
-            )
-            self._directory.write(filename, data)
-            self._reconciler.files_changed({filename}, actor=actor)
+                _requested(Action.INSTALL, cand.name, actor, {"file": cand.filename},
+                           cand.version, cand.sha256)
+            )  # fmt: skip
+            out.append(self.installer.install(cand, data, detached, actor))
 
-        self._guard(run, f"install {filename}")
+        self._guard(run, f"install {cand.filename}")
+        return out[0]
+
+    def refuse_upload(self, filename: str, error: ArtifactError, actor: str | None) -> None:
+        self.installer.refused(filename, error, actor)
 
     def remove(self, name: str, actor: str | None = None) -> None:
         """Delete every file of plugin ``name`` from plugins.d and stop it."""
@@ -136,20 +153,69 @@ class PluginOperations:
         self._guard(run, f"resume {name}")
 
     def restart(self, name: str, actor: str | None = None) -> None:
-        # The reconciler records plugin.restarted before it changes anything.
-        self._guard(lambda: self._reconciler.restart(name, actor), f"restart {name}")
-
-    def reset(self, name: str, actor: str | None = None) -> None:
-        """Clear a quarantine and start the plugin again."""
+        """Start the active version of ``name`` afresh (a quarantined one: see ``reset``)."""
 
         def run() -> None:
             host = self._plugins.host(name)
-            if host.state is not State.QUARANTINED:
-                raise ConflictError(f"plugin {name!r} is {host.state.value}, not quarantined")
-            self._record(EventName.PLUGIN_RESET, host, actor)
-            self._reconciler.reset(name, actor)
+            if host.state is State.QUARANTINED:
+                self._reset(name, actor)
+                return
+            # The reconciler records plugin.restarted before it changes anything.
+            _raise_failure(self._reconciler.restart(name, actor), "the restart")
 
-        self._guard(run, f"reset {name}")
+        self._guard(run, f"restart {name}")
+
+    def reset(self, name: str, actor: str | None = None) -> None:
+        """Clear a quarantine and start the plugin's active version again."""
+        self._guard(lambda: self._reset(name, actor), f"reset {name}")
+
+    def _reset(self, name: str, actor: str | None) -> None:
+        rec = self._reconciler
+        host = self._plugins.host(name)
+        if host.state is not State.QUARANTINED:
+            raise ConflictError(f"plugin {name!r} is {host.state.value}, not quarantined")
+        want = self._restart_target(name)
+        self._audit.record(
+            AuditEvent(EventName.PLUGIN_RESET, plugin=name, actor=actor, version=want.version,
+                       sha256=want.sha256)
+        )  # fmt: skip
+        host.trigger(Trigger.RESET)
+        rec.restarts.budget(name).reset()
+        self._active.set_quarantined(name, False)
+        _raise_failure(rec.bring_up(host, want, actor=actor), "the reset's start")
+
+    def _restart_target(self, name: str) -> Candidate:
+        want = self._reconciler.restart_target(name)
+        if want is None:
+            raise NotFoundError(f"plugin {name!r} has no version to start")
+        return want
+
+    def retry(self, name: str, actor: str | None = None) -> PluginView | None:
+        """Let the refused candidates of ``name`` be tried again, and try at once; raises the
+        error of the one tried if it is refused again."""
+        rec = self._reconciler
+        refused = rec.refusals.of(name)
+        if not refused:
+            raise ConflictError(
+                f"plugin {name!r} has no rejected, rolled-back or failed version to retry"
+            )
+        latest = refused[-1]
+        versions = ", ".join(f"{r.version} ({r.kind.value})" for r in refused)
+
+        def run() -> None:
+            self._audit.record(
+                AuditEvent(EventName.PLUGIN_RETRY_ALLOWED, plugin=name, version=latest.version,
+                           sha256=latest.sha256, actor=actor, reason=latest.reason,
+                           message=f"may be tried again: {versions}")
+            )  # fmt: skip
+            rec.refusals.forget(name)
+            rec.last.pop(name, None)
+            rec.reconcile({name}, actor)
+
+        self._guard(run, f"retry {name}")
+        if (last := rec.last.get(name)) is not None:
+            _raise_failure(last[1], f"{name} {last[0].version}")
+        return self.status.view(name) if name in self._plugins else None
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         """Let ``version`` of ``name`` through the rollback floor once, and try it now."""
@@ -157,7 +223,7 @@ class PluginOperations:
         def run() -> None:
             self._audit.record(_requested(Action.ALLOW_DOWNGRADE, name, actor, version=version))
             self._active.allow_downgrade(name, version, actor)
-            self._reconciler.forget_attempts(name)
+            self._reconciler.refusals.forget(name)
             self._reconciler.reconcile({name}, actor)
 
         self._guard(run, f"allow downgrade of {name}")
@@ -203,6 +269,13 @@ class PluginOperations:
             action()
         else:
             self._gate.guard(action, what)
+
+
+def _raise_failure(result: SwapResult, what: str) -> None:
+    """Raise the error of a swap that did not bring its version up (its audit reason)."""
+    if result.error is not None:
+        result.error.add_note(f"{what} {result.outcome.value.replace('_', ' ')}")
+        raise result.error
 
 
 def _requested(

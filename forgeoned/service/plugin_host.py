@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from forgeoned.core.clock import SystemClock
@@ -49,6 +50,16 @@ Job = Callable[[Instance], bytes]
 OnFault = Callable[["PluginHost", Version, PluginFault], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the status shows of the last version installed, once it is gone (failed)."""
+
+    version: str
+    sha256: str
+    signers: tuple[str, ...]
+    limits: dict[str, int] = field(default_factory=dict)
+
+
 class PluginHost:
     def __init__(
         self,
@@ -67,7 +78,10 @@ class PluginHost:
         self.heartbeat = heartbeat  # fed while a drain waits (the daemon loop's watchdog)
         self._gate: CallGate[Version, Job] = CallGate(name)
         self._interrupting = False
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the code (audit reasons carry it)
+        self.last_error_text: str | None = None
+        self.last_error_at: float | None = None  # wall clock
+        self._facts: _Facts | None = None
 
     # --- Slot protocol ----------------------------------------------------------------------
 
@@ -87,10 +101,15 @@ class PluginHost:
         gate = self._gate
         with gate.lock:
             gate.state = transition(gate.state, trigger)
-            if reason is not None:
-                self.last_error = reason
+            if reason is not None and reason != self.last_error:
+                self.last_error, self.last_error_text = reason, reason
+                self.last_error_at = self.clock.wall()
             gate.changed_locked()
             return gate.state
+
+    def record_error(self, code: str, text: str, at: float) -> None:
+        """The latest failure of this plugin: its code and the text an operator reads."""
+        self.last_error, self.last_error_text, self.last_error_at = code, text, at
 
     def wait_for(self, state: State, timeout: float) -> bool:
         """Block until the plugin is in ``state`` (bounded); True if it got there."""
@@ -131,6 +150,10 @@ class PluginHost:
         count = version.instance_count if version is not None else 0
         with self._gate.lock:
             self._gate.install_locked(version, count)
+            if version is not None:
+                self._facts = _Facts(
+                    version.version, version.sha256, tuple(version.signers), dict(version.limits)
+                )
 
     def release(self) -> None:
         gate = self._gate
@@ -214,7 +237,7 @@ class PluginHost:
             if version is not gate.current or gate.state is not State.RUNNING:
                 return
             gate.state = transition(gate.state, Trigger.FAULT)
-            self.last_error = exc.code
+            self.record_error(exc.code, str(exc), self.clock.wall())
             gate.changed_locked()  # the calls waiting in line are refused
         if self.on_fault is not None:
             self.on_fault(self, version, exc)
@@ -257,6 +280,7 @@ class PluginHost:
         self.release()
 
     def _lifecycle_fault(self, version: Version | None, exc: PluginFault) -> None:
+        self.record_error(exc.code, str(exc), self.clock.wall())
         self.trigger(Trigger.FAULT, exc.code)
         self.release()
         if self.on_fault is not None and version is not None:
@@ -265,17 +289,23 @@ class PluginHost:
     # --- views ------------------------------------------------------------------------------
 
     def view(self) -> PluginView:
+        """What the host itself knows; :mod:`forgeoned.service.plugin_status` adds the rest."""
         v = self._gate.current
+        facts = self._facts
+        if v is not None:
+            facts = _Facts(v.version, v.sha256, tuple(v.signers), dict(v.limits))
         return PluginView(
             name=self._name,
-            version=v.version if v is not None else "",
-            sha256=v.sha256 if v is not None else "",
+            version=facts.version if facts is not None else "",
+            sha256=facts.sha256 if facts is not None else "",
             state=self._gate.state.value,
             memory_bytes=v.memory_bytes if v is not None else 0,
             stats=self.stats.totals(),  # every instance's counters added up
-            signers=v.signers if v is not None else (),
-            last_error=self.last_error,
-            limits=dict(v.limits) if v is not None else {},
+            signers=tuple(facts.signers) if facts is not None else (),
+            last_error=self.last_error_text,
+            limits=dict(facts.limits) if facts is not None else {},
             instances=v.instance_count if v is not None else 0,
+            last_error_code=self.last_error,
+            last_error_at=self.last_error_at,
             capabilities=dict(v.capabilities) if v is not None else {},
         )

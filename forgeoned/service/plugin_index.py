@@ -154,8 +154,13 @@ class PluginDirectory:
         """The file names whose artifact is a version of ``plugin``."""
         return {f for f, e in self.entries.items() if e.candidate and e.candidate.name == plugin}
 
-    def write(self, filename: str, data: bytes) -> None:
-        self.files.write(filename, data)
+    def known_file(self, filename: str) -> tuple[bytes, bytes | None] | None:
+        """The bytes (and detached signature) of ``filename`` as last read, if it was valid."""
+        known = self._verified.get(filename)
+        return (known[0].module, known[1]) if known is not None else None
+
+    def write(self, filename: str, data: bytes, detached: bytes | None = None) -> None:
+        self.files.write(filename, data, detached)
 
     def delete(self, filename: str) -> None:
         self.files.delete(filename)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 
-from forgeoned.core.desired import Conflict
+from forgeoned.core.desired import Candidate, Conflict
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.stats import DaemonStats
-from forgeoned.errors import AuditError, RollbackError
+from forgeoned.errors import ArtifactError, AuditError, RollbackError
 from forgeoned.service.plugin_index import Rejection
 
 
@@ -40,6 +40,26 @@ class RejectionReport:
                     details=details,
                 )
             )
+
+    def upload(self, filename: str, error: ArtifactError, actor: str | None) -> None:
+        """An upload (``install``) that failed verification: nothing was written; reported
+        and counted as a dropped file would be."""
+        self.stats.rejected[error.code] += 1
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin=error.plugin, version=error.version,
+                       actor=actor, reason=error.code, message=str(error),
+                       details={"file": filename, "upload": True})
+        )  # fmt: skip
+
+    def candidate(self, cand: Candidate, error: ArtifactError, actor: str | None) -> None:
+        """A verified candidate refused without a swap (an upload below the rollback floor
+        while a higher version is selected)."""
+        self.stats.rejected[error.code] += 1
+        self.audit.record(
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin=cand.name, version=cand.version,
+                       sha256=cand.sha256, actor=actor, reason=error.code, message=str(error),
+                       details={"file": cand.filename, "upload": True})
+        )  # fmt: skip
 
     def conflict(self, conflict: Conflict) -> None:
         """Same name and version as the chosen file but other bytes: refused, once."""

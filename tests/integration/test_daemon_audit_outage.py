@@ -250,9 +250,9 @@ def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
         with pytest.raises(PluginTrap):
             d.invoke("crashy")  # a fault is not an action: the plugin stops, unrecorded
         wait_true(lambda: outage.view().lost_total >= 2, "the lost plugin.failed record")
-        reconciler = d.parts.reconciler
+        schedule = d.parts.reconciler.restarts
         wait_true(
-            lambda: reconciler.restart_at.get("crashy", 0) > d.daemon.clock.monotonic() + 1,
+            lambda: schedule.restart_at.get("crashy", 0) > d.daemon.clock.monotonic() + 1,
             "the supervisor postponing its restart",
         )
         drop(env.plugins, "fresh.wasm", plugin("fresh", "1.0.0"))

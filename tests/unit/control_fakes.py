@@ -8,6 +8,7 @@ from typing import Any
 
 from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import (
     ApplicationError,
@@ -75,14 +76,23 @@ class FakeBackend:
     def get_plugin(self, name: str) -> PluginView:
         return self._view(self._get(name))
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        if not data.startswith(SIGNED_MAGIC):
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        if not data.startswith(SIGNED_MAGIC) and detached != b"good-signature":
             raise SignatureError("artifact is not signed", SignatureReason.UNSIGNED)
-        name = data[len(SIGNED_MAGIC) :].decode()
-        self._note("install", filename, actor)
+        name = data[len(SIGNED_MAGIC) :].decode() if detached is None else data.decode()
+        self._note("install", filename, actor, f"wait={wait_s:g}")
         self.written[filename] = data
         self.plugins[name] = FakePlugin(name)
-        return self._view(self.plugins[name])
+        if wait_s == 0:
+            return InstallReport(name, "1.0.0", "ab" * 32, running=False)
+        return InstallReport(name, "1.0.0", "ab" * 32, True, self._view(self.plugins[name]))
 
     def remove(self, name: str, actor: str) -> None:
         self._get(name)
@@ -107,6 +117,10 @@ class FakeBackend:
 
     def reset(self, name: str, actor: str) -> None:
         self._set(name, actor, "reset", "running")
+
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        self._set(name, actor, "retry", "running")
+        return self._view(self._get(name))
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._get(name)

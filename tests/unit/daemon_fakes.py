@@ -166,6 +166,10 @@ class FakeCommitter:
             raise StateError("cannot write state.json: No space left on device")
         self.commits.append((name, version.sha256 if version is not None else None))
 
+    def active_sha256(self, name: str) -> str | None:
+        mine = [sha for n, sha in self.commits if n == name]
+        return mine[-1] if mine else None
+
 
 @dataclass
 class RecordingAudit:

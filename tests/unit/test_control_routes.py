@@ -90,7 +90,10 @@ def test_list_is_sorted_and_in_design_shape() -> None:
     status, body = call(backend, "GET", "/v1/plugins")
     assert status == 200
     assert [p["name"] for p in body["plugins"]] == ["alpha", "zeta"]
-    assert set(body["plugins"][0]) == {"name", "version", "state", "sha256"}
+    design = {"name", "version", "state", "sha256"}  # DESIGN §4: kept, with fields added
+    added = {"candidates", "last_error", "last_error_code", "last_error_at", "quarantine"}
+    assert set(body["plugins"][0]) == design | added
+    assert body["plugins"][0]["candidates"] == [] and body["plugins"][0]["quarantine"] is None
 
 
 def test_list_is_filtered_by_a_scoped_rule() -> None:

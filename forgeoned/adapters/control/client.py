@@ -10,6 +10,7 @@ reached raises :class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...",
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -59,10 +60,13 @@ class ControlClient:
         body: bytes | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request; JSON answers are parsed, octet-stream answers returned as bytes."""
         target = path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Content-Type": content_type} if body is not None else {}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
             self._conn.request(method, target, body=body, headers=headers)
             resp = self._conn.getresponse()
@@ -92,16 +96,26 @@ class ControlClient:
     def show(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/v1/plugins/{quote(name)}"))
 
-    def install(self, data: bytes, filename: str) -> dict[str, Any]:
-        return dict(
-            self.request(
-                "POST",
-                "/v1/plugins",
-                data,
-                {"filename": filename},
-                content_type="application/wasm",
-            )
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        detached: bytes | None = None,
+        wait_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload an artifact (with its detached signature); ``wait_s`` bounds the wait for
+        its outcome (0: none; None: the daemon's default). ``outcome`` in the answer is
+        ``running`` (201) or ``pending`` (202); a refusal raises its error."""
+        query = {"filename": filename}
+        if wait_s is not None:
+            query["wait"] = f"{wait_s:g}"
+        headers = {}
+        if detached is not None:
+            headers["X-Forgeone-Signature"] = base64.b64encode(detached).decode("ascii")
+        answer = self.request(
+            "POST", "/v1/plugins", data, query, content_type="application/wasm", headers=headers
         )
+        return dict(answer)
 
     def remove(self, name: str) -> dict[str, Any]:
         return dict(self.request("DELETE", f"/v1/plugins/{quote(name)}"))
@@ -109,6 +123,10 @@ class ControlClient:
     def action(self, name: str, verb: str) -> dict[str, Any]:
         """``verb`` is one of pause, resume, restart, reset."""
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/{verb}", b""))
+
+    def retry(self, name: str) -> dict[str, Any]:
+        """Let the refused versions of ``name`` try again; a new refusal raises its error."""
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/retry", b""))
 
     def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
         """The plugin's output; :class:`~forgeoned.errors.ApplicationError` (with its status

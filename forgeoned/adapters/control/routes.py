@@ -6,10 +6,10 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | method | path | action |
 | --- | --- | --- |
 | GET | /v1/plugins | list |
-| POST | /v1/plugins?filename=F (raw artifact body) | install |
+| POST | /v1/plugins?filename=F&wait=S (raw artifact body) | install |
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
-| POST | /v1/plugins/{name}/{pause,resume,restart,reset} | the same |
+| POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
 | POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
@@ -19,21 +19,32 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
+
+An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
+within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
+whose ``code`` is the reason of the audit event that recorded it. A detached signature comes
+base64-encoded in the ``X-Forgeone-Signature`` header (the body stays the raw module)::
+
+    curl --unix-socket /run/forgeoned/control.sock --data-binary @hello.wasm \
+         -H "X-Forgeone-Signature: $(base64 -w0 hello.wasm.sig)" \
+         'http://localhost/v1/plugins?filename=hello.wasm'
 """
 
 from __future__ import annotations
 
+import binascii
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
-from forgeoned.core.ports import ControlBackend
-from forgeoned.core.stats import PluginView
+from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, ControlBackend
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import (
     BadRequestError,
@@ -48,6 +59,7 @@ _VERBS = {
     "resume": Action.RESUME,
     "restart": Action.RESTART,
     "reset": Action.RESET,
+    "retry": Action.RETRY,
     "invoke": Action.INVOKE,
     "allow-downgrade": Action.ALLOW_DOWNGRADE,
 }
@@ -118,9 +130,8 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
         return _only(method, "GET", path, Route(Action.SHOW, name, _show))
     if len(rest) == 2 and rest[1] in _VERBS:
         action = _VERBS[rest[1]]
-        handler = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}.get(
-            action, _simple
-        )
+        special = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}
+        handler = {**special, Action.RETRY: _retry}.get(action, _simple)
         return _only(method, "POST", path, Route(action, name, handler))
     raise NotFoundError(f"no such endpoint {path!r}")
 
@@ -136,35 +147,7 @@ def _name(ctx: Context) -> str:
     return ctx.plugin
 
 
-def summary(view: PluginView) -> dict[str, Any]:
-    """The DESIGN §4 status entry of one plugin."""
-    return {"name": view.name, "version": view.version, "state": view.state, "sha256": view.sha256}
-
-
-def detail(view: PluginView) -> dict[str, Any]:
-    stats = view.stats
-    return {
-        **summary(view),
-        "signers": list(view.signers),
-        "last_error": view.last_error,
-        "limits": dict(view.limits),
-        "capabilities": dict(view.capabilities),
-        "instances": view.instances,
-        "memory_bytes": view.memory_bytes,
-        "counters": {
-            "calls": [
-                {"export": export, "outcome": outcome, "count": n}
-                for (export, outcome), n in sorted(stats.calls.items())
-            ],
-            "hostcalls": [
-                {"function": function, "outcome": outcome, "count": n}
-                for (function, outcome), n in sorted(stats.hostcalls.items())
-            ],
-            "fuel_consumed": stats.fuel_consumed,
-            "restarts": stats.restarts,
-            "log_dropped": stats.log_dropped,
-        },
-    }
+SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
 
 
 def _list(ctx: Context) -> Reply:
@@ -186,8 +169,24 @@ def _install(ctx: Context) -> Reply:
         raise BadRequestError(f"bad filename {filename[:80]!r}: a plain NAME.wasm is needed")
     if not ctx.request.body:
         raise BadRequestError("empty upload: send the artifact as the request body")
-    view = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor)
-    return Reply(201, {"installed": detail(view) if view is not None else None})
+    query, headers = ctx.request.head.query, ctx.request.head.headers
+    detached = None
+    if (encoded := headers.get(SIGNATURE_HEADER)) is not None:
+        try:
+            detached = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise BadRequestError(f"{SIGNATURE_HEADER} is not base64: {exc}") from exc
+    try:
+        wait = float(query.get("wait", INSTALL_WAIT_S))
+    except ValueError:
+        wait = math.nan
+    if not 0 <= wait <= INSTALL_WAIT_MAX_S:
+        raise BadRequestError(f"bad wait: seconds from 0 to {INSTALL_WAIT_MAX_S:g}")
+    report = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor, detached, wait)
+    about = {"name": report.name, "version": report.version, "sha256": report.sha256}
+    if report.running and report.view is not None:
+        return Reply(201, {"outcome": "running", "installed": detail(report.view)})
+    return Reply(202, {"outcome": "pending", "installed": None, "candidate": about})
 
 
 def _remove(ctx: Context) -> Reply:
@@ -200,6 +199,12 @@ def _simple(ctx: Context) -> Reply:
     method = getattr(ctx.backend, verb)
     method(_name(ctx), ctx.caller.actor)
     return Reply(200, {"plugin": _name(ctx), "action": verb, "ok": True})
+
+
+def _retry(ctx: Context) -> Reply:
+    view = ctx.backend.retry(_name(ctx), ctx.caller.actor)
+    body = {"plugin": _name(ctx), "action": "retry", "ok": True}
+    return Reply(200, {**body, "status": summary(view) if view is not None else None})
 
 
 MAX_INVOKE_WAIT_S = 3600.0

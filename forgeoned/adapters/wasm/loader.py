@@ -74,7 +74,11 @@ class PluginLoader:
         ):
             raise ArtifactError(f"{candidate.filename}: changed while it was being loaded")
         st = self.state()
-        verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
+        active = st.active.get(m.name)
+        verdict = check_rollback(
+            m.name, m.version, artifact.sha256, st.floors, st.overrides,
+            active.sha256 if active is not None else None,
+        )  # fmt: skip
         override = st.overrides.get(m.name) if verdict is Verdict.OVERRIDDEN else None
         allowed_by = override.actor if override is not None else None
         return Verified(candidate, artifact, verdict, detached, allowed_by)
