@@ -6,8 +6,9 @@ classes refine their code with an enum instead (``code`` is the member's value):
 and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
 code means one class, so a client rebuilds the error from the API's ``code`` alone
 (:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
-plugin* (trap, fuel, deadline, memory, non-zero status) is a separate branch from a fault of
-forgeoned itself or of its inputs::
+plugin* (trap, fuel, deadline, memory, a lifecycle export's non-zero status) is a separate
+branch from a fault of forgeoned itself or of its inputs, and a plugin's own answer that it
+could not do what was asked (``handle`` returning non-zero) is neither::
 
     ForgeonedError                     internal (500)
     ├── ConfigError                    bad configuration file or value
@@ -27,10 +28,12 @@ forgeoned itself or of its inputs::
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
-    │   ├── PluginStatusError          an export returned a non-zero status
+    │   ├── PluginStatusError          a lifecycle export returned a non-zero status
     │   └── KvQuotaError               a kv_set over the plugin's quota
+    ├── ApplicationError               the plugin answered with a non-zero status (422)
     ├── StateError                     forgeoned could not read/write its own state
-    ├── AuditError                     the audit log could not be written or is broken
+    ├── AuditError                     the audit log is broken or its key unusable
+    │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
     └── ControlError                   a control request that cannot be served
         ├── BadRequestError            (400)
         │   └── HttpProtocolError      code: a RequestProblem (malformed_json, timeout, …)
@@ -39,7 +42,8 @@ forgeoned itself or of its inputs::
         ├── NotFoundError              (404)
         ├── MethodNotAllowedError      (405)
         ├── ConflictError              (409)
-        │   └── IllegalTransition      a lifecycle trigger the plugin's state does not allow
+        │   ├── IllegalTransition      a lifecycle trigger the plugin's state does not allow
+        │   └── PluginPausedError      a call to a paused plugin that would not wait for it
         ├── BusyError                  too many connections or requests (503)
         ├── UnavailableError           the plugin exists but cannot take calls now (503)
         └── UnreachableError           forgeonectl cannot reach the daemon's socket
@@ -82,9 +86,11 @@ class InsecurePathError(ConfigError):
 class ArtifactError(ForgeonedError):
     reason = "artifact_invalid"
     http_status = 422
-    # Set when the refusal came after the manifest was read (the audit event names them).
+    # Set when the refusal came after the manifest was read (the audit event names them), or
+    # from the manifest the artifact claims, unverified (``claimed``), to name a rejection.
     plugin: str | None = None
     version: str | None = None
+    claimed: bool = False
 
 
 class ArtifactTooLargeError(ArtifactError):
@@ -234,6 +240,26 @@ class KvQuotaError(PluginFault):
     reason = "kv_quota"
 
 
+# --- a plugin's own answer -----------------------------------------------------------------
+
+
+class ApplicationError(ForgeonedError):
+    """``handle`` (or ``pause``, ``resume``, ``tick``) returned a non-zero status: the
+    plugin's answer, not a fault. Nothing restarts; the caller gets ``status`` and the
+    ``output`` the plugin wrote before it returned (empty for a lifecycle export)."""
+
+    reason = "application_error"
+    http_status = 422
+
+    def __init__(
+        self, message: str, *, export: str = "handle", status: int = 0, output: bytes = b""
+    ) -> None:
+        super().__init__(message)
+        self.export = export
+        self.status = status
+        self.output = output
+
+
 # --- forgeoned's own faults ----------------------------------------------------------------
 
 
@@ -243,6 +269,14 @@ class StateError(ForgeonedError):
 
 class AuditError(ForgeonedError):
     reason = "audit_failed"
+
+
+class AuditUnavailableError(AuditError):
+    """A record could not be written or synced (a full disk, an I/O error): the action it
+    records is refused, and the caller may try again once the audit log can be written."""
+
+    reason = "audit_unavailable"
+    http_status = 503
 
 
 # --- control API ---------------------------------------------------------------------------
@@ -334,6 +368,12 @@ class IllegalTransition(ConflictError):
         super().__init__(f"cannot {trigger.value} a plugin that is {state.value}")
         self.state = state
         self.trigger = trigger
+
+
+class PluginPausedError(ConflictError):
+    """The plugin is paused and the call was not asked to wait for it (``--wait``)."""
+
+    reason = "paused"
 
 
 class BusyError(ControlError):

@@ -82,6 +82,11 @@ SAMPLES: Final[tuple[AuditEvent, ...]] = (
                details={"kind": "truncated", "anchor_seq": 9, "found_seq": 3}),
     AuditEvent(EventName.AUDIT_GAP, actor="forgeoned", reason="new_chain",
                message="a new audit chain where one existed", details={"kind": "new_chain"}),
+    AuditEvent(EventName.PLUGIN_RETRY_ALLOWED, plugin="hello", version="1.2.0", sha256=SHA,
+               actor="uid=0(root)", reason="init_failed",
+               message="may be tried again: 1.2.0 (rolled_back)"),
+    AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor="uid=0(root)", reason="config_invalid",
+               message="forgeoned.toml: [control] socket_mode must be an octal string"),
     AuditEvent(EventName.DAEMON_STOPPED),
 )  # fmt: skip
 

@@ -71,6 +71,15 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")
 
+    # --- as a forgeoned.core.heartbeat.Heartbeat (bounded waits of the loop feed it) ---
+
+    @property
+    def interval_s(self) -> float | None:
+        return self.watchdog_interval()
+
+    def beat(self) -> None:
+        self.watchdog()
+
     def close(self) -> None:
         with self._lock:
             if self._sock is not None:

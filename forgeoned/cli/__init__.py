@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from forgeoned import __version__
-from forgeoned.cli.exitcodes import exit_code_for
+from forgeoned.cli.exitcodes import OK, exit_code_for
 from forgeoned.errors import ForgeonedError
 
-COMMAND_MODULES = ("forgeoned.cli.artifacts", "forgeoned.cli.control", "forgeoned.cli.audit")
+COMMAND_MODULES = (
+    "forgeoned.cli.keys",
+    "forgeoned.cli.artifacts",
+    "forgeoned.cli.control",
+    "forgeoned.cli.audit",
+    "forgeoned.cli.config",
+)
 DEFAULT_SOCKET = "/run/forgeoned/control.sock"
 
 
@@ -36,13 +43,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
+        try:
+            code: int = args.func(args)
+        finally:
+            sys.stdout.flush()  # here, where a reader that went away can still be caught
+    except BrokenPipeError:
+        return _reader_gone()
     except ForgeonedError as exc:
         print(f"forgeonectl: {exc}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``forgeonectl show x | head``): no traceback, no message,
+    and nothing more for the interpreter to flush at exit (it would complain again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return OK
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""forgeonectl commands for artifacts: ``keys generate``, ``package``, ``sign``, ``verify``.
+"""forgeonectl commands for artifacts: ``package``, ``sign``, ``verify`` (keys: ``cli.keys``).
 
 These work offline on files; they never talk to the daemon. ``verify`` runs the very
 pipeline the daemon runs (:func:`forgeoned.core.artifact.verify_artifact`) in production mode.
@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.crypto.keys import generate_keypair, load_secret_key, load_trust_dir
+from forgeoned.adapters.crypto.keys import load_secret_key, load_trust_dir
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core import signature as sig
@@ -78,12 +78,6 @@ def write_output(path: Path, data: bytes) -> None:
     atomic_write(path, data, mode=0o644)
 
 
-def _keys_generate(args: argparse.Namespace) -> int:
-    secret, public = generate_keypair(Path(args.out), args.name)
-    print(f"wrote {secret} (secret, mode 0600) and {public}")
-    return OK
-
-
 def _package(args: argparse.Namespace) -> int:
     module = read_file(Path(args.module))
     manifest = parse_manifest_obj(load_manifest_file(Path(args.manifest)))
@@ -111,7 +105,7 @@ def _sign(args: argparse.Namespace) -> int:
     return OK
 
 
-def _trust_config(path: str | None) -> TrustPolicyConfig:
+def trust_config(path: str | None) -> TrustPolicyConfig:
     if path is None:
         return TrustPolicyConfig()
     try:
@@ -122,7 +116,7 @@ def _trust_config(path: str | None) -> TrustPolicyConfig:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    trust = load_trust_dir(Path(args.trust), _trust_config(args.config))
+    trust = load_trust_dir(Path(args.trust), trust_config(args.config))
     path = Path(args.file)
     sig_path = Path(args.signature) if args.signature else Path(f"{path}.sig")
     detached = read_file(sig_path) if args.signature or sig_path.is_file() else None
@@ -139,13 +133,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
-    keys = sub.add_parser("keys", help="manage signing keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    gen = keys_sub.add_parser("generate", help="create NAME.key (0600) and NAME.pub in DIR")
-    gen.add_argument("--out", required=True, metavar="DIR")
-    gen.add_argument("--name", default="signing", help="file name stem (%(default)s)")
-    gen.set_defaults(func=_keys_generate)
-
     pkg = sub.add_parser("package", help="embed a manifest (.toml or .json) into a module")
     pkg.add_argument("module", metavar="MODULE.wasm")
     pkg.add_argument("--manifest", required=True, metavar="FILE")

@@ -168,6 +168,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if verdict.get("ok"):
         if not args.json:
             print(f"audit chain intact ({verdict.get('entries', 0)} entries)")
+            if gaps := verdict.get("gaps"):
+                seqs = ", ".join(str(seq) for seq in gaps)
+                print(
+                    f"{len(gaps)} recorded gap(s) at seq {seqs}: records refused or lost "
+                    "while the log could not be written (see audit export)"
+                )
         return OK
     print(
         f"forgeonectl: audit chain broken at seq {verdict.get('first_bad_seq')}: "

@@ -13,7 +13,7 @@ from typing import Any
 from forgeoned.cli.exitcodes import OK
 
 _NAME_COMMANDS = frozenset(
-    {"show", "invoke", "pause", "resume", "restart", "reset", "remove", "allow-downgrade"}
+    {"show", "invoke", "pause", "resume", "restart", "reset", "retry", "remove", "allow-downgrade"}
 )
 
 

@@ -9,9 +9,14 @@
 | 4 | daemon unreachable (no socket, connection refused) |
 | 5 | permission denied by the daemon's RBAC |
 | 6 | no such plugin |
-| 7 | conflict (illegal state change, downgrade) |
+| 7 | conflict (illegal state change, downgrade, invoking a paused plugin) |
 | 8 | the plugin faulted while handling the request |
 | 9 | the audit chain is broken (``audit verify``) |
+| 10 | refused: the daemon cannot write its audit log now (free space, then retry) |
+| 11 | application error: the plugin answered non-zero (``invoke`` prints its output) |
+
+A reader that closes stdout early (``forgeonectl show x | head -1``) is not a failure: the
+output stops silently, exit 0.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ NOT_FOUND: Final = 6
 CONFLICT: Final = 7
 PLUGIN_FAULT: Final = 8
 AUDIT_BROKEN: Final = 9
+AUDIT_UNAVAILABLE: Final = 10
+APPLICATION_ERROR: Final = 11
 
 
 def exit_code_for(exc: errors.ForgeonedError) -> int:
@@ -45,4 +52,8 @@ def exit_code_for(exc: errors.ForgeonedError) -> int:
         return CONFLICT
     if isinstance(exc, errors.PluginFault):
         return PLUGIN_FAULT
+    if isinstance(exc, errors.AuditUnavailableError):
+        return AUDIT_UNAVAILABLE
+    if isinstance(exc, errors.ApplicationError):
+        return APPLICATION_ERROR
     return FAILURE

@@ -23,7 +23,7 @@ from forgeoned.core import wasm_sections as ws
 from forgeoned.core.manifest import Manifest, parse_rfc3339
 from forgeoned.core.manifest_section import read_manifest
 from forgeoned.core.trust import Mode, TrustedKey, TrustPolicy
-from forgeoned.errors import SignatureError, SignatureReason
+from forgeoned.errors import ArtifactError, SignatureError, SignatureReason
 
 # Reasons that development mode tolerates (the load is audited loudly instead). A tampered or
 # malformed signature, or one by a revoked key, is refused in every mode.
@@ -89,8 +89,14 @@ def strict_signers(
     return keys - trust.revoked
 
 
-def _authorised(manifest: Manifest, keys: set[bytes], trust: TrustPolicy) -> list[TrustedKey]:
-    trusted = [k for pk in keys if (k := trust.by_public_key(pk)) is not None]
+def _authorised(
+    manifest: Manifest, keys: set[bytes], trust: TrustPolicy, now: float
+) -> list[TrustedKey]:
+    signed = [k for pk in keys if (k := trust.by_public_key(pk)) is not None]
+    trusted = [k for k in signed if not k.expired(now)]
+    if signed and not trusted:
+        names = ", ".join(sorted(k.name for k in signed))
+        raise SignatureError(f"signed only by expired key(s) {names}", SignatureReason.EXPIRED)
     in_scope = sorted((k for k in trusted if k.may_sign(manifest.name)), key=lambda k: k.name)
     if not in_scope:
         names = ", ".join(sorted(k.name for k in trusted))
@@ -113,6 +119,19 @@ def _check_expiry(manifest: Manifest, now: float) -> None:
         raise SignatureError(f"signature expired at {manifest.not_after}", SignatureReason.EXPIRED)
 
 
+def name_rejection(error: ArtifactError, data: bytes) -> None:
+    """Give a refusal that came before the manifest was trusted the plugin name and version
+    the artifact's manifest claims (``claimed``: unverified), so that its rejection can be
+    traced; nothing else is ever read from an untrusted manifest."""
+    if error.plugin is not None:
+        return
+    try:
+        manifest = read_manifest(data, ws.parse_sections(data))
+    except ArtifactError:
+        return  # no readable manifest: the file name alone names it
+    error.plugin, error.version, error.claimed = manifest.name, manifest.version, True
+
+
 def verify_artifact(
     data: bytes, *, detached: bytes | None, trust: TrustPolicy, mode: Mode, now: float
 ) -> VerifiedArtifact:
@@ -126,7 +145,7 @@ def verify_artifact(
     try:
         keys = strict_signers(data, sections, detached, trust)
         manifest = read_manifest(data, sections)  # read only once its bytes are trusted
-        signers = _authorised(manifest, keys, trust)
+        signers = _authorised(manifest, keys, trust, now)
         _check_expiry(manifest, now)
     except SignatureError as exc:
         if mode is Mode.DEVELOPMENT and exc.why in DEV_TOLERATED:

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 GENESIS_HASH: Final = "0" * 64
 CHECKPOINT_EVENT: Final = "audit.checkpoint"
+GAP_EVENT: Final = "audit.gap"  # the log itself recording a period it could not write
 _CHECKPOINT_DOMAIN: Final = b"forgeoned audit checkpoint v1\n"
 
 # (message, signature, public key hex) -> valid?
@@ -139,7 +140,10 @@ class SignedHead:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """Outcome of a chain verification; ``first_bad_seq``/``why`` say where it broke."""
+    """Outcome of a chain verification; ``first_bad_seq``/``why`` say where it broke.
+
+    ``gaps`` are the seqs of ``audit.gap`` entries: an intact chain that records periods in
+    which records were refused or lost (its details say what)."""
 
     ok: bool
     entries: int
@@ -147,6 +151,7 @@ class VerifyResult:
     why: str = ""
     checkpoints_checked: int = 0
     head_seq: int = 0
+    gaps: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,9 +190,10 @@ def verify_chain(
         walk.run(lines)
     except _Broken as broken:
         return VerifyResult(
-            False, walk.count, broken.seq, broken.why, walk.checkpoints, head_seq=walk.count
-        )
-    return VerifyResult(True, walk.count, None, "", walk.checkpoints, head_seq=walk.count)
+            False, walk.count, broken.seq, broken.why, walk.checkpoints, walk.count,
+            tuple(walk.gaps),
+        )  # fmt: skip
+    return VerifyResult(True, walk.count, None, "", walk.checkpoints, walk.count, tuple(walk.gaps))
 
 
 class _Walk:
@@ -199,6 +205,7 @@ class _Walk:
         self.head = head
         self.count = 0
         self.checkpoints = 0
+        self.gaps: list[int] = []
 
     def run(self, lines: Iterable[Line]) -> None:
         head = self.head
@@ -220,6 +227,8 @@ class _Walk:
             if entry.get("event") == CHECKPOINT_EVENT:
                 _check_checkpoint(entry, prev, self.check, self.key)
                 self.checkpoints += 1
+            elif entry.get("event") == GAP_EVENT:
+                self.gaps.append(seq)
             if head is not None and seq == head.seq:
                 if entry["hash"] != head.hash:
                     raise _Broken(seq, "entry differs from the signed head record (rewritten)")

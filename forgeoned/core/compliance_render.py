@@ -39,7 +39,7 @@ def _findings(title: str, findings: tuple[Finding, ...], omitted: int, empty: st
             "",
         ]
     rows = [
-        [f.seq, f.ts, f.event, f.plugin, f.version, f.actor, f.reason, f.message] for f in findings
+        [f.seq, f.ts, f.event, f.subject, f.version, f.actor, f.reason, f.message] for f in findings
     ]
     header = ["seq", "time (UTC)", "event", "plugin", "version", "actor", "reason", "message"]
     return out + _table(header, rows)
@@ -65,6 +65,12 @@ def render_markdown(report: ComplianceReport) -> str:
             f"The hash chain verifies: {chain.get('entries')} entries, "
             f"{chain.get('checkpoints_checked')} Ed25519-signed checkpoints checked."
         )
+        if gaps := chain.get("gaps"):
+            out.append(
+                f"It records {len(gaps)} gap(s) (`audit.gap` at seq "
+                f"{', '.join(str(seq) for seq in gaps)}): periods in which the log could not "
+                "be written, with what was refused or lost."
+            )
     else:
         out.append(
             f"**The hash chain does NOT verify**: first bad entry {chain.get('first_bad_seq')}"

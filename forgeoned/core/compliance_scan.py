@@ -36,6 +36,7 @@ OPERATOR_EVENTS: Final = frozenset(
         "plugin.reset",
         "plugin.downgrade_allowed",
         "daemon.reloaded",
+        "daemon.reload_failed",
     }
 )
 SYSTEM_ACTORS: Final = frozenset({"forgeoned", "daemon", "supervisor", "system", "watcher"})
@@ -54,9 +55,17 @@ class Finding:
     actor: str | None
     reason: str | None
     message: str
+    file: str | None = None  # the artifact file a rejection names
+
+    @property
+    def subject(self) -> str | None:
+        """The plugin, or for a file whose manifest could not be read, the file."""
+        return self.plugin or (f"(file {self.file})" if self.file else None)
 
 
 def finding(entry: Mapping[str, Any]) -> Finding:
+    details = entry.get("details")
+    file = details.get("file") if isinstance(details, Mapping) else None
     return Finding(
         seq=int(entry.get("seq", 0)),
         ts=str(entry.get("ts", "")),
@@ -66,6 +75,7 @@ def finding(entry: Mapping[str, Any]) -> Finding:
         actor=entry.get("actor"),
         reason=entry.get("reason"),
         message=str(entry.get("message", "")),
+        file=str(file) if file else None,
     )
 
 

@@ -79,7 +79,9 @@ class ControlConfig:
     max_header_bytes: int = 16 * 1024
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
-    policy: Policy = field(default_factory=Policy)
+    # Who may do what: a reload applies it at once (the daemon's config marks it live); the
+    # other keys take effect on a restart.
+    policy: Policy = field(default_factory=Policy, metadata={"live": True})
 
 
 def parse_control_config(raw: Mapping[str, Any]) -> ControlConfig:

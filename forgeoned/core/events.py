@@ -42,6 +42,11 @@ class EventName(enum.Enum):
         "bb5a18dddfcc40e5b32dc789df853fe5",
         PRIO_WARNING,
     )
+    PLUGIN_RETRY_ALLOWED = (
+        "plugin.retry_allowed",
+        "dc90282ca1ed46879577f01d55972ef1",
+        PRIO_NOTICE,
+    )
     PLUGIN_UNSIGNED_LOADED = (
         "plugin.unsigned_loaded",
         "fa0a8f63b7f44be48cbf64a13aef85f7",
@@ -55,6 +60,11 @@ class EventName(enum.Enum):
     DAEMON_STARTED = ("daemon.started", "9876d392e8144b348df7b4a51d27d1d1", PRIO_NOTICE)
     DAEMON_STOPPED = ("daemon.stopped", "ddbfd1d9db7446e5aace5c94f1604df4", PRIO_NOTICE)
     DAEMON_RELOADED = ("daemon.reloaded", "cbe8585adb004a548a900791ffa2e537", PRIO_NOTICE)
+    DAEMON_RELOAD_FAILED = (
+        "daemon.reload_failed",
+        "dc1bcd95ea204e889373f22eddd57b7a",
+        PRIO_ERR,
+    )
     CONFIG_INSECURE = ("config.insecure", "ab06ab4577524ae3ad4188578d165baa", PRIO_ERR)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)

@@ -26,7 +26,7 @@ class State(enum.Enum):
 class Trigger(enum.Enum):
     START = "start"  # begin init+start of a (new or restarted) instance set
     STARTED = "started"  # init and start returned 0
-    FAULT = "fault"  # a trap, limit or non-zero status from any export
+    FAULT = "fault"  # a trap or limit in any export, or init/start returning non-zero
     PAUSE = "pause"
     RESUME = "resume"
     DRAIN = "drain"  # stop routing calls, wait for in-flight ones

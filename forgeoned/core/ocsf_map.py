@@ -112,6 +112,7 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.PLUGIN_CALLS:             Row(_API, OTHER, "Invoke", _I, _OK),
     EventName.PLUGIN_DOWNGRADE_ALLOWED: Row(_LC, OTHER, "Allow Downgrade", _L, _OK),
     EventName.PLUGIN_UNSIGNED_LOADED:   Row(_LC, 1, "Install", _M, _OK),
+    EventName.PLUGIN_RETRY_ALLOWED:     Row(_LC, OTHER, "Retry", _L, _OK),
     EventName.HOSTCALL_DENIED:          Row(OcsfClass.DETECTION_FINDING, 1, "Create", _M, _OK),
     EventName.CONTROL_DENIED:           Row(_API, 0, "", _M, _FAIL),
     EventName.CONTROL_ACTION:           Row(_API, 0, "", _I, _OK),
@@ -119,6 +120,7 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.DAEMON_STARTED:           Row(_LC, 3, "Start", _I, _OK),
     EventName.DAEMON_STOPPED:           Row(_LC, 4, "Stop", _I, _OK),
     EventName.DAEMON_RELOADED:          Row(_LC, OTHER, "Reload", _I, _OK),
+    EventName.DAEMON_RELOAD_FAILED:     Row(_LC, OTHER, "Reload", _M, _FAIL),
     EventName.CONFIG_INSECURE:          Row(OcsfClass.COMPLIANCE_FINDING, 1, "Create", _H, _OK),
     EventName.AUDIT_CHECKPOINT:         Row(_LOG, OTHER, "Checkpoint", _I, _OK),
     EventName.AUDIT_RECOVERED:          Row(_LOG, OTHER, "Recover", _M, _OK),
@@ -136,7 +138,7 @@ API_ACTIVITY: Final = {
     "audit_verify": (2, "Read"),
     "compliance_read": (2, "Read"),
 }
-API_UPDATE: Final = (3, "Update")  # pause, resume, restart, reset, reload, invoke, downgrade
+API_UPDATE: Final = (3, "Update")  # pause, resume, restart, reset, retry, reload, invoke, …
 
 # Event Log Activity for audit.gap, by its ``kind``: a log cut short or gone is Delete (2), a
 # chain started over is Clear (1), a period the disk refused writes is Other (99).

@@ -38,6 +38,7 @@ class Action(enum.Enum):
     RESUME = "resume"
     RESTART = "restart"
     RESET = "reset"
+    RETRY = "retry"
     ALLOW_DOWNGRADE = "allow_downgrade"
     INVOKE = "invoke"
     RELOAD = "reload"
@@ -60,6 +61,7 @@ _STATE_CHANGING = frozenset(
         Action.RESUME,
         Action.RESTART,
         Action.RESET,
+        Action.RETRY,
         Action.ALLOW_DOWNGRADE,
         Action.RELOAD,
         Action.AUDIT_ACCEPT_GAP,
@@ -71,6 +73,7 @@ _OPERATOR = _VIEWER | {
     Action.PAUSE,
     Action.RESUME,
     Action.RESTART,
+    Action.RETRY,
     Action.INVOKE,
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from forgeoned.core.artifact_file import ArtifactFile, FileKey
 from forgeoned.core.events import AuditEvent
@@ -23,6 +25,23 @@ class AuditSink(Protocol):
     """Receives audit events. ``record`` returns only once the event is durable."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+
+class AuditGate(Protocol):
+    """Whether audit records can be written now; and marking the record an action waits for
+    (one that must be durable before the action happens), so that its failure is counted as
+    a refused action rather than a lost record."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def precondition(self) -> AbstractContextManager[object]: ...
+
+    def guard(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``, whose first audit record is its precondition: refused (raising
+        AuditUnavailableError) if that record cannot be written; standing if a later one
+        cannot (counted as lost)."""
+        ...
 
 
 class StateRecord(Protocol):
@@ -73,13 +92,31 @@ class PluginFiles(Protocol):
 
     def read(self, name: str, max_bytes: int) -> ArtifactFile: ...
 
-    def write(self, name: str, data: bytes) -> None:
-        """Replace ``name`` atomically and durably (an upload through the control API)."""
+    def write(self, name: str, data: bytes, detached: bytes | None = None) -> None:
+        """Replace ``name`` atomically and durably (an upload through the control API), with
+        ``detached`` as its ``.sig`` (written first), or without one (a stale ``.sig`` goes)."""
         ...
 
     def delete(self, name: str) -> None:
         """Remove ``name`` and its ``.sig`` (gone already is fine)."""
         ...
+
+
+INSTALL_WAIT_S: Final = 120.0  # how long an install waits for its artifact's outcome
+INSTALL_WAIT_MAX_S: Final = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class InstallReport:
+    """What became of an uploaded artifact: ``running`` (its sha256 runs, ``view`` shows it),
+    or not known yet (the caller did not wait, or not long enough). Every other outcome
+    (rejected, rolled back, failed, another version selected) is raised as its error."""
+
+    name: str
+    version: str
+    sha256: str
+    running: bool
+    view: PluginView | None = None
 
 
 class ControlBackend(Protocol):
@@ -93,8 +130,17 @@ class ControlBackend(Protocol):
 
     def get_plugin(self, name: str) -> PluginView: ...
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        """Verify ``data``; if trusted write it atomically into plugins.d and wait for it."""
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        """Verify ``data`` (with its detached signature); if trusted write it into plugins.d
+        and wait up to ``wait_s`` (0: not at all) for its outcome. Raises the error of an
+        artifact that does not run (the code its audit event carries)."""
         ...
 
     def remove(self, name: str, actor: str) -> None: ...
@@ -106,14 +152,33 @@ class ControlBackend(Protocol):
     def restart(self, name: str, actor: str) -> None: ...
 
     def reset(self, name: str, actor: str) -> None:
-        """Clear a quarantine and start the plugin again."""
+        """Clear a quarantine and start the plugin's active version again."""
+        ...
+
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        """Let the refused candidates of ``name`` try again (now); raises the error of one
+        that is refused again."""
         ...
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
-    def invoke(self, name: str, data: bytes) -> bytes: ...
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """``handle``'s output; a paused plugin fails at once unless ``wait_s`` is given
+        (then the call waits up to that long for it, as for a busy one)."""
+        ...
 
-    def reload(self, actor: str) -> None: ...
+    def reload(self, actor: str) -> dict[str, Any]:
+        """Reload the configuration; the answer says what was applied, what waits for a
+        restart, which plugins were restarted and which keys are trusted now."""
+        ...
+
+    def trusted_keys(self) -> dict[str, Any]:
+        """The trust in force: ``keys`` (each ``TrustedKey.describe()``) and ``revoked``."""
+        ...
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        """The files in plugins.d refused now: file, plugin, version, reason, message."""
+        ...
 
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         """Stored entries in order, read as they are consumed (the log may be large)."""

@@ -9,6 +9,8 @@ Rules for a candidate (name, version, sha256) against the floor of that name:
 * no floor: a first install;
 * a higher version: an upgrade;
 * the same version (semver precedence, build metadata ignored) with the same bytes: fine;
+* the exact bytes of the active version (an allowed downgrade that became active stays the
+  active version across restarts: its restart is not a new downgrade);
 * the same version with other bytes, or a lower version: :class:`RollbackError`, unless an
   admin recorded an override for exactly that version (and, if it names bytes, those bytes).
 """
@@ -48,6 +50,7 @@ class Verdict(enum.Enum):
     UPGRADE = "upgrade"
     SAME = "same"
     OVERRIDDEN = "overridden"  # allowed only by an admin's recorded override (audit it)
+    ACTIVE = "active"  # the active version itself, below the floor (an allowed downgrade)
 
 
 def _compare(a: str, b: str) -> int:
@@ -60,8 +63,10 @@ def check_rollback(
     sha256: str,
     floors: Mapping[str, FloorLike],
     overrides: Mapping[str, OverrideLike],
+    active_sha256: str | None = None,
 ) -> Verdict:
-    """Decide whether (name, version, sha256) may be activated; raises RollbackError."""
+    """Decide whether (name, version, sha256) may be activated; raises RollbackError.
+    ``active_sha256`` is the hash of the version now recorded as active for ``name``."""
     floor = floors.get(name)
     if floor is None:
         return Verdict.FIRST
@@ -70,6 +75,8 @@ def check_rollback(
         return Verdict.UPGRADE
     if order == 0 and sha256 == floor.sha256:
         return Verdict.SAME
+    if active_sha256 is not None and sha256 == active_sha256:
+        return Verdict.ACTIVE
     override = overrides.get(name)
     if override is not None and override.version == version and override.sha256 in (None, sha256):
         return Verdict.OVERRIDDEN

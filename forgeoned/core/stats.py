@@ -19,10 +19,13 @@ finishing at that moment, never one that finished before.
 from __future__ import annotations
 
 import bisect
+import enum
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+from forgeoned.core.state import QuarantineCause
 
 # Call durations: 10 µs … 10 s (plugin calls are mostly microseconds, deadlines are seconds).
 CALL_BUCKETS: Final[tuple[float, ...]] = (
@@ -180,9 +183,36 @@ class DaemonStats:
     rescans: int = 0
 
 
+class CandidateStatus(enum.Enum):
+    """Where a version that is not (yet) the active one stands."""
+
+    PENDING = "pending"  # being verified, compiled or started right now
+    REJECTED = "rejected"  # must not run (kept out until other bytes or an admin's retry)
+    ROLLED_BACK = "rolled_back"  # ran and failed; the active version kept serving
+    FAILED = "failed"  # ran and failed with nothing serving; the active version came back
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """A candidate version of a plugin other than the one it runs, for status output."""
+
+    version: str
+    sha256: str
+    status: CandidateStatus
+    reason: str | None = None  # the error code (the audit event's reason)
+    message: str = ""
+    at: float | None = None  # wall-clock time of the outcome (Unix seconds)
+    file: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class PluginView:
-    """A read-only picture of one plugin for status output and metrics."""
+    """A read-only picture of one plugin for status output and metrics.
+
+    ``version``/``sha256`` are the active version's (also while it is down: failed or
+    quarantined); a plugin with no active version yet shows the candidate being started.
+    ``last_error`` is the text of the latest failure, ``last_error_code`` its code.
+    """
 
     name: str
     version: str
@@ -194,3 +224,8 @@ class PluginView:
     last_error: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
     instances: int = 0
+    last_error_code: str | None = None
+    last_error_at: float | None = None
+    candidates: tuple[CandidateView, ...] = ()
+    quarantine: QuarantineCause | None = None
+    capabilities: dict[str, Any] = field(default_factory=dict)  # effective (manifest ∩ policy)

@@ -11,12 +11,15 @@ one downstream has to know the loader's types. Unit tests implement all four wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.desired import Candidate
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.state import KeptVersion
+from forgeoned.errors import PluginFault
 
 
 class Instance(Protocol):
@@ -25,6 +28,15 @@ class Instance(Protocol):
     def handle(self, data: bytes) -> bytes: ...
 
     def tick(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownFault:
+    """A ``stop`` or ``unload`` that returned non-zero or trapped while a version was taken
+    out of service (recorded; the swap or removal goes on regardless)."""
+
+    export: LifecycleExport
+    error: PluginFault
 
 
 class Version(Protocol):
@@ -41,6 +53,12 @@ class Version(Protocol):
 
     @property
     def limits(self) -> Mapping[str, int]: ...
+
+    @property
+    def capabilities(self) -> Mapping[str, Any]:
+        """The capabilities it runs with (its manifest's, narrowed by the operator's policy),
+        as ``Capabilities.to_json`` writes them."""
+        ...
 
     @property
     def instance_count(self) -> int: ...
@@ -62,12 +80,19 @@ class Version(Protocol):
         """Call ``start`` on every instance; raises :class:`PluginFault`."""
         ...
 
-    def pause(self) -> None: ...
+    def pause(self) -> None:
+        """Call ``pause`` on every instance. A non-zero status is the plugin's refusal:
+        :class:`ApplicationError`, with every instance resumed again; a trap a PluginFault."""
+        ...
 
-    def resume(self) -> None: ...
+    def resume(self) -> None:
+        """Call ``resume`` on every instance; as :meth:`pause` (a refusal leaves them paused)."""
+        ...
 
-    def shutdown(self) -> None:
-        """Call ``stop`` then ``unload`` on every instance and free them; never raises."""
+    def shutdown(self) -> Sequence[ShutdownFault]:
+        """Call ``stop`` then ``unload`` on every instance, each within the operator's
+        lifecycle bound, and free them; returns what failed, never raises. It may take that
+        long: the daemon loop hands it to a :class:`Retirer` instead of calling it."""
         ...
 
     def revive(self) -> Version:
@@ -138,7 +163,18 @@ class Slot(Protocol):
         ...
 
 
+class Retirer(Protocol):
+    def retire(self, name: str, version: Version) -> None:
+        """Take ``version`` (of plugin ``name``, out of service now) down for good: stop,
+        unload and free it, and audit what failed; off the caller's thread if it can."""
+        ...
+
+
 class Committer(Protocol):
     def commit(self, name: str, version: Version | None) -> None:
         """Durably record ``version`` as active for ``name``; raises :class:`StateError`."""
+        ...
+
+    def active_sha256(self, name: str) -> str | None:
+        """The hash of the version recorded as active for ``name`` (None: none is)."""
         ...

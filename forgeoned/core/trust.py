@@ -7,8 +7,11 @@ The operator writes the policy as the ``[trust]`` table of the daemon's TOML con
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import enum
 import fnmatch
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +37,17 @@ class TrustPolicyConfig:
     revoked: frozenset[bytes] = frozenset()  # raw 32-byte public keys
     scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # key name -> globs
     thresholds: Mapping[str, int] = field(default_factory=dict)  # plugin name/glob -> k
+    expires: Mapping[str, float] = field(default_factory=dict)  # key name -> Unix time
+
+
+def fingerprint(public_key: bytes) -> str:
+    """``SHA256:`` and the unpadded base64 of the raw key's SHA-256, as OpenSSH prints keys."""
+    digest = base64.b64encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def utc_text(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +55,7 @@ class TrustedKey:
     name: str  # file name without suffix, e.g. "ops" for ops.pub
     public_key: bytes  # raw 32 bytes
     scopes: tuple[str, ...] = ("*",)
+    not_after: float | None = None  # Unix time after which its signatures no longer count
 
     @property
     def key_id(self) -> bytes:
@@ -48,10 +63,24 @@ class TrustedKey:
 
     @property
     def fingerprint(self) -> str:
-        return self.key_id.hex()
+        return fingerprint(self.public_key)
 
     def may_sign(self, plugin: str) -> bool:
         return any(fnmatch.fnmatchcase(plugin, glob) for glob in self.scopes)
+
+    def expired(self, now: float) -> bool:
+        return self.not_after is not None and now > self.not_after
+
+    def describe(self) -> dict[str, Any]:
+        """What ``forgeonectl keys list`` and a reload's answer show of a trusted key."""
+        return {
+            "name": self.name,
+            "key_id": self.key_id.hex(),
+            "fingerprint": self.fingerprint,
+            "public_key": self.public_key.hex(),
+            "scopes": list(self.scopes),
+            "not_after": utc_text(self.not_after) if self.not_after is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +141,8 @@ def parse_trust_policy(raw: Any) -> TrustPolicyConfig:
         "ops.pub" = ["billing-*", "audit"]                            # default: ["*"]
         [trust.thresholds]        # plugin name or glob -> distinct trusted signers needed
         "payments" = 2                                                # default: 1
+        [trust.expires]           # key file -> the time after which it signs nothing
+        "ops.pub" = 2027-01-01T00:00:00Z                              # default: never
 
     A revoked key is matched by its raw public key, not by file name or key id, so renaming or
     re-encoding the key file does not bring it back.
@@ -120,7 +151,7 @@ def parse_trust_policy(raw: Any) -> TrustPolicyConfig:
         return TrustPolicyConfig()
     if not isinstance(raw, dict):
         raise ConfigError("[trust] must be a table")
-    unknown = sorted(set(raw) - {"revoked", "scopes", "thresholds"})
+    unknown = sorted(set(raw) - {"revoked", "scopes", "thresholds", "expires"})
     if unknown:
         raise ConfigError(f"trust.{unknown[0]}: unknown key")
     revoked_raw = raw.get("revoked", [])
@@ -131,7 +162,30 @@ def parse_trust_policy(raw: Any) -> TrustPolicyConfig:
         revoked=revoked,
         scopes=_parse_scopes(raw.get("scopes", {})),
         thresholds=_parse_thresholds(raw.get("thresholds", {})),
+        expires=_parse_expires(raw.get("expires", {})),
     )
+
+
+def _parse_expires(raw: Any) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ConfigError("trust.expires must be a table of key name -> date and time")
+    expires: dict[str, float] = {}
+    for entry, written in raw.items():
+        where = f"trust.expires.{entry}"
+        value = written
+        if isinstance(written, str):
+            try:
+                value = dt.datetime.fromisoformat(written)
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: {written!r} is not an RFC 3339 date and time"
+                ) from None
+        if not isinstance(value, dt.datetime):
+            raise ConfigError(f"{where} must be a date and time like 2027-01-01T00:00:00Z")
+        if value.tzinfo is None:
+            raise ConfigError(f"{where}: {value.isoformat()} has no UTC offset (add Z)")
+        expires[key_name(str(entry))] = value.timestamp()
+    return expires
 
 
 def _parse_scopes(raw: Any) -> dict[str, tuple[str, ...]]:

@@ -8,7 +8,6 @@ the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Final
 
@@ -24,6 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from forgeoned.daemon.main import main as run
     except RuntimeVersionError as exc:  # raised by the fast path's import-time check
-        print(f"forgeoned: {exc}", file=sys.stderr)
+        from forgeoned.adapters.journal_log import error_line
+
+        error_line(f"forgeoned: {exc}")
         return EX_UNAVAILABLE
     return run(argv)

@@ -13,14 +13,19 @@ production configs use absolute paths anyway.
 Every table is validated once, here, and kept typed (``mode`` a :class:`Mode`, ``[control]`` a
 :class:`ControlConfig` with its socket resolved, ``[trust]`` a :class:`TrustPolicyConfig`,
 ``[limits]`` a :class:`CeilingPolicy`). A field that a reload applies live is marked once, with
-``metadata=LIVE``; :meth:`Config.reloaded` and :meth:`Config.restart_required` are built from
-that mark, so a new live key is added in one place.
+``metadata=LIVE``; :meth:`Config.changes`, :meth:`Config.reloaded` and
+:meth:`Config.restart_required` are built from that mark, so a new live key is added in one
+place. A table kept as one dataclass (``[compile]``, ``[control]``) is compared key by key
+(``metadata=TABLE``), so a reload names ``control.socket``, not ``control``; inside it a
+field may be live on its own (``[control]``'s authorisation policy is, its socket is not).
+A dict-valued field (``[capabilities.NAME]``) names each entry that changed.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import Field, dataclass, field, fields, replace
+from collections.abc import Iterator
+from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,12 +39,22 @@ from forgeoned.errors import ConfigError, ManifestError
 
 MODES: Final = tuple(m.value for m in Mode)
 # Field metadata: ``LIVE`` marks what a reload applies at once; ``key`` names the TOML key when
-# it is not the field's name (what restart_required reports).
+# it is not the field's name (what restart_required reports); ``table`` makes a dataclass
+# value compared (and reported) field by field.
 LIVE: Final = {"live": True}
+TABLE: Final = {"table": True}
 
 
 def _key(name: str, live: bool = False) -> dict[str, Any]:
     return {"key": name, "live": live}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One configuration key whose value differs, and whether a reload applies it."""
+
+    key: str  # as written in the file, e.g. "control.socket", "capabilities.billing"
+    live: bool
 
 
 _TOP: Final = frozenset(
@@ -53,6 +68,7 @@ _TOP: Final = frozenset(
         "credentials_dir",
         "plugin_env",
         "drain_timeout_s",
+        "lifecycle_timeout_s",
         "call_hold_timeout_s",
         "shutdown_timeout_s",
         "rescan_interval_s",
@@ -68,7 +84,9 @@ _TOP: Final = frozenset(
         "audit",
     }
 )
-_COMPILE: Final = frozenset({"workers", "cpu_seconds", "memory_bytes", "timeout_s"})
+_COMPILE: Final = frozenset(
+    {"workers", "cpu_seconds", "memory_bytes", "timeout_s", "cache_max_bytes"}
+)
 _RESTART: Final = frozenset(
     {"max_failures", "window_s", "backoff_initial_s", "backoff_max_s", "backoff_factor", "jitter"}
 )
@@ -88,6 +106,7 @@ class CompileLimits:
     cpu_seconds: int = 30
     memory_bytes: int = 2 << 30
     timeout_s: float = 60.0
+    cache_max_bytes: int = 512 << 20  # the compile cache; entries in use are never evicted
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +121,14 @@ class Config:
     credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
     plugin_env: tuple[str, ...] = field(default=(), metadata=LIVE)
     drain_timeout_s: float = field(default=5.0, metadata=LIVE)
+    # each stop/unload/start/pause/resume call of a plugin (after a drain), at most
+    lifecycle_timeout_s: float = field(default=5.0, metadata=LIVE)
     call_hold_timeout_s: float = 30.0
-    shutdown_timeout_s: float = 20.0
+    shutdown_timeout_s: float = field(default=20.0, metadata=LIVE)
     rescan_interval_s: float = field(default=60.0, metadata=LIVE)
     debounce_ms: int = 50
-    max_artifact_bytes: int = MAX_MODULE_BYTES
-    compile: CompileLimits = field(default_factory=CompileLimits)
+    max_artifact_bytes: int = field(default=MAX_MODULE_BYTES, metadata=LIVE)
+    compile: CompileLimits = field(default_factory=CompileLimits, metadata=TABLE)
     restart: RestartPolicy = field(default_factory=RestartPolicy, metadata=LIVE)
     default_policy: Capabilities = field(
         default=DEFAULT_POLICY, metadata=_key("capabilities.default", live=True)
@@ -117,7 +138,8 @@ class Config:
     )
     trust: TrustPolicyConfig = field(default_factory=TrustPolicyConfig, metadata=LIVE)
     control_enabled: bool = field(default=True, metadata=_key("control.enabled"))
-    control: ControlConfig = field(default_factory=ControlConfig)  # socket resolved
+    # socket resolved; its policy (roles, bindings, rules) is live, the rest is not
+    control: ControlConfig = field(default_factory=ControlConfig, metadata=TABLE)
     limits: CeilingPolicy = field(default_factory=CeilingPolicy, metadata=LIVE)
     metrics_listen: str = field(default="127.0.0.1:9464", metadata=_key("metrics.listen"))
     metrics_enabled: bool = field(default=True, metadata=_key("metrics.enabled"))
@@ -135,14 +157,23 @@ class Config:
         """A path from a sub-parser's table (e.g. ``control.socket``), resolved like ours."""
         return Path(raw) if Path(raw).is_absolute() else self.base_dir / raw
 
+    def changes(self, new: Config) -> list[Change]:
+        """Every key whose value differs in ``new``, sorted by key."""
+        found: dict[str, Change] = {}
+        for f in fields(self):
+            if f.name != "path":
+                for change in _diff(f, getattr(self, f.name), getattr(new, f.name)):
+                    found[change.key] = change
+        return [found[key] for key in sorted(found)]
+
     def reloaded(self, new: Config) -> Config:
         """This configuration with every live field taken from ``new`` (the rest kept)."""
-        return replace(self, **{f.name: getattr(new, f.name) for f in fields(self) if _live(f)})
+        merged: Config = _merged(self, new)
+        return merged
 
     def restart_required(self, new: Config) -> list[str]:
         """The keys that differ in ``new`` but take effect only on a restart."""
-        changed = (f for f in fields(self) if getattr(self, f.name) != getattr(new, f.name))
-        return sorted({f.metadata.get("key", f.name) for f in changed if not _live(f)})
+        return [c.key for c in self.changes(new) if not c.live]
 
     def policy_for(self, name: str) -> Capabilities:
         """The operator's capability policy for plugin ``name`` (narrows its manifest)."""
@@ -155,6 +186,34 @@ class Config:
 
 def _live(f: Field[Any]) -> bool:
     return bool(f.metadata.get("live", False))
+
+
+def _diff(f: Field[Any], old: Any, new: Any, prefix: str = "") -> Iterator[Change]:
+    if old == new:
+        return
+    key = f.metadata.get("key") or f"{prefix}{f.name}"
+    live = _live(f)
+    if f.metadata.get("table") and is_dataclass(old) and type(old) is type(new):
+        for sub in fields(old):
+            for change in _diff(sub, getattr(old, sub.name), getattr(new, sub.name), f"{key}."):
+                yield Change(change.key, live or change.live)
+    elif isinstance(old, dict) and isinstance(new, dict):
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                yield Change(f"{key}.{name}", live)
+    else:
+        yield Change(key, live)
+
+
+def _merged(old: Any, new: Any) -> Any:
+    """``old`` with its live fields (and the live fields of its tables) taken from ``new``."""
+    taken: dict[str, Any] = {}
+    for f in fields(old):
+        if _live(f):
+            taken[f.name] = getattr(new, f.name)
+        elif f.metadata.get("table"):
+            taken[f.name] = _merged(getattr(old, f.name), getattr(new, f.name))
+    return replace(old, **taken)
 
 
 class _Reader:
@@ -261,8 +320,9 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
     dc = CompileLimits()
     default, per_plugin = _policies(r)
     listen = m.string("listen", d.metrics_listen)
-    if ":" not in listen:
-        raise m.error("listen", f"must be HOST:PORT, got {listen!r}")
+    port = listen.rpartition(":")[2]
+    if ":" not in listen or not port.isdigit() or int(port) > 65535:  # 0: any free port
+        raise m.error("listen", f"must be HOST:PORT (port 0..65535), got {listen!r}")
     control_raw = r.subtable("control")
     enabled = control_raw.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -287,6 +347,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         else None,
         plugin_env=tuple(env),
         drain_timeout_s=r.number("drain_timeout_s", d.drain_timeout_s, 0, 3600),
+        lifecycle_timeout_s=r.number("lifecycle_timeout_s", d.lifecycle_timeout_s, 0.001, 3600),
         call_hold_timeout_s=r.number("call_hold_timeout_s", d.call_hold_timeout_s, 0, 3600),
         shutdown_timeout_s=r.number("shutdown_timeout_s", d.shutdown_timeout_s, 0.1, 3600),
         rescan_interval_s=r.number("rescan_interval_s", d.rescan_interval_s, 0.1, 86_400),
@@ -297,6 +358,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
             cpu_seconds=c.integer("cpu_seconds", dc.cpu_seconds, 1, 3600),
             memory_bytes=c.integer("memory_bytes", dc.memory_bytes, 64 << 20, 1 << 40),
             timeout_s=c.number("timeout_s", dc.timeout_s, 0.1, 3600),
+            cache_max_bytes=c.integer("cache_max_bytes", dc.cache_max_bytes, 0, 1 << 44),
         ),
         restart=restart,
         default_policy=default,

@@ -10,6 +10,7 @@ audit log. ``invoke`` and the views run on the caller's thread and only touch pl
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
@@ -17,15 +18,27 @@ from typing import Any, Final, Protocol, TypeVar
 from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.core.desired import Candidate
+from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
-from forgeoned.errors import BadRequestError, ConflictError, NotFoundError
+from forgeoned.core.trust import TrustPolicy
+from forgeoned.errors import (
+    ArtifactError,
+    BadRequestError,
+    ConflictError,
+    ForgeonedError,
+    NotFoundError,
+)
+from forgeoned.service.plugin_index import Rejection
+
+log = logging.getLogger("forgeoned")
 
 T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 
 
 class Callee(Protocol):
-    def call(self, data: bytes) -> bytes: ...
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes: ...
 
 
 class Operations(Protocol):
@@ -37,7 +50,11 @@ class Operations(Protocol):
 
     def find(self, name: str) -> Callee | None: ...
 
-    def add(self, filename: str, data: bytes, actor: str | None = None) -> None: ...
+    def install(
+        self, cand: Candidate, data: bytes, detached: bytes | None, actor: str | None = None
+    ) -> InstallReport: ...
+
+    def refuse_upload(self, filename: str, error: ArtifactError, actor: str | None) -> None: ...
 
     def remove(self, name: str, actor: str | None = None) -> None: ...
 
@@ -49,13 +66,34 @@ class Operations(Protocol):
 
     def reset(self, name: str, actor: str | None = None) -> None: ...
 
+    def retry(self, name: str, actor: str | None = None) -> PluginView | None: ...
+
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
 
 class Runner(Protocol):
-    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises)."""
+    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises;
+    ``TimeoutError`` when it did not finish within ``timeout``: it still runs); ``post`` runs
+    it later without waiting."""
 
     def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
+
+    def post(self, job: Callable[[], None]) -> None: ...
+
+
+class Refusals(Protocol):
+    """What the daemon refuses now: the trust in force, the files it rejected."""
+
+    @property
+    def trust(self) -> TrustPolicy: ...
+
+    def rejected(self) -> list[Rejection]: ...
+
+
+class GapAcceptor(Protocol):
+    """The audit log's anchor keeper: an admin accepts an open ``audit.gap``."""
+
+    def accept(self, actor: str) -> dict[str, Any]: ...
 
 
 class AuditReader(Followed, Protocol):
@@ -70,10 +108,11 @@ class DaemonBackend:
         operations: Operations,
         loop: Runner,
         verify: Callable[[bytes, bytes | None], VerifiedArtifact],
-        reload: Callable[[str | None], None],
+        reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
-        accept_gap: Callable[[str], dict[str, Any]] | None = None,
+        refusals: Refusals,
+        anchor: GapAcceptor | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -81,7 +120,8 @@ class DaemonBackend:
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
-        self._accept_gap = accept_gap
+        self._refusals = refusals
+        self._anchor = anchor
 
     # --- views ------------------------------------------------------------------------------
 
@@ -99,17 +139,40 @@ class DaemonBackend:
 
     # --- changes ----------------------------------------------------------------------------
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        artifact = self._verify(data, None)  # raises ArtifactError: nothing is written
-        m = artifact.manifest
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        """Verify the upload here (a refusal is reported and counted on the loop; nothing is
+        written), then write it and reconcile on the loop, waiting up to ``wait_s`` for what
+        became of it (see :mod:`forgeoned.service.install`)."""
         name = filename.rsplit("/", 1)[-1]
+        try:
+            artifact = self._verify(data, detached)
+        except ArtifactError as exc:
+            refused = exc
+            self._loop.call(lambda: self._ops.refuse_upload(name, refused, actor))
+            raise
+        m = artifact.manifest
         if not _SAFE_FILE.match(name):
             name = f"{m.name}-{m.version}.wasm"
-        self._loop.call(lambda: self._ops.add(name, data, actor))
+        cand = Candidate(m.name, m.version, artifact.sha256, name)
+        pending = InstallReport(m.name, m.version, artifact.sha256, running=False)
+
+        def job() -> InstallReport:
+            return self._ops.install(cand, data, detached, actor)
+
+        if wait_s <= 0:
+            self._loop.post(lambda: _logged(job))
+            return pending
         try:
-            return self._ops.view(m.name)
-        except NotFoundError:
-            return None
+            return self._loop.call(job, timeout=wait_s)
+        except TimeoutError:  # it goes on on the loop; its outcome is audited there
+            return pending
 
     def remove(self, name: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.remove(name, actor))
@@ -126,20 +189,46 @@ class DaemonBackend:
     def reset(self, name: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.reset(name, actor))
 
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        return self._loop.call(lambda: self._ops.retry(name, actor))
+
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
 
-    def invoke(self, name: str, data: bytes) -> bytes:
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
         host = self._ops.find(name)
         if host is None:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
-            return host.call(data)
+            return host.call(data, wait_s)
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 
-    def reload(self, actor: str) -> None:
-        self._loop.call(lambda: self._reload(actor))
+    def reload(self, actor: str) -> dict[str, Any]:
+        return self._loop.call(lambda: self._reload(actor))
+
+    # --- trust and refusals -----------------------------------------------------------------
+
+    def trusted_keys(self) -> dict[str, Any]:
+        trust = self._refusals.trust
+        return {
+            "keys": [k.describe() for k in trust.keys],
+            "revoked": sorted(pk.hex() for pk in trust.revoked),
+            "thresholds": dict(trust.thresholds),
+        }
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "file": r.filename,
+                "plugin": r.error.plugin,
+                "version": r.error.version,
+                "manifest": "unverified" if r.error.claimed else None,
+                "reason": r.error.code,
+                "message": str(r.error),
+            }
+            for r in self._refusals.rejected()
+        ]
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -150,12 +239,20 @@ class DaemonBackend:
         return self._audit_log.verify().to_dict()
 
     def audit_accept_gap(self, actor: str) -> dict[str, Any]:
-        if self._accept_gap is None:
+        if self._anchor is None:
             raise ConflictError("this daemon keeps no audit anchor")
-        return self._accept_gap(actor)
+        return self._anchor.accept(actor)
 
     def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
-        log = self._audit_log
-        start = from_seq if from_seq is not None else log.durable_seq + 1
-        for item in follow(log, start):
+        reader = self._audit_log
+        start = from_seq if from_seq is not None else reader.durable_seq + 1
+        for item in follow(reader, start):
             yield item.to_dict() if isinstance(item, FollowEnd) else item
+
+
+def _logged(job: Callable[[], InstallReport]) -> None:
+    """An install nobody waits for: its refusal is audited, and logged here."""
+    try:
+        job()
+    except ForgeonedError as exc:
+        log.warning("install (not waited for): %s", exc)

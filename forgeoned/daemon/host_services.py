@@ -4,27 +4,38 @@ For a manifest it builds the :class:`HostServices` of that version: the capabili
 narrowed by the operator's policy, the environment variables it may read, the secrets
 directory, its kv store (one per plugin name, opened on first use, kept across versions),
 its denial throttle (one per name too, so that restarts and swaps do not refill the audit
-budget), its counters, and the sink of its ``log`` calls (journald, rate limited, or the
-``forgeoned.plugin`` logger). The loader calls it once per version it instantiates.
+budget), its counters, and the sink of its ``log`` calls (rate limited per plugin, then journald, or
+the ``forgeoned.plugin`` logger on stderr without it or while it is down). The loader calls
+it once per version it instantiates.
+
+It remembers what it granted to each plugin name last, so that a reload that changes the
+capability policy or ``plugin_env`` can tell exactly which running plugins now hold other
+capabilities than the configuration in force would give them (:meth:`stale`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.core.denial_throttle import DenialThrottle
-from forgeoned.core.manifest import Manifest
+from forgeoned.core.manifest import Capabilities, Manifest
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 
-plugin_log = logging.getLogger("forgeoned.plugin")
+Grant = tuple[Capabilities, frozenset[str]]  # effective capabilities, readable env names
+
+
+def grant(config: Config, name: str, requested: Capabilities) -> Grant:
+    """What ``config`` lets plugin ``name`` use of what its manifest asks for."""
+    caps = requested.narrowed(config.policy_for(name))
+    return caps, frozenset(caps.env & set(config.plugin_env))
 
 
 def credentials_dir(config: Config) -> Path | None:
@@ -47,14 +58,17 @@ class HostServicesFactory:
         self._audit = audit
         self._clock = clock
         self._stats_of = stats_of
-        self._journal_log = PluginLogSink(journal, stats_of, clock) if journal else None
+        writer = journal if journal is not None else ConsoleWriter()
+        self._plugin_log = PluginLogSink(writer, stats_of, clock)
         self._kv: dict[str, KvStore] = {}
         self._denials: dict[str, DenialThrottle] = {}
+        self._granted: dict[str, tuple[Capabilities, Grant]] = {}  # name -> (asked, given)
 
     def __call__(self, manifest: Manifest) -> HostServices:
         name = manifest.name
-        caps = manifest.capabilities.narrowed(self.config.policy_for(name))
-        allowed = caps.env & set(self.config.plugin_env)
+        given = grant(self.config, name, manifest.capabilities)
+        self._granted[name] = (manifest.capabilities, given)
+        caps, allowed = given
         env = {k: os.environ[k] for k in allowed if k in os.environ}
         return HostServices(
             plugin=name, version=manifest.version, capabilities=caps, env=env,
@@ -63,12 +77,18 @@ class HostServicesFactory:
             denials=self._denials.setdefault(name, DenialThrottle()),
         )  # fmt: skip
 
+    def stale(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` whose last grant differs from what the config in force gives."""
+        out = []
+        for name in sorted(names):
+            granted = self._granted.get(name)
+            if granted is not None and grant(self.config, name, granted[0]) != granted[1]:
+                out.append(name)
+        return out
+
     def log(self, plugin: str, level: int, message: str) -> None:
-        """A plugin's ``log`` call (level 0..4)."""
-        if self._journal_log is not None:
-            self._journal_log(plugin, level, message)
-        else:
-            plugin_log.log(10 * (level + 1), "%s: %s", plugin, message)
+        """A plugin's ``log`` call (level 0 debug, 1 info, 2 notice, 3 warning, 4 error)."""
+        self._plugin_log(plugin, level, message)
 
     def _secrets_dir(self) -> Path | None:
         return credentials_dir(self.config)

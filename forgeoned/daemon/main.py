@@ -11,37 +11,42 @@ Signals that arrive before the handlers exist are held, not fatal
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
-from forgeoned.adapters import console
+from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.metrics.server import MetricsServer
+from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
+from forgeoned.core.policy import Policy
 from forgeoned.core.ports import Clock
+from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon import signals
+from forgeoned.daemon.check import DEFAULT_CONFIG, EX_CONFIG, parse_args, run_check
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
+from forgeoned.daemon.reload import apply_config, plan, restart_stale
 from forgeoned.daemon.wiring import (
     Observer,
     build_parts,
     close_parts,
     fault_hook_from_env,
+    load_trust,
     mkdir,
-    reload_config,
+    trim_compile_cache,
 )
-from forgeoned.errors import ConfigError, ForgeonedError
+from forgeoned.errors import AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
 
 log = logging.getLogger("forgeoned")
@@ -64,8 +69,8 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats,
-            accept_gap=p.anchor.accept,
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source,
+            anchor=p.anchor,
         )  # fmt: skip
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
@@ -75,6 +80,8 @@ class Daemon:
         self._next_rescan = 0.0
         self._settle_at = 0.0
         self._settle_by = float("inf")
+        # When audit writes start failing or work again, STATUS= says so (built on the loop).
+        p.trail.on_change = lambda: self.loop.post(self._audit_changed)
 
     # --- plugins.d ----------------------------------------------------------------------
 
@@ -108,47 +115,92 @@ class Daemon:
         self.parts.reconciler.rescan()
         self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
 
-    def reload(self, actor: str | None = None) -> None:
-        """SIGHUP / ``forgeonectl reload``: new trust keys and policies where safe, a full
-        rescan, READY=1 again. A bad new config is refused (and raised to the control caller)
-        while the running configuration stays in force. READY=1 follows RELOADING=1 whatever
-        raises, with the failure in its status line: systemd must not wait forever."""
+    def reload(self, actor: str | None = None) -> dict[str, Any]:
+        """SIGHUP / ``forgeonectl reload``: the new config's live keys, trust and policies, a
+        full rescan, the plugins whose capabilities changed restarted, READY=1 again; returns
+        the :class:`~forgeoned.daemon.reload.ReloadReport` as JSON. A bad new config is
+        refused (``daemon.reload_failed``, raised to the control caller) while the running
+        configuration stays in force. ``daemon.reloaded`` (or ``daemon.reload_failed``) is
+        written before anything is applied: a reload the audit log cannot record does not
+        happen (AuditUnavailableError). READY=1 follows RELOADING=1 whatever raises, with the
+        failure in its status line: systemd must not wait forever."""
         p = self.parts
         p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
         refused: ForgeonedError | None = None
         failed: BaseException | None = None
+        answer: dict[str, Any] = {}
         try:
+            new: tuple[Config, TrustPolicy] | None = None
             try:
-                self.config = reload_config(p, self.config, load_config(self.config.path))
+                config = load_config(self.config.path)
+                new = config, load_trust(config, p.audit)
             except ForgeonedError as exc:
-                log.warning("reload refused, keeping the running configuration: %s", exc)
+                log.error("reload refused, keeping the running configuration: %s", exc)  # noqa: TRY400
                 refused = exc
-            p.reconciler.forget_attempts()
-            p.directory.clear()  # re-verify every file against the (new) trust
-            p.operations.withdraw_untrusted(p.source.recheck)
-            self.rescan()
-            reason = refused.code if refused is not None else None
-            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor, reason=reason,
-                                      message=str(refused or "")))  # fmt: skip
+            p.trail.outage.guard(lambda: answer.update(self._reload(actor, refused, new)), "reload")
         except BaseException as exc:
             failed = exc
             raise
         finally:
             status = self.status_line()
-            p.notifier.ready(status if failed is None else f"{status}; reload failed: {failed}")
+            why = failed or refused
+            p.notifier.ready(status if why is None else f"{status}; reload failed: {why}")
         if refused is not None:
             raise refused
+        return answer
+
+    def _reload(
+        self,
+        actor: str | None,
+        refused: ForgeonedError | None,
+        new: tuple[Config, TrustPolicy] | None,
+    ) -> dict[str, Any]:
+        p = self.parts
+        applied = plan(p, self.config, *new) if new is not None else None
+        if applied is None:
+            reason = refused.code if refused is not None else None
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
+                                      reason=reason, message=str(refused or "")))  # fmt: skip
+        else:
+            planned = applied.report([])
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
+                                      message=planned.summary(),
+                                      details=planned.event_details()))  # fmt: skip
+        if new is not None:
+            self.config = apply_config(p, self.config, *new, self._set_policy)
+        p.directory.clear()  # re-verify every file against the (new) trust
+        p.operations.withdraw_untrusted(p.source.recheck)
+        self.rescan()
+        if applied is None:
+            return {}
+        report = applied.report(restart_stale(p, actor))
+        report.log()
+        return report.to_json()
+
+    def _set_policy(self, policy: Policy) -> None:
+        if self.control is not None:
+            self.control.set_policy(policy)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def status_line(self) -> str:
         counts = self.parts.plugins.state_counts()
         line = (
-            f"{counts[State.RUNNING]} plugins running, {counts[State.FAILED]} failed, "
+            f"{_plugins(counts[State.RUNNING])} running, {counts[State.FAILED]} failed, "
             f"{counts[State.QUARANTINED]} quarantined"
         )
         chain = self.parts.chain.last
-        return line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        line = line if chain is None or chain.ok else f"{line}; {describe(chain)}"
+        outage = self.parts.trail.outage.view()
+        if outage.since is None:
+            return line
+        since = rfc3339(outage.since)
+        return f"DEGRADED: audit log not writable since {since}, changes refused; {line}"
+
+    def _audit_changed(self) -> None:
+        self.parts.notifier.status(self.status_line())
+        if self.parts.trail.outage.ok:
+            self.rescan()  # changes in plugins.d waited for the audit log: now, recorded
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""
@@ -161,6 +213,7 @@ class Daemon:
             restored = p.reconciler.start_persisted()
             p.reconciler.reconcile(None)
             self._next_rescan = self.clock.monotonic() + self.config.rescan_interval_s
+        trim_compile_cache(p)
         p.watcher.start()
         self.start_servers()
         p.ticks.start()
@@ -169,7 +222,7 @@ class Daemon:
         p.audit.record(
             AuditEvent(
                 EventName.DAEMON_STARTED,
-                message=f"{restored} plugins restored; " + self.status_line(),
+                message=f"{_plugins(restored)} restored; " + self.status_line(),
             )
         )
         p.notifier.ready(self.status_line())
@@ -184,7 +237,7 @@ class Daemon:
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=p.audit_log
+                self.config.metrics_listen, self.backend, audit=p.audit_log, writes=p.trail.outage
             )
             self.metrics.start()
 
@@ -197,6 +250,7 @@ class Daemon:
         interval = p.notifier.watchdog_interval()
         next_ping = self.clock.monotonic()
         while not self._stopping:
+            trim_compile_cache(p)  # after whatever the last job swapped or removed
             now = self.clock.monotonic()
             if interval is not None and now >= next_ping:
                 p.notifier.watchdog()
@@ -226,34 +280,52 @@ class Daemon:
         return self.shutdown()
 
     def shutdown(self) -> int:
+        """SIGTERM: stop taking work, drain and stop every plugin within
+        ``shutdown_timeout_s`` (then interrupt what still runs), audit, free everything.
+
+        The drain starts before the servers close: closing the control server waits for its
+        in-flight requests, and a call that never ends by itself ends only when the drain
+        interrupts it."""
         p = self.parts
         p.notifier.stopping("stopping: draining plugins")
-        self.close_inputs()
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        self.close_watchers()
         worker = threading.Thread(target=self.drain_all, name="forgeoned-shutdown", daemon=True)
         worker.start()
-        worker.join(self.config.shutdown_timeout_s)
+        self.close_servers()
+        worker.join(max(0.0, deadline - time.monotonic()))
         clean = not worker.is_alive()
         if not clean:
             p.plugins.interrupt_all()
-        p.audit.record(
-            AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
-        )
+            p.retirer.interrupt()
+        with contextlib.suppress(AuditError):  # a full disk must not stop the shutdown
+            p.audit.record(
+                AuditEvent(EventName.DAEMON_STOPPED, reason=None if clean else "shutdown_timeout")
+            )
         self.close_all()
         self.stopped.set()
         return 0
 
     def drain_all(self) -> None:
-        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``."""
+        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``, and
+        wait for the versions still being retired by earlier swaps."""
         p = self.parts
         with p.events.hold():  # the stop events are written while the others drain
             p.plugins.stop_all(p.swapper.drain_timeout_s, p.events)
+        p.retirer.join(self.config.shutdown_timeout_s)
 
     def close_inputs(self) -> None:
         """Stop taking new work: watcher, ticks, control socket, metrics."""
+        self.close_watchers()
+        self.close_servers()
+
+    def close_watchers(self) -> None:
         p = self.parts
         p.watcher.close()
         p.ticks.close()
         p.chain.close()
+
+    def close_servers(self) -> None:
         for server in (self.control, self.metrics):
             if server is not None:
                 with contextlib.suppress(Exception):
@@ -263,31 +335,39 @@ class Daemon:
         close_parts(self.parts)
 
 
+def _plugins(count: int) -> str:
+    """``1 plugin``, ``2 plugins``, ``0 plugins``."""
+    return f"{count} plugin" if count == 1 else f"{count} plugins"
+
+
 def _install_signals(daemon: Daemon) -> None:
     """The real handlers; a SIGHUP/SIGTERM held since :func:`signals.hold` arrives now."""
+
+    def reload() -> None:  # the report goes to the journal and the audit log
+        daemon.reload()
+
     signals.install(
-        on_stop=lambda: daemon.loop.post(daemon.stop),
-        on_reload=lambda: daemon.loop.post(daemon.reload),
+        on_stop=lambda: daemon.loop.post(daemon.stop), on_reload=lambda: daemon.loop.post(reload)
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signals.hold()  # already held by forgeoned.daemon.main; again for direct callers
-    parser = argparse.ArgumentParser(prog="forgeoned", description="forgeoned plugin daemon")
-    parser.add_argument("--config", required=True, type=Path, help="TOML configuration file")
-    parser.add_argument("--log-level", default=os.environ.get("FORGEONED_LOG_LEVEL", "INFO"))
-    args = parser.parse_args(argv)
-    console.configure(args.log_level)
+    args = parse_args(argv)
+    if args.check_config is not None:
+        chosen = args.check_config if args.check_config is not True else args.config
+        return run_check(Path(chosen) if chosen else DEFAULT_CONFIG)
+    journal_log.configure(args.log_level)
     try:
         daemon = Daemon(load_config(args.config))
     except (ConfigError, ForgeonedError) as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
-        return 78 if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
+        journal_log.error_line(f"forgeoned: {exc}")
+        return EX_CONFIG if isinstance(exc, ConfigError) else 1  # EX_CONFIG, as systemd expects
     _install_signals(daemon)
     try:
         return daemon.run()
     except ForgeonedError as exc:
-        print(f"forgeoned: {exc}", file=sys.stderr)
+        journal_log.error_line(f"forgeoned: {exc}")
         daemon.close_all()
         return 1
 

@@ -33,10 +33,12 @@ from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
-from forgeoned.adapters.wasm.loader import Compiled, PluginLoader, Verified
+from forgeoned.adapters.wasm.loader import PluginLoader
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
+from forgeoned.adapters.wasm.version import Compiled, Lifecycle, Verified
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent
+from forgeoned.core.heartbeat import Heartbeat
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
@@ -53,7 +55,10 @@ from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import HostFactory, PluginTable
 from forgeoned.service.reconciler import Reconciler
+from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
+from forgeoned.service.restarts import RestartSchedule
+from forgeoned.service.retirer import Retirer
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -116,6 +121,7 @@ class Parts:
     loader: PluginLoader
     swapper: Swapper[Verified, Compiled]
     plugins: PluginTable
+    retirer: Retirer  # stops and unloads versions that left service, off the loop
     reconciler: Reconciler
     operations: PluginOperations
     watcher: DirectoryWatcher
@@ -142,7 +148,10 @@ def build_parts(
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
-    anchor = AnchorKeeper(store, audit_log, trail)
+    # What the disk refused: the trail counts it; the reconciler and the plugin operations
+    # change nothing without a record (the gate); the metrics and the status line show it.
+    gate = trail.outage
+    anchor = AnchorKeeper(store, audit_log, trail, gate)
     anchor.start()  # a log cut short, gone or started over is an audit.gap from the start
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
     try:  # after the audit trail exists: a refused start is audited
@@ -154,30 +163,36 @@ def build_parts(
         raise
     verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
     events = AuditBatch(audit)
-    plugins = PluginTable(_host_factory(config, clock))
+    # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
+    heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
+    plugins = PluginTable(_host_factory(config, clock, heartbeat))
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
-    workers = CompileWorkers(limits, ModuleCache(config.cache_dir))
-    if notifier.watchdog_interval() is not None:
+    workers = CompileWorkers(limits, ModuleCache(config.cache_dir, cl.cache_max_bytes))
+    if heartbeat is not None:
         workers.heartbeat = notifier.watchdog
     active = ActiveSet(store, KeptCopiesDir(config.state_dir / "artifacts"))
     files = PluginFilesDir(config.plugins_dir)
     directory = PluginDirectory(files, verifier, config.max_artifact_bytes)
     source = ArtifactSource(verifier, directory, active)
     services = HostServicesFactory(config, audit, clock, plugins.stats_of, journal)
+    # the operator's bound on lifecycle calls, read at each call (a reload may change it)
+    lifecycle = Lifecycle(lambda: services.config.lifecycle_timeout_s, heartbeat)
     loader = PluginLoader(
         runtime, workers, lambda: active.current, source.fetch, services, events, stats,
-        lambda: verifier.ceilings,
+        lambda: verifier.ceilings, lifecycle,
     )  # fmt: skip
+    retirer = Retirer(audit)  # not the start's batch: it records from threads of its own
     swapper = Swapper(
         loader, active, events, stats, clock, config.drain_timeout_s,
-        fault or (lambda step, cand: None),
+        fault or (lambda step, cand: None), retirer,
     )  # fmt: skip
     reconciler = Reconciler(
-        swapper, directory, active, events, stats, clock, config.restart, plugins,
-        RejectionReport(events, stats), post,
-        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers),
+        swapper, directory, active, events, stats, clock,
+        RestartSchedule(config.restart, clock, events, active), plugins,
+        RejectionReport(events, stats), post, Refusals(active, clock),
+        prefetch=lambda cands: loader.prefetch(source.ready(cands), cl.workers), gate=gate,
     )  # fmt: skip
     watcher = DirectoryWatcher(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
@@ -190,8 +205,8 @@ def build_parts(
         chain=ChainWatch(audit_log, config.audit_verify_interval_s),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
-        swapper=swapper, plugins=plugins, reconciler=reconciler,
-        operations=PluginOperations(reconciler, plugins, directory, active, events),
+        swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
+        operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock),
     )  # fmt: skip
 
@@ -208,28 +223,27 @@ class _Observed:
         self._observer(event)
 
 
-def _host_factory(config: Config, clock: Clock) -> HostFactory:
+def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> HostFactory:
     def make_host(name: str, stats: PluginStats, on_fault: OnFault) -> PluginHost:
-        return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock)
+        return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock, heartbeat)
 
     return make_host
 
 
-def reload_config(parts: Parts, current: Config, new: Config) -> Config:
-    """Apply the keys Config marks live (trust, policies, ceilings, timers, restart budget)
-    and return the configuration now in force; raises (changing nothing) if the new trust
-    cannot be loaded."""
-    trust = load_trust(new, parts.audit)
-    waiting = current.restart_required(new)
-    if waiting:
-        log.warning("changed, applied only on restart: %s", ", ".join(waiting))
-    config = current.reloaded(new)
-    parts.verifier.reload(trust, config.mode, config.limits)
-    parts.services.config = config
-    parts.chain.interval_s = new.audit_verify_interval_s
-    parts.swapper.drain_timeout_s = new.drain_timeout_s
-    parts.reconciler.policy = new.restart
-    return config
+def trim_compile_cache(parts: Parts) -> None:
+    """Keep the compile cache under its cap: evict what no active, running or candidate
+    (plugins.d) version uses. Cheap unless over the cap; runs on the daemon loop."""
+    cache = parts.workers.cache
+    if cache is None:
+        return
+
+    def in_use() -> set[str]:
+        used = {record.sha256 for record in parts.active.current.active.values()}
+        used.update(parts.plugins.running().values())
+        used.update(c.sha256 for c in parts.directory.candidates())
+        return used
+
+    cache.trim(in_use)
 
 
 def close_parts(parts: Parts) -> None:

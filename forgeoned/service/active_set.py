@@ -17,7 +17,14 @@ from dataclasses import replace
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import KeptCopies, StateRecord
 from forgeoned.core.rollback import next_floor
-from forgeoned.core.state import ActiveRecord, DaemonState, DowngradeOverride, Floor
+from forgeoned.core.state import (
+    ActiveRecord,
+    DaemonState,
+    DowngradeOverride,
+    Floor,
+    QuarantineCause,
+    Refusal,
+)
 from forgeoned.core.swap_ports import Version
 
 log = logging.getLogger("forgeoned")
@@ -125,7 +132,7 @@ class ActiveSet:
             same = previous is not None and previous.sha256 == record.sha256
             if same and name not in st.quarantined and name not in overrides:
                 return  # a restart of what is already recorded: nothing to write
-            active[name] = record
+            active[name] = previous if same and previous is not None else record
             floors[name] = next_floor(floors.get(name), Floor(record.version, record.sha256))
             if name in overrides and overrides[name].version == record.version:
                 del overrides[name]  # an override is good for one activation
@@ -136,6 +143,7 @@ class ActiveSet:
                 floors=floors,
                 overrides=overrides,
                 quarantined=st.quarantined - {name},
+                causes={k: v for k, v in st.causes.items() if k != name},
             )
         )
         if previous is not None and self._pending is not None:
@@ -143,10 +151,25 @@ class ActiveSet:
         elif previous is not None:
             self._collect(previous.sha256, active)
 
-    def set_quarantined(self, name: str, quarantined: bool) -> None:
+    def active_sha256(self, name: str) -> str | None:
+        record = self.current.active.get(name)
+        return record.sha256 if record is not None else None
+
+    def set_quarantined(
+        self, name: str, quarantined: bool, cause: QuarantineCause | None = None
+    ) -> None:
         st = self.current
         q = (st.quarantined | {name}) if quarantined else (st.quarantined - {name})
-        self._save(replace(st, quarantined=q))
+        causes = {k: v for k, v in st.causes.items() if k != name}
+        if quarantined and cause is not None:
+            causes[name] = cause
+        self._save(replace(st, quarantined=q, causes=causes))
+
+    def set_refused(self, name: str, refused: tuple[Refusal, ...]) -> None:
+        """Record the refused candidates of ``name`` (oldest first; empty: none)."""
+        st = self.current
+        others = {k: v for k, v in st.refused.items() if k != name}
+        self._save(replace(st, refused={**others, name: refused} if refused else others))
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         """Record an admin's permission to activate ``version`` of ``name`` once."""

@@ -9,14 +9,14 @@ mode, and :meth:`ArtifactSource.recheck` tells which running versions it no long
 
 from __future__ import annotations
 
-from forgeoned.core.artifact import VerifiedArtifact, verify_artifact
+from forgeoned.core.artifact import VerifiedArtifact, name_rejection, verify_artifact
 from forgeoned.core.ceilings import CeilingPolicy, check_manifest
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import Clock
 from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.errors import ArtifactError
 from forgeoned.service.active_set import ActiveSet
-from forgeoned.service.plugin_index import Known, PluginDirectory
+from forgeoned.service.plugin_index import Known, PluginDirectory, Rejection
 
 
 class ArtifactVerifier:
@@ -31,11 +31,16 @@ class ArtifactVerifier:
         self._clock = clock
 
     def __call__(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
-        """Raises :class:`ArtifactError` for bytes that must not run."""
-        artifact = verify_artifact(
-            data, detached=detached, trust=self.trust, mode=self.mode, now=self._clock.wall()
-        )
-        check_manifest(self.ceilings, artifact.manifest)  # the operator's ceilings
+        """Raises :class:`ArtifactError` for bytes that must not run (naming the plugin
+        whenever a manifest can be read, see :func:`name_rejection`)."""
+        try:
+            artifact = verify_artifact(
+                data, detached=detached, trust=self.trust, mode=self.mode, now=self._clock.wall()
+            )
+            check_manifest(self.ceilings, artifact.manifest)  # the operator's ceilings
+        except ArtifactError as exc:
+            name_rejection(exc, data)
+            raise
         return artifact
 
     def reload(self, trust: TrustPolicy, mode: Mode, ceilings: CeilingPolicy) -> None:
@@ -49,6 +54,15 @@ class ArtifactSource:
         self.verify = verify
         self._directory = directory
         self._active = active
+
+    @property
+    def trust(self) -> TrustPolicy:
+        """The trust in force (what ``forgeonectl keys list`` shows)."""
+        return self.verify.trust
+
+    def rejected(self) -> list[Rejection]:
+        """The files plugins.d holds that are refused now."""
+        return self._directory.rejected()
 
     def fetch(self, cand: Candidate) -> Known:
         """The verified artifact for a swap (with its detached signature): from the plugins.d

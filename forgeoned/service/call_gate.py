@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 from forgeoned.core.lifecycle import State
-from forgeoned.errors import UnavailableError
+from forgeoned.errors import PluginPausedError, UnavailableError
 
 V = TypeVar("V")
 J = TypeVar("J")
@@ -122,12 +122,15 @@ class CallGate(Generic[V, J]):
             finally:
                 self._watchers -= 1
 
-    def enter(self, wait: bool, timeout: float, job: J) -> V | Waiter[V, J] | None:
+    def enter(
+        self, wait: bool, timeout: float, job: J, hold_paused: bool = True
+    ) -> V | Waiter[V, J] | None:
         """The version to run ``job`` on, counted in flight: at once if an instance is free
         and nobody is ahead, else after waiting in line (at most ``timeout``); or the waiter,
         served, if another thread ran ``job`` meanwhile. With ``wait`` False, None when the
         plugin is not RUNNING behind an open gate (it still waits in line for a busy
-        instance). UnavailableError if the plugin cannot serve or the wait timed out."""
+        instance). UnavailableError if the plugin cannot serve or the wait timed out;
+        PluginPausedError if it is paused and ``hold_paused`` is False."""
         with self.lock:
             serving = not self.closed and self.state is State.RUNNING
             if serving and self._busy < self._capacity and not self._queue:
@@ -139,6 +142,10 @@ class CallGate(Generic[V, J]):
             if not serving:
                 if not wait:
                     return None
+                if self.state is State.PAUSED and not hold_paused:
+                    raise PluginPausedError(
+                        f"plugin {self.name!r} is paused (resume it, or let the call wait)"
+                    )
                 if not self.closed and self.state not in HOLDING:
                     raise UnavailableError(f"plugin {self.name!r} is {self.state.value}")
             waiter: Waiter[V, J] = Waiter(job)

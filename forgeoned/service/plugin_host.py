@@ -8,21 +8,34 @@ busy or while the gate is closed (a drain, a pause, a start in progress), bounde
 ``hold_timeout_s``. A thread holding an instance runs the waiting calls on it itself, oldest
 first, before giving it back (briefly: ``SERVE_WAITERS_S``; why in
 :mod:`forgeoned.service.call_gate`). In-flight calls are counted so that a drain can wait for
-them and, after the drain timeout, interrupt them.
+them and, after the drain timeout, interrupt them; the daemon loop waits for that with the
+watchdog fed (:mod:`forgeoned.core.heartbeat`).
+
+Lifecycle answers: ``pause`` (``resume``) returning non-zero is the plugin's refusal, an
+:class:`~forgeoned.errors.ApplicationError` for the caller; the plugin stays running (paused).
+A trap in them is a fault, as for a call.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from forgeoned.core.clock import SystemClock
+from forgeoned.core.heartbeat import Heartbeat, wait_beating
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.core.swap_ports import Instance, Version
-from forgeoned.errors import PluginFault, PluginTrap, TrapKind, UnavailableError
+from forgeoned.errors import (
+    ApplicationError,
+    PluginFault,
+    PluginTrap,
+    TrapKind,
+    UnavailableError,
+)
 from forgeoned.service.call_gate import CallGate, Waiter
 
 __all__ = ["INTERRUPT_GRACE_S", "PluginHost"]
@@ -37,6 +50,16 @@ Job = Callable[[Instance], bytes]
 OnFault = Callable[["PluginHost", Version, PluginFault], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the status shows of the last version installed, once it is gone (failed)."""
+
+    version: str
+    sha256: str
+    signers: tuple[str, ...]
+    limits: dict[str, int] = field(default_factory=dict)
+
+
 class PluginHost:
     def __init__(
         self,
@@ -45,15 +68,20 @@ class PluginHost:
         hold_timeout_s: float = 30.0,
         on_fault: OnFault | None = None,
         clock: Clock | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._name = name
         self.stats = stats if stats is not None else PluginStats()
         self.hold_timeout_s = hold_timeout_s
         self.on_fault = on_fault
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.heartbeat = heartbeat  # fed while a drain waits (the daemon loop's watchdog)
         self._gate: CallGate[Version, Job] = CallGate(name)
         self._interrupting = False
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the code (audit reasons carry it)
+        self.last_error_text: str | None = None
+        self.last_error_at: float | None = None  # wall clock
+        self._facts: _Facts | None = None
 
     # --- Slot protocol ----------------------------------------------------------------------
 
@@ -73,10 +101,15 @@ class PluginHost:
         gate = self._gate
         with gate.lock:
             gate.state = transition(gate.state, trigger)
-            if reason is not None:
-                self.last_error = reason
+            if reason is not None and reason != self.last_error:
+                self.last_error, self.last_error_text = reason, reason
+                self.last_error_at = self.clock.wall()
             gate.changed_locked()
             return gate.state
+
+    def record_error(self, code: str, text: str, at: float) -> None:
+        """The latest failure of this plugin: its code and the text an operator reads."""
+        self.last_error, self.last_error_text, self.last_error_at = code, text, at
 
     def wait_for(self, state: State, timeout: float) -> bool:
         """Block until the plugin is in ``state`` (bounded); True if it got there."""
@@ -91,18 +124,24 @@ class PluginHost:
         return self._gate.watch(lambda: self._gate.waiting >= count, timeout)
 
     def drain(self, timeout: float) -> None:
+        """Close the gate and wait (bounded: ``timeout``, then interrupt and
+        ``INTERRUPT_GRACE_S``) until no call runs, beating the heartbeat meanwhile."""
         gate = self._gate
         with gate.lock:
             gate.closed = True
             version = gate.current
-        if gate.watch(lambda: gate.inflight == 0, timeout):
+
+        def idle(seconds: float) -> bool:
+            return gate.watch(lambda: gate.inflight == 0, seconds)
+
+        if wait_beating(idle, timeout, self.heartbeat):
             return
         with gate.lock:
             self._interrupting = True
         try:
             if version is not None:
                 version.interrupt()
-            gate.watch(lambda: gate.inflight == 0, INTERRUPT_GRACE_S)
+            wait_beating(idle, INTERRUPT_GRACE_S, self.heartbeat)
         finally:
             with gate.lock:
                 self._interrupting = False
@@ -111,6 +150,10 @@ class PluginHost:
         count = version.instance_count if version is not None else 0
         with self._gate.lock:
             self._gate.install_locked(version, count)
+            if version is not None:
+                self._facts = _Facts(
+                    version.version, version.sha256, tuple(version.signers), dict(version.limits)
+                )
 
     def release(self) -> None:
         gate = self._gate
@@ -120,10 +163,15 @@ class PluginHost:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _run(self, job: Job, wait: bool) -> bytes | None:
+    def _run(
+        self, job: Job, wait: bool, hold_s: float | None = None, hold_paused: bool = True
+    ) -> bytes | None:
         """Run ``job`` on an instance of the active version, then the jobs waiting in line
-        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running)."""
-        got = self._gate.enter(wait, self.hold_timeout_s, job)
+        (see :mod:`forgeoned.service.call_gate`); None if skipped (``wait`` False, not running).
+        A call waits at most ``hold_s`` (default ``hold_timeout_s``) for a free instance or
+        an open gate; a paused plugin holds it only if ``hold_paused``."""
+        hold = self.hold_timeout_s if hold_s is None else hold_s
+        got = self._gate.enter(wait, hold, job, hold_paused)
         if got is None:
             return None
         if isinstance(got, Waiter):  # another thread ran it
@@ -162,9 +210,11 @@ class PluginHost:
             if time.perf_counter() >= deadline:
                 return
 
-    def call(self, data: bytes) -> bytes:
-        """Run ``handle`` on an instance of the active version (waits through a swap)."""
-        result = self._run(lambda inst: inst.handle(data), True)
+    def call(self, data: bytes, wait_s: float | None = None) -> bytes:
+        """Run ``handle`` on an instance of the active version. It waits through a swap (up
+        to ``hold_timeout_s``) but not for a paused plugin (:class:`PluginPausedError`), unless
+        ``wait_s`` is given: then it waits up to that long in any case, paused included."""
+        result = self._run(lambda inst: inst.handle(data), True, wait_s, wait_s is not None)
         assert result is not None
         return result
 
@@ -187,7 +237,7 @@ class PluginHost:
             if version is not gate.current or gate.state is not State.RUNNING:
                 return
             gate.state = transition(gate.state, Trigger.FAULT)
-            self.last_error = exc.code
+            self.record_error(exc.code, str(exc), self.clock.wall())
             gate.changed_locked()  # the calls waiting in line are refused
         if self.on_fault is not None:
             self.on_fault(self, version, exc)
@@ -195,19 +245,25 @@ class PluginHost:
     # --- pause / resume ---------------------------------------------------------------------
 
     def pause(self, drain_timeout: float) -> None:
-        """Hold new calls, let in-flight ones finish, then call ``pause`` on every instance."""
+        """Hold new calls, let in-flight ones finish, then call ``pause`` on every instance.
+        If the plugin refuses (non-zero), it goes on running and the refusal is raised."""
         self.trigger(Trigger.PAUSE)
         self.drain(drain_timeout)
         version = self._gate.current
         try:
             if version is not None:
                 version.pause()
+        except ApplicationError:
+            self.trigger(Trigger.RESUME)  # as it was: running, calls let through again
+            self.release()
+            raise
         except PluginFault as exc:
             self._lifecycle_fault(version, exc)
             raise
 
     def resume(self) -> None:
-        """Call ``resume`` on every instance and let the held calls through."""
+        """Call ``resume`` on every instance and let the held calls through. If the plugin
+        refuses (non-zero), it stays paused and the refusal is raised."""
         with self._gate.lock:
             if self._gate.state is not State.PAUSED:
                 transition(self._gate.state, Trigger.RESUME)  # raises IllegalTransition
@@ -215,6 +271,8 @@ class PluginHost:
         try:
             if version is not None:
                 version.resume()
+        except ApplicationError:
+            raise  # still paused, the calls waiting for it still wait
         except PluginFault as exc:
             self._lifecycle_fault(version, exc)
             raise
@@ -222,6 +280,7 @@ class PluginHost:
         self.release()
 
     def _lifecycle_fault(self, version: Version | None, exc: PluginFault) -> None:
+        self.record_error(exc.code, str(exc), self.clock.wall())
         self.trigger(Trigger.FAULT, exc.code)
         self.release()
         if self.on_fault is not None and version is not None:
@@ -230,16 +289,23 @@ class PluginHost:
     # --- views ------------------------------------------------------------------------------
 
     def view(self) -> PluginView:
+        """What the host itself knows; :mod:`forgeoned.service.plugin_status` adds the rest."""
         v = self._gate.current
+        facts = self._facts
+        if v is not None:
+            facts = _Facts(v.version, v.sha256, tuple(v.signers), dict(v.limits))
         return PluginView(
             name=self._name,
-            version=v.version if v is not None else "",
-            sha256=v.sha256 if v is not None else "",
+            version=facts.version if facts is not None else "",
+            sha256=facts.sha256 if facts is not None else "",
             state=self._gate.state.value,
             memory_bytes=v.memory_bytes if v is not None else 0,
             stats=self.stats.totals(),  # every instance's counters added up
-            signers=v.signers if v is not None else (),
-            last_error=self.last_error,
-            limits=dict(v.limits) if v is not None else {},
+            signers=tuple(facts.signers) if facts is not None else (),
+            last_error=self.last_error_text,
+            limits=dict(facts.limits) if facts is not None else {},
             instances=v.instance_count if v is not None else 0,
+            last_error_code=self.last_error,
+            last_error_at=self.last_error_at,
+            capabilities=dict(v.capabilities) if v is not None else {},
         )

@@ -134,6 +134,11 @@ class PluginDirectory:
         if known is not None and self._by_sha.get(known[0].sha256) is known:
             del self._by_sha[known[0].sha256]
 
+    def rejected(self) -> list[Rejection]:
+        """The files refused now, by name (any thread: the entries are copied at once)."""
+        entries = sorted(tuple(self.entries.items()), key=lambda item: item[0])  # one step
+        return [Rejection(name, e.error) for name, e in entries if e.error is not None]
+
     def candidates(self) -> list[Candidate]:
         return [e.candidate for e in self.entries.values() if e.candidate is not None]
 
@@ -149,8 +154,13 @@ class PluginDirectory:
         """The file names whose artifact is a version of ``plugin``."""
         return {f for f, e in self.entries.items() if e.candidate and e.candidate.name == plugin}
 
-    def write(self, filename: str, data: bytes) -> None:
-        self.files.write(filename, data)
+    def known_file(self, filename: str) -> tuple[bytes, bytes | None] | None:
+        """The bytes (and detached signature) of ``filename`` as last read, if it was valid."""
+        known = self._verified.get(filename)
+        return (known[0].module, known[1]) if known is not None else None
+
+    def write(self, filename: str, data: bytes, detached: bytes | None = None) -> None:
+        self.files.write(filename, data, detached)
 
     def delete(self, filename: str) -> None:
         self.files.delete(filename)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import AuditSink
+from forgeoned.core.retire import shut_down
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import NotFoundError
 from forgeoned.service.plugin_host import OnFault, PluginHost
@@ -82,21 +83,22 @@ class PluginTable:
     # --- shutdown ---------------------------------------------------------------------------
 
     def stop_all(self, drain_timeout_s: float, audit: AuditSink) -> None:
-        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped``; the
-        active set stays as it is on disk (the next start brings the same versions back)."""
+        """Drain and stop every plugin (SIGTERM), each audited as ``plugin.stopped`` (and a
+        ``stop``/``unload`` that failed as ``plugin.failed``); the active set stays as it is
+        on disk (the next start brings the same versions back)."""
         for host in self.all():
             v = host.current
             if v is not None and host.state in (State.RUNNING, State.PAUSED):
                 host.trigger(Trigger.DRAIN)
                 host.drain(drain_timeout_s)
-                v.shutdown()
+                shut_down(audit, host.name, v)
                 host.trigger(Trigger.DRAINED)
                 audit.record(
                     AuditEvent(EventName.PLUGIN_STOPPED, plugin=host.name, version=v.version,
                                sha256=v.sha256, reason="shutdown")
                 )  # fmt: skip
             elif v is not None:
-                v.shutdown()
+                shut_down(audit, host.name, v)
             host.install(None)
             host.release()
 

@@ -4,40 +4,45 @@ Everything here runs on the daemon's loop thread, one step at a time, so swaps o
 never overlap and the restart budgets need no lock. Calls arrive on other threads and only
 touch the :class:`PluginHost` objects.
 
-A (name, sha256) whose swap was rejected or rolled back is remembered and not retried until
-the desired file changes, an admin allows a downgrade, or the daemon reloads: a rescan must
-not replay the same rejection every minute.
+What runs (docs/operations.md): of each name, the highest version in plugins.d that was not
+refused (:mod:`forgeoned.service.refusals`) is tried; restarts, reloads and daemon restarts
+bring back the *active* version (the last that came up), or, before any came up, retry the
+first candidate until it runs or is quarantined. Operator actions are built on the methods
+here (:mod:`forgeoned.service.operations`); ``actor`` is who asked, put in their events.
 
-The operations an operator's actions are made of (withdraw a plugin, restoring it if that
-fails; restart; reset) are methods here, so that nobody else changes the hosts;
-:mod:`forgeoned.service.operations` builds the control API's use cases on them. ``actor`` is
-who asked, recorded in the audit events the operation causes.
+While the audit log cannot be written (``gate``), nothing changes on the daemon's own
+initiative: plugins.d is reconciled and failed plugins are restarted once it can be again. A
+record of something that happened anyway (a fault, a quarantine) is counted as lost by the
+audit trail and does not stop the supervision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from forgeoned.core.desired import Candidate, desired_set
+from forgeoned.core.desired import Candidate, DesiredSet, desired_set
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
-from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.stats import DaemonStats
-from forgeoned.core.supervisor import RestartBudget, RestartPolicy
 from forgeoned.core.swap_ports import Version
 from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import ForgeonedError, NotFoundError, PluginFault, StateError
+from forgeoned.errors import AuditError, ForgeonedError, NotFoundError, PluginFault, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
 from forgeoned.service.plugin_table import PluginTable
+from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
+from forgeoned.service.restarts import RestartSchedule
 
 log = logging.getLogger(__name__)
 Post = Callable[[Callable[[], None]], None]  # run this on the daemon loop, later
+AUDIT_RETRY_S = 5.0  # a restart whose record could not be written is tried again this much later
 
 
 @dataclass
@@ -48,16 +53,19 @@ class Reconciler:
     audit: AuditSink
     stats: DaemonStats
     clock: Clock
-    policy: RestartPolicy
+    restarts: RestartSchedule
     plugins: PluginTable
     rejections: RejectionReport
     post: Post
-    budgets: dict[str, RestartBudget] = field(default_factory=dict)
-    restart_at: dict[str, float] = field(default_factory=dict)
-    attempted: set[tuple[str, str]] = field(default_factory=set)
+    refusals: Refusals
+    # The candidate each plugin's latest swap brought up or tried (any thread reads it: the
+    # status shows a candidate being started), and that swap's result (install reads it).
+    targets: dict[str, Candidate] = field(default_factory=dict)
+    last: dict[str, tuple[Candidate, SwapResult]] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
     retry: set[str] = field(default_factory=set)  # file names to read again (changed mid-read)
     prefetch: Callable[[list[Candidate]], None] | None = None
+    gate: AuditGate | None = None  # None: the audit log is taken to be writable
 
     @property
     def drain_timeout_s(self) -> float:
@@ -73,24 +81,28 @@ class Reconciler:
         """A call's thread saw a fault: the supervisor handles it on the loop."""
         self.post(lambda: self.fault(host, version, exc))
 
-    def _budget(self, name: str) -> RestartBudget:
-        return self.budgets.setdefault(name, RestartBudget(self.policy))
-
     # --- startup ----------------------------------------------------------------------------
 
     def start_persisted(self) -> int:
-        """Start the active set recorded in the state; returns how many run."""
-        quarantined = self.active.current.quarantined
+        """Start the active set recorded in the state (a quarantined plugin stays so, also
+        one that never ran: its candidate is the one plugins.d selects); returns how many run."""
+        st = self.active.current
+        restore = {c.name: c for c in self.active.persisted()}
+        for name in st.quarantined - restore.keys():
+            if (cand := self.selected(name)) is not None:
+                restore[name] = cand
         running = 0
-        for cand in self.active.persisted():
+        for cand in (restore[name] for name in sorted(restore)):
             host = self._host_for(cand.name)
-            if cand.name in quarantined:
+            if cand.name in st.quarantined:
+                self.targets[cand.name] = cand
                 for trig in (Trigger.START, Trigger.FAULT, Trigger.QUARANTINE):
                     host.trigger(trig, "quarantined before restart")
+                if (cause := st.causes.get(cand.name)) is not None:
+                    host.record_error(cause.reason, cause.last_error or cause.message, cause.at)
                 continue
-            result = self.swapper.swap(host, cand, quiet=True)
+            self.bring_up(host, cand, quiet=True)
             running += host.state is State.RUNNING
-            self._after(host, cand, result)
         return running
 
     # --- plugins.d --------------------------------------------------------------------------
@@ -135,9 +147,13 @@ class Reconciler:
 
     def reconcile(self, names: set[str] | None, actor: str | None = None) -> None:
         """Make the running set match the desired set (for ``names``, or everything)."""
+        if self.gate is not None and not self.gate.ok:
+            log.info("audit log not writable: plugins.d is reconciled once it is")
+            return  # the daemon rescans when the log works again
         running = self.plugins.running()
-        desired = desired_set(self.directory.candidates(), running)
+        desired = self._desired(running)
         wanted = desired.wanted
+        present = {c.name for c in self.directory.candidates()}  # refused ones included
         scope = set(wanted) | self.plugins.names() if names is None else names
         for conflict in desired.conflicts:
             if conflict.loser.name in scope:
@@ -150,32 +166,55 @@ class Reconciler:
                 self.prefetch(new)  # compile in parallel; the swaps below find them ready
         for name in sorted(scope):
             try:
-                self._reconcile_one(name, wanted.get(name), actor)
+                self._reconcile_one(name, wanted.get(name), actor, name in present)
             except Exception:  # the per-plugin boundary: one plugin must not stop the rest
                 log.exception("reconciling plugin %s failed; retried at the next rescan", name)
 
-    def _reconcile_one(self, name: str, want: Candidate | None, actor: str | None) -> None:
+    def _desired(self, running: dict[str, str]) -> DesiredSet:
+        """The desired set over the candidates that were not refused."""
+        refusals = self.refusals
+        cands = [c for c in self.directory.candidates() if (c.name, c.sha256) not in refusals]
+        return desired_set(cands, running)
+
+    def _reconcile_one(
+        self, name: str, want: Candidate | None, actor: str | None, present: bool = False
+    ) -> None:
+        """``present``: plugins.d has files of ``name`` (refused ones, when ``want`` is None)."""
         host = self.plugins.get(name)
         if want is None:
-            if self._source_rejected(name):
-                return  # its file is still there but now rejected: keep what runs
+            if present or self._source_rejected(name):
+                return  # only refused (or now rejected) files: keep what runs
             if host is not None:
                 self.withdraw(host, actor or self._last_owner(name))
             return
-        if (name, want.sha256) in self.attempted:
-            return
-        current = host.current.sha256 if host is not None and host.current is not None else None
-        if host is not None and current == want.sha256 and host.state is not State.FAILED:
+        identity = self._identity(host) if host is not None else None
+        if host is not None and identity == want.sha256 and host.state is not State.FAILED:
             return  # running, paused, or quarantined with these very bytes
-        waiting = host is not None and host.state is State.FAILED and name in self.restart_at
-        if waiting and current in (None, want.sha256):
+        waiting = host is not None and host.state is State.FAILED and self.restarts.waiting(name)
+        if waiting and identity in (None, want.sha256):
             return  # the supervisor restarts it when its backoff is over
         host = self._host_for(name)
         if host.state is State.QUARANTINED:
-            self._budget(name).reset()
-        self.restart_at.pop(name, None)
+            self.restarts.budget(name).reset()
+        self.restarts.cancel(name)
         actor = actor or self.directory.actor_of(want.filename)  # else who put the file there
-        self._after(host, want, self.swapper.swap(host, want, actor=actor))
+        self._after(host, want, self._swap(host, want, actor=actor))
+
+    def _identity(self, host: PluginHost) -> str | None:
+        """The bytes ``host`` runs, or is meant to run (its current version may be gone: a
+        restart that failed leaves none)."""
+        if host.current is not None:
+            return host.current.sha256
+        target = self.targets.get(host.name)
+        return target.sha256 if target is not None else None
+
+    def _swap(
+        self, host: PluginHost, cand: Candidate, quiet: bool = False, actor: str | None = None
+    ) -> SwapResult:
+        self.targets[host.name] = cand
+        result = self.swapper.swap(host, cand, quiet=quiet, actor=actor)
+        self.last[host.name] = (cand, result)
+        return result
 
     def withdraw(self, host: PluginHost, actor: str | None = None) -> None:
         """Stop, unload and forget a plugin; if that fails (its state cannot be written) the
@@ -183,13 +222,15 @@ class Reconciler:
         name = host.name
         # New calls see "no such plugin" from now on; in-flight ones finish (drain).
         self.plugins.pop(name)
-        self.restart_at.pop(name, None)
+        self.restarts.cancel(name)
         try:
             self.swapper.remove(host, actor)
         except ForgeonedError:
             self.plugins.put(host)
             raise
-        self.budgets.pop(name, None)
+        self.restarts.forget(name)
+        self.targets.pop(name, None)
+        self.refusals.forget(name)  # a plugin installed again later starts with a clean slate
 
     def _last_owner(self, name: str) -> str | None:
         """Who owned the file the active version of ``name`` came from (its removal's actor
@@ -204,17 +245,16 @@ class Reconciler:
         return entry is not None and entry.error is not None
 
     def _after(self, host: PluginHost, cand: Candidate, result: SwapResult) -> None:
-        own_fault = result.error is not None and isinstance(result.error, StateError)
-        if result.outcome in (Outcome.REJECTED, Outcome.ROLLED_BACK) and not own_fault:
-            self.attempted.add((host.name, cand.sha256))  # the same bytes would fail again
-        elif result.outcome is Outcome.FAILED:
+        error = result.error
+        if error is not None and not isinstance(error, StateError):  # not its own fault
+            active = self.active.active_sha256(host.name)
+            text = self.refusals.judge(cand, result.outcome, error, active)
+            host.record_error(error.code, text, self.clock.wall())
+        if result.outcome is Outcome.FAILED:
             self._failed(host)
-        if (
-            host.state is State.STOPPED
-            and host.current is None
-            and result.outcome is Outcome.REJECTED
-        ):
+        if result.outcome is Outcome.REJECTED and host.state is State.STOPPED and not host.current:
             self.plugins.pop(host.name)  # nothing ever ran under this name
+            self.targets.pop(host.name, None)
 
     # --- supervision ------------------------------------------------------------------------
 
@@ -222,106 +262,93 @@ class Reconciler:
         """A call or tick faulted (posted to the loop by the host)."""
         if self.plugins.get(host.name) is not host or host.state is not State.FAILED:
             return
-        self.audit.record(
-            AuditEvent(
-                EventName.PLUGIN_FAILED,
-                plugin=host.name,
-                version=version.version,
-                sha256=version.sha256,
-                reason=exc.code,
-                message=str(exc),
-            )
-        )
+        # The fault happened all the same: a lost record (counted in the next audit.gap) must
+        # not stop the supervision.
+        with contextlib.suppress(AuditError):
+            self.audit.record(
+                AuditEvent(EventName.PLUGIN_FAILED, plugin=host.name, version=version.version,
+                           sha256=version.sha256, reason=exc.code, message=str(exc))
+            )  # fmt: skip
         self._failed(host)
 
     def _failed(self, host: PluginHost) -> None:
-        now = self.clock.monotonic()
-        decision = self._budget(host.name).record_failure(now)
-        if not decision.quarantined:
-            self.restart_at[host.name] = decision.at
-            return
-        self.restart_at.pop(host.name, None)
-        v = host.current
-        # The event is durable before the state says quarantined (a status reader must
-        # never see a quarantine the audit log and state file do not have yet); quarantining
-        # happens even if the audit write fails: keeping a crash-looping plugin down is safe.
-        try:
-            self.audit.record(
-                AuditEvent(
-                    EventName.PLUGIN_QUARANTINED,
-                    plugin=host.name,
-                    version=v.version if v is not None else None,
-                    sha256=v.sha256 if v is not None else None,
-                    reason="restart_budget",
-                    message=f"{decision.failures_in_window} failures within "
-                    f"{self.policy.window_s:g}s (limit {self.policy.max_failures})",
-                )
-            )
-        finally:
-            self.active.set_quarantined(host.name, True)
-            host.trigger(Trigger.QUARANTINE, host.last_error)
+        v = host.current or self.targets.get(host.name)
+        self.restarts.failed(
+            host, v.version if v is not None else None, v.sha256 if v is not None else None
+        )
 
     def next_restart(self) -> float | None:
-        return min(self.restart_at.values(), default=None)
+        return self.restarts.next()
 
     def run_due_restarts(self) -> None:
-        now = self.clock.monotonic()
-        for name in sorted(n for n, t in self.restart_at.items() if t <= now):
-            del self.restart_at[name]
-            host = self.plugins.get(name)
-            if host is None or host.state is not State.FAILED:
-                continue
-            want = self._wanted(name)
-            if want is None:
-                self._reconcile_one(name, None, None)
-                continue
-            self.plugins.stats_of(name).restarts += 1
-            self.audit.record(
-                AuditEvent(
-                    EventName.PLUGIN_RESTARTED,
-                    plugin=name,
-                    version=want.version,
-                    sha256=want.sha256,
-                    reason=host.last_error,
-                )
-            )
-            self._after(host, want, self.swapper.swap(host, want, quiet=True))
+        for name in self.restarts.due():
+            try:
+                self._restart_due(name)
+            except Exception:  # the per-plugin boundary, as in reconcile
+                log.exception("restarting plugin %s failed", name)
 
-    def _wanted(self, name: str) -> Candidate | None:
-        running = self.plugins.running()
-        return desired_set(self.directory.candidates(), running).wanted.get(name)
-
-    # --- operator actions (see forgeoned.service.operations) --------------------------------
-
-    def reset(self, name: str, actor: str | None = None) -> None:
-        """Clear the restart budget and quarantine of ``name`` and start it again."""
-        host = self.plugins.host(name)
-        host.trigger(Trigger.RESET)
-        self._budget(name).reset()
-        self.active.set_quarantined(name, False)
-        self.attempted = {a for a in self.attempted if a[0] != name}
-        if host.current is not None:
-            host.current.shutdown()
-            host.install(None)
-        want = self._wanted(name)
-        if want is not None:
-            self._after(host, want, self.swapper.swap(host, want, actor=actor))
-
-    def restart(self, name: str, actor: str | None = None) -> None:
-        host = self.plugins.host(name)
-        want = self._wanted(name)
+    def _restart_due(self, name: str) -> None:
+        host = self.plugins.get(name)
+        if host is None or host.state is not State.FAILED:
+            return
+        retry_at = self.clock.monotonic() + AUDIT_RETRY_S
+        if self.gate is not None and not self.gate.ok:
+            self.restarts.restart_at[name] = retry_at  # no record, no restart: wait
+            return
+        want = self.restart_target(name)
         if want is None:
-            raise NotFoundError(f"plugin {name!r} has no artifact in plugins.d")
-        if host.state is State.QUARANTINED:
-            self.reset(name, actor)
+            self._reconcile_one(name, None, None)
+            return
+        try:
+            with self.gate.precondition() if self.gate else contextlib.nullcontext():
+                self.audit.record(
+                    AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
+                               sha256=want.sha256, reason=host.last_error)
+                )  # fmt: skip
+        except AuditError:  # refused: tried again once the log can be written
+            self.restarts.restart_at[name] = retry_at
             return
         self.plugins.stats_of(name).restarts += 1
-        self.restart_at.pop(name, None)
+        self.bring_up(host, want, quiet=True)
+
+    def restart_target(self, name: str) -> Candidate | None:
+        """What a restart brings back: the active version (from its file if plugins.d has
+        it, else from the copy the state keeps); a plugin with no active version yet gets
+        its candidate from plugins.d."""
+        record = self.active.current.active.get(name)
+        if record is None:
+            return self.selected(name)
+        filename = record.source or f"@state/{record.sha256}.wasm"
+        return Candidate(name, record.version, record.sha256, filename)
+
+    def selected(self, name: str) -> Candidate | None:
+        """The candidate of ``name`` plugins.d selects (the highest not refused)."""
+        return self._desired(self.plugins.running()).wanted.get(name)
+
+    # --- for the operator's actions (see forgeoned.service.operations) -----------------------
+
+    def bring_up(
+        self, host: PluginHost, cand: Candidate, quiet: bool = False, actor: str | None = None
+    ) -> SwapResult:
+        """Swap ``cand`` into ``host`` and deal with the outcome as any swap's."""
+        result = self._swap(host, cand, quiet=quiet, actor=actor)
+        self._after(host, cand, result)
+        return result
+
+    def restart(
+        self, name: str, actor: str | None = None, reason: str = "operator", message: str = ""
+    ) -> SwapResult:
+        """Start the active version of ``name`` afresh (not for a quarantined one: see the
+        operator's reset); ``reason`` and ``message`` go into its ``plugin.restarted``, which
+        is recorded before anything changes (a restart the audit log cannot take is refused)."""
+        host = self.plugins.host(name)
+        want = self.restart_target(name)
+        if want is None:
+            raise NotFoundError(f"plugin {name!r} has no version to start")
         self.audit.record(
             AuditEvent(EventName.PLUGIN_RESTARTED, plugin=name, version=want.version,
-                       sha256=want.sha256, actor=actor, reason="operator")
+                       sha256=want.sha256, actor=actor, reason=reason, message=message)
         )  # fmt: skip
-        self._after(host, want, self.swapper.swap(host, want, quiet=True, actor=actor))
-
-    def forget_attempts(self, name: str | None = None) -> None:
-        self.attempted = {a for a in self.attempted if name is not None and a[0] != name}
+        self.plugins.stats_of(name).restarts += 1
+        self.restarts.cancel(name)
+        return self.bring_up(host, want, quiet=True, actor=actor)

@@ -101,6 +101,7 @@ class Env:
     root: Path
     mode: str = "production"
     extra: str = ""
+    journald: bool = False
     config: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +130,7 @@ socket = "run/control.sock"
 [metrics]
 enabled = false
 [audit]
-journald = false
+journald = {"true" if self.journald else "false"}
 {audit}
 """
         )
@@ -355,8 +356,8 @@ class InProcess:
         """Let the loop process everything the watcher already reported, then rescan."""
         self.daemon.loop.call(self.daemon.rescan)
 
-    def invoke(self, name: str, data: bytes = b"x") -> bytes:
-        out: bytes = self.daemon.backend.invoke(name, data)
+    def invoke(self, name: str, data: bytes = b"x", wait_s: float | None = None) -> bytes:
+        out: bytes = self.daemon.backend.invoke(name, data, wait_s)
         return out
 
     def view(self, name: str) -> Any:

@@ -91,4 +91,6 @@ def test_a_file_name_cannot_forge_a_log_line(tmp_path: Path) -> None:
     assert any("x\\x0aINFO forgeoned.audit: #99" in line for line in lines), stderr
     rejected = next(e for e in env.audit_events() if e["event"] == "plugin.rejected")
     assert "\n" not in rejected["message"] and "\\x1b[2K" in rejected["message"]
-    assert set(rejected["details"]["bounded"]) == {"message"}
+    # the file name is escaped where the rejection names it too (details.file)
+    assert set(rejected["details"]["bounded"]) == {"message", "details.file"}
+    assert "\n" not in rejected["details"]["file"] and "\\x1b[2K" in rejected["details"]["file"]

@@ -43,8 +43,9 @@ def test_install_invoke_pause_resume_through_the_api(
     assert ctl(daemon, "status", "--json") == 0
     status = json.loads(capsys.readouterr().out)
     (entry,) = status["plugins"]
-    assert set(entry) == {"name", "version", "state", "sha256"}
+    assert {"name", "version", "state", "sha256"} <= set(entry)  # DESIGN §4, fields added
     assert (entry["name"], entry["version"], entry["state"]) == ("hello", "1.0.0", "running")
+    assert (entry["candidates"], entry["quarantine"], entry["last_error"]) == ([], None, None)
 
     assert ctl(daemon, "pause", "hello") == 0
     daemon.wait_until(lambda s: s["hello"]["state"] == "paused", what="paused")
@@ -76,6 +77,10 @@ def test_unsigned_or_tampered_install_writes_nothing(daemon: Daemon) -> None:
     assert sorted(p.name for p in daemon.env.plugins.iterdir()) == before
     rejected = [e for e in daemon.env.audit_events() if e["event"] == "control.action"]
     assert len(rejected) == 2 and all(e["reason"] != "ok" for e in rejected)
+    # each refusal is a plugin.rejected like a dropped file's, with the same code
+    refused = [e for e in daemon.env.audit_events() if e["event"] == "plugin.rejected"]
+    assert [e["reason"] for e in refused] == [e["reason"] for e in rejected]
+    assert all(e["actor"] == "uid=0(root)" and e["details"]["upload"] for e in refused)
 
 
 def test_unknown_plugin_and_bad_state_change(daemon: Daemon) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 from control_harness import SIGNED_MAGIC, FakeBackend, ListSink, config, running
 
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.cli import main
+from forgeoned.errors import ApplicationError
 
 
 @pytest.fixture
@@ -37,12 +40,12 @@ def test_status_table_and_json(
     assert lines[2].split() == ["hello", "1.0.0", "running", "abababababababab"]
     assert run(server, "status", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {
-        "plugins": [
-            {"name": "billing-a", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
-            {"name": "hello", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
-        ]
-    }
+    design = ("name", "version", "state", "sha256")  # DESIGN §4's keys, kept; fields added
+    assert [{k: p[k] for k in design} for p in doc["plugins"]] == [
+        {"name": "billing-a", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
+        {"name": "hello", "version": "1.0.0", "state": "running", "sha256": "ab" * 32},
+    ]
+    assert all(p["candidates"] == [] and p["quarantine"] is None for p in doc["plugins"])
 
 
 def test_show_and_actions(
@@ -51,7 +54,8 @@ def test_show_and_actions(
     server, backend, sink = served
     assert run(server, "show", "hello") == 0
     out = capsys.readouterr().out
-    assert "state:        running" in out and "signers:      dev" in out
+    assert "state:          running" in out and "signers:        dev" in out
+    assert "fuel_consumed:  0" in out  # every value one column, after at least one space
     for verb in ("pause", "resume", "restart", "reset"):
         assert run(server, verb, "hello") == 0
     assert run(server, "allow-downgrade", "hello", "0.9.0") == 0
@@ -88,6 +92,62 @@ def test_invoke_inputs_and_faults(
     assert run(server, "pause", "hello") == 0
     assert run(server, "pause", "hello") == 7  # already paused: conflict
     assert "is not running" in capsys.readouterr().err
+
+
+def test_an_application_error_prints_the_output_and_exits_11(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    server, _, _ = served
+    assert run(server, "invoke", "hello", "--input", "refuse:bad input") == 11
+    out, err = capsysbinary.readouterr()
+    assert out == b"bad input"
+    assert err == b"forgeonectl: plugin hello: 'handle' returned status 3\n"
+    assert run(server, "invoke", "hello", "--input", "refuse-bin") == 11
+    assert capsysbinary.readouterr().out == b"\xff\x00binary"  # bytes as they were
+
+
+def test_the_api_answers_an_application_error_with_status_and_output(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+) -> None:
+    server, _, _ = served
+    with ControlClient(server.socket_path) as client:
+        raw = client._conn
+        for data, output, encoding in (
+            (b"refuse:bad input", "bad input", "utf-8"),
+            (b"refuse-bin", base64.b64encode(b"\xff\x00binary").decode(), "base64"),
+        ):
+            raw.request("POST", "/v1/plugins/hello/invoke", body=data)
+            resp = raw.getresponse()
+            assert resp.status == 422
+            error = json.loads(resp.read())["error"]
+            assert error == {
+                "code": "application_error",
+                "message": "plugin hello: 'handle' returned status 3",
+                "export": "handle",
+                "status": 3,
+                "output": output,
+                "output_encoding": encoding,
+            }
+        with pytest.raises(ApplicationError) as caught:
+            client.invoke("hello", b"refuse-bin")
+    assert (caught.value.status, caught.value.output) == (3, b"\xff\x00binary")
+
+
+def test_invoking_a_paused_plugin_fails_at_once_unless_told_to_wait(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, backend, _ = served
+    backend.plugins["hello"].state = "paused"
+    assert run(server, "invoke", "hello", "--input", "x") == 7
+    assert capsys.readouterr().err == "forgeonectl: plugin 'hello' is paused\n"
+    assert run(server, "invoke", "hello", "--input", "x", "--wait", "2.5") == 0
+    assert capsys.readouterr().out == "X"
+    assert ("invoke_wait", "hello", "2.5") in backend.calls
+    with pytest.raises(SystemExit) as usage:
+        main(["invoke", "hello", "--wait", "soon"])
+    assert usage.value.code == 2  # not a number of seconds
 
 
 def test_install_exit_codes(

@@ -152,9 +152,9 @@ def test_operator_scoped_to_billing_touching_another_plugin(shared_dir: Path) ->
             }
         ],
     )
-    requests = [
-        ("POST", "/v1/plugins/billing-a/pause", ""),
+    requests = [  # invoke first: a paused plugin would refuse it (409 paused), RBAC aside
         ("POST", "/v1/plugins/billing-a/invoke", "abc"),
+        ("POST", "/v1/plugins/billing-a/pause", ""),
         ("POST", "/v1/plugins/hello/pause", ""),
         ("POST", "/v1/plugins/hello/invoke", "abc"),
         ("DELETE", "/v1/plugins/billing-a", ""),

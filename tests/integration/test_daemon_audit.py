@@ -87,7 +87,7 @@ def test_broken_chain_at_start_is_loud_and_exported_but_the_daemon_serves(
 ) -> None:
     with in_process(env):
         pass
-    _tamper(env, b"plugins restored", b"plugins restoreD")
+    _tamper(env, b" restored; ", b" restoreD; ")
     audit_before = (env.root / "state/audit/audit-000001.jsonl").read_bytes()
     _metrics_on(env)
     with caplog.at_level(logging.CRITICAL, logger="forgeoned.audit"), in_process(env) as d:
@@ -112,7 +112,7 @@ def test_periodic_check_sees_tampering_while_running(
         assert chain.last is not None and chain.last.ok
         assert "forgeone_audit_chain_ok 1" in _scrape(d.daemon.metrics.port)
         model = d.daemon.metrics.collector.model  # what /metrics renders (uncached here)
-        _tamper(env, b"plugins restored", b"plugins restoreD")
+        _tamper(env, b" restored; ", b" restoreD; ")
         runs = chain.runs
         assert chain.wait_runs(runs + 2, 30)
         assert chain.last is not None and not chain.last.ok

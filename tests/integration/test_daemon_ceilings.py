@@ -54,8 +54,12 @@ def test_an_upgrade_over_a_ceiling_is_rejected_and_the_running_version_keeps_ser
             with pytest.raises(LimitExceededError, match="over the ceiling"):
                 client.install(greedy, "hello-2.wasm")
         assert not (env.plugins / "hello-2.wasm").exists()
+        assert d.parts.stats.rejected["over_ceiling"] == 2  # counted like a dropped file
     stored = [e for e in env.audit_events() if e["event"] == "plugin.rejected"]
-    assert [e["reason"] for e in stored] == ["over_ceiling"]
+    # the dropped file, then the refused upload, each a plugin.rejected with the same code
+    assert [e["reason"] for e in stored] == ["over_ceiling", "over_ceiling"]
+    assert stored[1]["details"] == {"file": "hello-2.wasm", "upload": True}
+    assert stored[1]["actor"] and stored[1]["plugin"] == "hello"
 
 
 def test_a_per_plugin_ceiling_replaces_the_daemon_wide_one(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Compilation in bounded worker processes, and the content-addressed module cache."""
+"""Compilation in bounded worker processes, and loading through the content-addressed cache."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import wasmtime
 from daemon_kit import Env, drop, in_process, plugin, plugin_wat
 
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
+from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.cli.devtools import make_signed_plugin
 from forgeoned.errors import CompileLimitError, MalformedModuleError
@@ -49,8 +50,10 @@ def workers(cache_dir: Path | None = None, **limits: Any) -> CompileWorkers:
 def test_compiles_in_a_worker_and_the_result_loads(runtime: WasmtimeRuntime) -> None:
     pool = workers()
     try:
-        module = runtime.deserialize(pool.compile(SMALL, sha(SMALL)))
+        native = pool.compile(SMALL)
+        module = runtime.deserialize(native.code, native.interface)
         assert module.has_handle
+        assert module.interface == runtime.compile(SMALL).interface
         assert pool.compiled == 1
     finally:
         pool.close()
@@ -72,10 +75,10 @@ def test_compile_over_its_limits_is_stopped_and_the_pool_recovers(
     try:
         big = huge(120_000 if "cpu_seconds" in limits else 50_000)
         with pytest.raises(CompileLimitError) as info:
-            pool.compile(big, sha(big))
+            pool.compile(big)
         assert message in str(info.value)
         assert info.value.code == "compile_limit"
-        assert runtime.deserialize(pool.compile(SMALL, sha(SMALL))).has_handle
+        assert load_module(runtime, pool, SMALL, sha(SMALL)).has_handle
     finally:
         pool.close()
 
@@ -89,17 +92,19 @@ def test_a_slow_worker_start_is_not_counted_in_the_compile_time_limit(
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     pool = workers(timeout_s=0.3)
     try:
-        assert runtime.deserialize(pool.compile(SMALL, sha(SMALL))).has_handle
+        assert load_module(runtime, pool, SMALL, sha(SMALL)).has_handle
         assert pool.compiled == 1
     finally:
         pool.close()
 
 
-def test_a_module_the_compiler_refuses_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_module_the_compiler_refuses_is_a_clear_error(
+    tmp_path: Path, runtime: WasmtimeRuntime
+) -> None:
     pool = workers(tmp_path)
     try:
         with pytest.raises(MalformedModuleError, match="not a WebAssembly binary"):
-            pool.compile(b"garbage", sha(b"garbage"))
+            load_module(runtime, pool, b"garbage", sha(b"garbage"))
         assert list(tmp_path.iterdir()) == []  # nothing cached
     finally:
         pool.close()
@@ -110,16 +115,16 @@ def test_cache_hit_skips_the_worker_and_a_corrupt_entry_is_recompiled(
 ) -> None:
     pool = workers(tmp_path)
     try:
-        first = pool.compile(SMALL, sha(SMALL))
-        assert pool.compile(SMALL, sha(SMALL)) == first
+        first = load_module(runtime, pool, SMALL, sha(SMALL))
+        again = load_module(runtime, pool, SMALL, sha(SMALL))
         assert (pool.compiled, pool.cache_hits) == (1, 1)
+        assert again.interface == first.interface
         [entry] = list(tmp_path.glob("*.cwasm"))
         raw = bytearray(entry.read_bytes())
         raw[-10] ^= 0xFF
         entry.write_bytes(bytes(raw))
-        again = pool.compile(SMALL, sha(SMALL))
+        assert load_module(runtime, pool, SMALL, sha(SMALL)).has_handle
         assert pool.compiled == 2
-        assert runtime.deserialize(again).has_handle
         assert entry.read_bytes() != bytes(raw)  # replaced by a good entry
     finally:
         pool.close()
@@ -139,3 +144,51 @@ def test_daemon_rejects_a_compile_over_limits_and_keeps_serving(tmp_path: Path) 
         assert d.parts.stats.rejected["compile_limit"] == 1
         assert d.invoke("huge") == b"huge@1.0.0:x"
         assert env.state()["active"]["huge"]["version"] == "1.0.0"
+
+
+def test_daemon_evicts_cache_entries_no_version_uses_and_keeps_those_in_use(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    env.write_config("[compile]\ncache_max_bytes = 0")  # every entry over the cap
+    cache_dir = tmp_path / "cache"
+    v1, v2 = plugin("hello", "1.0.0"), plugin("hello", "2.0.0")
+
+    def cached() -> set[str]:
+        return {p.name.split(".")[0] for p in cache_dir.glob("*.cwasm")}
+
+    def settled(d: Any) -> None:  # the loop trims before it takes each next job
+        for _ in range(2):
+            d.daemon.loop.call(lambda: None)
+
+    drop(env.plugins, "hello.wasm", v1)
+    with in_process(env) as d:
+        assert cached() == {sha(v1)}  # over the cap, but it runs
+        drop(env.plugins, "hello.wasm", v2)
+        d.events.wait("plugin.upgraded", "hello")
+        settled(d)
+        assert cached() == {sha(v2)}  # the version it replaced is gone
+        assert d.invoke("hello") == b"hello@2.0.0:x"
+    with in_process(env) as d:  # a restart maps the kept entry again (no compile)
+        assert d.parts.workers.compiled == 0 and d.parts.workers.cache_hits == 1
+        (env.plugins / "hello.wasm").unlink()
+        d.events.wait("plugin.removed", "hello")
+        settled(d)
+        assert cached() == set()
+
+
+def test_a_cached_module_is_mapped_from_its_file_not_copied(
+    tmp_path: Path, runtime: WasmtimeRuntime
+) -> None:
+    # The native code stays file-backed (page cache): the daemon holds no copy of its own.
+    pool = workers(tmp_path)
+    try:
+        module = load_module(runtime, pool, SMALL, sha(SMALL))  # compiled, cached, mapped
+        assert pool.cache is not None
+        entry = str(pool.cache.path(sha(SMALL)))
+        assert entry in Path("/proc/self/maps").read_text()
+        again = load_module(runtime, pool, SMALL, sha(SMALL))  # a hit: mapped again
+        assert (pool.compiled, pool.cache_hits) == (1, 1)
+        assert again.interface == module.interface
+    finally:
+        pool.close()

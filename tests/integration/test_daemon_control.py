@@ -10,7 +10,13 @@ import pytest
 from daemon_kit import Env, drop, in_process, plugin
 
 from forgeoned.core.lifecycle import State
-from forgeoned.errors import ArtifactError, ConflictError, NotFoundError, PluginTrap
+from forgeoned.errors import (
+    ArtifactError,
+    ConflictError,
+    NotFoundError,
+    PluginPausedError,
+    PluginTrap,
+)
 
 
 @pytest.fixture
@@ -25,8 +31,10 @@ def test_pause_holds_calls_and_resume_answers_them(env: Env) -> None:
         backend = d.daemon.backend
         backend.pause("hello", "ops")
         assert d.view("hello").state == "paused"
+        with pytest.raises(PluginPausedError):
+            d.invoke("hello", b"now")  # fails at once: nobody asked to wait
         out: list[bytes] = []
-        t = threading.Thread(target=lambda: out.append(d.invoke("hello", b"held")))
+        t = threading.Thread(target=lambda: out.append(d.invoke("hello", b"held", wait_s=10)))
         t.start()
         assert d.parts.plugins.host("hello").wait_held(1, 10)
         backend.resume("hello", "ops")

@@ -16,7 +16,7 @@ from daemon_kit import Daemon, Env, drop, plugin
 
 from forgeoned.core.swapper import Step
 
-COMMITTED = {Step.RELEASE}
+COMMITTED = {Step.RELEASE, Step.STOP_OLD}  # the old version is stopped after the commit
 
 
 @pytest.mark.parametrize("step", list(Step), ids=lambda s: s.value)

@@ -61,7 +61,7 @@ def test_an_early_sighup_is_held_then_reloads_after_ready(tmp_path: Path) -> Non
     try:
         send_while_held(d, signal.SIGHUP)
         ready = d.ready()
-        assert "STATUS=1 plugins running" in ready
+        assert "STATUS=1 plugin running" in ready
         d.wait_for("RELOADING=1", timeout=30)  # the held SIGHUP, acted upon after READY
         d.messages.clear()
         d.wait_for("READY=1", timeout=30)  # the reload is over

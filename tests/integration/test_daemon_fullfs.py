@@ -3,38 +3,10 @@ and the new version goes live once there is room again."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from daemon_kit import Env, drop, in_process, plugin
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
+from fullfs_kit import fill, tmpfs
 
 
 def test_full_state_filesystem_keeps_the_old_version_and_state(tmp_path: Path) -> None:

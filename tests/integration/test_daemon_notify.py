@@ -21,7 +21,7 @@ def test_ready_status_reload_watchdog_and_stopping(tmp_path: Path) -> None:
     d = Daemon(env, {"WATCHDOG_USEC": "200000"})
     try:
         ready = d.ready()
-        assert "STATUS=1 plugins running, 0 failed, 0 quarantined" in ready
+        assert "STATUS=1 plugin running, 0 failed, 0 quarantined" in ready
         assert f"MAINPID={d.proc.pid}" in ready
         assert d.invoke("hello") == b"hello@1.0.0:x"  # READY means the plugin answers
         d.wait_for("WATCHDOG=1", timeout=10)
@@ -50,8 +50,11 @@ def test_bad_config_on_reload_keeps_running(tmp_path: Path) -> None:
         with d.client() as c, pytest.raises(Exception, match="shutdown_timeout_s"):
             c.reload()
         assert d.invoke("hello") == b"hello@1.0.0:x"
-        reloaded = [e for e in env.audit_events() if e["event"] == "daemon.reloaded"]
-        assert reloaded[-1]["reason"] == "config_invalid"
+        events = [e["event"] for e in env.audit_events()]
+        assert "daemon.reloaded" not in events  # a refused reload is its own event
+        failed = [e for e in env.audit_events() if e["event"] == "daemon.reload_failed"]
+        assert failed[-1]["reason"] == "config_invalid"
+        assert "shutdown_timeout_s" in failed[-1]["message"]
     finally:
         d.stop()
 
@@ -105,8 +108,9 @@ def test_sigterm_drains_in_flight_calls_within_the_bound(tmp_path: Path) -> None
         elapsed = time.monotonic() - started
         t.join(30)
         assert outcome and isinstance(outcome[0], Exception)  # interrupted, not hung
-        # drain_timeout_s = 2 bounds it; a generous ceiling against a hang, not a benchmark
-        assert elapsed < 30
+        # drain_timeout_s = 2 bounds it (measured 2.2 s); a generous ceiling against a hang,
+        # below the 12 s it took when the control server's close waited before the drain began
+        assert elapsed < 10
     finally:
         d.kill()
 
@@ -159,8 +163,13 @@ def test_revoking_the_signing_key_on_reload_stops_its_plugin(tmp_path: Path) -> 
             c.reload()
         assert "hello" not in d.status()
         events = [e for e in env.audit_events() if e.get("plugin") == "hello"]
-        assert [e["event"] for e in events][-2:] == ["plugin.rejected", "plugin.removed"]
-        assert events[-2]["reason"] == "revoked_key"
+        # The running version is withdrawn, then its file is refused by the rescan (named by
+        # the manifest it claims, which no trusted key vouches for any more).
+        assert [e["event"] for e in events][-3:] == [
+            "plugin.rejected", "plugin.removed", "plugin.rejected",
+        ]  # fmt: skip
+        assert events[-3]["reason"] == events[-1]["reason"] == "revoked_key"
+        assert events[-1]["details"] == {"file": "hello.wasm", "manifest": "unverified"}
         assert "hello" not in env.state()["active"]
     finally:
         d.stop()

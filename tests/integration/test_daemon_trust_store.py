@@ -75,8 +75,8 @@ def test_a_world_writable_key_overwritten_by_a_stranger_is_refused_on_reload(
         assert "evil" not in d.parts.plugins
         rejected = d.events.wait("plugin.rejected", reason="untrusted_key")[0]
         assert rejected.details["file"] == "evil.wasm"
-        reloaded = d.events.wait("daemon.reloaded")[-1]
-        assert reloaded.reason == "insecure_permissions"
+        failed = d.events.wait("daemon.reload_failed")[-1]
+        assert failed.reason == "insecure_permissions"
     (event,) = insecure_events(env)
     assert event["reason"] == "insecure_permissions"
     assert str(key) in str(event["message"])

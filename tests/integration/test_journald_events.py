@@ -192,3 +192,34 @@ def test_journald_not_running_events_still_reach_the_audit_log(tmp_path: Path) -
     assert result["events"].count("plugin.failed") == 3
     assert result["ok"] is True
     assert result["failures"] == 4  # genesis checkpoint + 3 events, all counted, none raised
+
+
+@pytest.mark.usefixtures("journald")
+def test_the_daemons_own_critical_line_reaches_the_journal_at_priority_crit(
+    tmp_path: Path,
+) -> None:
+    """As under systemd: stderr is the journal stream ($JOURNAL_STREAM names it), so the
+    daemon logs over the native protocol and `journalctl -p crit` shows a broken chain."""
+    from daemon_kit import Daemon, Env, drop, plugin
+
+    env = Env(tmp_path)
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    first = Daemon(env)
+    first.ready()
+    assert first.stop() == 0
+    log = env.root / "state/audit/audit-000001.jsonl"
+    log.write_bytes(log.read_bytes().replace(b"plugins restored", b"plugins restoreD", 1))
+    # The shell names the pipe it hands down as stderr, as systemd names the journal stream.
+    stream = 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"'
+    second = Daemon(env, prefix=("sh", "-c", stream, "sh"))
+    try:
+        second.ready()
+        pid = str(second.proc.pid)
+        [critical] = _read_until(1, _PID=pid, PRIORITY="2")
+        assert critical["SYSLOG_IDENTIFIER"] == "forgeoned"
+        assert critical["LOGGER"] == "forgeoned.audit"
+        assert "AUDIT CHAIN BROKEN" in critical["MESSAGE"]
+        priorities = [e["PRIORITY"] for e in _read(_PID=pid)]
+        assert priorities.count("2") == 1 and "6" in priorities  # info lines stay info
+    finally:
+        second.stop()

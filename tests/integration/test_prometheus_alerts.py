@@ -12,6 +12,7 @@ import pytest
 from prom_kit import RULES, firing_alerts, prometheus, query
 from waiting import poll_until
 
+from forgeoned.adapters.audit.outage import Outage
 from forgeoned.adapters.metrics.model import StaticSource
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import VerifyResult
@@ -31,11 +32,16 @@ class Audit:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, StaticSource, Audit]]:
+def outage() -> Outage:
+    return Outage()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, outage: Outage) -> Iterator[tuple[str, StaticSource, Audit]]:
     view = PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, PluginStats())
     broken = PluginView("broken", "2.0.0", "cd" * 32, "quarantined", 0, PluginStats())
     source, audit = StaticSource([view, broken]), Audit()
-    metrics = MetricsServer("127.0.0.1:0", source, audit=audit, min_interval_s=0.0)
+    metrics = MetricsServer("127.0.0.1:0", source, audit=audit, writes=outage, min_interval_s=0.0)
     metrics.start()
     try:
         with prometheus(tmp_path, metrics.port) as base:
@@ -70,6 +76,24 @@ def test_broken_audit_chain_fires_its_alert(stack: tuple[str, StaticSource, Audi
     assert firing[0]["labels"]["severity"] == "critical"
 
 
+def test_audit_writes_failing_fire_the_degraded_alert(
+    stack: tuple[str, StaticSource, Audit], outage: Outage
+) -> None:
+    base, _, _ = stack
+    poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginQuarantined"), 90, "first evaluation",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
+    assert firing_alerts(base, "ForgeoneAuditDegraded") == []
+    outage.failed("plugin.paused", "cannot write the audit log: No space left on device", 1.0)
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeoneAuditDegraded"), 90, "degraded alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
+    assert firing[0]["labels"]["severity"] == "critical"
+    assert query(base, "forgeone_audit_write_ok")[0]["value"][1] == "0"
+
+
 def test_promtool_accepts_the_rules() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -78,4 +102,4 @@ def test_promtool_accepts_the_rules() -> None:
         [promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout

@@ -14,7 +14,7 @@ from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import DENIED, HOST_FUNCTIONS, INVALID, QUOTA
 from forgeoned.core.events import EventName
 from forgeoned.core.manifest import Capabilities, Limits
-from forgeoned.errors import PluginStatusError
+from forgeoned.errors import ApplicationError
 
 # Memory layout of the probe module: names at 0.., the kv key "k" at 64, a value at 65.
 DATA = '(data (i32.const 0) "TZ") (data (i32.const 16) "api-token") (data (i32.const 64) "kv")'
@@ -82,7 +82,7 @@ def test_out_of_bounds_is_minus_three(
     with runtime.instantiate(module, Limits(), host.services) as inst:
         before = snapshot(inst)
         if function == "output":
-            with pytest.raises(PluginStatusError, match="returned status -3"):
+            with pytest.raises(ApplicationError, match="returned status -3"):
                 inst.handle(b"")  # the probe's handle returns what output returned
         else:
             assert inst.call_i32("probe") == INVALID

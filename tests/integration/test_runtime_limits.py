@@ -20,6 +20,7 @@ from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.manifest import WASM_PAGE, Limits
 from forgeoned.errors import (
+    ApplicationError,
     ConflictError,
     LoadError,
     PluginStatusError,
@@ -98,10 +99,14 @@ def test_non_zero_status(runtime: WasmtimeRuntime, tmp_path: Path, export: str) 
     host = make_host(tmp_path)
     module = runtime.compile(module_with(export, "i32.const -7"))
     with runtime.instantiate(module, Limits(), host.services) as inst:
-        with pytest.raises(PluginStatusError) as info:
+        # handle and tick answer (an application error); a lifecycle export fails
+        expected = ApplicationError if export in ("handle", "tick") else PluginStatusError
+        with pytest.raises(expected) as info:
             invoke(inst, export)
-        assert (info.value.export, info.value.status) == (export, -7)
-        assert str(info.value) == f"export '{export}' returned status -7"
+        error = info.value
+        assert isinstance(error, ApplicationError | PluginStatusError)
+        assert (error.export, error.status) == (export, -7)
+        assert f"{export!r} returned status -7" in str(error)
         assert host.stats.calls[(export, "error")] == 1
         for other in LifecycleExport:  # the instance itself is still usable
             if other.value != export:
@@ -272,6 +277,10 @@ def test_closed_instance_refuses_calls(runtime: WasmtimeRuntime, tmp_path: Path)
     inst.close()  # idempotent
     with pytest.raises(ConflictError, match="instance is closed"):
         inst.call(LifecycleExport.INIT)
+    # exports are bound at first use: none may be looked up in the freed Store
+    for never_bound in (lambda: inst.handle(b"x"), inst.tick, lambda: inst.call_i32("stop")):
+        with pytest.raises(ConflictError, match="instance is closed"):
+            never_bound()
     assert inst.memory_bytes == 0
 
 

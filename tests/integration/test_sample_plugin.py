@@ -13,7 +13,7 @@ from runtime_wat import make_host
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
 from forgeoned.core.manifest import Capabilities, Limits
-from forgeoned.errors import PluginStatusError, PluginTrap, TrapKind
+from forgeoned.errors import ApplicationError, PluginStatusError, PluginTrap, TrapKind
 
 pytestmark = pytest.mark.rust
 
@@ -192,7 +192,7 @@ def test_failures_on_command(runtime: WasmtimeRuntime, tmp_path: Path, sample_wa
     host = make_host(tmp_path, caps=CAPS)
     limits = Limits(call_timeout_ms=50, fuel_per_call=10**12)
     with runtime.instantiate(runtime.compile(sample_wasm), limits, host.services) as inst:
-        with pytest.raises(PluginStatusError, match="'handle' returned status 1"):
+        with pytest.raises(ApplicationError, match="'handle' returned status 1"):
             inst.handle(b"!fail")
         with pytest.raises(PluginTrap) as panic:
             inst.handle(b"!panic")

@@ -65,6 +65,12 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     c.run("test", "-f", "/usr/lib/systemd/catalog/forgeoned.catalog")
     c.run("test", "-f", "/usr/share/forgeoned/grafana/forgeoned-dashboard.json")
     c.run("test", "-f", "/usr/share/forgeoned/prometheus/forgeoned-rules.yml")
+    # Shell completion where bash-completion and zsh look for it (issue 17, item 6).
+    bash = c.run("cat", "/usr/share/bash-completion/completions/forgeonectl").stdout
+    assert "complete -F _forgeonectl forgeonectl" in bash and " keys" in bash
+    zsh = c.run("cat", "/usr/share/zsh/vendor-completions/_forgeonectl").stdout
+    assert zsh.startswith("#compdef forgeonectl")
+    assert "Suggests: curl" in c.run("dpkg-query", "-s", "forgeoned").stdout
 
     # Use it, so that state, cache and audit log exist.
     trust_new_key(c, "admin")
@@ -78,7 +84,10 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     c.run("test", "-d", "/var/lib/forgeoned/audit")
 
     remove = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y"]
-    c.run(*remove, "remove", "forgeoned", timeout=180)
+    removed = c.run(*remove, "remove", "forgeoned", timeout=180)
+    # No directory the package shares with systemd is left "not empty" (the generator ships
+    # in /lib/systemd/system-generators, which dpkg knows as systemd's).
+    assert "warning" not in (removed.stdout + removed.stderr).lower(), removed.stdout
     # remove: the service is stopped, the program is gone, configuration and state stay.
     assert c.run("systemctl", "is-active", "forgeoned", check=False).stdout.strip() != "active"
     for path in ("/usr/lib/forgeoned", "/usr/bin/forgeoned", "/usr/bin/forgeonectl"):
@@ -86,7 +95,13 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     c.run("test", "-f", CONFIG)
     c.run("test", "-d", "/var/lib/forgeoned")
 
-    c.run(*remove, "purge", "forgeoned", timeout=180)
+    purged = c.run(*remove, "purge", "forgeoned", timeout=180)
+    # dpkg's only remark: /etc/forgeoned stays because the admin's own files are in it.
+    warnings = [line for line in purged.stdout.splitlines() if "warning" in line.lower()]
+    assert warnings == [
+        "dpkg: warning: while removing forgeoned, directory '/etc/forgeoned' not empty so not "
+        "removed"
+    ], purged.stdout
     for path in (
         CONFIG,
         "/etc/forgeoned/credentials",

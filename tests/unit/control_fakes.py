@@ -9,10 +9,13 @@ from typing import Any
 
 from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import (
+    ApplicationError,
     ConflictError,
     NotFoundError,
+    PluginPausedError,
     PluginTrap,
     SignatureError,
     SignatureReason,
@@ -74,14 +77,23 @@ class FakeBackend:
     def get_plugin(self, name: str) -> PluginView:
         return self._view(self._get(name))
 
-    def install(self, data: bytes, filename: str, actor: str) -> PluginView | None:
-        if not data.startswith(SIGNED_MAGIC):
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        actor: str,
+        detached: bytes | None = None,
+        wait_s: float = INSTALL_WAIT_S,
+    ) -> InstallReport:
+        if not data.startswith(SIGNED_MAGIC) and detached != b"good-signature":
             raise SignatureError("artifact is not signed", SignatureReason.UNSIGNED)
-        name = data[len(SIGNED_MAGIC) :].decode()
-        self._note("install", filename, actor)
+        name = data[len(SIGNED_MAGIC) :].decode() if detached is None else data.decode()
+        self._note("install", filename, actor, f"wait={wait_s:g}")
         self.written[filename] = data
         self.plugins[name] = FakePlugin(name)
-        return self._view(self.plugins[name])
+        if wait_s == 0:
+            return InstallReport(name, "1.0.0", "ab" * 32, running=False)
+        return InstallReport(name, "1.0.0", "ab" * 32, True, self._view(self.plugins[name]))
 
     def remove(self, name: str, actor: str) -> None:
         self._get(name)
@@ -107,20 +119,46 @@ class FakeBackend:
     def reset(self, name: str, actor: str) -> None:
         self._set(name, actor, "reset", "running")
 
+    def retry(self, name: str, actor: str) -> PluginView | None:
+        self._set(name, actor, "retry", "running")
+        return self._view(self._get(name))
+
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._get(name)
         self._note("allow_downgrade", name, version, actor)
 
-    def invoke(self, name: str, data: bytes) -> bytes:
-        self._get(name)
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """Upper-cases ``data``; ``trap`` faults; ``refuse:TEXT`` is an application error
+        (status 3, output TEXT; ``refuse-bin`` outputs bytes that are not UTF-8); a paused
+        plugin fails at once unless ``wait_s`` (recorded in ``calls``) is given."""
+        plugin = self._get(name)
+        if wait_s is not None:
+            self._note("invoke_wait", name, repr(wait_s))
+        elif plugin.state == "paused":
+            raise PluginPausedError(f"plugin {name!r} is paused")
         if self.gate is not None and not self.gate.wait(timeout=30):
             raise AssertionError("test gate never opened")
         if data == b"trap":
             raise PluginTrap("plugin ran out of fuel", TrapKind.OUT_OF_FUEL, "handle")
+        if data.startswith((b"refuse:", b"refuse-bin")):
+            out = data[7:] if data.startswith(b"refuse:") else b"\xff\x00binary"
+            raise ApplicationError(
+                f"plugin {name}: 'handle' returned status 3", status=3, output=out
+            )
         return data.upper()
 
-    def reload(self, actor: str) -> None:
+    def reload(self, actor: str) -> dict[str, Any]:
         self._note("reload", actor)
+        return {"applied": [], "restart_required": [], "restarted": [], "trusted_keys": []}
+
+    def trusted_keys(self) -> dict[str, Any]:
+        return {"keys": [], "revoked": [], "thresholds": {}}
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return [
+            {"file": "evil.wasm", "plugin": None, "version": None, "manifest": None,
+             "reason": "unsigned", "message": "module is not signed"},
+        ]  # fmt: skip
 
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]

@@ -9,7 +9,7 @@ from typing import Any
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.state import ActiveRecord, KeptVersion
-from forgeoned.core.swap_ports import Instance, Version
+from forgeoned.core.swap_ports import Instance, ShutdownFault, Version
 from forgeoned.core.swapper import Step
 from forgeoned.errors import (
     ForgeonedError,
@@ -53,6 +53,7 @@ class FakeVersion:
     ticks: int = 0
     signers: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
+    capabilities: dict[str, Any] = field(default_factory=dict)
     instance_count: int = 1
     memory_bytes: int = 65536
     tick_interval_s: float = 0.0
@@ -61,6 +62,8 @@ class FakeVersion:
     entered: threading.Event = field(default_factory=threading.Event)
     interrupted: threading.Event = field(default_factory=threading.Event)
     revived_from: FakeVersion | None = None
+    shutdown_faults: tuple[ShutdownFault, ...] = ()  # what shutdown() reports as failed
+    lifecycle_errors: dict[str, ForgeonedError] = field(default_factory=dict)  # pause, resume
     loader: FakeLoader | None = None  # the one that made it (revive fails as it says)
 
     def __post_init__(self) -> None:
@@ -88,8 +91,9 @@ class FakeVersion:
             raise self.start_error
         self.started += 1
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> list[ShutdownFault]:
         self.shut += 1
+        return list(self.shutdown_faults)
 
     def acquire(self, timeout: float) -> FakeInstance | None:
         return self._inst if self._lock.acquire(timeout=timeout) else None
@@ -103,9 +107,13 @@ class FakeVersion:
             self.block.set()
 
     def pause(self) -> None:
+        if (error := self.lifecycle_errors.pop("pause", None)) is not None:
+            raise error
         self.paused += 1
 
     def resume(self) -> None:
+        if (error := self.lifecycle_errors.pop("resume", None)) is not None:
+            raise error
         self.resumed += 1
 
 
@@ -157,6 +165,10 @@ class FakeCommitter:
         if self.fail:
             raise StateError("cannot write state.json: No space left on device")
         self.commits.append((name, version.sha256 if version is not None else None))
+
+    def active_sha256(self, name: str) -> str | None:
+        mine = [sha for n, sha in self.commits if n == name]
+        return mine[-1] if mine else None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from forgeoned.adapters.audit.journald import audit_fields
 from forgeoned.adapters.audit.log import AuditLog
-from forgeoned.adapters.console import FORMAT, OneLineFormatter
+from forgeoned.adapters.journal_log import PLAIN_FORMAT, OneLine
 from forgeoned.core.audit_bounds import FIELD_CHARS, MESSAGE_CHARS, bound, printable
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName
@@ -82,7 +82,8 @@ def test_the_log_stores_what_the_daemon_used_to_refuse(tmp_path: Path) -> None:
 def test_stderr_lines_stay_one_line_each() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
-    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(OneLine())
     logger = logging.getLogger("forgeoned.test-one-line")
     logger.addHandler(handler)
     logger.propagate = False

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, EventName
+import pytest
+
+from forgeoned.adapters.audit.journald import audit_fields
+from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, AuditEvent, EventName
 
 CATALOG = Path(__file__).resolve().parents[2] / "systemd" / "forgeoned.catalog"
 
@@ -42,3 +45,43 @@ def test_catalog_subject_names_the_event_it_documents() -> None:
     assert quarantined == "Subject: plugin @FORGEONE_PLUGIN@ quarantined"
     assert "rejected" in entries[EventName.PLUGIN_REJECTED.message_id][0]
     assert "log line" in entries[PLUGIN_LOG_MESSAGE_ID][0]
+
+
+def _subject(event: AuditEvent) -> str:
+    """The Subject journalctl -x shows for ``event``: placeholders filled from its fields."""
+    template = _entries()[event.event.message_id][0].removeprefix("Subject: ")
+    fields = audit_fields(event.fields() | {"seq": 7})
+    return re.sub(r"@([A-Z0-9_]+)@", lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+@pytest.mark.parametrize(
+    ("event", "subject"),
+    [
+        (
+            AuditEvent(EventName.PLUGIN_REJECTED, reason="unsigned", details={"file": "x.wasm"}),
+            "artifact x.wasm rejected (unsigned)",
+        ),
+        (
+            AuditEvent(
+                EventName.PLUGIN_REJECTED,
+                plugin="hello",
+                version="1.0.0",
+                reason="downgrade",
+                details={"file": "hello.wasm"},
+            ),
+            "artifact hello.wasm (plugin hello 1.0.0) rejected (downgrade)",
+        ),
+        (
+            AuditEvent(EventName.PLUGIN_REJECTED, plugin="hello", reason="revoked_key"),
+            "artifact of plugin hello rejected (revoked_key)",
+        ),
+        (
+            AuditEvent(EventName.DAEMON_RELOAD_FAILED, reason="config_invalid"),
+            "forgeoned refused to reload its configuration (config_invalid)",
+        ),
+    ],
+)
+def test_subjects_of_rejections_and_failed_reloads_leave_no_placeholder(
+    event: AuditEvent, subject: str
+) -> None:
+    assert _subject(event) == subject

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
+from forgeoned.adapters.audit.console import NOTICE, ConsoleWriter, level_of
 from forgeoned.adapters.audit.journald import (
     JournaldSink,
     JournalWriter,
@@ -184,3 +188,64 @@ def test_plugin_log_flood_with_a_stuck_journal_never_blocks_the_plugin() -> None
     release.set()
     assert writer.flush(10)
     writer.close()
+
+
+LEVELS = [(0, "DEBUG"), (1, "INFO"), (2, "NOTICE"), (3, "WARNING"), (4, "ERROR")]
+
+
+def plugin_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "forgeoned.plugin"]
+
+
+def test_journald_down_plugin_lines_go_to_stderr_by_level_name_still_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    daemon = DaemonStats()
+    writer = JournalWriter(daemon, send=FakeJournal(fail=True))
+    stats: defaultdict[str, PluginStats] = defaultdict(PluginStats)
+    sink = PluginLogSink(writer, stats.__getitem__, ManualClock(), rate_per_s=5, burst=10)
+    with caplog.at_level(logging.DEBUG, logger="forgeoned.plugin"):
+        for level, _ in LEVELS:
+            sink("hello", level, f"level {level}")
+        accepted = sum(sink("hello", 1, f"flood {i}") for i in range(100))
+        assert writer.flush(10)
+    assert plugin_lines(caplog)[:5] == [(name, f"hello: level {n}") for n, name in LEVELS]
+    assert accepted == 5 and stats["hello"].log_dropped == 95  # the budget, as with journald
+    assert len(plugin_lines(caplog)) == 10
+    assert daemon.journald_failures == 10
+    writer.close()
+
+
+def test_without_journald_plugin_lines_are_log_lines_by_level_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats: defaultdict[str, PluginStats] = defaultdict(PluginStats)
+    sink = PluginLogSink(ConsoleWriter(), stats.__getitem__, ManualClock(), rate_per_s=1, burst=5)
+    with caplog.at_level(logging.DEBUG, logger="forgeoned.plugin"):
+        for level, _ in LEVELS:
+            sink("hello", level, f"level {level}")
+        assert not sink("hello", 4, "over the budget")
+    assert plugin_lines(caplog) == [(name, f"hello: level {n}") for n, name in LEVELS]
+    assert stats["hello"].log_dropped == 1
+
+
+def test_journald_down_audit_echoes_go_to_stderr_at_the_events_priority(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = JournalWriter(DaemonStats(), send=FakeJournal(fail=True))
+    trail = AuditTrail(AuditLog(tmp_path, ManualClock()), JournaldSink(writer), DaemonStats())
+    with caplog.at_level(logging.INFO, logger="forgeoned.audit"):
+        trail.record(EVENT)
+        assert writer.flush(10)
+    echoes = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "forgeoned.audit"]
+    assert ("ERROR", "plugin.quarantined: hello 1.2.0: crashed 5 times in 60 s") in echoes
+    trail.close()
+    writer.close()
+
+
+def test_syslog_priorities_map_to_logging_levels() -> None:
+    assert [level_of(p) for p in (7, 6, 5, 4, 3, 2, 0)] == [
+        logging.DEBUG, logging.INFO, NOTICE, logging.WARNING, logging.ERROR,
+        logging.CRITICAL, logging.CRITICAL,
+    ]  # fmt: skip
+    assert logging.getLevelName(NOTICE) == "NOTICE"

@@ -258,3 +258,33 @@ def test_sections_list_the_most_recent_findings_and_count_the_rest(tmp_path: Pat
     assert "The 10 most recent are listed; 15 earlier ones are counted" in text
     evidence = json.dumps(json.loads(render_json(report))["controls"])
     assert "25 host calls denied by capability" in evidence
+
+
+def test_a_rejection_without_a_readable_manifest_is_named_by_its_file(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, ManualClock())
+    log.record(
+        AuditEvent(
+            EventName.PLUGIN_REJECTED,
+            reason="malformed",
+            message="junk.wasm: not wasm",
+            details={"file": "junk.wasm"},
+        )
+    )
+    log.record(
+        AuditEvent(
+            EventName.PLUGIN_REJECTED,
+            plugin="hello",
+            version="1.0.0",
+            reason="unsigned",
+            message="hello.wasm: module is not signed",
+            details={"file": "hello.wasm", "manifest": "unverified"},
+        )
+    )
+    report = build_report(list(log.entries()), [], log.verify())
+    log.close()
+    assert [(f.subject, f.file) for f in report.rejections] == [
+        ("(file junk.wasm)", "junk.wasm"),
+        ("hello", "hello.wasm"),
+    ]
+    text = render_markdown(report)
+    assert "| rejected | (file junk.wasm) |" in text.replace("plugin.rejected", "rejected")

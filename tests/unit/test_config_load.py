@@ -108,6 +108,7 @@ def test_control_can_be_disabled(tmp_path: Path) -> None:
         ("[restart]\nbackoff_initial_s = 5\nbackoff_max_s = 1", "restart.backoff_max_s"),
         ("[restart]\ntries = 3", "restart.tries: unknown key"),
         ("[compile]\nworkers = 0", "compile.workers"),
+        ("[compile]\ncache_max_bytes = -1", "compile.cache_max_bytes: -1 is outside"),
         ("[metrics]\nlisten = 'nowhere'", "metrics.listen: must be HOST:PORT"),
         ("[metrics]\nenabled = 'yes'", "metrics.enabled: must be true or false"),
         ("[audit]\ncolour = 1", "audit.colour: unknown key"),

@@ -20,6 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 LIVE_TEXT = """
 mode = "development"
 drain_timeout_s = 1.5
+lifecycle_timeout_s = 0.5
 rescan_interval_s = 7
 plugin_env = ["TZ"]
 [restart]
@@ -32,6 +33,9 @@ pay = 2
 instances = 2
 [audit]
 verify_interval_s = 5
+[[control.bindings]]
+group = "ops"
+roles = ["operator"]
 """
 
 RESTART_TEXT = """
@@ -55,9 +59,38 @@ def test_the_live_keys_are_applied_and_nothing_waits_for_a_restart(tmp_path: Pat
     applied = old.reloaded(new)
     assert applied == new
     assert applied.mode is Mode.DEVELOPMENT and applied.drain_timeout_s == 1.5
+    assert applied.lifecycle_timeout_s == 0.5
     assert applied.limits.default == Ceilings(instances=2)
     assert applied.trust.thresholds == {"pay": 2} and applied.plugin_env == ("TZ",)
     assert applied.policy_for("billing").log and not applied.policy_for("billing").clock
+    assert [g.name for g in applied.control.policy.grants] == ["binding:group=ops"]
+    assert [c.key for c in old.changes(new)] == [
+        "audit.verify_interval_s",
+        "capabilities.billing",
+        "control.policy",
+        "drain_timeout_s",
+        "lifecycle_timeout_s",
+        "limits",
+        "mode",
+        "plugin_env",
+        "rescan_interval_s",
+        "restart",
+        "trust",
+    ]
+
+
+def test_control_policy_applies_while_the_socket_waits_for_a_restart(tmp_path: Path) -> None:
+    old = load_config(write(tmp_path, ""))
+    new = load_config(
+        write(
+            tmp_path,
+            '[control]\nmode = "0600"\n[[control.bindings]]\nuser = "a"\nroles = ["viewer"]',
+        )
+    )
+    applied = old.reloaded(new)
+    assert applied.control.policy == new.control.policy
+    assert applied.control.mode == old.control.mode == 0o660
+    assert old.restart_required(new) == ["control.mode"]
 
 
 def test_restart_keys_are_named_as_written_and_kept(tmp_path: Path) -> None:
@@ -65,8 +98,8 @@ def test_restart_keys_are_named_as_written_and_kept(tmp_path: Path) -> None:
     new = load_config(write(tmp_path, RESTART_TEXT))
     assert old.restart_required(new) == [
         "audit.journald",
-        "compile",
-        "control",
+        "compile.workers",
+        "control.socket",
         "debounce_ms",
         "metrics.listen",
         "plugins_dir",
@@ -91,6 +124,9 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "trust_dir",
         "plugin_env",
         "drain_timeout_s",
+        "shutdown_timeout_s",
+        "max_artifact_bytes",
+        "lifecycle_timeout_s",
         "rescan_interval_s",
         "restart",
         "default_policy",

@@ -31,9 +31,13 @@ def body(code: str, message: str = "m") -> bytes:
         (422, "over_ceiling", errors.LimitExceededError, 3),
         (502, "out_of_fuel", errors.PluginTrap, 8),
         (502, "status_nonzero", errors.PluginFault, 8),
+        (422, "application_error", errors.ApplicationError, 11),
+        (409, "paused", errors.PluginPausedError, 7),
         (400, "malformed_json", errors.HttpProtocolError, 1),
         (503, "busy", errors.BusyError, 1),
         (503, "unavailable", errors.UnavailableError, 1),
+        (503, "audit_unavailable", errors.AuditUnavailableError, 10),
+        (500, "audit_failed", errors.AuditError, 1),
         (500, "internal", errors.ForgeonedError, 1),
     ],
 )
@@ -56,6 +60,7 @@ def test_unreachable_is_exit_4(capsys: pytest.CaptureFixture[str], tmp_path: obj
     assert code == 4
     err = capsys.readouterr().err
     assert err.startswith("forgeonectl: cannot reach forgeoned at /nonexistent/forgeoned.sock")
+    assert err.rstrip().endswith("(is it running? systemctl status forgeoned)")
     assert err.count("\n") == 1
 
 

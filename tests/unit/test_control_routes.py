@@ -17,6 +17,7 @@ from forgeoned.errors import (
     HttpProtocolError,
     MethodNotAllowedError,
     NotFoundError,
+    PluginPausedError,
     SignatureError,
 )
 
@@ -89,7 +90,10 @@ def test_list_is_sorted_and_in_design_shape() -> None:
     status, body = call(backend, "GET", "/v1/plugins")
     assert status == 200
     assert [p["name"] for p in body["plugins"]] == ["alpha", "zeta"]
-    assert set(body["plugins"][0]) == {"name", "version", "state", "sha256"}
+    design = {"name", "version", "state", "sha256"}  # DESIGN §4: kept, with fields added
+    added = {"candidates", "last_error", "last_error_code", "last_error_at", "quarantine"}
+    assert set(body["plugins"][0]) == design | added
+    assert body["plugins"][0]["candidates"] == [] and body["plugins"][0]["quarantine"] is None
 
 
 def test_list_is_filtered_by_a_scoped_rule() -> None:
@@ -113,7 +117,13 @@ def test_action_and_invoke_and_downgrade() -> None:
         {"plugin": "hello", "action": "pause", "ok": True},
     )
     assert backend.plugins["hello"].state == "paused"
-    assert call(backend, "POST", "/v1/plugins/hello/invoke", b"abc") == (200, b"ABC")
+    with pytest.raises(PluginPausedError):
+        call(backend, "POST", "/v1/plugins/hello/invoke", b"abc")
+    assert call(backend, "POST", "/v1/plugins/hello/invoke?wait=1.5", b"abc") == (200, b"ABC")
+    assert ("invoke_wait", "hello", "1.5") in backend.calls
+    for bad in ("-1", "soon", "3601", "nan"):
+        with pytest.raises(BadRequestError):
+            call(backend, "POST", f"/v1/plugins/hello/invoke?wait={bad}", b"abc")
     call(backend, "POST", "/v1/plugins/hello/allow-downgrade", b'{"version": "0.9.0"}')
     assert backend.calls[-1] == ("allow_downgrade", "hello", "0.9.0", "uid=0(root)")
 

@@ -9,8 +9,16 @@ from daemon_fakes import FakeVersion
 
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.state import ActiveRecord, KeptVersion
-from forgeoned.core.swap_ports import Instance, Version
-from forgeoned.errors import IllegalTransition, PluginFault, PluginTrap, TrapKind, UnavailableError
+from forgeoned.core.swap_ports import Instance, ShutdownFault, Version
+from forgeoned.errors import (
+    ApplicationError,
+    IllegalTransition,
+    PluginFault,
+    PluginPausedError,
+    PluginTrap,
+    TrapKind,
+    UnavailableError,
+)
 from forgeoned.service.plugin_host import PluginHost
 
 
@@ -29,18 +37,46 @@ def test_stopped_plugin_refuses_calls_at_once() -> None:
         host.call(b"x")
 
 
-def test_pause_holds_calls_until_resume() -> None:
+def test_a_call_to_a_paused_plugin_fails_at_once_unless_it_may_wait() -> None:
     host, v = running_host(hold_timeout_s=10)
     host.pause(drain_timeout=1)
+    with pytest.raises(PluginPausedError, match="is paused"):
+        host.call(b"now")
     assert host.state is State.PAUSED and v.paused == 1
     out: list[bytes] = []
-    t = threading.Thread(target=lambda: out.append(host.call(b"held")))
+    t = threading.Thread(target=lambda: out.append(host.call(b"held", wait_s=10)))
     t.start()
     assert host.wait_held(1, 5)  # held, not refused
     assert out == []
     host.resume()
     t.join(5)
     assert out == [b"1.0.0:held"] and v.resumed == 1
+
+
+def test_a_refused_pause_leaves_it_running_and_a_refused_resume_leaves_it_paused() -> None:
+    faults: list[PluginFault] = []
+    host, v = running_host(on_fault=lambda h, ver, exc: faults.append(exc))
+    v.lifecycle_errors["pause"] = ApplicationError("no", export="pause", status=7)
+    with pytest.raises(ApplicationError):
+        host.pause(drain_timeout=1)
+    assert host.state is State.RUNNING and host.call(b"x") == b"1.0.0:x"
+    host.pause(drain_timeout=1)
+    v.lifecycle_errors["resume"] = ApplicationError("no", export="resume", status=5)
+    with pytest.raises(ApplicationError):
+        host.resume()
+    assert host.view().state == "paused" and v.resumed == 0
+    host.resume()
+    assert host.view().state == "running" and v.resumed == 1
+    assert faults == [] and host.last_error is None  # refusals are not faults
+
+
+def test_a_trap_in_pause_is_a_fault() -> None:
+    faults: list[PluginFault] = []
+    host, v = running_host(on_fault=lambda h, ver, exc: faults.append(exc))
+    v.lifecycle_errors["pause"] = PluginTrap("unreachable", TrapKind.UNREACHABLE, "pause")
+    with pytest.raises(PluginTrap):
+        host.pause(drain_timeout=1)
+    assert host.state is State.FAILED and len(faults) == 1
 
 
 def test_resume_of_a_running_plugin_is_an_illegal_transition() -> None:
@@ -50,11 +86,11 @@ def test_resume_of_a_running_plugin_is_an_illegal_transition() -> None:
     assert v.resumed == 0 and host.state is State.RUNNING
 
 
-def test_held_call_gives_up_after_the_hold_timeout() -> None:
-    host, _ = running_host(hold_timeout_s=0.05)
+def test_held_call_gives_up_after_its_wait() -> None:
+    host, _ = running_host(hold_timeout_s=30)
     host.pause(drain_timeout=1)
-    with pytest.raises(UnavailableError, match="stayed paused"):
-        host.call(b"x")
+    with pytest.raises(UnavailableError, match=r"stayed paused for 0\.05s"):
+        host.call(b"x", wait_s=0.05)
 
 
 def test_a_trap_fails_the_plugin_and_tells_the_supervisor() -> None:
@@ -103,6 +139,7 @@ class Recorder:
     def __init__(self, version: str = "1.0.0", count: int = 1) -> None:
         self.version, self.sha256, self.signers = version, "sha", ()
         self.limits: dict[str, int] = {}
+        self.capabilities: dict[str, object] = {}
         self.instance_count, self.memory_bytes = count, 0
         self.idle = list(range(count))
         self.served: list[bytes] = []
@@ -160,8 +197,8 @@ class Recorder:
     def start(self) -> None:
         pass
 
-    def shutdown(self) -> None:
-        pass
+    def shutdown(self) -> list[ShutdownFault]:
+        return []
 
     def interrupt(self) -> None:
         self.go.set()

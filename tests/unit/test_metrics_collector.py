@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from forgeoned.adapters.audit.outage import Outage
 from forgeoned.adapters.metrics.model import StaticSource
 from forgeoned.adapters.metrics.server import ForgeonedCollector, MetricsServer, render_text
 from forgeoned.core.audit_chain import VerifyResult
@@ -129,6 +130,25 @@ def test_audit_chain_metrics() -> None:
     assert r.get_sample_value("forgeone_audit_write_failures_total") == 1
     audit.last_verify = VerifyResult(True, 12)
     assert r.get_sample_value("forgeone_audit_chain_ok") == 1
+
+
+def test_audit_write_metrics_follow_the_outage() -> None:
+    outage = Outage()
+    registry = CollectorRegistry()
+    registry.register(ForgeonedCollector(StaticSource(), None, outage))
+    unwritten = "forgeone_audit_records_unwritten_total"
+    assert registry.get_sample_value("forgeone_audit_write_ok") == 1
+    assert registry.get_sample_value(unwritten, {"outcome": "refused"}) == 0
+    outage.failed("plugin.paused", "No space left on device", 100.0, refused=True)
+    outage.failed("hostcall.denied", "No space left on device", 101.0)
+    assert registry.get_sample_value("forgeone_audit_write_ok") == 0
+    assert registry.get_sample_value(unwritten, {"outcome": "refused"}) == 1
+    assert registry.get_sample_value(unwritten, {"outcome": "lost"}) == 1
+    outage.gap_event(102.0)
+    assert registry.get_sample_value("forgeone_audit_write_ok") == 0  # gap not yet durable
+    outage.finish()
+    assert registry.get_sample_value("forgeone_audit_write_ok") == 1
+    assert registry.get_sample_value(unwritten, {"outcome": "lost"}) == 1  # a counter
 
 
 def test_server_serves_metrics_on_loopback_only_path() -> None:

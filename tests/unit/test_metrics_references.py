@@ -45,16 +45,22 @@ class Audit:
     write_failures = 0
 
 
+class Writes:
+    ok = True
+    lost_total = 0
+    refused_total = 0
+
+
 def _exported() -> set[str]:
     registry = CollectorRegistry()
-    registry.register(ForgeonedCollector(Source(), Audit()))
+    registry.register(ForgeonedCollector(Source(), Audit(), Writes()))
     return {sample.name for family in registry.collect() for sample in family.samples}
 
 
 def _dashboard_exprs() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-    exprs += [v["definition"] for v in dashboard["templating"]["list"]]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
     return exprs
 
 
@@ -66,7 +72,7 @@ def test_dashboard_metrics_exist() -> None:
 
 def test_rule_metrics_exist() -> None:
     used = set(METRIC.findall(RULES.read_text()))
-    assert {"forgeone_plugin_state", "forgeone_audit_chain_ok"} <= used
+    assert {"forgeone_plugin_state", "forgeone_audit_chain_ok", "forgeone_audit_write_ok"} <= used
     assert used - _exported() == set()
 
 

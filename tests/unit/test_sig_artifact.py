@@ -285,6 +285,16 @@ def test_expired_signature() -> None:
     assert Loader(policy(OPS)).accept(valid).signed
 
 
+def test_a_key_past_its_expiry_signs_nothing_and_a_valid_cosigner_still_counts() -> None:
+    trust = policy(OPS, DEV)
+    ops_expired = replace(trust.keys[0], not_after=NOW - 1)
+    dev_valid = replace(trust.keys[1], not_after=NOW + 1)
+    expiring = replace(trust, keys=(ops_expired, dev_valid))
+    reject(Loader(expiring), signed(), SignatureError, "expired", "expired key(s) key0")
+    assert Loader(expiring).accept(signed(None, OPS, DEV)).signers == ("key1",)
+    assert Loader(replace(trust, keys=(dev_valid,))).accept(signed(None, DEV)).signed
+
+
 def test_signature_with_empty_hash_set_list_is_unsigned() -> None:
     module = package_plugin(WAT, MANIFEST)
     empty = sig.embed(module, sig.encode(sig.SignatureData(())))

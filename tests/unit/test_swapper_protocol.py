@@ -133,22 +133,35 @@ def test_init_failure_rolls_back_without_touching_the_old_version() -> None:
     assert w.committer.commits == []
 
 
-def test_start_failure_restores_the_old_version() -> None:
+def test_start_failure_puts_the_old_version_back_as_it_was() -> None:
     w = World()
     v1 = w.install_v1()
     bad = cand("hello", "2.0.0")
     w.loader.start_errors[bad.sha256] = START_FAILS
     result = w.swapper.swap(w.host, bad)
     assert result.outcome is Outcome.ROLLED_BACK
-    new = w.loader.made[-2]
+    new = w.loader.made[-1]
     assert new.version == "2.0.0" and new.shut == 1
-    restored = w.host.current
-    assert isinstance(restored, FakeVersion) and restored.revived_from is v1
-    assert restored.started == 1
+    assert w.host.current is v1  # never stopped: the same instances, their memory kept
+    assert v1.shut == 0 and v1.started == 1
     assert w.host.state is State.RUNNING
     assert w.host.call(b"c") == b"1.0.0:c"
     assert w.committer.commits == []
     assert w.audit.names() == [EventName.PLUGIN_ROLLED_BACK]
+    assert Step.STOP_OLD not in w.steps.steps
+
+
+def test_a_paused_old_version_comes_back_started_afresh() -> None:
+    w = World()
+    v1 = w.install_v1()
+    w.host.pause(drain_timeout=1)
+    bad = cand("hello", "2.0.0")
+    w.loader.start_errors[bad.sha256] = START_FAILS
+    assert w.swapper.swap(w.host, bad).outcome is Outcome.ROLLED_BACK
+    restored = w.host.current
+    assert isinstance(restored, FakeVersion) and restored.revived_from is v1
+    assert restored.started == 1 and v1.shut == 1
+    assert w.host.state is State.RUNNING and w.host.call(b"c") == b"1.0.0:c"
 
 
 def test_state_write_failure_restores_the_old_version() -> None:
@@ -164,6 +177,7 @@ def test_state_write_failure_restores_the_old_version() -> None:
 def test_old_version_that_cannot_restart_leaves_the_plugin_failed() -> None:
     w = World()
     w.install_v1()
+    w.host.pause(drain_timeout=1)  # a paused old version has to be started afresh
     bad = cand("hello", "2.0.0")
     w.loader.start_errors[bad.sha256] = START_FAILS
     w.loader.revive_error = INIT_FAILS
@@ -279,4 +293,6 @@ def test_a_rejection_before_verification_has_no_signers() -> None:
     )
     w.swapper.swap(w.host, bad)
     [event] = w.audit.events
-    assert event.event is EventName.PLUGIN_REJECTED and event.details == {}
+    assert event.event is EventName.PLUGIN_REJECTED
+    assert event.details == {"file": "hello.wasm"}  # no signers; the file it came from
+    assert event.message == "hello.wasm: module is not signed"

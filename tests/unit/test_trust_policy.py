@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -29,8 +30,13 @@ def test_full_policy_parses() -> None:
             "revoked": [PK.hex(), "01" + test_key(2).public_key.hex()],
             "scopes": {"ops.pub": ["billing-*", "audit"], "dev": ["dev-*"]},
             "thresholds": {"payments": 2},
+            "expires": {
+                "ops.pub": dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+                "dev": "2028-01-01T00:00:00Z",
+            },
         }
     )
+    assert config.expires == {"ops": 1798761600.0, "dev": 1830297600.0}
     assert config.revoked == {PK, test_key(2).public_key}
     assert config.scopes == {"ops": ("billing-*", "audit"), "dev": ("dev-*",)}
     assert config.thresholds == {"payments": 2}
@@ -51,6 +57,10 @@ def test_full_policy_parses() -> None:
         ({"thresholds": {"pay": 0}}, r"trust.thresholds.pay = 0 is outside 1..64"),
         ({"thresholds": {"pay": True}}, "must be an integer"),
         ({"thresholds": {"Pay Me": 2}}, "not a plugin name or glob"),
+        ({"expires": {"ops": 5}}, "trust.expires.ops must be a date and time"),
+        ({"expires": {"ops": "soon"}}, "'soon' is not an RFC 3339 date and time"),
+        ({"expires": {"ops": dt.datetime(2027, 1, 1)}}, "has no UTC offset"),
+        ({"expires": []}, "trust.expires must be a table"),
     ],
 )
 def test_bad_policy_names_the_key(raw: Any, message: str) -> None:
@@ -102,13 +112,21 @@ def test_trust_dir_reads_pub_and_pem_and_ignores_the_rest(tmp_path: Path) -> Non
     (tmp_path / ".hidden.pub").write_bytes(b"junk")
     (tmp_path / "README").write_text("not a key")
     os.symlink(tmp_path / "ops.pub", tmp_path / ".link.pub")  # a dotfile: never read
-    config = parse_trust_policy({"scopes": {"ops.pub": ["billing-*"]}})
+    config = parse_trust_policy(
+        {"scopes": {"ops.pub": ["billing-*"]}, "expires": {"dev": "2027-01-01T00:00:00Z"}}
+    )
     trust = load_trust_dir(tmp_path, config)
     by_name = {k.name: k for k in trust.keys}
     assert set(by_name) == {"ops", "dev"}
     assert by_name["ops"].public_key == PK and by_name["ops"].scopes == ("billing-*",)
     assert by_name["dev"].public_key == test_key(2).public_key
     assert by_name["dev"].scopes == ("*",)
+    assert by_name["ops"].not_after is None and by_name["dev"].not_after == 1798761600.0
+    described = by_name["dev"].describe()
+    assert described["not_after"] == "2027-01-01T00:00:00Z"
+    assert described["public_key"] == test_key(2).public_key.hex()
+    assert described["key_id"] == by_name["dev"].key_id.hex() and len(described["key_id"]) == 24
+    assert described["fingerprint"].startswith("SHA256:") and len(described["fingerprint"]) == 50
 
 
 @pytest.mark.parametrize(
@@ -118,6 +136,7 @@ def test_trust_dir_reads_pub_and_pem_and_ignores_the_rest(tmp_path: Path) -> Non
         ({"bad.pem": b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----"}, {}, "base64"),
         ({"a.pub": b"\x01" + PK, "b.pem": public_key_pem(PK)}, {}, "duplicates key 'a'"),
         ({"a.pub": b"\x01" + PK}, {"scopes": {"typo": ["x"]}}, "names key 'typo', not found"),
+        ({"a.pub": b"\x01" + PK}, {"expires": {"b": "2027-01-01T00:00:00Z"}}, "names key 'b'"),
     ],
 )
 def test_broken_trust_dir_fails_loudly(

@@ -46,11 +46,24 @@ class EntryRecorder(Protocol):
     def record_entry(self, event: AuditEvent) -> dict[str, Any]: ...
 
 
+class Gate(Protocol):
+    """Runs an action whose first audit record is its precondition (the trail's outage)."""
+
+    def guard(self, action: Callable[[], None], what: str) -> None: ...
+
+
 class AnchorKeeper:
-    def __init__(self, store: AnchorStore, audit_log: AuditLog, trail: EntryRecorder) -> None:
+    def __init__(
+        self,
+        store: AnchorStore,
+        audit_log: AuditLog,
+        trail: EntryRecorder,
+        gate: Gate | None = None,
+    ) -> None:
         self._store = store
         self._log = audit_log
         self._trail = trail
+        self._gate = gate
         self._lock = threading.Lock()
 
     @property
@@ -121,12 +134,27 @@ class AnchorKeeper:
         return dataclasses.replace(result, ok=False, first_bad_seq=first, why=why)
 
     def accept(self, actor: str) -> dict[str, Any]:
-        """An admin accepts the open gap: the log is anchored where it is now."""
+        """An admin accepts the open gap: the log is anchored where it is now. Fails closed:
+        ``control.requested`` is written first, and if it cannot be, nothing changes
+        (AuditUnavailableError, 503 ``audit_unavailable``)."""
+        out: list[dict[str, Any]] = []
+        if self._gate is None:
+            self._accept(actor, out)
+        else:
+            self._gate.guard(lambda: self._accept(actor, out), "accept the audit gap")
+        return out[0]
+
+    def _accept(self, actor: str, out: list[dict[str, Any]]) -> None:
         with self._lock:
             anchor = self.anchor
             if anchor is None or anchor.gap is None:
                 raise ConflictError("there is no open audit gap to accept")
             gap = anchor.gap
+            self._trail.record_entry(
+                AuditEvent(EventName.CONTROL_REQUESTED, actor=actor, reason=gap.kind.value,
+                           message=f"{actor} requested audit_accept_gap of entry {gap.seq}",
+                           details={"action": "audit_accept_gap", "gap_seq": gap.seq})
+            )  # fmt: skip
             self._store.update_anchor(lambda a: None)
             self._log.checkpoint()  # anchors there (advance) if anything came since the last
             if self._log.last_head is not None:
@@ -134,7 +162,7 @@ class AnchorKeeper:
             log.warning("audit: %s accepted the gap at entry %d (%s)", actor, gap.seq,
                         gap.kind.value)  # fmt: skip
             now = self.anchor
-            return {"accepted": gap.to_dict(), "anchor": now.to_dict() if now else None}
+            out.append({"accepted": gap.to_dict(), "anchor": now.to_dict() if now else None})
 
     def _found(self, anchor: Anchor, *, at_start: bool) -> Found:
         directory = self._log.directory

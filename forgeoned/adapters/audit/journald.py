@@ -3,7 +3,9 @@
 The journal is best effort: the tamper-evident audit log is the record of truth. So nothing
 here may block a caller for long or raise: entries go through a bounded queue to one sender
 thread (``systemd.journal.sendv``); a full queue or a failed send (journald not running,
-socket gone) is counted in ``DaemonStats.journald_failures`` and otherwise ignored.
+socket gone) is counted in ``DaemonStats.journald_failures``, and a failed send's entry is
+written to stderr instead (:mod:`forgeoned.adapters.audit.console`), so that plugin log lines
+and audit echoes do not vanish while journald is down.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.core.audit_bounds import bound, printable
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, PRIO_INFO, AuditEvent, EventName
 from forgeoned.core.ports import Clock
@@ -30,6 +33,7 @@ _LEVEL_PRIORITY: Final = (7, 6, 5, 4, 3)
 _STOP: Final = object()
 
 Send = Callable[[dict[str, str]], None]
+Fallback = Callable[[dict[str, str]], object]  # where an entry journald refused goes instead
 
 
 def _journal_send(fields: dict[str, str]) -> None:
@@ -45,10 +49,16 @@ class JournalWriter:
     """One sender thread fed by a bounded queue; ``submit`` never blocks and never raises."""
 
     def __init__(
-        self, stats: DaemonStats, *, send: Send | None = None, capacity: int = 10_000
+        self,
+        stats: DaemonStats,
+        *,
+        send: Send | None = None,
+        capacity: int = 10_000,
+        fallback: Fallback | None = None,
     ) -> None:
         self._stats = stats
         self._send = send or _journal_send
+        self._fallback = fallback if fallback is not None else ConsoleWriter().submit
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._cond = threading.Condition()
         self._submitted = 0
@@ -82,6 +92,10 @@ class JournalWriter:
         with self._cond:
             self._stats.journald_failures += 1
 
+    def _fall_back(self, item: object) -> None:
+        with contextlib.suppress(Exception):  # stderr gone too: nothing left to tell
+            self._fallback(item)  # type: ignore[arg-type]
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -91,6 +105,7 @@ class JournalWriter:
                 self._send(item)  # type: ignore[arg-type]
             except Exception:  # any journald problem is only counted, never raised
                 self._fail()
+                self._fall_back(item)
             with self._cond:
                 self._done += 1
                 self._cond.notify_all()
@@ -114,9 +129,22 @@ def audit_fields(entry: Mapping[str, Any]) -> dict[str, str]:
     for key in ("plugin", "version", "sha256", "actor", "reason", "seq", "hash"):
         if entry.get(key) is not None:
             fields[f"FORGEONE_{key.upper()}"] = _clean(str(entry[key]))
-    if entry.get("details"):
-        fields["FORGEONE_DETAILS"] = _clean(json.dumps(entry["details"], sort_keys=True))
+    details = entry.get("details")
+    if details:
+        fields["FORGEONE_DETAILS"] = _clean(json.dumps(details, sort_keys=True))
+        if isinstance(details, Mapping) and details.get("file"):
+            fields["FORGEONE_FILE"] = _clean(str(details["file"]))
+    if name is EventName.PLUGIN_REJECTED:  # the catalog's subject names it, always set
+        fields["FORGEONE_ARTIFACT"] = _artifact(entry, fields.get("FORGEONE_FILE"))
     return fields
+
+
+def _artifact(entry: Mapping[str, Any], file: str | None) -> str:
+    """How a rejection names what was refused: the file and, when known, the plugin."""
+    plugin = " ".join(str(entry[k]) for k in ("plugin", "version") if entry.get(k))
+    if file and plugin:
+        return _clean(f"{file} (plugin {plugin})")
+    return _clean(file or (f"of plugin {plugin}" if plugin else "(unnamed upload)"))
 
 
 def _message(entry: Mapping[str, Any]) -> str:
@@ -158,6 +186,12 @@ class _Bucket:
     dropped: int = 0
 
 
+class EntryWriter(Protocol):
+    """Where plugin log entries go: a :class:`JournalWriter` or a ``ConsoleWriter``."""
+
+    def submit(self, fields: dict[str, str]) -> bool: ...
+
+
 class PluginLogSink:
     """The ``log`` host function's sink: rate limited per plugin with a token bucket.
 
@@ -168,7 +202,7 @@ class PluginLogSink:
 
     def __init__(
         self,
-        writer: JournalWriter,
+        writer: EntryWriter,
         stats_for: Callable[[str], PluginStats],
         clock: Clock,
         *,

@@ -9,6 +9,8 @@ and on ``close``; the latest one is also kept as ``head.json`` beside the log.
 
 A crash can leave a torn last line. On start it is detected, moved aside to
 ``torn-<seq>-<time>.bin`` and the truncation is itself recorded as ``audit.recovered``.
+A write or sync the disk refuses raises :class:`~forgeoned.errors.AuditUnavailableError`
+and leaves no partial line (what that means for the daemon: ``adapters/audit/trail.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
-from forgeoned.errors import AuditError, StateError
+from forgeoned.errors import AuditError, AuditUnavailableError, StateError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
@@ -97,7 +99,8 @@ class AuditLog:
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
-        """Append ``event``; returns the stored entry once it is durable (or raises AuditError).
+        """Append ``event``; returns the stored entry once it is durable, or raises
+        (AuditUnavailableError when the disk refuses the write or the sync).
 
         Its strings are made printable and short first (:mod:`forgeoned.core.audit_bounds`)."""
         fields = bound(event.fields())
@@ -124,6 +127,10 @@ class AuditLog:
         with self._lock:
             out, self._internal = self._internal, []
         return out
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @property
     def head_seq(self) -> int:
@@ -222,12 +229,12 @@ class AuditLog:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             fsync_dir(self.directory)
         except OSError as exc:
-            raise AuditError(f"cannot open {path}: {exc.strerror or exc}") from exc
+            raise AuditUnavailableError(f"cannot open {path}: {exc.strerror or exc}") from exc
         return fd
 
     def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
         if self._fd < 0:
-            raise AuditError("the audit log is closed")
+            raise AuditUnavailableError("the audit log is closed")
         ts = audit_chain.rfc3339(self._clock.wall())
         try:
             entry, data = audit_chain.seal_line(fields, self._seq + 1, ts, self._prev)
@@ -249,7 +256,8 @@ class AuditLog:
             self.write_failures += 1
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            raise AuditError(f"cannot write the audit log: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise AuditUnavailableError(f"cannot write the audit log: {why}") from exc
         self._size += len(data)
         self._seq, self._prev = entry["seq"], entry["hash"]
         self._since_checkpoint += 1
@@ -260,7 +268,8 @@ class AuditLog:
             os.fdatasync(fd)
         except OSError as exc:
             self.write_failures += 1
-            raise AuditError(f"cannot sync the audit log: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise AuditUnavailableError(f"cannot sync the audit log: {why}") from exc
 
     def _rotate(self) -> None:
         self._datasync(self._fd)

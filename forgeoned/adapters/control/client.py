@@ -3,12 +3,14 @@
 Answers come back as parsed JSON (or raw bytes for ``invoke``); an error answer is raised as
 the :class:`ForgeonedError` subclass its ``code`` stands for (never guessed from the HTTP
 status: two 503s, ``busy`` and ``unavailable``, are different errors), so forgeonectl's exit
-codes follow the daemon's verdict. A socket that cannot be reached raises
-:class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
+codes follow the daemon's verdict; an ``application_error`` comes back with the plugin's
+status and output (:mod:`forgeoned.adapters.control.answers`). A socket that cannot be
+reached raises :class:`UnreachableError` ("cannot reach forgeoned at SOCK: ...", exit code 4).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -17,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from forgeoned import errors
+from forgeoned.adapters.control.answers import application_error
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -58,10 +61,13 @@ class ControlClient:
         body: bytes | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request; JSON answers are parsed, octet-stream answers returned as bytes."""
         target = path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Content-Type": content_type} if body is not None else {}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
             self._conn.request(method, target, body=body, headers=headers)
             resp = self._conn.getresponse()
@@ -69,7 +75,7 @@ class ControlClient:
         except OSError as exc:
             self._conn.close()
             raise errors.UnreachableError(
-                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}{_hint(exc)}"
             ) from exc
         except http.client.HTTPException as exc:
             self._conn.close()
@@ -122,16 +128,26 @@ class ControlClient:
     def show(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/v1/plugins/{quote(name)}"))
 
-    def install(self, data: bytes, filename: str) -> dict[str, Any]:
-        return dict(
-            self.request(
-                "POST",
-                "/v1/plugins",
-                data,
-                {"filename": filename},
-                content_type="application/wasm",
-            )
+    def install(
+        self,
+        data: bytes,
+        filename: str,
+        detached: bytes | None = None,
+        wait_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload an artifact (with its detached signature); ``wait_s`` bounds the wait for
+        its outcome (0: none; None: the daemon's default). ``outcome`` in the answer is
+        ``running`` (201) or ``pending`` (202); a refusal raises its error."""
+        query = {"filename": filename}
+        if wait_s is not None:
+            query["wait"] = f"{wait_s:g}"
+        headers = {}
+        if detached is not None:
+            headers["X-Forgeone-Signature"] = base64.b64encode(detached).decode("ascii")
+        answer = self.request(
+            "POST", "/v1/plugins", data, query, content_type="application/wasm", headers=headers
         )
+        return dict(answer)
 
     def remove(self, name: str) -> dict[str, Any]:
         return dict(self.request("DELETE", f"/v1/plugins/{quote(name)}"))
@@ -140,15 +156,29 @@ class ControlClient:
         """``verb`` is one of pause, resume, restart, reset."""
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/{verb}", b""))
 
-    def invoke(self, name: str, data: bytes) -> bytes:
+    def retry(self, name: str) -> dict[str, Any]:
+        """Let the refused versions of ``name`` try again; a new refusal raises its error."""
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/retry", b""))
+
+    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+        """The plugin's output; :class:`~forgeoned.errors.ApplicationError` (with its status
+        and output) when it answered non-zero. A paused plugin fails at once unless
+        ``wait_s`` is given (then the call waits up to that long)."""
+        query = {"wait": repr(float(wait_s))} if wait_s is not None else None
         out = self.request(
-            "POST", f"/v1/plugins/{quote(name)}/invoke", data, None, "application/octet-stream"
+            "POST", f"/v1/plugins/{quote(name)}/invoke", data, query, "application/octet-stream"
         )
         return out if isinstance(out, bytes) else json.dumps(out).encode()
 
     def allow_downgrade(self, name: str, version: str) -> dict[str, Any]:
         body = json.dumps({"version": version}).encode()
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
+
+    def trusted_keys(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/keys"))
+
+    def rejected_files(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/rejections")["rejected"])
 
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
@@ -184,6 +214,18 @@ class ControlClient:
         return dict(self.request("GET", "/v1/whoami"))
 
 
+def _hint(exc: OSError) -> str:
+    """What to do about a socket that cannot be reached, for the usual two reasons."""
+    if isinstance(exc, PermissionError):
+        return (
+            " (use sudo, or join the group forgeoned: sudo usermod -aG forgeoned $USER, "
+            "then log out and in again)"
+        )
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        return " (is it running? systemctl status forgeoned)"
+    return ""
+
+
 def _error_from(status: int, data: bytes) -> errors.ForgeonedError:
     """The error of an answer: by its JSON ``code``; the status only names a garbled body."""
     try:
@@ -191,4 +233,6 @@ def _error_from(status: int, data: bytes) -> errors.ForgeonedError:
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return errors.ForgeonedError(f"HTTP {status}: {data[:200]!r}")
+    if code == errors.ApplicationError.reason and isinstance(error, dict):
+        return application_error(error, message)  # with the plugin's status and output
     return errors.error_from_code(code, message)

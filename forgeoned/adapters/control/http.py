@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from forgeoned.adapters.control.answers import error_fields
 from forgeoned.errors import ForgeonedError, HttpProtocolError, RequestProblem
 
 _REASONS: Final = {
@@ -158,7 +159,11 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def error_response(exc: ForgeonedError, *, keep_alive: bool = True, **extra: Any) -> bytes:
-    """The JSON error answer for ``exc``: its stable code and one-line message."""
+    """The JSON error answer for ``exc``: its stable code and one-line message (with the
+    notes the daemon added on the way, e.g. what an install's refusal undid)."""
     status = exc.status if isinstance(exc, HttpProtocolError) else exc.http_status
     message = str(exc).splitlines()[0] if str(exc) else exc.code
-    return json_response(status, error_body(exc.code, message, **extra), keep_alive=keep_alive)
+    if notes := getattr(exc, "__notes__", None):
+        message = f"{message} ({'; '.join(str(n) for n in notes)})"
+    body = error_body(exc.code, message, **error_fields(exc), **extra)
+    return json_response(status, body, keep_alive=keep_alive)

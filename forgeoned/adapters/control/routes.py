@@ -6,32 +6,45 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | method | path | action |
 | --- | --- | --- |
 | GET | /v1/plugins | list |
-| POST | /v1/plugins?filename=F (raw artifact body) | install |
+| POST | /v1/plugins?filename=F&wait=S (raw artifact body) | install |
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
-| POST | /v1/plugins/{name}/{pause,resume,restart,reset} | the same |
-| POST | /v1/plugins/{name}/invoke (raw input, raw output) | invoke |
+| POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
+| POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
+| GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
+| GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
 | GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | POST | /v1/audit/accept-gap | audit_accept_gap |
 | GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
+
+An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
+within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
+whose ``code`` is the reason of the audit event that recorded it. A detached signature comes
+base64-encoded in the ``X-Forgeone-Signature`` header (the body stays the raw module)::
+
+    curl --unix-socket /run/forgeoned/control.sock --data-binary @hello.wasm \
+         -H "X-Forgeone-Signature: $(base64 -w0 hello.wasm.sig)" \
+         'http://localhost/v1/plugins?filename=hello.wasm'
 """
 
 from __future__ import annotations
 
+import binascii
+import math
 from dataclasses import dataclass
-from typing import Any
 
 from forgeoned.adapters.control import audit_routes as audit
 from forgeoned.adapters.control.audit_routes import parse_since
 from forgeoned.adapters.control.context import Context, Handler, Reply
+from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action
-from forgeoned.core.stats import PluginView
+from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.errors import (
     BadRequestError,
     HttpProtocolError,
@@ -47,6 +60,7 @@ _VERBS = {
     "resume": Action.RESUME,
     "restart": Action.RESTART,
     "reset": Action.RESET,
+    "retry": Action.RETRY,
     "invoke": Action.INVOKE,
     "allow-downgrade": Action.ALLOW_DOWNGRADE,
 }
@@ -69,6 +83,10 @@ def resolve(method: str, path: str) -> Route:
         return _plugin_route(method, path, parts[2:])
     if len(parts) == 2 and resource == "reload":
         return _only(method, "POST", path, Route(Action.RELOAD, None, _reload))
+    if len(parts) == 2 and resource == "keys":
+        return _only(method, "GET", path, Route(Action.LIST, None, _keys))
+    if len(parts) == 2 and resource == "rejections":
+        return _only(method, "GET", path, Route(Action.LIST, None, _rejections))
     if len(parts) == 2 and resource == "audit":
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, audit.audit))
     if parts[1:] == ["audit", "accept-gap"]:
@@ -98,9 +116,8 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
         return _only(method, "GET", path, Route(Action.SHOW, name, _show))
     if len(rest) == 2 and rest[1] in _VERBS:
         action = _VERBS[rest[1]]
-        handler = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}.get(
-            action, _simple
-        )
+        special = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}
+        handler = {**special, Action.RETRY: _retry}.get(action, _simple)
         return _only(method, "POST", path, Route(action, name, handler))
     raise NotFoundError(f"no such endpoint {path!r}")
 
@@ -116,34 +133,7 @@ def _name(ctx: Context) -> str:
     return ctx.plugin
 
 
-def summary(view: PluginView) -> dict[str, Any]:
-    """The DESIGN §4 status entry of one plugin."""
-    return {"name": view.name, "version": view.version, "state": view.state, "sha256": view.sha256}
-
-
-def detail(view: PluginView) -> dict[str, Any]:
-    stats = view.stats
-    return {
-        **summary(view),
-        "signers": list(view.signers),
-        "last_error": view.last_error,
-        "limits": dict(view.limits),
-        "instances": view.instances,
-        "memory_bytes": view.memory_bytes,
-        "counters": {
-            "calls": [
-                {"export": export, "outcome": outcome, "count": n}
-                for (export, outcome), n in sorted(stats.calls.items())
-            ],
-            "hostcalls": [
-                {"function": function, "outcome": outcome, "count": n}
-                for (function, outcome), n in sorted(stats.hostcalls.items())
-            ],
-            "fuel_consumed": stats.fuel_consumed,
-            "restarts": stats.restarts,
-            "log_dropped": stats.log_dropped,
-        },
-    }
+SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
 
 
 def _list(ctx: Context) -> Reply:
@@ -165,8 +155,24 @@ def _install(ctx: Context) -> Reply:
         raise BadRequestError(f"bad filename {filename[:80]!r}: a plain NAME.wasm is needed")
     if not ctx.request.body:
         raise BadRequestError("empty upload: send the artifact as the request body")
-    view = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor)
-    return Reply(201, {"installed": detail(view) if view is not None else None})
+    query, headers = ctx.request.head.query, ctx.request.head.headers
+    detached = None
+    if (encoded := headers.get(SIGNATURE_HEADER)) is not None:
+        try:
+            detached = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise BadRequestError(f"{SIGNATURE_HEADER} is not base64: {exc}") from exc
+    try:
+        wait = float(query.get("wait", INSTALL_WAIT_S))
+    except ValueError:
+        wait = math.nan
+    if not 0 <= wait <= INSTALL_WAIT_MAX_S:
+        raise BadRequestError(f"bad wait: seconds from 0 to {INSTALL_WAIT_MAX_S:g}")
+    report = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor, detached, wait)
+    about = {"name": report.name, "version": report.version, "sha256": report.sha256}
+    if report.running and report.view is not None:
+        return Reply(201, {"outcome": "running", "installed": detail(report.view)})
+    return Reply(202, {"outcome": "pending", "installed": None, "candidate": about})
 
 
 def _remove(ctx: Context) -> Reply:
@@ -181,8 +187,26 @@ def _simple(ctx: Context) -> Reply:
     return Reply(200, {"plugin": _name(ctx), "action": verb, "ok": True})
 
 
+def _retry(ctx: Context) -> Reply:
+    view = ctx.backend.retry(_name(ctx), ctx.caller.actor)
+    body = {"plugin": _name(ctx), "action": "retry", "ok": True}
+    return Reply(200, {**body, "status": summary(view) if view is not None else None})
+
+
+MAX_INVOKE_WAIT_S = 3600.0
+
+
 def _invoke(ctx: Context) -> Reply:
-    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body))
+    raw = ctx.request.head.query.get("wait")
+    wait_s: float | None = None
+    if raw is not None:
+        try:
+            wait_s = float(raw)
+        except ValueError:
+            wait_s = -1.0
+        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
 
 
 def _allow_downgrade(ctx: Context) -> Reply:
@@ -194,8 +218,23 @@ def _allow_downgrade(ctx: Context) -> Reply:
 
 
 def _reload(ctx: Context) -> Reply:
-    ctx.backend.reload(ctx.caller.actor)
-    return Reply(200, {"action": "reload", "ok": True})
+    report = ctx.backend.reload(ctx.caller.actor)
+    return Reply(200, {"action": "reload", "ok": True, **report})
+
+
+def _keys(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.trusted_keys())
+
+
+def _rejections(ctx: Context) -> Reply:
+    # Like the plugin list: a caller sees the rejections of the plugins it may list, and
+    # those no manifest names if it may list at all.
+    rejected = [
+        r
+        for r in ctx.backend.rejected_files()
+        if ctx.policy.authorize(ctx.caller, Action.LIST, r.get("plugin")).allowed
+    ]
+    return Reply(200, {"rejected": rejected})
 
 
 def _whoami(ctx: Context) -> Reply:

@@ -94,6 +94,11 @@ class ControlServer:
     def socket_path(self) -> str:
         return self.config.socket
 
+    def set_policy(self, policy: Policy) -> None:
+        """Authorise the requests from now on by ``policy`` (a reload's new [control] roles,
+        bindings and rules); a request already authorised finishes as it was allowed."""
+        self.dispatcher.policy = policy
+
     def start(self) -> None:
         """Bind the socket and start serving; returns once the socket accepts connections."""
         cfg = self.config

@@ -168,10 +168,12 @@ def load_trust_dir(trust_dir: Path, config: TrustPolicyConfig | None = None) -> 
             other = name if name in keys else seen[public_key]
             raise ConfigError(f"trust dir {trust_dir}: {path.name} duplicates key {other!r}")
         seen[public_key] = name
-        keys[name] = TrustedKey(name, public_key, config.scopes.get(name, ("*",)))
-    unknown = sorted(set(config.scopes) - set(keys))
-    if unknown:
-        raise ConfigError(f"trust.scopes names key {unknown[0]!r}, not found in {trust_dir}")
+        scopes = config.scopes.get(name, ("*",))
+        keys[name] = TrustedKey(name, public_key, scopes, config.expires.get(name))
+    for table, named in (("scopes", config.scopes), ("expires", config.expires)):
+        unknown = sorted(set(named) - set(keys))
+        if unknown:
+            raise ConfigError(f"trust.{table} names key {unknown[0]!r}, not found in {trust_dir}")
     return TrustPolicy(
         keys=tuple(keys.values()),
         ed25519=NaclEd25519(),

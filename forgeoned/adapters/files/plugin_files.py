@@ -35,8 +35,14 @@ class PluginFilesDir:
     def read(self, name: str, max_bytes: int) -> ArtifactFile:
         return read_artifact(self._path(name), max_bytes)
 
-    def write(self, name: str, data: bytes) -> None:
-        atomic_write(self._path(name), data, 0o644)
+    def write(self, name: str, data: bytes, detached: bytes | None = None) -> None:
+        path = self._path(name)
+        sig = path.with_name(path.name + ".sig")
+        if detached is not None:
+            atomic_write(sig, detached, 0o644)  # first: the module is judged with it
+        else:
+            sig.unlink(missing_ok=True)  # a signature of other bytes would refuse these
+        atomic_write(path, data, 0o644)
 
     def delete(self, name: str) -> None:
         path = self._path(name)

@@ -201,18 +201,28 @@ def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
     return list(dict.fromkeys(violations))  # a shared parent directory is reported once
 
 
-def enforce(violations: list[Violation], audit: AuditSink, *, development: bool) -> None:
-    """Refuse (raise :class:`InsecurePathError`) when anything is unsafe; in development
-    mode, only warn for owners and modes. Either way, one ``config.insecure`` audit event
-    (which also reaches the journal) names every path and its fix."""
+def judge(violations: list[Violation], *, development: bool) -> tuple[bool, str] | None:
+    """None when nothing is unsafe; else whether to refuse, and the one-line message naming
+    every path and its fix (a refusal in production, or for a link or a non-regular file)."""
     found = _dedupe(violations)
     if not found:
-        return
+        return None
     structural = any(v.problem in (Problem.SYMLINK, Problem.NOT_REGULAR) for v in found)
     refuse = structural or not development
     text = "; ".join(str(v) for v in found)
     prefix = "refusing files others could change" if refuse else "INSECURE (development mode)"
-    message = f"{prefix}: {text}"
+    return refuse, f"{prefix}: {text}"
+
+
+def enforce(violations: list[Violation], audit: AuditSink, *, development: bool) -> None:
+    """Refuse (raise :class:`InsecurePathError`) when anything is unsafe; in development
+    mode, only warn for owners and modes. Either way, one ``config.insecure`` audit event
+    (which also reaches the journal) names every path and its fix."""
+    verdict = judge(violations, development=development)
+    if verdict is None:
+        return
+    refuse, message = verdict
+    found = _dedupe(violations)
     details = {"paths": [str(v.path) for v in found], "problems": [v.problem.value for v in found]}
     try:
         audit.record(

@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from forgeoned import errors
+from forgeoned.adapters.metrics.audit import (
+    AuditHealth,
+    AuditWrites,
+    audit_families,
+    write_families,
+)
+from forgeoned.adapters.metrics.family import Family
 from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
-from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.manifest import NAME_RE
-from forgeoned.core.stats import DaemonStats, Histogram, PluginView
+from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.swapper import Outcome
 
 EXTRA_VALUES: Final = 16
@@ -31,6 +37,8 @@ OTHER: Final = "other"
 _SAFE: Final = re.compile(r"^[a-z0-9][a-z0-9_.()-]{0,47}$")
 _STATES: Final = tuple(s.value for s in State)
 _RUNNING: Final = State.RUNNING.value
+
+__all__ = ["AuditHealth", "AuditWrites", "Family", "MetricsModel", "MetricsSource", "StaticSource"]
 
 
 class MetricsSource(Protocol):
@@ -52,55 +60,6 @@ class StaticSource:
 
     def daemon_stats(self) -> DaemonStats:
         return self.stats
-
-
-class AuditHealth(Protocol):
-    """What the metrics show about the audit log (``AuditLog`` implements it)."""
-
-    @property
-    def last_verify(self) -> VerifyResult | None: ...
-
-    @property
-    def head_seq(self) -> int: ...
-
-    @property
-    def write_failures(self) -> int: ...
-
-
-Sample = tuple[str, tuple[str, ...], float]  # suffix, label values, value
-# label values, bucket bounds as text ("le"), cumulative counts, sum, count
-HistogramSample = tuple[tuple[str, ...], tuple[str, ...], list[int], float, int]
-
-
-@dataclass(slots=True)
-class Family:
-    """One metric: ``kind`` is counter, gauge or histogram; counters get ``_total`` samples."""
-
-    name: str
-    kind: str
-    help: str
-    labels: tuple[str, ...] = ()
-    samples: list[Sample] = field(default_factory=list)
-    histograms: list[HistogramSample] = field(default_factory=list)
-    free_text: bool = False  # label values not from a bounded, validated set: escape them
-
-    def add(self, values: tuple[str, ...], value: float) -> None:
-        self.samples.append(("_total" if self.kind == "counter" else "", values, value))
-
-    def add_histogram(self, values: tuple[str, ...], hist: Histogram) -> None:
-        counts = [count for _, count in hist.cumulative()]
-        self.histograms.append((values, _les(hist.bounds), counts, hist.total, counts[-1]))
-
-
-_LES: dict[tuple[float, ...], tuple[str, ...]] = {}
-
-
-def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    """The ``le`` label values of a bucket layout (the last one ``+Inf``), computed once."""
-    text = _LES.get(bounds)
-    if text is None:
-        text = _LES[bounds] = (*(repr(float(b)) for b in bounds), "+Inf")
-    return text
 
 
 class LabelBound:
@@ -131,9 +90,15 @@ def _plugin(name: str) -> str:
 class MetricsModel:
     """Builds every forgeoned metric family from ``source`` (and ``audit``) on each call."""
 
-    def __init__(self, source: MetricsSource, audit: AuditHealth | None = None) -> None:
+    def __init__(
+        self,
+        source: MetricsSource,
+        audit: AuditHealth | None = None,
+        writes: AuditWrites | None = None,
+    ) -> None:
         self.source = source
         self.audit = audit
+        self.writes = writes
         exports = [e.value for e in LifecycleExport] + ["handle", "alloc", "tick", "(start)"]
         self._export = LabelBound(exports)
         self._call_outcome = LabelBound(["ok", "error"] + [k.value for k in errors.TrapKind])
@@ -149,7 +114,9 @@ class MetricsModel:
         out = self._plugin_families(self.source.plugin_views())
         out += self._daemon_families(self.source.daemon_stats())
         if self.audit is not None:
-            out += self._audit_families(self.audit)
+            out += audit_families(self.audit)
+        if self.writes is not None:
+            out += write_families(self.writes)
         return out
 
     def _plugin_families(self, views: list[PluginView]) -> list[Family]:
@@ -246,23 +213,6 @@ class MetricsModel:
             family.add((), value)
             out.append(family)
         return out
-
-    def _audit_families(self, audit: AuditHealth) -> list[Family]:
-        out: list[Family] = []
-        result = audit.last_verify
-        if result is not None:
-            ok = Family("forgeone_audit_chain_ok", "gauge", "1 if the last verification passed")
-            ok.add((), 1 if result.ok else 0)
-            checked = Family(
-                "forgeone_audit_chain_verified_entries", "gauge", "Entries checked last time"
-            )
-            checked.add((), result.entries)
-            out += [ok, checked]
-        head = Family("forgeone_audit_head_seq", "gauge", "Seq of the newest audit entry")
-        head.add((), audit.head_seq)
-        failures = Family("forgeone_audit_write_failures", "counter", "Failed audit writes")
-        failures.add((), audit.write_failures)
-        return [*out, head, failures]
 
 
 def _merged(

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from forgeoned.adapters.metrics.http import MetricsHTTPServer
 from forgeoned.adapters.metrics.model import (
     AuditHealth,
+    AuditWrites,
     Family,
     LabelBound,
     MetricsModel,
@@ -26,6 +27,7 @@ from forgeoned.adapters.metrics.model import (
 
 __all__ = [
     "AuditHealth",
+    "AuditWrites",
     "ForgeonedCollector",
     "LabelBound",
     "MetricsServer",
@@ -37,8 +39,13 @@ __all__ = [
 class ForgeonedCollector(Collector):
     """Every forgeoned metric, computed from ``source`` at scrape time."""
 
-    def __init__(self, source: MetricsSource, audit: AuditHealth | None = None) -> None:
-        self.model = MetricsModel(source, audit)
+    def __init__(
+        self,
+        source: MetricsSource,
+        audit: AuditHealth | None = None,
+        writes: AuditWrites | None = None,
+    ) -> None:
+        self.model = MetricsModel(source, audit, writes)
 
     def collect(self) -> Iterator[Metric]:
         for family in self.model.families():
@@ -110,10 +117,11 @@ class MetricsServer:
         source: MetricsSource,
         *,
         audit: AuditHealth | None = None,
+        writes: AuditWrites | None = None,
         min_interval_s: float = 1.0,
         max_scrapes_per_s: float = 10.0,
     ) -> None:
-        self.collector = ForgeonedCollector(source, audit)
+        self.collector = ForgeonedCollector(source, audit, writes)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
         model = self.collector.model

@@ -8,16 +8,19 @@ reused; going over kills it with SIGXCPU). The parent adds a wall-clock timeout 
 worker that misses it. Workers are long-lived so that a swap does not pay a Python start.
 
 Protocol on the worker's stdin/stdout: once started, the worker writes ``R``; then request
-``u32 length ‖ wasm``; reply ``u8 status ‖ u32 length ‖ payload`` (status 0: serialized module,
-1: one-line error message). The wall-clock limit of a compile starts when the worker is ready,
-so that a fresh worker's Python start (slow on a busy machine) is not blamed on the module.
+``u32 length ‖ wasm``; reply ``u8 status ‖ u32 length ‖ payload`` (status 0: ``u32 n ‖ the
+module's interface as n bytes of JSON ‖ the serialized module``, 1: one-line error message).
+The wall-clock limit of a compile starts when the worker is ready, so that a fresh worker's
+Python start (slow on a busy machine) is not blamed on the module.
 
-The cache of compiled modules is :class:`forgeoned.adapters.wasm.module_cache.ModuleCache`.
+The cache of compiled modules is :class:`forgeoned.adapters.wasm.module_cache.ModuleCache`;
+:func:`forgeoned.adapters.wasm.module_source.load_module` puts the two together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -31,7 +34,8 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import IO, Final
 
-from forgeoned.adapters.wasm.module_cache import ModuleCache
+from forgeoned.adapters.wasm.module_cache import ModuleCache, NativeCode
+from forgeoned.core.abi import ModuleInterface
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,
@@ -48,7 +52,7 @@ READY: Final = b"R"  # the worker's first byte: imports done, ready to compile
 WORKER_START_S: Final = 120.0  # a worker's own start is not counted in a compile's time
 
 
-__all__ = ["CompileWorkers", "ModuleCache", "WorkerLimits"]
+__all__ = ["CompileWorkers", "ModuleCache", "NativeCode", "WorkerLimits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +93,10 @@ class _Worker:
 
     def request(
         self, wasm: bytes, timeout_s: float, heartbeat: Callable[[], object] | None = None
-    ) -> bytes:
+    ) -> NativeCode:
         """Compile ``wasm`` in this worker; raises :class:`LoadError`/:class:`ArtifactError`."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        result: list[bytes | BaseException] = []  # filled by the I/O thread
+        result: list[NativeCode | BaseException] = []  # filled by the I/O thread
         started = threading.Event()
 
         def exchange() -> None:
@@ -103,12 +107,12 @@ class _Worker:
                 self.proc.stdin.write(_LEN.pack(len(wasm)) + wasm)
                 self.proc.stdin.flush()
                 status, length = _HEADER.unpack(_read_exact(self.proc.stdout, _HEADER.size))
-                payload = _read_exact(self.proc.stdout, length)
                 if status != 0:
-                    result.append(_child_error(payload.decode(errors="replace")))
+                    text = _read_exact(self.proc.stdout, length).decode(errors="replace")
+                    result.append(_child_error(text))
                 else:
-                    result.append(payload)
-            except (OSError, EOFError, struct.error) as exc:
+                    result.append(_read_native(self.proc.stdout, length))
+            except (OSError, EOFError, struct.error, ValueError) as exc:
                 result.append(exc)
             finally:
                 started.set()  # also when it failed: the waiter looks at ``result``
@@ -133,7 +137,7 @@ class _Worker:
             t.join(5)
             raise CompileLimitError(f"compile exceeded its wall-clock time limit of {timeout_s:g}s")
         outcome = result[0] if result else EOFError()
-        if isinstance(outcome, bytes):
+        if isinstance(outcome, NativeCode):
             return outcome
         if isinstance(outcome, LoadError | ArtifactError):
             raise outcome
@@ -179,6 +183,16 @@ def _child_error(text: str) -> LoadError | ArtifactError:
     return kinds.get(reason, LoadError)(message or reason)
 
 
+def _read_native(stream: IO[bytes], length: int) -> NativeCode:
+    """A successful reply's payload, the code read straight into one ``bytes`` (no slicing
+    copy: it can be tens of megabytes). ValueError if the interface is not one."""
+    (n,) = _LEN.unpack(_read_exact(stream, _LEN.size))
+    if n > length - _LEN.size:
+        raise ValueError("compile worker sent a malformed reply")
+    interface = ModuleInterface.from_json(json.loads(_read_exact(stream, n)))
+    return NativeCode(interface, _read_exact(stream, length - _LEN.size - n))
+
+
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks = []
     while n:
@@ -204,23 +218,18 @@ class CompileWorkers:
         self.cache_hits = 0
         self.heartbeat: Callable[[], object] | None = None  # called every HEARTBEAT_S of a wait
 
-    def compile(self, wasm: bytes, sha256: str) -> bytes:
-        """The serialized module for ``wasm`` (from the cache or a worker); raises LoadError."""
-        if self.cache is not None and (hit := self.cache.get(sha256)) is not None:
-            self.cache_hits += 1
-            return hit
+    def compile(self, wasm: bytes) -> NativeCode:
+        """Compile ``wasm`` in a worker (the cache is the caller's: see ``module_source``);
+        raises LoadError or ArtifactError."""
         with self._slots:
             worker = self._take()
             try:
-                payload = worker.request(wasm, self.limits.timeout_s, self.heartbeat)
+                native = worker.request(wasm, self.limits.timeout_s, self.heartbeat)
             finally:
                 if worker.alive:
                     self._idle.put(worker)
         self.compiled += 1
-        if self.cache is not None:
-            with contextlib.suppress(Exception):
-                self.cache.put(sha256, payload)  # a full disk only costs a recompile later
-        return payload
+        return native
 
     def _take(self) -> _Worker:
         try:
@@ -264,7 +273,9 @@ def _serve() -> int:
         soft = used + budget if hard == resource.RLIM_INFINITY else min(used + budget, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
         try:
-            payload, status = runtime.compile(wasm).serialize(), 0
+            module = runtime.compile(wasm)
+            meta = json.dumps(module.interface.to_json(), separators=(",", ":")).encode()
+            payload, status = _LEN.pack(len(meta)) + meta + module.serialize(), 0
         except Exception as exc:  # the compiler's verdict goes back to the daemon
             reason = exc.code if isinstance(exc, ForgeonedError) else "load_failed"
             message = " ".join(str(exc).split())[:500]

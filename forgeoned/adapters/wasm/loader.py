@@ -2,25 +2,25 @@
 
 :class:`PluginLoader` is the swapper's :class:`~forgeoned.core.swap_ports.Loader` over the
 real runtime (its steps pass :class:`Verified` then :class:`Compiled` along);
-:class:`LoadedVersion` is one :class:`~forgeoned.core.swap_ports.Version` with
-``limits.instances`` wasmtime Stores, handed out to one thread at a time by a small pool.
+:class:`~forgeoned.adapters.wasm.version.LoadedVersion` is one
+:class:`~forgeoned.core.swap_ports.Version` with ``limits.instances`` wasmtime Stores, handed
+out to one thread at a time by a small pool. Instantiation and ``init`` run through the
+version's :class:`~forgeoned.adapters.wasm.version.Lifecycle` (the watchdog fed meanwhile).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
-from forgeoned.core.abi import LifecycleExport
+from forgeoned.adapters.wasm.version import Compiled, Lifecycle, LoadedVersion, Verified
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.ceilings import CeilingPolicy, check_code_size
 from forgeoned.core.desired import Candidate
@@ -28,137 +28,9 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import Manifest
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.rollback import Verdict, check_rollback
-from forgeoned.core.state import ActiveRecord, DaemonState, KeptVersion
+from forgeoned.core.state import DaemonState
 from forgeoned.core.stats import DaemonStats
-from forgeoned.core.swap_ports import Instance
 from forgeoned.errors import ArtifactError, ForgeonedError, LoadError, PluginFault
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    candidate: Candidate
-    artifact: VerifiedArtifact
-    verdict: Verdict
-    detached: bytes | None = None
-    allowed_by: str | None = None  # the admin whose override lets this downgrade through
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    verified: Verified
-    module: CompiledModule
-
-
-class LoadedVersion:
-    """One version of a plugin: its instances, its module (to revive it) and its metadata."""
-
-    def __init__(
-        self,
-        compiled: Compiled,
-        instances: list[PluginInstance],
-        revive: Callable[[Compiled], LoadedVersion],
-    ) -> None:
-        self.compiled = compiled
-        self.instances = instances
-        self._revive = revive
-        self._idle: SimpleQueue[Instance] = SimpleQueue()
-        for inst in instances:
-            self._idle.put(inst)
-        self._lock = threading.Lock()
-        self._closed = False
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.compiled.verified.artifact.manifest
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-    @property
-    def sha256(self) -> str:
-        return self.compiled.verified.artifact.sha256
-
-    @property
-    def signers(self) -> tuple[str, ...]:
-        return self.compiled.verified.artifact.signers
-
-    @property
-    def limits(self) -> dict[str, int]:
-        return self.manifest.limits.to_json()
-
-    @property
-    def instance_count(self) -> int:
-        return len(self.instances)
-
-    @property
-    def memory_bytes(self) -> int:
-        return sum(i.memory_bytes for i in self.instances)
-
-    @property
-    def tick_interval_s(self) -> float:
-        if not self.compiled.module.has_tick:
-            return 0.0
-        return self.manifest.tick_interval_ms / 1000.0
-
-    @property
-    def kept(self) -> KeptVersion:
-        verified = self.compiled.verified
-        art = verified.artifact
-        record = ActiveRecord(art.manifest.version, art.sha256, verified.candidate.filename)
-        return KeptVersion(record, art.module, verified.detached)
-
-    def revive(self) -> LoadedVersion:
-        return self._revive(self.compiled)
-
-    def _each(self, export: LifecycleExport) -> None:
-        for inst in self.instances:
-            inst.call(export)
-
-    def init(self) -> None:
-        self._each(LifecycleExport.INIT)
-
-    def start(self) -> None:
-        self._each(LifecycleExport.START)
-
-    def pause(self) -> None:
-        self._each(LifecycleExport.PAUSE)
-
-    def resume(self) -> None:
-        self._each(LifecycleExport.RESUME)
-
-    def shutdown(self) -> None:
-        """stop + unload on every instance (a failing one does not stop the others), then free."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for inst in self.instances:
-            for export in (LifecycleExport.STOP, LifecycleExport.UNLOAD):
-                with contextlib.suppress(ForgeonedError):
-                    inst.call(export)
-            inst.close()
-
-    def close(self) -> None:
-        """Free the instances without calling any export (a version that never started)."""
-        with self._lock:
-            self._closed = True
-        for inst in self.instances:
-            inst.close()
-
-    def acquire(self, timeout: float) -> Instance | None:
-        try:
-            return self._idle.get(timeout=timeout)
-        except Empty:
-            return None
-
-    def give_back(self, instance: Instance) -> None:
-        self._idle.put(instance)
-
-    def interrupt(self) -> None:
-        for inst in self.instances:
-            inst.interrupt()
-
 
 ServicesFactory = Callable[[Manifest], HostServices]
 Source = Callable[[Candidate], tuple[VerifiedArtifact, bytes | None]]
@@ -177,8 +49,11 @@ class PluginLoader:
         audit: AuditSink,
         stats: DaemonStats,
         ceilings: Callable[[], CeilingPolicy] = CeilingPolicy,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.runtime = runtime
+        # how the lifecycle exports run (the operator's bound, the watchdog to feed)
+        self.lifecycle = lifecycle if lifecycle is not None else Lifecycle()
         self.ceilings = ceilings  # the operator's, read at each load (a reload may change them)
         self.workers = workers
         self.state = state
@@ -199,7 +74,11 @@ class PluginLoader:
         ):
             raise ArtifactError(f"{candidate.filename}: changed while it was being loaded")
         st = self.state()
-        verdict = check_rollback(m.name, m.version, artifact.sha256, st.floors, st.overrides)
+        active = st.active.get(m.name)
+        verdict = check_rollback(
+            m.name, m.version, artifact.sha256, st.floors, st.overrides,
+            active.sha256 if active is not None else None,
+        )  # fmt: skip
         override = st.overrides.get(m.name) if verdict is Verdict.OVERRIDDEN else None
         allowed_by = override.actor if override is not None else None
         return Verified(candidate, artifact, verdict, detached, allowed_by)
@@ -210,16 +89,13 @@ class PluginLoader:
         return {"signers": list(art.signers), "signed": art.signed}
 
     def _module(self, art: VerifiedArtifact) -> CompiledModule:
-        payload = self.workers.compile(art.module, art.sha256)
-        # the serialized module is the native code wasmtime will map: a fair measure of it
-        check_code_size(self.ceilings(), art.manifest, len(payload))
-        try:
-            module = self.runtime.deserialize(payload)
-        except LoadError:
-            if self.workers.cache is not None:
-                self.workers.cache.drop(art.sha256)  # a corrupt cache entry: compile again
-            module = self.runtime.deserialize(self.workers.compile(art.module, art.sha256))
-        return module
+        ceilings = self.ceilings()
+
+        def admit(code_bytes: int) -> None:
+            # the serialized module is the native code wasmtime will map: a fair measure of it
+            check_code_size(ceilings, art.manifest, code_bytes)
+
+        return load_module(self.runtime, self.workers, art.module, art.sha256, admit)
 
     def prefetch(self, artifacts: list[VerifiedArtifact], threads: int) -> None:
         """Compile (or load from the cache) many modules in parallel ahead of their swaps;
@@ -245,6 +121,13 @@ class PluginLoader:
         return Compiled(verified, module if module is not None else self._module(art))
 
     def instantiate(self, compiled: Compiled) -> LoadedVersion:
+        version = self.lifecycle.run(lambda: self._instantiate(compiled))
+        self._audit_special(compiled.verified)
+        return version
+
+    def _instantiate(self, compiled: Compiled) -> LoadedVersion:
+        """The instances (their start functions run) and their ``init``: plugin code, so
+        :meth:`instantiate` runs it through the lifecycle runner (the watchdog fed)."""
         art = compiled.verified.artifact
         services = self.services(art.manifest)
         instances: list[PluginInstance] = []
@@ -252,13 +135,12 @@ class PluginLoader:
             limits = art.manifest.limits
             for _ in range(limits.instances):
                 instances.append(self.runtime.instantiate(compiled.module, limits, services))
-            version = LoadedVersion(compiled, instances, self.instantiate)
+            version = LoadedVersion(compiled, instances, self.instantiate, self.lifecycle)
             version.init()
         except (LoadError, PluginFault):
             for inst in instances:
                 inst.close()
             raise
-        self._audit_special(compiled.verified)
         return version
 
     def _audit_special(self, verified: Verified) -> None:
