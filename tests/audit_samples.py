@@ -87,6 +87,13 @@ SAMPLES: Final[tuple[AuditEvent, ...]] = (
                message="may be tried again: 1.2.0 (rolled_back)"),
     AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor="uid=0(root)", reason="config_invalid",
                message="forgeoned.toml: [control] socket_mode must be an octal string"),
+    AuditEvent(EventName.AUDIT_ARCHIVED, actor="forgeoned", reason="removed",
+               message="1 audit file(s) removed by the retention policy: entries 1..1200",
+               details={"files": ["audit-000001.jsonl"], "first_seq": 1, "last_seq": 1200,
+                        "last_hash": SHA, "archive_dir": None, "keep_files": 4}),
+    AuditEvent(EventName.AUDIT_KEY_ROTATED, actor="uid=0(root)",
+               message="checkpoint key cdcd… hands over to abab…",
+               details={"old_key": KEY, "new_key": "ab" * 32, "signature": "ef" * 64}),
     AuditEvent(EventName.DAEMON_STOPPED),
 )  # fmt: skip
 

@@ -78,6 +78,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.set_defaults(func=cmd_accept_gap)
     p = audit_sub.add_parser(
+        "rotate-key",
+        help="admin: hand the checkpoint key over to a new one (signed by the old key)",
+    )
+    p.set_defaults(func=cmd_rotate_key)
+    p = audit_sub.add_parser(
         "pin-key", help="copy the audit checkpoint public key out of the state directory, once"
     )
     p.add_argument("--dir", type=Path, required=True, help="the audit directory")
@@ -143,6 +148,17 @@ def cmd_accept_gap(args: argparse.Namespace) -> int:
     print(
         f"accepted the audit.gap at entry {gap.get('seq')} ({gap.get('kind')}); the log is "
         f"anchored at entry {anchor.get('seq')}"
+    )
+    return OK
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    with ControlClient(args.socket) as client:
+        answer = client.audit_rotate_key()
+    print(
+        f"the audit checkpoint key {answer.get('old_key')} handed over to "
+        f"{answer.get('new_key')} at entry {answer.get('seq')} (signed by the old key); keep "
+        "the pinned key: verification follows the handover"
     )
     return OK
 

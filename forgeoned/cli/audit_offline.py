@@ -17,11 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.audit.files import entry_at, last_seq, log_files, verify_directory
-from forgeoned.adapters.audit.key import public_bytes, read_public
+from forgeoned.adapters.audit.files import (
+    entry_at,
+    first_seq,
+    last_seq,
+    log_files,
+    read_base,
+    verify_directory,
+)
+from forgeoned.adapters.audit.key import check_signature, public_bytes, read_public
+from forgeoned.adapters.audit.retention import read_handovers
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
 from forgeoned.core.audit_anchor import Anchor, Found, compare
+from forgeoned.core.audit_base import keys_through
 from forgeoned.errors import AuditError
 
 
@@ -48,8 +57,14 @@ def verify_offline(
         raise AuditError(f"cannot read {exc.filename or directory}: {exc.strerror}") from exc
     if anchor is not None:
         at = entry_at(directory, anchor.seq)
+        try:
+            base = read_base(directory)
+        except ValueError:
+            base = None  # the verdict above names it
         found = Found(True, last_seq(directory), str(at["hash"]) if at else None,
-                      _log_key(directory, key))  # fmt: skip
+                      _log_key(directory, key), first_seq(directory),
+                      base.seq if base is not None else 0,
+                      frozenset(h.old_key for h in read_handovers(directory)))  # fmt: skip
         gap = anchor.gap or compare(anchor, found)
         if gap is not None:
             why = f"audit.gap ({gap.kind.value}): {gap.message}"
@@ -69,10 +84,11 @@ def _anchor(state_file: Path) -> Anchor | None:
 
 
 def _log_key(directory: Path, trusted: str) -> str:
-    """The key the copy's first checkpoint names (the trusted one when it cannot be read)."""
-    first = entry_at(directory, 1)
-    details = first.get("details") if first else None
-    return str(details.get("key", trusted)) if isinstance(details, dict) else trusted
+    """The key the copy's signed head names (the trusted one when it cannot be read)."""
+    try:
+        return str(json.loads((directory / "head.json").read_bytes())["key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return trusted
 
 
 def cmd_pin_key(args: argparse.Namespace) -> int:
@@ -89,6 +105,17 @@ def cmd_pin_key(args: argparse.Namespace) -> int:
     pinned = read_public(out)
     if pinned == current:
         print(f"audit checkpoint key {current} is the one pinned in {out}")
+        return OK
+    try:
+        chain = keys_through(pinned, read_handovers(args.dir), check_signature)
+    except (ValueError, AuditError):
+        chain = []
+    if current in {k for _, k in chain}:
+        print(
+            f"audit checkpoint key {current} was handed over to from the one pinned in {out} "
+            f"({len(chain) - 1} signed handover(s)); the pinned key is kept: verification "
+            "follows the handovers"
+        )
         return OK
     print(
         f"forgeonectl: the audit checkpoint key in {args.dir} ({current}) is not the one "

@@ -6,10 +6,11 @@ state file and updated with each signed checkpoint, the :class:`Anchor` (seq and
 latest checkpoint, and the checkpoint key's public half); the checkpoint entries in the journal
 carry the same. At start and at every check :func:`compare` holds the log against it:
 
-- the checkpoint key is not the anchored one (the directory was wiped, key included, or the
-  log rebuilt under another key), or the entry at the anchor's seq has another hash:
-  ``new_chain``;
-- no log file left where the anchor says there was a log (the key is still there):
+- the checkpoint key is not the anchored one, nor one it handed over from (the directory
+  was wiped, key included, or the log rebuilt under another key), or the entry at the
+  anchor's seq has another hash: ``new_chain``;
+- no log file left where the anchor says there was a log (the key is still there), or the
+  log begins after entry 1 with no retention base (``base.json``) covering what is not there:
   ``missing``;
 - the log ends before the anchor's seq: ``truncated``.
 
@@ -84,12 +85,15 @@ class Found:
     head_seq: int
     hash_at_anchor: str | None
     key: str
+    first_seq: int = 1  # of the first entry on disk
+    base_seq: int = 0  # entries 1..base_seq archived or removed by the retention policy
+    handed_over_from: frozenset[str] = frozenset()  # keys that handed over (to ``key``)
 
 
 def compare(anchor: Anchor, found: Found) -> Gap | None:
     """What is missing compared with ``anchor`` (None: the log reaches it intact)."""
     where = f"anchored at entry {anchor.seq} (hash {anchor.hash[:16]}…, key {anchor.key[:16]}…)"
-    if found.key != anchor.key:
+    if found.key != anchor.key and anchor.key not in found.handed_over_from:
         return Gap(
             GapKind.NEW_CHAIN,
             f"a new audit chain under another key ({found.key[:16]}…, {found.head_seq} "
@@ -97,6 +101,13 @@ def compare(anchor: Anchor, found: Found) -> Gap | None:
         )
     if not found.files:
         return Gap(GapKind.MISSING, f"the audit log files are gone; the log was {where}")
+    if found.first_seq > found.base_seq + 1:
+        return Gap(
+            GapKind.MISSING,
+            f"the audit log begins at entry {found.first_seq}: entries {found.base_seq + 1}.."
+            f"{found.first_seq - 1} are missing (files deleted without the retention policy); "
+            f"the log was {where}",
+        )
     if found.head_seq < anchor.seq:
         return Gap(
             GapKind.TRUNCATED,

@@ -69,6 +69,8 @@ class EventName(enum.Enum):
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)
     AUDIT_GAP = ("audit.gap", "93423fec7e2c446182390cc2b3f9b68d", PRIO_CRIT)
+    AUDIT_ARCHIVED = ("audit.archived", "385039a451944c70ba1ec3eb0c152ba8", PRIO_NOTICE)
+    AUDIT_KEY_ROTATED = ("audit.key_rotated", "5a357bbc0a7447019d4ae982bcc57e91", PRIO_NOTICE)
 
     @property
     def label(self) -> str:

@@ -124,6 +124,8 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.CONFIG_INSECURE:          Row(OcsfClass.COMPLIANCE_FINDING, 1, "Create", _H, _OK),
     EventName.AUDIT_CHECKPOINT:         Row(_LOG, OTHER, "Checkpoint", _I, _OK),
     EventName.AUDIT_RECOVERED:          Row(_LOG, OTHER, "Recover", _M, _OK),
+    EventName.AUDIT_ARCHIVED:           Row(_LOG, 4, "Archive", _L, _OK),
+    EventName.AUDIT_KEY_ROTATED:        Row(_LOG, OTHER, "Rotate Key", _L, _OK),
     EventName.AUDIT_GAP:                Row(_LOG, 0, "", _C, _FAIL),
 }
 # fmt: on

@@ -191,6 +191,11 @@ class ControlBackend(Protocol):
         there is none."""
         ...
 
+    def audit_rotate_key(self, actor: str) -> dict[str, Any]:
+        """Hand the checkpoint key over to a new one (the handover signed by the old key):
+        ``{"old_key", "new_key", "seq"}``."""
+        ...
+
     def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
         """Durable entries from ``from_seq`` (None: the next one) on, for ever; ``None`` when
         nothing new came for a while; a ``{"error": {...}}`` mapping ends the stream."""

@@ -99,6 +99,8 @@ class GapAcceptor(Protocol):
 class AuditReader(Followed, Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
+    def rotate_key(self, actor: str | None) -> dict[str, Any]: ...
+
     def verify(self) -> VerifyResult: ...
 
 
@@ -242,6 +244,9 @@ class DaemonBackend:
         if self._anchor is None:
             raise ConflictError("this daemon keeps no audit anchor")
         return self._anchor.accept(actor)
+
+    def audit_rotate_key(self, actor: str) -> dict[str, Any]:
+        return self._audit_log.rotate_key(actor)
 
     def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
         reader = self._audit_log

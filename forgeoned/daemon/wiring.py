@@ -24,6 +24,7 @@ from pathlib import Path
 from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.retention import RetentionPolicy
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kept import KeptCopiesDir
@@ -144,7 +145,8 @@ def build_parts(
     for d in (config.state_dir, config.cache_dir, config.plugins_dir):
         mkdir(d)
     store = StateStore(config.state_dir)
-    audit_log = AuditLog(config.effective_audit_dir, clock)
+    retention = RetentionPolicy(config.audit_retain_files, config.audit_archive_dir)
+    audit_log = AuditLog(config.effective_audit_dir, clock, retention=retention)
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
@@ -202,7 +204,8 @@ def build_parts(
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
         anchor=anchor, audit=audit, events=events,
-        chain=ChainWatch(audit_log, config.audit_verify_interval_s),
+        chain=ChainWatch(audit_log, config.audit_verify_interval_s,
+                         config.audit_full_verify_every),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,

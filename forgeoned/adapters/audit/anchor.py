@@ -22,8 +22,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from forgeoned.adapters.audit.files import entry_at, last_seq, log_files
+from forgeoned.adapters.audit.files import entry_at, first_seq, last_seq, log_files, read_base
 from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.retention import read_handovers
 from forgeoned.core.audit_anchor import Anchor, Found, Gap, GapKind, compare
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.events import AuditEvent, EventName
@@ -168,11 +169,18 @@ class AnchorKeeper:
         directory = self._log.directory
         present = not self._log.started_empty if at_start else bool(log_files(directory))
         at = entry_at(directory, anchor.seq) if present else None
+        try:
+            base = read_base(directory)
+        except ValueError:
+            base = None  # verification reports an unreadable base
         return Found(
             files=present,
             head_seq=last_seq(directory) if present else 0,
             hash_at_anchor=str(at["hash"]) if at is not None else None,
             key=self._log.public_key,
+            first_seq=first_seq(directory) if present else 1,
+            base_seq=base.seq if base is not None else 0,
+            handed_over_from=frozenset(h.old_key for h in read_handovers(directory)),
         )
 
     def _open(self, anchor: Anchor, gap: Gap) -> Anchor:

@@ -7,6 +7,11 @@ on disk (``fdatasync``); concurrent callers share one sync (group commit). A sig
 is written first (seq 1), every ``checkpoint_every`` entries, after ``checkpoint_interval_s``
 and on ``close``; the latest one is also kept as ``head.json`` beside the log.
 
+Old files may be archived or removed by a retention policy behind a signed base
+(``adapters/audit/retention.py``); the checkpoint key may be rotated, the old key signing
+the handover (:meth:`AuditLog.rotate_key`); the periodic check verifies incrementally
+(``adapters/audit/verifier.py``).
+
 A crash can leave a torn last line. On start it is detected, moved aside to
 ``torn-<seq>-<time>.bin`` and the truncation is itself recorded as ``audit.recovered``.
 A write or sync the disk refuses raises :class:`~forgeoned.errors.AuditUnavailableError`
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from forgeoned.adapters.audit.files import (
+    BASE_FILE,
     cut_torn_tail,
     index_of,
     log_files,
@@ -32,14 +38,17 @@ from forgeoned.adapters.audit.files import (
     read_lines,
     tail,
     verify_directory,
-    verify_files,
 )
-from forgeoned.adapters.audit.key import CheckpointKey
+from forgeoned.adapters.audit.key import CheckpointKey, finish_rotation, pending_path
+from forgeoned.adapters.audit.retention import RetentionPolicy, add_handover, take_away
+from forgeoned.adapters.audit.verifier import ChainVerifier, Snapshot
 from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
 from forgeoned.core import audit_chain
+from forgeoned.core.audit_base import Handover
 from forgeoned.core.audit_bounds import bound
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
+from forgeoned.core.audit_walk import HANDOVER_EVENT, handover_message
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
 from forgeoned.errors import AuditError, AuditUnavailableError, StateError
@@ -63,8 +72,13 @@ class AuditLog:
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 300.0,
         key_path: Path | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.directory = directory
+        self.retention = retention or RetentionPolicy()
+        self.verifier = ChainVerifier()
+        self._prune_due = False
+        self._since_checkpoint = 0
         self._clock = clock
         self._rotate_bytes = rotate_bytes
         self._checkpoint_every = checkpoint_every
@@ -86,7 +100,9 @@ class AuditLog:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-        self._key = CheckpointKey.load_or_create(key_path or directory / "checkpoint.key")
+        self._key_path = key_path or directory / "checkpoint.key"
+        finish_rotation(self._key_path, _head_key(directory))
+        self._key = CheckpointKey.load_or_create(self._key_path)
         self.public_key = self._key.public_hex
         self._fd = self._sync_fd = -1
         self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
@@ -113,8 +129,41 @@ class AuditLog:
                 # write_failures) is retried with the next record, not blamed on this one.
                 with contextlib.suppress(AuditError):
                     self._checkpoint()
+            if self._prune_due:
+                self._prune()
         self._sync(entry["seq"])
         return entry
+
+    def rotate_key(self, actor: str | None) -> dict[str, Any]:
+        """Hand the checkpoint key over to a new one: a checkpoint under the old key, then an
+        ``audit.key_rotated`` entry signed by the old key naming the new one, then a checkpoint
+        under the new key. AuditUnavailableError (the old key stays) if it cannot be written."""
+        with self._lock:
+            if self._since_checkpoint:
+                self._checkpoint()
+            new = CheckpointKey.generate()
+            pending = pending_path(self._key_path)
+            new.save(pending)  # a crash from here on is settled by finish_rotation
+            old, seq, prev = self.public_key, self._seq + 1, self._prev
+            signature = self._key.sign(handover_message(seq, prev, new.public_hex))
+            try:
+                entry = self._append({
+                    "event": HANDOVER_EVENT, "actor": actor or _SELF,
+                    "message": f"checkpoint key {old[:16]}… hands over to {new.public_hex[:16]}…",
+                    "details": {"old_key": old, "new_key": new.public_hex, "signature": signature},
+                })  # fmt: skip
+                self._datasync(self._fd)
+            except AuditError:
+                pending.unlink(missing_ok=True)
+                raise
+            self._synced = self._seq
+            self._internal.append(entry)
+            add_handover(self.directory, Handover(seq, prev, old, new.public_hex, signature))
+            self._key, self.public_key = new, new.public_hex
+            self._checkpoint()
+            finish_rotation(self._key_path, new.public_hex)
+        log.warning("audit: the checkpoint key %s handed over to %s", old, new.public_hex)
+        return {"old_key": old, "new_key": new.public_hex, "seq": seq}
 
     def checkpoint(self) -> None:
         """Write a signed checkpoint now if anything was recorded since the last one."""
@@ -174,7 +223,7 @@ class AuditLog:
 
     def entries(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Stored entries in order (``since``: epoch seconds, inclusive); skips unreadable lines."""
-        for line in read_lines(self._snapshot()[0]):
+        for line in read_lines(self._snapshot().files):
             try:
                 entry = json.loads(line.data)
                 if since is not None and audit_chain.parse_rfc3339(entry["ts"]) < since:
@@ -184,10 +233,16 @@ class AuditLog:
             if isinstance(entry, dict):
                 yield entry
 
-    def verify(self, trusted_key: str | None = None) -> VerifyResult:
-        """Check the whole chain, its checkpoints and the signed head against the audit key."""
-        files, head_text = self._snapshot()
-        result = verify_files(files, head_text, trusted_key or self.public_key)
+    def verify(self, trusted_key: str | None = None, *, incremental: bool = False) -> VerifyResult:
+        """Check the chain, its checkpoints and the signed head against the audit key: all of
+        it (from seq 1 or the retention base), or with ``incremental`` from the last verified
+        checkpoint on; then against the anchor."""
+        snap = self._snapshot()
+        key = trusted_key or self.public_key
+        if trusted_key is None or trusted_key == self.public_key:
+            result = self.verifier.verify(snap, key, incremental=incremental)
+        else:
+            result = ChainVerifier().verify(snap, key, incremental=False)
         if self.anchor_check is not None:
             result = self.anchor_check(result)
         self.last_verify = result
@@ -279,6 +334,7 @@ class AuditLog:
         self._retired.append(self._sync_fd)  # _sync may be using it right now
         self._index += 1
         self._fd, self._sync_fd, self._size = new, os.dup(new), 0
+        self._prune_due = self.retention.keep_files > 0
 
     def _deleted_under_us(self) -> None:
         """The file being written was deleted: what goes there is lost to every reader. Go on
@@ -361,15 +417,38 @@ class AuditLog:
         with self._durable:
             self._durable.notify_all()
 
-    def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
-        """The files with the byte length to read of each, and head.json, as of now."""
+    def _prune(self) -> None:
+        """Take the files beyond the retention policy away (base first; see retention.py)."""
+        self._prune_due = False
+        due = self.retention.due(self.directory)
+        if not due:
+            return
+        try:
+            fields = take_away(self.retention, self.directory, due, self._key)
+        except AuditError as exc:  # kept: tried again at the next rotation
+            log.error("%s", exc)  # noqa: TRY400
+            return
+        self._internal.append(self._append(fields))
+
+    def _snapshot(self) -> Snapshot:
+        """The files with the byte length to read of each, head.json and base.json, as of now."""
         with self._lock:
             files = log_files(self.directory)
             # Under the lock no write is half done, so every file ends at a line boundary
             # (unless something other than this log wrote to it: verify reports that).
             sizes = [(p, p.stat().st_size) for p in files]
-            try:
-                head: bytes | None = (self.directory / "head.json").read_bytes()
-            except FileNotFoundError:
-                head = None
-        return sizes, head
+            head, base = _read(self.directory / "head.json"), _read(self.directory / BASE_FILE)
+        return Snapshot(sizes, head, base)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _head_key(directory: Path) -> str | None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((directory / "head.json").read_bytes())["key"])
+    return None

@@ -99,6 +99,10 @@ def accept_gap(ctx: Context) -> Reply:
     return Reply(200, ctx.backend.audit_accept_gap(ctx.caller.actor))
 
 
+def rotate_key(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.audit_rotate_key(ctx.caller.actor))
+
+
 def compliance(ctx: Context) -> Reply:
     query = ctx.request.head.query
     since = parse_since(query.get("since"))

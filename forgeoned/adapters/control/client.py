@@ -201,6 +201,9 @@ class ControlClient:
     def audit_accept_gap(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/audit/accept-gap", b""))
 
+    def audit_rotate_key(self) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/audit/rotate-key", b""))
+
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))
 

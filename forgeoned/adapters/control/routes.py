@@ -18,6 +18,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
 | POST | /v1/audit/accept-gap | audit_accept_gap |
+| POST | /v1/audit/rotate-key | audit_rotate_key |
 | GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
@@ -91,6 +92,8 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, audit.audit))
     if parts[1:] == ["audit", "accept-gap"]:
         return _only(method, "POST", path, Route(Action.AUDIT_ACCEPT_GAP, None, audit.accept_gap))
+    if parts[1:] == ["audit", "rotate-key"]:
+        return _only(method, "POST", path, Route(Action.AUDIT_ROTATE_KEY, None, audit.rotate_key))
     if parts[1:] == ["audit", "follow"]:
         return _only(method, "GET", path, Route(Action.AUDIT_READ, None, audit.follow))
     if parts[1:] == ["audit", "verify"]:
