@@ -114,6 +114,8 @@ class _Walk:
 
     def run(self, lines: Iterable[Line]) -> None:
         head = self.head
+        if head is not None and head.seq <= self.start.seq:
+            head = None  # older than the retention base, which is signed itself
         prev = self.start.prev
         head_key: str | None = None
         for line in lines:

@@ -40,7 +40,13 @@ from forgeoned.adapters.audit.files import (
     verify_directory,
 )
 from forgeoned.adapters.audit.key import CheckpointKey, finish_rotation, pending_path
-from forgeoned.adapters.audit.retention import RetentionPolicy, add_handover, take_away
+from forgeoned.adapters.audit.retention import (
+    HANDOVERS_FILE,
+    RetentionPolicy,
+    add_handover,
+    read_handovers,
+    take_away,
+)
 from forgeoned.adapters.audit.verifier import ChainVerifier, Snapshot
 from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
 from forgeoned.core import audit_chain
@@ -104,6 +110,9 @@ class AuditLog:
         finish_rotation(self._key_path, _head_key(directory))
         self._key = CheckpointKey.load_or_create(self._key_path)
         self.public_key = self._key.public_hex
+        # What verification trusts: the first key, which every later one was handed over from.
+        handovers = read_handovers(directory)
+        self.root_key = handovers[0].old_key if handovers else self.public_key
         self._fd = self._sync_fd = -1
         self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
         self._open()
@@ -238,8 +247,8 @@ class AuditLog:
         it (from seq 1 or the retention base), or with ``incremental`` from the last verified
         checkpoint on; then against the anchor."""
         snap = self._snapshot()
-        key = trusted_key or self.public_key
-        if trusted_key is None or trusted_key == self.public_key:
+        key = trusted_key or self.root_key
+        if key == self.root_key:
             result = self.verifier.verify(snap, key, incremental=incremental)
         else:
             result = ChainVerifier().verify(snap, key, incremental=False)
@@ -350,6 +359,9 @@ class AuditLog:
         if not left:
             if self.on_files_lost is not None:
                 self.on_files_lost()
+            self.root_key = self.public_key  # the new chain starts under the key in force
+            with contextlib.suppress(OSError):  # the handovers of the chain that is gone
+                (self.directory / HANDOVERS_FILE).rename(self.directory / "handovers-lost.json")
             self._seq, self._prev, self._synced = 0, audit_chain.GENESIS_HASH, 0
             self._checkpoint()
 
@@ -428,7 +440,11 @@ class AuditLog:
         except AuditError as exc:  # kept: tried again at the next rotation
             log.error("%s", exc)  # noqa: TRY400
             return
-        self._internal.append(self._append(fields))
+        try:  # the record being written is durable already: this one is not its concern
+            self._internal.append(self._append(fields))
+            self._checkpoint()  # the signed head is after the base again
+        except AuditError as exc:
+            log.error("audit retention: %s", exc)  # noqa: TRY400
 
     def _snapshot(self) -> Snapshot:
         """The files with the byte length to read of each, head.json and base.json, as of now."""
