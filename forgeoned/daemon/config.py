@@ -92,7 +92,15 @@ _RESTART: Final = frozenset(
 )
 _METRICS: Final = frozenset({"listen", "enabled"})
 _AUDIT: Final = frozenset(
-    {"dir", "journald", "verify_interval_s", "full_verify_every", "retain_files", "archive_dir"}
+    {
+        "dir",
+        "journald",
+        "verify_interval_s",
+        "full_verify_every",
+        "retain_files",
+        "archive_dir",
+        "rotate_bytes",
+    }
 )
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
@@ -154,6 +162,7 @@ class Config:
         default=144, metadata=_key("audit.full_verify_every")
     )
     audit_retain_files: int = field(default=0, metadata=_key("audit.retain_files"))  # 0: all
+    audit_rotate_bytes: int = field(default=16 << 20, metadata=_key("audit.rotate_bytes"))
     audit_archive_dir: Path | None = field(default=None, metadata=_key("audit.archive_dir"))
 
     @property
@@ -385,6 +394,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
             "full_verify_every", d.audit_full_verify_every, 1, 1_000_000
         ),
         audit_retain_files=a.integer("retain_files", d.audit_retain_files, 0, 1_000_000),
+        audit_rotate_bytes=a.integer("rotate_bytes", d.audit_rotate_bytes, 4096, 1 << 30),
         audit_archive_dir=a.path("archive_dir", Path(), base) if "archive_dir" in a.table else None,
     )
 

@@ -146,7 +146,8 @@ def build_parts(
         mkdir(d)
     store = StateStore(config.state_dir)
     retention = RetentionPolicy(config.audit_retain_files, config.audit_archive_dir)
-    audit_log = AuditLog(config.effective_audit_dir, clock, retention=retention)
+    audit_log = AuditLog(config.effective_audit_dir, clock, retention=retention,
+                         rotate_bytes=config.audit_rotate_bytes)  # fmt: skip
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from forgeoned.adapters.audit.anchor import AnchorKeeper
-from forgeoned.adapters.audit.files import log_files, verify_directory
+from forgeoned.adapters.audit.files import log_files
 from forgeoned.adapters.audit.key import CheckpointKey, pending_path, read_public
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.retention import RetentionPolicy, read_handovers

@@ -12,6 +12,7 @@ import pytest
 
 from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.files import BASE_FILE, log_files, verify_directory
+from forgeoned.adapters.audit.follow import FollowEnd, follow
 from forgeoned.adapters.audit.key import CheckpointKey
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.retention import RetentionPolicy
@@ -65,7 +66,7 @@ def test_archived_files_and_the_current_ones_verify_together_from_seq_1(tmp_path
     _fill(log, 80)
     log.close()
     directory = tmp_path / "audit"
-    assert [e["reason"] for e in log.entries() if e["event"] == "audit.archived"][0] == "archived"
+    assert next(e["reason"] for e in log.entries() if e["event"] == "audit.archived") == "archived"
     whole = tmp_path / "whole"
     whole.mkdir()
     for path in [*log_files(archive), *log_files(directory)]:
@@ -119,4 +120,22 @@ def test_the_file_being_written_is_never_taken_away(tmp_path: Path, keep: int) -
     last = json.loads(files[-1].read_bytes().splitlines()[-1])
     assert last["seq"] == log.head_seq
     assert log.verify().ok
+    log.close()
+
+
+def test_a_follower_asking_for_archived_entries_is_told_where_the_log_begins(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path, keep=2)
+    _fill(log, 80)
+    base = Base.from_json((tmp_path / "audit" / BASE_FILE).read_bytes())
+    stream = follow(log, 1, heartbeat_s=0.01)
+    end = next(stream)
+    assert isinstance(end, FollowEnd) and end.code == "archived"
+    assert end.resume_from_seq == base.seq + 1
+    stream.close()  # type: ignore[attr-defined]
+    stream = follow(log, end.resume_from_seq, heartbeat_s=0.01)
+    first = next(stream)
+    assert isinstance(first, dict) and first["seq"] == base.seq + 1
+    stream.close()  # type: ignore[attr-defined]
     log.close()

@@ -10,8 +10,9 @@ nothing new comes, it yields ``None``: its consumer sends what it has batched an
 whether anyone is still listening.
 
 It stops with a :class:`FollowEnd` (carrying the seq to resume from) when it falls more than
-``max_lag`` entries behind, and when the file it reads no longer continues the chain it began
-(the log was cut or replaced under it).
+``max_lag`` entries behind, when ``from_seq`` is before what the retention policy kept
+(``archived``: resume at the first entry kept), and when the file it reads no longer
+continues the chain it began (the log was cut or replaced under it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
-from forgeoned.adapters.audit.files import index_of, log_files
+from forgeoned.adapters.audit.files import index_of, log_files, read_base
 
 DEFAULT_MAX_LAG: Final = 1_000_000
 DEFAULT_HEARTBEAT_S: Final = 5.0
@@ -109,6 +110,14 @@ class _Reader:
             seq = int(entry["seq"])
             if seq < self.next_seq and self.skipping:
                 continue
+            if seq > self.next_seq and self.skipping and self._retained(seq):
+                yield FollowEnd(
+                    "archived",
+                    f"entries {self.next_seq}..{seq - 1} were archived or removed by the "
+                    f"retention policy; reconnect with from_seq={seq}",
+                    seq,
+                )
+                return
             if seq != self.next_seq:
                 yield FollowEnd(
                     "chain_changed",
@@ -120,6 +129,14 @@ class _Reader:
             self.skipping = False
             self.next_seq += 1
             yield entry
+
+    def _retained(self, seq: int) -> bool:
+        """Whether the entries before ``seq`` were taken away by the retention policy."""
+        try:
+            base = read_base(self.directory)
+        except ValueError:
+            return False
+        return base is not None and base.seq >= seq - 1
 
     def close(self) -> None:
         if self.handle is not None:
