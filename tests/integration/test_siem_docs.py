@@ -36,7 +36,8 @@ def blocks() -> list[list[str]]:
 def test_the_section_has_the_commands_it_is_about() -> None:
     commands = [c for block in blocks() for c in block]
     for needed in ("audit export --format ocsf", "audit follow", "audit verify --dir",
-                   "audit accept-gap", "60-forgeoned-siem.conf"):  # fmt: skip
+                   "audit accept-gap", "60-forgeoned-siem.conf", "audit rotate-key",
+                   "audit-archive"):  # fmt: skip
         assert any(needed in c for c in commands), needed
 
 
@@ -45,6 +46,9 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
         pytest.skip("rsyslog is not installed (apt-get install rsyslog; make setup does)")
     (tmp_path / "root").mkdir()
     env = Env(tmp_path / "root")
+    # the retention the section configures, with small files so that a few actions rotate
+    env.write_config(env.extra, audit=f'rotate_bytes = 8192\nretain_files = 2\n'
+                     f'archive_dir = "{env.root / "state/audit-archive"}"')  # fmt: skip
     drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
     work = tmp_path / "work"
     (work / "rsyslog.d").mkdir(parents=True)
@@ -56,7 +60,7 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
     }
 
     def local(command: str) -> str:
-        command = command.removeprefix("sudo ")
+        command = command.replace("sudo ", "")  # also after &&
         for real, mapped in paths.items():
             command = command.replace(real, mapped)
         return command.replace("forgeonectl ", f"{CTL} --socket {env.socket} ", 1)
@@ -79,6 +83,14 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
         sh(local(pin.group(1)))  # what the unit does once the daemon is up
         ran = 0
         for block in blocks():
+            if any("audit-archive" in c for c in block):  # its subject: files taken away
+                with daemon.client() as client:
+                    for _ in range(200):
+                        if (env.root / "state/audit/base.json").exists():
+                            break
+                        client.action("hello", "pause")
+                        client.action("hello", "resume")
+                assert (env.root / "state/audit/base.json").exists()
             if any("accept-gap" in c for c in block):  # its subject: a log cut short
                 for path in (env.root / "state/audit").glob("audit-*.jsonl"):
                     path.unlink()
@@ -102,6 +114,8 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
     exported = (work / "forgeoned-audit.ocsf.ndjson").read_text().splitlines()
     assert [json.loads(line)["metadata"]["sequence"] for line in exported[:2]] == [1, 2]
     assert (work / "audit" / "head.json").is_file()  # the copy the auditor verified
+    assert any((work / "whole").glob("audit-*.jsonl"))  # archived and current files
+    assert (work / "rotated" / "audit" / "handovers.json").is_file()
     assert not (work / "audit" / "checkpoint.key").exists()
 
 

@@ -272,6 +272,8 @@ class AuditLog:
                     entry = json.loads(last)
                     self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
                     break
+        if not files:
+            self._orphaned()
         self._index = index_of(files[-1]) if files else 1
         self._fd = self._open_file(log_path(self.directory, self._index))
         # A second descriptor for _sync, which syncs outside the write lock (a rotation may
@@ -359,11 +361,19 @@ class AuditLog:
         if not left:
             if self.on_files_lost is not None:
                 self.on_files_lost()
-            self.root_key = self.public_key  # the new chain starts under the key in force
-            with contextlib.suppress(OSError):  # the handovers of the chain that is gone
-                (self.directory / HANDOVERS_FILE).rename(self.directory / "handovers-lost.json")
+            self._orphaned()
             self._seq, self._prev, self._synced = 0, audit_chain.GENESIS_HASH, 0
             self._checkpoint()
+
+    def _orphaned(self) -> None:
+        """A new chain: the retention base and key handovers of one that is gone are moved
+        aside (``*-lost-TIME.json``, kept for an investigation); the key in force is the root."""
+        self.root_key = self.public_key
+        now = int(self._clock.wall())
+        for name in (BASE_FILE, HANDOVERS_FILE):
+            path = self.directory / name
+            with contextlib.suppress(FileNotFoundError):
+                path.rename(path.with_name(f"{path.stem}-lost-{now}.json"))
 
     def _sync(self, seq: int) -> None:
         # Group commit: whoever holds the sync lock syncs everything written so far, so
