@@ -3,7 +3,8 @@
 Builds a log of ``--entries`` entries (default 1,000,000; each about the size of a
 ``control.action`` entry, a signed checkpoint every 1,000, files rotated at 16 MiB) directly
 with the chain's own sealing code and the daemon's checkpoint key, then opens it with the
-daemon's :class:`~forgeoned.adapters.audit.log.AuditLog` and measures, in CPU seconds of this
+daemon's :class:`~forgeoned.adapters.audit.log.AuditLog` (with its anchor in a state file,
+as the daemon has it) and measures, in CPU seconds of this
 process (``time.process_time``):
 
 * ``full``: ``verify()`` from seq 1, what every periodic check cost before;
@@ -24,14 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.files import log_path
 from forgeoned.adapters.audit.key import CheckpointKey
 from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
 from forgeoned.adapters.files.atomic import atomic_write
+from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.core import audit_chain
 from forgeoned.core.audit_chain import SignedHead
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.stats import DaemonStats
 
 ROTATE = 16 << 20
 CHECKPOINT_EVERY = 1000
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {args.entries:,} entries, {size / 1e6:.1f} MB "
               f"in {time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
         log = AuditLog(directory, SystemClock(), checkpoint_every=CHECKPOINT_EVERY)
+        # as in the daemon: every verdict is also held against the anchor in state.json
+        (Path(tmp) / "state").mkdir()
+        AnchorKeeper(StateStore(Path(tmp) / "state"), log,
+                     AuditTrail(log, None, DaemonStats())).start()  # fmt: skip
         try:
             fulls, news, idles = [], [], []
             for _ in range(args.rounds):
