@@ -154,3 +154,25 @@ def test_the_anchor_follows_a_rotation_and_a_crash_in_one_is_settled(tmp_path: P
     keeper.start()
     assert again.verify().ok and keeper.anchor is not None and keeper.anchor.gap is None
     again.close()
+
+
+def test_a_crash_after_the_handover_was_written_finishes_the_rotation(tmp_path: Path) -> None:
+    directory = tmp_path / "audit"
+    log = _log(tmp_path)
+    _fill(log, 5)
+    old_secret = (directory / "checkpoint.key").read_bytes()
+    old_public = (directory / "checkpoint.pub").read_bytes()
+    log.rotate_key(None)
+    new_key = log.public_key
+    log.close()
+    # as if the daemon died after the handover entry, before the key file was replaced
+    pending = pending_path(directory / "checkpoint.key")
+    pending.write_bytes((directory / "checkpoint.key").read_bytes())
+    (directory / "checkpoint.key").write_bytes(old_secret)
+    (directory / "checkpoint.pub").write_bytes(old_public)
+    (directory / "handovers.json").unlink()
+    again = _log(tmp_path)
+    assert again.public_key == new_key and not pending.exists()
+    assert [h.new_key for h in read_handovers(directory)] == [new_key]
+    assert again.verify().ok
+    again.close()

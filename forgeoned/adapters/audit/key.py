@@ -74,20 +74,6 @@ def pending_path(secret_path: Path) -> Path:
     return secret_path.with_name(secret_path.name + ".new")
 
 
-def finish_rotation(secret_path: Path, head_key: str | None) -> None:
-    """After a crash in a key rotation: the pending new key takes the key's place if the log's
-    signed head is already under it (the handover was written), else it is dropped."""
-    pending = pending_path(secret_path)
-    if not pending.exists():
-        return
-    new = CheckpointKey.load_or_create(pending)
-    if head_key == new.public_hex:
-        new.save(secret_path)
-        log.warning("audit: finished the checkpoint key rotation to %s", new.public_hex)
-    pending.unlink()
-    public_path(pending).unlink(missing_ok=True)
-
-
 def public_path(secret_path: Path) -> Path:
     name = secret_path.name
     if name.endswith(".key.new"):

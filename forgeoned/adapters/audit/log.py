@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from forgeoned.adapters.audit.files import (
-    BASE_FILE,
     cut_torn_tail,
     index_of,
     log_files,
@@ -39,31 +38,22 @@ from forgeoned.adapters.audit.files import (
     tail,
     verify_directory,
 )
-from forgeoned.adapters.audit.key import CheckpointKey, finish_rotation, pending_path
-from forgeoned.adapters.audit.retention import (
-    HANDOVERS_FILE,
-    RetentionPolicy,
-    add_handover,
-    read_handovers,
-    take_away,
-)
+from forgeoned.adapters.audit.retention import RetentionPolicy, take_away
+from forgeoned.adapters.audit.signer import CheckpointSigner
 from forgeoned.adapters.audit.verifier import ChainVerifier, Snapshot
-from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
+from forgeoned.adapters.files.atomic import fsync_dir
 from forgeoned.core import audit_chain
-from forgeoned.core.audit_base import Handover
 from forgeoned.core.audit_bounds import bound
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
-from forgeoned.core.audit_walk import HANDOVER_EVENT, handover_message
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
-from forgeoned.errors import AuditError, AuditUnavailableError, StateError
+from forgeoned.errors import AuditError, AuditUnavailableError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
 log = logging.getLogger("forgeoned.audit")
 _MAX_LINE: Final = 1 << 20
-_SELF: Final = "forgeoned"
 
 
 class AuditLog:
@@ -106,13 +96,7 @@ class AuditLog:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-        self._key_path = key_path or directory / "checkpoint.key"
-        finish_rotation(self._key_path, _head_key(directory))
-        self._key = CheckpointKey.load_or_create(self._key_path)
-        self.public_key = self._key.public_hex
-        # What verification trusts: the first key, which every later one was handed over from.
-        handovers = read_handovers(directory)
-        self.root_key = handovers[0].old_key if handovers else self.public_key
+        self._signer = CheckpointSigner(directory, key_path or directory / "checkpoint.key")
         self._fd = self._sync_fd = -1
         self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
         self._open()
@@ -150,29 +134,33 @@ class AuditLog:
         with self._lock:
             if self._since_checkpoint:
                 self._checkpoint()
-            new = CheckpointKey.generate()
-            pending = pending_path(self._key_path)
-            new.save(pending)  # a crash from here on is settled by finish_rotation
-            old, seq, prev = self.public_key, self._seq + 1, self._prev
-            signature = self._key.sign(handover_message(seq, prev, new.public_hex))
+            old, seq = self.public_key, self._seq + 1
+            fields = self._signer.begin_handover(seq, self._prev, actor)
             try:
-                entry = self._append({
-                    "event": HANDOVER_EVENT, "actor": actor or _SELF,
-                    "message": f"checkpoint key {old[:16]}… hands over to {new.public_hex[:16]}…",
-                    "details": {"old_key": old, "new_key": new.public_hex, "signature": signature},
-                })  # fmt: skip
+                entry = self._append(fields)
                 self._datasync(self._fd)
             except AuditError:
-                pending.unlink(missing_ok=True)
+                self._signer.abort()
                 raise
             self._synced = self._seq
             self._internal.append(entry)
-            add_handover(self.directory, Handover(seq, prev, old, new.public_hex, signature))
-            self._key, self.public_key = new, new.public_hex
-            self._checkpoint()
-            finish_rotation(self._key_path, new.public_hex)
-        log.warning("audit: the checkpoint key %s handed over to %s", old, new.public_hex)
-        return {"old_key": old, "new_key": new.public_hex, "seq": seq}
+            self._signer.complete(entry)
+            try:  # the handover stands; a checkpoint that fails now comes with a later record
+                self._checkpoint()
+            except AuditError as exc:
+                log.error("audit: no checkpoint under the new key yet: %s", exc)  # noqa: TRY400
+        log.warning("audit: the checkpoint key %s handed over to %s", old, self.public_key)
+        return {"old_key": old, "new_key": self.public_key, "seq": seq}
+
+    @property
+    def public_key(self) -> str:
+        """The checkpoint key in force (hex)."""
+        return self._signer.public_hex
+
+    @property
+    def root_key(self) -> str:
+        """The key verification trusts: the first one, every later one handed over from it."""
+        return self._signer.root_key
 
     def checkpoint(self) -> None:
         """Write a signed checkpoint now if anything was recorded since the last one."""
@@ -273,7 +261,7 @@ class AuditLog:
                     self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
                     break
         if not files:
-            self._orphaned()
+            self._signer.orphaned(int(self._clock.wall()))
         self._index = index_of(files[-1]) if files else 1
         self._fd = self._open_file(log_path(self.directory, self._index))
         # A second descriptor for _sync, which syncs outside the write lock (a rotation may
@@ -361,19 +349,9 @@ class AuditLog:
         if not left:
             if self.on_files_lost is not None:
                 self.on_files_lost()
-            self._orphaned()
+            self._signer.orphaned(int(self._clock.wall()))
             self._seq, self._prev, self._synced = 0, audit_chain.GENESIS_HASH, 0
             self._checkpoint()
-
-    def _orphaned(self) -> None:
-        """A new chain: the retention base and key handovers of one that is gone are moved
-        aside (``*-lost-TIME.json``, kept for an investigation); the key in force is the root."""
-        self.root_key = self.public_key
-        now = int(self._clock.wall())
-        for name in (BASE_FILE, HANDOVERS_FILE):
-            path = self.directory / name
-            with contextlib.suppress(FileNotFoundError):
-                path.rename(path.with_name(f"{path.stem}-lost-{now}.json"))
 
     def _sync(self, seq: int) -> None:
         # Group commit: whoever holds the sync lock syncs everything written so far, so
@@ -401,29 +379,14 @@ class AuditLog:
 
     def _checkpoint(self) -> None:
         """Append a signed checkpoint over the current head; sync it; update head.json."""
-        covers_seq, covers_hash = self._seq, self._prev
-        signature = self._key.sign(audit_chain.checkpoint_message(covers_seq, covers_hash))
-        entry = self._append(
-            {
-                "event": audit_chain.CHECKPOINT_EVENT,
-                "actor": _SELF,
-                "details": {
-                    "covers_seq": covers_seq,
-                    "covers_hash": covers_hash,
-                    "key": self.public_key,
-                    "signature": signature,
-                },
-            }
-        )
+        entry = self._append(self._signer.checkpoint_fields(self._seq, self._prev))
         self._datasync(self._fd)
         self._synced = self._seq
-        head_sig = self._key.sign(audit_chain.checkpoint_message(entry["seq"], entry["hash"]))
-        head = SignedHead(entry["seq"], entry["hash"], self.public_key, head_sig)
         try:
-            atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
-        except StateError as exc:
+            head = self._signer.write_head(entry["seq"], entry["hash"])
+        except AuditError:
             self.write_failures += 1
-            raise AuditError(f"cannot write the signed audit head: {exc}") from exc
+            raise
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock.monotonic()
         self._internal.append(entry)
@@ -446,7 +409,7 @@ class AuditLog:
         if not due:
             return
         try:
-            fields = take_away(self.retention, self.directory, due, self._key)
+            fields = take_away(self.retention, self.directory, due, self._signer)
         except AuditError as exc:  # kept: tried again at the next rotation
             log.error("%s", exc)  # noqa: TRY400
             return
@@ -457,24 +420,7 @@ class AuditLog:
             log.error("audit retention: %s", exc)  # noqa: TRY400
 
     def _snapshot(self) -> Snapshot:
-        """The files with the byte length to read of each, head.json and base.json, as of now."""
+        # Under the lock no write is half done, so every file ends at a line boundary
+        # (unless something other than this log wrote to it: verify reports that).
         with self._lock:
-            files = log_files(self.directory)
-            # Under the lock no write is half done, so every file ends at a line boundary
-            # (unless something other than this log wrote to it: verify reports that).
-            sizes = [(p, p.stat().st_size) for p in files]
-            head, base = _read(self.directory / "head.json"), _read(self.directory / BASE_FILE)
-        return Snapshot(sizes, head, base)
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _head_key(directory: Path) -> str | None:
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        return str(json.loads((directory / "head.json").read_bytes())["key"])
-    return None
+            return Snapshot.take(self.directory)

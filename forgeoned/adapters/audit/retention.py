@@ -21,10 +21,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from forgeoned.adapters.audit.files import BASE_FILE, log_files, read_base, tail
-from forgeoned.adapters.audit.key import CheckpointKey
 from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
 from forgeoned.core.audit_base import Base, Handover, base_message
 from forgeoned.core.events import EventName
@@ -62,8 +61,17 @@ def add_handover(directory: Path, handover: Handover) -> None:
     atomic_write(directory / HANDOVERS_FILE, data, mode=0o644)
 
 
+class Signer(Protocol):
+    """The checkpoint key in force (:class:`~forgeoned.adapters.audit.signer.CheckpointSigner`)."""
+
+    @property
+    def public_hex(self) -> str: ...
+
+    def sign(self, message: bytes) -> str: ...
+
+
 def take_away(
-    policy: RetentionPolicy, directory: Path, files: list[Path], key: CheckpointKey
+    policy: RetentionPolicy, directory: Path, files: list[Path], key: Signer
 ) -> dict[str, Any]:
     """Write the base covering ``files``, then archive or remove them; the ``audit.archived``
     entry's fields. AuditError (nothing taken away) if the base cannot be written."""

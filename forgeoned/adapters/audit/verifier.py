@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgeoned.adapters.audit.files import walk_files
+from forgeoned.adapters.audit.files import BASE_FILE, log_files, walk_files
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.audit_walk import Resume
 
@@ -35,6 +35,13 @@ class Snapshot:
     files: list[tuple[Path, int]]
     head: bytes | None
     base: bytes | None
+
+    @classmethod
+    def take(cls, directory: Path) -> Snapshot:
+        """The log files with their lengths now, head.json and base.json (call it where no
+        write is half done)."""
+        sizes = [(p, p.stat().st_size) for p in log_files(directory)]
+        return cls(sizes, _read(directory / "head.json"), _read(directory / BASE_FILE))
 
 
 class ChainVerifier:
@@ -82,3 +89,10 @@ def _fingerprint(files: list[tuple[Path, int]], until: str) -> Fingerprint:
             continue
         out.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
     return tuple(out)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
