@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeoned.adapters.control.client import ControlClient
+from forgeoned.cli import audit_otlp
 from forgeoned.cli.audit_offline import cmd_pin_key, verify_offline
 from forgeoned.cli.control import write_lines, write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
@@ -77,6 +78,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="accept an audit.gap after looking into it: anchor the log where it is now",
     )
     p.set_defaults(func=cmd_accept_gap)
+    audit_otlp.register(audit_sub)
     p = audit_sub.add_parser(
         "rotate-key",
         help="admin: hand the checkpoint key over to a new one (signed by the old key)",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from daemon_kit import REPO, Daemon, Env, drop, plugin
+from otlp_kit import Receiver
+from waiting import poll_until
 
 SECTION = "## Send the audit trail to your SIEM"
 CTL = f"{sys.executable} -c 'import sys; from forgeoned.cli import main; sys.exit(main())'"
@@ -37,7 +39,7 @@ def test_the_section_has_the_commands_it_is_about() -> None:
     commands = [c for block in blocks() for c in block]
     for needed in ("audit export --format ocsf", "audit follow", "audit verify --dir",
                    "audit accept-gap", "60-forgeoned-siem.conf", "audit rotate-key",
-                   "audit-archive"):  # fmt: skip
+                   "audit-archive", "audit otlp"):  # fmt: skip
         assert any(needed in c for c in commands), needed
 
 
@@ -71,6 +73,7 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
         assert done.returncode == 0, (command, done.stdout, done.stderr)
         return done
 
+    receiver = Receiver()
     daemon = Daemon(env)
     daemon.ready()
     try:
@@ -104,12 +107,17 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
                     sh(f"{RSYSLOGD} -N1 -f {conf}")
                 elif "audit follow" in command:
                     _follow(local(command), work)
+                elif "audit otlp" in command:  # never ends either: a receiver stands in
+                    port = receiver.url.split(":")[-1].split("/")[0]
+                    _otlp(local(command).replace(":4318/", f":{port}/"), work, receiver)
                 else:
                     sh(local(command))
         with daemon.client() as client:
             assert client.audit_verify()["ok"] is True  # the gap was accepted
     finally:
         assert daemon.stop() == 0
+        receiver.close()
+    assert (env.root / "state/otlp.position").is_file()
     assert ran == sum(len(b) for b in blocks())
     exported = (work / "forgeoned-audit.ocsf.ndjson").read_text().splitlines()
     assert [json.loads(line)["metadata"]["sequence"] for line in exported[:2]] == [1, 2]
@@ -130,3 +138,13 @@ def _follow(command: str, cwd: Path) -> None:
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _otlp(command: str, cwd: Path, receiver: Receiver) -> None:
+    proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd)
+    try:
+        poll_until(lambda: len(receiver.records) >= 3, 60, "records at the OTLP receiver")
+        assert [r["seq"] for r in receiver.records][:3] == [1, 2, 3]
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -86,7 +86,7 @@ def test_completion_tree_covers_every_command() -> None:
     tree = command_tree(build_parser())
     for command in ("status", "invoke", "pause", "audit", "reload", "completion", "verify"):
         assert command in tree[""]
-    audit = ["--help", "accept-gap", "export", "follow", "pin-key", "rotate-key", "verify"]
+    audit = ["--help", "accept-gap", "export", "follow", "otlp", "pin-key", "rotate-key", "verify"]
     assert tree["audit"] == audit
     assert "--input-file" in tree["invoke"]
 
@@ -98,7 +98,7 @@ def test_bash_completion_script_completes_subcommands() -> None:
         '\nCOMP_WORDS=(forgeonectl sta); COMP_CWORD=1; _forgeonectl; echo "${COMPREPLY[@]}"'
     )
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
-    audit = "accept-gap export follow pin-key rotate-key verify"
+    audit = "accept-gap export follow otlp pin-key rotate-key verify"
     assert out.stdout.splitlines() == [audit, "status"]
 
 
