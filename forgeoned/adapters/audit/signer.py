@@ -27,7 +27,7 @@ from forgeoned.core import audit_chain
 from forgeoned.core.audit_base import Handover
 from forgeoned.core.audit_chain import SignedHead
 from forgeoned.core.audit_walk import HANDOVER_EVENT, handover_message
-from forgeoned.errors import AuditError, StateError
+from forgeoned.errors import AuditError, AuditUnavailableError, StateError
 
 log = logging.getLogger("forgeoned.audit")
 _SELF: Final = "forgeoned"
@@ -68,7 +68,7 @@ class CheckpointSigner:
         try:
             atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
         except StateError as exc:
-            raise AuditError(f"cannot write the signed audit head: {exc}") from exc
+            raise AuditUnavailableError(f"cannot write the signed audit head: {exc}") from exc
         return head
 
     # --- handing the key over --------------------------------------------------------------
@@ -77,7 +77,11 @@ class CheckpointSigner:
         """A new key, kept pending; the fields of the handover entry at ``seq`` (after the
         entry whose hash is ``prev``), signed by the key in force."""
         new = CheckpointKey.generate()
-        new.save(pending_path(self.key_path))
+        try:
+            new.save(pending_path(self.key_path))
+        except StateError as exc:
+            _drop_pending(self.key_path)
+            raise AuditUnavailableError(f"cannot keep the new checkpoint key: {exc}") from exc
         self._pending = new
         old = self.public_hex
         signature = self.sign(handover_message(seq, prev, new.public_hex))
