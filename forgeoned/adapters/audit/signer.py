@@ -27,7 +27,7 @@ from forgeoned.core import audit_chain
 from forgeoned.core.audit_base import Handover
 from forgeoned.core.audit_chain import SignedHead
 from forgeoned.core.audit_walk import HANDOVER_EVENT, handover_message
-from forgeoned.errors import AuditError, AuditUnavailableError, StateError
+from forgeoned.errors import AuditUnavailableError, StateError
 
 log = logging.getLogger("forgeoned.audit")
 _SELF: Final = "forgeoned"
