@@ -36,6 +36,7 @@ from forgeoned.core.audit_bounds import printable
 
 IDENTIFIER: Final = "forgeoned"
 PLAIN_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
+NOTICE_LEVEL: Final = 25  # adapters/audit/console.NOTICE
 
 
 class Target(enum.Enum):
@@ -54,10 +55,13 @@ class OneLine(logging.Filter):
 
 
 def priority(levelno: int) -> int:
-    """The syslog priority of a logging level (as ``JournalHandler.map_priority`` maps it)."""
+    """The syslog priority of a logging level; NOTICE (25, between INFO and WARNING, as the
+    audit echoes of notice events use it) is 5, where ``JournalHandler.map_priority`` would
+    make it a warning."""
     for ceiling, prio in (
         (logging.DEBUG, 7),
         (logging.INFO, 6),
+        (NOTICE_LEVEL, 5),
         (logging.WARNING, 4),
         (logging.ERROR, 3),
         (logging.CRITICAL, 2),
@@ -99,6 +103,7 @@ def _journal_handler() -> logging.Handler | None:
     except ImportError:
         return None
     handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+    handler.map_priority = priority  # type: ignore[attr-defined]  # NOTICE stays a notice
     return handler
 
 
