@@ -6,6 +6,8 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
   threads): the cost of HTTP-over-Unix-socket itself in this Python;
 * ``control+memory``: the real ControlServer (parser, routing, SO_PEERCRED caller, RBAC, worker
   pool) over a backend whose ``invoke`` upper-cases the input in Python;
+* ``control+memory, calls not audited``: the same with the ``plugin.calls`` ledger off, to
+  show what auditing calls costs (summaries per interval, nothing written per call);
 * ``control+wasm``: the real ControlServer over a backend that calls ``handle`` of an inline
   WAT echo plugin (or ``--wasm``) through forgeoned's wasmtime runtime adapter, one instance
   per worker thread;
@@ -20,7 +22,7 @@ fixed 64-byte input with a pre-built request; the servers run in this process. B
 machine's cores, so the figures include the clients' own CPU.
 
     .venv/bin/python bench/invoke.py [--seconds 5] [--clients 1,16] [--wasm FILE]
-        [--only floor,memory,wasm,daemon] [--sample-instances 1,2]
+        [--only floor,memory,calls,wasm,daemon] [--sample-instances 1,2]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.invoke_backends import MemoryBackend, NullSink, WasmBackend
 from bench.invoke_daemon import SampleDaemon
 from forgeoned.adapters.control.server import ControlServer
+from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
 from forgeoned.core.control_config import parse_control_config
 
 PAYLOAD = b"x" * 64
@@ -175,11 +178,20 @@ def run_floor(path: str) -> Callable[[], None]:
     return stop
 
 
-def run_control(path: str, backend: Any) -> Callable[[], None]:
+class NoCallLedger(CallLedger):
+    """Counts nothing: the control server as it was before calls were audited."""
+
+    def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
+        return []
+
+
+def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[], None]:
     cfg = parse_control_config(
         {"socket": path, "bindings": [{"anyone": True, "roles": ["operator"]}]}
     )
     server = ControlServer(cfg, backend, NullSink(), cfg.policy)
+    if not ledger:
+        server.dispatcher.calls = NoCallLedger()
     server.start()
     return server.close
 
@@ -190,7 +202,7 @@ def run_daemon(tmp: str, instances: int) -> tuple[str, Callable[[], None]]:
 
 
 Start = Callable[[str], tuple[str, Callable[[], None]]]
-KINDS = ("floor", "memory", "wasm", "daemon")
+KINDS = ("floor", "memory", "calls", "wasm", "daemon")
 
 
 def main() -> int:
@@ -228,6 +240,13 @@ def main() -> int:
             "bench",
             [("", PAYLOAD)],
             lambda t: (f"{t}/m.sock", run_control(f"{t}/m.sock", MemoryBackend())),
+        ),
+        (  # the same without the audit of calls (plugin.calls summaries), for comparison
+            "calls",
+            "control+memory, calls not audited",
+            "bench",
+            [("", PAYLOAD)],
+            lambda t: (f"{t}/n.sock", run_control(f"{t}/n.sock", MemoryBackend(), ledger=False)),
         ),
         (
             "wasm",

@@ -13,6 +13,12 @@ would never show in ``journalctl -p crit``. :func:`configure` picks one of three
   ``<N>`` prefix, which journald turns into the priority;
 - ``plain``: a terminal (``make run``) or a pipe: ``LEVEL logger: message`` lines.
 
+Whatever the target, a record's message is one line (:class:`OneLine`): a message may quote
+something from outside (a plugins.d file name, a key a plugin asked for, an error text), and
+its control characters are written as escapes, so that no message can end its line early and
+forge the next one, or send escape sequences to a terminal. A traceback attached to a record
+stays as it is (it is ours).
+
 ``FORGEONED_LOG_TARGET=journal|prefix|plain`` overrides the choice. The daemon's audit events
 and plugin log lines do not pass through here: they are structured journal entries of their
 own (:mod:`forgeoned.adapters.audit.journald`).
@@ -26,8 +32,11 @@ import os
 import sys
 from typing import Final, TextIO
 
+from forgeoned.core.audit_bounds import printable
+
 IDENTIFIER: Final = "forgeoned"
 PLAIN_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
+NOTICE_LEVEL: Final = 25  # adapters/audit/console.NOTICE
 
 
 class Target(enum.Enum):
@@ -36,11 +45,23 @@ class Target(enum.Enum):
     PLAIN = "plain"
 
 
+class OneLine(logging.Filter):
+    """Makes a record's message printable and one line (its arguments merged in first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = printable(record.getMessage())
+        record.args = None
+        return True
+
+
 def priority(levelno: int) -> int:
-    """The syslog priority of a logging level (as ``JournalHandler.map_priority`` maps it)."""
+    """The syslog priority of a logging level; NOTICE (25, between INFO and WARNING, as the
+    audit echoes of notice events use it) is 5, where ``JournalHandler.map_priority`` would
+    make it a warning."""
     for ceiling, prio in (
         (logging.DEBUG, 7),
         (logging.INFO, 6),
+        (NOTICE_LEVEL, 5),
         (logging.WARNING, 4),
         (logging.ERROR, 3),
         (logging.CRITICAL, 2),
@@ -82,6 +103,7 @@ def _journal_handler() -> logging.Handler | None:
     except ImportError:
         return None
     handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+    handler.map_priority = priority  # type: ignore[attr-defined]  # NOTICE stays a notice
     return handler
 
 
@@ -108,6 +130,7 @@ def configure(level: str, target: Target | None = None) -> Target:
             handler.setFormatter(PrefixFormatter())
         else:
             handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(OneLine())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

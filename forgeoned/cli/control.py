@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -123,6 +125,17 @@ def write_out(data: bytes) -> None:
     """Write bytes to stdout (a reader that went away is handled in ``forgeoned.cli.main``)."""
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def write_lines(chunks: Iterable[bytes]) -> None:
+    """Write chunks to stdout as they come (a long export is never held whole)."""
+    out = sys.stdout.buffer
+    try:
+        for data in chunks:
+            out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _print_json(value: Any) -> None:

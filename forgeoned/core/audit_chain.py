@@ -8,7 +8,9 @@ checkpoints: ``audit.checkpoint`` entries (and a separate signed head record) th
 Ed25519 signature, by the daemon's own key, over ``(seq, hash)`` of the entry they cover.
 Without the key nobody can produce a rewritten chain whose checkpoints still verify.
 
-This module is pure: signature checking is injected as a :data:`SignatureCheck`.
+Verification (from seq 1, a retention base or the last verified checkpoint, following key
+handovers) is :mod:`forgeoned.core.audit_walk`. This module is pure: signature checking is
+injected as a :data:`SignatureCheck`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -152,6 +154,7 @@ class VerifyResult:
     checkpoints_checked: int = 0
     head_seq: int = 0
     gaps: tuple[int, ...] = ()
+    base_seq: int = 0  # entries 1..base_seq were archived or removed by the retention policy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,87 +167,25 @@ class Line:
     source: str
     number: int
     data: bytes
+    offset: int = 0  # of the line's first byte in its file
 
 
-class _Broken(Exception):
-    def __init__(self, seq: int, why: str) -> None:
-        super().__init__(why)
-        self.seq = seq
-        self.why = why
-
-
-def verify_chain(
-    lines: Iterable[Line],
-    check: SignatureCheck,
-    trusted_key: str,
-    head: SignedHead | None,
-) -> VerifyResult:
-    """Verify every line in order; stop at the first problem and name its seq and why.
-
-    The chain must start at seq 1 with a valid checkpoint (so a chain rebuilt from nothing
-    without the key fails), every checkpoint must be signed by ``trusted_key`` over the entry
-    before it, and the signed ``head`` (if any) must name an entry that is in the chain.
-    """
-    walk = _Walk(check, trusted_key, head)
+def parse_line(
+    line: Line, expected: int, broken: Callable[[int, str], Exception]
+) -> dict[str, Any]:
+    """The entry on ``line``; raises ``broken(expected, why)`` if it is not a complete one."""
+    if not line.data.endswith(b"\n"):
+        raise broken(expected, f"entry {expected} is truncated (torn write at {_at(line)})")
     try:
-        walk.run(lines)
-    except _Broken as broken:
-        return VerifyResult(
-            False, walk.count, broken.seq, broken.why, walk.checkpoints, walk.count,
-            tuple(walk.gaps),
-        )  # fmt: skip
-    return VerifyResult(True, walk.count, None, "", walk.checkpoints, walk.count, tuple(walk.gaps))
+        entry = json.loads(line.data)
+    except ValueError:
+        raise broken(expected, f"entry {expected} is not valid JSON (at {_at(line)})") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+        raise broken(expected, f"entry {expected} has no integer seq (at {_at(line)})")
+    return entry
 
 
-class _Walk:
-    """One pass over the lines; raises :class:`_Broken` at the first problem."""
-
-    def __init__(self, check: SignatureCheck, trusted_key: str, head: SignedHead | None) -> None:
-        self.check = check
-        self.key = trusted_key
-        self.head = head
-        self.count = 0
-        self.checkpoints = 0
-        self.gaps: list[int] = []
-
-    def run(self, lines: Iterable[Line]) -> None:
-        head = self.head
-        prev = GENESIS_HASH
-        head_found = head is None
-        for line in lines:
-            expected = self.count + 1
-            entry = _parse(line, expected)
-            seq = entry["seq"]
-            if seq != expected:
-                what = "missing or out of order" if seq > expected else "out of order"
-                raise _Broken(expected, f"entry {expected} {what} (found seq {seq} at {_at(line)})")
-            if entry.get("prev_hash") != prev:
-                raise _Broken(seq, f"prev_hash does not match entry {seq - 1} (at {_at(line)})")
-            if entry.get("hash") != entry_hash(entry):
-                raise _Broken(seq, f"content does not match its hash (edited, at {_at(line)})")
-            if seq == 1 and entry.get("event") != CHECKPOINT_EVENT:
-                raise _Broken(1, "the chain does not start with a signed checkpoint")
-            if entry.get("event") == CHECKPOINT_EVENT:
-                _check_checkpoint(entry, prev, self.check, self.key)
-                self.checkpoints += 1
-            elif entry.get("event") == GAP_EVENT:
-                self.gaps.append(seq)
-            if head is not None and seq == head.seq:
-                if entry["hash"] != head.hash:
-                    raise _Broken(seq, "entry differs from the signed head record (rewritten)")
-                head_found = True
-            prev = entry["hash"]
-            self.count += 1
-        if not head_found and head is not None:
-            first = self.count + 1
-            raise _Broken(first, f"entries {first}..{head.seq} are missing (truncated)")
-        if head is not None and not self.check(
-            checkpoint_message(head.seq, head.hash), _unhex(head.signature), self.key
-        ):
-            raise _Broken(head.seq, "the signed head record has an invalid signature")
-
-
-def _unhex(text: str) -> bytes:
+def unhex(text: str) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -253,31 +194,3 @@ def _unhex(text: str) -> bytes:
 
 def _at(line: Line) -> str:
     return f"{line.source}:{line.number}"
-
-
-def _parse(line: Line, expected: int) -> dict[str, Any]:
-    if not line.data.endswith(b"\n"):
-        raise _Broken(expected, f"entry {expected} is truncated (torn write at {_at(line)})")
-    try:
-        entry = json.loads(line.data)
-    except ValueError:
-        raise _Broken(expected, f"entry {expected} is not valid JSON (at {_at(line)})") from None
-    if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
-        raise _Broken(expected, f"entry {expected} has no integer seq (at {_at(line)})")
-    return entry
-
-
-def _check_checkpoint(
-    entry: Mapping[str, Any], prev: str, check: SignatureCheck, trusted_key: str
-) -> None:
-    seq = int(entry["seq"])
-    details = entry.get("details")
-    if not isinstance(details, dict):
-        raise _Broken(seq, "checkpoint without details")
-    if details.get("covers_seq") != seq - 1 or details.get("covers_hash") != prev:
-        raise _Broken(seq, "checkpoint does not cover the entry before it")
-    if details.get("key") != trusted_key:
-        raise _Broken(seq, "checkpoint signed by a key that is not the daemon's audit key")
-    signature = _unhex(str(details.get("signature", "")))
-    if not check(checkpoint_message(seq - 1, prev), signature, trusted_key):
-        raise _Broken(seq, "checkpoint signature is invalid (chain rewritten or key replaced)")

@@ -15,35 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from forgeoned.core.audit_chain import CHECKPOINT_EVENT, VerifyResult, parse_rfc3339, rfc3339
+from forgeoned.core.audit_chain import VerifyResult, parse_rfc3339, rfc3339
 from forgeoned.core.compliance_controls import ControlEvidence, Facts, map_controls
 from forgeoned.core.compliance_render import render_json, render_markdown
+from forgeoned.core.compliance_scan import DEFAULT_MAX_FINDINGS, Finding, Scan
 from forgeoned.core.stats import PluginView
-from forgeoned.errors import SignatureReason
 
-# plugin.rolled_back is not an activation: the version it names failed to come up and the
-# one already running kept serving (its period simply goes on).
-ACTIVATING: Final = frozenset({"plugin.installed", "plugin.upgraded"})
-ENDING: Final = frozenset({"plugin.removed"})
-REJECTIONS: Final = frozenset({"plugin.rejected"})
-DENIALS: Final = frozenset({"hostcall.denied", "control.denied"})
-FAILURES: Final = frozenset({"plugin.failed", "plugin.quarantined", "plugin.rolled_back"})
-EXCEPTIONS: Final = frozenset(
-    {"plugin.unsigned_loaded", "plugin.downgrade_allowed", "audit.recovered"}
-)
-OPERATOR_EVENTS: Final = frozenset(
-    {
-        "control.action",
-        "plugin.paused",
-        "plugin.resumed",
-        "plugin.reset",
-        "plugin.downgrade_allowed",
-        "daemon.reloaded",
-        "daemon.reload_failed",
-    }
-)
 __all__ = [
     "ComplianceReport",
     "ControlEvidence",
@@ -53,28 +32,6 @@ __all__ = [
     "render_json",
     "render_markdown",
 ]
-SYSTEM_ACTORS: Final = frozenset({"forgeoned", "daemon", "supervisor", "system", "watcher"})
-SIGNATURE_REASONS: Final = frozenset(r.value for r in SignatureReason)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One audit entry that an auditor looks at individually."""
-
-    seq: int
-    ts: str
-    event: str
-    plugin: str | None
-    version: str | None
-    actor: str | None
-    reason: str | None
-    message: str
-    file: str | None = None  # the artifact file a rejection names
-
-    @property
-    def subject(self) -> str | None:
-        """The plugin, or for a file whose manifest could not be read, the file."""
-        return self.plugin or (f"(file {self.file})" if self.file else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,71 +64,8 @@ class ComplianceReport:
     exceptions: tuple[Finding, ...]
     controls: tuple[ControlEvidence, ...]
     event_counts: dict[str, int] = field(default_factory=dict)
-
-
-def _finding(entry: Mapping[str, Any]) -> Finding:
-    details = entry.get("details")
-    file = details.get("file") if isinstance(details, Mapping) else None
-    return Finding(
-        seq=int(entry.get("seq", 0)),
-        ts=str(entry.get("ts", "")),
-        event=str(entry.get("event", "")),
-        plugin=entry.get("plugin"),
-        version=entry.get("version"),
-        actor=entry.get("actor"),
-        reason=entry.get("reason"),
-        message=str(entry.get("message", "")),
-        file=str(file) if file else None,
-    )
-
-
-def _signers(entry: Mapping[str, Any]) -> tuple[str, ...]:
-    details = entry.get("details") or {}
-    if not isinstance(details, Mapping):
-        return ()
-    value = details.get("signers", details.get("signer", details.get("key_id")))
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)
-    return ()
-
-
-def _suppressed(entry: Mapping[str, Any]) -> int:
-    """Denials a throttled ``hostcall.denied`` summary stands for (its own entry excluded:
-    a summary is not itself a denial, so it counts ``suppressed - 1`` on top of the 1)."""
-    details = entry.get("details") or {}
-    if not isinstance(details, Mapping):
-        return 0
-    value = details.get("suppressed")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        return 0
-    return value - 1
-
-
-def _is_operator(entry: Mapping[str, Any]) -> bool:
-    actor = entry.get("actor")
-    if entry.get("event") in OPERATOR_EVENTS:
-        return True
-    return actor is not None and actor not in SYSTEM_ACTORS
-
-
-def _in_scope(entry: Mapping[str, Any], since: float | None) -> bool:
-    if since is None:
-        return True
-    try:
-        return parse_rfc3339(str(entry.get("ts", ""))) >= since
-    except ValueError:
-        return True  # an unreadable time is shown rather than hidden
-
-
-def _overlaps(until: str | None, since: float | None) -> bool:
-    if until is None or since is None:
-        return True
-    try:
-        return parse_rfc3339(until) >= since
-    except ValueError:
-        return True
+    # per section, findings counted but not listed (only the most recent ones are kept)
+    omitted: dict[str, int] = field(default_factory=dict)
 
 
 def build_report(
@@ -181,36 +75,17 @@ def build_report(
     since: float | None = None,
     *,
     now: float | None = None,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
 ) -> ComplianceReport:
-    """Evidence from ``entries`` (audit log order) at or after ``since`` and the live ``views``."""
-    everything = list(entries)
-    chosen = [e for e in everything if _in_scope(e, since)]
+    """Evidence from ``entries`` (audit log order, read once) at or after ``since`` and the
+    live ``views``; each section lists at most ``max_findings`` findings, the most recent."""
+    scan = Scan(since, max_findings)
+    for entry in entries:
+        scan.add(entry)
     chain = (
         verify_result.to_dict() if isinstance(verify_result, VerifyResult) else dict(verify_result)
     )
-    # periods come from the whole log, so a version activated before ``since`` that still
-    # ran during the period is listed too
-    versions = tuple(p for p in _versions(everything, views) if _overlaps(p.active_until, since))
-    buckets: dict[str, list[Finding]] = {
-        k: [] for k in ("rejections", "denials", "failures", "operator", "exceptions")
-    }
-    counts: dict[str, int] = {}
-    suppressed_denials = 0
-    for entry in chosen:
-        event = str(entry.get("event", ""))
-        counts[event] = counts.get(event, 0) + 1
-        if event == "hostcall.denied":
-            suppressed_denials += _suppressed(entry)
-        for key, names in (
-            ("rejections", REJECTIONS),
-            ("denials", DENIALS),
-            ("failures", FAILURES),
-            ("exceptions", EXCEPTIONS),
-        ):
-            if event in names:
-                buckets[key].append(_finding(entry))
-        if event != CHECKPOINT_EVENT and _is_operator(entry):
-            buckets["operator"].append(_finding(entry))
+    versions = _versions(scan.finish(), views, since)
     current = tuple(
         {
             "plugin": v.name,
@@ -221,80 +96,65 @@ def build_report(
         }
         for v in sorted(views, key=lambda v: v.name)
     )
+    counts = scan.counts
     facts = Facts(
-        entries=len(chosen),
+        entries=scan.in_scope,
         versions=len(versions),
         signed_versions=sum(1 for v in versions if v.signers),
         unsigned_loads=counts.get("plugin.unsigned_loaded", 0),
         downgrades=counts.get("plugin.downgrade_allowed", 0),
-        rejections=len(buckets["rejections"]),
-        signature_rejections=sum(1 for f in buckets["rejections"] if f.reason in SIGNATURE_REASONS),
-        hostcall_denials=counts.get("hostcall.denied", 0) + suppressed_denials,
-        control_denials=counts.get("control.denied", 0),
+        rejections=scan.totals["rejections"],
+        signature_rejections=scan.signature_rejections,
+        hostcall_denials=counts.get("hostcall.denied", 0) + scan.suppressed_denials,
+        control_denials=counts.get("control.denied", 0) + scan.suppressed_control,
         failures=counts.get("plugin.failed", 0),
         quarantines=counts.get("plugin.quarantined", 0),
         rollbacks=counts.get("plugin.rolled_back", 0),
-        operator_actions=len(buckets["operator"]),
+        operator_actions=scan.totals["operator"],
         recoveries=counts.get("audit.recovered", 0),
     )
-    controls = map_controls(chain, facts)
+    sections = {k: tuple(v) for k, v in scan.sections.items()}
     return ComplianceReport(
         generated_at=rfc3339(now) if now is not None else "",
         since=rfc3339(since) if since is not None else None,
-        period_start=str(chosen[0].get("ts")) if chosen else None,
-        period_end=str(chosen[-1].get("ts")) if chosen else None,
+        period_start=scan.first_ts,
+        period_end=scan.last_ts,
         chain=chain,
         versions=versions,
         current=current,
-        rejections=tuple(buckets["rejections"]),
-        denials=tuple(buckets["denials"]),
-        failures=tuple(buckets["failures"]),
-        operator_actions=tuple(buckets["operator"]),
-        exceptions=tuple(buckets["exceptions"]),
-        controls=controls,
+        rejections=sections["rejections"],
+        denials=sections["denials"],
+        failures=sections["failures"],
+        operator_actions=sections["operator"],
+        exceptions=sections["exceptions"],
+        controls=map_controls(chain, facts),
         event_counts=dict(sorted(counts.items())),
+        omitted=scan.omitted(),
     )
 
 
 def _versions(
-    entries: list[Mapping[str, Any]], views: Sequence[PluginView]
+    periods: list[dict[str, Any]], views: Sequence[PluginView], since: float | None
 ) -> tuple[VersionPeriod, ...]:
-    """Activation periods per plugin: a version runs until the next activation or removal."""
+    """The periods that overlap ``since``; a version running now without recorded signers
+    takes them from the live view."""
     live = {v.name: v for v in views}
-    unsigned = {
-        (e.get("plugin"), e.get("sha256"))
-        for e in entries
-        if e.get("event") == "plugin.unsigned_loaded"
-    }
-    open_period: dict[str, dict[str, Any]] = {}
-    done: list[VersionPeriod] = []
-
-    def close(plugin: str, until: str | None) -> None:
-        period = open_period.pop(plugin, None)
-        if period is not None:
-            done.append(VersionPeriod(**period, active_until=until))
-
-    for entry in entries:
-        event, plugin = entry.get("event"), entry.get("plugin")
-        if not isinstance(plugin, str):
+    out: list[VersionPeriod] = []
+    for period in periods:
+        if not _overlaps(period["active_until"], since):
             continue
-        if event in ACTIVATING and entry.get("version"):
-            close(plugin, str(entry.get("ts")))
-            signers = _signers(entry)
-            view = live.get(plugin)
-            if not signers and view is not None and view.sha256 == entry.get("sha256"):
-                signers = view.signers
-            open_period[plugin] = {
-                "plugin": plugin,
-                "version": str(entry["version"]),
-                "sha256": entry.get("sha256"),
-                "signers": signers,
-                "unsigned": (plugin, entry.get("sha256")) in unsigned,
-                "active_from": str(entry.get("ts")),
-                "how": str(event).removeprefix("plugin."),
-            }
-        elif event in ENDING:
-            close(plugin, str(entry.get("ts")))
-    for plugin in sorted(open_period):
-        close(plugin, None)
-    return tuple(sorted(done, key=lambda p: (p.plugin, p.active_from)))
+        view = live.get(period["plugin"])
+        signers = period["signers"]
+        if not signers and view is not None and view.sha256 == period["sha256"]:
+            signers = view.signers
+        out.append(VersionPeriod(**{**period, "signers": signers}))
+    return tuple(sorted(out, key=lambda p: (p.plugin, p.active_from)))
+
+
+def _overlaps(until: str | None, since: float | None) -> bool:
+    if until is None or since is None:
+        return True
+    try:
+        return parse_rfc3339(until) >= since
+    except ValueError:
+        return True

@@ -28,10 +28,16 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return out
 
 
-def _findings(title: str, findings: tuple[Finding, ...], empty: str) -> list[str]:
-    out = ["", f"## {title} ({len(findings)})", ""]
+def _findings(title: str, findings: tuple[Finding, ...], omitted: int, empty: str) -> list[str]:
+    out = ["", f"## {title} ({len(findings) + omitted})", ""]
     if not findings:
         return [*out, empty]
+    if omitted:
+        out += [
+            f"The {len(findings)} most recent are listed; {omitted} earlier ones are counted "
+            "but not listed (`forgeonectl audit export` has them all).",
+            "",
+        ]
     rows = [
         [f.seq, f.ts, f.event, f.subject, f.version, f.actor, f.reason, f.message] for f in findings
     ]
@@ -102,11 +108,18 @@ def render_markdown(report: ComplianceReport) -> str:
             for p in report.current
         ],
     )
-    out += _findings("Rejected artifacts", report.rejections, "None in the period.")
-    out += _findings("Denials", report.denials, "None in the period.")
-    out += _findings("Failures, quarantines and rollbacks", report.failures, "None.")
-    out += _findings("Operator actions", report.operator_actions, "None in the period.")
-    out += _findings("Exceptions to review", report.exceptions, "None.")
+    left = report.omitted
+    out += _findings(
+        "Rejected artifacts", report.rejections, left.get("rejections", 0), "None in the period."
+    )
+    out += _findings("Denials", report.denials, left.get("denials", 0), "None in the period.")
+    out += _findings(
+        "Failures, quarantines and rollbacks", report.failures, left.get("failures", 0), "None."
+    )
+    out += _findings(
+        "Operator actions", report.operator_actions, left.get("operator", 0), "None in the period."
+    )
+    out += _findings("Exceptions to review", report.exceptions, left.get("exceptions", 0), "None.")
     out += ["", "## Event counts", ""]
     out += _table(["event", "count"], [[k, v] for k, v in report.event_counts.items()])
     return "\n".join(out) + "\n"

@@ -35,6 +35,8 @@ class EventName(enum.Enum):
     PLUGIN_RESET = ("plugin.reset", "02d439fdb958459fba6920ebe0ae2f06", PRIO_NOTICE)
     PLUGIN_STARTED = ("plugin.started", "dec4d64673bd45ebbf26dbefbc805a54", PRIO_INFO)
     PLUGIN_STOPPED = ("plugin.stopped", "94a80452123041ea8357fe3f62699589", PRIO_INFO)
+    # invoke calls, aggregated per interval and (caller, plugin, function, outcome)
+    PLUGIN_CALLS = ("plugin.calls", "558f0b86308c4ad3b9f91a46e370bc79", PRIO_INFO)
     PLUGIN_DOWNGRADE_ALLOWED = (
         "plugin.downgrade_allowed",
         "bb5a18dddfcc40e5b32dc789df853fe5",
@@ -67,6 +69,8 @@ class EventName(enum.Enum):
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)
     AUDIT_GAP = ("audit.gap", "93423fec7e2c446182390cc2b3f9b68d", PRIO_CRIT)
+    AUDIT_ARCHIVED = ("audit.archived", "385039a451944c70ba1ec3eb0c152ba8", PRIO_NOTICE)
+    AUDIT_KEY_ROTATED = ("audit.key_rotated", "5a357bbc0a7447019d4ae982bcc57e91", PRIO_NOTICE)
 
     @property
     def label(self) -> str:

@@ -45,6 +45,8 @@ class Action(enum.Enum):
     AUDIT_READ = "audit_read"
     AUDIT_VERIFY = "audit_verify"
     COMPLIANCE_READ = "compliance_read"
+    AUDIT_ACCEPT_GAP = "audit_accept_gap"  # admin: accept an audit.gap (re-anchor the log)
+    AUDIT_ROTATE_KEY = "audit_rotate_key"  # admin: hand the checkpoint key over to a new one
 
     @property
     def changes_state(self) -> bool:
@@ -63,6 +65,8 @@ _STATE_CHANGING = frozenset(
         Action.RETRY,
         Action.ALLOW_DOWNGRADE,
         Action.RELOAD,
+        Action.AUDIT_ACCEPT_GAP,
+        Action.AUDIT_ROTATE_KEY,
     }
 )
 

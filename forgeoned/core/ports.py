@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -180,6 +180,23 @@ class ControlBackend(Protocol):
         """The files in plugins.d refused now: file, plugin, version, reason, message."""
         ...
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]: ...
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
+        """Stored entries in order, read as they are consumed (the log may be large)."""
+        ...
 
     def audit_verify(self) -> dict[str, Any]: ...
+
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        """Accept the open ``audit.gap`` (the log is anchored where it is now); Conflict when
+        there is none."""
+        ...
+
+    def audit_rotate_key(self, actor: str) -> dict[str, Any]:
+        """Hand the checkpoint key over to a new one (the handover signed by the old key):
+        ``{"old_key", "new_key", "seq"}``."""
+        ...
+
+    def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
+        """Durable entries from ``from_seq`` (None: the next one) on, for ever; ``None`` when
+        nothing new came for a while; a ``{"error": {...}}`` mapping ends the stream."""
+        ...

@@ -1,5 +1,6 @@
 """The daemon's durable state as values: the active set, the rollback floors, the downgrade
-overrides an admin recorded, the quarantined names (with why), and the refused candidates.
+overrides an admin recorded, the quarantined names (with why), the refused candidates, and the
+audit log's anchor.
 
 A refused candidate is a (name, sha256) that was rejected, rolled back or failed while another
 version was active: it is not tried again until other bytes replace it or an admin acts
@@ -17,6 +18,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from forgeoned.core.audit_anchor import Anchor
 from forgeoned.errors import StateError
 
 FORMAT: Final = 1
@@ -105,12 +107,13 @@ class DaemonState:
     quarantined: frozenset[str] = frozenset()
     refused: dict[str, tuple[Refusal, ...]] = field(default_factory=dict)  # oldest first
     causes: dict[str, QuarantineCause] = field(default_factory=dict)  # of quarantined names
+    audit_anchor: Anchor | None = None  # where the audit log had got to (core.audit_anchor)
 
     def is_refused(self, name: str, sha256: str) -> bool:
         return any(r.sha256 == sha256 for r in self.refused.get(name, ()))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "active": {k: vars_of(v) for k, v in sorted(self.active.items())},
             "floors": {k: vars_of(v) for k, v in sorted(self.floors.items())},
@@ -119,6 +122,9 @@ class DaemonState:
             "quarantine_causes": {k: vars_of(v) for k, v in sorted(self.causes.items())},
             "refused": {k: [r.to_json() for r in v] for k, v in sorted(self.refused.items()) if v},
         }
+        if self.audit_anchor is not None:
+            out["audit_anchor"] = self.audit_anchor.to_dict()
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> DaemonState:
@@ -137,6 +143,9 @@ class DaemonState:
                 causes={
                     k: QuarantineCause(**v) for k, v in raw.get("quarantine_causes", {}).items()
                 },
+                audit_anchor=Anchor.from_dict(raw["audit_anchor"])
+                if isinstance(raw.get("audit_anchor"), dict)
+                else None,
             )
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             raise StateError(f"state file is corrupt: {exc}") from exc

@@ -91,7 +91,17 @@ _RESTART: Final = frozenset(
     {"max_failures", "window_s", "backoff_initial_s", "backoff_max_s", "backoff_factor", "jitter"}
 )
 _METRICS: Final = frozenset({"listen", "enabled"})
-_AUDIT: Final = frozenset({"dir", "journald", "verify_interval_s"})
+_AUDIT: Final = frozenset(
+    {
+        "dir",
+        "journald",
+        "verify_interval_s",
+        "full_verify_every",
+        "retain_files",
+        "archive_dir",
+        "rotate_bytes",
+    }
+)
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
 # capabilities, a small kv store, and no secrets (those are always granted by name).
@@ -148,6 +158,12 @@ class Config:
     audit_verify_interval_s: float = field(  # chain check period (0: only at start)
         default=600.0, metadata=_key("audit.verify_interval_s", live=True)
     )
+    audit_full_verify_every: int = field(  # every Nth periodic check reads the whole log
+        default=144, metadata=_key("audit.full_verify_every")
+    )
+    audit_retain_files: int = field(default=0, metadata=_key("audit.retain_files"))  # 0: all
+    audit_rotate_bytes: int = field(default=16 << 20, metadata=_key("audit.rotate_bytes"))
+    audit_archive_dir: Path | None = field(default=None, metadata=_key("audit.archive_dir"))
 
     @property
     def development(self) -> bool:
@@ -374,6 +390,12 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         audit_verify_interval_s=a.number(
             "verify_interval_s", d.audit_verify_interval_s, 0, 86_400 * 7
         ),
+        audit_full_verify_every=a.integer(
+            "full_verify_every", d.audit_full_verify_every, 1, 1_000_000
+        ),
+        audit_retain_files=a.integer("retain_files", d.audit_retain_files, 0, 1_000_000),
+        audit_rotate_bytes=a.integer("rotate_bytes", d.audit_rotate_bytes, 4096, 1 << 30),
+        audit_archive_dir=a.path("archive_dir", Path(), base) if "archive_dir" in a.table else None,
     )
 
 

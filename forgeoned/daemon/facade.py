@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
 
+from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
-from forgeoned.errors import ArtifactError, BadRequestError, ForgeonedError, NotFoundError
+from forgeoned.errors import (
+    ArtifactError,
+    BadRequestError,
+    ConflictError,
+    ForgeonedError,
+    NotFoundError,
+)
 from forgeoned.service.plugin_index import Rejection
 
 log = logging.getLogger("forgeoned")
@@ -83,8 +90,16 @@ class Refusals(Protocol):
     def rejected(self) -> list[Rejection]: ...
 
 
-class AuditReader(Protocol):
+class GapAcceptor(Protocol):
+    """The audit log's anchor keeper: an admin accepts an open ``audit.gap``."""
+
+    def accept(self, actor: str) -> dict[str, Any]: ...
+
+
+class AuditReader(Followed, Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
+
+    def rotate_key(self, actor: str | None) -> dict[str, Any]: ...
 
     def verify(self) -> VerifyResult: ...
 
@@ -99,6 +114,7 @@ class DaemonBackend:
         audit_log: AuditReader,
         stats: DaemonStats,
         refusals: Refusals,
+        anchor: GapAcceptor | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -107,6 +123,7 @@ class DaemonBackend:
         self._audit_log = audit_log
         self._stats = stats
         self._refusals = refusals
+        self._anchor = anchor
 
     # --- views ------------------------------------------------------------------------------
 
@@ -217,11 +234,25 @@ class DaemonBackend:
 
     # --- audit ------------------------------------------------------------------------------
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
-        return list(self._audit_log.entries(since))
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
+        return self._audit_log.entries(since)
 
     def audit_verify(self) -> dict[str, Any]:
         return self._audit_log.verify().to_dict()
+
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        if self._anchor is None:
+            raise ConflictError("this daemon keeps no audit anchor")
+        return self._anchor.accept(actor)
+
+    def audit_rotate_key(self, actor: str) -> dict[str, Any]:
+        return self._audit_log.rotate_key(actor)
+
+    def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
+        reader = self._audit_log
+        start = from_seq if from_seq is not None else reader.durable_seq + 1
+        for item in follow(reader, start):
+            yield item.to_dict() if isinstance(item, FollowEnd) else item
 
 
 def _logged(job: Callable[[], InstallReport]) -> None:

@@ -69,8 +69,9 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
-        )
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source,
+            anchor=p.anchor,
+        )  # fmt: skip
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False

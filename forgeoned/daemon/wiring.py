@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.retention import RetentionPolicy
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.kept import KeptCopiesDir
@@ -106,6 +108,7 @@ class Parts:
     audit_log: AuditLog
     journal: JournalWriter | None
     trail: AuditTrail  # the audit log, then journald
+    anchor: AnchorKeeper  # where the audit log had got to, in state.json
     audit: AuditSink  # what everything records through (the trail, observed if asked)
     events: AuditBatch  # swaps and rejections (held during the start)
     chain: ChainWatch
@@ -141,13 +144,18 @@ def build_parts(
     notifier = Notifier()
     for d in (config.state_dir, config.cache_dir, config.plugins_dir):
         mkdir(d)
-    audit_log = AuditLog(config.effective_audit_dir, clock)
+    store = StateStore(config.state_dir)
+    retention = RetentionPolicy(config.audit_retain_files, config.audit_archive_dir)
+    audit_log = AuditLog(config.effective_audit_dir, clock, retention=retention,
+                         rotate_bytes=config.audit_rotate_bytes)  # fmt: skip
     journal = JournalWriter(stats) if config.audit_journald else None
     sink = JournaldSink(journal) if journal is not None else ConsoleSink()
     trail = AuditTrail(audit_log, sink, stats)
     # What the disk refused: the trail counts it; the reconciler and the plugin operations
     # change nothing without a record (the gate); the metrics and the status line show it.
     gate = trail.outage
+    anchor = AnchorKeeper(store, audit_log, trail, gate)
+    anchor.start()  # a log cut short, gone or started over is an audit.gap from the start
     audit: AuditSink = trail if observer is None else _Observed(trail, observer)
     try:  # after the audit trail exists: a refused start is audited
         trust = load_trust(config, audit)
@@ -167,7 +175,7 @@ def build_parts(
     workers = CompileWorkers(limits, ModuleCache(config.cache_dir, cl.cache_max_bytes))
     if heartbeat is not None:
         workers.heartbeat = notifier.watchdog
-    active = ActiveSet(StateStore(config.state_dir), KeptCopiesDir(config.state_dir / "artifacts"))
+    active = ActiveSet(store, KeptCopiesDir(config.state_dir / "artifacts"))
     files = PluginFilesDir(config.plugins_dir)
     directory = PluginDirectory(files, verifier, config.max_artifact_bytes)
     source = ArtifactSource(verifier, directory, active)
@@ -196,7 +204,9 @@ def build_parts(
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
-        audit=audit, events=events, chain=ChainWatch(audit_log, config.audit_verify_interval_s),
+        anchor=anchor, audit=audit, events=events,
+        chain=ChainWatch(audit_log, config.audit_verify_interval_s,
+                         config.audit_full_verify_every),
         runtime=runtime, workers=workers, active=active, verifier=verifier,
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,

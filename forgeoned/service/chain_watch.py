@@ -22,7 +22,9 @@ log = logging.getLogger("forgeoned.audit")
 
 
 class Verifiable(Protocol):
-    def verify(self, trusted_key: str | None = None) -> VerifyResult: ...
+    def verify(
+        self, trusted_key: str | None = None, *, incremental: bool = False
+    ) -> VerifyResult: ...
 
 
 def describe(result: VerifyResult) -> str:
@@ -32,11 +34,13 @@ def describe(result: VerifyResult) -> str:
 
 
 class ChainWatch:
-    """Runs ``audit.verify()`` at start and every ``interval_s`` (0: only at start)."""
+    """Runs ``audit.verify()`` at start and every ``interval_s`` (0: only at start): in full at
+    start and every ``full_every``-th time, otherwise from the last verified checkpoint on."""
 
-    def __init__(self, audit: Verifiable, interval_s: float) -> None:
+    def __init__(self, audit: Verifiable, interval_s: float, full_every: int = 144) -> None:
         self.audit = audit
         self.interval_s = interval_s
+        self.full_every = max(1, full_every)
         self.last: VerifyResult | None = None
         self.runs = 0
         self._cond = threading.Condition()
@@ -46,10 +50,13 @@ class ChainWatch:
     def start(self) -> None:
         self._thread.start()
 
-    def check(self) -> VerifyResult | None:
-        """One verification now (on the calling thread); logs a change of verdict."""
+    def check(self, incremental: bool | None = None) -> VerifyResult | None:
+        """One verification now (on the calling thread); logs a change of verdict.
+        ``incremental`` None: as scheduled (the first and every ``full_every``-th in full)."""
+        if incremental is None:
+            incremental = self.runs % self.full_every != 0
         try:
-            result = self.audit.verify()
+            result = self.audit.verify(incremental=incremental)
         except (OSError, ForgeonedError) as exc:  # e.g. unreadable: keep watching
             log.error("audit chain verification could not run: %s", exc)  # noqa: TRY400
             result = None

@@ -217,6 +217,12 @@ def test_audit_export_and_verify(
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["event"] for r in rows] == ["daemon.started", "plugin.paused"]
     assert rows[1]["plugin"] == "'=cmd"  # spreadsheet formula defused
+    assert run(server, "audit", "export", "--format", "ocsf") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["metadata"]["sequence"], e["class_uid"], e["metadata"]["uid"]) for e in events] == [
+        (1, 6002, "h1"),
+        (2, 6002, "h2"),
+    ]
     assert run(server, "audit", "verify") == 0
     assert capsys.readouterr().out == "audit chain intact (2 entries)\n"
     backend.broken_at = 2

@@ -209,7 +209,10 @@ def test_an_unsigned_upload_is_a_counted_rejection_and_writes_nothing(
     assert rejected["message"] == "echo.wasm: module is not signed"
     assert (rejected["plugin"], rejected["version"]) == ("echo", "1.0.0")
     assert 'forgeone_artifacts_rejected_total{reason="unsigned"} 1' in metrics(daemon)
-    assert files(env) == [] and not (env.root / "state/state.json").exists()
+    assert files(env) == []
+    # the state file holds the audit log's anchor only: nothing active, nothing refused
+    state = json.loads((env.root / "state/state.json").read_text())
+    assert state["active"] == {} and state["refused"] == {} and "audit_anchor" in state
 
 
 def test_a_detached_signature_installs_through_the_cli_and_a_header(

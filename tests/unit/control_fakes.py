@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,8 +163,21 @@ class FakeBackend:
              "reason": "unsigned", "message": "module is not signed"},
         ]  # fmt: skip
 
-    def audit_entries(self, since: float | None) -> list[dict[str, Any]]:
+    def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
+
+    def audit_accept_gap(self, actor: str) -> dict[str, Any]:
+        self._note("audit_accept_gap", actor)
+        return {"accepted": {"kind": "truncated", "message": "fake", "seq": 3}, "anchor": None}
+
+    def audit_rotate_key(self, actor: str) -> dict[str, Any]:
+        self._note("audit_rotate_key", actor)
+        return {"old_key": "a" * 64, "new_key": "b" * 64, "seq": 9}
+
+    def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
+        """The entries from ``from_seq``, one heartbeat, and the end (a real log goes on)."""
+        yield from (e for e in self.audit_log if from_seq is None or e["seq"] >= from_seq)
+        yield None
 
     def audit_verify(self) -> dict[str, Any]:
         n = len(self.audit_log)

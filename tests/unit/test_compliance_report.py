@@ -243,6 +243,23 @@ def test_every_signature_reason_counts_and_nothing_else_does(tmp_path: Path) -> 
     )
 
 
+def test_sections_list_the_most_recent_findings_and_count_the_rest(tmp_path: Path) -> None:
+    def denials() -> Any:  # a generator: the report reads its entries once, in order
+        for seq in range(1, 26):
+            yield {"seq": seq, "ts": rfc3339(1.7e9 + seq), "event": "hostcall.denied",
+                   "plugin": "p", "reason": "capability"}  # fmt: skip
+
+    report = build_report(denials(), [], VerifyResult(True, 25), max_findings=10)
+    assert [f.seq for f in report.denials] == list(range(16, 26))
+    assert report.omitted == {"denials": 15}
+    assert report.event_counts == {"hostcall.denied": 25}
+    text = render_markdown(report)
+    assert "## Denials (25)" in text
+    assert "The 10 most recent are listed; 15 earlier ones are counted" in text
+    evidence = json.dumps(json.loads(render_json(report))["controls"])
+    assert "25 host calls denied by capability" in evidence
+
+
 def test_a_rejection_without_a_readable_manifest_is_named_by_its_file(tmp_path: Path) -> None:
     log = AuditLog(tmp_path, ManualClock())
     log.record(

@@ -86,7 +86,8 @@ def test_completion_tree_covers_every_command() -> None:
     tree = command_tree(build_parser())
     for command in ("status", "invoke", "pause", "audit", "reload", "completion", "verify"):
         assert command in tree[""]
-    assert tree["audit"] == ["--help", "export", "verify"]
+    audit = ["--help", "accept-gap", "export", "follow", "otlp", "pin-key", "rotate-key", "verify"]
+    assert tree["audit"] == audit
     assert "--input-file" in tree["invoke"]
 
 
@@ -97,7 +98,8 @@ def test_bash_completion_script_completes_subcommands() -> None:
         '\nCOMP_WORDS=(forgeonectl sta); COMP_CWORD=1; _forgeonectl; echo "${COMPREPLY[@]}"'
     )
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines() == ["export verify", "status"]
+    audit = "accept-gap export follow otlp pin-key rotate-key verify"
+    assert out.stdout.splitlines() == [audit, "status"]
 
 
 def test_completion_command_prints_scripts(capsys: pytest.CaptureFixture[str]) -> None:

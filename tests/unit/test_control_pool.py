@@ -25,7 +25,8 @@ def test_results_are_delivered_on_the_loop_thread() -> None:
             worker_threads.add(threading.current_thread().name)
             return str(i).encode()
 
-        def done(result: bytes) -> None:
+        def done(result: bytes | None) -> None:
+            assert result is not None
             got.append((result, threading.current_thread() is loop_thread))
             if len(got) == 200:
                 all_done.set()
@@ -52,7 +53,8 @@ def test_a_failing_job_delivers_empty_bytes_and_the_pool_goes_on() -> None:
         def boom() -> bytes:
             raise RuntimeError("bug")
 
-        def done(result: bytes) -> None:
+        def done(result: bytes | None) -> None:
+            assert result is not None
             got.append(result)
             if len(got) == 2:
                 two.set()

@@ -20,11 +20,13 @@ class FakeLog:
     def __init__(self, *results: VerifyResult | Exception) -> None:
         self.results = list(results)
         self.calls = 0
+        self.incremental: list[bool] = []
         self.lock = threading.Lock()
 
-    def verify(self, trusted_key: str | None = None) -> VerifyResult:
+    def verify(self, trusted_key: str | None = None, *, incremental: bool = False) -> VerifyResult:
         with self.lock:
             self.calls += 1
+            self.incremental.append(incremental)
             result = self.results[min(self.calls, len(self.results)) - 1]
         if isinstance(result, Exception):
             raise result
@@ -72,3 +74,11 @@ def test_close_ends_a_long_wait_at_once() -> None:
     assert watch.wait_runs(1, 10)
     watch.close()  # does not wait for the hour
     assert not watch._thread.is_alive()
+
+
+def test_checks_are_incremental_but_the_first_and_every_nth_are_full() -> None:
+    log = FakeLog(OK)
+    watch = ChainWatch(log, 0, full_every=3)
+    for _ in range(7):
+        watch.check()
+    assert log.incremental == [False, True, True, False, True, True, False]

@@ -16,7 +16,7 @@ from forgeoned.adapters.journal_log import PrefixFormatter, Target, priority
 
 def test_levels_map_to_syslog_priorities() -> None:
     assert [priority(level) for level in (10, 20, 30, 40, 50)] == [7, 6, 4, 3, 2]
-    assert priority(25) == 4 and priority(60) == 1
+    assert priority(25) == 5 and priority(26) == 4 and priority(60) == 1  # NOTICE: a notice
 
 
 def test_every_line_of_a_record_carries_its_prefix() -> None:

@@ -2,7 +2,8 @@
 
 Layout of ``STATE_DIR/audit/``: ``audit-000001.jsonl``, ``audit-000002.jsonl``, … (one chain
 across all of them), ``head.json`` (the latest signed checkpoint), ``checkpoint.key`` and
-``checkpoint.pub`` (the daemon's audit key) and ``torn-*.bin`` (torn lines moved aside).
+``checkpoint.pub`` (the daemon's audit key), ``torn-*.bin`` (torn lines moved aside) and,
+once old files were archived or removed by the retention policy, ``base.json``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any, Final
 
 from forgeoned.adapters.audit.key import check_signature, public_path, read_public
 from forgeoned.adapters.files.atomic import atomic_write
-from forgeoned.core import audit_chain
+from forgeoned.core.audit_base import Base, start_of
 from forgeoned.core.audit_chain import Line, SignedHead, VerifyResult
+from forgeoned.core.audit_walk import Resume, Start, resumed, walk_chain
 from forgeoned.core.events import EventName
 from forgeoned.errors import AuditError
 
 NAME: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
+BASE_FILE: Final = "base.json"  # the retention base (core/audit_base)
 
 
 def log_files(directory: Path) -> list[Path]:
@@ -39,38 +42,115 @@ def verify_directory(directory: Path, trusted_key: str | None = None) -> VerifyR
     """Verify a log without opening it for writing (no repair, no new entries).
 
     ``trusted_key`` (hex) defaults to ``checkpoint.pub`` in ``directory``; pass a copy kept
-    elsewhere to also catch a replaced key.
+    elsewhere to also catch a replaced key. A ``base.json`` (retention) is followed.
     """
     key = trusted_key or read_public(public_path(directory / "checkpoint.key"))
-    found = [(index_of(p), p) for p in directory.iterdir() if NAME.match(p.name)]
-    files = [(p, p.stat().st_size) for _, p in sorted(found)]
+    files = [(p, p.stat().st_size) for p in log_files(directory)]
+    return walk_files(files, _read(directory / "head.json"), key, _read(directory / BASE_FILE))[0]
+
+
+def _read(path: Path) -> bytes | None:
     try:
-        head: bytes | None = (directory / "head.json").read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        head = None
-    return verify_files(files, head, key)
+        return None
 
 
-def verify_files(files: list[tuple[Path, int]], head_text: bytes | None, key: str) -> VerifyResult:
+def walk_files(
+    files: list[tuple[Path, int]],
+    head_text: bytes | None,
+    key: str,
+    base_text: bytes | None = None,
+    resume: Resume | None = None,
+) -> tuple[VerifyResult, Resume | None]:
+    """Verify ``files`` (each up to its length): from the retention base if there is one, from
+    ``resume`` (the last verified checkpoint) if given and still there; the verdict and the
+    last checkpoint verified."""
     if head_text is None:
-        return VerifyResult(False, 0, None, "the signed head record head.json is missing")
+        return VerifyResult(False, 0, None, "the signed head record head.json is missing"), None
     try:
         head = SignedHead.from_dict(json.loads(head_text))
     except (ValueError, KeyError, TypeError):
-        return VerifyResult(False, 0, None, "the signed head record is unreadable")
-    return audit_chain.verify_chain(read_lines(files), check_signature, key, head)
+        return VerifyResult(False, 0, None, "the signed head record is unreadable"), None
+    start = Start()
+    if base_text is not None:
+        try:
+            start = start_of(Base.from_json(base_text), key, check_signature)
+        except ValueError as exc:
+            return VerifyResult(False, 0, 1, f"{exc} (retention base)"), None
+    names = [p.name for p, _ in files]
+    if resume is not None and resume.source in names and resume.start.seq >= start.seq:
+        start = resumed(resume, base_seq=start.base_seq)
+        at = names.index(resume.source)
+        lines = read_lines(files[at:], resume.offset)
+    else:
+        lines = read_lines(files)
+    return walk_chain(lines, check_signature, key, head, start)
 
 
-def read_lines(files: list[tuple[Path, int]]) -> Iterator[Line]:
-    for path, size in files:
+def read_base(directory: Path) -> Base | None:
+    """The retention base of ``directory`` (None: nothing was taken away; ValueError:
+    unreadable)."""
+    data = _read(directory / BASE_FILE)
+    return Base.from_json(data) if data is not None else None
+
+
+def read_lines(files: list[tuple[Path, int]], first_offset: int = 0) -> Iterator[Line]:
+    """The lines of ``files`` in order, the first file read from ``first_offset`` on (a line
+    boundary); each line knows its file, number (counted from there) and offset."""
+    for i, (path, size) in enumerate(files):
         with path.open("rb") as handle:
-            remaining = size
+            offset = first_offset if i == 0 else 0
+            if offset:
+                handle.seek(offset)
+            remaining = size - offset
             for number, raw in enumerate(handle, start=1):
                 if remaining <= 0:
                     break
                 data = raw[:remaining]
                 remaining -= len(data)
-                yield Line(path.name, number, data)
+                yield Line(path.name, number, data, offset)
+                offset += len(data)
+
+
+def first_seq(directory: Path) -> int:
+    """The seq of the first entry of the log files of ``directory`` (0: none)."""
+    files = log_files(directory)
+    if not files:
+        return 0
+    with files[0].open("rb") as handle:
+        first = handle.readline()
+    return int(json.loads(first)["seq"]) if first.endswith(b"\n") and parses(first) else 0
+
+
+def last_seq(directory: Path) -> int:
+    """The seq of the last complete entry in the log files of ``directory`` (0: none)."""
+    for path in reversed(log_files(directory)):
+        last = tail(path)[1]
+        if last.endswith(b"\n") and parses(last):
+            return int(json.loads(last)["seq"])
+    return 0
+
+
+def entry_at(directory: Path, seq: int) -> dict[str, Any] | None:
+    """The entry with ``seq`` (read from the one file that can hold it), or None."""
+    chosen: Path | None = None
+    for path in log_files(directory):
+        with path.open("rb") as handle:
+            first = handle.readline()
+        if not first.endswith(b"\n") or not parses(first) or json.loads(first)["seq"] > seq:
+            break
+        chosen = path
+    if chosen is None:
+        return None
+    marker = b'"seq":%d,' % seq  # canonical lines: only parse the one that may match
+    with chosen.open("rb") as handle:
+        for line in handle:
+            if marker in line and line.endswith(b"\n") and parses(line):
+                entry: dict[str, Any] = json.loads(line)
+                if entry["seq"] == seq:
+                    return entry
+    return None
 
 
 def index_of(path: Path) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from forgeoned.adapters.audit.console import ConsoleWriter
+from forgeoned.core.audit_bounds import bound, printable
 from forgeoned.core.events import PLUGIN_LOG_MESSAGE_ID, PRIO_INFO, AuditEvent, EventName
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
@@ -154,6 +155,12 @@ def _message(entry: Mapping[str, Any]) -> str:
 
 
 def _clean(text: str, limit: int = 8192) -> str:
+    """One audit field value: printable (no line breaks, no terminal escapes), bounded."""
+    return printable(text[:limit])
+
+
+def _plain(text: str, limit: int) -> str:
+    """A plugin's own log line: kept as written (several lines are fine), NULs escaped."""
     return text.replace("\x00", "\\0")[:limit]
 
 
@@ -169,7 +176,7 @@ class JournaldSink:
 
     def record(self, event: AuditEvent) -> None:
         """:class:`AuditSink` form, for events that were not stored in the audit log."""
-        self._writer.submit(audit_fields(event.fields()))
+        self._writer.submit(audit_fields(bound(event.fields())))
 
 
 @dataclass
@@ -244,7 +251,7 @@ class PluginLogSink:
         level = min(max(level, 0), len(_LEVEL_PRIORITY) - 1)
         return {
             # the plugin's name leads the message: `journalctl -u forgeoned` shows MESSAGE only
-            "MESSAGE": f"{plugin}: {_clean(message, self._max)}",
+            "MESSAGE": f"{plugin}: {_plain(message, self._max)}",
             "MESSAGE_ID": PLUGIN_LOG_MESSAGE_ID,
             "PRIORITY": str(_LEVEL_PRIORITY[level]),
             "SYSLOG_IDENTIFIER": IDENTIFIER,

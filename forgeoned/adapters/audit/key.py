@@ -7,6 +7,7 @@ copy the public key somewhere safe and verify the log against it later.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nacl.exceptions
@@ -15,6 +16,7 @@ import nacl.signing
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.errors import AuditError
 
+log = logging.getLogger("forgeoned.audit.key")
 _SECRET_TAG = 0x81
 _PUBLIC_TAG = 0x01
 
@@ -27,16 +29,31 @@ class CheckpointKey:
         self.public_hex = bytes(signing_key.verify_key).hex()
 
     @classmethod
+    def generate(cls) -> CheckpointKey:
+        return cls(nacl.signing.SigningKey.generate())
+
+    def save(self, path: Path) -> None:
+        """Write the secret key (0600) to ``path`` and its public half beside it."""
+        public = bytes(self._key.verify_key)
+        atomic_write(path, bytes([_SECRET_TAG]) + bytes(self._key) + public, mode=0o600)
+        atomic_write(public_path(path), bytes([_PUBLIC_TAG]) + public, mode=0o644)
+
+    @classmethod
     def load_or_create(cls, path: Path) -> CheckpointKey:
         """Read the key at ``path``; create it (0600) and ``path.pub`` if it does not exist."""
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            key = nacl.signing.SigningKey.generate()
-            public = bytes(key.verify_key)
-            atomic_write(path, bytes([_SECRET_TAG]) + bytes(key) + public, mode=0o600)
-            atomic_write(public_path(path), bytes([_PUBLIC_TAG]) + public, mode=0o644)
-            return cls(key)
+            made = cls.generate()
+            made.save(path)
+            # In the journal at first start: a copy of the key outside the state directory.
+            log.warning(
+                "created the audit checkpoint key %s (%s); pin a copy of it outside the state "
+                "directory to verify the log against",
+                made.public_hex,
+                public_path(path),
+            )
+            return made
         except OSError as exc:
             raise AuditError(f"cannot read audit key {path}: {exc.strerror or exc}") from exc
         if len(raw) != 65 or raw[0] != _SECRET_TAG:
@@ -52,8 +69,21 @@ class CheckpointKey:
         return bytes(self._key.sign(message).signature).hex()
 
 
+def pending_path(secret_path: Path) -> Path:
+    """Where a rotation keeps the new key until its handover is on disk."""
+    return secret_path.with_name(secret_path.name + ".new")
+
+
 def public_path(secret_path: Path) -> Path:
-    return secret_path.with_name(secret_path.name.removesuffix(".key") + ".pub")
+    name = secret_path.name
+    if name.endswith(".key.new"):
+        return secret_path.with_name(name.removesuffix(".key.new") + ".pub.new")
+    return secret_path.with_name(name.removesuffix(".key") + ".pub")
+
+
+def public_bytes(public_hex: str) -> bytes:
+    """The ``.pub`` file content (``0x01 ‖ pk32``) of a hex public key."""
+    return bytes([_PUBLIC_TAG]) + bytes.fromhex(public_hex)
 
 
 def read_public(path: Path) -> str:

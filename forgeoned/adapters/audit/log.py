@@ -7,6 +7,11 @@ on disk (``fdatasync``); concurrent callers share one sync (group commit). A sig
 is written first (seq 1), every ``checkpoint_every`` entries, after ``checkpoint_interval_s``
 and on ``close``; the latest one is also kept as ``head.json`` beside the log.
 
+Old files may be archived or removed by a retention policy behind a signed base
+(``adapters/audit/retention.py``); the checkpoint key may be rotated, the old key signing
+the handover (:meth:`AuditLog.rotate_key`); the periodic check verifies incrementally
+(``adapters/audit/verifier.py``).
+
 A crash can leave a torn last line. On start it is detected, moved aside to
 ``torn-<seq>-<time>.bin`` and the truncation is itself recorded as ``audit.recovered``.
 A write or sync the disk refuses raises :class:`~forgeoned.errors.AuditUnavailableError`
@@ -17,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,21 +37,23 @@ from forgeoned.adapters.audit.files import (
     read_lines,
     tail,
     verify_directory,
-    verify_files,
 )
-from forgeoned.adapters.audit.key import CheckpointKey
-from forgeoned.adapters.files.atomic import atomic_write, fsync_dir
+from forgeoned.adapters.audit.retention import RetentionPolicy, take_away
+from forgeoned.adapters.audit.signer import CheckpointSigner
+from forgeoned.adapters.audit.verifier import ChainVerifier, Snapshot
+from forgeoned.adapters.files.atomic import fsync_dir
 from forgeoned.core import audit_chain
+from forgeoned.core.audit_bounds import bound
 from forgeoned.core.audit_chain import SignedHead, VerifyResult
 from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.ports import Clock
-from forgeoned.errors import AuditError, AuditUnavailableError, StateError
+from forgeoned.errors import AuditError, AuditUnavailableError
 
 __all__ = ["AuditLog", "VerifyResult", "export_csv", "export_json", "verify_directory"]
 
+log = logging.getLogger("forgeoned.audit")
 _MAX_LINE: Final = 1 << 20
-_SELF: Final = "forgeoned"
 
 
 class AuditLog:
@@ -60,8 +68,13 @@ class AuditLog:
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 300.0,
         key_path: Path | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.directory = directory
+        self.retention = retention or RetentionPolicy()
+        self.verifier = ChainVerifier()
+        self._prune_due = False
+        self._since_checkpoint = 0
         self._clock = clock
         self._rotate_bytes = rotate_bytes
         self._checkpoint_every = checkpoint_every
@@ -69,33 +82,85 @@ class AuditLog:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._internal: list[dict[str, Any]] = []
+        self._durable = threading.Condition()  # notified when entries become durable
         self.last_verify: VerifyResult | None = None
         self.write_failures = 0
+        # The anchor's hooks (adapters/audit/anchor.py): told of each signed head, and
+        # given each verdict to hold against the anchor.
+        self.on_checkpoint: Callable[[SignedHead], None] | None = None
+        self.anchor_check: Callable[[VerifyResult], VerifyResult] | None = None
+        self.on_files_lost: Callable[[], None] | None = None  # before a new chain is anchored
+        self.last_head: SignedHead | None = None
+        self.started_empty = False  # no log file was there when the log was opened
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AuditError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-        self._key = CheckpointKey.load_or_create(key_path or directory / "checkpoint.key")
-        self.public_key = self._key.public_hex
+        self._signer = CheckpointSigner(directory, key_path or directory / "checkpoint.key")
         self._fd = self._sync_fd = -1
         self._retired: list[int] = []  # descriptors rotated away, closed by the next _sync
         self._open()
+        if self.last_head is None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                head = json.loads((directory / "head.json").read_bytes())
+                self.last_head = SignedHead.from_dict(head)
 
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
         """Append ``event``; returns the stored entry once it is durable, or raises
-        (AuditUnavailableError when the disk refuses the write or the sync)."""
-        fields = event.fields()
+        (AuditUnavailableError when the disk refuses the write or the sync).
+
+        Its strings are made printable and short first (:mod:`forgeoned.core.audit_bounds`)."""
+        fields = bound(event.fields())
         with self._lock:
+            if self._fd >= 0 and os.fstat(self._fd).st_nlink == 0:
+                self._deleted_under_us()
             entry = self._append(fields)
             if self._checkpoint_due():
                 # The event itself is written; a failed checkpoint (counted in
                 # write_failures) is retried with the next record, not blamed on this one.
                 with contextlib.suppress(AuditError):
                     self._checkpoint()
+            if self._prune_due:
+                self._prune()
         self._sync(entry["seq"])
         return entry
+
+    def rotate_key(self, actor: str | None) -> dict[str, Any]:
+        """Hand the checkpoint key over to a new one: a checkpoint under the old key, then an
+        ``audit.key_rotated`` entry signed by the old key naming the new one, then a checkpoint
+        under the new key. AuditUnavailableError (the old key stays) if it cannot be written."""
+        with self._lock:
+            if self._since_checkpoint:
+                self._checkpoint()
+            old, seq = self.public_key, self._seq + 1
+            fields = self._signer.begin_handover(seq, self._prev, actor)
+            try:
+                entry = self._append(fields)
+                self._datasync(self._fd)
+            except AuditError:
+                self._signer.abort()
+                raise
+            self._synced = self._seq
+            self._internal.append(entry)
+            self._signer.complete(entry)
+            try:  # the handover stands; a checkpoint that fails now comes with a later record
+                self._checkpoint()
+            except AuditError as exc:
+                log.error("audit: no checkpoint under the new key yet: %s", exc)  # noqa: TRY400
+        log.warning("audit: the checkpoint key %s handed over to %s", old, self.public_key)
+        return {"old_key": old, "new_key": self.public_key, "seq": seq}
+
+    @property
+    def public_key(self) -> str:
+        """The checkpoint key in force (hex)."""
+        return self._signer.public_hex
+
+    @property
+    def root_key(self) -> str:
+        """The key verification trusts: the first one, every later one handed over from it."""
+        return self._signer.root_key
 
     def checkpoint(self) -> None:
         """Write a signed checkpoint now if anything was recorded since the last one."""
@@ -117,6 +182,17 @@ class AuditLog:
     def head_seq(self) -> int:
         with self._lock:
             return self._seq
+
+    @property
+    def durable_seq(self) -> int:
+        """The last entry known to be on disk (what followers may be given)."""
+        return self._synced
+
+    def wait_durable(self, beyond: int, timeout: float) -> int:
+        """Wait (at most ``timeout`` s) until an entry after ``beyond`` is durable."""
+        with self._durable:
+            self._durable.wait_for(lambda: self._synced > beyond, timeout)
+            return self._synced
 
     def close(self) -> None:
         """Checkpoint, sync and close; idempotent."""
@@ -144,7 +220,7 @@ class AuditLog:
 
     def entries(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Stored entries in order (``since``: epoch seconds, inclusive); skips unreadable lines."""
-        for line in read_lines(self._snapshot()[0]):
+        for line in read_lines(self._snapshot().files):
             try:
                 entry = json.loads(line.data)
                 if since is not None and audit_chain.parse_rfc3339(entry["ts"]) < since:
@@ -154,10 +230,18 @@ class AuditLog:
             if isinstance(entry, dict):
                 yield entry
 
-    def verify(self, trusted_key: str | None = None) -> VerifyResult:
-        """Check the whole chain, its checkpoints and the signed head against the audit key."""
-        files, head_text = self._snapshot()
-        result = verify_files(files, head_text, trusted_key or self.public_key)
+    def verify(self, trusted_key: str | None = None, *, incremental: bool = False) -> VerifyResult:
+        """Check the chain, its checkpoints and the signed head against the audit key: all of
+        it (from seq 1 or the retention base), or with ``incremental`` from the last verified
+        checkpoint on; then against the anchor."""
+        snap = self._snapshot()
+        key = trusted_key or self.root_key
+        if key == self.root_key:
+            result = self.verifier.verify(snap, key, incremental=incremental)
+        else:
+            result = ChainVerifier().verify(snap, key, incremental=False)
+        if self.anchor_check is not None:
+            result = self.anchor_check(result)
         self.last_verify = result
         return result
 
@@ -165,6 +249,7 @@ class AuditLog:
 
     def _open(self) -> None:
         files = log_files(self.directory)
+        self.started_empty = not files
         self._seq, self._prev = 0, audit_chain.GENESIS_HASH
         torn: dict[str, Any] | None = None
         if files:
@@ -175,6 +260,8 @@ class AuditLog:
                     entry = json.loads(last)
                     self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
                     break
+        if not files:
+            self._signer.orphaned(int(self._clock.wall()))
         self._index = index_of(files[-1]) if files else 1
         self._fd = self._open_file(log_path(self.directory, self._index))
         # A second descriptor for _sync, which syncs outside the write lock (a rotation may
@@ -246,6 +333,25 @@ class AuditLog:
         self._retired.append(self._sync_fd)  # _sync may be using it right now
         self._index += 1
         self._fd, self._sync_fd, self._size = new, os.dup(new), 0
+        self._prune_due = self.retention.keep_files > 0
+
+    def _deleted_under_us(self) -> None:
+        """The file being written was deleted: what goes there is lost to every reader. Go on
+        in a new file: the same chain if older files are left (verification then names the
+        entries that were lost), a new chain if none are (the anchor reports the gap)."""
+        left = log_files(self.directory)
+        log.critical("audit: %s was deleted while in use", log_path(self.directory, self._index))
+        index = max([index_of(p) for p in left] + [self._index]) + 1
+        new = self._open_file(log_path(self.directory, index))
+        os.close(self._fd)
+        self._retired.append(self._sync_fd)
+        self._index, self._fd, self._sync_fd, self._size = index, new, os.dup(new), 0
+        if not left:
+            if self.on_files_lost is not None:
+                self.on_files_lost()
+            self._signer.orphaned(int(self._clock.wall()))
+            self._seq, self._prev, self._synced = 0, audit_chain.GENESIS_HASH, 0
+            self._checkpoint()
 
     def _sync(self, seq: int) -> None:
         # Group commit: whoever holds the sync lock syncs everything written so far, so
@@ -263,6 +369,7 @@ class AuditLog:
             if fd >= 0:
                 self._datasync(fd)
             self._synced = max(self._synced, target)
+        self._wake_followers()
 
     def _checkpoint_due(self) -> bool:
         if self._since_checkpoint >= self._checkpoint_every:
@@ -272,42 +379,48 @@ class AuditLog:
 
     def _checkpoint(self) -> None:
         """Append a signed checkpoint over the current head; sync it; update head.json."""
-        covers_seq, covers_hash = self._seq, self._prev
-        signature = self._key.sign(audit_chain.checkpoint_message(covers_seq, covers_hash))
-        entry = self._append(
-            {
-                "event": audit_chain.CHECKPOINT_EVENT,
-                "actor": _SELF,
-                "details": {
-                    "covers_seq": covers_seq,
-                    "covers_hash": covers_hash,
-                    "key": self.public_key,
-                    "signature": signature,
-                },
-            }
-        )
+        entry = self._append(self._signer.checkpoint_fields(self._seq, self._prev))
         self._datasync(self._fd)
         self._synced = self._seq
-        head_sig = self._key.sign(audit_chain.checkpoint_message(entry["seq"], entry["hash"]))
-        head = SignedHead(entry["seq"], entry["hash"], self.public_key, head_sig)
         try:
-            atomic_write(self.directory / "head.json", audit_chain.canonical(head.to_dict()))
-        except StateError as exc:
+            head = self._signer.write_head(entry["seq"], entry["hash"])
+        except AuditError:
             self.write_failures += 1
-            raise AuditError(f"cannot write the signed audit head: {exc}") from exc
+            raise
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock.monotonic()
         self._internal.append(entry)
-
-    def _snapshot(self) -> tuple[list[tuple[Path, int]], bytes | None]:
-        """The files with the byte length to read of each, and head.json, as of now."""
-        with self._lock:
-            files = log_files(self.directory)
-            # Under the lock no write is half done, so every file ends at a line boundary
-            # (unless something other than this log wrote to it: verify reports that).
-            sizes = [(p, p.stat().st_size) for p in files]
+        self._wake_followers()
+        self.last_head = head
+        if self.on_checkpoint is not None:
             try:
-                head: bytes | None = (self.directory / "head.json").read_bytes()
-            except FileNotFoundError:
-                head = None
-        return sizes, head
+                self.on_checkpoint(head)
+            except Exception:  # the anchor is a second line of defence: never fail a record
+                log.exception("audit: cannot update the anchor")
+
+    def _wake_followers(self) -> None:
+        with self._durable:
+            self._durable.notify_all()
+
+    def _prune(self) -> None:
+        """Take the files beyond the retention policy away (base first; see retention.py)."""
+        self._prune_due = False
+        due = self.retention.due(self.directory)
+        if not due:
+            return
+        try:
+            fields = take_away(self.retention, self.directory, due, self._signer)
+        except AuditError as exc:  # kept: tried again at the next rotation
+            log.error("%s", exc)  # noqa: TRY400
+            return
+        try:  # the record being written is durable already: this one is not its concern
+            self._internal.append(self._append(fields))
+            self._checkpoint()  # the signed head is after the base again
+        except AuditError as exc:
+            log.error("audit retention: %s", exc)  # noqa: TRY400
+
+    def _snapshot(self) -> Snapshot:
+        # Under the lock no write is half done, so every file ends at a line boundary
+        # (unless something other than this log wrote to it: verify reports that).
+        with self._lock:
+            return Snapshot.take(self.directory)

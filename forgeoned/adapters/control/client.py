@@ -14,6 +14,7 @@ import base64
 import http.client
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,7 +23,7 @@ from forgeoned.adapters.control.answers import application_error
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
 
@@ -40,7 +41,7 @@ class _UnixConnection(http.client.HTTPConnection):
 class ControlClient:
     """One keep-alive connection to the daemon; ``timeout`` bounds each socket operation."""
 
-    def __init__(self, socket_path: str, timeout: float = 300.0) -> None:
+    def __init__(self, socket_path: str, timeout: float | None = 300.0) -> None:
         self.socket_path = socket_path
         self._conn = _UnixConnection(socket_path, timeout)
 
@@ -87,6 +88,37 @@ class ControlClient:
         if kind.startswith("application/json"):
             return json.loads(data)
         return data
+
+    def lines(self, method: str, path: str, query: dict[str, str] | None = None) -> Iterator[bytes]:
+        """A streamed answer line by line, as it arrives (a long one never all in memory).
+
+        An answer that ends early (the daemon failed part way, or was stopped) raises
+        :class:`UnreachableError` after the lines that did arrive."""
+        target = path + (f"?{urlencode(query)}" if query else "")
+        try:
+            self._conn.request(method, target)
+            resp = self._conn.getresponse()
+            if resp.status >= 400:
+                raise _error_from(resp.status, resp.read())
+            while line := resp.readline():
+                if not line.endswith(b"\n"):
+                    raise http.client.IncompleteRead(line)
+                yield line
+            # readline() reports EOF before the last chunk as a plain end: only http.client's
+            # chunk_left tells the two apart (None once the last chunk was read).
+            if resp.chunked and resp.chunk_left is not None:
+                raise http.client.IncompleteRead(b"")
+        except OSError as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+            ) from exc
+        except http.client.HTTPException as exc:
+            self._conn.close()
+            raise errors.UnreachableError(
+                f"the answer from forgeoned at {self.socket_path} ended early "
+                f"({type(exc).__name__})"
+            ) from exc
 
     # --- one method per API call -----------------------------------------------------------
 
@@ -152,8 +184,25 @@ class ControlClient:
         return dict(self.request("POST", "/v1/reload", b""))
 
     def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
-        query = {"since": repr(since)} if since is not None else None
-        return list(self.request("GET", "/v1/audit", query=query)["entries"])
+        return [json.loads(line) for line in self.audit_lines("ndjson", since)]
+
+    def audit_lines(self, fmt: str, since: float | None = None) -> Iterator[bytes]:
+        """The audit log streamed, one JSON line per entry: ``ndjson`` the entries as stored,
+        ``ocsf`` OCSF 1.8.0 events (built by the daemon)."""
+        query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
+        return self.lines("GET", "/v1/audit", query)
+
+    def audit_follow(self, fmt: str = "json", from_seq: int | None = None) -> Iterator[bytes]:
+        """``GET /v1/audit/follow``: one line per entry as they become durable, for ever (a
+        line ``{"error": …}`` ends it; so does the daemon stopping, as UnreachableError)."""
+        query = {"format": fmt, **({"from_seq": str(from_seq)} if from_seq is not None else {})}
+        return self.lines("GET", "/v1/audit/follow", query)
+
+    def audit_accept_gap(self) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/audit/accept-gap", b""))
+
+    def audit_rotate_key(self) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/audit/rotate-key", b""))
 
     def audit_verify(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/audit/verify"))

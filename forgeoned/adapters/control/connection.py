@@ -10,6 +10,7 @@ keep-alive connection (close) and for answers the peer does not read (abort).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from typing import TYPE_CHECKING
 
@@ -46,10 +47,13 @@ class Connection(asyncio.Protocol):
         self.partial = False  # bytes of an unfinished request arrived
         self.refused = False
         self.write_paused = False  # the peer does not read its answers fast enough
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._drained: list[asyncio.Future[bool]] = []  # streamed writes waiting for the peer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
         if not self.server.admit(self):
             self.refused = True
             busy = BusyError(f"too many connections (max {self.config.max_connections})")
@@ -66,6 +70,7 @@ class Connection(asyncio.Protocol):
         self._disarm()
         self.server.forget(self)
         self.transport = None
+        self._wake_writers(False)
 
     def caller(self) -> Caller:
         """The peer with user and group names (worker thread; resolved once, then cached)."""
@@ -133,15 +138,54 @@ class Connection(asyncio.Protocol):
             transport.write(CONTINUE)
         return True
 
-    def finish(self, data: bytes, keep_alive: bool) -> None:
-        """Write a response (loop thread); go on with the next request or close."""
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write part of a streamed answer from a worker thread and wait until the peer has
+        read enough of it (the transport's write buffer is below its high-water mark).
+        False when the connection is gone, or the peer did not read for ``timeout`` seconds:
+        the connection is then aborted."""
+        loop = self.loop
+        if loop is None:
+            return False
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._send(data), loop)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            return False
+        try:
+            return future.result(timeout)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+            loop.call_soon_threadsafe(self.abort)
+            return False
+
+    async def _send(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(data)
+        if not self.write_paused:
+            return True
+        assert self.loop is not None
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._drained.append(waiter)
+        return await waiter
+
+    def _wake_writers(self, ok: bool) -> None:
+        waiters, self._drained = self._drained, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(ok)
+
+    def finish(self, data: bytes | None, keep_alive: bool) -> None:
+        """Write a response (loop thread); go on with the next request or close. ``None``:
+        the worker has written a streamed answer itself."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if not data:  # the worker failed to build an answer (logged there)
+        if data is not None and not data:  # the worker failed to build an answer (logged)
             transport.abort()
             return
-        transport.write(data)
+        if data is not None:
+            transport.write(data)
         self.busy = False
         if not keep_alive:
             transport.close()
@@ -168,6 +212,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._wake_writers(True)
         if not self.busy:
             self._next()
 

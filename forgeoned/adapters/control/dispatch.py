@@ -4,17 +4,39 @@ Runs in a worker thread of the server's pool (it may block: invoke runs wasm, in
 for a swap, the audit sink returns only once an event is durable). Every denied request is a
 403 naming the rule plus a ``control.denied`` event; every allowed state-changing request is
 a ``control.action`` event with the actor, the rule that allowed it and the outcome.
+
+Denials are throttled per caller like denied host calls (:mod:`forgeoned.core.denial_throttle`):
+each caller's first ``limit`` denials per window are audited one by one, the rest counted and
+audited as one ``control.denied`` summary (``details.suppressed``) once the window is over, at
+the next request of anyone, or when the server closes. Every denial is still answered 403 and
+counted in ``forgeone_control_requests_total``. So a caller who may reach the socket but not
+use it cannot grow the audit log by more than ``limit + 1`` entries a window.
+
+``invoke`` calls are audited as ``plugin.calls`` summaries (:mod:`forgeoned.core.call_ledger`):
+counted per caller, plugin, function and outcome, one entry per interval, no write per call.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
-from forgeoned.adapters.control.http import Request, RequestHead, error_response, json_response
+from forgeoned.adapters.control.http import (
+    Request,
+    RequestHead,
+    error_response,
+    json_response,
+    stream_head,
+)
 from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.routes import Context, Route, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.streaming import Stream, Streamed
+from forgeoned.core.audit_chain import rfc3339
+from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
+from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
@@ -32,6 +54,10 @@ class Dispatcher:
         policy: Policy,
         peers: PeerIdentifier,
         stats: DaemonStats | None,
+        throttle: DenialThrottle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        calls: CallLedger | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
         self.audit = audit
@@ -40,13 +66,23 @@ class Dispatcher:
         self.stats = stats
         self.denied = 0
         self.requests = 0
+        self.throttle = throttle if throttle is not None else DenialThrottle()
+        self._monotonic = monotonic
+        self.calls = calls if calls is not None else CallLedger()
+        self._wall = wall
         self._lock = threading.Lock()
 
-    def handle(self, caller: Caller, request: Request) -> bytes:
-        """The whole response to ``request`` (never raises for a request's own faults)."""
+    def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
+        """The whole response to ``request``, or its head and the pieces of its body still to
+        be produced (never raises for a request's own faults)."""
         head = request.head
         with self._lock:
             self.requests += 1
+        now = self._monotonic()
+        for summary in self.throttle.due(now):
+            self._record_summary(summary)
+        for calls in self.calls.due(now):
+            self._record_calls(calls)
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:
@@ -60,11 +96,13 @@ class Dispatcher:
 
     def _serve(
         self, route: Route, caller: Caller, request: Request, decision: Decision | None
-    ) -> bytes:
+    ) -> bytes | Streamed:
         keep = request.head.keep_alive
         action = route.action
         ctx = Context(self.backend, self.policy, caller, request, route.plugin)
         outcome = "ok"
+        out: bytes | Streamed
+        started = self._monotonic()
         try:
             reply = route.run(ctx)
         except ForgeonedError as exc:
@@ -77,12 +115,19 @@ class Dispatcher:
                 ForgeonedError(f"internal error: {type(exc).__name__}"), keep_alive=keep
             )
         else:
-            if isinstance(reply.body, bytes):
+            if isinstance(reply.body, Stream):
+                head = stream_head(reply.status, reply.content_type, keep_alive=keep)
+                out = Streamed(head, reply.body.pieces, reply.body.follow)
+            elif isinstance(reply.body, bytes):
                 out = http_response(
                     reply.status, reply.body, content_type=reply.content_type, keep_alive=keep
                 )
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
+        if action is Action.INVOKE and route.plugin is not None:
+            key = CallKey(caller.actor, route.plugin, "handle", outcome)
+            for calls in self.calls.add(key, self._monotonic() - started, started, self._wall()):
+                self._record_calls(calls)
         if action is Action.RELOAD and outcome == "ok":
             self.peers.clear()  # user and group names may have changed as well
         if action is not None and action.changes_state and decision is not None:
@@ -110,20 +155,66 @@ class Dispatcher:
     ) -> bytes:
         with self._lock:
             self.denied += 1
-        self._record(
-            AuditEvent(
-                EventName.CONTROL_DENIED,
-                plugin=plugin,
-                actor=caller.actor,
-                reason=decision.rule,
-                message=decision.message,
-                details=_details(caller, head, action.value, decision.rule),
+        audit, due = self.throttle.deny(caller.actor, self._monotonic())
+        for summary in due:
+            self._record_summary(summary)
+        if audit:
+            self._record(
+                AuditEvent(
+                    EventName.CONTROL_DENIED,
+                    plugin=plugin,
+                    actor=caller.actor,
+                    reason=decision.rule,
+                    message=decision.message,
+                    details=_details(caller, head, action.value, decision.rule),
+                )
             )
-        )
         if self.stats is not None:
             self.stats.control_requests[(action.value, "forbidden")] += 1
         exc = ForbiddenError(f"{decision.message} (rule {decision.rule})")
         return error_response(exc, keep_alive=head.keep_alive, rule=decision.rule)
+
+    def close(self) -> None:
+        """Audit what the throttle counted but has not summarised yet."""
+        for summary in self.throttle.drain():
+            self._record_summary(summary)
+        for calls in self.calls.drain():
+            self._record_calls(calls)
+
+    def _record_calls(self, calls: CallSummary) -> None:
+        key = calls.key
+        self._record(
+            AuditEvent(
+                EventName.PLUGIN_CALLS,
+                plugin=key.plugin,
+                actor=key.actor,
+                reason=key.outcome,
+                message=f"{key.actor} called {key.plugin} {key.function} {calls.count} times "
+                f"({key.outcome})",
+                details={
+                    "function": key.function,
+                    "count": calls.count,
+                    "total_ms": round(calls.total_s * 1000, 3),
+                    "max_ms": round(calls.max_s * 1000, 3),
+                    "first": rfc3339(calls.first),
+                    "last": rfc3339(calls.last),
+                    "interval_s": calls.interval_s,
+                },
+            )
+        )
+
+    def _record_summary(self, summary: DenialSummary) -> None:
+        actor = summary.function  # the throttle's key: the caller
+        self._record(
+            AuditEvent(
+                EventName.CONTROL_DENIED,
+                actor=actor,
+                reason="throttled",
+                message=f"{actor} was denied {summary.suppressed} more control requests within "
+                f"{summary.window_s:g} s (counted, not audited one by one)",
+                details={"suppressed": summary.suppressed, "window_s": summary.window_s},
+            )
+        )
 
     def _record(self, event: AuditEvent) -> None:
         try:

@@ -138,6 +138,17 @@ def response(
     return head.encode("latin-1") + body
 
 
+def stream_head(status: int, content_type: str, *, keep_alive: bool = True) -> bytes:
+    """The head of a response whose body follows in chunks (``Transfer-Encoding: chunked``)."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        f"{'' if keep_alive else _CLOSE}\r\n"
+    )
+    return head.encode("latin-1")
+
+
 def json_response(status: int, value: Any, *, keep_alive: bool = True) -> bytes:
     body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode() + b"\n"
     return response(status, body, keep_alive=keep_alive)

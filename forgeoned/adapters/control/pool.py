@@ -22,15 +22,16 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[], bytes]
-Done = Callable[[bytes], None]
+# A job's result: the response bytes, or None when the job wrote its (streamed) answer itself.
+Job = Callable[[], bytes | None]
+Done = Callable[[bytes | None], None]
 _STOP: Any = None
 
 
 class WorkerPool:
     def __init__(self, size: int, name: str = "forgeoned-control") -> None:
         self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
-        self._done: collections.deque[tuple[Done, bytes]] = collections.deque()
+        self._done: collections.deque[tuple[Done, bytes | None]] = collections.deque()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = [
@@ -66,6 +67,7 @@ class WorkerPool:
             if item is None:
                 return
             job, callback = item
+            result: bytes | None
             try:
                 result = job()
             except BaseException:  # a job must answer; this is a bug in the server

@@ -15,8 +15,11 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
 | GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
-| GET | /v1/audit?since=T | audit_read |
+| GET | /v1/audit?since=T&format=json, ndjson or ocsf (streamed) | audit_read |
 | GET | /v1/audit/verify | audit_verify |
+| POST | /v1/audit/accept-gap | audit_accept_gap |
+| POST | /v1/audit/rotate-key | audit_rotate_key |
+| GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
 
@@ -34,18 +37,15 @@ from __future__ import annotations
 
 import binascii
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control import audit_routes as audit
+from forgeoned.adapters.control.audit_routes import parse_since
+from forgeoned.adapters.control.context import Context, Handler, Reply
 from forgeoned.adapters.control.views import detail, summary
-from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
-from forgeoned.core.policy import Action, Caller, Policy
-from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, ControlBackend
-from forgeoned.core.timespec import parse_time
+from forgeoned.core.policy import Action
+from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.errors import (
     BadRequestError,
     HttpProtocolError,
@@ -53,6 +53,8 @@ from forgeoned.errors import (
     NotFoundError,
     RequestProblem,
 )
+
+__all__ = ["Context", "Reply", "Route", "detail", "parse_since", "resolve", "summary"]
 
 _VERBS = {
     "pause": Action.PAUSE,
@@ -63,25 +65,6 @@ _VERBS = {
     "invoke": Action.INVOKE,
     "allow-downgrade": Action.ALLOW_DOWNGRADE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    body: Any  # JSON-able value, or bytes sent as they are
-    content_type: str = "application/octet-stream"  # for bytes bodies
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    backend: ControlBackend
-    policy: Policy
-    caller: Caller
-    request: Request
-    plugin: str | None
-
-
-Handler = Callable[[Context], Reply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +89,17 @@ def resolve(method: str, path: str) -> Route:
     if len(parts) == 2 and resource == "rejections":
         return _only(method, "GET", path, Route(Action.LIST, None, _rejections))
     if len(parts) == 2 and resource == "audit":
-        return _only(method, "GET", path, Route(Action.AUDIT_READ, None, _audit))
+        return _only(method, "GET", path, Route(Action.AUDIT_READ, None, audit.audit))
+    if parts[1:] == ["audit", "accept-gap"]:
+        return _only(method, "POST", path, Route(Action.AUDIT_ACCEPT_GAP, None, audit.accept_gap))
+    if parts[1:] == ["audit", "rotate-key"]:
+        return _only(method, "POST", path, Route(Action.AUDIT_ROTATE_KEY, None, audit.rotate_key))
+    if parts[1:] == ["audit", "follow"]:
+        return _only(method, "GET", path, Route(Action.AUDIT_READ, None, audit.follow))
     if parts[1:] == ["audit", "verify"]:
-        return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, _audit_verify))
+        return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, audit.audit_verify))
     if len(parts) == 2 and resource == "compliance":
-        return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, _compliance))
+        return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, audit.compliance))
     if len(parts) == 2 and resource == "whoami":
         return _only(method, "GET", path, Route(None, None, _whoami))
     raise NotFoundError(f"no such endpoint {path!r}")
@@ -249,41 +238,6 @@ def _rejections(ctx: Context) -> Reply:
         if ctx.policy.authorize(ctx.caller, Action.LIST, r.get("plugin")).allowed
     ]
     return Reply(200, {"rejected": rejected})
-
-
-def parse_since(text: str | None) -> float | None:
-    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
-    if text is None or text == "":
-        return None
-    return parse_time(text, time.time())
-
-
-def _audit(ctx: Context) -> Reply:
-    since = parse_since(ctx.request.head.query.get("since"))
-    return Reply(200, {"entries": ctx.backend.audit_entries(since)})
-
-
-def _audit_verify(ctx: Context) -> Reply:
-    return Reply(200, ctx.backend.audit_verify())
-
-
-def _compliance(ctx: Context) -> Reply:
-    query = ctx.request.head.query
-    since = parse_since(query.get("since"))
-    fmt = query.get("format", "md")
-    if fmt not in ("md", "json"):
-        raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
-    backend = ctx.backend
-    report = build_report(
-        backend.audit_entries(None),
-        backend.list_plugins(),
-        backend.audit_verify(),
-        since,
-        now=time.time(),
-    )
-    if fmt == "json":
-        return Reply(200, render_json(report).encode(), "application/json")
-    return Reply(200, render_markdown(report).encode(), "text/markdown; charset=utf-8")
 
 
 def _whoami(ctx: Context) -> Reply:

@@ -22,6 +22,7 @@ one that does not read its answers, is closed after ``idle_timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from concurrent.futures import Future
@@ -30,14 +31,15 @@ from pathlib import Path
 
 from forgeoned.adapters.control.connection import Connection
 from forgeoned.adapters.control.dispatch import Dispatcher
-from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.http import Request, error_response
 from forgeoned.adapters.control.pool import WorkerPool
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
+from forgeoned.adapters.control.streaming import Streamed, send_streamed
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.policy import Policy
 from forgeoned.core.ports import AuditSink, ControlBackend
 from forgeoned.core.stats import DaemonStats
-from forgeoned.errors import StateError
+from forgeoned.errors import BusyError, StateError
 
 log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 10.0
@@ -47,6 +49,10 @@ _BACKLOG = 1024
 # Threads serving requests: enough that a slow call (an install waiting for its swap, a
 # plugin near its deadline) does not stall the others; more only adds GIL contention.
 _WORKERS = 8
+# ``audit follow`` streams, each on a thread of its own (they never end by themselves, so they
+# must not hold a worker); more are answered 503 busy.
+MAX_FOLLOWERS = 8
+_HANDED_OFF = b"handed off"  # a job's result: a follower thread answers instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class ControlServer:
         self._counts = {"total": 0, "refused": 0, "timed_out": 0}
         self._closed = False
         self._inode = -1
+        self._followers = threading.BoundedSemaphore(MAX_FOLLOWERS)
 
     @property
     def socket_path(self) -> str:
@@ -136,6 +143,7 @@ class ControlServer:
             loop.call_soon_threadsafe(self._shutdown_on_loop)
             thread.join(timeout=_START_TIMEOUT_S)
         self._pool.shutdown(timeout=_START_TIMEOUT_S)
+        self.dispatcher.close()
         path = Path(self.config.socket)
         try:
             ours = path.is_socket() and path.lstat().st_ino == self._inode
@@ -195,9 +203,43 @@ class ControlServer:
             return self._changed.wait_for(lambda: len(self._connections) <= at_most, timeout)
 
     def submit(self, conn: Connection, request: Request) -> None:
-        """Serve ``request`` in the pool; its answer goes back to ``conn`` on the loop."""
+        """Serve ``request`` in the pool; its answer goes back to ``conn`` on the loop (a
+        streamed answer is written from the worker, see :mod:`.streaming`)."""
         keep = request.head.keep_alive
-        self._pool.submit(
-            lambda: self.dispatcher.handle(conn.caller(), request),
-            lambda out: conn.finish(out, keep),
-        )
+
+        def job() -> bytes | None:
+            out = self.dispatcher.handle(conn.caller(), request)
+            if not isinstance(out, Streamed):
+                return out
+            if out.follow:
+                return self._hand_off(conn, out, keep)
+            timeout = self.config.idle_timeout_s
+            return None if send_streamed(out, lambda data: conn.send(data, timeout)) else b""
+
+        def done(out: bytes | None) -> None:
+            if out is not _HANDED_OFF:
+                conn.finish(out, keep)
+
+        self._pool.submit(job, done)
+
+    def _hand_off(self, conn: Connection, out: Streamed, keep: bool) -> bytes:
+        """Serve a follow stream on its own thread, if fewer than MAX_FOLLOWERS run."""
+        if not self._followers.acquire(blocking=False):
+            busy = BusyError(f"too many audit followers (max {MAX_FOLLOWERS})")
+            return error_response(busy, keep_alive=False)
+
+        def serve() -> None:
+            timeout = self.config.idle_timeout_s
+            try:
+                ok = send_streamed(out, lambda data: conn.send(data, timeout))
+            finally:
+                self._followers.release()
+            if not ok:
+                log.warning("audit follower dropped (gone, or not reading for %gs)", timeout)
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                    loop.call_soon_threadsafe(conn.finish, None if ok else b"", keep)
+
+        threading.Thread(target=serve, name="forgeoned-follower", daemon=True).start()
+        return _HANDED_OFF

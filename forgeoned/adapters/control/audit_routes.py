@@ -1,0 +1,122 @@
+"""The control API's audit and compliance routes: streamed reads of the audit log, live follow,
+verification, accepting a gap, and the compliance report (see :mod:`.routes` for the table)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from forgeoned import __version__
+from forgeoned.adapters.control.context import Context, Reply
+from forgeoned.adapters.control.streaming import Stream
+from forgeoned.core.audit_export import export_ocsf
+from forgeoned.core.compliance import build_report, render_json, render_markdown
+from forgeoned.core.ocsf import to_ocsf
+from forgeoned.core.timespec import parse_time
+from forgeoned.errors import BadRequestError
+
+
+def parse_since(text: str | None) -> float | None:
+    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
+    if text is None or text == "":
+        return None
+    return parse_time(text, time.time())
+
+
+def audit(ctx: Context) -> Reply:
+    """The entries as they are read from disk, never all in memory: ``json`` is the object
+    ``{"entries": [...]}``, ``ndjson`` one stored entry per line, ``ocsf`` one OCSF event per
+    line."""
+    query = ctx.request.head.query
+    since = parse_since(query.get("since"))
+    fmt = query.get("format", "json")
+    if fmt not in AUDIT_FORMATS:
+        raise BadRequestError(f"bad format {fmt[:20]!r}: json, ndjson or ocsf")
+    entries = ctx.backend.audit_entries(since)
+    if fmt == "ocsf":
+        lines: Iterable[str] = export_ocsf(entries, __version__)
+    else:
+        lines = (_compact(e) + "\n" for e in entries)
+    pieces = (line.encode() for line in lines)
+    if fmt == "json":
+        return Reply(200, Stream(_json_object(pieces)), "application/json")
+    return Reply(200, Stream(pieces), "application/x-ndjson")
+
+
+AUDIT_FORMATS = ("json", "ndjson", "ocsf")
+
+
+def follow(ctx: Context) -> Reply:
+    """Entries as they become durable, one per line (``json``: as stored, ``ocsf``: OCSF
+    events), from ``from_seq`` (default: the next entry). A line ``{"error": …}`` ends it,
+    naming the seq to resume from."""
+    query = ctx.request.head.query
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "ocsf"):
+        raise BadRequestError(f"bad format {fmt[:20]!r}: json or ocsf")
+    text = query.get("from_seq")
+    if text is not None and (not text.isdigit() or int(text) < 1):
+        raise BadRequestError(f"bad from_seq {text[:20]!r}: a sequence number from 1")
+    items = ctx.backend.audit_follow(int(text) if text is not None else None)
+
+    def pieces() -> Iterator[bytes]:
+        yield b""  # the head goes out now, not with the first entry
+        for item in items:
+            if item is None:
+                yield b""
+            elif "error" in item:
+                yield (_compact(item) + "\n").encode()
+                return
+            elif fmt == "ocsf":
+                yield (_compact(to_ocsf(item, __version__)) + "\n").encode()
+            else:
+                yield (_compact(item) + "\n").encode()
+
+    return Reply(200, Stream(pieces(), follow=True), "application/x-ndjson")
+
+
+def _compact(entry: Mapping[str, Any]) -> str:
+    return json.dumps(entry, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _json_object(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """``{"entries":[…]}`` around the entry lines (each ends in a newline)."""
+    yield b'{"entries":['
+    sep = b""
+    for line in lines:
+        yield sep + line[:-1]
+        sep = b","
+    yield b"]}\n"
+
+
+def audit_verify(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.audit_verify())
+
+
+def accept_gap(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.audit_accept_gap(ctx.caller.actor))
+
+
+def rotate_key(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.audit_rotate_key(ctx.caller.actor))
+
+
+def compliance(ctx: Context) -> Reply:
+    query = ctx.request.head.query
+    since = parse_since(query.get("since"))
+    fmt = query.get("format", "md")
+    if fmt not in ("md", "json"):
+        raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
+    backend = ctx.backend
+    report = build_report(
+        backend.audit_entries(None),
+        backend.list_plugins(),
+        backend.audit_verify(),
+        since,
+        now=time.time(),
+    )
+    if fmt == "json":
+        return Reply(200, render_json(report).encode(), "application/json")
+    return Reply(200, render_markdown(report).encode(), "text/markdown; charset=utf-8")

@@ -1,0 +1,30 @@
+"""What a control route gets (:class:`Context`) and gives back (:class:`Reply`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from forgeoned.adapters.control.http import Request
+from forgeoned.core.policy import Caller, Policy
+from forgeoned.core.ports import ControlBackend
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: Any  # JSON-able value, bytes sent as they are, or a Stream of bytes pieces
+    content_type: str = "application/octet-stream"  # for bytes bodies
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    backend: ControlBackend
+    policy: Policy
+    caller: Caller
+    request: Request
+    plugin: str | None
+
+
+Handler = Callable[[Context], Reply]

@@ -1,0 +1,98 @@
+"""Streamed answers: a body of any length sent in chunks, in memory bounded per connection.
+
+A route answers with a :class:`Stream` (an iterator of body pieces, e.g. audit entries read one
+by one from disk) instead of one ``bytes`` body. The worker thread that served the request then
+sends it with ``Transfer-Encoding: chunked``, pieces batched to about :data:`BATCH_BYTES`,
+waiting after each batch until the connection's write buffer is below its high-water mark
+(asyncio's write flow control). So the daemon holds at most about one batch plus the transport
+buffer per streamed answer, whatever the length of the body, and a reader that stops reading
+for ``timeout`` seconds is dropped instead of making the daemon buffer for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES: Final = 64 * 1024
+LAST_CHUNK: Final = b"0\r\n\r\n"
+
+# Send bytes on the connection and wait (bounded) until the peer has taken enough of them;
+# False when the connection is gone or the peer did not read within the bound.
+Send = Callable[[bytes], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A body produced piece by piece (each piece any length, e.g. one NDJSON line). An empty
+    piece means "nothing more for now": what is pending is sent, and the connection is checked.
+    ``follow``: the body never ends by itself (``audit follow``), it gets a thread of its own."""
+
+    pieces: Iterable[bytes]
+    follow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A response whose head is ready and whose body is still to be produced."""
+
+    head: bytes
+    pieces: Iterable[bytes]
+    follow: bool = False
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def batches(pieces: Iterable[bytes], size: int = BATCH_BYTES) -> Generator[bytes, None, None]:
+    """The pieces joined into batches of about ``size`` bytes (a larger piece goes alone); an
+    empty piece flushes the batch, or passes on as an empty batch when there is none."""
+    batch: list[bytes] = []
+    held = 0
+    source = iter(pieces)
+    try:
+        for piece in source:
+            if not piece:
+                yield b"".join(batch)
+                batch, held = [], 0
+                continue
+            batch.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield b"".join(batch)
+                batch, held = [], 0
+        if batch:
+            yield b"".join(batch)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+def send_streamed(response: Streamed, send: Send) -> bool:
+    """Write ``response`` through ``send``; True when all of it went out.
+
+    A body that fails half way (an unreadable audit file) cannot be turned into an error
+    status any more: the connection is then given up without the last chunk, which every
+    HTTP client reports as a truncated answer rather than taking it as complete.
+    """
+    pending = response.head
+    pieces = batches(response.pieces)
+    try:
+        for data in pieces:
+            # an empty batch sends only what is pending (nothing: a check the peer is there)
+            if not send(pending + chunk(data) if data else pending):
+                return False
+            pending = b""
+    except Exception:  # the per-request boundary: log, and cut the answer short
+        log.exception("streamed answer failed part way")
+        return False
+    finally:
+        pieces.close()  # and with it the reader of the source (an open audit file)
+    return send(pending + LAST_CHUNK)

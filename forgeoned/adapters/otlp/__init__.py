@@ -1,0 +1,1 @@
+"""OpenTelemetry (OTLP/HTTP) export of the audit trail; needs the ``otlp`` extra."""

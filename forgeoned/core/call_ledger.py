@@ -1,0 +1,99 @@
+"""Plugin calls, audited as aggregated summaries: one entry per interval and per
+(caller, plugin, function, outcome), never one fsync'd entry per call.
+
+The control API adds each ``invoke`` here (who called, which plugin and function, the outcome,
+how long it took); when a window of ``interval_s`` seconds (60 by default) has ended, each key
+that saw calls becomes one :class:`CallSummary` (count, total and longest duration, first and
+last call), which the caller writes as a ``plugin.calls`` audit entry. A summary is due at the
+first request after its window ended, and whatever is left is drained when the server closes.
+Pure: time is whatever the caller passes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+DEFAULT_INTERVAL_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    actor: str
+    plugin: str
+    function: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    key: CallKey
+    count: int
+    total_s: float
+    max_s: float
+    first: float  # wall-clock time of the first and the last call
+    last: float
+    interval_s: float
+
+
+@dataclass(slots=True)
+class _Tally:
+    count: int
+    total_s: float
+    max_s: float
+    first: float
+    last: float
+
+
+class CallLedger:
+    """Thread-safe; ``add`` is a dictionary update under a lock."""
+
+    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"need interval_s > 0, got {interval_s}")
+        self.interval_s = interval_s
+        self._tallies: dict[CallKey, _Tally] = {}
+        self._window_end: float | None = None
+        self._lock = threading.Lock()
+
+    def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
+        """Count one call; returns the summaries of a window that ended (to be written)."""
+        with self._lock:
+            due = self._take(now) if self._ended(now) else []
+            if self._window_end is None:
+                self._window_end = now + self.interval_s
+            tally = self._tallies.get(key)
+            if tally is None:
+                self._tallies[key] = _Tally(1, duration_s, duration_s, wall, wall)
+            else:
+                tally.count += 1
+                tally.total_s += duration_s
+                tally.max_s = max(tally.max_s, duration_s)
+                tally.last = wall
+            return due
+
+    def due(self, now: float) -> list[CallSummary]:
+        """The summaries of a window that has ended by ``now`` (cheap when none has)."""
+        if not self._ended(now):
+            return []
+        with self._lock:
+            return self._take(now) if self._ended(now) else []
+
+    def drain(self) -> list[CallSummary]:
+        """Everything counted so far (at shutdown)."""
+        with self._lock:
+            return self._take(None)
+
+    def _ended(self, now: float) -> bool:
+        end = self._window_end
+        return end is not None and now >= end
+
+    def _take(self, now: float | None) -> list[CallSummary]:
+        out = [
+            CallSummary(k, t.count, t.total_s, t.max_s, t.first, t.last, self.interval_s)
+            for k, t in self._tallies.items()
+        ]
+        self._tallies = {}
+        self._window_end = None
+        return out

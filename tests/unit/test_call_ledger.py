@@ -1,0 +1,61 @@
+"""Plugin calls are audited as summaries: per caller, plugin, function and outcome, one entry
+per interval, through the real dispatcher into a real audit log (no entry per call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from control_fakes import FakeBackend
+
+from forgeoned.adapters.audit.log import AuditLog
+from forgeoned.adapters.audit.trail import AuditTrail
+from forgeoned.adapters.control.dispatch import Dispatcher
+from forgeoned.adapters.control.http import Request, parse_head
+from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.core.call_ledger import CallKey, CallLedger
+from forgeoned.core.clock import ManualClock
+from forgeoned.core.policy import Caller, Policy
+from forgeoned.core.stats import DaemonStats
+
+ROOT = Caller(uid=0, gid=0, pid=1, user="root")
+
+
+def _invoke(name: str) -> Request:
+    return Request(parse_head(f"POST /v1/plugins/{name}/invoke HTTP/1.1".encode(), 1 << 20), b"x")
+
+
+def test_the_ledger_sums_per_key_and_window() -> None:
+    ledger = CallLedger(interval_s=60)
+    ok, bad = CallKey("uid=0", "p", "handle", "ok"), CallKey("uid=0", "p", "handle", "trap")
+    assert ledger.add(ok, 0.002, now=0, wall=100) == []
+    assert ledger.add(ok, 0.004, now=1, wall=101) == []
+    assert ledger.add(bad, 0.001, now=2, wall=102) == []
+    assert ledger.due(59) == []
+    due = {s.key: s for s in ledger.due(60)}
+    assert (due[ok].count, due[ok].max_s) == (2, 0.004)
+    assert abs(due[ok].total_s - 0.006) < 1e-12
+    assert (due[ok].first, due[ok].last, due[bad].count) == (100, 101, 1)
+    assert ledger.due(1000) == [] and ledger.drain() == []
+
+
+def test_invokes_become_one_summary_entry_per_interval(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with AuditLog(tmp_path, clock) as log:
+        trail = AuditTrail(log, None, DaemonStats())
+        dispatcher = Dispatcher(FakeBackend.with_plugins("hello"), trail, Policy(),
+                                PeerIdentifier(), None, None, clock.monotonic,
+                                CallLedger(60.0), clock.wall)  # fmt: skip
+        before = log.head_seq
+        for _ in range(50):
+            assert dispatcher.handle(ROOT, _invoke("hello"))[9:12] == b"200"  # type: ignore[index]
+        assert log.head_seq == before  # nothing written per call
+        clock.advance(61)
+        dispatcher.handle(ROOT, _invoke("hello"))  # writes the finished window's summary
+        calls = [e for e in log.entries() if e["event"] == "plugin.calls"]
+        assert len(calls) == 1
+        entry = calls[0]
+        assert (entry["plugin"], entry["actor"], entry["reason"]) == ("hello", "uid=0(root)", "ok")
+        assert entry["details"]["count"] == 50 and entry["details"]["function"] == "handle"
+        dispatcher.close()  # the call after the window is drained at close
+        calls = [e for e in log.entries() if e["event"] == "plugin.calls"]
+        assert [c["details"]["count"] for c in calls] == [50, 1]
