@@ -117,7 +117,12 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     # Debian policy keeps what the administrator created (their plugins and keys) and the
     # system account (files elsewhere may still belong to it).
     left = c.run("find", "/etc/forgeoned", "-type", "f").stdout.split()
-    assert sorted(left) == [f"{PLUGINS_D}/sample.wasm", "/etc/forgeoned/trusted.d/admin.pub"]
+    # and the pinned audit checkpoint key, which an auditor needs to verify kept audit copies
+    assert sorted(left) == [
+        "/etc/forgeoned/audit-checkpoint.pub",
+        f"{PLUGINS_D}/sample.wasm",
+        "/etc/forgeoned/trusted.d/admin.pub",
+    ]
     c.run("getent", "passwd", "forgeoned")
 
 
