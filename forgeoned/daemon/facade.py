@@ -124,6 +124,15 @@ class DaemonBackend:
         except NotFoundError as exc:
             raise BadRequestError(str(exc)) from exc
 
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        host = self.d.reconciler.hosts.get(name)
+        if host is None:
+            return None  # invoke() answers that
+        try:
+            return host.call_now(data)
+        except NotFoundError as exc:
+            raise BadRequestError(str(exc)) from exc
+
     def reload(self, actor: str) -> None:
         self.d.loop.call(self.d.reload)
 

@@ -38,6 +38,7 @@ class FakeBackend:
     broken_at: int | None = None
     gate: threading.Event | None = None  # when set, invoke waits for it (bounded)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    running: int = 0  # invokes in flight through invoke_now
 
     @classmethod
     def with_plugins(cls, *names: str) -> FakeBackend:
@@ -116,6 +117,18 @@ class FakeBackend:
         if data == b"trap":
             raise PluginTrap("plugin ran out of fuel", TrapKind.OUT_OF_FUEL, "handle")
         return data.upper()
+
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        """Runs ``invoke`` unless another invoke is in flight (one "instance")."""
+        with self.lock:
+            if self.running:
+                return None
+            self.running += 1
+        try:
+            return self.invoke(name, data)
+        finally:
+            with self.lock:
+                self.running -= 1
 
     def reload(self, actor: str) -> None:
         self._note("reload", actor)

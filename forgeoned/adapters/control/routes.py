@@ -1,7 +1,8 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
 ``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
-waits for the swap) and runs in the server's worker pool, after authorisation.
+waits for the swap) and runs in one of the server's worker lanes, after authorisation. Time
+comes from the context's clock (``since`` and the compliance report's "now").
 
 | method | path | action |
 | --- | --- | --- |
@@ -22,20 +23,21 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from forgeoned.adapters.control.http import HttpProtocolError, MethodNotAllowedError, Request
+from forgeoned.core.clock import SystemClock
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.policy import Action, Caller, Policy
-from forgeoned.core.ports import ControlBackend
+from forgeoned.core.ports import Clock, ControlBackend
 from forgeoned.core.stats import PluginView
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import BadRequestError, NotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SYSTEM_CLOCK: Clock = SystemClock()
 _VERBS = {
     "pause": Action.PAUSE,
     "resume": Action.RESUME,
@@ -60,6 +62,7 @@ class Context:
     caller: Caller
     request: Request
     plugin: str | None
+    clock: Clock = _SYSTEM_CLOCK
 
 
 Handler = Callable[[Context], Reply]
@@ -207,15 +210,16 @@ def _reload(ctx: Context) -> Reply:
     return Reply(200, {"action": "reload", "ok": True})
 
 
-def parse_since(text: str | None) -> float | None:
-    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
+def parse_since(text: str | None, now: float) -> float | None:
+    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it at wall time ``now``;
+    None when absent."""
     if text is None or text == "":
         return None
-    return parse_time(text, time.time())
+    return parse_time(text, now)
 
 
 def _audit(ctx: Context) -> Reply:
-    since = parse_since(ctx.request.head.query.get("since"))
+    since = parse_since(ctx.request.head.query.get("since"), ctx.clock.wall())
     return Reply(200, {"entries": ctx.backend.audit_entries(since)})
 
 
@@ -225,7 +229,8 @@ def _audit_verify(ctx: Context) -> Reply:
 
 def _compliance(ctx: Context) -> Reply:
     query = ctx.request.head.query
-    since = parse_since(query.get("since"))
+    now = ctx.clock.wall()
+    since = parse_since(query.get("since"), now)
     fmt = query.get("format", "md")
     if fmt not in ("md", "json"):
         raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
@@ -235,7 +240,7 @@ def _compliance(ctx: Context) -> Reply:
         backend.list_plugins(),
         backend.audit_verify(),
         since,
-        now=time.time(),
+        now=now,
     )
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")
