@@ -52,6 +52,7 @@ class _State(enum.Enum):
 
 
 _READING = frozenset({_State.IDLE, _State.HEAD, _State.BODY})
+_VERDICTS = 64
 
 
 class Connection(asyncio.Protocol):
@@ -69,6 +70,9 @@ class Connection(asyncio.Protocol):
         self.reader = RequestReader(self.config.max_header_bytes)
         self.head: RequestHead | None = None
         self.verdict: Verdict | None = None
+        # verdicts by (method, path): they depend on nothing else, since a connection's caller
+        # never changes (bounded: cleared when full)
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
         self.write_paused = False  # the peer does not read its answers fast enough
         self._advancing = False
 
@@ -176,7 +180,14 @@ class Connection(asyncio.Protocol):
         """Decide on a request head before any of its body is taken."""
         caller = self.caller
         assert caller is not None and self.transport is not None
-        verdict = self.server.dispatcher.check(caller, head)
+        self.server.requests += 1
+        key = (head.method, head.path)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self.server.dispatcher.check(caller, head)
+            if len(self._verdicts) >= _VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
         unread = head.content_length > 0
         if verdict.error is not None:  # no such endpoint: answered now
             keep = head.keep_alive and not unread

@@ -79,12 +79,10 @@ class Dispatcher:
         self.inline = InlinePolicy(self.clock)
         self.on_reload = on_reload
         self.denied = 0
-        self.requests = 0
         self._lock = threading.Lock()
 
     def check(self, caller: Caller, head: RequestHead) -> Verdict:
         """Route and authorise ``head`` (loop thread: pure, never blocks)."""
-        self.requests += 1  # the loop thread is the only writer
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:

@@ -13,6 +13,13 @@ exactly ``Content-Length`` body bytes. So pipelined bytes stay in the connection
 the request before them is answered, and the connection can decide on the head (route,
 authorisation, the action's body cap) before any byte of the body is taken. Chunked bodies are
 refused (411): curl and forgeonectl send a length.
+
+A keep-alive client calling the same endpoint with inputs of the same size sends the very
+same head bytes each time; the reader keeps the last head it parsed and, when the next one is
+byte-for-byte the same (a ``startswith`` on the buffer: the head ends at its first CRLFCRLF),
+hands back the same parsed value without asking llhttp again, and then takes the body without
+feeding it either (llhttp stays between two messages). Identical bytes parse identically, so
+this changes nothing but the cost: about 6 µs of a request's 30 to 60 on this machine.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ class RequestReader:
     """Takes one request at a time out of a connection's buffer (not thread-safe: the loop's)."""
 
     __slots__ = (
+        "_cached",
         "_complete",
         "_done",
         "_headers",
         "_keep_alive",
+        "_last",
         "_max_header",
         "_method",
         "_parser",
@@ -54,6 +63,8 @@ class RequestReader:
         # read when the headers are complete: llhttp resets them once the message is
         self._method = self._version = ""
         self._keep_alive = False
+        self._last: tuple[bytes, RequestHead] | None = None  # the last head parsed, as sent
+        self._cached = False  # the current head came from _last: llhttp never saw it
 
     # --- llhttp callbacks ---------------------------------------------------------------------
 
@@ -78,6 +89,11 @@ class RequestReader:
     def read_head(self, buffer: bytearray) -> RequestHead | None:
         """Parse and remove the next request head from ``buffer``; None while it is incomplete.
         :class:`HttpProtocolError` if it is malformed (400), chunked (411) or too large (431)."""
+        last = self._last
+        if last is not None and buffer.startswith(last[0]):
+            del buffer[: len(last[0])]
+            self._cached = True
+            return last[1]
         cap = self._max_header
         taken = 0
         while True:
@@ -93,7 +109,9 @@ class RequestReader:
             taken += len(segment)
             self._feed(segment)
             if self._complete:  # else: empty lines before a request line, ignored (§2.2)
-                return self._head()
+                head = self._head()
+                self._last = (segment, head) if head.keep_alive and taken == len(segment) else None
+                return head
 
     def read_body(self, buffer: bytearray, length: int) -> bytes:
         """Remove the ``length`` body bytes of the current request (all in ``buffer``)."""
@@ -101,6 +119,9 @@ class RequestReader:
             return b""  # llhttp finished the request with its head
         body = bytes(buffer[:length])
         del buffer[:length]
+        if self._cached:  # llhttp never saw the head either
+            self._cached = False
+            return body
         self._feed(body)
         if not self._done:  # cannot happen: llhttp framed the same Content-Length
             raise HttpProtocolError(400, "bad_request", "request body framing mismatch")

@@ -114,6 +114,7 @@ class ControlServer:
         self._connections: set[Connection] = set()
         self._changed = threading.Condition()
         self._counts = {"total": 0, "refused": 0, "timed_out": 0}
+        self.requests = 0  # request heads judged (loop thread)
         self._closed = False
         self._inode = -1
 
@@ -192,7 +193,7 @@ class ControlServer:
             connections_open=len(connections),
             connections_total=c["total"],
             connections_refused=c["refused"],
-            requests=self.dispatcher.requests,
+            requests=self.requests,
             denied=self.dispatcher.denied,
             timed_out=c["timed_out"],
             buffered_bytes=sum(len(conn.buffer) for conn in connections),
