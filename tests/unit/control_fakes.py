@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
@@ -41,7 +41,7 @@ class FakeBackend:
     running: int = 0  # invokes in flight through invoke_now
 
     @classmethod
-    def with_plugins(cls, *names: str) -> FakeBackend:
+    def with_plugins(cls, *names: str) -> Self:
         return cls(plugins={n: FakePlugin(n) for n in names})
 
     def _get(self, name: str) -> FakePlugin:

@@ -160,8 +160,9 @@ class Connection(asyncio.Protocol):
     def _take(self) -> None:
         if self.state is _State.IDLE or self.state is _State.HEAD:
             if self.state is _State.IDLE:
-                self.state = _State.HEAD
+                # the deadline first: an observer that sees the state sees it too
                 self.deadline = self.clock.monotonic() + self.config.read_timeout_s
+                self.state = _State.HEAD
             head = self.reader.read_head(self.buffer)
             if head is None:
                 return
@@ -243,6 +244,7 @@ class Connection(asyncio.Protocol):
             self._advance()
 
     def pause_writing(self) -> None:
+        self.deadline = self.clock.monotonic() + self.config.idle_timeout_s
         self.write_paused = True
 
     def resume_writing(self) -> None:
@@ -250,8 +252,8 @@ class Connection(asyncio.Protocol):
         self._next()
 
     def _idle(self) -> None:
-        self.state = _State.IDLE
         self.deadline = self.clock.monotonic() + self.config.idle_timeout_s
+        self.state = _State.IDLE
 
     def _fail(self, exc: HttpProtocolError) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -262,14 +264,23 @@ class Connection(asyncio.Protocol):
         """Stop sending, discard input until the peer closes (bounded by the read timeout)."""
         transport = self.transport
         assert transport is not None
+        self.deadline = self.clock.monotonic() + self.config.read_timeout_s
         self.state = _State.CLOSING
         self.buffer.clear()
-        self.deadline = self.clock.monotonic() + self.config.read_timeout_s
         if transport.can_write_eof():
             transport.write_eof()
         else:  # pragma: no cover - every stream socket transport can
             transport.close()
         transport.resume_reading()
+
+    @property
+    def phase(self) -> str:
+        """For statistics: ``reading``, ``idle``, ``stalled`` (answers not read) or another
+        state's name."""
+        if self.write_paused:
+            return "stalled"
+        state = self.state
+        return "reading" if state is _State.HEAD or state is _State.BODY else state.value
 
     def expire(self) -> None:
         """The deadline passed (the server's sweep, loop thread)."""

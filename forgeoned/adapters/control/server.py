@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,10 @@ class ControlServerStats:
     denied: int
     timed_out: int
     buffered_bytes: int  # request bytes held in connection buffers right now
+    reading: int  # connections with part of a request in (its read deadline running)
+    idle: int  # connections waiting for their next request
+    stalled: int  # connections whose peer does not read its answers
+    sweeps: int  # deadline sweeps done
     inline_calls: int  # invokes run on the loop thread
     inline_demotions: int  # inline calls over the fast bound (back to probation)
 
@@ -113,7 +119,7 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Connection] = set()
         self._changed = threading.Condition()
-        self._counts = {"total": 0, "refused": 0, "timed_out": 0}
+        self._counts = {"total": 0, "refused": 0, "timed_out": 0, "sweeps": 0}
         self.requests = 0  # request heads judged (loop thread)
         self._closed = False
         self._inode = -1
@@ -189,6 +195,7 @@ class ControlServer:
         with self._changed:
             connections = list(self._connections)
         inline = self.dispatcher.inline.statistics()
+        phases = Counter(conn.phase for conn in connections)
         return ControlServerStats(
             connections_open=len(connections),
             connections_total=c["total"],
@@ -197,6 +204,10 @@ class ControlServer:
             denied=self.dispatcher.denied,
             timed_out=c["timed_out"],
             buffered_bytes=sum(len(conn.buffer) for conn in connections),
+            reading=phases["reading"],
+            idle=phases["idle"],
+            stalled=phases["stalled"],
+            sweeps=c["sweeps"],
             inline_calls=inline.inline_calls,
             inline_demotions=inline.demotions,
         )
@@ -205,6 +216,12 @@ class ControlServer:
         """Wait until at most ``at_most`` connections are open; False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: len(self._connections) <= at_most, timeout)
+
+    def wait_until(self, predicate: Callable[[ControlServerStats], bool], timeout: float) -> bool:
+        """Wait until ``predicate(self.statistics())`` holds; False on timeout. It is checked
+        again whenever a connection comes, is admitted or goes, and after every sweep."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.statistics()), timeout)
 
     def _shutdown_on_loop(self) -> None:
         assert self._loop is not None
@@ -220,6 +237,9 @@ class ControlServer:
         now = self.clock.monotonic()
         for conn in [c for c in self._connections if c.deadline <= now]:
             conn.expire()
+        self._counts["sweeps"] += 1
+        with self._changed:
+            self._changed.notify_all()  # for wait_until
         assert self._loop is not None
         self._loop.call_later(self._sweep_s, self._sweep)
 
@@ -241,6 +261,7 @@ class ControlServer:
             return refusal
         with self._changed:
             self._connections.add(conn)
+            self._changed.notify_all()
         return None
 
     def refused(self, conn: Connection) -> None:
