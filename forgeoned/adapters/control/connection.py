@@ -7,11 +7,10 @@ action's body cap), so a refused request's body is never buffered: the answer go
 once, the connection stops sending (``SHUT_WR``) and whatever the peer still sends is
 discarded until it closes, at most ``read_timeout_s``.
 
-Deadlines instead of timers: each connection keeps one deadline, on the server's injected
-clock, and the server's sweep closes those past it (no timer object per request):
-``read_timeout_s`` from the first byte of a request until its last (408 and close) and for
-identifying the peer, ``idle_timeout_s`` between requests on a keep-alive connection (close)
-and for answers the peer does not read (abort).
+Deadlines, not timers: one deadline per connection on the injected clock, checked by the
+server's sweep: ``read_timeout_s`` from a request's first byte to its last (408, close) and
+for identifying the peer; ``idle_timeout_s`` between requests (close) and for answers the
+peer does not read (abort).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from forgeoned.adapters.control.http import (
     error_response,
 )
 from forgeoned.adapters.control.parser import RequestReader
-from forgeoned.adapters.control.socket import UNKNOWN_PEER, Credentials, credentials
+from forgeoned.adapters.control.socket import UNKNOWN_PEER, credentials
 from forgeoned.core.policy import Caller
 
 if TYPE_CHECKING:
@@ -83,9 +82,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         refusal = self.server.arrive(self)
         if refusal is not None:
-            self.state = _State.REFUSED
-            transport.write(error_response(BusyError(refusal), keep_alive=False))
-            transport.close()
+            self._refuse(refusal)
             return
         self.deadline = self.clock.monotonic() + self.config.read_timeout_s
         try:
@@ -97,7 +94,7 @@ class Connection(asyncio.Protocol):
             self.identified(caller)
         else:  # a name look-up may block: done in the control lane
             transport.pause_reading()
-            self.server.identify(self, self.credentials)
+            self.server.lanes.identify(self, self.credentials)
 
     def identified(self, caller: Caller | None) -> None:
         """The peer's names are known (loop thread); admit it or answer 503 and close."""
@@ -105,19 +102,24 @@ class Connection(asyncio.Protocol):
         if transport is None or self.state is not _State.IDENTIFYING:
             return
         if caller is None:  # the look-up failed (logged): numbers only, as for an unknown name
-            caller = _numeric(self.credentials)
+            c = self.credentials
+            caller = Caller(uid=c.uid, gid=c.gid, pid=c.pid, gids=c.gids)
         admin, refusal = self.server.admission.admit(caller)
         if refusal is not None:
-            self.state = _State.REFUSED
             self.server.refused(self)
-            transport.write(error_response(BusyError(refusal), keep_alive=False))
-            transport.close()
+            self._refuse(refusal)
             return
         self.caller, self.admin = caller, admin
         self._idle()
         transport.resume_reading()
         if self.buffer:
             self._advance()
+
+    def _refuse(self, message: str) -> None:
+        assert self.transport is not None
+        self.state = _State.REFUSED
+        self.transport.write(error_response(BusyError(message), keep_alive=False))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
@@ -175,7 +177,7 @@ class Connection(asyncio.Protocol):
             body = self.reader.read_body(self.buffer, head.content_length)
             self.state = _State.SERVING
             self.deadline = math.inf
-            self.server.serve(self, verdict, Request(head, body))
+            self.server.lanes.serve(self, verdict, Request(head, body))
 
     def _judge(self, head: RequestHead) -> None:
         """Decide on a request head before any of its body is taken."""
@@ -197,7 +199,7 @@ class Connection(asyncio.Protocol):
         elif not verdict.allowed:  # recorded in the control lane, then answered, then closed
             self.state = _State.SERVING
             self.deadline = math.inf
-            self.server.deny(self, verdict, head)
+            self.server.lanes.deny(self, verdict, head)
         elif head.content_length > verdict.cap:
             raise HttpProtocolError(
                 413,
@@ -297,7 +299,3 @@ class Connection(asyncio.Protocol):
             transport.close()
         else:  # lingering, identifying, or answers never read: drop rather than wait
             transport.abort()
-
-
-def _numeric(creds: Credentials) -> Caller:
-    return Caller(uid=creds.uid, gid=creds.gid, pid=creds.pid, gids=creds.gids)

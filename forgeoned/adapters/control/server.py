@@ -2,22 +2,15 @@
 
 Why this design: reading, parsing (llhttp), routing and authorising happen on one event-loop
 thread for every connection; each allowed request then goes to one of two bounded worker
-lanes, where :class:`~forgeoned.adapters.control.dispatch.Dispatcher` serves it (it may block:
-invoke runs wasm, install waits for a swap, the audit sink waits until an event is durable)
-and builds the response bytes:
-
-- the *invoke lane* (``INVOKE_WORKERS`` threads) serves ``invoke``;
-- the *control lane* (``CONTROL_WORKERS`` threads) serves every other action, the refusals
-  (each is audited) and the look-up of a new peer's user and group names.
-
-So no number of invoke callers, however slow their plugin, delays ``status``, ``reload``,
-``pause`` or ``remove`` beyond the control lane's own work. An invoke of a plugin whose calls
-are known to be short runs on the loop thread itself when an instance is free at once
-(:mod:`forgeoned.adapters.control.inline`: it saves the two thread hand-offs that cost more
-than such a call). Each connection has at most one request in flight (pipelined bytes wait in
-the kernel), so the lanes' queues are bounded by the connection limits
-(:mod:`forgeoned.adapters.control.admission`: a hard cap, a cap per uid, slots kept for
-administrators).
+lanes (:mod:`forgeoned.adapters.control.lanes`: invokes, and everything else), where
+:class:`~forgeoned.adapters.control.dispatch.Dispatcher` serves it (it may block: invoke runs
+wasm, install waits for a swap, the audit sink waits until an event is durable) and builds the
+response bytes; or, for an invoke of a plugin whose calls are known to be short, on the loop
+thread itself (:mod:`forgeoned.adapters.control.inline`). Each connection has at most one
+request in flight (pipelined bytes wait in the kernel), so the lanes' queues are bounded by
+the connection limits (:mod:`forgeoned.adapters.control.admission`: a hard cap, a cap per
+uid, slots kept for administrators). Measured against one thread per connection, and the
+costs of each step, in docs/performance.md ("Control API").
 
 Limits: the request line + headers are capped (431); the body is capped per action (413),
 checked on the head with authorisation, so a refused or oversized body is never buffered; a
@@ -41,13 +34,12 @@ from typing import Final
 
 from forgeoned.adapters.control.admission import Admission, Limits
 from forgeoned.adapters.control.connection import Connection
-from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher, Verdict
-from forgeoned.adapters.control.http import Request, RequestHead
-from forgeoned.adapters.control.pool import WorkerPool
-from forgeoned.adapters.control.socket import Credentials, PeerIdentifier, bind_control_socket
+from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
+from forgeoned.adapters.control.lanes import Lanes
+from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.control_config import ControlConfig
-from forgeoned.core.policy import Action, Caller, Policy
+from forgeoned.core.policy import Policy
 from forgeoned.core.ports import AuditSink, Clock, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import StateError
@@ -57,11 +49,6 @@ _START_TIMEOUT_S: Final = 10.0
 # Pending connections the kernel queues before accept (capped by net.core.somaxconn):
 # bursts wait there instead of failing with EAGAIN; admission control happens after accept.
 _BACKLOG: Final = 1024
-# Threads serving invokes: enough that a slow call (a plugin near its deadline) does not stall
-# the others; more only adds GIL contention (2, 4 and 8 measured alike, 16 worse).
-INVOKE_WORKERS: Final = 8
-# Threads serving every other action: an install waiting for its swap leaves three more.
-CONTROL_WORKERS: Final = 4
 SWEEP_INTERVAL_S: Final = 0.25
 
 
@@ -111,8 +98,7 @@ class ControlServer:
         self.dispatcher = Dispatcher(
             backend, audit, policy, caps, stats, self.clock, on_reload=self._names_changed
         )
-        self._control_lane = WorkerPool(CONTROL_WORKERS, "forgeoned-control")
-        self._invoke_lane = WorkerPool(INVOKE_WORKERS, "forgeoned-invoke")
+        self.lanes = Lanes(self.dispatcher, self.peers)
         self._sweep_s = sweep_interval_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -147,8 +133,7 @@ class ControlServer:
             except BaseException as exc:  # report any startup failure to start()
                 ready.set_exception(exc)
                 return
-            self._control_lane.start(loop)
-            self._invoke_lane.start(loop)
+            self.lanes.start(loop)
             loop.call_later(self._sweep_s, self._sweep)
             ready.set_result(None)
             loop.run_forever()
@@ -173,8 +158,7 @@ class ControlServer:
         if loop is not None and thread is not None and thread.is_alive():
             loop.call_soon_threadsafe(self._shutdown_on_loop)
             thread.join(timeout=_START_TIMEOUT_S)
-        self._control_lane.shutdown(timeout=_START_TIMEOUT_S)
-        self._invoke_lane.shutdown(timeout=_START_TIMEOUT_S)
+        self.lanes.shutdown(timeout=_START_TIMEOUT_S)
         path = Path(self.config.socket)
         try:
             ours = path.is_socket() and path.lstat().st_ino == self._inode
@@ -280,42 +264,3 @@ class ControlServer:
 
     def note_timeout(self) -> None:
         self._counts["timed_out"] += 1
-
-    def identify(self, conn: Connection, creds: Credentials) -> None:
-        """Look the peer's names up in the control lane; ``conn.identified`` gets them."""
-        self._control_lane.submit(lambda: self.peers.caller(creds), conn.identified)
-
-    def serve(self, conn: Connection, verdict: Verdict, request: Request) -> None:
-        """Serve an allowed request: an invoke on this thread if the inline policy lets it
-        and an instance is free, else in its lane; the answer goes back to ``conn``."""
-        route = verdict.route
-        caller = conn.caller
-        assert route is not None and caller is not None
-        keep = request.head.keep_alive
-        dispatcher = self.dispatcher
-        if route.action is Action.INVOKE:
-            assert route.plugin is not None
-            if dispatcher.inline.eligible(route.plugin):
-                out = dispatcher.invoke_now(verdict, request)
-                if out is not None:
-                    conn.finish(out, keep)
-                    return
-            lane = self._invoke_lane
-        else:
-            lane = self._control_lane
-        lane.submit(
-            lambda: dispatcher.serve(verdict, caller, request),
-            lambda out: conn.finish(out, keep),
-        )
-
-    def deny(self, conn: Connection, verdict: Verdict, head: RequestHead) -> None:
-        """Record and answer a refusal in the control lane. Its body, if any, is never read:
-        the connection then closes (discarding what the peer still sends)."""
-        caller: Caller | None = conn.caller
-        assert caller is not None
-        unread = head.content_length > 0
-        keep = head.keep_alive and not unread
-        self._control_lane.submit(
-            lambda: self.dispatcher.deny(verdict, caller, head, keep),
-            lambda out: conn.finish(out, keep, linger=unread),
-        )

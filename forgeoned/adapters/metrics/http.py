@@ -28,16 +28,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
 
-import httptools
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from forgeoned.adapters.metrics.scrape import Scrape, answer
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.ports import Clock
 from forgeoned.errors import ConfigError, StateError
 
-_MAX_HEAD: Final = 8192
 _START_TIMEOUT_S: Final = 10.0
-_REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,74 +55,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
         raise ConfigError(f"metrics.listen must be HOST:PORT, got {listen!r}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port_text)
-
-
-def _answer(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> bytes:
-    head = (
-        f"HTTP/1.0 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-class _Scrape(asyncio.Protocol):
-    """One connection: one request, one answer, closed."""
-
-    def __init__(self, server: MetricsHTTPServer) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
-        self.url = b""
-        self.method = b""
-        self.seen = 0  # bytes received before the request was whole
-        self.complete = False
-        self.answered = False
-        self.deadline = server.clock.monotonic() + server.read_timeout_s
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.server.opened(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.server.closed(self)
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_headers_complete(self) -> None:
-        self.method = self.parser.get_method()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-    def data_received(self, data: bytes) -> None:
-        if self.complete or self.transport is None:
-            return  # one request per connection: the rest is ignored
-        self.seen += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.answer(_answer(400, b"bad request\n"))
-            return
-        if self.complete:
-            self.transport.pause_reading()
-            self.deadline = self.server.clock.monotonic() + self.server.request_timeout_s
-            self.server.requested(self)
-        elif self.seen > _MAX_HEAD:
-            self.answer(_answer(400, b"request too large\n"))
-
-    def wants_metrics(self) -> bool:
-        return self.url.split(b"?", 1)[0] == b"/metrics" and self.method == b"GET"
-
-    def answer(self, data: bytes) -> None:
-        transport = self.transport
-        self.answered = True
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-            transport.close()  # after the buffer is written
-            self.deadline = self.server.clock.monotonic() + self.server.request_timeout_s
 
 
 class MetricsHTTPServer:
@@ -155,8 +85,8 @@ class MetricsHTTPServer:
         self._refilled = self.clock.monotonic()
         self._max_connections = max_connections
         self._sweep_s = sweep_interval_s
-        self._open: dict[_Scrape, None] = {}  # in arrival order (for eviction)
-        self._waiting: collections.deque[_Scrape] = collections.deque()
+        self._open: dict[Scrape, None] = {}  # in arrival order (for eviction)
+        self._waiting: collections.deque[Scrape] = collections.deque()
         self._changed = threading.Condition()
         self.renders = 0
         self.served = 0
@@ -208,7 +138,7 @@ class MetricsHTTPServer:
             asyncio.set_event_loop(loop)
             try:
                 server = loop.run_until_complete(
-                    loop.create_server(lambda: _Scrape(self), sock=self._sock)
+                    loop.create_server(lambda: Scrape(self), sock=self._sock)
                 )
             except BaseException as exc:
                 ready.set_exception(exc)
@@ -255,7 +185,7 @@ class MetricsHTTPServer:
 
     # --- the loop thread ----------------------------------------------------------------------
 
-    def opened(self, scrape: _Scrape) -> None:
+    def opened(self, scrape: Scrape) -> None:
         if len(self._open) >= self._max_connections:
             oldest = next((s for s in self._open if not s.complete), None)
             if oldest is None or oldest.transport is None:
@@ -268,14 +198,14 @@ class MetricsHTTPServer:
             self._open[scrape] = None
             self._changed.notify_all()
 
-    def closed(self, scrape: _Scrape) -> None:
+    def closed(self, scrape: Scrape) -> None:
         with self._changed:
             self._open.pop(scrape, None)
             self._changed.notify_all()
 
-    def requested(self, scrape: _Scrape) -> None:
+    def requested(self, scrape: Scrape) -> None:
         if not scrape.wants_metrics():
-            scrape.answer(_answer(404, b"only /metrics here\n"))
+            scrape.answer(answer(404, b"only /metrics here\n"))
             return
         self._waiting.append(scrape)
         self._serve_waiting()
@@ -295,7 +225,7 @@ class MetricsHTTPServer:
             with self._changed:  # renders and served move together for statistics()
                 page = self.render()
                 self.served += 1
-            scrape.answer(_answer(200, page, CONTENT_TYPE_LATEST))
+            scrape.answer(answer(200, page, CONTENT_TYPE_LATEST))
 
     def _sweep(self) -> None:
         self._serve_waiting()
@@ -305,7 +235,7 @@ class MetricsHTTPServer:
                 continue
             self.timed_out += 1
             if scrape.complete and not scrape.answered:  # waited its turn too long
-                scrape.answer(_answer(503, b"too many scrapes, try again\n"))
+                scrape.answer(answer(503, b"too many scrapes, try again\n"))
             else:  # idle, slow, or not reading its answer
                 scrape.transport.abort()
         with self._changed:
