@@ -221,11 +221,13 @@ class Parts:
             cc = parse_control_config(raw)
             cc = replace(cc, socket=str(self.config.resolve(cc.socket)))
             _mkdir(Path(cc.socket).parent)
-            self.control = ControlServer(cc, self.backend, self.audit, cc.policy, self.stats)
+            self.control = ControlServer(
+                cc, self.backend, self.audit, cc.policy, self.stats, clock=self.clock
+            )
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=self.audit_log
+                self.config.metrics_listen, self.backend, audit=self.audit_log, clock=self.clock
             )
             self.metrics.start()
 
