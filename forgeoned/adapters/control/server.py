@@ -37,6 +37,7 @@ from forgeoned.adapters.control.connection import Connection
 from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
 from forgeoned.adapters.control.lanes import Lanes
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
+from forgeoned.adapters.serving import stop_serving
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.policy import Policy
@@ -137,6 +138,8 @@ class ControlServer:
             loop.call_later(self._sweep_s, self._sweep)
             ready.set_result(None)
             loop.run_forever()
+            assert self._server is not None
+            loop.run_until_complete(stop_serving(self._server, self._transports))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -156,7 +159,7 @@ class ControlServer:
         self._closed = True
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive():
-            loop.call_soon_threadsafe(self._shutdown_on_loop)
+            loop.call_soon_threadsafe(loop.stop)  # then stop_serving closes every connection
             thread.join(timeout=_START_TIMEOUT_S)
         self.lanes.shutdown(timeout=_START_TIMEOUT_S)
         path = Path(self.config.socket)
@@ -207,14 +210,9 @@ class ControlServer:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.statistics()), timeout)
 
-    def _shutdown_on_loop(self) -> None:
-        assert self._loop is not None
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self._connections):
-            if conn.transport is not None:
-                conn.transport.abort()
-        self._loop.stop()
+    def _transports(self) -> list[asyncio.Transport]:
+        with self._changed:
+            return [c.transport for c in self._connections if c.transport is not None]
 
     def _sweep(self) -> None:
         """Close the connections past their deadline; again in ``sweep_interval_s``."""

@@ -31,6 +31,7 @@ from typing import Final
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from forgeoned.adapters.metrics.scrape import Scrape, answer
+from forgeoned.adapters.serving import stop_serving
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.ports import Clock
 from forgeoned.errors import ConfigError, StateError
@@ -111,6 +112,9 @@ class MetricsHTTPServer:
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
 
+    def _transports(self) -> list[asyncio.Transport]:
+        return [s.transport for s in list(self._open) if s.transport is not None]
+
     def statistics(self) -> MetricsServerStats:
         """A consistent snapshot (``renders`` and ``served`` move together)."""
         with self._changed:
@@ -146,12 +150,8 @@ class MetricsHTTPServer:
             loop.call_later(self._sweep_s, self._sweep)
             ready.set_result(None)
             loop.run_forever()
-            server.close()
-            loop.run_until_complete(asyncio.sleep(0))  # connections accepted just before
-            for scrape in list(self._open):
-                if scrape.transport is not None:
-                    scrape.transport.abort()
-            loop.run_until_complete(loop.shutdown_asyncgens())  # and their sockets closed
+            loop.run_until_complete(stop_serving(server, self._transports))
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
         self._loop = loop
