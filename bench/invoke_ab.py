@@ -7,6 +7,10 @@ daemons in turn (A B, B A alternating, so neither always runs second), ``--secon
 the same 16 client processes as bench/invoke.py, for every input asked; the load average is
 printed with every round (the machine is shared). The medians of the rounds come last.
 
+While the clients run, a thread here asks the daemon for ``status`` (``GET /v1/plugins`` on a
+fresh connection, as forgeonectl does) every 50 ms: the slowest answer is printed, to show
+what the invoke load does to the control lane.
+
     .venv/bin/python bench/invoke_ab.py --before /work/baseline [--rounds 4] [--seconds 3]
         [--clients 16] [--inputs default,sizes,time]
 """
@@ -18,12 +22,37 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.invoke import INPUTS, PAYLOAD, measure, run_floor
 from bench.invoke_daemon import REPO, SampleDaemon
+from forgeoned.adapters.control.client import ControlClient
+
+
+def probed(sock: str, clients: int, seconds: float, payloads: list[bytes]) -> dict[str, float]:
+    """``measure`` with a status probe every 50 ms meanwhile; adds ``status_max_ms``."""
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def probe() -> None:
+        while not stop.wait(0.05):
+            started = time.perf_counter()
+            with ControlClient(sock, timeout=30) as client:
+                client.list_plugins()
+            waits.append((time.perf_counter() - started) * 1000)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        result = measure(sock, clients, seconds, "sample", payloads)
+    finally:
+        stop.set()
+        thread.join()
+    return {**result, "status_max_ms": max(waits, default=0.0)}
 
 
 def main() -> int:
@@ -40,9 +69,10 @@ def main() -> int:
     def record(name: str, r: dict[str, float]) -> None:
         results.setdefault(name, []).append((r["rps"], r["p99_ms"]))
         load = os.getloadavg()[0]
+        status = f"  status max {r['status_max_ms']:.1f} ms" if "status_max_ms" in r else ""
         print(
             f"{name:<40}{r['rps']:>9.0f}/s  p50 {r['p50_ms']:.3f}  p99 {r['p99_ms']:.3f} ms"
-            f"  (load {load:.1f})",
+            f"{status}  (load {load:.1f})",
             flush=True,
         )
 
@@ -62,7 +92,7 @@ def main() -> int:
                 order = daemons if i % 2 == 0 else daemons[::-1]
                 for label, payloads in inputs:
                     for name, daemon in order:
-                        r = measure(daemon.socket, args.clients, args.seconds, "sample", payloads)
+                        r = probed(daemon.socket, args.clients, args.seconds, payloads)
                         record(f"{name}{label}", r)
         finally:
             before.close()
