@@ -277,8 +277,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def phase(self) -> str:
-        """For statistics: ``reading``, ``idle``, ``stalled`` (answers not read) or another
-        state's name."""
+        """For statistics: ``reading``, ``idle``, ``stalled`` (answers unread), or the state."""
         if self.write_paused:
             return "stalled"
         state = self.state
