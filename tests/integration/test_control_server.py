@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from control_harness import SIGNED_MAGIC, FakeBackend, config, running
+from control_harness import SIGNED_MAGIC, FakeBackend, ManualClock, config, running
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.control.server import ControlServer
@@ -183,12 +183,19 @@ def test_oversized_head_is_431(tmp_path: Path) -> None:
 def test_slow_loris_is_closed_after_the_read_timeout_and_others_are_served(
     tmp_path: Path,
 ) -> None:
-    with running(config(tmp_path / "c.sock", read_timeout_s=0.5)) as (server, _, _):
+    clock = ManualClock()
+    with running(config(tmp_path / "c.sock", read_timeout_s=5), clock=clock) as (server, _, _):
         slow = connect(server.socket_path)
         slow.sendall(b"GET /v1/plugins HTTP/1.1\r\nX-A: ")  # ... and never finishes
+        assert server.wait_until(lambda s: s.reading == 1, BOUND)
+        clock.advance(4.9)  # not yet
         with ControlClient(server.socket_path) as client:
             assert client.invoke("hello", b"x") == b"X"  # served meanwhile
-        status, _, body = read_response(slow)  # blocks until the server gives up (bounded)
+        swept = server.statistics().sweeps
+        assert server.wait_until(lambda s: s.sweeps > swept + 1, BOUND)
+        assert server.statistics().timed_out == 0
+        clock.advance(0.2)
+        status, _, body = read_response(slow)  # the next sweep gives up on it
         assert status == 408 and json.loads(body)["error"]["code"] == "timeout"
         assert closed_by_peer(slow)
         slow.close()
@@ -197,8 +204,15 @@ def test_slow_loris_is_closed_after_the_read_timeout_and_others_are_served(
 
 
 def test_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
-    with running(config(tmp_path / "c.sock", idle_timeout_s=0.3)) as (server, _, _):
+    clock = ManualClock()
+    with running(config(tmp_path / "c.sock", idle_timeout_s=60), clock=clock) as (server, _, _):
         with connect(server.socket_path) as sock:
+            assert server.wait_until(lambda s: s.idle == 1, BOUND)
+            clock.advance(59)
+            swept = server.statistics().sweeps
+            assert server.wait_until(lambda s: s.sweeps > swept + 1, BOUND)
+            assert server.statistics().idle == 1  # still there
+            clock.advance(2)
             assert closed_by_peer(sock)  # no bytes ever: closed silently
         assert server.wait_connections(0, BOUND)
 
@@ -284,7 +298,9 @@ def test_live_socket_or_regular_file_is_refused_untouched(tmp_path: Path) -> Non
 
 
 def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
-    with running(config(tmp_path / "c.sock", idle_timeout_s=0.5)) as (server, backend, _):
+    clock = ManualClock()
+    cfg = config(tmp_path / "c.sock", idle_timeout_s=30)
+    with running(cfg, clock=clock) as (server, backend, _):
         sock = connect(server.socket_path)
         sock.setblocking(False)
         burst = b"GET /v1/plugins/hello HTTP/1.1\r\n\r\n" * 1000
@@ -295,6 +311,8 @@ def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
             except BlockingIOError:
                 break  # kernel buffers full both ways: the server stopped reading
         assert sent < 50_000_000
+        assert server.wait_until(lambda s: s.stalled == 1, BOUND)
+        clock.advance(31)
         assert server.wait_connections(0, BOUND)  # dropped after the idle timeout
         sock.close()
         with ControlClient(server.socket_path) as client:

@@ -1,27 +1,62 @@
 """One control request, start to finish: route, authorise, serve, audit, answer.
 
-Runs in a worker thread of the server's pool (it may block: invoke runs wasm, install waits
-for a swap, the audit sink returns only once an event is durable). Every denied request is a
-403 naming the rule plus a ``control.denied`` event; every allowed state-changing request is
-a ``control.action`` event with the actor, the rule that allowed it and the outcome.
+:meth:`Dispatcher.check` runs on the event loop as soon as a request's head has arrived: it
+routes and authorises (both pure and cheap) and names the body cap of the action, so that a
+refused request's body is never read. :meth:`Dispatcher.serve` and :meth:`Dispatcher.deny` run
+in a worker lane (they may block: invoke runs wasm, install waits for a swap, the audit sink
+returns only once an event is durable); :meth:`Dispatcher.invoke_now` may also run on the
+loop thread (see :mod:`forgeoned.adapters.control.inline`). Every denied request is a 403
+naming the rule plus a ``control.denied`` event; every allowed state-changing request is a
+``control.action`` event with the actor, the rule that allowed it and the outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from forgeoned.adapters.control.http import Request, RequestHead, error_response, json_response
 from forgeoned.adapters.control.http import response as http_response
-from forgeoned.adapters.control.routes import Context, Route, resolve
-from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.inline import InlinePolicy
+from forgeoned.adapters.control.routes import Context, Reply, Route, invoke_wait, resolve
+from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
-from forgeoned.core.ports import AuditSink, ControlBackend
+from forgeoned.core.ports import AuditSink, Clock, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyCaps:
+    """The largest body each kind of request may send (checked on the head)."""
+
+    install: int
+    invoke: int
+    other: int
+
+    def of(self, action: Action | None) -> int:
+        if action is Action.INSTALL:
+            return self.install
+        return self.invoke if action is Action.INVOKE else self.other
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :meth:`Dispatcher.check` decided on a request head."""
+
+    route: Route | None  # None: the request names no endpoint (``error`` says why)
+    decision: Decision | None  # None: needs none (whoami), or not routed
+    error: ForgeonedError | None = None
+    cap: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return self.route is not None and (self.decision is None or self.decision.allowed)
 
 
 class Dispatcher:
@@ -30,43 +65,93 @@ class Dispatcher:
         backend: ControlBackend,
         audit: AuditSink,
         policy: Policy,
-        peers: PeerIdentifier,
+        caps: BodyCaps,
         stats: DaemonStats | None,
+        clock: Clock | None = None,
+        on_reload: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
         self.audit = audit
         self.policy = policy
-        self.peers = peers
+        self.caps = caps
         self.stats = stats
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.inline = InlinePolicy(self.clock)
+        self.on_reload = on_reload
         self.denied = 0
-        self.requests = 0
         self._lock = threading.Lock()
 
-    def handle(self, caller: Caller, request: Request) -> bytes:
-        """The whole response to ``request`` (never raises for a request's own faults)."""
-        head = request.head
-        with self._lock:
-            self.requests += 1
+    def check(self, caller: Caller, head: RequestHead) -> Verdict:
+        """Route and authorise ``head`` (loop thread: pure, never blocks)."""
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:
-            return error_response(exc, keep_alive=head.keep_alive)
-        if route.action is None:
-            return self._serve(route, caller, request, None)
-        decision = self.policy.authorize(caller, route.action, route.plugin)
-        if not decision.allowed:
-            return self._deny(route.action, route.plugin, caller, head, decision)
-        return self._serve(route, caller, request, decision)
+            return Verdict(None, None, exc)
+        action = route.action
+        if action is None:
+            return Verdict(route, None, cap=self.caps.other)
+        decision = self.policy.authorize(caller, action, route.plugin)
+        return Verdict(route, decision, None, self.caps.of(action))
 
-    def _serve(
-        self, route: Route, caller: Caller, request: Request, decision: Decision | None
+    def serve(self, verdict: Verdict, caller: Caller, request: Request) -> bytes:
+        """The whole response to an allowed request (never raises for its own faults)."""
+        route = verdict.route
+        assert route is not None
+        if route.action is Action.INVOKE:
+            out = self._invoke_at_once(route, request, self.inline.lane_call)
+            if out is not None:
+                return out
+        ctx = Context(self.backend, self.policy, caller, request, route.plugin, self.clock)
+        return self._answer(route, caller, request, verdict.decision, lambda: route.run(ctx))
+
+    def invoke_now(self, verdict: Verdict, request: Request) -> bytes | None:
+        """Answer an allowed invoke if the plugin can run it at once, timed for the inline
+        policy as a loop-thread call; None (nothing done) if it cannot."""
+        route = verdict.route
+        assert route is not None
+        return self._invoke_at_once(route, request, self.inline.inline_call)
+
+    def _invoke_at_once(
+        self, route: Route, request: Request, timed: Callable[[str, float], None]
+    ) -> bytes | None:
+        """Run the invoke if an instance is free at once, telling ``timed`` how long it took."""
+        plugin = route.plugin
+        assert plugin is not None
+        clock = self.clock
+        started = clock.monotonic()
+        try:
+            invoke_wait(request.head.query)  # a bad ``wait`` is a 400 even when not needed
+            data = self.backend.invoke_now(plugin, request.body)
+        except Exception as exc:  # answered like the same fault of a queued call
+            timed(plugin, clock.monotonic() - started)
+            return self._outcome(route, request, exc)
+        if data is None:
+            return None
+        timed(plugin, clock.monotonic() - started)
+        if self.stats is not None:
+            self.stats.control_requests[(Action.INVOKE.value, "ok")] += 1
+        keep = request.head.keep_alive
+        return http_response(200, data, content_type="application/octet-stream", keep_alive=keep)
+
+    def _outcome(self, route: Route, request: Request, exc: Exception) -> bytes:
+        def fail() -> Reply:
+            raise exc
+
+        return self._answer(route, None, request, None, fail)
+
+    def _answer(
+        self,
+        route: Route,
+        caller: Caller | None,
+        request: Request,
+        decision: Decision | None,
+        run: Callable[[], Reply],
     ) -> bytes:
         keep = request.head.keep_alive
         action = route.action
-        ctx = Context(self.backend, self.policy, caller, request, route.plugin)
         outcome = "ok"
         try:
-            reply = route.run(ctx)
+            reply = run()
         except ForgeonedError as exc:
             outcome = exc.code
             out = error_response(exc, keep_alive=keep)
@@ -83,9 +168,10 @@ class Dispatcher:
                 )
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
-        if action is Action.RELOAD and outcome == "ok":
-            self.peers.clear()  # user and group names may have changed as well
+        if action is Action.RELOAD and outcome == "ok" and self.on_reload is not None:
+            self.on_reload()  # user and group names may have changed as well
         if action is not None and action.changes_state and decision is not None:
+            assert caller is not None
             self._record(
                 AuditEvent(
                     EventName.CONTROL_ACTION,
@@ -100,14 +186,11 @@ class Dispatcher:
             self.stats.control_requests[(action.value, outcome)] += 1
         return out
 
-    def _deny(
-        self,
-        action: Action,
-        plugin: str | None,
-        caller: Caller,
-        head: RequestHead,
-        decision: Decision,
-    ) -> bytes:
+    def deny(self, verdict: Verdict, caller: Caller, head: RequestHead, keep_alive: bool) -> bytes:
+        """The 403 for a request refused on its head, recorded (worker lane)."""
+        route, decision = verdict.route, verdict.decision
+        assert route is not None and route.action is not None and decision is not None
+        action, plugin = route.action, route.plugin
         with self._lock:
             self.denied += 1
         self._record(
@@ -123,7 +206,7 @@ class Dispatcher:
         if self.stats is not None:
             self.stats.control_requests[(action.value, "forbidden")] += 1
         exc = ForbiddenError(f"{decision.message} (rule {decision.rule})")
-        return error_response(exc, keep_alive=head.keep_alive, rule=decision.rule)
+        return error_response(exc, keep_alive=keep_alive, rule=decision.rule)
 
     def _record(self, event: AuditEvent) -> None:
         try:

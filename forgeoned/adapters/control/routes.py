@@ -1,7 +1,8 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
 ``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
-waits for the swap) and runs in the server's worker pool, after authorisation.
+waits for the swap) and runs in one of the server's worker lanes, after authorisation. Time
+comes from the context's clock (``since`` and the compliance report's "now").
 
 | method | path | action |
 | --- | --- | --- |
@@ -34,17 +35,17 @@ from __future__ import annotations
 
 import binascii
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from forgeoned.adapters.control.http import Request
 from forgeoned.adapters.control.views import detail, summary
+from forgeoned.core.clock import SystemClock
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
-from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, ControlBackend
+from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, Clock, ControlBackend
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import (
     BadRequestError,
@@ -54,6 +55,7 @@ from forgeoned.errors import (
     RequestProblem,
 )
 
+_SYSTEM_CLOCK: Clock = SystemClock()
 _VERBS = {
     "pause": Action.PAUSE,
     "resume": Action.RESUME,
@@ -79,6 +81,7 @@ class Context:
     caller: Caller
     request: Request
     plugin: str | None
+    clock: Clock = _SYSTEM_CLOCK
 
 
 Handler = Callable[[Context], Reply]
@@ -210,16 +213,22 @@ def _retry(ctx: Context) -> Reply:
 MAX_INVOKE_WAIT_S = 3600.0
 
 
+def invoke_wait(query: dict[str, str]) -> float | None:
+    """An invoke's ``wait`` (seconds), None when absent; BadRequestError if out of range."""
+    raw = query.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = -1.0
+    if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+        raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return wait_s
+
+
 def _invoke(ctx: Context) -> Reply:
-    raw = ctx.request.head.query.get("wait")
-    wait_s: float | None = None
-    if raw is not None:
-        try:
-            wait_s = float(raw)
-        except ValueError:
-            wait_s = -1.0
-        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
-            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    wait_s = invoke_wait(ctx.request.head.query)
     return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
 
 
@@ -251,15 +260,16 @@ def _rejections(ctx: Context) -> Reply:
     return Reply(200, {"rejected": rejected})
 
 
-def parse_since(text: str | None) -> float | None:
-    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
+def parse_since(text: str | None, now: float) -> float | None:
+    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it at wall time ``now``;
+    None when absent."""
     if text is None or text == "":
         return None
-    return parse_time(text, time.time())
+    return parse_time(text, now)
 
 
 def _audit(ctx: Context) -> Reply:
-    since = parse_since(ctx.request.head.query.get("since"))
+    since = parse_since(ctx.request.head.query.get("since"), ctx.clock.wall())
     return Reply(200, {"entries": ctx.backend.audit_entries(since)})
 
 
@@ -269,7 +279,8 @@ def _audit_verify(ctx: Context) -> Reply:
 
 def _compliance(ctx: Context) -> Reply:
     query = ctx.request.head.query
-    since = parse_since(query.get("since"))
+    now = ctx.clock.wall()
+    since = parse_since(query.get("since"), now)
     fmt = query.get("format", "md")
     if fmt not in ("md", "json"):
         raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
@@ -279,7 +290,7 @@ def _compliance(ctx: Context) -> Reply:
         backend.list_plugins(),
         backend.audit_verify(),
         since,
-        now=time.time(),
+        now=now,
     )
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")
