@@ -11,10 +11,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from control_harness import config, running
+from control_harness import FakeBackend, ListSink, config, running
 
 from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.events import EventName
+from forgeoned.core.stats import DaemonStats
 
 BOUND = 10.0
 
@@ -44,8 +46,11 @@ def answer_and_close(path: str, raw: bytes) -> tuple[int, dict[str, str], bytes]
         # two lengths, 5 then 0: the last silently won (request smuggling, RFC 9112 6.3)
         b"POST /v1/plugins/hello/invoke HTTP/1.1\r\nContent-Length: 5\r\n"
         b"Content-Length: 0\r\n\r\nGET /v1/plugins/hello HTTP/1.1\r\n\r\n",
+        b"POST /v1/plugins/hello/invoke HTTP/1.1\r\nContent-Length: -5\r\n\r\nx",
+        b"POST /v1/plugins/hello/invoke HTTP/1.1\r\nContent-Length: five\r\n\r\nx",
+        b"POST /v1/plugins/hello/invoke HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\nx",
     ],
-    ids=["superscript-two-length", "two-lengths"],
+    ids=["superscript-two-length", "two-lengths", "negative", "not-a-number", "a-list"],
 )
 def test_bad_content_length_is_400_and_a_clean_close(
     tmp_path: Path, raw: bytes, caplog: pytest.LogCaptureFixture
@@ -58,7 +63,9 @@ def test_bad_content_length_is_400_and_a_clean_close(
         assert status == 400 and headers["connection"] == "close"
         error = json.loads(body)["error"]
         assert error["code"] == "bad_request" and "Content-Length" in error["message"]
+        assert "\n" not in error["message"]
         assert server.wait_connections(0, BOUND)
+        assert server.statistics().bad_requests == 1  # counted (forgeone_control_requests)
         with ControlClient(server.socket_path) as client:  # still serving
             assert client.invoke("hello", b"ok") == b"OK"
         assert backend.calls == [] and sink.events == []
@@ -101,3 +108,14 @@ def test_deeply_nested_json_is_400_not_500(tmp_path: Path) -> None:
         assert backend.calls == []
         (event,) = sink.named(EventName.CONTROL_ACTION)  # audited as a failed admin action
         assert event.reason == "malformed_json"
+
+
+def test_requests_refused_before_routing_are_counted_as_unrouted(tmp_path: Path) -> None:
+    cfg = config(tmp_path / "c.sock")
+    stats = DaemonStats()
+    with ControlServer(cfg, FakeBackend.with_plugins("hello"), ListSink(), cfg.policy, stats) as s:
+        raw = b"POST /v1/plugins/hello/invoke HTTP/1.1\r\nContent-Length: -1\r\n\r\n"
+        assert answer_and_close(s.socket_path, raw)[0] == 400
+        not_found = b"GET /v2 HTTP/1.1\r\nConnection: close\r\n\r\n"
+        assert answer_and_close(s.socket_path, not_found)[0] == 404
+    assert stats.control_requests == {("unrouted", "bad_request"): 1, ("unrouted", "not_found"): 1}

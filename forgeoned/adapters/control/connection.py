@@ -192,6 +192,7 @@ class Connection(asyncio.Protocol):
             self._verdicts[key] = verdict
         unread = head.content_length > 0
         if verdict.error is not None:  # no such endpoint: answered now
+            self.server.note_bad_request(verdict.error.code)
             keep = head.keep_alive and not unread
             self.state = _State.SERVING
             self.finish(error_response(verdict.error, keep_alive=keep), keep, linger=unread)
@@ -256,6 +257,7 @@ class Connection(asyncio.Protocol):
         self.state = _State.IDLE
 
     def _fail(self, exc: HttpProtocolError) -> None:
+        self.server.note_bad_request(exc.code)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(error_response(exc, keep_alive=False))
             self._linger()

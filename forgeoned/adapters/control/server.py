@@ -51,6 +51,7 @@ _START_TIMEOUT_S: Final = 10.0
 # bursts wait there instead of failing with EAGAIN; admission control happens after accept.
 _BACKLOG: Final = 1024
 SWEEP_INTERVAL_S: Final = 0.25
+UNROUTED: Final = "unrouted"  # the action label of a request refused before routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class ControlServerStats:
     requests: int
     denied: int
     timed_out: int
+    bad_requests: int  # answered with an error before reaching a route (parse, cap, path)
     buffered_bytes: int  # request bytes held in connection buffers right now
     reading: int  # connections with part of a request in (its read deadline running)
     idle: int  # connections waiting for their next request
@@ -106,7 +108,7 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Connection] = set()
         self._changed = threading.Condition()
-        self._counts = {"total": 0, "refused": 0, "timed_out": 0, "sweeps": 0}
+        self._counts = {"total": 0, "refused": 0, "timed_out": 0, "bad_requests": 0, "sweeps": 0}
         self.requests = 0  # request heads judged (loop thread)
         self._closed = False
         self._inode = -1
@@ -195,6 +197,7 @@ class ControlServer:
             requests=self.requests,
             denied=self.dispatcher.denied,
             timed_out=c["timed_out"],
+            bad_requests=c["bad_requests"],
             buffered_bytes=sum(len(conn.buffer) for conn in connections),
             reading=phases["reading"],
             idle=phases["idle"],
@@ -267,3 +270,11 @@ class ControlServer:
 
     def note_timeout(self) -> None:
         self._counts["timed_out"] += 1
+
+    def note_bad_request(self, code: str) -> None:
+        """A request refused before it reached a route: counted here and, as action
+        ``unrouted``, in ``forgeone_control_requests``."""
+        self._counts["bad_requests"] += 1
+        stats = self.dispatcher.stats
+        if stats is not None:
+            stats.control_requests[(UNROUTED, code)] += 1
