@@ -1,9 +1,9 @@
 """Issue 12's attacks on the control API, each replayed against a real ControlServer while an
-administrator (root here) asks for ``status``: it must answer within 1 s while the attack
-runs. Each attack is held open by the test for as long as it likes, so without the guarantee
-the admin's request would wait the attack out (60 s of idle connections, a gate that never
-opens) rather than merely be slower; 1 s is generous on a loaded 2-core machine and still
-tells the two apart.
+administrator (root here) asks for ``status``: it must be answered while the attack is still
+on. Each attack is held open by the test until it ends (idle connections that would last
+60 s, a gate that never opens), so an admin's request that had to wait the attack out would
+not be answered within the client's bound; no wall-clock threshold is needed to tell the two
+apart.
 
 - 256 idle connections from a user holding no role (the old server: "too many connections");
 - 8 held uploads of 60 MB from a user holding no role (the old server buffered them before
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,7 @@ from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.events import EventName
 
-BOUND = 10.0
-PROMPT_S = 1.0  # the admin's status must answer within this while an attack runs
+BOUND = 10.0  # every wait's bound; well under the 60 s idle timeout the attacks rely on
 
 
 @pytest.fixture
@@ -41,12 +39,9 @@ def shared_dir() -> Iterator[Path]:
         yield path
 
 
-def admin_status_is_prompt(server: ControlServer) -> None:
-    started = time.monotonic()
+def admin_status_answers(server: ControlServer) -> None:
     with ControlClient(server.socket_path, timeout=BOUND) as client:
-        names = [p["name"] for p in client.list_plugins()]
-    elapsed = time.monotonic() - started
-    assert names and elapsed < PROMPT_S, (names, elapsed)
+        assert [p["name"] for p in client.list_plugins()]
 
 
 def _rss() -> int:
@@ -68,7 +63,7 @@ def test_idle_connections_of_a_user_without_a_role(shared_dir: Path, per_uid: in
             lambda s: s.connections_total == 256 and s.connections_open == admitted, BOUND
         ), server.statistics()
         assert server.statistics().connections_refused == 256 - admitted
-        admin_status_is_prompt(server)
+        admin_status_answers(server)
 
 
 def test_held_uploads_of_a_user_without_a_role_are_refused_on_the_head(shared_dir: Path) -> None:
@@ -95,7 +90,7 @@ def test_held_uploads_of_a_user_without_a_role_are_refused_on_the_head(shared_di
             stats = server.statistics()
             assert stats.buffered_bytes == 0 and stats.connections_open == 8
             assert _rss() - before < 16 << 20  # 64 MiB were sent; none of it is held
-            admin_status_is_prompt(server)
+            admin_status_answers(server)
         assert [e.details["action"] for e in sink.named(EventName.CONTROL_DENIED)] == [
             "install"
         ] * 8
@@ -117,14 +112,12 @@ def test_sixteen_invoke_clients_on_a_plugin_whose_calls_hang(tmp_path: Path) -> 
             thread.start()
         try:
             assert server.wait_until(lambda s: s.requests >= 16, BOUND)
-            admin_status_is_prompt(server)
+            admin_status_answers(server)
             with ControlClient(server.socket_path, timeout=BOUND) as client:
-                started = time.monotonic()
                 client.reload()
                 client.action("hello", "pause")
                 client.remove("hello")
-                assert time.monotonic() - started < 3 * PROMPT_S
-            assert answers == []  # the attack was still on
+            assert answers == []  # the attack was still on: every invoke still held
         finally:
             backend.gate.set()
             for thread in threads:
@@ -164,7 +157,7 @@ def test_a_flood_of_deeply_nested_json(tmp_path: Path) -> None:
             thread.start()
         try:
             assert server.wait_until(lambda s: s.requests >= 32, BOUND)
-            admin_status_is_prompt(server)
+            admin_status_answers(server)
         finally:
             stop.set()
             for thread in threads:

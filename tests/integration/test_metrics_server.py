@@ -6,7 +6,6 @@ and the rate limit run on a manual clock here: nothing times out unless the test
 from __future__ import annotations
 
 import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +30,12 @@ def serving(clock: ManualClock, **options: Any) -> Iterator[MetricsServer]:
         server.close()
 
 
-def scrape(server: MetricsServer) -> tuple[int, float]:
-    started = time.monotonic()
+def scrape(server: MetricsServer) -> int:
     url = f"http://127.0.0.1:{server.port}/metrics"
     with urllib.request.urlopen(url, timeout=BOUND) as response:
         assert b'forgeone_plugin_up{plugin="hello"} 1' in response.read()
-        return response.status, time.monotonic() - started
+        status: int = response.status
+        return status
 
 
 def idle(server: MetricsServer, n: int, partial: bytes = b"") -> list[socket.socket]:
@@ -48,14 +47,13 @@ def idle(server: MetricsServer, n: int, partial: bytes = b"") -> list[socket.soc
 
 
 def test_fifty_idle_connections_do_not_delay_a_scrape() -> None:
+    """The idle connections' read deadlines are on a clock that never moves: a server that
+    served them one at a time would never get to the scrape (it would time out after BOUND)."""
     with serving(ManualClock(), min_interval_s=0.0, max_scrapes_per_s=1000.0) as server:
-        _, alone = scrape(server)
         socks = idle(server, 25) + idle(server, 25, b"GET /metrics HTTP/1.1\r\nHost: x")
         try:
             assert server.http.wait_connections(50, BOUND)
-            status, elapsed = scrape(server)
-            assert status == 200
-            assert elapsed < max(1.0, 10 * alone), (elapsed, alone)
+            assert scrape(server) == 200
             assert server.http.wait_connections(50, BOUND)  # the scrape's own has gone
             # nothing was closed to make room: the clock never moved, so no deadline passed
             stats = server.statistics()
@@ -87,7 +85,7 @@ def test_a_full_server_evicts_the_oldest_connection_without_a_request() -> None:
         socks = idle(server, 8)
         try:
             assert server.http.wait_connections(8, BOUND)
-            assert scrape(server)[0] == 200
+            assert scrape(server) == 200
             assert socks[0].recv(1) == b""  # the oldest idle one gave way
             assert server.statistics().evicted == 1
         finally:
@@ -98,7 +96,7 @@ def test_a_full_server_evicts_the_oldest_connection_without_a_request() -> None:
 def test_scrapes_over_the_rate_wait_their_turn_then_get_503() -> None:
     clock = ManualClock()
     with serving(clock, max_scrapes_per_s=0.01, min_interval_s=0.0) as server:
-        assert scrape(server)[0] == 200  # the one token of the burst
+        assert scrape(server) == 200  # the one token of the burst
         late = idle(server, 1, b"GET /metrics HTTP/1.0\r\n\r\n")[0]
         try:
             assert server.http.wait_until(lambda s: s.waiting == 1, BOUND)
