@@ -17,7 +17,8 @@ from control_harness import SIGNED_MAGIC, FakeBackend, ManualClock, config, runn
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.events import EventName
-from forgeoned.errors import ArtifactError, NotFoundError, StateError
+from forgeoned.core.policy import Policy
+from forgeoned.errors import ArtifactError, ForbiddenError, NotFoundError, StateError
 
 BOUND = 10.0  # seconds any single wait in these tests may take at most
 
@@ -329,3 +330,15 @@ def test_closing_an_old_server_leaves_a_newer_socket_alone(tmp_path: Path) -> No
             old.close()
             with ControlClient(new.socket_path) as client:
                 assert [p["name"] for p in client.list_plugins()] == ["newer"]
+
+
+def test_a_new_policy_applies_to_the_next_request_of_an_open_connection(tmp_path: Path) -> None:
+    """A connection keeps its verdicts per (method, path); a reload's policy must not be
+    outlived by them (nor by the cached administrator roles of the reserved slots)."""
+    with running(config(tmp_path / "c.sock")) as (server, _backend, _):
+        with ControlClient(server.socket_path) as client:
+            assert client.invoke("hello", b"a") == b"A"  # root is admin: allowed, cached
+            server.set_policy(Policy(root_is_admin=False))
+            with pytest.raises(ForbiddenError):
+                client.invoke("hello", b"b")
+        assert server.admission.policy is server.dispatcher.policy

@@ -30,7 +30,7 @@ from forgeoned.adapters.control.http import (
 )
 from forgeoned.adapters.control.parser import RequestReader
 from forgeoned.adapters.control.socket import UNKNOWN_PEER, credentials
-from forgeoned.core.policy import Caller
+from forgeoned.core.policy import Caller, Policy
 from forgeoned.errors import BusyError, HttpProtocolError, RequestProblem
 
 if TYPE_CHECKING:
@@ -68,9 +68,10 @@ class Connection(asyncio.Protocol):
         self.reader = RequestReader(self.config.max_header_bytes)
         self.head: RequestHead | None = None
         self.verdict: Verdict | None = None
-        # verdicts by (method, path): they depend on nothing else, since a connection's caller
-        # never changes (bounded: cleared when full)
+        # verdicts by (method, path) under one policy: they depend on nothing else, since a
+        # connection's caller never changes (bounded: cleared when full or the policy changes)
         self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self._policy: Policy | None = None
         self.write_paused = False  # the peer does not read its answers fast enough
         self._advancing = False
 
@@ -183,10 +184,14 @@ class Connection(asyncio.Protocol):
         caller = self.caller
         assert caller is not None and self.transport is not None
         self.server.requests += 1
+        dispatcher = self.server.dispatcher
+        if dispatcher.policy is not self._policy:  # a reload changed it: decide afresh
+            self._verdicts.clear()
+            self._policy = dispatcher.policy
         key = (head.method, head.path)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = self.server.dispatcher.check(caller, head)
+            verdict = dispatcher.check(caller, head)
             if len(self._verdicts) >= _VERDICTS:
                 self._verdicts.clear()
             self._verdicts[key] = verdict

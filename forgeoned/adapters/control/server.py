@@ -119,8 +119,14 @@ class ControlServer:
 
     def set_policy(self, policy: Policy) -> None:
         """Authorise the requests from now on by ``policy`` (a reload's new [control] roles,
-        bindings and rules); a request already authorised finishes as it was allowed."""
+        bindings and rules); a request already authorised finishes as it was allowed.
+        Connections decide their next request afresh, and who is an administrator (for the
+        reserved slots) is decided again for the connections to come."""
+        self.admission.policy = policy
         self.dispatcher.policy = policy
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.admission.forget_roles)
 
     def start(self) -> None:
         """Bind the socket and start serving; returns once the socket accepts connections."""
