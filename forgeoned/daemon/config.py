@@ -95,7 +95,9 @@ _AUDIT: Final = frozenset({"dir", "journald", "verify_interval_s"})
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
 # capabilities, a small kv store, and no secrets (those are always granted by name).
-DEFAULT_POLICY: Final = Capabilities(log=True, clock=True, random=True, kv_quota_bytes=1 << 20)
+DEFAULT_POLICY: Final = Capabilities(
+    log=True, clock=True, random=True, kv_quota_bytes=1 << 20, metrics=True
+)
 
 
 @dataclass(frozen=True, slots=True)
