@@ -62,6 +62,7 @@ class HostServices:
     # provider hooks (docs/plugin-hooks.md): the effective config as text, the declared metrics
     config: Mapping[str, str] = field(default_factory=dict)
     metrics: PluginMetricSet | None = None
+    functions: frozenset[str] = frozenset()  # the manifest's named functions
 
 
 class GuestMemory(Protocol):
