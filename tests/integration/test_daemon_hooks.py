@@ -12,6 +12,7 @@ import pytest
 from daemon_kit import Env, InProcess, drop, in_process
 from hooks_wat import hooks_plugin
 
+from forgeoned.cli import main
 from forgeoned.errors import ApplicationError, BadRequestError
 
 CONF_DIR = "etc/plugins.conf.d"
@@ -197,3 +198,23 @@ def test_missing_required_key_refuses_the_version(env: Env) -> None:
         assert rejected.reason == "plugin_config_invalid"
         assert all(v.state != "running" for v in d.daemon.backend.list_plugins())
         assert 'forgeone_artifacts_rejected_total{reason="plugin_config_invalid"} 1' in scrape(d)
+
+
+def test_forgeonectl_invoke_fn_through_the_daemon(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop(env.plugins, "edge.wasm", hooks_plugin())
+    with in_process(env):
+        cli = ["--socket", env.socket, "invoke", "edge"]
+        assert main([*cli, "--fn", "check", "--input", "verdict=deny"]) == 0
+        assert capsys.readouterr().out == "3"
+        assert main([*cli, "--fn", "fail"]) == 11  # an application error: output + status
+        assert capsys.readouterr().out == "partial"
+        code = main([*cli, "--fn", "ghost"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(err) == 1 and "has no function 'ghost'" in err[0]
+        assert main([*cli, "--input", "retries"]) == 0  # without --fn: handle, as before
+        assert capsys.readouterr().out == "3"
+    calls = [e for e in env.audit_events() if e["event"] == "control.action"]
+    assert [c["details"]["function"] for c in calls] == ["check", "fail", "ghost"]
+    assert [c["reason"] for c in calls] == ["ok", "application_error", "bad_request"]
