@@ -56,7 +56,10 @@ def test_hooks_round_trip_and_declaring_metrics_requests_them() -> None:
         ({"metrics": {"m": {"type": "summary"}}}, "metrics.m.type"),
         ({"metrics": {"m": {"type": "gauge", "buckets": [1]}}}, "metrics.m.buckets"),
         ({"metrics": {"m": {"type": "histogram", "buckets": [2, 1]}}}, "metrics.m.buckets"),
-        ({"metrics": {"m": {"type": "gauge", "labels": {"plugin": ["a"]}}}}, "metrics.m.labels.plugin"),
+        (
+            {"metrics": {"m": {"type": "gauge", "labels": {"plugin": ["a"]}}}},
+            "metrics.m.labels.plugin",
+        ),
         ({"metrics": {"m": {"type": "gauge", "labels": {"a": ["x y"]}}}}, "metrics.m.labels.a"),
         (
             {"metrics": {"m": {"type": "gauge",
@@ -84,7 +87,7 @@ def test_metric_set_accepts_only_declared_series() -> None:
                 "hits": {"type": "counter", "labels": {"v": ["a", "b"]}},
                 "depth": {"type": "gauge"},
             }
-        )  # fmt: skip
+        )
     )
     s = PluginMetricSet(m.metrics)
     assert s.update(MetricOp.ADD, "hits", b"v=a", 2) is MetricResult.OK
