@@ -63,18 +63,18 @@ def parse_label_text(text: str) -> dict[str, str] | None:
 class PluginMetricSet:
     def __init__(self, decls: tuple[MetricDecl, ...]) -> None:
         self.decls = {d.name: d for d in decls}
+        self._by_bytes = {d.name.encode(): d for d in decls}
         self._values: dict[tuple[str, tuple[str, ...]], float] = {}
         self._hists: dict[tuple[str, tuple[str, ...]], Histogram] = {}
         # (name, raw label bytes) -> the series key; only valid series are cached, so it is
         # bounded by the declared series
-        self._keys: dict[tuple[str, bytes], tuple[str, tuple[str, ...]]] = {}
+        self._keys: dict[tuple[bytes, bytes], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
-    def _series(self, decl: MetricDecl, labels: bytes) -> tuple[str, tuple[str, ...]] | None:
-        cache_key = (decl.name, labels)
-        key = self._keys.get(cache_key)
-        if key is not None:
-            return key
+    def _series(
+        self, decl: MetricDecl, cache_key: tuple[bytes, bytes]
+    ) -> tuple[str, tuple[str, ...]] | None:
+        labels = cache_key[1]
         try:
             given = parse_label_text(labels.decode("utf-8"))
         except UnicodeDecodeError:
@@ -91,15 +91,17 @@ class PluginMetricSet:
         self._keys[cache_key] = key
         return key
 
-    def update(self, op: MetricOp, name: str, labels: bytes, value: float) -> MetricResult:
-        decl = self.decls.get(name)
+    def update(self, op: MetricOp, name: bytes, labels: bytes, value: float) -> MetricResult:
+        """``name`` and ``labels`` as the plugin passed them (UTF-8 bytes)."""
+        decl = self._by_bytes.get(name)
         if decl is None:
             return MetricResult.UNDECLARED
         if op not in _ALLOWED[decl.kind] or not math.isfinite(value):
             return MetricResult.INVALID
-        if decl.kind is MetricKind.COUNTER and value < 0:
+        if value < 0 and decl.kind is MetricKind.COUNTER:
             return MetricResult.INVALID
-        key = self._series(decl, labels)
+        cache_key = (name, labels)
+        key = self._keys.get(cache_key) or self._series(decl, cache_key)
         if key is None:
             return MetricResult.INVALID
         if op is MetricOp.OBSERVE:

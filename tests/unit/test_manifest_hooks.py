@@ -90,13 +90,13 @@ def test_metric_set_accepts_only_declared_series() -> None:
         )
     )
     s = PluginMetricSet(m.metrics)
-    assert s.update(MetricOp.ADD, "hits", b"v=a", 2) is MetricResult.OK
-    assert s.update(MetricOp.ADD, "hits", b"v=a", -1) is MetricResult.INVALID
-    assert s.update(MetricOp.ADD, "hits", b"v=c", 1) is MetricResult.INVALID
-    assert s.update(MetricOp.ADD, "hits", b"\xff", 1) is MetricResult.INVALID
-    assert s.update(MetricOp.SET, "depth", b"", float("nan")) is MetricResult.INVALID
-    assert s.update(MetricOp.SET, "depth", b"", -4) is MetricResult.OK  # a gauge may go down
-    assert s.update(MetricOp.OBSERVE, "depth", b"", 1) is MetricResult.INVALID
-    assert s.update(MetricOp.ADD, "other", b"", 1) is MetricResult.UNDECLARED
+    assert s.update(MetricOp.ADD, b"hits", b"v=a", 2) is MetricResult.OK
+    assert s.update(MetricOp.ADD, b"hits", b"v=a", -1) is MetricResult.INVALID
+    assert s.update(MetricOp.ADD, b"hits", b"v=c", 1) is MetricResult.INVALID
+    assert s.update(MetricOp.ADD, b"hits", b"\xff", 1) is MetricResult.INVALID
+    assert s.update(MetricOp.SET, b"depth", b"", float("nan")) is MetricResult.INVALID
+    assert s.update(MetricOp.SET, b"depth", b"", -4) is MetricResult.OK  # a gauge may go down
+    assert s.update(MetricOp.OBSERVE, b"depth", b"", 1) is MetricResult.INVALID
+    assert s.update(MetricOp.ADD, b"other", b"", 1) is MetricResult.UNDECLARED
     snap = {x.decl.name: x.values for x in s.snapshot()}
     assert snap == {"depth": (((), -4.0),), "hits": ((("a",), 2.0),)}

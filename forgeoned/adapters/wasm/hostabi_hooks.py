@@ -20,6 +20,7 @@ _U32: Final = 0xFFFFFFFF
 MAX_METRIC_NAME: Final = 64
 MAX_LABEL_BYTES: Final = 1024
 METRIC_INVALID: Final = "metric_invalid"
+_OK: Final = MetricResult.OK
 
 
 def config_get(calls: HostCalls, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
@@ -71,16 +72,13 @@ def metric(
     labels = memory.read(labels_ptr & _U32, labels_len & _U32)
     if raw_name is None or labels is None:
         return calls._invalid(function)
-    try:
-        name = raw_name.decode("utf-8")
-    except UnicodeDecodeError:
-        return calls._invalid(function)
-    if metrics is None or not calls.services.capabilities.metrics:
-        calls._deny(function, name)
-        return DENIED
-    result = metrics.update(op, name, labels, value)
-    if result is MetricResult.OK:
-        return calls._done(function, "ok", 0)
+    if metrics is not None and calls.services.capabilities.metrics:
+        result = metrics.update(op, raw_name, labels, value)
+        if result is _OK:
+            return calls._done(function, "ok", 0)
+    else:
+        result = MetricResult.UNDECLARED  # the policy withholds metrics: denied as well
+    name = raw_name.decode("utf-8", "replace")
     if result is MetricResult.UNDECLARED:
         calls._deny(function, name)
         return DENIED

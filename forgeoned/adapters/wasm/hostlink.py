@@ -30,6 +30,7 @@ turns that into ``PluginTrap(kind=HOST_ERROR)`` (or re-raises a KeyboardInterrup
 from __future__ import annotations
 
 import ctypes
+import struct
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -108,7 +109,8 @@ class HostLink:
 # this thread runs (or ran last). A ContextVar rather than a threading.local because its get()
 # is a cached pointer comparison: ~20 ns inside a ctypes callback, against ~100 ns.
 ACTIVE: Final[ContextVar[tuple[Any, ...]]] = ContextVar("forgeoned_active_host", default=())
-_LINK: Final = len(HOST_FUNCTIONS)  # index of the HostLink itself in HostLink.fns
+_LINK: Final = len(HOST_FUNCTIONS)
+_U32: Final = 0xFFFFFFFF  # index of the HostLink itself in HostLink.fns
 
 
 def _failed(name: str, exc: BaseException) -> int:
@@ -168,13 +170,17 @@ def _raw_callback(index: int, name: str, arity: int) -> Any:
 
 
 def _metric_callback(index: int, name: str) -> Any:
-    """The callback of a metric call: four i32 then an f64, read through the raw union."""
+    """The callback of a metric call: four i32 then an f64. The slots are read as int64 (an
+    i32 is the low half of its slot; the f64 is its slot's bits), cheaper than the union."""
     active = ACTIVE.get
+    k = fast.I32_STRIDE // 2  # int64 index of slot 1
+    to_f64 = struct.Struct("<d").unpack
+    pack = struct.Struct("<q").pack
 
     def cbf(_env: Any, _caller: Any, args: Any, _n: int) -> int:
         try:
-            a = args
-            a[0].i32 = active()[index](a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].f64)
+            value = to_f64(pack(args[4 * k]))[0]
+            args[0] = active()[index](args[0], args[k], args[2 * k], args[3 * k], value) & _U32
             return 0
         except BaseException as exc:
             return _failed(name, exc)
@@ -186,7 +192,7 @@ def _make_callbacks() -> tuple[Any, ...]:
     out = []
     for index, (name, spec) in enumerate(HOST_FUNCTIONS.items()):
         if "f64" in spec.sig.params:
-            out.append(fast.HostCallbackRaw(_metric_callback(index, name)))
+            out.append(fast.HostCallbackI64(_metric_callback(index, name)))
             continue
         raw = _raw_callback(index, name, len(spec.sig.params))
         i64 = spec.sig.results == ("i64",)
