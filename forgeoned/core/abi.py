@@ -164,6 +164,10 @@ HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
 }
 
 
+# the provider-hook imports (docs/plugin-hooks.md), beside the nine of DESIGN.md section 3
+HOOK_FUNCTIONS: Final = frozenset({"config_get", "metric_add", "metric_set", "metric_observe"})
+
+
 def _require_func(exports: dict[str, ExternDecl], name: str, sig: FuncSig) -> None:
     decl = exports.get(name)
     if decl is None:
