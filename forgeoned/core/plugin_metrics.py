@@ -38,6 +38,10 @@ _ALLOWED: Final = {
     MetricKind.HISTOGRAM: frozenset({MetricOp.OBSERVE}),
 }
 _NO_LABELS: Final[tuple[str, ...]] = ()
+_finite: Final = math.isfinite
+_OBSERVE: Final = MetricOp.OBSERVE
+_SET: Final = MetricOp.SET
+_OK: Final = MetricResult.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,11 @@ def parse_label_text(text: str) -> dict[str, str] | None:
 class PluginMetricSet:
     def __init__(self, decls: tuple[MetricDecl, ...]) -> None:
         self.decls = {d.name: d for d in decls}
-        self._by_bytes = {d.name.encode(): d for d in decls}
+        # by the name's bytes: the declaration, the operations it allows, whether negative
+        # values are refused (a counter)
+        self._by_bytes = {
+            d.name.encode(): (d, _ALLOWED[d.kind], d.kind is MetricKind.COUNTER) for d in decls
+        }
         self._values: dict[tuple[str, tuple[str, ...]], float] = {}
         self._hists: dict[tuple[str, tuple[str, ...]], Histogram] = {}
         # (name, raw label bytes) -> the series key; only valid series are cached, so it is
@@ -93,30 +101,30 @@ class PluginMetricSet:
 
     def update(self, op: MetricOp, name: bytes, labels: bytes, value: float) -> MetricResult:
         """``name`` and ``labels`` as the plugin passed them (UTF-8 bytes)."""
-        decl = self._by_bytes.get(name)
-        if decl is None:
+        entry = self._by_bytes.get(name)
+        if entry is None:
             return MetricResult.UNDECLARED
-        if op not in _ALLOWED[decl.kind] or not math.isfinite(value):
-            return MetricResult.INVALID
-        if value < 0 and decl.kind is MetricKind.COUNTER:
+        decl, allowed, counter = entry
+        if op not in allowed or not _finite(value) or (counter and value < 0):
             return MetricResult.INVALID
         cache_key = (name, labels)
         key = self._keys.get(cache_key) or self._series(decl, cache_key)
         if key is None:
             return MetricResult.INVALID
-        if op is MetricOp.OBSERVE:
+        if op is _OBSERVE:
             hist = self._hists.get(key)
             if hist is None:
                 with self._lock:
                     hist = self._hists.setdefault(key, Histogram(decl.buckets))
             hist.observe(value)  # a Histogram has its own lock
             return MetricResult.OK
+        values = self._values
         with self._lock:
-            if op is MetricOp.SET:
-                self._values[key] = value
+            if op is _SET:
+                values[key] = value
             else:
-                self._values[key] = self._values.get(key, 0.0) + value
-        return MetricResult.OK
+                values[key] = values.get(key, 0.0) + value
+        return _OK
 
     def snapshot(self) -> tuple[MetricSnapshot, ...]:
         """Every declared metric with the series that were written (sorted: stable output)."""

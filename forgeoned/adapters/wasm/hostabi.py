@@ -74,6 +74,11 @@ class GuestMemory(Protocol):
 
     def fits(self, ptr: int, length: int) -> bool: ...
 
+    def read_pair(self, p1: int, n1: int, p2: int, n2: int) -> tuple[bytes, bytes] | None:
+        """Two reads at once (a metric call's name and labels); None if either is out of
+        bounds."""
+        ...
+
 
 class HostCalls:
     """The nine host functions of one instance. Arguments arrive as raw wasm i32 values."""

@@ -65,13 +65,14 @@ def metric(
 ) -> int:
     function = op.value
     metrics = calls.services.metrics
-    memory = calls.memory
-    if (name_len & _U32) > MAX_METRIC_NAME or (labels_len & _U32) > MAX_LABEL_BYTES:
+    name_len &= _U32
+    labels_len &= _U32
+    if name_len > MAX_METRIC_NAME or labels_len > MAX_LABEL_BYTES:
         return calls._invalid(function)
-    raw_name = memory.read(name_ptr & _U32, name_len & _U32)
-    labels = memory.read(labels_ptr & _U32, labels_len & _U32)
-    if raw_name is None or labels is None:
+    pair = calls.memory.read_pair(name_ptr & _U32, name_len, labels_ptr & _U32, labels_len)
+    if pair is None:
         return calls._invalid(function)
+    raw_name, labels = pair
     if metrics is not None and calls.services.capabilities.metrics:
         result = metrics.update(op, raw_name, labels, value)
         if result is _OK:

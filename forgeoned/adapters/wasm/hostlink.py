@@ -76,6 +76,13 @@ class GuestMemoryView:
             return None
         return ctypes.string_at(fast.memory_data(self._ctx, self._mem) + ptr, length)
 
+    def read_pair(self, p1: int, n1: int, p2: int, n2: int) -> tuple[bytes, bytes] | None:
+        size = self.size()
+        if p1 + n1 > size or p2 + n2 > size:
+            return None
+        base = fast.memory_data(self._ctx, self._mem)
+        return ctypes.string_at(base + p1, n1), ctypes.string_at(base + p2, n2)
+
     def write(self, ptr: int, data: bytes) -> bool:
         if ptr + len(data) > self.size():
             return False
