@@ -4,12 +4,15 @@ the daemon tests of issue 13. Results of host calls come back as one character:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from abi_wat import ALLOC, lifecycle_exports
 from daemon_kit import KEY
 
-from forgeoned.cli.devtools import make_signed_plugin
+from forgeoned.cli.devtools import make_signed_plugin, sign_bytes, to_wasm
+from forgeoned.core.manifest_section import SECTION_NAME
+from forgeoned.core.wasm_sections import encode_custom_section
 
 FUNCTIONS = ["check", "observe", "set_requests", "undeclared", "gauge", "fail"]
 
@@ -97,3 +100,10 @@ def hooks_manifest(version: str = "1.0.0", **over: Any) -> dict[str, Any]:
 
 def hooks_plugin(version: str = "1.0.0", wat: str = HOOKS_WAT, **over: Any) -> bytes:
     return make_signed_plugin(wat, hooks_manifest(version, **over), KEY)
+
+
+def unchecked_hooks_plugin(version: str = "1.0.0", **over: Any) -> bytes:
+    """As :func:`hooks_plugin`, but the manifest is embedded as it is, unvalidated (what a
+    careless or hostile packager could ship), and signed."""
+    raw = json.dumps(hooks_manifest(version, **over)).encode()
+    return sign_bytes(to_wasm(HOOKS_WAT) + encode_custom_section(SECTION_NAME, raw), KEY)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from daemon_kit import Env, InProcess, drop, in_process
-from hooks_wat import hooks_plugin
+from hooks_wat import FUNCTIONS, hooks_plugin, unchecked_hooks_plugin
 
 from forgeoned.cli import main
 from forgeoned.errors import ApplicationError, BadRequestError
@@ -218,3 +218,32 @@ def test_forgeonectl_invoke_fn_through_the_daemon(
     calls = [e for e in env.audit_events() if e["event"] == "control.action"]
     assert [c["details"]["function"] for c in calls] == ["check", "fail", "ghost"]
     assert [c["reason"] for c in calls] == ["ok", "application_error", "bad_request"]
+
+
+@pytest.mark.parametrize(
+    ("over", "reason", "text"),
+    [
+        ({"metrics": {"up": {"type": "gauge"}}}, "manifest_invalid", "metrics.up"),
+        ({"functions": ["handle"]}, "manifest_invalid", "'functions'"),
+        ({"config": {"k": {"type": "int", "default": "x"}}}, "manifest_invalid", "config.k"),
+        ({"functions": [*FUNCTIONS, "ghost"]}, "load_failed", "'ghost' is not exported"),
+    ],
+)
+def test_a_bad_new_version_leaves_the_running_one_serving(
+    env: Env, over: dict[str, object], reason: str, text: str
+) -> None:
+    drop(env.plugins, "edge.wasm", hooks_plugin())
+    with in_process(env) as d:
+        assert call(d, "check", b"verdict=allow") == b"3"
+        before = d.view("edge")
+        drop(env.plugins, "edge-2.wasm", unchecked_hooks_plugin("2.0.0", **over))
+        # an invalid manifest names no plugin (its name is not trusted): the file is refused
+        named = None if reason == "manifest_invalid" else "edge"
+        (rejected,) = d.events.wait("plugin.rejected", named, reason=reason)
+        assert text in rejected.message
+        after = d.view("edge")
+        assert (after.version, after.sha256, after.state) == ("1.0.0", before.sha256, "running")
+        assert call(d, "check", b"verdict=allow") == b"3"
+        lines = scrape(d)
+        assert f'forgeone_artifacts_rejected_total{{reason="{reason}"}} 1' in lines
+        assert 'forgeone_plugin_requests_total{plugin="edge",verdict="allow"} 2.0' in lines
