@@ -14,6 +14,7 @@ use it cannot grow the audit log by more than ``limit + 1`` entries a window.
 
 ``invoke`` calls are audited as ``plugin.calls`` summaries (:mod:`forgeoned.core.call_ledger`):
 counted per caller, plugin, function and outcome, one entry per interval, no write per call.
+A call of a named function (a provider hook) is also a ``control.action`` event of its own.
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ from forgeoned.adapters.control.http import (
     stream_head,
 )
 from forgeoned.adapters.control.http import response as http_response
-from forgeoned.adapters.control.routes import Context, Route, resolve
+from forgeoned.adapters.control.routes import Context, Route, invoked_function, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
 from forgeoned.adapters.control.streaming import Stream, Streamed
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
 from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.policy import Action, Caller, Decision, Policy
+from forgeoned.core.policy import NO_TARGET, Action, Caller, Decision, Policy, Target
 from forgeoned.core.ports import AuditSink, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
@@ -89,13 +90,25 @@ class Dispatcher:
             return error_response(exc, keep_alive=head.keep_alive)
         if route.action is None:
             return self._serve(route, caller, request, None)
-        decision = self.policy.authorize(caller, route.action, route.plugin)
+        about = NO_TARGET
+        try:
+            if route.plugin is not None:
+                function = invoked_function(request) if route.action is Action.INVOKE else None
+                about = self.backend.plugin_target(route.plugin, function)
+        except ForgeonedError as exc:
+            return error_response(exc, keep_alive=head.keep_alive)
+        decision = self.policy.authorize(caller, route.action, route.plugin, about)
         if not decision.allowed:
-            return self._deny(route.action, route.plugin, caller, head, decision)
-        return self._serve(route, caller, request, decision)
+            return self._deny(route.action, route.plugin, caller, head, decision, about)
+        return self._serve(route, caller, request, decision, about)
 
     def _serve(
-        self, route: Route, caller: Caller, request: Request, decision: Decision | None
+        self,
+        route: Route,
+        caller: Caller,
+        request: Request,
+        decision: Decision | None,
+        about: Target = NO_TARGET,
     ) -> bytes | Streamed:
         keep = request.head.keep_alive
         action = route.action
@@ -125,20 +138,21 @@ class Dispatcher:
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
         if action is Action.INVOKE and route.plugin is not None:
-            key = CallKey(caller.actor, route.plugin, "handle", outcome)
+            key = CallKey(caller.actor, route.plugin, about.function or "handle", outcome)
             for calls in self.calls.add(key, self._monotonic() - started, started, self._wall()):
                 self._record_calls(calls)
         if action is Action.RELOAD and outcome == "ok":
             self.peers.clear()  # user and group names may have changed as well
-        if action is not None and action.changes_state and decision is not None:
+        if action is not None and decision is not None and _audited(action, about):
+            fn = f" {about.function}" if about.function not in (None, "handle") else ""
             self._record(
                 AuditEvent(
                     EventName.CONTROL_ACTION,
                     plugin=route.plugin,
                     actor=caller.actor,
                     reason=outcome,
-                    message=f"{caller.actor} {action.value}: {outcome}",
-                    details=_details(caller, request.head, action.value, decision.rule),
+                    message=f"{caller.actor} {action.value}{fn}: {outcome}",
+                    details=_details(caller, request.head, action.value, decision.rule, about),
                 )
             )
         if self.stats is not None and action is not None:
@@ -152,6 +166,7 @@ class Dispatcher:
         caller: Caller,
         head: RequestHead,
         decision: Decision,
+        about: Target = NO_TARGET,
     ) -> bytes:
         with self._lock:
             self.denied += 1
@@ -166,7 +181,7 @@ class Dispatcher:
                     actor=caller.actor,
                     reason=decision.rule,
                     message=decision.message,
-                    details=_details(caller, head, action.value, decision.rule),
+                    details=_details(caller, head, action.value, decision.rule, about),
                 )
             )
         if self.stats is not None:
@@ -223,8 +238,19 @@ class Dispatcher:
             log.exception("could not record %s", event.event.label)
 
 
-def _details(caller: Caller, head: RequestHead, action: str, rule: str) -> dict[str, object]:
-    return {
+def _audited(action: Action, about: Target) -> bool:
+    """State changes are audited when allowed; so is every call of a named function (the
+    audit trail of a provider hook carries the function's name)."""
+    return action.changes_state or (about.function not in (None, "handle"))
+
+
+def _details(
+    caller: Caller, head: RequestHead, action: str, rule: str, about: Target = NO_TARGET
+) -> dict[str, object]:
+    extra: dict[str, object] = {}
+    if about.function is not None:
+        extra["function"] = about.function
+    return extra | {
         "action": action,
         "rule": rule,
         "uid": caller.uid,
