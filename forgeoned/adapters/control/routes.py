@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from forgeoned.adapters.control import audit_routes as audit
 from forgeoned.adapters.control.audit_routes import parse_since
 from forgeoned.adapters.control.context import Context, Handler, Reply
-from forgeoned.adapters.control.views import detail, summary
 from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.hooks_manifest import IDENT_RE
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import NO_TARGET, Action, Target
