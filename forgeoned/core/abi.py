@@ -26,6 +26,11 @@ NOT_FOUND: Final = -1
 DENIED: Final = -2
 INVALID: Final = -3
 QUOTA: Final = -4
+# ... and of http_request only (docs/plugin-authoring.md, "Outbound HTTP").
+REFUSED: Final = -5  # destination refused: address rules, a redirect hop not allowed
+TIMEOUT: Final = -6  # timeout_ms or the wasm call's own deadline came first
+TOO_LARGE: Final = -7  # request or response body over the operator's cap
+UNREACHABLE: Final = -8  # name not resolved, connection/TLS error, malformed response
 
 
 class LifecycleExport(enum.Enum):
@@ -54,6 +59,10 @@ class HostOutcome(enum.Enum):
     NOT_FOUND = "not_found"
     QUOTA = "quota"
     ERROR = "error"  # the host itself failed (the call traps with TrapKind.HOST_ERROR)
+    REFUSED = "refused"  # http_request's -5 … -8
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    UNREACHABLE = "unreachable"
 
 
 class Capability(enum.Enum):
@@ -65,6 +74,7 @@ class Capability(enum.Enum):
     ENV = "env"
     SECRETS = "secrets"
     KV = "kv"
+    HTTP = "http"
 
     def granted(self, caps: Capabilities) -> bool:
         """Whether ``caps`` grants this capability at all (env/secret keys are checked per key)."""
@@ -81,6 +91,8 @@ class Capability(enum.Enum):
                 return bool(caps.secrets)
             case Capability.KV:
                 return caps.kv_quota_bytes is not None
+            case Capability.HTTP:
+                return bool(caps.http)
 
 
 class ExternKind(enum.Enum):
@@ -150,6 +162,7 @@ HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
         HostFunctionSpec("kv_set", _KEY_BUF, Capability.KV),
         HostFunctionSpec("kv_delete", FuncSig((_I32, _I32), (_I32,)), Capability.KV),
         HostFunctionSpec("output", FuncSig((_I32, _I32), (_I32,)), None),
+        HostFunctionSpec("http_request", _KEY_BUF, Capability.HTTP),
     )
 }
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import semver
 
+from forgeoned.core.origins import OriginPattern, intersect_all, parse_origin_patterns
 from forgeoned.errors import ManifestError
 
 ABI_VERSION: Final = 1
@@ -42,6 +43,7 @@ class Capabilities:
     env: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
     kv_quota_bytes: int | None = None  # None: no kv access at all
+    http: frozenset[OriginPattern] = frozenset()  # outbound origins (core/origins.py)
 
     def narrowed(self, policy: Capabilities) -> Capabilities:
         """The effective capabilities: this request intersected with the operator's policy."""
@@ -55,6 +57,7 @@ class Capabilities:
             env=self.env & policy.env,
             secrets=self.secrets & policy.secrets,
             kv_quota_bytes=quota,
+            http=intersect_all(self.http, policy.http),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +66,8 @@ class Capabilities:
         out["secrets"] = sorted(self.secrets)
         if self.kv_quota_bytes is not None:
             out["kv"] = {"quota_bytes": self.kv_quota_bytes}
+        if self.http:
+            out["http"] = sorted(str(p) for p in self.http)
         return out
 
 
@@ -133,7 +138,7 @@ _TOP_KEYS: Final = frozenset(
         "description",
     }
 )
-_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv"})
+_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv", "http"})
 _LIMIT_KEYS: Final = frozenset({"memory_bytes", "fuel_per_call", "call_timeout_ms", "instances"})
 
 
@@ -187,6 +192,10 @@ def parse_capabilities(raw: Any) -> Capabilities:
         else:
             _check_keys(kv, frozenset({"quota_bytes"}), "capabilities.kv.")
             quota = _int(kv, "quota_bytes", "capabilities.kv.", 0, MAX_KV_QUOTA, 65536)
+    try:
+        http = parse_origin_patterns(raw.get("http", []))
+    except ValueError as exc:
+        raise _fail("capabilities.http", str(exc)) from None
     return Capabilities(
         log=_bool(raw, "log", "capabilities."),
         clock=_bool(raw, "clock", "capabilities."),
@@ -194,6 +203,7 @@ def parse_capabilities(raw: Any) -> Capabilities:
         env=_names(raw, "env", ENV_KEY_RE),
         secrets=_names(raw, "secrets", SECRET_RE),
         kv_quota_bytes=quota,
+        http=http,
     )
 
 

@@ -16,26 +16,35 @@ capabilities than the configuration in force would give them (:meth:`stale`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.http.backend import Resolver, SystemResolver
+from forgeoned.adapters.http.hook import HttpHook, secret_reader, ssl_context
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.core.denial_throttle import DenialThrottle
+from forgeoned.core.http_grant import HttpGrant
 from forgeoned.core.manifest import Capabilities, Manifest
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 
-Grant = tuple[Capabilities, frozenset[str]]  # effective capabilities, readable env names
+# effective capabilities, readable env names, the outbound HTTP grant (None: no origin)
+Grant = tuple[Capabilities, frozenset[str], HttpGrant | None]
 
 
 def grant(config: Config, name: str, requested: Capabilities) -> Grant:
-    """What ``config`` lets plugin ``name`` use of what its manifest asks for."""
-    caps = requested.narrowed(config.policy_for(name))
-    return caps, frozenset(caps.env & set(config.plugin_env))
+    """What ``config`` lets plugin ``name`` use of what its manifest asks for. Outbound
+    origins are granted in ``[http.plugins.NAME]``, nowhere else."""
+    http = config.http.grant_for(name)
+    policy = replace(config.policy_for(name), http=http.allow if http else frozenset())
+    caps = requested.narrowed(policy)
+    return caps, frozenset(caps.env & set(config.plugin_env)), http if caps.http else None
 
 
 def credentials_dir(config: Config) -> Path | None:
@@ -53,7 +62,9 @@ class HostServicesFactory:
         clock: Clock,
         stats_of: Callable[[str], PluginStats],
         journal: JournalWriter | None,
+        resolver: Resolver | None = None,
     ) -> None:
+        """``resolver``: how outbound HTTP resolves host names (tests inject one)."""
         self.config = config  # the live keys change on reload (policies, plugin_env)
         self._audit = audit
         self._clock = clock
@@ -63,19 +74,37 @@ class HostServicesFactory:
         self._kv: dict[str, KvStore] = {}
         self._denials: dict[str, DenialThrottle] = {}
         self._granted: dict[str, tuple[Capabilities, Grant]] = {}  # name -> (asked, given)
+        self._resolver = resolver
+        self._http_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
 
     def __call__(self, manifest: Manifest) -> HostServices:
         name = manifest.name
         given = grant(self.config, name, manifest.capabilities)
         self._granted[name] = (manifest.capabilities, given)
-        caps, allowed = given
+        caps, allowed, http = given
         env = {k: os.environ[k] for k in allowed if k in os.environ}
         return HostServices(
             plugin=name, version=manifest.version, capabilities=caps, env=env,
             secrets_dir=self._secrets_dir(), kv=self._kv_for(name, caps.kv_quota_bytes),
             audit=self._audit, log=self.log, clock=self._clock, stats=self._stats_of(name),
             denials=self._denials.setdefault(name, DenialThrottle()),
+            http=self._http_hook(name, caps, http),
         )  # fmt: skip
+
+    def _http_hook(self, name: str, caps: Capabilities, http: HttpGrant | None) -> HttpHook | None:
+        """The plugin's outbound HTTP hook; its concurrency slots are kept per name."""
+        if http is None:
+            return None
+        if self._resolver is None:
+            self._resolver = SystemResolver()
+        held = self._http_slots.get(name)
+        if held is None or held[0] != http.max_concurrent:
+            slots = threading.BoundedSemaphore(http.max_concurrent)
+            held = self._http_slots[name] = (http.max_concurrent, slots)
+        ca_file = self.config.http.ca_file
+        context = ssl_context(Path(ca_file) if ca_file else None)
+        secret = secret_reader(self._secrets_dir())
+        return HttpHook(caps.http, http, self._resolver, context, secret, held[1])
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` whose last grant differs from what the config in force gives."""
@@ -104,3 +133,5 @@ class HostServicesFactory:
     def close(self) -> None:
         for kv in self._kv.values():
             kv.close()
+        if isinstance(self._resolver, SystemResolver):
+            self._resolver.close()
