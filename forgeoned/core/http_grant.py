@@ -31,7 +31,7 @@ from forgeoned.core.origins import HostPattern, OriginPattern, parse_host_patter
 from forgeoned.core.origins import parse_origin_patterns as _origins
 from forgeoned.errors import ConfigError
 
-MAX_BODY_BYTES: Final = 64 << 20
+MAX_BODY_BYTES: Final = 32 << 20
 MAX_HOPS: Final = 5
 _KEYS: Final = frozenset(
     {

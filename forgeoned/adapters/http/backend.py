@@ -56,14 +56,16 @@ class SystemResolver:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class DestinationRefused(Exception):
-    """Every address ``host`` resolved to is refused by the address rules."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Every address ``host`` resolved to is refused; ``address`` is the first, ``rule`` why."""
 
-    def __init__(self, host: str, address: str, rule: OutboundRule) -> None:
-        super().__init__(f"{host} resolves to {address} ({rule.value})")
-        self.host = host
-        self.address = address
-        self.rule = rule
+    host: str
+    address: str
+    rule: OutboundRule
+
+    def __str__(self) -> str:
+        return f"{self.host} resolves to {self.address} ({self.rule.value})"
 
 
 class DeadlineStream(httpcore.NetworkStream):
@@ -104,12 +106,15 @@ class DeadlineStream(httpcore.NetworkStream):
 @dataclass
 class CheckedBackend(httpcore.NetworkBackend):
     """Connects only to addresses ``rules`` allow, before ``deadline`` (perf_counter time).
-    ``connected`` records every address it connected to (tests and the audit detail)."""
+    ``connected`` records every address it connected to (tests and the audit detail); a
+    refused destination is kept in ``refusal`` and surfaces through httpcore as a
+    ``ConnectError`` (the caller reads ``refusal`` to tell the two apart)."""
 
     resolver: Resolver
     rules: AddressRules
     deadline: float
     connected: list[str] = field(default_factory=list)
+    refusal: Refusal | None = None
     _tcp: httpcore.SyncBackend = field(default_factory=httpcore.SyncBackend)
 
     def connect_tcp(
@@ -139,7 +144,8 @@ class CheckedBackend(httpcore.NetworkBackend):
                 raise httpcore.ConnectError(f"{host} resolves to no address")
             address, rule = refused[0]
             assert rule is not None
-            raise DestinationRefused(host, address, rule)
+            self.refusal = Refusal(host, address, rule)
+            raise httpcore.ConnectError(str(self.refusal))
         error: Exception = httpcore.ConnectError(f"cannot connect to {host}")
         for address, _ in allowed:
             left = self.deadline - _now()

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import httpcore
 
-from forgeoned.adapters.http.backend import CheckedBackend, DestinationRefused, Resolver
+from forgeoned.adapters.http.backend import CheckedBackend, Resolver
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, REFUSED, TIMEOUT, TOO_LARGE, UNREACHABLE
 from forgeoned.core.abi import HostOutcome as O
 from forgeoned.core.http_grant import MAX_HOPS, HttpGrant
-from forgeoned.core.http_wire import SECRET_TEMPLATE, HttpRequest, Target, WireError, parse_url
+from forgeoned.core.http_wire import SECRET_TEMPLATE, HttpRequest, Target, WireProblem, parse_url
 from forgeoned.core.origins import OriginPattern, allows
 from forgeoned.errors import OutboundRule as R
 
@@ -90,10 +90,10 @@ class Exchange:
             location = _location(result)
             if location is None or not self.grant.follow_redirects:
                 return result
-            try:
-                target = parse_url(location, base=target)
-            except WireError as exc:
-                return refused(UNREACHABLE, O.UNREACHABLE, None, target.origin, str(exc))
+            hop_target = parse_url(location, base=target)
+            if isinstance(hop_target, WireProblem):
+                return refused(UNREACHABLE, O.UNREACHABLE, None, target.origin, hop_target.message)
+            target = hop_target
             if result.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body = "GET", b""
         return refused(
@@ -168,9 +168,6 @@ class Exchange:
                         return self._too_large(target, len(received))
                 status = response.status
                 got = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
-        except DestinationRefused as exc:
-            where = f"{target.origin} ({exc.address})"
-            return refused(REFUSED, O.REFUSED, exc.rule, where, str(exc))
         except httpcore.TimeoutException as exc:
             return refused(TIMEOUT, O.TIMEOUT, R.TIMEOUT, target.origin, str(exc) or "timeout")
         except (
@@ -180,6 +177,9 @@ class Exchange:
             ssl.SSLError,
             OSError,
         ) as exc:
+            if (why := backend.refusal) is not None:
+                where = f"{target.origin} ({why.address})"
+                return refused(REFUSED, O.REFUSED, why.rule, where, str(why))
             return refused(UNREACHABLE, O.UNREACHABLE, None, target.origin, str(exc))
         return Outcome(
             0, O.OK, destination=target.origin, status=status, headers=got, body=bytes(received)

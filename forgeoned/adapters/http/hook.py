@@ -23,7 +23,7 @@ from forgeoned.adapters.http.client import Exchange, Outcome, refused
 from forgeoned.core.abi import INVALID, QUOTA
 from forgeoned.core.abi import HostOutcome as O
 from forgeoned.core.http_grant import HttpGrant
-from forgeoned.core.http_wire import WireError, decode_request, encode_response
+from forgeoned.core.http_wire import WireProblem, decode_request, encode_response
 from forgeoned.core.origins import OriginPattern
 
 MAX_SECRET_BYTES: Final = 64 * 1024
@@ -78,10 +78,9 @@ class HttpHook:
 
     def request(self, data: bytes, remaining_s: float) -> tuple[Outcome, bytes]:
         """The outcome and the encoded response (empty unless the outcome is OK)."""
-        try:
-            request = decode_request(data)
-        except WireError as exc:
-            return refused(INVALID, O.INVALID, exc.rule, "", str(exc)), b""
+        request = decode_request(data)
+        if isinstance(request, WireProblem):
+            return refused(INVALID, O.INVALID, request.rule, "", request.message), b""
         if not self.slots.acquire(blocking=False):
             return refused(
                 QUOTA,
