@@ -124,8 +124,8 @@ def test_the_operator_grants_per_plugin(tmp_path: Path) -> None:
     assert g.credential_bound("api-token", "api.example.com")
     assert not g.credential_bound("api-token", "x.svc.example")
     assert not g.credential_bound("other", "api.example.com")
-    asked = Capabilities(http=frozenset({parse_origin_pattern("https://a.svc.example:443"),
-                                         parse_origin_pattern("https://b.example:443")}))  # fmt: skip
+    svc, other = "https://a.svc.example:443", "https://b.example:443"
+    asked = Capabilities(http=frozenset(map(parse_origin_pattern, (svc, other))))
     caps, _env, http = grant(config, "web", asked)
     assert caps.http == {parse_origin_pattern("https://a.svc.example:443")}
     assert http is g
