@@ -47,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/big":
             self._send(200, b"x" * owner.big)
         elif path == "/slow":
+            owner.arrived.set()
             owner.release.wait(30)
             self._send(200, b"late")
         elif path.startswith("/redirect/"):
@@ -78,6 +79,7 @@ class CountingServer:
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     redirects: dict[str, str] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
+    arrived: threading.Event = field(default_factory=threading.Event)  # /slow was asked
     _server: _Server | None = None
 
     def __enter__(self) -> CountingServer:

@@ -9,7 +9,8 @@ event (rule and destination) and that the refused address saw no connection.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,12 @@ class World:
         services = factory(manifest)
         limits = Limits(call_timeout_ms=timeout_ms)
         instance = self.runtime.instantiate(self.runtime.compile(WAT), limits, services)
-        return Plugin(instance, audit, stats)
+        return Plugin(
+            instance,
+            audit,
+            stats,
+            lambda: self.runtime.instantiate(self.runtime.compile(WAT), limits, services),
+        )
 
     def origin(self, host: str = "api.test") -> str:
         return f"http://{host}:{self.api.port}"
@@ -97,10 +103,22 @@ class Plugin:
     instance: PluginInstance
     audit: RecordingAudit
     stats: PluginStats
+    another: Callable[[], PluginInstance]  # one more instance with the same host services
 
-    def call(self, method: str, url: str, headers: list[list[str]] | None = None,
-             body: bytes = b"") -> tuple[int, bytes]:  # fmt: skip
-        out = self.instance.handle(encode_request(method, url, headers or [], body))
+    def call(
+        self, method: str, url: str, headers: list[list[str]] | None = None, body: bytes = b""
+    ) -> tuple[int, bytes]:
+        return self.call_on(self.instance, method, url, headers, body)
+
+    def call_on(
+        self,
+        instance: PluginInstance,
+        method: str,
+        url: str,
+        headers: list[list[str]] | None = None,
+        body: bytes = b"",
+    ) -> tuple[int, bytes]:
+        out = instance.handle(encode_request(method, url, headers or [], body))
         return struct.unpack("<i", out[:4])[0], out[4:]
 
     def denial(self) -> dict[str, object]:
@@ -142,6 +160,7 @@ def fresh(world: World) -> None:
         server.requests.clear()
         server.redirects.clear()
     world.api.release.clear()
+    world.api.arrived.clear()
 
 
 def test_allowed_get_and_post_reach_the_granted_local_server(world: World) -> None:
@@ -292,3 +311,39 @@ def test_secret_is_substituted_only_for_its_bound_host(world: World) -> None:
     d = p.denial()
     assert d["rule"] == "secret_not_bound" and "api2.test" in str(d["target"])
     assert "s3cret" not in str(d) and world.api.connections == 1
+
+
+def test_concurrent_requests_over_max_concurrent_are_refused(world: World) -> None:
+    p = world.plugin({"allow": [world.origin()], "max_concurrent": 1})
+    second = p.another()  # the slots belong to the plugin, not to one instance
+    results: list[tuple[int, bytes]] = []
+    slow = threading.Thread(target=lambda: results.append(p.call("GET", world.origin() + "/slow")))
+    slow.start()
+    assert world.api.arrived.wait(10)  # the first request is in flight
+    code, _ = p.call_on(second, "GET", world.origin() + "/ok")
+    assert code == -4 and p.stats.totals().http_requests["quota"] == 1  # shards added up
+    world.api.release.set()
+    slow.join(10)
+    assert decode_response(results[0][1])[::2] == (200, b"late")
+    code, _ = p.call_on(second, "GET", world.origin() + "/ok")  # the slot is free again
+    assert code > 0
+    second.close()
+
+
+def test_no_grant_no_outbound_and_too_many_redirects(world: World) -> None:
+    p = world.plugin({})  # [http.plugins.web] without allow: manifest ∩ grant is empty
+    assert p.instance.services.http is None
+    code, _ = p.call("GET", world.origin() + "/ok")
+    assert code == -2 and p.denial()["rule"] == "not_granted"
+    world.api.redirects["loop"] = "/redirect/loop"
+    p = world.plugin({"allow": [world.origin()], "follow_redirects": True})
+    code, _ = p.call("GET", world.origin() + "/redirect/loop")
+    assert code == -5 and p.denial()["rule"] == "too_many_redirects"
+    assert world.api.connections == 6  # the first request and 5 hops, then no more
+
+
+def test_a_missing_credential_is_not_found(world: World) -> None:
+    grant = {"allow": [world.origin()], "credentials": {"gone": ["api.test"]}}
+    p = world.plugin(grant)
+    code, _ = p.call("GET", world.origin() + "/ok", [["authorization", "{{secret:gone}}"]])
+    assert code == -1 and world.api.connections == 0
