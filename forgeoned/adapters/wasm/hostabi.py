@@ -21,8 +21,12 @@ from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.http.hook import HttpHook, secret_reader
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
 from forgeoned.core.clock import SystemClock
-from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
-from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.denial_throttle import (
+    DenialSummary,
+    DenialThrottle,
+    denied_event,
+    summary_event,
+)
 from forgeoned.core.manifest import SECRET_RE, Capabilities
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
@@ -119,42 +123,12 @@ class HostCalls:
         for summary in due:
             self._audit_summary(summary)
         if audit:
-            details: dict[str, object] = {"function": function, "target": what}
-            why = ""
-            if rule is not None:
-                details |= {"rule": rule.value, "code": code}
-                why = f": {rule.value} ({code})"
-            svc.audit.record(
-                AuditEvent(
-                    EventName.HOSTCALL_DENIED,
-                    plugin=svc.plugin,
-                    version=svc.version,
-                    reason="capability",
-                    message=f"plugin {svc.plugin} was denied {function}({what}){why}",
-                    details=details,
-                )
-            )
+            svc.audit.record(denied_event(svc.plugin, svc.version, function, what, rule, code))
         return code
 
     def _audit_summary(self, summary: DenialSummary) -> None:
         svc = self.services
-        svc.audit.record(
-            AuditEvent(
-                EventName.HOSTCALL_DENIED,
-                plugin=svc.plugin,
-                version=svc.version,
-                reason="capability",
-                message=(
-                    f"plugin {svc.plugin} was denied {summary.function} {summary.suppressed} "
-                    f"more times within {summary.window_s:g} s (counted, not audited one by one)"
-                ),
-                details={
-                    "function": summary.function,
-                    "suppressed": summary.suppressed,
-                    "window_s": summary.window_s,
-                },
-            )
-        )
+        svc.audit.record(summary_event(svc.plugin, svc.version, summary))
 
     def report_suppressed(self, final: bool = False) -> None:
         """Audit the summaries that are due (``final``: all suppressed denials so far, when
