@@ -29,6 +29,7 @@ OUT_OF_BOUNDS = {
     "kv_set": "i32.const 64 i32.const 1 i32.const 65530 i32.const 10",
     "kv_delete": "i32.const -2 i32.const 1",
     "output": "i32.const 0 i32.const 65537",
+    "http_request": "i32.const 0 i32.const 2 i32.const 65530 i32.const 100",
 }
 DENIED_ARGS = {
     "log": "i32.const 1 i32.const 0 i32.const 2",
@@ -39,6 +40,7 @@ DENIED_ARGS = {
     "kv_get": "i32.const 64 i32.const 1 i32.const 100 i32.const 10",
     "kv_set": "i32.const 64 i32.const 1 i32.const 65 i32.const 1",
     "kv_delete": "i32.const 64 i32.const 1",
+    "http_request": "i32.const 0 i32.const 2 i32.const 100 i32.const 16",
 }
 
 

@@ -273,13 +273,13 @@ class HostCalls:
 
     def http_request(self, req_ptr: int, req_len: int, resp_ptr: int, resp_cap: int) -> int:
         hook, name = self.services.http, "http_request"
-        if hook is None:
-            self._http[_DENIED] = self._http.get(_DENIED, 0) + 1
-            return self._deny(name, "", OutboundRule.NOT_GRANTED)
         data = self.memory.read(req_ptr & _U32, req_len & _U32)
         if data is None or not self.memory.fits(resp_ptr & _U32, resp_cap & _U32):
             self._http[_INVALID] = self._http.get(_INVALID, 0) + 1
             return self._invalid(name)
+        if hook is None:
+            self._http[_DENIED] = self._http.get(_DENIED, 0) + 1
+            return self._deny(name, "", OutboundRule.NOT_GRANTED)
         result, response = hook.request(data, self.deadline() - time.perf_counter())
         outcome = result.outcome.value
         self._http[outcome] = self._http.get(outcome, 0) + 1
