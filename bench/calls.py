@@ -9,6 +9,9 @@ Measures, in one run and on the same machine:
   ``forgeone.time_now_ms``, capability check and counter included), measured as
   (time of an export looping N host calls minus the same export with N = 0) / N.
 
+- ``http_request``: one outbound request through the host hook to a local server beside the
+  same request made by a raw ``httpcore`` client (``bench/http_hook.py``), so the hook's own
+  cost shows as the difference;
 - instantiate + ``init``: a new sandboxed instance of a compiled ABI v1 module that imports
   all nine host functions (as the Rust sample does), then its ``init`` export: what the
   daemon pays per plugin at start once the module is compiled (forgeoned only).
@@ -245,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         "extism": bench_extism(calls, hostcalls, rounds),
     }
     ours = results["forgeoned"]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.http_hook import bench as bench_http
+
+    http = bench_http(*((100, 3) if args.quick else (1_000, 5)), per_call)
     ratios = {
         peer: {
             kind: results[peer][kind]["cpu_best"] / ours[kind]["cpu_best"]
@@ -253,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         for peer in ("wasmtime-py", "extism")
     }
     if args.json:
-        print(json.dumps({"us_per_call": results, "ratios": ratios}, indent=2))
+        out = {"us_per_call": results, "ratios": ratios, "us_per_http_request": http}
+        print(json.dumps(out, indent=2))
         return 0
     print(f"extism runtime {extism.extism_version()}, python {sys.version.split()[0]}; "
           "µs per call, thread CPU time best (median), wall-clock best in brackets")  # fmt: skip
@@ -267,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<14}{cell(figures['call']):>30}{host:>30}")
     print(f"{'C API floor':<14}{cell(ours['floor']):>30}")
     print(f"forgeoned instantiate + init: {cell(ours['instantiate'])} µs per instance")
+    print(f"http_request via the hook: {cell(http['hook'])} µs per request")
+    print(f"raw httpcore request:      {cell(http['raw'])} µs (same local server, run and way)")
     for peer, r in ratios.items():
         print(f"forgeoned vs {peer}: {r['call']:.1f}x less per call, "
               f"{r['hostcall']:.1f}x less per host call (CPU time, best rounds)")  # fmt: skip
