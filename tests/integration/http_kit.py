@@ -1,4 +1,5 @@
-"""Local HTTP(S) servers that count connections, a test CA, and a fake resolver.
+"""Local HTTP(S) servers that count connections, a test CA, a fake resolver, and the WAT
+plugin that passes its input to ``http_request`` (:data:`WAT`).
 
 A :class:`CountingServer` serves a few fixed paths on one address and counts every TCP
 connection it accepts, so a test can prove that a refused request never reached it.
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from runtime_wat import plugin_wat
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -133,3 +136,21 @@ class FakeResolver:
         if host[:1].isdigit() or ":" in host:
             return [host]
         raise OSError(f"{host}: name not known")
+
+
+RESP, CAP = 8192, 65536
+# handle(ptr, len): r = http_request(input, resp 8192/65536); output r (4 bytes LE), then the
+# response if it was copied.
+HANDLE = f"""
+  (local $r i32)
+  (local.set $r (call $http_request (local.get $ptr) (local.get $len)
+                                    (i32.const {RESP}) (i32.const {CAP})))
+  (i32.store (i32.const 4096) (local.get $r))
+  (drop (call $output (i32.const 4096) (i32.const 4)))
+  (if (i32.and (i32.ge_s (local.get $r) (i32.const 0)) (i32.le_s (local.get $r) (i32.const {CAP})))
+    (then (drop (call $output (i32.const {RESP}) (local.get $r)))))
+  i32.const 0
+"""
+WAT = plugin_wat(
+    imports=("http_request", "output"), memory='(memory (export "memory") 2)', handle=HANDLE
+)

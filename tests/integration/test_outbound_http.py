@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from http_kit import CountingServer, FakeResolver, make_cert, server_tls
-from runtime_wat import RecordingAudit, plugin_wat
+from http_kit import WAT, CountingServer, FakeResolver, make_cert, server_tls
+from runtime_wat import RecordingAudit
 
 from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
@@ -28,23 +28,6 @@ from forgeoned.core.manifest import Limits, parse_manifest_obj
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.host_services import HostServicesFactory
-
-RESP, CAP = 8192, 65536
-# handle(ptr, len): r = http_request(input, resp 8192/65536); output r (4 bytes LE), then the
-# response if it was copied.
-HANDLE = f"""
-  (local $r i32)
-  (local.set $r (call $http_request (local.get $ptr) (local.get $len)
-                                    (i32.const {RESP}) (i32.const {CAP})))
-  (i32.store (i32.const 4096) (local.get $r))
-  (drop (call $output (i32.const 4096) (i32.const 4)))
-  (if (i32.and (i32.ge_s (local.get $r) (i32.const 0)) (i32.le_s (local.get $r) (i32.const {CAP})))
-    (then (drop (call $output (i32.const {RESP}) (local.get $r)))))
-  i32.const 0
-"""
-WAT = plugin_wat(
-    imports=("http_request", "output"), memory='(memory (export "memory") 2)', handle=HANDLE
-)
 
 
 @dataclass
