@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from forgeoned.core.origins import DEFAULT_PORTS, SCHEMES, valid_host
 from forgeoned.errors import OutboundRule
@@ -97,10 +97,8 @@ def _url(url: str, base: Target | None) -> Target:
         port = parts.port
     except ValueError as exc:
         raise _Invalid(f"url {url[:80]!r}: {exc}") from None
-    if base is not None and not parts.scheme and not parts.netloc:  # a relative Location
-        path = parts.path if parts.path.startswith("/") else "/" + parts.path
-        path += f"?{parts.query}" if parts.query else ""
-        return Target(base.scheme, base.host, base.port, path)
+    if base is not None and not parts.scheme:  # a relative Location: resolved against base
+        return _url(urljoin(base.url, url), None)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     if scheme not in SCHEMES:
         raise _Invalid(f"url {url[:80]!r}: scheme must be http or https")

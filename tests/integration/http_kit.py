@@ -39,6 +39,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         owner = self.server.owner
+        if self.path == "/stall":  # never reads the body: the client's writes block
+            owner.arrived.set()
+            owner.release.wait(30)
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         owner.requests.append((self.command, self.path, dict(self.headers.items()), body))
@@ -151,6 +156,11 @@ HANDLE = f"""
     (then (drop (call $output (i32.const {RESP}) (local.get $r)))))
   i32.const 0
 """
-WAT = plugin_wat(
-    imports=("http_request", "output"), memory='(memory (export "memory") 2)', handle=HANDLE
-)
+
+
+def http_wat(pages: int = 2) -> bytes:
+    memory = f'(memory (export "memory") {pages})'
+    return plugin_wat(imports=("http_request", "output"), memory=memory, handle=HANDLE)
+
+
+WAT = http_wat()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from http_kit import WAT, CountingServer, FakeResolver, make_cert, server_tls
+from http_kit import WAT, CountingServer, FakeResolver, http_wat, make_cert, server_tls
 from runtime_wat import RecordingAudit
 
 from forgeoned.adapters.wasm.instance import PluginInstance
@@ -41,7 +41,7 @@ class World:
     tmp: Path
     ca_file: Path
 
-    def plugin(self, grant: Mapping[str, object], timeout_ms: int = 5000) -> Plugin:
+    def plugin(self, grant: Mapping[str, object], timeout_ms: int = 5000, pages: int = 2) -> Plugin:
         asked = [
             f"http://api.test:{self.api.port}",
             f"http://api2.test:{self.api.port}",
@@ -65,13 +65,14 @@ class World:
             config, audit, ManualClock(), lambda _n: stats, None, resolver=self.resolver
         )
         services = factory(manifest)
-        limits = Limits(call_timeout_ms=timeout_ms)
-        instance = self.runtime.instantiate(self.runtime.compile(WAT), limits, services)
+        limits = Limits(call_timeout_ms=timeout_ms, memory_bytes=max(pages, 256) * 65536)
+        module = self.runtime.compile(WAT if pages == 2 else http_wat(pages))
+        instance = self.runtime.instantiate(module, limits, services)
         return Plugin(
             instance,
             audit,
             stats,
-            lambda: self.runtime.instantiate(self.runtime.compile(WAT), limits, services),
+            lambda: self.runtime.instantiate(module, limits, services),
         )
 
     def origin(self, host: str = "api.test") -> str:
@@ -267,6 +268,15 @@ def test_slow_server_past_the_call_deadline_times_out(world: World) -> None:
     assert code == -6
     assert p.denial()["rule"] == "timeout"
     assert p.stats.http_requests["timeout"] == 1
+    world.api.release.set()
+
+
+def test_server_that_stops_reading_the_body_cannot_hold_the_call(world: World) -> None:
+    grant = {"allow": [world.origin()], "timeout_ms": 600_000, "max_request_bytes": 32 << 20}
+    p = world.plugin(grant, timeout_ms=300, pages=512)  # 32 MiB of memory for the body
+    code, _ = p.call("POST", world.origin() + "/stall", body=b"z" * (24 << 20))
+    assert not world.api.release.is_set()  # still not reading: the host stopped writing
+    assert code == -6 and p.denial()["rule"] == "timeout"
     world.api.release.set()
 
 

@@ -77,6 +77,8 @@ def test_a_relative_location_keeps_the_origin() -> None:
     base = Target("https", "a.example", 8443, "/x")
     assert parse_url("/next?q=1", base) == Target("https", "a.example", 8443, "/next?q=1")
     assert parse_url("http://b.example/", base) == Target("http", "b.example", 80, "/")
+    assert parse_url("y?z", base) == Target("https", "a.example", 8443, "/y?z")
+    assert parse_url("//c.example/p", base) == Target("https", "c.example", 443, "/p")
     assert Target("http", "::1", 80, "/").authority == "[::1]"
     assert Target("https", "a.example", 8443, "/").authority == "a.example:8443"
 

@@ -88,7 +88,22 @@ class DeadlineStream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+        # Not the inner stream's write: it loops over send() with the same timeout each
+        # time, so a server taking a little at a time could stretch it past the deadline.
+        sock = self._inner.get_extra_info("socket")
+        if sock is None:
+            self._inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+            return
+        view = memoryview(buffer)
+        while view:
+            sock.settimeout(self._left(timeout, httpcore.WriteTimeout))
+            try:
+                sent = sock.send(view)
+            except TimeoutError as exc:
+                raise httpcore.WriteTimeout(str(exc)) from exc
+            except OSError as exc:
+                raise httpcore.WriteError(str(exc)) from exc
+            view = view[sent:]
 
     def close(self) -> None:
         self._inner.close()

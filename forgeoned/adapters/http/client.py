@@ -156,7 +156,9 @@ class Exchange:
                 httpcore.HTTPConnection(
                     origin, ssl_context=self.ssl_context, network_backend=backend
                 ) as conn,
-                conn.stream(method, url, headers=headers, content=body or None) as response,
+                conn.stream(
+                    method, url, headers=headers, content=_content(method, body)
+                ) as response,
             ):
                 length = _content_length(response.headers)
                 if length is not None and length > cap:
@@ -193,6 +195,11 @@ class Exchange:
             target.origin,
             f"response body of {size}+ bytes, cap {self.grant.max_response_bytes}",
         )
+
+
+def _content(method: str, body: bytes) -> bytes | None:
+    """The body to send: None (no Content-Length) only for an empty GET-like request."""
+    return body if body or method in ("POST", "PUT", "PATCH") else None
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
