@@ -297,6 +297,17 @@ def _policies(r: _Reader) -> tuple[Capabilities, dict[str, Capabilities]]:
     return default, per_plugin
 
 
+def _http_ca(http: HttpPolicy, base: Path, source: Path) -> HttpPolicy:
+    """``[http] ca_file`` resolved against ``base``; it must be a file now, not at the first
+    outbound request of some plugin."""
+    if http.ca_file is None:
+        return http
+    path = base / http.ca_file
+    if not path.is_file():
+        raise ConfigError(f"{source}: http.ca_file: {path} is not a file")
+    return replace(http, ca_file=str(path))
+
+
 def parse_config(raw: dict[str, Any], source: Path) -> Config:
     """Validate a decoded TOML document (``source`` is used for base_dir and messages)."""
     r = _Reader(source, raw, "", _TOP)
@@ -374,7 +385,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control_enabled=enabled,
         control=replace(control, socket=socket) if socket is not None else control,
         limits=limits,
-        http=replace(http, ca_file=str(base / http.ca_file)) if http.ca_file else http,
+        http=_http_ca(http, base, source),
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,

@@ -16,6 +16,7 @@ capabilities than the configuration in force would give them (:meth:`stale`).
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -76,6 +77,7 @@ class HostServicesFactory:
         self._granted: dict[str, tuple[Capabilities, Grant]] = {}  # name -> (asked, given)
         self._resolver = resolver
         self._http_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+        self._tls: tuple[str | None, ssl.SSLContext] | None = None  # (ca_file, its context)
 
     def __call__(self, manifest: Manifest) -> HostServices:
         name = manifest.name
@@ -102,9 +104,10 @@ class HostServicesFactory:
             slots = threading.BoundedSemaphore(http.max_concurrent)
             held = self._http_slots[name] = (http.max_concurrent, slots)
         ca_file = self.config.http.ca_file
-        context = ssl_context(Path(ca_file) if ca_file else None)
+        if self._tls is None or self._tls[0] != ca_file:  # loading CAs takes milliseconds
+            self._tls = (ca_file, ssl_context(Path(ca_file) if ca_file else None))
         secret = secret_reader(self._secrets_dir())
-        return HttpHook(caps.http, http, self._resolver, context, secret, held[1])
+        return HttpHook(caps.http, http, self._resolver, self._tls[1], secret, held[1])
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` whose last grant differs from what the config in force gives."""

@@ -118,6 +118,9 @@ api-token = ["api.example.com"]
 
 
 def test_the_operator_grants_per_plugin(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"http\.ca_file: .*ca\.pem is not a file"):
+        load_config(write(tmp_path, GRANT))
+    (tmp_path / "etc" / "ca.pem").write_text("")
     config = load_config(write(tmp_path, GRANT))
     assert config.http.ca_file == str(tmp_path / "etc" / "ca.pem")
     g = config.http.grant_for("web")
