@@ -4,8 +4,10 @@
 (the plugin's linear memory, or a bytearray in unit tests). It never raises for anything a
 plugin can pass: a bad pointer, length, level or UTF-8 is ``-3``, a missing capability is
 ``-2`` plus a ``hostcall.denied`` audit event (at most 10 per function per minute, then one
-summary: see ``core/denial_throttle``), an exhausted quota ``-4``. Only a failure of the
-host itself (say the kv disk is gone) escapes, and the runtime turns that into a trap.
+summary: see ``core/denial_throttle``), an exhausted quota ``-4``; ``http_request`` adds
+``-5`` … ``-8`` and hands the request to the plugin's :class:`HttpHook` (``adapters/http``).
+Only a failure of the host itself (say the kv disk is gone) escapes, and the runtime turns
+that into a trap.
 """
 
 from __future__ import annotations
