@@ -11,8 +11,10 @@ Measures, in one run and on the same machine:
 
 - a plugin metric update: one ``forgeone.metric_add`` of a declared counter with one label
   (``hits{verdict="allow"}``), measured like the host call above and in the same run, beside
-  ``time_now_ms`` (forgeoned only: the peers have no such hook).
-
+  ``time_now_ms`` (forgeoned only: the peers have no such hook);
+- ``http_request``: one outbound request through the host hook to a local server beside the
+  same request made by a raw ``httpcore`` client (``bench/http_hook.py``), so the hook's own
+  cost shows as the difference;
 - instantiate + ``init``: a new sandboxed instance of a compiled ABI v1 module that imports
   all nine host functions (as the Rust sample does), then its ``init`` export: what the
   daemon pays per plugin at start once the module is compiled (forgeoned only).
@@ -295,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         "extism": bench_extism(calls, hostcalls, rounds),
     }
     ours = results["forgeoned"]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.http_hook import bench as bench_http
+
+    http = bench_http(*((100, 3) if args.quick else (1_000, 5)), per_call)
     ratios = {
         peer: {
             kind: results[peer][kind]["cpu_best"] / ours[kind]["cpu_best"]
@@ -303,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         for peer in ("wasmtime-py", "extism")
     }
     if args.json:
-        print(json.dumps({"us_per_call": results, "ratios": ratios}, indent=2))
+        out = {"us_per_call": results, "ratios": ratios, "us_per_http_request": http}
+        print(json.dumps(out, indent=2))
         return 0
     print(f"extism runtime {extism.extism_version()}, python {sys.version.split()[0]}; "
           "µs per call, thread CPU time best (median), wall-clock best in brackets")  # fmt: skip
@@ -318,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'C API floor':<14}{cell(ours['floor']):>30}")
     print(f"{'metric_add':<14}{'':>30}{cell(ours['metric_add']):>30}")
     print(f"forgeoned instantiate + init: {cell(ours['instantiate'])} µs per instance")
+    print(f"http_request via the hook: {cell(http['hook'])} µs per request")
+    print(f"raw httpcore request:      {cell(http['raw'])} µs (same local server, run and way)")
     for peer, r in ratios.items():
         print(f"forgeoned vs {peer}: {r['call']:.1f}x less per call, "
               f"{r['hostcall']:.1f}x less per host call (CPU time, best rounds)")  # fmt: skip

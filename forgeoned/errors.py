@@ -215,6 +215,30 @@ class TrapKind(enum.Enum):
     OTHER = "trap"
 
 
+class OutboundRule(enum.Enum):
+    """The rule that refused a plugin's outbound HTTP request (``http_request``); the
+    ``rule`` of its ``hostcall.denied`` audit event. Not an error class: the plugin gets a
+    negative result, the daemon raises nothing."""
+
+    NOT_GRANTED = "not_granted"  # origin not in manifest ∩ operator grant (-2)
+    SECRET_NOT_BOUND = "secret_not_bound"  # noqa: S105 ({{secret:NAME}} not bound here, -2)
+    HEADER_INJECTION = "header_injection"  # CR/LF/NUL in a header name or value (-3)
+    METADATA = "metadata"  # the resolved address is refused (-5): cloud metadata,
+    LOOPBACK = "loopback"
+    PRIVATE = "private"
+    LINK_LOCAL = "link_local"
+    CGNAT = "cgnat"
+    MULTICAST = "multicast"
+    BROADCAST = "broadcast"
+    UNSPECIFIED = "unspecified"
+    RESERVED = "reserved"
+    REDIRECT_NOT_GRANTED = "redirect_not_granted"  # a redirect hop outside the allowlist (-5)
+    TOO_MANY_REDIRECTS = "too_many_redirects"  # (-5)
+    TIMEOUT = "timeout"  # timeout_ms or the call's deadline (-6)
+    MAX_REQUEST_BYTES = "max_request_bytes"  # (-7)
+    MAX_RESPONSE_BYTES = "max_response_bytes"  # (-7)
+
+
 class PluginFault(ForgeonedError):
     reason = "plugin_fault"
     http_status = 502

@@ -26,6 +26,11 @@ NOT_FOUND: Final = -1
 DENIED: Final = -2
 INVALID: Final = -3
 QUOTA: Final = -4
+# ... and of http_request only (docs/plugin-authoring.md, "Outbound HTTP").
+REFUSED: Final = -5  # destination refused: address rules, a redirect hop not allowed
+TIMEOUT: Final = -6  # timeout_ms or the wasm call's own deadline came first
+TOO_LARGE: Final = -7  # request or response body over the operator's cap
+UNREACHABLE: Final = -8  # name not resolved, connection/TLS error, malformed response
 
 
 class LifecycleExport(enum.Enum):
@@ -54,6 +59,10 @@ class HostOutcome(enum.Enum):
     NOT_FOUND = "not_found"
     QUOTA = "quota"
     ERROR = "error"  # the host itself failed (the call traps with TrapKind.HOST_ERROR)
+    REFUSED = "refused"  # http_request's -5 … -8
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    UNREACHABLE = "unreachable"
 
 
 class Capability(enum.Enum):
@@ -66,6 +75,7 @@ class Capability(enum.Enum):
     SECRETS = "secrets"
     KV = "kv"
     METRICS = "metrics"
+    HTTP = "http"
 
     def granted(self, caps: Capabilities) -> bool:
         """Whether ``caps`` grants this capability at all (env/secret keys are checked per key)."""
@@ -84,6 +94,8 @@ class Capability(enum.Enum):
                 return caps.kv_quota_bytes is not None
             case Capability.METRICS:
                 return caps.metrics
+            case Capability.HTTP:
+                return bool(caps.http)
 
 
 class ExternKind(enum.Enum):
@@ -160,6 +172,7 @@ HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
         HostFunctionSpec("metric_add", METRIC_SIG, Capability.METRICS),
         HostFunctionSpec("metric_set", METRIC_SIG, Capability.METRICS),
         HostFunctionSpec("metric_observe", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("http_request", _KEY_BUF, Capability.HTTP),
     )
 }
 

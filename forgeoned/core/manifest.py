@@ -23,6 +23,7 @@ from forgeoned.core.hooks_manifest import (
     parse_labels,
     parse_metrics,
 )
+from forgeoned.core.origins import OriginPattern, intersect_all, parse_origin_patterns
 from forgeoned.errors import ManifestError
 
 ABI_VERSION: Final = 1
@@ -52,6 +53,7 @@ class Capabilities:
     kv_quota_bytes: int | None = None  # None: no kv access at all
     # plugin metrics: a manifest asks by declaring [metrics]; a policy grants with metrics=true
     metrics: bool = False
+    http: frozenset[OriginPattern] = frozenset()  # outbound origins (core/origins.py)
 
     def narrowed(self, policy: Capabilities) -> Capabilities:
         """The effective capabilities: this request intersected with the operator's policy."""
@@ -66,6 +68,7 @@ class Capabilities:
             secrets=self.secrets & policy.secrets,
             kv_quota_bytes=quota,
             metrics=self.metrics and policy.metrics,
+            http=intersect_all(self.http, policy.http),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +79,8 @@ class Capabilities:
             out["kv"] = {"quota_bytes": self.kv_quota_bytes}
         if self.metrics:
             out["metrics"] = True
+        if self.http:
+            out["http"] = sorted(str(p) for p in self.http)
         return out
 
 
@@ -162,7 +167,7 @@ _TOP_KEYS: Final = frozenset(
         "metrics",
     }
 )
-_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv", "metrics"})
+_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv", "metrics", "http"})
 _LIMIT_KEYS: Final = frozenset({"memory_bytes", "fuel_per_call", "call_timeout_ms", "instances"})
 
 
@@ -216,6 +221,10 @@ def parse_capabilities(raw: Any) -> Capabilities:
         else:
             _check_keys(kv, frozenset({"quota_bytes"}), "capabilities.kv.")
             quota = _int(kv, "quota_bytes", "capabilities.kv.", 0, MAX_KV_QUOTA, 65536)
+    try:
+        http = parse_origin_patterns(raw.get("http", []))
+    except ValueError as exc:
+        raise _fail("capabilities.http", str(exc)) from None
     return Capabilities(
         log=_bool(raw, "log", "capabilities."),
         clock=_bool(raw, "clock", "capabilities."),
@@ -224,6 +233,7 @@ def parse_capabilities(raw: Any) -> Capabilities:
         secrets=_names(raw, "secrets", SECRET_RE),
         kv_quota_bytes=quota,
         metrics=_bool(raw, "metrics", "capabilities."),
+        http=http,
     )
 
 

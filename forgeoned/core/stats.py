@@ -120,6 +120,7 @@ class PluginStats:
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (export, outcome)
     hostcalls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (function, outcome)
+    http_requests: Counter[str] = field(default_factory=Counter)  # outcome (HostOutcome)
     call_duration: Histogram = field(default_factory=lambda: Histogram(CALL_BUCKETS))
     fuel_consumed: int = 0
     restarts: int = 0
@@ -178,6 +179,7 @@ class PluginStats:
             # dict(counter) copies in one C call, under the GIL: never a half-inserted dict.
             out.calls.update(dict(part.calls))
             out.hostcalls.update(dict(part.hostcalls))
+            out.http_requests.update(dict(part.http_requests))
             out.call_duration.add(part.call_duration)
             out.fuel_consumed += part.fuel_consumed
         return out

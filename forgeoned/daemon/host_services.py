@@ -16,17 +16,23 @@ capabilities than the configuration in force would give them (:meth:`stale`).
 from __future__ import annotations
 
 import os
+import ssl
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.files.plugin_config import PluginConfigFiles
+from forgeoned.adapters.http.backend import Resolver, SystemResolver
+from forgeoned.adapters.http.hook import HttpHook, secret_reader, ssl_context
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.hooks_manifest import MetricDecl
+from forgeoned.core.http_grant import HttpGrant
 from forgeoned.core.manifest import Capabilities, Manifest
 from forgeoned.core.plugin_config import EffectiveConfig
 from forgeoned.core.plugin_metrics import PluginMetricSet
@@ -35,13 +41,17 @@ from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 from forgeoned.errors import PluginConfigError
 
-Grant = tuple[Capabilities, frozenset[str]]  # effective capabilities, readable env names
+# effective capabilities, readable env names, the outbound HTTP grant (None: no origin)
+Grant = tuple[Capabilities, frozenset[str], HttpGrant | None]
 
 
 def grant(config: Config, name: str, requested: Capabilities) -> Grant:
-    """What ``config`` lets plugin ``name`` use of what its manifest asks for."""
-    caps = requested.narrowed(config.policy_for(name))
-    return caps, frozenset(caps.env & set(config.plugin_env))
+    """What ``config`` lets plugin ``name`` use of what its manifest asks for. Outbound
+    origins are granted in ``[http.plugins.NAME]``, nowhere else."""
+    http = config.http.grant_for(name)
+    policy = replace(config.policy_for(name), http=http.allow if http else frozenset())
+    caps = requested.narrowed(policy)
+    return caps, frozenset(caps.env & set(config.plugin_env)), http if caps.http else None
 
 
 def credentials_dir(config: Config) -> Path | None:
@@ -59,7 +69,9 @@ class HostServicesFactory:
         clock: Clock,
         stats_of: Callable[[str], PluginStats],
         journal: JournalWriter | None,
+        resolver: Resolver | None = None,
     ) -> None:
+        """``resolver``: how outbound HTTP resolves host names (tests inject one)."""
         self.config = config  # the live keys change on reload (policies, plugin_env)
         self._audit = audit
         self._clock = clock
@@ -71,13 +83,16 @@ class HostServicesFactory:
         self._granted: dict[str, tuple[Capabilities, Grant]] = {}  # name -> (asked, given)
         self._configs: dict[str, EffectiveConfig] = {}  # the config in force, per name
         self._metrics: dict[str, tuple[tuple[MetricDecl, ...], PluginMetricSet]] = {}
+        self._resolver = resolver
+        self._http_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+        self._tls: tuple[str | None, ssl.SSLContext] | None = None  # (ca_file, its context)
 
     def __call__(self, manifest: Manifest) -> HostServices:
         name = manifest.name
         config = self._config_for(manifest)  # first: a refused config changes nothing
         given = grant(self.config, name, manifest.capabilities)
         self._granted[name] = (manifest.capabilities, given)
-        caps, allowed = given
+        caps, allowed, http = given
         env = {k: os.environ[k] for k in allowed if k in os.environ}
         stats = self._stats_of(name)
         stats.custom = self._metrics_for(name, manifest.metrics) if caps.metrics else None
@@ -88,6 +103,7 @@ class HostServicesFactory:
             audit=self._audit, log=self.log, clock=self._clock, stats=stats,
             denials=self._denials.setdefault(name, DenialThrottle()),
             config=config.values, metrics=stats.custom, functions=frozenset(manifest.functions),
+            http=self._http_hook(name, caps, http),
         )  # fmt: skip
 
     # --- provider hooks: per-plugin config and metrics ----------------------------------------
@@ -158,6 +174,22 @@ class HostServicesFactory:
         self._metrics[name] = (decls, metrics)
         return metrics
 
+    def _http_hook(self, name: str, caps: Capabilities, http: HttpGrant | None) -> HttpHook | None:
+        """The plugin's outbound HTTP hook; its concurrency slots are kept per name."""
+        if http is None:
+            return None
+        if self._resolver is None:
+            self._resolver = SystemResolver()
+        held = self._http_slots.get(name)
+        if held is None or held[0] != http.max_concurrent:
+            slots = threading.BoundedSemaphore(http.max_concurrent)
+            held = self._http_slots[name] = (http.max_concurrent, slots)
+        ca_file = self.config.http.ca_file
+        if self._tls is None or self._tls[0] != ca_file:  # loading CAs takes milliseconds
+            self._tls = (ca_file, ssl_context(Path(ca_file) if ca_file else None))
+        secret = secret_reader(self._secrets_dir())
+        return HttpHook(caps.http, http, self._resolver, self._tls[1], secret, held[1])
+
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` whose last grant differs from what the config in force gives."""
         out = []
@@ -185,3 +217,5 @@ class HostServicesFactory:
     def close(self) -> None:
         for kv in self._kv.values():
             kv.close()
+        if isinstance(self._resolver, SystemResolver):
+            self._resolver.close()

@@ -33,6 +33,7 @@ OUT_OF_BOUNDS = {
     "metric_add": "i32.const -2 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
     "metric_set": "i32.const 16 i32.const 4 i32.const 65535 i32.const 8 f64.const 1",
     "metric_observe": "i32.const 16 i32.const 65 i32.const 0 i32.const 0 f64.const 1",
+    "http_request": "i32.const 0 i32.const 2 i32.const 65530 i32.const 100",
 }
 DENIED_ARGS = {
     "log": "i32.const 1 i32.const 0 i32.const 2",
@@ -47,6 +48,7 @@ DENIED_ARGS = {
     "metric_add": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
     "metric_set": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
     "metric_observe": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
+    "http_request": "i32.const 0 i32.const 2 i32.const 100 i32.const 16",
 }
 
 

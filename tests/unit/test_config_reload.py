@@ -134,6 +134,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "plugin_policies",
         "trust",
         "limits",
+        "http",
         "audit_verify_interval_s",
     }
     assert base.restart_required(base) == []

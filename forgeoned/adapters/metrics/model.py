@@ -145,6 +145,9 @@ class MetricsModel:
         hostcalls = Family(
             "forgeone_hostcalls", "counter", "Host calls by outcome", (*p, "function", "outcome")
         )
+        http = Family(
+            "forgeone_plugin_http_requests", "counter", "Outbound HTTP requests", (*p, "outcome")
+        )
         memory = Family("forgeone_plugin_memory_bytes", "gauge", "Linear memory in use", p)
         fuel = Family("forgeone_plugin_fuel_consumed", "counter", "Fuel consumed by calls", p)
         dropped = Family("forgeone_plugin_log_dropped", "counter", "Log lines rate-limited", p)
@@ -165,6 +168,8 @@ class MetricsModel:
             restarts.add(name, stats.restarts)
             for pair, n in _merged(stats.hostcalls.items(), self._function, self._host_outcome):
                 hostcalls.add((*name, *pair), n)
+            for outcome, n in _tally(stats.http_requests.items(), self._host_outcome):
+                http.add((*name, outcome), n)
             memory.add(name, view.memory_bytes)
             fuel.add(name, stats.fuel_consumed)
             dropped.add(name, stats.log_dropped)
@@ -177,6 +182,7 @@ class MetricsModel:
             duration,
             restarts,
             hostcalls,
+            http,
             memory,
             fuel,
             dropped,

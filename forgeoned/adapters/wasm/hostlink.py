@@ -1,6 +1,6 @@
 """The link between Stores and the host: guest memory access and the raw host callbacks.
 
-The nine ``forgeone.*`` imports are defined ONCE per Engine, in a Linker shared by every
+The ``forgeone.*`` imports are defined ONCE per Engine, in a Linker shared by every
 Store (:func:`define_host_functions`), as raw ``wasmtime_linker_define_func_unchecked``
 callbacks; a module's imports are then resolved once (``InstancePre``) and each new Store
 only instantiates. Defining them per Store cost ~0.3 ms of every instantiation.
@@ -98,7 +98,7 @@ class HostLink:
     def __init__(self, services: HostServices, memory: GuestMemoryView, stats: PluginStats) -> None:
         """``stats``: the counters this Store's instance writes (its own: core/stats.py)."""
         self.calls = HostCalls(services, memory, stats)
-        # What a callback finds in ACTIVE: the nine functions, bound once here (a
+        # What a callback finds in ACTIVE: the host functions, bound once here (a
         # bound-method lookup per host call is a measurable cost), then this link itself.
         self.fns: tuple[Any, ...] = (
             *(getattr(self.calls, name) for name in HOST_FUNCTIONS),

@@ -80,6 +80,7 @@ class PluginInstance:
         self._memory = GuestMemoryView(self._ctx)
         self._link = HostLink(host, self._memory, stats)
         self.host = self._link.calls
+        self.host.deadline = self._call_deadline  # http_request's time is bounded by it
         self._host_fns = self._link.fns
         self._deadline = 0.0
         self._calling = False
@@ -116,6 +117,9 @@ class PluginInstance:
         return func
 
     # --- deadlines --------------------------------------------------------------------------
+
+    def _call_deadline(self) -> float:
+        return self._deadline
 
     def _on_epoch(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
         try:
