@@ -1,0 +1,1 @@
+//! Outbound HTTP (`http_request`). Placeholder until the contract lands.
