@@ -17,7 +17,6 @@ description = "{name}: a forgeoned plugin"
 
 [capabilities]          # what the plugin asks for; the operator's policy may narrow it
 log = true
-clock = true
 
 [limits]
 memory_bytes = 16777216
@@ -74,7 +73,7 @@ fn respond(input: &[u8]) -> fo::Result<Vec<u8>> {{
     if who.is_empty() {{
         return Err(fo::Error::new(2, "say who to greet"));
     }}
-    Ok(format!("hello, {{}} (at {{}} ms)", who, fo::now_ms()).into_bytes())
+    Ok(format!("hello, {{}}", who).into_bytes())
 }}
 
 fo::export_plugin!({type_name});
