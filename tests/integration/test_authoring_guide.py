@@ -15,9 +15,9 @@ from runtime_wat import make_host
 
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.cli.exitcodes import APPLICATION_ERROR
+from forgeoned.core import wasm_sections
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.manifest import Capabilities, Limits
-from forgeoned.core import wasm_sections
 from forgeoned.core.manifest_section import read_manifest
 
 GUIDE = marked_blocks()
