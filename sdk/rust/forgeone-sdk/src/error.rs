@@ -13,6 +13,15 @@ pub const NOT_FOUND: i32 = -1;
 pub const DENIED: i32 = -2;
 pub const INVALID: i32 = -3;
 pub const QUOTA: i32 = -4;
+// `http_request` also answers these (and `-4` when too many requests are in flight).
+/// The destination was refused: an internal address, or a redirect hop not allowed.
+pub const REFUSED: i32 = -5;
+/// No complete response in time (or the call's own deadline came first).
+pub const TIMEOUT: i32 = -6;
+/// The request or the response is over its cap.
+pub const TOO_LARGE: i32 = -7;
+/// Not resolved, refused, reset, TLS failure or a malformed response.
+pub const CONNECTION: i32 = -8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -40,7 +49,11 @@ impl Error {
             NOT_FOUND => "not found",
             DENIED => "denied by capability",
             INVALID => "invalid argument",
-            QUOTA => "quota exceeded",
+            QUOTA => "quota exceeded (or busy)",
+            REFUSED => "destination refused",
+            TIMEOUT => "timed out",
+            TOO_LARGE => "too large",
+            CONNECTION => "connection error",
             _ => "failed",
         };
         Error { status: code, message: format!("{}: {} ({})", call, what, code) }
@@ -70,6 +83,10 @@ impl Error {
             DENIED => "denied",
             INVALID => "invalid",
             QUOTA => "quota",
+            REFUSED => "refused",
+            TIMEOUT => "timeout",
+            TOO_LARGE => "too-large",
+            CONNECTION => "connection",
             s if s < 0 => "error",
             _ => "application",
         }

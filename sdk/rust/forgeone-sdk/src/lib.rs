@@ -36,7 +36,10 @@ mod host;
 pub mod http;
 pub mod metrics;
 pub mod raw;
+mod wire;
 
-pub use error::{Error, Result, DENIED, INVALID, NOT_FOUND, QUOTA};
+pub use error::{
+    Error, Result, CONNECTION, DENIED, INVALID, NOT_FOUND, QUOTA, REFUSED, TIMEOUT, TOO_LARGE,
+};
 pub use export::{Handler, Plugin};
 pub use host::{env, info, kv, log, now_ms, output, random, secret, warn, Level};
