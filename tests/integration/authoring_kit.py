@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wasmtime
 from waiting import poll_until
 
 from forgeoned.adapters.control.client import ControlClient
@@ -125,3 +126,25 @@ class AuthorShell:
 
     def daemon_log(self) -> str:
         return (self.root / "daemon.log").read_text(errors="replace")
+
+
+# The imports the SDKs declare beyond ABI v1 (docs/plugin-authoring.md, issue 13).
+HOOK_SIGS = {
+    "config_get": (("i32",) * 4, ("i32",)),
+    "metric_add": (("i32",) * 4 + ("f64",), ("i32",)),
+    "metric_set": (("i32",) * 4 + ("f64",), ("i32",)),
+    "metric_observe": (("i32",) * 4 + ("f64",), ("i32",)),
+    "http_request": (("i32",) * 4, ("i32",)),
+}
+
+
+def import_sigs(wasm: bytes) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each ``forgeone`` import of ``wasm`` with its parameter and result types."""
+    module = wasmtime.Module(wasmtime.Engine(), wasm)
+    out = {}
+    for imp in module.imports:
+        assert imp.module == "forgeone", imp.module
+        ty = imp.type
+        assert isinstance(ty, wasmtime.FuncType)
+        out[imp.name] = (tuple(map(str, ty.params)), tuple(map(str, ty.results)))
+    return out

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from authoring_kit import REPO, SDK, AuthorShell, need_clang
+from authoring_kit import HOOK_SIGS, REPO, SDK, AuthorShell, import_sigs, need_clang
 from daemon_kit import KEY, Daemon, Env, drop
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.crypto.keys import secret_key_bytes
+from forgeoned.core.abi import HOST_FUNCTIONS
 from forgeoned.errors import ApplicationError
 
 C_EXAMPLE = REPO / "examples/c-plugin"
@@ -92,3 +93,26 @@ def test_package_refuses_bad_wat_with_one_line_and_writes_nothing(tmp_path: Path
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"forgeonectl: {source}: {reason}")
         assert not (shell.home / "out.wasm").exists()
+
+
+def test_the_c_header_declares_every_import_with_its_signature(tmp_path: Path) -> None:
+    need_clang()
+    calls = """
+    int32_t k = 0; char b[8];
+    k += fo_log(1, b, 1) + fo_env_get(b, 1, b, 8) + fo_secret_get(b, 1, b, 8);
+    k += (int32_t)fo_time_now_ms() + fo_random_fill(b, 8) + fo_kv_get(b, 1, b, 8);
+    k += fo_kv_set(b, 1, b, 1) + fo_kv_delete(b, 1) + fo_output(b, 1);
+    k += fo_config_get(b, 1, b, 8) + fo_metric_add(b, 1, b, 0, 1.0);
+    k += fo_metric_set(b, 1, b, 0, 1.0) + fo_metric_observe(b, 1, b, 0, 0.5);
+    k += fo_http_request(b, 1, b, 8);
+    return k;"""
+    source = f'#include "forgeone.h"\nFORGEONE_EXPORT("all") int32_t all(void) {{{calls}}}\n'
+    (tmp_path / "all.c").write_text(source)
+    shell = AuthorShell(tmp_path)
+    shell.cwd = tmp_path
+    flags = "--target=wasm32-unknown-unknown -nostdlib -O2 -Wall -Werror"
+    shell.run(f"clang {flags} -I{SDK}/c -Wl,--no-entry -o all.wasm all.c")
+    sigs = import_sigs((tmp_path / "all.wasm").read_bytes())
+    expected = {n: (s.sig.params, s.sig.results) for n, s in HOST_FUNCTIONS.items()}
+    expected |= HOOK_SIGS
+    assert sigs == expected

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import wasmtime
-from authoring_kit import BUILD_CACHE, REPO, need_rust
+from authoring_kit import BUILD_CACHE, HOOK_SIGS, REPO, import_sigs, need_rust
 
 pytestmark = pytest.mark.rust
 
@@ -219,3 +219,13 @@ def test_http_refusals_and_an_answer_over_the_cap(plugin: Plugin, host: FakeHost
     assert plugin.cmd("http-cap 10 http://h:80/") == "err:-7"
     assert len(host.requests) == before + 2  # each made once, never repeated by the SDK
     assert plugin.cmd("http-cap 20000 http://h:80/") == "200|-|" + "x" * 20000
+
+
+def test_the_rust_imports_have_the_documented_signatures() -> None:
+    from forgeoned.core.abi import HOST_FUNCTIONS
+
+    expected = {n: (s.sig.params, s.sig.results) for n, s in HOST_FUNCTIONS.items()}
+    expected |= HOOK_SIGS
+    sigs = import_sigs(probe_wasm())
+    assert sigs == {name: expected[name] for name in sigs}
+    assert set(sigs) >= set(HOOK_SIGS) | {"log", "output"}
