@@ -141,9 +141,9 @@ HOOK_SIGS = {
 def import_sigs(wasm: bytes) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each ``forgeone`` import of ``wasm`` with its parameter and result types."""
     module = wasmtime.Module(wasmtime.Engine(), wasm)
-    out = {}
+    out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for imp in module.imports:
-        assert imp.module == "forgeone", imp.module
+        assert imp.module == "forgeone" and imp.name is not None, imp.module
         ty = imp.type
         assert isinstance(ty, wasmtime.FuncType)
         out[imp.name] = (tuple(map(str, ty.params)), tuple(map(str, ty.results)))
