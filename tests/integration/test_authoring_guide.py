@@ -32,7 +32,7 @@ def sh(name: str) -> str:
 
 def test_the_guide_marks_every_step() -> None:
     expected = {*TEN_MINUTES, "rust-build", "rust-counter", "json-config", "json-example"}
-    expected |= {"c-build", "wat", "package-sign"}
+    expected |= {"c-build", "wat", "package-sign", "rust-hooks", "hooks-manifest"}
     assert set(GUIDE) == expected
     assert GUIDE["rust-counter"].lang == GUIDE["json-example"].lang == "rust"
 
@@ -109,6 +109,18 @@ def test_the_rust_example_builds_with_the_guide_command_and_counts(tmp_path: Pat
     wasm = _build_rust(project, tmp_path)
     caps = Capabilities(log=True, kv_quota_bytes=4096)
     assert _call(wasm, tmp_path, [b"a", b"b"], caps) == [b"a #1", b"b #2"]
+
+
+def test_the_hooks_example_builds(tmp_path: Path) -> None:
+    """Built only: it runs in a daemon that has the provider hooks (and an HTTP grant)."""
+    need_rust()
+    project = BUILD_CACHE / "guide-hooks"
+    _cargo_project(project, GUIDE["rust-hooks"].text)
+    wasm = _build_rust(project, tmp_path)
+    imports = {imp.name for imp in wasmtime.Module(wasmtime.Engine(), wasm).imports}
+    assert imports == {"config_get", "http_request", "metric_add", "log", "output"}
+    exports = {exp.name for exp in wasmtime.Module(wasmtime.Engine(), wasm).exports}
+    assert {"check", "handle", "alloc"} <= exports
 
 
 def test_the_json_example_builds_offline_from_debian_crates(tmp_path: Path) -> None:
