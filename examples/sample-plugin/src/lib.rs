@@ -1,4 +1,5 @@
-//! forgeoned sample plugin: exports the whole ABI v1 and uses every host function.
+//! forgeoned sample plugin: exports the whole ABI v1 and uses every host function, through
+//! the Rust SDK (`sdk/rust/forgeone-sdk`).
 //!
 //! `handle(input)` counts its invocations and outputs `sample <VERSION> #<count> | <input>`.
 //!
@@ -31,9 +32,7 @@
 //! version), so tests can build distinguishable versions of the same plugin; building with
 //! `FORGEONE_SAMPLE_FAIL_INIT=1` makes `init` return 1.
 
-mod host;
-
-use host::Level;
+use forgeone_sdk::{self as fo, kv, Level, Plugin};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 const VERSION: &str = match option_env!("FORGEONE_SAMPLE_VERSION") {
@@ -51,76 +50,56 @@ static BASE: AtomicU64 = AtomicU64::new(0);
 static UNSAVED: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicBool = AtomicBool::new(false);
 
-fn note(message: &str) -> i32 {
-    let _ = host::log(Level::Info, message);
-    0
-}
+struct Sample;
 
-#[no_mangle]
-pub extern "C" fn init() -> i32 {
-    let tz = host::env("TZ").unwrap_or_else(|e| format!("<{}>", e.as_str()));
-    let _ = host::log(Level::Info, &format!("sample {} init (TZ={})", VERSION, tz));
-    if FAIL_INIT {
-        return 1;
-    }
-    0
-}
-
-#[no_mangle]
-pub extern "C" fn start() -> i32 {
-    load_counter();
-    note("sample start")
-}
-
-#[no_mangle]
-pub extern "C" fn stop() -> i32 {
-    save_counter_or_log();
-    note("sample stop")
-}
-
-#[no_mangle]
-pub extern "C" fn pause() -> i32 {
-    save_counter_or_log();
-    note("sample pause")
-}
-
-#[no_mangle]
-pub extern "C" fn resume() -> i32 {
-    load_counter();
-    note("sample resume")
-}
-
-#[no_mangle]
-pub extern "C" fn unload() -> i32 {
-    note("sample unload")
-}
-
-#[no_mangle]
-pub extern "C" fn tick() -> i32 {
-    TICKS.fetch_add(1, Ordering::Relaxed);
-    0
-}
-
-/// Memory for one input of `len` bytes; `handle` takes ownership back.
-#[no_mangle]
-pub extern "C" fn alloc(len: i32) -> i32 {
-    let buf = vec![0u8; len.max(0) as usize].into_boxed_slice();
-    Box::into_raw(buf) as *mut u8 as i32
-}
-
-#[no_mangle]
-pub extern "C" fn handle(ptr: i32, len: i32) -> i32 {
-    let input: Box<[u8]> = unsafe {
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr as *mut u8, len.max(0) as usize))
-    };
-    match respond(&input) {
-        Some(reply) => {
-            let _ = host::output(&reply);
-            0
+impl Plugin for Sample {
+    fn init() -> fo::Result<()> {
+        let tz = fo::env("TZ").unwrap_or_else(|e| format!("<{}>", e.kind()));
+        fo::info(&format!("sample {} init (TZ={})", VERSION, tz));
+        if FAIL_INIT {
+            return Err(fo::Error::msg("init failure requested at build time"));
         }
-        None => 1,
+        Ok(())
+    }
+
+    fn start() -> fo::Result<()> {
+        load_counter();
+        fo::info("sample start");
+        Ok(())
+    }
+
+    fn stop() -> fo::Result<()> {
+        save_counter_or_log();
+        fo::info("sample stop");
+        Ok(())
+    }
+
+    fn pause() -> fo::Result<()> {
+        save_counter_or_log();
+        fo::info("sample pause");
+        Ok(())
+    }
+
+    fn resume() -> fo::Result<()> {
+        load_counter();
+        fo::info("sample resume");
+        Ok(())
+    }
+
+    fn unload() -> fo::Result<()> {
+        fo::info("sample unload");
+        Ok(())
     }
 }
+
+fn tick() -> fo::Result<()> {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fo::export_plugin!(Sample);
+fo::export_handle!(respond);
+fo::export_tick!(tick);
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
@@ -128,8 +107,9 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The counter as stored in kv (0 when absent, unreadable or kv is not granted).
 fn stored_counter() -> u64 {
-    host::kv_get(COUNTER_KEY)
+    kv::get(COUNTER_KEY)
         .ok()
+        .flatten()
         .and_then(|v| String::from_utf8(v).ok())
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
@@ -142,13 +122,13 @@ fn load_counter() {
 }
 
 /// Add the unsaved calls to the value in kv and write the sum (durable when it returns).
-fn save_counter() -> Result<(), host::HostError> {
+fn save_counter() -> fo::Result<()> {
     let unsaved = UNSAVED.load(Ordering::Relaxed);
     if unsaved == 0 {
         return Ok(());
     }
     let total = stored_counter() + unsaved;
-    host::kv_set(COUNTER_KEY, total.to_string().as_bytes())?;
+    kv::set(COUNTER_KEY, total.to_string().as_bytes())?;
     BASE.store(total, Ordering::Relaxed);
     UNSAVED.store(0, Ordering::Relaxed);
     Ok(())
@@ -156,7 +136,7 @@ fn save_counter() -> Result<(), host::HostError> {
 
 fn save_counter_or_log() {
     if let Err(e) = save_counter() {
-        let _ = host::log(Level::Warning, &format!("sample: counter not saved ({})", e.as_str()));
+        let _ = fo::log(Level::Warning, &format!("sample: counter not saved ({})", e.kind()));
     }
 }
 
@@ -170,39 +150,39 @@ fn count_invocation(persist: bool) -> String {
     if persist || unsaved >= PERSIST_EVERY {
         if let Err(e) = save_counter() {
             if persist {
-                return format!("?{}", e.as_str());
+                return format!("?{}", e.kind());
             }
         }
     }
     (BASE.load(Ordering::Relaxed) + UNSAVED.load(Ordering::Relaxed)).to_string()
 }
 
-fn respond(input: &[u8]) -> Option<Vec<u8>> {
+fn respond(input: &[u8]) -> fo::Result<Vec<u8>> {
     let text = std::str::from_utf8(input).unwrap_or("");
     let reply = match text {
-        "!fail" => return None,
+        "!fail" => return Err(fo::Error::new(1, "failure requested")),
         "!panic" => panic!("sample: panic requested"),
         "!spin" => loop {
             std::hint::spin_loop();
         },
-        "!env" => match host::env("TZ") {
+        "!env" => match fo::env("TZ") {
             Ok(v) => format!("TZ={}", v),
-            Err(e) => format!("TZ!{}", e.as_str()),
+            Err(e) => format!("TZ!{}", e.kind()),
         },
-        "!secret" => match host::secret("api-token") {
+        "!secret" => match fo::secret("api-token") {
             Ok(v) => format!("secret-len={}", v.len()),
-            Err(e) => format!("secret!{}", e.as_str()),
+            Err(e) => format!("secret!{}", e.kind()),
         },
-        "!time" => format!("time={}", host::now_ms()),
+        "!time" => format!("time={}", fo::now_ms()),
         "!random" => {
             let mut buf = [0u8; 8];
-            match host::random(&mut buf) {
+            match fo::random(&mut buf) {
                 Ok(()) => format!("random={}", hex(&buf)),
-                Err(e) => format!("random!{}", e.as_str()),
+                Err(e) => format!("random!{}", e.kind()),
             }
         }
         "!kv-reset" => {
-            let _ = host::kv_delete(COUNTER_KEY);
+            let _ = kv::delete(COUNTER_KEY);
             BASE.store(0, Ordering::Relaxed);
             UNSAVED.store(0, Ordering::Relaxed);
             "kv-reset".to_string()
@@ -220,8 +200,8 @@ fn respond(input: &[u8]) -> Option<Vec<u8>> {
             let count = count_invocation(text == "!kv-set");
             let mut out = format!("sample {} #{} | ", VERSION, count).into_bytes();
             out.extend_from_slice(input);
-            return Some(out);
+            return Ok(out);
         }
     };
-    Some(reply.into_bytes())
+    Ok(reply.into_bytes())
 }
