@@ -11,7 +11,8 @@
  *
  * Only the imports a plugin calls end up in its module; calling one the daemon does not
  * provide is a load error. Results: >= 0 success (a length where it says so), else one of
- * FO_NOT_FOUND, FO_DENIED, FO_INVALID, FO_QUOTA.
+ * FO_NOT_FOUND, FO_DENIED, FO_INVALID, FO_QUOTA; fo_http_request also FO_REFUSED, FO_TIMEOUT,
+ * FO_TOO_LARGE, FO_CONNECTION (docs/plugin-authoring.md, "Outbound HTTP").
  */
 #ifndef FORGEONE_H
 #define FORGEONE_H
@@ -22,6 +23,11 @@
 #define FO_DENIED (-2)
 #define FO_INVALID (-3)
 #define FO_QUOTA (-4)
+/* http_request only */
+#define FO_REFUSED (-5)     /* destination refused: address rules, a redirect hop not allowed */
+#define FO_TIMEOUT (-6)     /* timeout_ms or the call's own deadline came first */
+#define FO_TOO_LARGE (-7)   /* request or response body over the operator's cap */
+#define FO_CONNECTION (-8)  /* name not resolved, connection/TLS error, malformed response */
 
 enum fo_level { FO_DEBUG = 0, FO_INFO = 1, FO_NOTICE = 2, FO_WARNING = 3, FO_ERROR = 4 };
 
@@ -56,6 +62,10 @@ int32_t fo_metric_set(const void *name, int32_t name_len, const void *labels, in
 FORGEONE_IMPORT("metric_observe")
 int32_t fo_metric_observe(const void *name, int32_t name_len, const void *labels,
                           int32_t labels_len, double value);
+/* Outbound HTTP: the request is a JSON head {"method","url","headers":[[n,v]...]}, "\n", the
+ * body; the response (copied only if it fits resp_cap; the length is returned either way) is
+ * {"status","headers"}, "\n", the body. "{{secret:NAME}}" in a header value is filled in by
+ * the host where the operator bound that credential to the request's host. */
 FORGEONE_IMPORT("http_request")
 int32_t fo_http_request(const void *req, int32_t req_len, void *resp, int32_t resp_cap);
 

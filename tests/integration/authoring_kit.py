@@ -10,17 +10,20 @@ snippet to the next (a ``cd`` in one step holds for the next, as in a terminal).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import wasmtime
+from daemon_kit import Env, InProcess
 from waiting import poll_until
 
 from forgeoned.adapters.control.client import ControlClient
@@ -128,16 +131,6 @@ class AuthorShell:
         return (self.root / "daemon.log").read_text(errors="replace")
 
 
-# The imports the SDKs declare beyond ABI v1 (docs/plugin-authoring.md, issue 13).
-HOOK_SIGS = {
-    "config_get": (("i32",) * 4, ("i32",)),
-    "metric_add": (("i32",) * 4 + ("f64",), ("i32",)),
-    "metric_set": (("i32",) * 4 + ("f64",), ("i32",)),
-    "metric_observe": (("i32",) * 4 + ("f64",), ("i32",)),
-    "http_request": (("i32",) * 4, ("i32",)),
-}
-
-
 def import_sigs(wasm: bytes) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each ``forgeone`` import of ``wasm`` with its parameter and result types."""
     module = wasmtime.Module(wasmtime.Engine(), wasm)
@@ -148,3 +141,50 @@ def import_sigs(wasm: bytes) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]
         assert isinstance(ty, wasmtime.FuncType)
         out[imp.name] = (tuple(map(str, ty.params)), tuple(map(str, ty.results)))
     return out
+
+
+@functools.cache
+def probe_wasm() -> bytes:
+    """The SDK probe plugin (``tests/sdk_probe``: every Rust SDK wrapper behind a command),
+    built once per run."""
+    need_rust()
+    target = BUILD_CACHE / "probe-target"
+    env = dict(os.environ, RUSTC="/usr/bin/rustc", CARGO_TARGET_DIR=str(target))
+    command = ["/usr/bin/cargo", "build", "--offline", "--release", "--quiet"]
+    result = subprocess.run(
+        [*command, "--target", "wasm32-unknown-unknown"],
+        cwd=REPO / "tests/sdk_probe",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return (target / "wasm32-unknown-unknown/release/probe.wasm").read_bytes()
+
+
+# A daemon with the provider hooks and one outbound grant configured (tests of the SDKs).
+CONF_DIR = "etc/plugins.conf.d"
+SECRET = "s3cr3t-token"
+
+
+def hooks_operator(env: Env, name: str, origin: str, conf: str, credential: str) -> None:
+    """The daemon config of these tests: a scrape port, ``plugins.conf.d/NAME.toml`` holding
+    ``conf``, and ``origin`` granted to ``name`` with ``credential`` bound to 127.0.0.1."""
+    (env.root / CONF_DIR).mkdir(parents=True, exist_ok=True)
+    (env.root / CONF_DIR / f"{name}.toml").write_text(conf)
+    (env.root / "creds").mkdir(exist_ok=True)
+    (env.root / "creds" / credential).write_text(SECRET)
+    env.write_config(
+        f'plugin_config_dir = "{CONF_DIR}"\ncredentials_dir = "creds"\n'
+        f'[http.plugins.{name}]\nallow = ["{origin}"]\nallow_cidrs = ["127.0.0.1/32"]\n'
+        f'[http.plugins.{name}.credentials]\n{credential} = ["127.0.0.1"]\n'
+    )
+    text = env.config.read_text()
+    env.config.write_text(text.replace("enabled = false", 'listen = "127.0.0.1:0"'))
+
+
+def scrape(d: InProcess) -> list[str]:
+    port = d.daemon.metrics.port
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    return list(body.decode().splitlines())

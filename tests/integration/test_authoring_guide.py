@@ -4,16 +4,30 @@ and the ten-minute path ends with a signed plugin answering in a production daem
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 import wasmtime
 from abi_wat import lifecycle_exports
-from authoring_kit import BUILD_CACHE, REPO, SDK, AuthorShell, need_clang, need_rust
+from authoring_kit import (
+    BUILD_CACHE,
+    REPO,
+    SDK,
+    SECRET,
+    AuthorShell,
+    hooks_operator,
+    need_clang,
+    need_rust,
+    scrape,
+)
+from daemon_kit import KEY, Env, drop, in_process
 from doc_steps import Block, marked_blocks
+from http_kit import CountingServer
 from runtime_wat import make_host
 
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
+from forgeoned.cli.devtools import make_signed_plugin
 from forgeoned.cli.exitcodes import APPLICATION_ERROR
 from forgeoned.core import wasm_sections
 from forgeoned.core.abi import LifecycleExport
@@ -111,8 +125,10 @@ def test_the_rust_example_builds_with_the_guide_command_and_counts(tmp_path: Pat
     assert _call(wasm, tmp_path, [b"a", b"b"], caps) == [b"a #1", b"b #2"]
 
 
-def test_the_hooks_example_builds(tmp_path: Path) -> None:
-    """Built only: it runs in a daemon that has the provider hooks (and an HTTP grant)."""
+def test_the_hooks_example_builds_and_runs_in_a_daemon(tmp_path: Path) -> None:
+    """The guide's ``checker`` and its manifest, the origin pointed at a local server: the
+    endpoint comes from plugins.conf.d, the host fills in the credential, the verdict is
+    counted in the declared metric."""
     need_rust()
     project = BUILD_CACHE / "guide-hooks"
     _cargo_project(project, GUIDE["rust-hooks"].text)
@@ -121,6 +137,21 @@ def test_the_hooks_example_builds(tmp_path: Path) -> None:
     assert imports == {"config_get", "http_request", "metric_add", "log", "output"}
     exports = {exp.name for exp in wasmtime.Module(wasmtime.Engine(), wasm).exports}
     assert {"check", "handle", "alloc"} <= exports
+    manifest = tomllib.loads(GUIDE["hooks-manifest"].text)
+    with CountingServer() as server:
+        origin = f"http://127.0.0.1:{server.port}"
+        manifest["capabilities"]["http"] = [origin]
+        (tmp_path / "d").mkdir()
+        env = Env(tmp_path / "d")
+        hooks_operator(env, "checker", origin, f'endpoint = "{origin}"\n', "api-token")
+        drop(env.plugins, "checker.wasm", make_signed_plugin(wasm, manifest, KEY))
+        with in_process(env) as d:
+            out = d.daemon.backend.invoke("checker", b"42", None, "check")
+            assert out == b"deny"  # the local server answers 404
+            lines = scrape(d)
+        [(method, path, headers, _)] = server.requests
+        assert (method, path, headers["authorization"]) == ("GET", "/items/42", f"Bearer {SECRET}")
+    assert 'forgeone_plugin_requests_total{plugin="checker",verdict="deny"} 1.0' in lines
 
 
 def test_the_json_example_builds_offline_from_debian_crates(tmp_path: Path) -> None:
