@@ -23,7 +23,8 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   ├── UnreadableFileError        the plugin file cannot be opened or read
     │   └── LimitExceededError         asks for more than an operator ceiling allows
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
-    │   └── CompileLimitError          the compile worker ran out of time or memory
+    │   ├── CompileLimitError          the compile worker ran out of time or memory
+    │   └── PluginConfigError          plugins.conf.d/NAME.toml does not fit the declared keys
     ├── FileChangedError               a file changed while it was read: read it again later
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
@@ -172,6 +173,13 @@ class LoadError(ForgeonedError):
 
 class CompileLimitError(LoadError):
     reason = "compile_limit"
+
+
+class PluginConfigError(LoadError):
+    """A plugin's configuration file has an unknown key, a value of the wrong type, misses a
+    required key or names a missing credential (the message names the file and the key)."""
+
+    reason = "plugin_config_invalid"
 
 
 class FileChangedError(ForgeonedError):

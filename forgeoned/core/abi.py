@@ -65,6 +65,7 @@ class Capability(enum.Enum):
     ENV = "env"
     SECRETS = "secrets"
     KV = "kv"
+    METRICS = "metrics"
 
     def granted(self, caps: Capabilities) -> bool:
         """Whether ``caps`` grants this capability at all (env/secret keys are checked per key)."""
@@ -81,6 +82,8 @@ class Capability(enum.Enum):
                 return bool(caps.secrets)
             case Capability.KV:
                 return caps.kv_quota_bytes is not None
+            case Capability.METRICS:
+                return caps.metrics
 
 
 class ExternKind(enum.Enum):
@@ -137,6 +140,8 @@ STATUS_SIG: Final = FuncSig((), (_I32,))
 ALLOC_SIG: Final = FuncSig((_I32,), (_I32,))
 HANDLE_SIG: Final = FuncSig((_I32, _I32), (_I32,))
 _KEY_BUF: Final = FuncSig((_I32, _I32, _I32, _I32), (_I32,))
+# metric_add/set/observe: (name_ptr, name_len, labels_ptr, labels_len, value f64) -> i32
+METRIC_SIG: Final = FuncSig((_I32, _I32, _I32, _I32, "f64"), (_I32,))
 
 HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
     spec.name: spec
@@ -150,6 +155,11 @@ HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
         HostFunctionSpec("kv_set", _KEY_BUF, Capability.KV),
         HostFunctionSpec("kv_delete", FuncSig((_I32, _I32), (_I32,)), Capability.KV),
         HostFunctionSpec("output", FuncSig((_I32, _I32), (_I32,)), None),
+        # provider hooks (docs/plugin-hooks.md): appended, so the v1 table order stays
+        HostFunctionSpec("config_get", _KEY_BUF, None),
+        HostFunctionSpec("metric_add", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("metric_set", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("metric_observe", METRIC_SIG, Capability.METRICS),
     )
 }
 
@@ -204,6 +214,22 @@ def validate_abi(exports: Sequence[ExternDecl], imports: Sequence[ExternDecl]) -
         has_tick=has_tick,
         imports=frozenset(decl.name for decl in imports),
     )
+
+
+def require_functions(exports: Sequence[ExternDecl], functions: Sequence[str]) -> None:
+    """The manifest's named functions are exported as ``(i32, i32) -> i32``, beside ``alloc``
+    (the host copies each call's input there); raises :class:`LoadError` naming the first
+    that is not."""
+    if not functions:
+        return
+    by_name = {decl.name: decl for decl in exports}
+    for name in functions:
+        if name not in by_name:
+            raise LoadError(f"ABI v1: manifest function {name!r} is not exported")
+        _require_func(by_name, name, HANDLE_SIG)
+    if "alloc" not in by_name:
+        raise LoadError("ABI v1: named functions need an 'alloc' export for their input")
+    _require_func(by_name, "alloc", ALLOC_SIG)
 
 
 @dataclass(frozen=True, slots=True)

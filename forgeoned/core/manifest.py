@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
 import semver
 
+from forgeoned.core.hooks_manifest import (
+    ConfigKey,
+    MetricDecl,
+    parse_config_keys,
+    parse_functions,
+    parse_labels,
+    parse_metrics,
+)
 from forgeoned.errors import ManifestError
 
 ABI_VERSION: Final = 1
@@ -42,6 +50,8 @@ class Capabilities:
     env: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
     kv_quota_bytes: int | None = None  # None: no kv access at all
+    # plugin metrics: a manifest asks by declaring [metrics]; a policy grants with metrics=true
+    metrics: bool = False
 
     def narrowed(self, policy: Capabilities) -> Capabilities:
         """The effective capabilities: this request intersected with the operator's policy."""
@@ -55,6 +65,7 @@ class Capabilities:
             env=self.env & policy.env,
             secrets=self.secrets & policy.secrets,
             kv_quota_bytes=quota,
+            metrics=self.metrics and policy.metrics,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +74,8 @@ class Capabilities:
         out["secrets"] = sorted(self.secrets)
         if self.kv_quota_bytes is not None:
             out["kv"] = {"quota_bytes": self.kv_quota_bytes}
+        if self.metrics:
+            out["metrics"] = True
         return out
 
 
@@ -97,6 +110,10 @@ class Manifest:
     tick_interval_ms: int = 0
     not_after: str | None = None  # RFC 3339 timestamp after which the signature is expired
     description: str = ""
+    functions: tuple[str, ...] = ()  # named functions, callable like handle
+    labels: tuple[tuple[str, str], ...] = ()  # sorted (name, value) pairs, for ABAC rules
+    config: tuple[ConfigKey, ...] = ()
+    metrics: tuple[MetricDecl, ...] = ()
 
     @property
     def semver(self) -> semver.Version:
@@ -115,6 +132,14 @@ class Manifest:
             out["not_after"] = self.not_after
         if self.description:
             out["description"] = self.description
+        if self.functions:
+            out["functions"] = list(self.functions)
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.config:
+            out["config"] = {k.name: k.to_json() for k in self.config}
+        if self.metrics:
+            out["metrics"] = {m.name: m.to_json() for m in self.metrics}
         return out
 
     def to_bytes(self) -> bytes:
@@ -131,9 +156,13 @@ _TOP_KEYS: Final = frozenset(
         "tick_interval_ms",
         "not_after",
         "description",
+        "functions",
+        "labels",
+        "config",
+        "metrics",
     }
 )
-_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv"})
+_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv", "metrics"})
 _LIMIT_KEYS: Final = frozenset({"memory_bytes", "fuel_per_call", "call_timeout_ms", "instances"})
 
 
@@ -194,6 +223,7 @@ def parse_capabilities(raw: Any) -> Capabilities:
         env=_names(raw, "env", ENV_KEY_RE),
         secrets=_names(raw, "secrets", SECRET_RE),
         kv_quota_bytes=quota,
+        metrics=_bool(raw, "metrics", "capabilities."),
     )
 
 
@@ -246,15 +276,23 @@ def parse_manifest_obj(raw: Any) -> Manifest:
     description = raw.get("description", "")
     if not isinstance(description, str) or len(description) > 1024:
         raise _fail("description", "must be a string of at most 1024 characters")
+    metrics = parse_metrics(raw.get("metrics", {}))
+    caps = parse_capabilities(raw.get("capabilities", {}))
+    if metrics and not caps.metrics:  # declaring metrics is the request
+        caps = replace(caps, metrics=True)
     return Manifest(
         name=name,
         version=version,
         abi=ABI_VERSION,
-        capabilities=parse_capabilities(raw.get("capabilities", {})),
+        capabilities=caps,
         limits=parse_limits(raw.get("limits", {})),
         tick_interval_ms=_int(raw, "tick_interval_ms", "", 0, MAX_TICK_MS, 0),
         not_after=not_after,
         description=description,
+        functions=parse_functions(raw.get("functions", [])),
+        labels=parse_labels(raw.get("labels", {})),
+        config=parse_config_keys(raw.get("config", {})),
+        metrics=metrics,
     )
 
 

@@ -66,6 +66,7 @@ _TOP: Final = frozenset(
         "trust_dir",
         "cache_dir",
         "credentials_dir",
+        "plugin_config_dir",
         "plugin_env",
         "drain_timeout_s",
         "lifecycle_timeout_s",
@@ -95,7 +96,9 @@ _AUDIT: Final = frozenset({"dir", "journald", "verify_interval_s"})
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
 # capabilities, a small kv store, and no secrets (those are always granted by name).
-DEFAULT_POLICY: Final = Capabilities(log=True, clock=True, random=True, kv_quota_bytes=1 << 20)
+DEFAULT_POLICY: Final = Capabilities(
+    log=True, clock=True, random=True, kv_quota_bytes=1 << 20, metrics=True
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class Config:
     cache_dir: Path = Path("/var/cache/forgeoned")
     credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
     plugin_env: tuple[str, ...] = field(default=(), metadata=LIVE)
+    # one NAME.toml per plugin (docs/plugin-hooks.md); a reload re-reads them
+    plugin_config_dir: Path = field(default=Path("/etc/forgeoned/plugins.conf.d"), metadata=LIVE)
     drain_timeout_s: float = field(default=5.0, metadata=LIVE)
     # each stop/unload/start/pause/resume call of a plugin (after a drain), at most
     lifecycle_timeout_s: float = field(default=5.0, metadata=LIVE)
@@ -346,6 +351,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         if "credentials_dir" in raw
         else None,
         plugin_env=tuple(env),
+        plugin_config_dir=r.path("plugin_config_dir", d.plugin_config_dir, base),
         drain_timeout_s=r.number("drain_timeout_s", d.drain_timeout_s, 0, 3600),
         lifecycle_timeout_s=r.number("lifecycle_timeout_s", d.lifecycle_timeout_s, 0.001, 3600),
         call_hold_timeout_s=r.number("call_hold_timeout_s", d.call_hold_timeout_s, 0, 3600),

@@ -117,7 +117,7 @@ def test_bad_imports(decl: ExternDecl, message: str) -> None:
 
 def test_capability_granted() -> None:
     none = Capabilities()
-    full = Capabilities(True, True, True, frozenset({"TZ"}), frozenset({"k"}), 0)
+    full = Capabilities(True, True, True, frozenset({"TZ"}), frozenset({"k"}), 0, True)
     for cap in Capability:
         assert not cap.granted(none)
         assert cap.granted(full)

@@ -13,10 +13,10 @@ import threading
 
 from forgeoned.adapters.control.http import Request, RequestHead, error_response, json_response
 from forgeoned.adapters.control.http import response as http_response
-from forgeoned.adapters.control.routes import Context, Route, resolve
+from forgeoned.adapters.control.routes import Context, Route, invoked_function, resolve
 from forgeoned.adapters.control.socket import PeerIdentifier
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.policy import Action, Caller, Decision, Policy
+from forgeoned.core.policy import NO_TARGET, Action, Caller, Decision, Policy, Target
 from forgeoned.core.ports import AuditSink, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
@@ -53,13 +53,25 @@ class Dispatcher:
             return error_response(exc, keep_alive=head.keep_alive)
         if route.action is None:
             return self._serve(route, caller, request, None)
-        decision = self.policy.authorize(caller, route.action, route.plugin)
+        about = NO_TARGET
+        try:
+            if route.plugin is not None:
+                function = invoked_function(request) if route.action is Action.INVOKE else None
+                about = self.backend.plugin_target(route.plugin, function)
+        except ForgeonedError as exc:
+            return error_response(exc, keep_alive=head.keep_alive)
+        decision = self.policy.authorize(caller, route.action, route.plugin, about)
         if not decision.allowed:
-            return self._deny(route.action, route.plugin, caller, head, decision)
-        return self._serve(route, caller, request, decision)
+            return self._deny(route.action, route.plugin, caller, head, decision, about)
+        return self._serve(route, caller, request, decision, about)
 
     def _serve(
-        self, route: Route, caller: Caller, request: Request, decision: Decision | None
+        self,
+        route: Route,
+        caller: Caller,
+        request: Request,
+        decision: Decision | None,
+        about: Target = NO_TARGET,
     ) -> bytes:
         keep = request.head.keep_alive
         action = route.action
@@ -85,15 +97,16 @@ class Dispatcher:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
         if action is Action.RELOAD and outcome == "ok":
             self.peers.clear()  # user and group names may have changed as well
-        if action is not None and action.changes_state and decision is not None:
+        if action is not None and decision is not None and _audited(action, about):
+            fn = f" {about.function}" if about.function not in (None, "handle") else ""
             self._record(
                 AuditEvent(
                     EventName.CONTROL_ACTION,
                     plugin=route.plugin,
                     actor=caller.actor,
                     reason=outcome,
-                    message=f"{caller.actor} {action.value}: {outcome}",
-                    details=_details(caller, request.head, action.value, decision.rule),
+                    message=f"{caller.actor} {action.value}{fn}: {outcome}",
+                    details=_details(caller, request.head, action.value, decision.rule, about),
                 )
             )
         if self.stats is not None and action is not None:
@@ -107,6 +120,7 @@ class Dispatcher:
         caller: Caller,
         head: RequestHead,
         decision: Decision,
+        about: Target = NO_TARGET,
     ) -> bytes:
         with self._lock:
             self.denied += 1
@@ -117,7 +131,7 @@ class Dispatcher:
                 actor=caller.actor,
                 reason=decision.rule,
                 message=decision.message,
-                details=_details(caller, head, action.value, decision.rule),
+                details=_details(caller, head, action.value, decision.rule, about),
             )
         )
         if self.stats is not None:
@@ -132,8 +146,19 @@ class Dispatcher:
             log.exception("could not record %s", event.event.label)
 
 
-def _details(caller: Caller, head: RequestHead, action: str, rule: str) -> dict[str, object]:
-    return {
+def _audited(action: Action, about: Target) -> bool:
+    """State changes are audited when allowed; so is every call of a named function (the
+    audit trail of a provider hook carries the function's name)."""
+    return action.changes_state or (about.function not in (None, "handle"))
+
+
+def _details(
+    caller: Caller, head: RequestHead, action: str, rule: str, about: Target = NO_TARGET
+) -> dict[str, object]:
+    extra: dict[str, object] = {}
+    if about.function is not None:
+        extra["function"] = about.function
+    return extra | {
         "action": action,
         "rule": rule,
         "uid": caller.uid,

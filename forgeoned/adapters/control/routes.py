@@ -10,7 +10,7 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
-| POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
+| POST | /v1/plugins/{name}/invoke?wait=S&fn=F (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
@@ -42,8 +42,9 @@ from typing import Any
 from forgeoned.adapters.control.http import Request
 from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.compliance import build_report, render_json, render_markdown
+from forgeoned.core.hooks_manifest import IDENT_RE
 from forgeoned.core.manifest import NAME_RE
-from forgeoned.core.policy import Action, Caller, Policy
+from forgeoned.core.policy import NO_TARGET, Action, Caller, Policy, Target
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, ControlBackend
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import (
@@ -151,10 +152,15 @@ SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
 
 
 def _list(ctx: Context) -> Reply:
+    conditional = any(g.when for g in ctx.policy.grants)  # rules that need the attributes
+
+    def about(name: str) -> Target:
+        return ctx.backend.plugin_target(name, None) if conditional else NO_TARGET
+
     views = [
         v
         for v in ctx.backend.list_plugins()
-        if ctx.policy.authorize(ctx.caller, Action.LIST, v.name).allowed
+        if ctx.policy.authorize(ctx.caller, Action.LIST, v.name, about(v.name)).allowed
     ]
     return Reply(200, {"plugins": [summary(v) for v in sorted(views, key=lambda v: v.name)]})
 
@@ -220,7 +226,17 @@ def _invoke(ctx: Context) -> Reply:
             wait_s = -1.0
         if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
             raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
-    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
+    function = invoked_function(ctx.request)
+    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s, function))
+
+
+def invoked_function(request: Request) -> str:
+    """The ``fn`` of an invoke (``handle`` without one); BadRequest for a name no manifest
+    could list."""
+    function = request.head.query.get("fn", "handle")
+    if function != "handle" and not IDENT_RE.match(function):
+        raise BadRequestError(f"bad function name {function[:80]!r} (expected {IDENT_RE.pattern})")
+    return function
 
 
 def _allow_downgrade(ctx: Context) -> Reply:

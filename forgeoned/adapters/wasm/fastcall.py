@@ -120,6 +120,10 @@ HostCallbackI32: Final = ctypes.CFUNCTYPE(
 HostCallbackI64: Final = ctypes.CFUNCTYPE(
     ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_int64), ctypes.c_size_t
 )
+# The metric calls take an f64 after four i32: they read the slots through the union.
+HostCallbackRaw: Final = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, _V, _V, ctypes.POINTER(bindings.wasmtime_val_raw), ctypes.c_size_t
+)
 # Epoch-deadline hook: (context, env, *next_deadline_delta, *update_kind) -> wasmtime_error_t*.
 EpochCallback: Final = ctypes.CFUNCTYPE(
     ctypes.c_size_t, _V, _V, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.wasm import hostabi_hooks as hooks
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import SECRET_RE, Capabilities
+from forgeoned.core.plugin_metrics import MetricOp, PluginMetricSet
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.errors import KvQuotaError
@@ -57,6 +59,10 @@ class HostServices:
     # Which denials are audited. One per HostServices, i.e. shared by the instances of one
     # loaded plugin version; pass one explicitly to share it more widely.
     denials: DenialThrottle = field(default_factory=DenialThrottle)
+    # provider hooks (docs/plugin-hooks.md): the effective config as text, the declared metrics
+    config: Mapping[str, str] = field(default_factory=dict)
+    metrics: PluginMetricSet | None = None
+    functions: frozenset[str] = frozenset()  # the manifest's named functions
 
 
 class GuestMemory(Protocol):
@@ -289,3 +295,17 @@ class HostCalls:
             return self._done("output", _QUOTA, QUOTA)
         buffer += data
         return self._done("output", OK, 0)
+
+    # --- provider hooks (hostabi_hooks) --------------------------------------------------------
+
+    def config_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
+        return hooks.config_get(self, key_ptr, key_len, buf_ptr, buf_len)
+
+    def metric_add(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.ADD, n_ptr, n_len, l_ptr, l_len, value)
+
+    def metric_set(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.SET, n_ptr, n_len, l_ptr, l_len, value)
+
+    def metric_observe(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.OBSERVE, n_ptr, n_len, l_ptr, l_len, value)

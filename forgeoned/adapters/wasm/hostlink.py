@@ -40,7 +40,11 @@ from forgeoned.adapters.wasm.hostabi import HostCalls, HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE
 from forgeoned.core.stats import PluginStats
 
-_VALTYPES: Final = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+_VALTYPES: Final = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f64": wasmtime.ValType.f64,
+}
 
 
 class GuestMemoryView:
@@ -163,9 +167,27 @@ def _raw_callback(index: int, name: str, arity: int) -> Any:
     return cbn
 
 
+def _metric_callback(index: int, name: str) -> Any:
+    """The callback of a metric call: four i32 then an f64, read through the raw union."""
+    active = ACTIVE.get
+
+    def cbf(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+        try:
+            a = args
+            a[0].i32 = active()[index](a[0].i32, a[1].i32, a[2].i32, a[3].i32, a[4].f64)
+            return 0
+        except BaseException as exc:
+            return _failed(name, exc)
+
+    return cbf
+
+
 def _make_callbacks() -> tuple[Any, ...]:
     out = []
     for index, (name, spec) in enumerate(HOST_FUNCTIONS.items()):
+        if "f64" in spec.sig.params:
+            out.append(fast.HostCallbackRaw(_metric_callback(index, name)))
+            continue
         raw = _raw_callback(index, name, len(spec.sig.params))
         i64 = spec.sig.results == ("i64",)
         out.append(fast.HostCallbackI64(raw) if i64 else fast.HostCallbackI32(raw))
@@ -178,7 +200,7 @@ _CALLBACKS: Final = _make_callbacks()
 
 
 def define_host_functions(linker: wasmtime.Linker) -> None:
-    """Define the nine ``forgeone.*`` imports in ``linker`` (once per Engine)."""
+    """Define the ``forgeone.*`` imports in ``linker`` (once per Engine)."""
     for (name, spec), callback in zip(HOST_FUNCTIONS.items(), _CALLBACKS, strict=True):
         functype = wasmtime.FuncType(
             [_VALTYPES[t]() for t in spec.sig.params],
