@@ -115,3 +115,34 @@ def test_the_c_header_declares_every_import_with_its_signature(tmp_path: Path) -
     sigs = import_sigs((tmp_path / "all.wasm").read_bytes())
     expected = {n: (s.sig.params, s.sig.results) for n, s in HOST_FUNCTIONS.items()}
     assert sigs == expected  # every host function of the daemon, none it lacks
+
+
+def test_the_sample_serves_its_named_function_config_and_metrics_in_a_daemon(
+    tmp_path: Path,
+) -> None:
+    """The Rust sample (on the SDK) in a real daemon: `greeting` from its config file, the
+    named function `stats`, and its metrics withheld or granted by the operator's policy."""
+    from conftest_sample import SAMPLE_DIR, build_sample
+
+    from forgeoned.cli.artifacts import load_manifest_file
+    from forgeoned.cli.devtools import make_signed_plugin
+
+    manifest = load_manifest_file(SAMPLE_DIR / "manifest.toml")
+    signed = make_signed_plugin(build_sample(), manifest, KEY)
+    (tmp_path / "daemon").mkdir()
+    env = Env(tmp_path / "daemon")
+    (env.root / "plugins.conf.d").mkdir()
+    (env.root / "plugins.conf.d/sample.toml").write_text('greeting = "hola"\n')
+    env.write_config('plugin_config_dir = "plugins.conf.d"\n')
+    drop(env.plugins, "sample.wasm", signed)
+    daemon = Daemon(env)
+    try:
+        daemon.ready()
+        daemon.wait_until(lambda s: s.get("sample", {}).get("state") == "running")
+        assert daemon.invoke("sample", b"x") == b"hola 1.0.0 #1 | x"
+        assert daemon.invoke("sample", b"!time").startswith(b"time=")
+        with ControlClient(env.socket, timeout=60) as client:
+            stats = client.invoke("sample", b"", function="stats")
+        assert stats == b"invocations=1 ticks=0 greeting=hola"
+    finally:
+        assert daemon.stop() == 0

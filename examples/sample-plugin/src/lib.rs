@@ -24,15 +24,26 @@
 //! | `!random`  | `random=<16 hex digits>`                                 |
 //! | `!kv-reset`| deletes the counter (kv and memory), outputs `kv-reset`  |
 //! | `!grow N`  | tries `memory.grow(N)`, outputs `grow=<old pages or -1>` |
+//! | `!fetch URL` | one outbound GET (`http_request`), `fetch=<status> bytes=<n>`  |
+//! |            | or `fetch!<error>`; its duration in histogram `fetch_seconds` |
 //! | `!fail`    | returns status 1                                         |
 //! | `!panic`   | panics (the call traps with `unreachable`)               |
 //! | `!spin`    | loops forever (the call hits its deadline)               |
+//!
+//! The provider hooks, each declared in `manifest.toml`: the first word of every echo is the
+//! config value `greeting` (read at `start`/`resume`; default `sample`); the named function
+//! `stats` outputs `invocations=<n> ticks=<n> greeting=<g>`; metrics: counter `commands`
+//! (label `command`, one per `!` command above), gauge `invocations` (set when the counter is
+//! saved) and histogram `fetch_seconds`.
 //!
 //! The version string is `FORGEONE_SAMPLE_VERSION` at build time (default: the crate's
 //! version), so tests can build distinguishable versions of the same plugin; building with
 //! `FORGEONE_SAMPLE_FAIL_INIT=1` makes `init` return 1.
 
-use forgeone_sdk::{self as fo, kv, Level, Plugin};
+#[cfg(feature = "outbound")]
+use forgeone_sdk::http;
+use forgeone_sdk::{self as fo, config, kv, metrics, Level, Plugin};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 const VERSION: &str = match option_env!("FORGEONE_SAMPLE_VERSION") {
@@ -50,6 +61,30 @@ static BASE: AtomicU64 = AtomicU64::new(0);
 static UNSAVED: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    // The `greeting` config value, read at start/resume (a reload restarts the plugin).
+    static GREETING: RefCell<String> = RefCell::new(DEFAULT_GREETING.to_string());
+}
+const DEFAULT_GREETING: &str = "sample";
+// The label values the manifest declares for metric `commands`.
+const COMMANDS: [&str; 8] = ["env", "secret", "time", "random", "kv-set", "kv-reset", "grow", "fetch"];
+
+/// Read the configuration (`greeting`; the manifest's default when the operator sets none).
+fn load_config() {
+    let greeting = match config::get_or("greeting", DEFAULT_GREETING) {
+        Ok(g) => g,
+        Err(e) => {
+            fo::warn(&format!("sample: config greeting unreadable ({})", e));
+            DEFAULT_GREETING.to_string()
+        }
+    };
+    GREETING.with(|g| *g.borrow_mut() = greeting);
+}
+
+fn greeting() -> String {
+    GREETING.with(|g| g.borrow().clone())
+}
+
 struct Sample;
 
 impl Plugin for Sample {
@@ -63,6 +98,7 @@ impl Plugin for Sample {
     }
 
     fn start() -> fo::Result<()> {
+        load_config();
         load_counter();
         fo::info("sample start");
         Ok(())
@@ -81,6 +117,7 @@ impl Plugin for Sample {
     }
 
     fn resume() -> fo::Result<()> {
+        load_config();
         load_counter();
         fo::info("sample resume");
         Ok(())
@@ -100,6 +137,33 @@ fn tick() -> fo::Result<()> {
 fo::export_plugin!(Sample);
 fo::export_handle!(respond);
 fo::export_tick!(tick);
+fo::export_function!(stats, stats);
+
+/// Named function `stats` (`forgeonectl invoke sample --fn stats`): the counters, as text.
+fn stats(_input: &[u8]) -> fo::Result<Vec<u8>> {
+    let count = BASE.load(Ordering::Relaxed) + UNSAVED.load(Ordering::Relaxed);
+    let ticks = TICKS.load(Ordering::Relaxed);
+    Ok(format!("invocations={} ticks={} greeting={}", count, ticks, greeting()).into_bytes())
+}
+
+/// `!fetch URL`: one outbound GET; its duration observed in histogram `fetch_seconds`.
+#[cfg(feature = "outbound")]
+fn fetch(url: &str) -> String {
+    let started = fo::now_ms();
+    let result = http::Request::get(url).max_response(4096).send();
+    let seconds = (fo::now_ms() - started).max(0) as f64 / 1000.0;
+    let _ = metrics::observe("fetch_seconds", &[], seconds);
+    match result {
+        Ok(resp) => format!("fetch={} bytes={}", resp.status, resp.body.len()),
+        Err(e) => format!("fetch!{}", e.kind()),
+    }
+}
+
+/// Built without outbound HTTP (for a daemon that has no `http_request`).
+#[cfg(not(feature = "outbound"))]
+fn fetch(_url: &str) -> String {
+    "fetch!unsupported".to_string()
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
@@ -129,6 +193,7 @@ fn save_counter() -> fo::Result<()> {
     }
     let total = stored_counter() + unsaved;
     kv::set(COUNTER_KEY, total.to_string().as_bytes())?;
+    let _ = metrics::set("invocations", &[], total as f64);
     BASE.store(total, Ordering::Relaxed);
     UNSAVED.store(0, Ordering::Relaxed);
     Ok(())
@@ -159,6 +224,12 @@ fn count_invocation(persist: bool) -> String {
 
 fn respond(input: &[u8]) -> fo::Result<Vec<u8>> {
     let text = std::str::from_utf8(input).unwrap_or("");
+    if let Some(command) = text.strip_prefix('!') {
+        let name = command.split(' ').next().unwrap_or("");
+        if COMMANDS.contains(&name) {
+            let _ = metrics::inc("commands", &[("command", name)]);
+        }
+    }
     let reply = match text {
         "!fail" => return Err(fo::Error::new(1, "failure requested")),
         "!panic" => panic!("sample: panic requested"),
@@ -187,6 +258,7 @@ fn respond(input: &[u8]) -> fo::Result<Vec<u8>> {
             UNSAVED.store(0, Ordering::Relaxed);
             "kv-reset".to_string()
         }
+        _ if text.starts_with("!fetch ") => fetch(text[7..].trim()),
         _ if text.starts_with("!grow ") => {
             let pages: usize = text[6..].trim().parse().unwrap_or(0);
             let old = core::arch::wasm32::memory_grow(0, pages);
@@ -198,7 +270,7 @@ fn respond(input: &[u8]) -> fo::Result<Vec<u8>> {
         }
         _ => {
             let count = count_invocation(text == "!kv-set");
-            let mut out = format!("sample {} #{} | ", VERSION, count).into_bytes();
+            let mut out = format!("{} {} #{} | ", greeting(), VERSION, count).into_bytes();
             out.extend_from_slice(input);
             return Ok(out);
         }
