@@ -10,10 +10,13 @@ runs in a daemon in ``test_authoring_guide.py``.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from authoring_kit import SDK, SECRET, hooks_operator, need_clang, probe_wasm, scrape
 from daemon_kit import KEY, Env, InProcess, drop, in_process
 from http_kit import CountingServer
@@ -161,3 +164,39 @@ def test_a_c_plugin_on_forgeone_h_uses_the_hooks_of_the_real_daemon(tmp_path: Pa
             lines = scrape(d)
         assert [r[2]["x-token"] for r in server.requests] == [SECRET]
     assert 'forgeone_plugin_requests_total{plugin="cprobe",verdict="deny"} 1.0' in lines
+
+
+def test_the_sample_built_with_outbound_fetches_through_the_daemon(tmp_path: Path) -> None:
+    """The sample's `outbound` feature (``!fetch URL``) against the daemon's http_request: the
+    manifest asks for the origin, the operator grants it, the duration lands in
+    ``fetch_seconds``; an origin not granted is ``fetch!denied`` and never connected."""
+    from conftest_sample import CARGO, RUSTC, SAMPLE_DIR, TARGET, toolchain_missing
+
+    reason = toolchain_missing()
+    if reason is not None:
+        pytest.skip(f"sample plugin not buildable: {reason}")
+    target = SAMPLE_DIR / "target" / "variants" / "outbound"
+    env_vars = dict(os.environ, RUSTC=RUSTC, CARGO_TARGET_DIR=str(target))
+    subprocess.run(
+        [CARGO, "build", "--offline", "--release", "--quiet", "--target", TARGET,
+         "--features", "outbound"],
+        cwd=SAMPLE_DIR, env=env_vars, check=True, capture_output=True,
+    )  # fmt: skip
+    wasm = (target / TARGET / "release/forgeone_sample_plugin.wasm").read_bytes()
+    manifest = tomllib.loads((SAMPLE_DIR / "manifest.toml").read_text())
+    with CountingServer() as server, CountingServer() as other:
+        origin = f"http://127.0.0.1:{server.port}"
+        manifest["capabilities"]["http"] = [origin]
+        (tmp_path / "d").mkdir()
+        env = Env(tmp_path / "d")
+        hooks_operator(env, "sample", origin, 'greeting = "hola"\n', "api-token")
+        drop(env.plugins, "sample.wasm", make_signed_plugin(wasm, manifest, KEY))
+        with in_process(env) as d:
+            assert d.invoke("sample", f"!fetch {origin}/ok".encode()) == b"fetch=200 bytes=5"
+            denied = f"!fetch http://127.0.0.1:{other.port}/ok".encode()
+            assert d.invoke("sample", denied) == b"fetch!denied"
+            assert d.invoke("sample", b"x") == b"hola 1.0.0 #1 | x"  # commands are not counted
+            lines = scrape(d)
+        assert len(server.requests) == 1 and other.connections == 0
+    assert 'forgeone_plugin_fetch_seconds_count{plugin="sample"} 2' in lines
+    assert 'forgeone_plugin_commands_total{plugin="sample",command="fetch"} 2.0' in lines
