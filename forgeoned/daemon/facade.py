@@ -41,6 +41,8 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 class Callee(Protocol):
     def call(self, data: bytes, wait_s: float | None = None, export: str = "handle") -> bytes: ...
 
+    def call_now(self, data: bytes) -> bytes | None: ...
+
 
 class Operations(Protocol):
     """The plugin operations (``PluginOperations``); ``actor`` goes into their audit events."""
@@ -217,6 +219,15 @@ class DaemonBackend:
         signers = set(view.signers)
         signers |= {k.key_id.hex() for k in self._refusals.trust.keys if k.name in signers}
         return Target(function, frozenset(signers), view.labels)
+
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        host = self._ops.find(name)
+        if host is None:
+            return None  # invoke() answers that
+        try:
+            return host.call_now(data)
+        except NotFoundError as exc:  # the plugin exports no ``handle``
+            raise BadRequestError(str(exc)) from exc
 
     def reload(self, actor: str) -> dict[str, Any]:
         return self._loop.call(lambda: self._reload(actor))

@@ -1,7 +1,8 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
 ``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
-waits for the swap) and runs in the server's worker pool, after authorisation.
+waits for the swap) and runs in one of the server's worker lanes, after authorisation. Time
+comes from the context's clock (``since`` and the compliance report's "now").
 
 | method | path | action |
 | --- | --- | --- |
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from forgeoned.adapters.control import audit_routes as audit
 from forgeoned.adapters.control.audit_routes import parse_since
 from forgeoned.adapters.control.context import Context, Handler, Reply
-from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.http import RequestHead
 from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.hooks_manifest import IDENT_RE
 from forgeoned.core.manifest import NAME_RE
@@ -206,24 +207,30 @@ def _retry(ctx: Context) -> Reply:
 MAX_INVOKE_WAIT_S = 3600.0
 
 
+def invoke_wait(query: dict[str, str]) -> float | None:
+    """An invoke's ``wait`` (seconds), None when absent; BadRequestError if out of range."""
+    raw = query.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = -1.0
+    if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+        raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return wait_s
+
+
 def _invoke(ctx: Context) -> Reply:
-    raw = ctx.request.head.query.get("wait")
-    wait_s: float | None = None
-    if raw is not None:
-        try:
-            wait_s = float(raw)
-        except ValueError:
-            wait_s = -1.0
-        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
-            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
-    function = invoked_function(ctx.request)
+    wait_s = invoke_wait(ctx.request.head.query)
+    function = invoked_function(ctx.request.head)
     return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s, function))
 
 
-def invoked_function(request: Request) -> str:
+def invoked_function(head: RequestHead) -> str:
     """The ``fn`` of an invoke (``handle`` without one); BadRequest for a name no manifest
     could list."""
-    function = request.head.query.get("fn", "handle")
+    function = head.query.get("fn", "handle")
     if function != "handle" and not IDENT_RE.match(function):
         raise BadRequestError(f"bad function name {function[:80]!r} (expected {IDENT_RE.pattern})")
     return function
