@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from control_harness import FakeBackend, config, running
 from test_control_rbac import ACTOR, as_nobody, shared_dir
 
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.core.events import EventName
+from forgeoned.errors import ForbiddenError
 
 __all__ = ["shared_dir"]  # the fixture, imported for pytest
 
@@ -62,3 +65,29 @@ def test_rules_on_function_signer_and_labels(shared_dir: Path) -> None:
         ("edge", "handle", "default-deny"),
         ("other", "check", "default-deny"),
     ]
+
+
+def test_one_connection_is_judged_per_function_and_per_active_signer(shared_dir: Path) -> None:
+    """Verdicts kept for a connection's repeated heads must not outlive what they were about:
+    ``fn`` is part of the request (same path), and a plugin's signers change with its active
+    version (here as root, whom deny rules bind too)."""
+    cfg = config(
+        shared_dir / "c.sock",
+        rules=[
+            {"name": "no-purge", "anyone": True, "actions": ["invoke"], "plugins": ["*"],
+             "functions": ["purge"], "effect": "deny"},
+            {"name": "not-revoked", "anyone": True, "actions": ["invoke"], "plugins": ["*"],
+             "signers": ["revoked"], "effect": "deny"},
+        ],
+    )  # fmt: skip
+    with running(cfg, backend()) as (server, fake, _):
+        with ControlClient(server.socket_path) as client:
+            assert client.invoke("edge", b"a", function="check") == b"check:A"
+            with pytest.raises(ForbiddenError, match="no-purge"):
+                client.invoke("edge", b"a", function="purge")
+        with ControlClient(server.socket_path) as client:
+            assert client.invoke("edge", b"a") == b"A"
+            fake.plugins["edge"].signers = ("revoked",)  # a new version became active
+            with pytest.raises(ForbiddenError, match="not-revoked"):
+                client.invoke("edge", b"a")
+    assert ("invoke_fn", "edge", "purge") not in fake.calls  # refused, never run
