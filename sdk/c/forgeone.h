@@ -79,6 +79,19 @@ static inline int32_t fo_log_str(enum fo_level level, const char *s) {
     return fo_log((int32_t)level, s, fo_strlen(s));
 }
 static inline int32_t fo_output_str(const char *s) { return fo_output(s, fo_strlen(s)); }
+static inline int32_t fo_config_get_str(const char *key, void *buf, int32_t buf_len) {
+    return fo_config_get(key, fo_strlen(key), buf, buf_len);
+}
+/* labels: "" or "name=value" lines joined by '\n' */
+static inline int32_t fo_metric_add_str(const char *name, const char *labels, double value) {
+    return fo_metric_add(name, fo_strlen(name), labels, fo_strlen(labels), value);
+}
+static inline int32_t fo_metric_set_str(const char *name, const char *labels, double value) {
+    return fo_metric_set(name, fo_strlen(name), labels, fo_strlen(labels), value);
+}
+static inline int32_t fo_metric_observe_str(const char *name, const char *labels, double value) {
+    return fo_metric_observe(name, fo_strlen(name), labels, fo_strlen(labels), value);
+}
 
 /* Memory for inputs. The host calls alloc(len), copies the input there and then calls
  * handle (or a named function) with it. FORGEONE_DEFINE_ALLOC() defines an `alloc` that

@@ -107,15 +107,18 @@ FORGEONE_EXPORT("handle") int32_t handle(const uint8_t *in, int32_t len) {
 
 /* greeting: the config value "greeting", then ", " and the input */
 FORGEONE_EXPORT("greeting") int32_t greeting(const uint8_t *in, int32_t len) {
-    int32_t n = fo_config_get("greeting", 8, buf, (int32_t)sizeof buf);
+    int32_t n = fo_config_get_str("greeting", buf, (int32_t)sizeof buf);
     if (n < 0 || n > (int32_t)sizeof buf) return out_int(n);
     fo_output(buf, n);
     fo_output(", ", 2);
     return fo_output(in, len);
 }
 
-/* count: requests += 1 with the input as its label lines; outputs the result code */
+/* count: requests += 1 with the input as its label lines; outputs the result code; the
+ * gauge queue is set to the number of calls */
+static int32_t calls;
 FORGEONE_EXPORT("count") int32_t count(const uint8_t *in, int32_t len) {
+    if (fo_metric_set_str("queue", "", (double)++calls) != 0) return 9;
     return out_int(fo_metric_add("requests", 8, in, len, 1.0));
 }
 
@@ -164,6 +167,7 @@ def test_a_c_plugin_on_forgeone_h_uses_the_hooks_of_the_real_daemon(tmp_path: Pa
             lines = scrape(d)
         assert [r[2]["x-token"] for r in server.requests] == [SECRET]
     assert 'forgeone_plugin_requests_total{plugin="cprobe",verdict="deny"} 1.0' in lines
+    assert 'forgeone_plugin_queue{plugin="cprobe"} 2.0' in lines
 
 
 def test_the_sample_built_with_outbound_fetches_through_the_daemon(tmp_path: Path) -> None:
