@@ -9,6 +9,12 @@ Measures, in one run and on the same machine:
   ``forgeone.time_now_ms``, capability check and counter included), measured as
   (time of an export looping N host calls minus the same export with N = 0) / N.
 
+- a plugin metric update: one ``forgeone.metric_add`` of a declared counter with one label
+  (``hits{verdict="allow"}``), measured like the host call above and in the same run, beside
+  ``time_now_ms`` (forgeoned only: the peers have no such hook);
+- ``http_request``: one outbound request through the host hook to a local server beside the
+  same request made by a raw ``httpcore`` client (``bench/http_hook.py``), so the hook's own
+  cost shows as the difference;
 - instantiate + ``init``: a new sandboxed instance of a compiled ABI v1 module that imports
   all nine host functions (as the Rust sample does), then its ``init`` export: what the
   daemon pays per plugin at start once the module is compiled (forgeoned only).
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +50,8 @@ from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent
-from forgeoned.core.manifest import Capabilities, Limits
+from forgeoned.core.manifest import Capabilities, Limits, parse_manifest_obj
+from forgeoned.core.plugin_metrics import PluginMetricSet
 from forgeoned.core.stats import PluginStats
 
 ABI_V1_MODULE = """
@@ -65,6 +73,29 @@ ABI_V1_MODULE = """
       (br 0)))
     i32.const 0))
 """
+
+METRIC_MODULE = """
+(module
+  (import "forgeone" "metric_add" (func $add (param i32 i32 i32 i32 f64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hits")
+  (data (i32.const 32) "verdict=allow")
+  (func (export "init") (result i32) i32.const 0)
+  (func (export "start") (result i32) i32.const 0)
+  (func (export "stop") (result i32) i32.const 0)
+  (func (export "pause") (result i32) i32.const 0)
+  (func (export "resume") (result i32) i32.const 0)
+  (func (export "unload") (result i32) i32.const 0)
+  (func (export "mc") (param $n i32) (result i32)
+    (block (loop
+      (br_if 1 (i32.eqz (local.get $n)))
+      (drop (call $add (i32.const 16) (i32.const 4) (i32.const 32) (i32.const 13)
+                       (f64.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br 0)))
+    i32.const 0))
+"""
+METRICS = {"hits": {"type": "counter", "labels": {"verdict": ["allow", "deny"]}}}
 
 EXTISM_MODULE = """
 (module
@@ -180,18 +211,33 @@ def bench_forgeoned(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dic
             stats=stats,
         )
         limits = Limits(fuel_per_call=10**12, call_timeout_ms=600_000)
-        with runtime.instantiate(runtime.compile(wasm), limits, services) as inst:
+        decls = parse_manifest_obj(
+            {"name": "bench", "version": "1.0.0", "abi": 1, "metrics": METRICS}
+        ).metrics
+        metric_services = replace(
+            services,
+            capabilities=Capabilities(clock=True, metrics=True),
+            metrics=PluginMetricSet(decls),
+        )
+        metric_module = runtime.compile(bytes(wasmtime.wat2wasm(METRIC_MODULE)))
+        with (
+            runtime.instantiate(runtime.compile(wasm), limits, services) as inst,
+            runtime.instantiate(metric_module, limits, metric_services) as minst,
+        ):
             add = inst.export_i32("add")
             assert add(1, 2) == 3
             hc = inst.export_i32("hc")
+            mc = minst.export_i32("mc")
             call = per_call(lambda: add(1, 2), calls, rounds)
             host = per_hostcall(hc, hostcalls, rounds)
+            metric = per_hostcall(mc, hostcalls, rounds)
             # The floor: the same C call with no fuel, deadline or accounting around it.
             func = inst._funcs["add"]
             ctx = inst._ctx
             args = (ctx, func.func, func.raw_addr, func.slots, func.trap_addr)
             floor = per_call(lambda: fast.call_unchecked(*args), calls, rounds)
         assert stats.hostcalls[("time_now_ms", "ok")] >= hostcalls * rounds
+        assert stats.totals().hostcalls[("metric_add", "ok")] >= hostcalls * rounds
         full = runtime.compile(bytes(wasmtime.wat2wasm(ALL_IMPORTS_MODULE)))
 
         def make() -> Any:
@@ -200,7 +246,13 @@ def bench_forgeoned(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dic
             return inst
 
         instantiate = per_instance(make, max(50, calls // 100), rounds)
-    return {"call": call, "hostcall": host, "floor": floor, "instantiate": instantiate}
+    return {
+        "call": call,
+        "hostcall": host,
+        "metric_add": metric,
+        "floor": floor,
+        "instantiate": instantiate,
+    }
 
 
 def bench_wasmtime_py(wasm: bytes, calls: int, hostcalls: int, rounds: int) -> dict[str, Any]:
@@ -245,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         "extism": bench_extism(calls, hostcalls, rounds),
     }
     ours = results["forgeoned"]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.http_hook import bench as bench_http
+
+    http = bench_http(*((100, 3) if args.quick else (1_000, 5)), per_call)
     ratios = {
         peer: {
             kind: results[peer][kind]["cpu_best"] / ours[kind]["cpu_best"]
@@ -253,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         for peer in ("wasmtime-py", "extism")
     }
     if args.json:
-        print(json.dumps({"us_per_call": results, "ratios": ratios}, indent=2))
+        out = {"us_per_call": results, "ratios": ratios, "us_per_http_request": http}
+        print(json.dumps(out, indent=2))
         return 0
     print(f"extism runtime {extism.extism_version()}, python {sys.version.split()[0]}; "
           "µs per call, thread CPU time best (median), wall-clock best in brackets")  # fmt: skip
@@ -266,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         host = cell(figures["hostcall"]) if "hostcall" in figures else ""
         print(f"{name:<14}{cell(figures['call']):>30}{host:>30}")
     print(f"{'C API floor':<14}{cell(ours['floor']):>30}")
+    print(f"{'metric_add':<14}{'':>30}{cell(ours['metric_add']):>30}")
     print(f"forgeoned instantiate + init: {cell(ours['instantiate'])} µs per instance")
+    print(f"http_request via the hook: {cell(http['hook'])} µs per request")
+    print(f"raw httpcore request:      {cell(http['raw'])} µs (same local server, run and way)")
     for peer, r in ratios.items():
         print(f"forgeoned vs {peer}: {r['call']:.1f}x less per call, "
               f"{r['hostcall']:.1f}x less per host call (CPU time, best rounds)")  # fmt: skip

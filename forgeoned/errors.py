@@ -23,7 +23,8 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   ├── UnreadableFileError        the plugin file cannot be opened or read
     │   └── LimitExceededError         asks for more than an operator ceiling allows
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
-    │   └── CompileLimitError          the compile worker ran out of time or memory
+    │   ├── CompileLimitError          the compile worker ran out of time or memory
+    │   └── PluginConfigError          plugins.conf.d/NAME.toml does not fit the declared keys
     ├── FileChangedError               a file changed while it was read: read it again later
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
     ├── PluginFault                    the plugin itself misbehaved (502)
@@ -174,6 +175,13 @@ class CompileLimitError(LoadError):
     reason = "compile_limit"
 
 
+class PluginConfigError(LoadError):
+    """A plugin's configuration file has an unknown key, a value of the wrong type, misses a
+    required key or names a missing credential (the message names the file and the key)."""
+
+    reason = "plugin_config_invalid"
+
+
 class FileChangedError(ForgeonedError):
     """The file changed while it was read; read it again later (not a rejection)."""
 
@@ -205,6 +213,30 @@ class TrapKind(enum.Enum):
     HOST_ERROR = "host_error"
     INTERRUPTED = "interrupted"  # stopped by the host (drain timeout, shutdown)
     OTHER = "trap"
+
+
+class OutboundRule(enum.Enum):
+    """The rule that refused a plugin's outbound HTTP request (``http_request``); the
+    ``rule`` of its ``hostcall.denied`` audit event. Not an error class: the plugin gets a
+    negative result, the daemon raises nothing."""
+
+    NOT_GRANTED = "not_granted"  # origin not in manifest ∩ operator grant (-2)
+    SECRET_NOT_BOUND = "secret_not_bound"  # noqa: S105 ({{secret:NAME}} not bound here, -2)
+    HEADER_INJECTION = "header_injection"  # CR/LF/NUL in a header name or value (-3)
+    METADATA = "metadata"  # the resolved address is refused (-5): cloud metadata,
+    LOOPBACK = "loopback"
+    PRIVATE = "private"
+    LINK_LOCAL = "link_local"
+    CGNAT = "cgnat"
+    MULTICAST = "multicast"
+    BROADCAST = "broadcast"
+    UNSPECIFIED = "unspecified"
+    RESERVED = "reserved"
+    REDIRECT_NOT_GRANTED = "redirect_not_granted"  # a redirect hop outside the allowlist (-5)
+    TOO_MANY_REDIRECTS = "too_many_redirects"  # (-5)
+    TIMEOUT = "timeout"  # timeout_ms or the call's deadline (-6)
+    MAX_REQUEST_BYTES = "max_request_bytes"  # (-7)
+    MAX_RESPONSE_BYTES = "max_response_bytes"  # (-7)
 
 
 class PluginFault(ForgeonedError):

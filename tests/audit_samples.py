@@ -46,6 +46,12 @@ SAMPLES: Final[tuple[AuditEvent, ...]] = (
     AuditEvent(EventName.PLUGIN_UNSIGNED_LOADED, plugin="dev", version="0.1.0", sha256=SHA,
                reason="unsigned", message="development mode: loading an artifact production "
                "would reject"),
+    AuditEvent(EventName.PLUGIN_CONFIGURED, plugin="hello", version="1.1.0",
+               message="plugin hello: configuration 0123456789ab in force",
+               details={"config_sha256": SHA, "keys": ["greeting"]}),
+    AuditEvent(EventName.PLUGIN_CONFIG_REFUSED, plugin="hello", version="1.1.0",
+               reason="plugin_config_invalid",
+               message="plugins.conf.d/hello.toml: greeting: expected a string"),
     AuditEvent(EventName.HOSTCALL_DENIED, plugin="hello", version="1.1.0", reason="capability",
                message="plugin hello was denied env_get(HOME)",
                details={"function": "env_get", "target": "HOME"}),

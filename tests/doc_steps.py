@@ -32,3 +32,29 @@ def main_path(text: str | None = None) -> list[Step]:
     return [
         Step(m.group("step"), textwrap.dedent(m.group("body"))) for m in _BLOCK.finditer(source)
     ]
+
+
+AUTHORING: Final = OPERATIONS.parent / "plugin-authoring.md"
+_TAGGED: Final = (
+    r"^[ \t]*<!-- {tag} (?P<step>[a-z-]+) -->\n"
+    r"(?P<indent>[ \t]*)```(?P<lang>[a-z]+)\n(?P<body>.*?)^[ \t]*```$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    name: str
+    lang: str  # the fence's language: sh, rust, toml, ...
+    text: str  # as written, the indentation of a list item removed
+
+
+def marked_blocks(path: Path = AUTHORING, tag: str = "authoring-guide") -> dict[str, Block]:
+    """The fenced blocks of ``path`` that follow a ``<!-- TAG STEP -->`` marker, by step."""
+    pattern = re.compile(_TAGGED.format(tag=re.escape(tag)), re.M | re.S)
+    blocks = [
+        Block(m.group("step"), m.group("lang"), textwrap.dedent(m.group("body")))
+        for m in pattern.finditer(path.read_text())
+    ]
+    by_name = {b.name: b for b in blocks}
+    assert len(by_name) == len(blocks), f"{path}: a step is marked twice"
+    return by_name

@@ -1,5 +1,7 @@
 """forgeonectl commands for artifacts: ``package``, ``sign``, ``verify`` (keys: ``cli.keys``).
 
+``package`` takes a wasm binary or WAT text (``.wat``, compiled with wasmtime's ``wat2wasm``).
+
 These work offline on files; they never talk to the daemon. ``verify`` runs the very
 pipeline the daemon runs (:func:`forgeoned.core.artifact.verify_artifact`) in production mode.
 """
@@ -63,6 +65,30 @@ def load_manifest_file(path: Path) -> dict[str, Any]:
     raise ManifestError(f"{path}: manifest must be a .toml or .json file")
 
 
+WASM_MAGIC = b"\0asm"
+
+
+def module_bytes(path: Path) -> bytes:
+    """A module's binary from ``path``: a ``.wasm`` file as it is, or WAT text (a ``.wat``
+    file, or any file that does not start with the wasm magic) compiled by wasmtime."""
+    data = read_file(path)
+    if data.startswith(WASM_MAGIC) and path.suffix != ".wat":
+        return data
+    import wasmtime
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedModuleError(f"{path}: neither a wasm binary nor WAT text") from exc
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        where = next((line for line in lines if line.startswith("-->")), "")
+        first = lines[0] if lines else "invalid"
+        raise MalformedModuleError(f"{path}: not valid WAT: {first} {where}".rstrip()) from exc
+
+
 def validate_wasm(module: bytes) -> None:
     """Let wasmtime check the module really is valid WebAssembly before we package it."""
     import wasmtime
@@ -79,7 +105,7 @@ def write_output(path: Path, data: bytes) -> None:
 
 
 def _package(args: argparse.Namespace) -> int:
-    module = read_file(Path(args.module))
+    module = module_bytes(Path(args.module))
     manifest = parse_manifest_obj(load_manifest_file(Path(args.manifest)))
     packaged = with_manifest(module, manifest)
     validate_wasm(packaged)
@@ -134,7 +160,7 @@ def _verify(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
     pkg = sub.add_parser("package", help="embed a manifest (.toml or .json) into a module")
-    pkg.add_argument("module", metavar="MODULE.wasm")
+    pkg.add_argument("module", metavar="MODULE.wasm", help="a wasm binary or WAT text (.wat)")
     pkg.add_argument("--manifest", required=True, metavar="FILE")
     pkg.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
     pkg.set_defaults(func=_package)

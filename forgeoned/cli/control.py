@@ -43,8 +43,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("invoke", help="call a plugin's handle export; prints its output")
+    p = sub.add_parser(
+        "invoke", help="call a plugin's handle export (or --fn FUNCTION); prints its output"
+    )
     p.add_argument("name")
+    p.add_argument(
+        "--fn",
+        metavar="FUNCTION",
+        help="a named function the plugin's manifest lists (default: handle)",
+    )
     source = p.add_mutually_exclusive_group()
     source.add_argument("--input", help="input text (default: empty)")
     source.add_argument("--input-file", type=Path, help="read the input from a file ('-': stdin)")
@@ -261,7 +268,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         data = (args.input or "").encode()
     with _client(args, args.wait or 0.0) as client:
         try:
-            out = client.invoke(args.name, data, args.wait)
+            out = client.invoke(args.name, data, args.wait, args.fn)
         except ApplicationError as exc:
             write_out(exc.output)  # the plugin's answer; the status goes to stderr and $?
             raise

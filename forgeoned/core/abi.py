@@ -26,6 +26,11 @@ NOT_FOUND: Final = -1
 DENIED: Final = -2
 INVALID: Final = -3
 QUOTA: Final = -4
+# ... and of http_request only (docs/plugin-authoring.md, "Outbound HTTP").
+REFUSED: Final = -5  # destination refused: address rules, a redirect hop not allowed
+TIMEOUT: Final = -6  # timeout_ms or the wasm call's own deadline came first
+TOO_LARGE: Final = -7  # request or response body over the operator's cap
+UNREACHABLE: Final = -8  # name not resolved, connection/TLS error, malformed response
 
 
 class LifecycleExport(enum.Enum):
@@ -54,6 +59,10 @@ class HostOutcome(enum.Enum):
     NOT_FOUND = "not_found"
     QUOTA = "quota"
     ERROR = "error"  # the host itself failed (the call traps with TrapKind.HOST_ERROR)
+    REFUSED = "refused"  # http_request's -5 … -8
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    UNREACHABLE = "unreachable"
 
 
 class Capability(enum.Enum):
@@ -65,6 +74,8 @@ class Capability(enum.Enum):
     ENV = "env"
     SECRETS = "secrets"
     KV = "kv"
+    METRICS = "metrics"
+    HTTP = "http"
 
     def granted(self, caps: Capabilities) -> bool:
         """Whether ``caps`` grants this capability at all (env/secret keys are checked per key)."""
@@ -81,6 +92,10 @@ class Capability(enum.Enum):
                 return bool(caps.secrets)
             case Capability.KV:
                 return caps.kv_quota_bytes is not None
+            case Capability.METRICS:
+                return caps.metrics
+            case Capability.HTTP:
+                return bool(caps.http)
 
 
 class ExternKind(enum.Enum):
@@ -137,6 +152,8 @@ STATUS_SIG: Final = FuncSig((), (_I32,))
 ALLOC_SIG: Final = FuncSig((_I32,), (_I32,))
 HANDLE_SIG: Final = FuncSig((_I32, _I32), (_I32,))
 _KEY_BUF: Final = FuncSig((_I32, _I32, _I32, _I32), (_I32,))
+# metric_add/set/observe: (name_ptr, name_len, labels_ptr, labels_len, value f64) -> i32
+METRIC_SIG: Final = FuncSig((_I32, _I32, _I32, _I32, "f64"), (_I32,))
 
 HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
     spec.name: spec
@@ -150,8 +167,18 @@ HOST_FUNCTIONS: Final[dict[str, HostFunctionSpec]] = {
         HostFunctionSpec("kv_set", _KEY_BUF, Capability.KV),
         HostFunctionSpec("kv_delete", FuncSig((_I32, _I32), (_I32,)), Capability.KV),
         HostFunctionSpec("output", FuncSig((_I32, _I32), (_I32,)), None),
+        # provider hooks (docs/plugin-hooks.md): appended, so the v1 table order stays
+        HostFunctionSpec("config_get", _KEY_BUF, None),
+        HostFunctionSpec("metric_add", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("metric_set", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("metric_observe", METRIC_SIG, Capability.METRICS),
+        HostFunctionSpec("http_request", _KEY_BUF, Capability.HTTP),
     )
 }
+
+
+# the provider-hook imports (docs/plugin-hooks.md), beside the nine of DESIGN.md section 3
+HOOK_FUNCTIONS: Final = frozenset({"config_get", "metric_add", "metric_set", "metric_observe"})
 
 
 def _require_func(exports: dict[str, ExternDecl], name: str, sig: FuncSig) -> None:
@@ -204,6 +231,22 @@ def validate_abi(exports: Sequence[ExternDecl], imports: Sequence[ExternDecl]) -
         has_tick=has_tick,
         imports=frozenset(decl.name for decl in imports),
     )
+
+
+def require_functions(exports: Sequence[ExternDecl], functions: Sequence[str]) -> None:
+    """The manifest's named functions are exported as ``(i32, i32) -> i32``, beside ``alloc``
+    (the host copies each call's input there); raises :class:`LoadError` naming the first
+    that is not."""
+    if not functions:
+        return
+    by_name = {decl.name: decl for decl in exports}
+    for name in functions:
+        if name not in by_name:
+            raise LoadError(f"ABI v1: manifest function {name!r} is not exported")
+        _require_func(by_name, name, HANDLE_SIG)
+    if "alloc" not in by_name:
+        raise LoadError("ABI v1: named functions need an 'alloc' export for their input")
+    _require_func(by_name, "alloc", ALLOC_SIG)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,11 @@ Keys (all optional; defaults in brackets)::
     actions = ["pause", "invoke"]   # and/or roles = [...]
     plugins = ["billing-*"]
     effect = "allow"                # or "deny": refuses even what a role would allow
+    # optional ABAC conditions (globs; the rule applies only when all hold):
+    functions = ["check", "stats"]  # invoke only: the function invoked ("handle" without --fn)
+    signers = ["release-*"]         # a key that signed the active version (name or key id)
+    labels = { team = "billing" }   # manifest labels (value globs), all must match
+    groups = ["oncall"]             # the caller is in at least one of these groups
 
 Built-in roles: ``viewer`` (list, show), ``operator`` (viewer + pause, resume, restart,
 invoke, audit_read, audit_verify, compliance_read), ``admin`` (every action).
@@ -44,7 +49,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from forgeoned.core.policy import BUILTIN_ROLES, Action, Grant, Policy, Subject, SubjectKind
+from forgeoned.core.policy import (
+    BUILTIN_ROLES,
+    Action,
+    Conditions,
+    Grant,
+    Policy,
+    Subject,
+    SubjectKind,
+)
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError
 
@@ -73,6 +86,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _SUBJECT_KEYS = ("user", "uid", "group", "gid", "anyone")
+_CONDITION_KEYS = ("functions", "signers", "labels", "groups")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +210,7 @@ def _parse_grant(
 ) -> Grant:
     entry = _table(raw, where)
     allowed = {"name", "roles", "actions", *_SUBJECT_KEYS} | (
-        {"plugins", "effect"} if scoped else set()
+        {"plugins", "effect", *_CONDITION_KEYS} if scoped else set()
     )
     bad = set(entry) - allowed
     if bad:
@@ -231,7 +245,21 @@ def _parse_grant(
         raise ConfigError(f"{where}.effect: expected 'allow' or 'deny'")
     default_name = f"{'rule' if scoped else 'binding'}:{subject}"
     name = _string(entry.get("name", default_name), f"{where}.name", allow_empty=False)
-    return Grant(name, subject, frozenset(actions), plugins, deny=effect == "deny")
+    when = _conditions(entry, where)
+    return Grant(name, subject, frozenset(actions), plugins, deny=effect == "deny", when=when)
+
+
+def _conditions(entry: Mapping[str, Any], where: str) -> Conditions:
+    labels = _table(entry.get("labels", {}), f"{where}.labels")
+    for key, value in labels.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.labels.{key}: expected a non-empty string (a glob)")
+    return Conditions(
+        functions=tuple(_str_list(entry.get("functions", []), f"{where}.functions")),
+        signers=tuple(_str_list(entry.get("signers", []), f"{where}.signers")),
+        labels=tuple(sorted(labels.items())),
+        groups=tuple(_str_list(entry.get("groups", []), f"{where}.groups")),
+    )
 
 
 def _actions(raw: Any, where: str) -> list[Action]:

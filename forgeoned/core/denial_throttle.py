@@ -26,6 +26,9 @@ import threading
 from dataclasses import dataclass
 from typing import Final
 
+from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.errors import OutboundRule
+
 DEFAULT_LIMIT: Final = 10
 DEFAULT_WINDOW_S: Final = 60.0
 
@@ -109,3 +112,41 @@ class DenialThrottle:
                 next_end = min(next_end, end)
         self._next_end = next_end
         return out
+
+
+def denied_event(
+    plugin: str, version: str, function: str, what: str, rule: OutboundRule | None, code: int
+) -> AuditEvent:
+    """The ``hostcall.denied`` event of one audited denial (``rule``: http_request's)."""
+    details: dict[str, object] = {"function": function, "target": what}
+    why = ""
+    if rule is not None:
+        details |= {"rule": rule.value, "code": code}
+        why = f": {rule.value} ({code})"
+    return AuditEvent(
+        EventName.HOSTCALL_DENIED,
+        plugin=plugin,
+        version=version,
+        reason="capability",
+        message=f"plugin {plugin} was denied {function}({what}){why}",
+        details=details,
+    )
+
+
+def summary_event(plugin: str, version: str, summary: DenialSummary) -> AuditEvent:
+    """The ``hostcall.denied`` event that reports a window's suppressed denials."""
+    return AuditEvent(
+        EventName.HOSTCALL_DENIED,
+        plugin=plugin,
+        version=version,
+        reason="capability",
+        message=(
+            f"plugin {plugin} was denied {summary.function} {summary.suppressed} "
+            f"more times within {summary.window_s:g} s (counted, not audited one by one)"
+        ),
+        details={
+            "function": summary.function,
+            "suppressed": summary.suppressed,
+            "window_s": summary.window_s,
+        },
+    )

@@ -52,6 +52,14 @@ class EventName(enum.Enum):
         "fa0a8f63b7f44be48cbf64a13aef85f7",
         PRIO_WARNING,
     )
+    # a per-plugin configuration put in force (details: config_sha256; never secret values)
+    PLUGIN_CONFIGURED = ("plugin.configured", "3218ccc45fd8437296baa2d128a8b82f", PRIO_NOTICE)
+    # a plugin's configuration file refused (the config in force is kept)
+    PLUGIN_CONFIG_REFUSED = (
+        "plugin.config_refused",
+        "b9554bc7bf0142c3ad4459ab886b5482",
+        PRIO_WARNING,
+    )
     HOSTCALL_DENIED = ("hostcall.denied", "0d8f068d9d0947a9b03ec5bfbd311943", PRIO_WARNING)
     CONTROL_DENIED = ("control.denied", "c36945c226e54fa1a6f266a1725725ef", PRIO_WARNING)
     CONTROL_ACTION = ("control.action", "43f7de662f3442c9921ebd3b63226416", PRIO_NOTICE)

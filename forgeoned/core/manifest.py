@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
 import semver
 
+from forgeoned.core.hooks_manifest import (
+    ConfigKey,
+    MetricDecl,
+    parse_config_keys,
+    parse_functions,
+    parse_labels,
+    parse_metrics,
+)
+from forgeoned.core.origins import OriginPattern, intersect_all, parse_origin_patterns
 from forgeoned.errors import ManifestError
 
 ABI_VERSION: Final = 1
@@ -42,6 +51,9 @@ class Capabilities:
     env: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
     kv_quota_bytes: int | None = None  # None: no kv access at all
+    # plugin metrics: a manifest asks by declaring [metrics]; a policy grants with metrics=true
+    metrics: bool = False
+    http: frozenset[OriginPattern] = frozenset()  # outbound origins (core/origins.py)
 
     def narrowed(self, policy: Capabilities) -> Capabilities:
         """The effective capabilities: this request intersected with the operator's policy."""
@@ -55,6 +67,8 @@ class Capabilities:
             env=self.env & policy.env,
             secrets=self.secrets & policy.secrets,
             kv_quota_bytes=quota,
+            metrics=self.metrics and policy.metrics,
+            http=intersect_all(self.http, policy.http),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +77,10 @@ class Capabilities:
         out["secrets"] = sorted(self.secrets)
         if self.kv_quota_bytes is not None:
             out["kv"] = {"quota_bytes": self.kv_quota_bytes}
+        if self.metrics:
+            out["metrics"] = True
+        if self.http:
+            out["http"] = sorted(str(p) for p in self.http)
         return out
 
 
@@ -97,6 +115,10 @@ class Manifest:
     tick_interval_ms: int = 0
     not_after: str | None = None  # RFC 3339 timestamp after which the signature is expired
     description: str = ""
+    functions: tuple[str, ...] = ()  # named functions, callable like handle
+    labels: tuple[tuple[str, str], ...] = ()  # sorted (name, value) pairs, for ABAC rules
+    config: tuple[ConfigKey, ...] = ()
+    metrics: tuple[MetricDecl, ...] = ()
 
     @property
     def semver(self) -> semver.Version:
@@ -115,6 +137,14 @@ class Manifest:
             out["not_after"] = self.not_after
         if self.description:
             out["description"] = self.description
+        if self.functions:
+            out["functions"] = list(self.functions)
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.config:
+            out["config"] = {k.name: k.to_json() for k in self.config}
+        if self.metrics:
+            out["metrics"] = {m.name: m.to_json() for m in self.metrics}
         return out
 
     def to_bytes(self) -> bytes:
@@ -131,9 +161,13 @@ _TOP_KEYS: Final = frozenset(
         "tick_interval_ms",
         "not_after",
         "description",
+        "functions",
+        "labels",
+        "config",
+        "metrics",
     }
 )
-_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv"})
+_CAP_KEYS: Final = frozenset({"log", "clock", "random", "env", "secrets", "kv", "metrics", "http"})
 _LIMIT_KEYS: Final = frozenset({"memory_bytes", "fuel_per_call", "call_timeout_ms", "instances"})
 
 
@@ -187,6 +221,10 @@ def parse_capabilities(raw: Any) -> Capabilities:
         else:
             _check_keys(kv, frozenset({"quota_bytes"}), "capabilities.kv.")
             quota = _int(kv, "quota_bytes", "capabilities.kv.", 0, MAX_KV_QUOTA, 65536)
+    try:
+        http = parse_origin_patterns(raw.get("http", []))
+    except ValueError as exc:
+        raise _fail("capabilities.http", str(exc)) from None
     return Capabilities(
         log=_bool(raw, "log", "capabilities."),
         clock=_bool(raw, "clock", "capabilities."),
@@ -194,6 +232,8 @@ def parse_capabilities(raw: Any) -> Capabilities:
         env=_names(raw, "env", ENV_KEY_RE),
         secrets=_names(raw, "secrets", SECRET_RE),
         kv_quota_bytes=quota,
+        metrics=_bool(raw, "metrics", "capabilities."),
+        http=http,
     )
 
 
@@ -246,15 +286,23 @@ def parse_manifest_obj(raw: Any) -> Manifest:
     description = raw.get("description", "")
     if not isinstance(description, str) or len(description) > 1024:
         raise _fail("description", "must be a string of at most 1024 characters")
+    metrics = parse_metrics(raw.get("metrics", {}))
+    caps = parse_capabilities(raw.get("capabilities", {}))
+    if metrics and not caps.metrics:  # declaring metrics is the request
+        caps = replace(caps, metrics=True)
     return Manifest(
         name=name,
         version=version,
         abi=ABI_VERSION,
-        capabilities=parse_capabilities(raw.get("capabilities", {})),
+        capabilities=caps,
         limits=parse_limits(raw.get("limits", {})),
         tick_interval_ms=_int(raw, "tick_interval_ms", "", 0, MAX_TICK_MS, 0),
         not_after=not_after,
         description=description,
+        functions=parse_functions(raw.get("functions", [])),
+        labels=parse_labels(raw.get("labels", {})),
+        config=parse_config_keys(raw.get("config", {})),
+        metrics=metrics,
     )
 
 

@@ -12,6 +12,13 @@ they are checked:
    to plugin globs), in config order; the first grant that covers the action *and* the plugin
    allows it.
 
+A rule may also carry *conditions* (ABAC, :class:`Conditions`) on the request's
+:class:`Target`: the invoked function, the keys that signed the plugin's active version,
+the labels its manifest declares, and the caller's groups. A rule applies only when every
+condition it has holds; an attribute the request does not have (no function outside
+``invoke``, no signer for an unknown plugin) never satisfies a condition on it. Deny rules
+are still checked first.
+
 Anything not allowed is refused by ``default-deny``; unknown callers hold no grant at all.
 Actions that concern no single plugin (``list``, ``install``, ``reload``, the audit log) are
 only granted by an unscoped grant (or one whose globs include ``*``), except ``list``: a
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -135,6 +142,51 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What a per-plugin request is about, for rule conditions: ``function`` (invoke only:
+    ``handle`` or the named function), the names and key ids of the keys that signed the
+    plugin's active version, and its manifest labels."""
+
+    function: str | None = None
+    signers: frozenset[str] = frozenset()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+NO_TARGET = Target()
+
+
+def _any(patterns: tuple[str, ...], values: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(v, p) for v in values for p in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """ABAC conditions of a rule (globs); an empty one is no condition."""
+
+    functions: tuple[str, ...] = ()
+    signers: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # (label, value glob): all must hold
+    groups: tuple[str, ...] = ()  # the caller is in at least one
+
+    def hold(self, caller: Caller, target: Target) -> bool:
+        if self.functions and (
+            target.function is None or not _any(self.functions, (target.function,))
+        ):
+            return False
+        if self.signers and not _any(self.signers, target.signers):
+            return False
+        if self.groups and not (set(self.groups) & caller.groups):
+            return False
+        have = dict(target.labels)
+        return all(
+            k in have and fnmatch.fnmatchcase(have[k], pattern) for k, pattern in self.labels
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.functions or self.signers or self.labels or self.groups)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """One binding or rule after parsing: ``subject`` may do ``actions`` on ``plugins``."""
 
@@ -143,6 +195,10 @@ class Grant:
     actions: frozenset[Action]
     plugins: tuple[str, ...] = ()  # globs; empty or "*" = every plugin and plugin-less actions
     deny: bool = False
+    when: Conditions = Conditions()
+
+    def applies(self, caller: Caller, target: Target) -> bool:
+        return self.subject.matches(caller) and (not self.when or self.when.hold(caller, target))
 
     def covers(self, action: Action, plugin: str | None) -> bool:
         if action not in self.actions:
@@ -174,10 +230,19 @@ class Policy:
     grants: tuple[Grant, ...] = ()
     root_is_admin: bool = True
 
-    def authorize(self, caller: Caller, action: Action, plugin: str | None = None) -> Decision:
+    def authorize(
+        self,
+        caller: Caller,
+        action: Action,
+        plugin: str | None = None,
+        about: Target = NO_TARGET,
+    ) -> Decision:
+        """``about``: the request's attributes for rule conditions (see :class:`Target`)."""
         target = f" on plugin {plugin!r}" if plugin is not None else ""
+        if about.function is not None and about.function != "handle":
+            target += f" function {about.function!r}"
         for grant in self.grants:
-            if grant.deny and grant.subject.matches(caller) and grant.covers(action, plugin):
+            if grant.deny and grant.covers(action, plugin) and grant.applies(caller, about):
                 return Decision(False, grant.name, f"{caller.actor} may not {action.value}{target}")
         if self.root_is_admin and caller.uid == 0:
             return Decision(True, ROOT_ADMIN.name)
@@ -186,7 +251,7 @@ class Policy:
             if grant.deny or not grant.subject.matches(caller):
                 continue
             held = True
-            if grant.covers(action, plugin):
+            if grant.covers(action, plugin) and (not grant.when or grant.when.hold(caller, about)):
                 return Decision(True, grant.name)
         why = "holds no role" if not held else "holds no role allowing it"
         return Decision(

@@ -9,6 +9,7 @@ from typing import Any, Final, Protocol
 
 from forgeoned.core.artifact_file import ArtifactFile, FileKey
 from forgeoned.core.events import AuditEvent
+from forgeoned.core.policy import Target
 from forgeoned.core.state import DaemonState
 from forgeoned.core.stats import PluginView
 
@@ -162,9 +163,17 @@ class ControlBackend(Protocol):
 
     def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
 
-    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
-        """``handle``'s output; a paused plugin fails at once unless ``wait_s`` is given
-        (then the call waits up to that long for it, as for a busy one)."""
+    def invoke(
+        self, name: str, data: bytes, wait_s: float | None = None, function: str = "handle"
+    ) -> bytes:
+        """``handle``'s output (or the named ``function``'s); a paused plugin fails at once
+        unless ``wait_s`` is given (then the call waits up to that long for it, as for a
+        busy one)."""
+        ...
+
+    def plugin_target(self, name: str, function: str | None) -> Target:
+        """The attributes rule conditions see for a request about plugin ``name`` (its
+        active version's signers and labels; empty for an unknown plugin)."""
         ...
 
     def invoke_now(self, name: str, data: bytes) -> bytes | None:

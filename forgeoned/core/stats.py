@@ -23,9 +23,12 @@ import enum
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from forgeoned.core.state import QuarantineCause
+
+if TYPE_CHECKING:
+    from forgeoned.core.plugin_metrics import PluginMetricSet
 
 # Call durations: 10 µs … 10 s (plugin calls are mostly microseconds, deadlines are seconds).
 CALL_BUCKETS: Final[tuple[float, ...]] = (
@@ -117,10 +120,16 @@ class PluginStats:
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (export, outcome)
     hostcalls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (function, outcome)
+    http_requests: Counter[str] = field(default_factory=Counter)  # outcome (HostOutcome)
     call_duration: Histogram = field(default_factory=lambda: Histogram(CALL_BUCKETS))
     fuel_consumed: int = 0
     restarts: int = 0
     log_dropped: int = 0
+    # provider hooks, set by the host-services factory at each load: the plugin's own
+    # metrics, its named functions (bounding the export label), refused config files
+    custom: PluginMetricSet | None = None
+    functions: tuple[str, ...] = ()
+    config_refused: int = 0
     # Writer shards (see the module docstring): every one ever handed out (their counts are
     # part of the totals for good), those free to hand out again, and whether the plugin's
     # own fields are taken by an instance. Bounded by the most instances alive at once.
@@ -159,11 +168,18 @@ class PluginStats:
         """A snapshot of the plugin's counters with every shard added in (what readers show)."""
         with self._shard_lock:
             parts = (self, *self._shards)
-        out = PluginStats(restarts=self.restarts, log_dropped=self.log_dropped)
+        out = PluginStats(
+            restarts=self.restarts,
+            log_dropped=self.log_dropped,
+            custom=self.custom,
+            functions=self.functions,
+            config_refused=self.config_refused,
+        )
         for part in parts:
             # dict(counter) copies in one C call, under the GIL: never a half-inserted dict.
             out.calls.update(dict(part.calls))
             out.hostcalls.update(dict(part.hostcalls))
+            out.http_requests.update(dict(part.http_requests))
             out.call_duration.add(part.call_duration)
             out.fuel_consumed += part.fuel_consumed
         return out
@@ -229,3 +245,4 @@ class PluginView:
     candidates: tuple[CandidateView, ...] = ()
     quarantine: QuarantineCause | None = None
     capabilities: dict[str, Any] = field(default_factory=dict)  # effective (manifest ∩ policy)
+    labels: tuple[tuple[str, str], ...] = ()  # the active version's manifest labels

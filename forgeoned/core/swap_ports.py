@@ -25,7 +25,9 @@ from forgeoned.errors import PluginFault
 class Instance(Protocol):
     """One instance of a version (a wasmtime Store): used by one thread at a time."""
 
-    def handle(self, data: bytes) -> bytes: ...
+    def handle(self, data: bytes, export: str = "handle") -> bytes:
+        """``export`` (``handle`` or a named function of the manifest) on ``data``."""
+        ...
 
     def tick(self) -> None: ...
 
@@ -58,6 +60,11 @@ class Version(Protocol):
     def capabilities(self) -> Mapping[str, Any]:
         """The capabilities it runs with (its manifest's, narrowed by the operator's policy),
         as ``Capabilities.to_json`` writes them."""
+        ...
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """The manifest's labels, sorted (what ABAC rule conditions match)."""
         ...
 
     @property

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
 from forgeoned.core.control_config import ControlConfig, parse_control_config
+from forgeoned.core.http_grant import HttpPolicy, parse_http_policy
 from forgeoned.core.manifest import Capabilities, parse_capabilities
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
@@ -66,6 +67,7 @@ _TOP: Final = frozenset(
         "trust_dir",
         "cache_dir",
         "credentials_dir",
+        "plugin_config_dir",
         "plugin_env",
         "drain_timeout_s",
         "lifecycle_timeout_s",
@@ -82,6 +84,7 @@ _TOP: Final = frozenset(
         "limits",
         "metrics",
         "audit",
+        "http",
     }
 )
 _COMPILE: Final = frozenset(
@@ -105,7 +108,9 @@ _AUDIT: Final = frozenset(
 
 # What a plugin gets when the operator wrote no [capabilities] policy for it: the harmless
 # capabilities, a small kv store, and no secrets (those are always granted by name).
-DEFAULT_POLICY: Final = Capabilities(log=True, clock=True, random=True, kv_quota_bytes=1 << 20)
+DEFAULT_POLICY: Final = Capabilities(
+    log=True, clock=True, random=True, kv_quota_bytes=1 << 20, metrics=True
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,8 @@ class Config:
     cache_dir: Path = Path("/var/cache/forgeoned")
     credentials_dir: Path | None = None  # None: $CREDENTIALS_DIRECTORY from systemd
     plugin_env: tuple[str, ...] = field(default=(), metadata=LIVE)
+    # one NAME.toml per plugin (docs/plugin-hooks.md); a reload re-reads them
+    plugin_config_dir: Path = field(default=Path("/etc/forgeoned/plugins.conf.d"), metadata=LIVE)
     drain_timeout_s: float = field(default=5.0, metadata=LIVE)
     # each stop/unload/start/pause/resume call of a plugin (after a drain), at most
     lifecycle_timeout_s: float = field(default=5.0, metadata=LIVE)
@@ -151,6 +158,8 @@ class Config:
     # socket resolved; its policy (roles, bindings, rules) is live, the rest is not
     control: ControlConfig = field(default_factory=ControlConfig, metadata=TABLE)
     limits: CeilingPolicy = field(default_factory=CeilingPolicy, metadata=LIVE)
+    # outbound HTTP grants (core/http_grant.py); a change restarts the plugins it concerns
+    http: HttpPolicy = field(default_factory=HttpPolicy, metadata=LIVE)
     metrics_listen: str = field(default="127.0.0.1:9464", metadata=_key("metrics.listen"))
     metrics_enabled: bool = field(default=True, metadata=_key("metrics.enabled"))
     audit_dir: Path | None = field(default=None, metadata=_key("audit.dir"))  # None: STATE/audit
@@ -296,6 +305,8 @@ def _policies(r: _Reader) -> tuple[Capabilities, dict[str, Capabilities]]:
     default = DEFAULT_POLICY
     per_plugin: dict[str, Capabilities] = {}
     for name, raw in table.items():
+        if isinstance(raw, dict) and "http" in raw:
+            raise r.error(f"capabilities.{name}.http", "grant outbound HTTP in [http.plugins.NAME]")
         try:
             caps = parse_capabilities(raw)
         except ManifestError as exc:
@@ -305,6 +316,17 @@ def _policies(r: _Reader) -> tuple[Capabilities, dict[str, Capabilities]]:
         else:
             per_plugin[name] = caps
     return default, per_plugin
+
+
+def _http_ca(http: HttpPolicy, base: Path, source: Path) -> HttpPolicy:
+    """``[http] ca_file`` resolved against ``base``; it must be a file now, not at the first
+    outbound request of some plugin."""
+    if http.ca_file is None:
+        return http
+    path = base / http.ca_file
+    if not path.is_file():
+        raise ConfigError(f"{source}: http.ca_file: {path} is not a file")
+    return replace(http, ca_file=str(path))
 
 
 def parse_config(raw: dict[str, Any], source: Path) -> Config:
@@ -347,6 +369,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control = parse_control_config({k: v for k, v in control_raw.items() if k != "enabled"})
         trust = parse_trust_policy(r.subtable("trust") or None)
         limits = parse_ceilings(r.subtable("limits"))
+        http = parse_http_policy(r.subtable("http"))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
@@ -362,6 +385,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         if "credentials_dir" in raw
         else None,
         plugin_env=tuple(env),
+        plugin_config_dir=r.path("plugin_config_dir", d.plugin_config_dir, base),
         drain_timeout_s=r.number("drain_timeout_s", d.drain_timeout_s, 0, 3600),
         lifecycle_timeout_s=r.number("lifecycle_timeout_s", d.lifecycle_timeout_s, 0.001, 3600),
         call_hold_timeout_s=r.number("call_hold_timeout_s", d.call_hold_timeout_s, 0, 3600),
@@ -383,6 +407,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control_enabled=enabled,
         control=replace(control, socket=socket) if socket is not None else control,
         limits=limits,
+        http=_http_ca(http, base, source),
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,

@@ -19,6 +19,7 @@ from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
+from forgeoned.core.policy import Target
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
@@ -38,7 +39,7 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 
 
 class Callee(Protocol):
-    def call(self, data: bytes, wait_s: float | None = None) -> bytes: ...
+    def call(self, data: bytes, wait_s: float | None = None, export: str = "handle") -> bytes: ...
 
     def call_now(self, data: bytes) -> bytes | None: ...
 
@@ -199,14 +200,25 @@ class DaemonBackend:
     def allow_downgrade(self, name: str, version: str, actor: str) -> None:
         self._loop.call(lambda: self._ops.allow_downgrade(name, version, actor))
 
-    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+    def invoke(
+        self, name: str, data: bytes, wait_s: float | None = None, function: str = "handle"
+    ) -> bytes:
         host = self._ops.find(name)
         if host is None:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
-            return host.call(data, wait_s)
-        except NotFoundError as exc:  # the plugin exports no ``handle``
+            return host.call(data, wait_s, function)
+        except NotFoundError as exc:  # no ``handle``, or a function the manifest lacks
             raise BadRequestError(str(exc)) from exc
+
+    def plugin_target(self, name: str, function: str | None) -> Target:
+        try:
+            view = self._ops.view(name)
+        except NotFoundError:
+            return Target(function=function)
+        signers = set(view.signers)
+        signers |= {k.key_id.hex() for k in self._refusals.trust.keys if k.name in signers}
+        return Target(function, frozenset(signers), view.labels)
 
     def invoke_now(self, name: str, data: bytes) -> bytes | None:
         host = self._ops.find(name)

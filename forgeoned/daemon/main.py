@@ -173,7 +173,7 @@ class Daemon:
         self.rescan()
         if applied is None:
             return {}
-        report = applied.report(restart_stale(p, actor))
+        report = applied.report(*restart_stale(p, actor))
         report.log()
         return report.to_json()
 

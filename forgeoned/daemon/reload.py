@@ -17,7 +17,7 @@ plugins restarted and the trusted keys now in force. It is the control API's ans
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from forgeoned.errors import ForgeonedError
 
 log = logging.getLogger("forgeoned")
 CAPABILITIES_CHANGED = "capabilities_changed"
+CONFIG_CHANGED = "config_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class ReloadReport:
     trusted: tuple[TrustedKey, ...]  # the trust store now in force
     keys_added: tuple[str, ...]
     keys_removed: tuple[str, ...]
+    # plugins.conf.d files refused by this reload, "NAME: the one-line error" (kept config)
+    config_refused: tuple[str, ...] = ()
 
     def event_details(self) -> dict[str, Any]:
         """The ``daemon.reloaded`` details: recorded before the restarts (each of which is a
@@ -54,6 +57,7 @@ class ReloadReport:
             "trusted_keys": [k.describe() for k in self.trusted],
             "keys_added": list(self.keys_added),
             "keys_removed": list(self.keys_removed),
+            "config_refused": list(self.config_refused),
         }
 
     def summary(self) -> str:
@@ -75,7 +79,10 @@ class ReloadReport:
             )
         log.info("reload: applied: %s", ", ".join(self.applied) or "no changed keys")
         if self.restarted:
-            log.info("reload: restarted for new capabilities: %s", ", ".join(self.restarted))
+            log.info("reload: restarted for new capabilities or config: %s",
+                     ", ".join(self.restarted))  # fmt: skip
+        for refused in self.config_refused:
+            log.error("reload: plugin config refused, the one in force kept: %s", refused)
         added = f"; added: {', '.join(self.keys_added)}" if self.keys_added else ""
         removed = f"; removed: {', '.join(self.keys_removed)}" if self.keys_removed else ""
         log.info("reload: trusted keys now: %s%s%s", _keys(self.trusted), added, removed)
@@ -93,7 +100,7 @@ class Applied:
     before: tuple[TrustedKey, ...]
     after: tuple[TrustedKey, ...]
 
-    def report(self, restarted: list[str]) -> ReloadReport:
+    def report(self, restarted: list[str], config_refused: Sequence[str] = ()) -> ReloadReport:
         old, new = {k.name for k in self.before}, {k.name for k in self.after}
         return ReloadReport(
             applied=tuple(c.key for c in self.changes if c.live),
@@ -102,6 +109,7 @@ class Applied:
             trusted=self.after,
             keys_added=tuple(sorted(new - old)),
             keys_removed=tuple(sorted(old - new)),
+            config_refused=tuple(config_refused),
         )
 
 
@@ -131,21 +139,26 @@ def apply_config(
     return config
 
 
-def restart_stale(parts: Parts, actor: str | None) -> list[str]:
-    """Restart the running plugins whose capabilities the policy in force changed; a plugin
-    that is not running (paused, failed…) gets them when it next starts."""
+def restart_stale(parts: Parts, actor: str | None) -> tuple[list[str], list[str]]:
+    """Restart the running plugins whose capabilities the policy in force changed, or whose
+    ``plugins.conf.d`` file now gives another config (a refused file is audited, counted and
+    reported; the plugin keeps the config in force); a plugin that is not running (paused,
+    failed…) gets the new ones when it next starts. Returns (restarted, config refusals)."""
+    names = parts.plugins.names()
+    caps = set(parts.services.stale(names))
+    configs, refused = parts.services.reconfigured(names)
     restarted = []
-    for name in parts.services.stale(parts.plugins.names()):
+    for name in sorted(caps | set(configs)):
+        reason = CAPABILITIES_CHANGED if name in caps else CONFIG_CHANGED
+        what = reason.replace("_", " ")
         host = parts.plugins.get(name)
         if host is None or host.state is not State.RUNNING:
-            log.info("reload: %s gets its new capabilities when it next starts", name)
+            log.info("reload: %s: %s, applied when it next starts", name, what)
             continue
         try:
-            parts.reconciler.restart(
-                name, actor, CAPABILITIES_CHANGED, "restarted by a reload: capabilities changed"
-            )
+            parts.reconciler.restart(name, actor, reason, f"restarted by a reload: {what}")
         except ForgeonedError as exc:
-            log.warning("reload: could not restart %s for its new capabilities: %s", name, exc)
+            log.warning("reload: could not restart %s (%s): %s", name, what, exc)
         else:
             restarted.append(name)
-    return restarted
+    return restarted, refused

@@ -214,11 +214,12 @@ class PluginHost:
             if time.perf_counter() >= deadline:
                 return
 
-    def call(self, data: bytes, wait_s: float | None = None) -> bytes:
-        """Run ``handle`` on an instance of the active version. It waits through a swap (up
-        to ``hold_timeout_s``) but not for a paused plugin (:class:`PluginPausedError`), unless
-        ``wait_s`` is given: then it waits up to that long in any case, paused included."""
-        result = self._run(lambda inst: inst.handle(data), True, wait_s, wait_s is not None)
+    def call(self, data: bytes, wait_s: float | None = None, export: str = "handle") -> bytes:
+        """Run ``handle`` (or the named function ``export``) on an instance of the active
+        version. It waits through a swap (up to ``hold_timeout_s``) but not for a paused
+        plugin (:class:`PluginPausedError`), unless ``wait_s`` is given: then it waits up to
+        that long in any case, paused included."""
+        result = self._run(lambda inst: inst.handle(data, export), True, wait_s, wait_s is not None)
         assert result is not None
         return result
 
@@ -320,4 +321,5 @@ class PluginHost:
             last_error_code=self.last_error,
             last_error_at=self.last_error_at,
             capabilities=dict(v.capabilities) if v is not None else {},
+            labels=v.labels if v is not None else (),
         )

@@ -173,11 +173,13 @@ class TurnsSlow(FakeBackend):
     clock: ManualClock = field(default_factory=ManualClock)
     threads: list[str] = field(default_factory=list)
 
-    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+    def invoke(
+        self, name: str, data: bytes, wait_s: float | None = None, function: str = "handle"
+    ) -> bytes:
         self.threads.append(threading.current_thread().name)
         if data == b"slow":
             self.clock.advance(5.0)
-        return super().invoke(name, data, wait_s)
+        return super().invoke(name, data, wait_s, function)
 
 
 def test_a_plugin_that_turns_slow_is_taken_off_the_loop_thread(tmp_path: Path) -> None:

@@ -365,3 +365,32 @@ def test_call_summaries_are_written_after_their_window_without_another_request(
     summary = [(e.plugin, e.reason, e.details["count"]) for e in calls]
     assert summary == [("hello", "ok", PROBATION + 8)]
     assert server.statistics().inline_calls > 0  # the inline path was counted too
+
+
+def test_named_functions_are_never_inline_each_audited_and_summarised_by_name(
+    tmp_path: Path,
+) -> None:
+    """A named function (a provider hook) runs in the invoke lane even past probation, is a
+    ``control.action`` of its own with ``details.function``, and its calls are summarised
+    apart from ``handle``'s."""
+    clock = ManualClock()
+    backend = FakeBackend.with_plugins("hello")
+    backend.plugins["hello"].functions = ("check",)
+    with running(config(tmp_path / "c.sock"), backend, clock) as (server, _, sink):
+        with ControlClient(server.socket_path) as client:
+            for _ in range(PROBATION + 8):
+                assert client.invoke("hello", b"x", function="check") == b"check:X"
+            inline = server.statistics().inline_calls
+            client.invoke("hello", b"x")
+        actions = sink.named(EventName.CONTROL_ACTION)
+        assert len(actions) == PROBATION + 8  # the handle call on the same connection: none
+        assert {e.details["function"] for e in actions} == {"check"}
+        clock.advance(61.0)
+        calls = poll_until(
+            lambda: c if len(c := sink.named(EventName.PLUGIN_CALLS)) == 2 else None,
+            BOUND,
+            "both summaries",
+        )
+    assert inline == 0  # never on the loop thread
+    counts = {e.details["function"]: e.details["count"] for e in calls}
+    assert counts == {"check": PROBATION + 8, "handle": 1}

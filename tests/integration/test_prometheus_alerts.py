@@ -38,7 +38,9 @@ def outage() -> Outage:
 
 @pytest.fixture
 def stack(tmp_path: Path, outage: Outage) -> Iterator[tuple[str, StaticSource, Audit]]:
-    view = PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, PluginStats())
+    stats = PluginStats()
+    stats.http_requests["refused"] = 0  # the series exists before anything is refused
+    view = PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, stats)
     broken = PluginView("broken", "2.0.0", "cd" * 32, "quarantined", 0, PluginStats())
     source, audit = StaticSource([view, broken]), Audit()
     metrics = MetricsServer("127.0.0.1:0", source, audit=audit, writes=outage, min_interval_s=0.0)
@@ -94,6 +96,23 @@ def test_audit_writes_failing_fire_the_degraded_alert(
     assert query(base, "forgeone_audit_write_ok")[0]["value"][1] == "0"
 
 
+def test_refused_outbound_requests_fire_their_alert(
+    stack: tuple[str, StaticSource, Audit],
+) -> None:
+    base, source, _ = stack
+    series = 'forgeone_plugin_http_requests_total{plugin="hello",outcome="refused"}'
+    poll_until(lambda: query(base, series), 90, "the zero sample", interval=0.25,
+               tolerate=(OSError,))  # fmt: skip
+    assert firing_alerts(base, "ForgeoneOutboundRefused") == []
+    source.views[0].stats.http_requests["refused"] += 3
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeoneOutboundRefused"), 90, "outbound alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
+    assert [a["labels"]["plugin"] for a in firing] == ["hello"]
+    assert firing[0]["labels"]["severity"] == "warning"
+
+
 def test_promtool_accepts_the_rules() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -102,4 +121,4 @@ def test_promtool_accepts_the_rules() -> None:
         [promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout

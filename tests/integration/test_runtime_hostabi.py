@@ -29,6 +29,11 @@ OUT_OF_BOUNDS = {
     "kv_set": "i32.const 64 i32.const 1 i32.const 65530 i32.const 10",
     "kv_delete": "i32.const -2 i32.const 1",
     "output": "i32.const 0 i32.const 65537",
+    "config_get": "i32.const -2 i32.const 4 i32.const 100 i32.const 16",
+    "metric_add": "i32.const -2 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
+    "metric_set": "i32.const 16 i32.const 4 i32.const 65535 i32.const 8 f64.const 1",
+    "metric_observe": "i32.const 16 i32.const 65 i32.const 0 i32.const 0 f64.const 1",
+    "http_request": "i32.const 0 i32.const 2 i32.const 65530 i32.const 100",
 }
 DENIED_ARGS = {
     "log": "i32.const 1 i32.const 0 i32.const 2",
@@ -39,6 +44,11 @@ DENIED_ARGS = {
     "kv_get": "i32.const 64 i32.const 1 i32.const 100 i32.const 10",
     "kv_set": "i32.const 64 i32.const 1 i32.const 65 i32.const 1",
     "kv_delete": "i32.const 64 i32.const 1",
+    # the policy grants no metrics
+    "metric_add": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
+    "metric_set": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
+    "metric_observe": "i32.const 16 i32.const 4 i32.const 0 i32.const 0 f64.const 1",
+    "http_request": "i32.const 0 i32.const 2 i32.const 100 i32.const 16",
 }
 
 
@@ -68,7 +78,8 @@ def snapshot(inst: PluginInstance) -> bytes:
 
 def test_every_function_has_an_out_of_bounds_case() -> None:
     assert set(OUT_OF_BOUNDS) | {"time_now_ms"} == set(HOST_FUNCTIONS)
-    assert set(DENIED_ARGS) | {"output"} == set(HOST_FUNCTIONS)
+    # output and config_get need no capability (config keys are the manifest's own)
+    assert set(DENIED_ARGS) | {"output", "config_get"} == set(HOST_FUNCTIONS)
 
 
 @pytest.mark.parametrize("function", list(OUT_OF_BOUNDS))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest_sample import SAMPLE_DIR, build_sample
-from runtime_wat import make_host
+from runtime_wat import Host
+from runtime_wat import make_host as make_plain_host
 
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
-from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
-from forgeoned.core.manifest import Capabilities, Limits
+from forgeoned.core.abi import HOOK_FUNCTIONS, HOST_FUNCTIONS, LifecycleExport
+from forgeoned.core.manifest import Capabilities, Limits, Manifest, parse_manifest_obj
+from forgeoned.core.plugin_metrics import PluginMetricSet
 from forgeoned.errors import ApplicationError, PluginStatusError, PluginTrap, TrapKind
 
 pytestmark = pytest.mark.rust
@@ -24,7 +28,33 @@ CAPS = Capabilities(
     env=frozenset({"TZ"}),
     secrets=frozenset({"api-token"}),
     kv_quota_bytes=65536,
+    metrics=True,  # declaring [metrics] is the request
 )
+# What the sample imports: the nine host functions of ABI v1 and the provider hooks it
+# exercises. Built without the `outbound` feature, it neither requests nor times (histogram):
+# no http_request, no metric_observe. Spelled out, so that a host function added to the daemon
+# does not change what this sample is expected to import.
+SAMPLE_USES = frozenset(
+    {"log", "env_get", "secret_get", "time_now_ms", "random_fill", "kv_get", "kv_set"}
+    | {"kv_delete", "output", "config_get", "metric_add", "metric_set"}
+)
+
+
+def sample_manifest() -> Manifest:
+    return parse_manifest_obj(tomllib.loads((SAMPLE_DIR / "manifest.toml").read_text()))
+
+
+def make_host(tmp: Path, caps: Capabilities = CAPS, config: dict[str, str] | None = None) -> Host:
+    """A host for the sample: its declared functions, config values and metrics."""
+    host = make_plain_host(tmp, caps=caps)
+    manifest = sample_manifest()
+    host.services = dataclasses.replace(
+        host.services,
+        config={"greeting": "sample"} if config is None else config,
+        metrics=PluginMetricSet(manifest.metrics) if caps.metrics else None,
+        functions=frozenset(manifest.functions),
+    )
+    return host
 
 
 @pytest.fixture
@@ -39,19 +69,19 @@ def runtime() -> Iterator[WasmtimeRuntime]:
 
 
 def test_manifest_matches_the_brief() -> None:
-    import tomllib
-
-    from forgeoned.core.manifest import parse_manifest_obj
-
-    manifest = parse_manifest_obj(tomllib.loads((SAMPLE_DIR / "manifest.toml").read_text()))
+    manifest = sample_manifest()
     assert (manifest.name, manifest.version) == ("sample", "1.0.0")
     assert manifest.capabilities == CAPS
+    assert manifest.functions == ("stats",)
+    assert [m.name for m in manifest.metrics] == ["commands", "invocations", "fetch_seconds"]
 
 
 def test_full_lifecycle(runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes) -> None:
     module = runtime.compile(sample_wasm)
     assert module.has_handle and module.has_tick
-    assert module.shape.imports == frozenset(HOST_FUNCTIONS)  # it uses the whole ABI
+    assert module.shape.imports <= frozenset(HOST_FUNCTIONS)  # only what the daemon provides
+    assert module.shape.imports == SAMPLE_USES  # ABI v1 and the provider hooks
+    assert HOOK_FUNCTIONS - {"metric_observe"} <= module.shape.imports
     host = make_host(tmp_path, caps=CAPS)
     with runtime.instantiate(module, Limits(), host.services) as inst:
         inst.call(LifecycleExport.INIT)
@@ -86,6 +116,7 @@ def test_every_host_function_from_rust(
     host.clock.advance(2.0)
     with runtime.instantiate(runtime.compile(sample_wasm), Limits(), host.services) as inst:
         inst.call(LifecycleExport.INIT)
+        inst.call(LifecycleExport.START)  # reads its config
         assert inst.handle(b"!env") == b"TZ=Europe/Paris"
         assert inst.handle(b"!secret") == b"secret-len=6"
         assert inst.handle(b"!time") == f"time={int(host.clock.wall() * 1000)}".encode()
@@ -105,7 +136,27 @@ def test_every_host_function_from_rust(
         assert inst.handle(b"!grow 1").startswith(b"grow=")
         assert inst.handle(b"!grow 70000") == b"grow=-1"  # past the memory cap
     outcomes = {f for (f, o) in host.stats.hostcalls if o == "ok"}
-    assert outcomes == set(HOST_FUNCTIONS)
+    assert outcomes == SAMPLE_USES  # every import it has, called with success
+
+
+def test_config_named_function_and_metrics(
+    runtime: WasmtimeRuntime, tmp_path: Path, sample_wasm: bytes
+) -> None:
+    host = make_host(tmp_path, config={"greeting": "hola"})
+    with runtime.instantiate(runtime.compile(sample_wasm), Limits(), host.services) as inst:
+        inst.call(LifecycleExport.INIT)
+        assert inst.handle(b"x") == b"sample 1.0.0 #1 | x"  # before start: the default
+        inst.call(LifecycleExport.START)
+        assert inst.handle(b"x") == b"hola 1.0.0 #2 | x"
+        for command in (b"!env", b"!env", b"!time", b"!kv-set", b"!unknown"):
+            inst.handle(command)
+        inst.tick()
+        assert inst.handle(b"", export="stats") == b"invocations=4 ticks=1 greeting=hola"
+    assert host.services.metrics is not None
+    series = {s.decl.name: s.values for s in host.services.metrics.snapshot()}
+    assert series["commands"] == ((("env",), 2.0), (("kv-set",), 1.0), (("time",), 1.0))
+    assert series["invocations"] == (((), 3.0),)  # saved by !kv-set (before !unknown)
+    assert host.stats.hostcalls.get(("metric_add", "invalid")) is None
 
 
 def test_without_capabilities_the_plugin_is_told_no(
@@ -121,7 +172,15 @@ def test_without_capabilities_the_plugin_is_told_no(
         assert inst.handle(b"!kv-set") == b"sample 1.0.0 #?denied | !kv-set"
         inst.call(LifecycleExport.STOP)  # cannot save the counter: logs it, still succeeds
     denied = {e.details["function"] for e in host.audit.events}
-    assert denied == {"log", "env_get", "secret_get", "random_fill", "kv_get", "kv_set"}
+    assert denied == {
+        "log",
+        "env_get",
+        "secret_get",
+        "random_fill",
+        "kv_get",
+        "kv_set",
+        "metric_add",
+    }
 
 
 def test_counter_survives_a_new_instance(

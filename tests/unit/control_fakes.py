@@ -9,10 +9,12 @@ from typing import Any, Self
 
 from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.policy import Target
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import PluginStats, PluginView
 from forgeoned.errors import (
     ApplicationError,
+    BadRequestError,
     ConflictError,
     NotFoundError,
     PluginPausedError,
@@ -31,6 +33,9 @@ class FakePlugin:
     name: str
     version: str = "1.0.0"
     state: str = "running"
+    signers: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    functions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -129,11 +134,19 @@ class FakeBackend:
         self._get(name)
         self._note("allow_downgrade", name, version, actor)
 
-    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+    def invoke(
+        self, name: str, data: bytes, wait_s: float | None = None, function: str = "handle"
+    ) -> bytes:
         """Upper-cases ``data``; ``trap`` faults; ``refuse:TEXT`` is an application error
         (status 3, output TEXT; ``refuse-bin`` outputs bytes that are not UTF-8); a paused
-        plugin fails at once unless ``wait_s`` (recorded in ``calls``) is given."""
+        plugin fails at once unless ``wait_s`` (recorded in ``calls``) is given. A named
+        function answers ``FUNCTION:`` + the upper-cased input (unlisted: BadRequest)."""
         plugin = self._get(name)
+        if function != "handle":
+            if function not in plugin.functions:
+                raise BadRequestError(f"plugin {name} has no function {function!r}")
+            self._note("invoke_fn", name, function)
+            return function.encode() + b":" + data.upper()
         if wait_s is not None:
             self._note("invoke_wait", name, repr(wait_s))
         elif plugin.state == "paused":
@@ -150,6 +163,12 @@ class FakeBackend:
                 f"plugin {name}: 'handle' returned status 3", status=3, output=out
             )
         return data.upper()
+
+    def plugin_target(self, name: str, function: str | None) -> Target:
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            return Target(function=function)
+        return Target(function, frozenset(plugin.signers), plugin.labels)
 
     def invoke_now(self, name: str, data: bytes) -> bytes | None:
         """Runs ``invoke`` unless another invoke is in flight (one "instance") or the plugin

@@ -24,7 +24,7 @@ class FakeInstance:
     def __init__(self, version: FakeVersion) -> None:
         self.version = version
 
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, export: str = "handle") -> bytes:
         v = self.version
         v.entered.set()
         if v.block is not None:
@@ -54,6 +54,7 @@ class FakeVersion:
     signers: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
     capabilities: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[tuple[str, str], ...] = ()
     instance_count: int = 1
     memory_bytes: int = 65536
     tick_interval_s: float = 0.0

@@ -33,6 +33,10 @@ class FakeMemory:
     def read(self, ptr: int, length: int) -> bytes | None:
         return bytes(self.data[ptr : ptr + length]) if self.fits(ptr, length) else None
 
+    def read_pair(self, p1: int, n1: int, p2: int, n2: int) -> tuple[bytes, bytes] | None:
+        first, second = self.read(p1, n1), self.read(p2, n2)
+        return None if first is None or second is None else (first, second)
+
     def write(self, ptr: int, data: bytes) -> bool:
         if not self.fits(ptr, len(data)):
             return False

@@ -14,6 +14,7 @@ from forgeoned.core.abi import (
     validate_abi,
 )
 from forgeoned.core.manifest import Capabilities
+from forgeoned.core.origins import parse_origin_pattern
 from forgeoned.errors import LoadError
 
 STATUS = FuncSig((), ("i32",))
@@ -117,7 +118,8 @@ def test_bad_imports(decl: ExternDecl, message: str) -> None:
 
 def test_capability_granted() -> None:
     none = Capabilities()
-    full = Capabilities(True, True, True, frozenset({"TZ"}), frozenset({"k"}), 0)
+    web = frozenset({parse_origin_pattern("https://a.example:443")})
+    full = Capabilities(True, True, True, frozenset({"TZ"}), frozenset({"k"}), 0, True, web)
     for cap in Capability:
         assert not cap.granted(none)
         assert cap.granted(full)

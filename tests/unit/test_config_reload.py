@@ -123,6 +123,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "mode",
         "trust_dir",
         "plugin_env",
+        "plugin_config_dir",
         "drain_timeout_s",
         "shutdown_timeout_s",
         "max_artifact_bytes",
@@ -133,6 +134,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "plugin_policies",
         "trust",
         "limits",
+        "http",
         "audit_verify_interval_s",
     }
     assert base.restart_required(base) == []

@@ -140,6 +140,7 @@ class Recorder:
         self.version, self.sha256, self.signers = version, "sha", ()
         self.limits: dict[str, int] = {}
         self.capabilities: dict[str, object] = {}
+        self.labels: tuple[tuple[str, str], ...] = ()
         self.instance_count, self.memory_bytes = count, 0
         self.idle = list(range(count))
         self.served: list[bytes] = []
@@ -165,7 +166,7 @@ class Recorder:
         def __init__(self, owner: Recorder, number: int) -> None:
             self.owner, self.number = owner, number
 
-        def handle(self, data: bytes) -> bytes:
+        def handle(self, data: bytes, export: str = "handle") -> bytes:
             o = self.owner
             with o.lock:
                 assert self.number not in o.running, "two threads on one Store"

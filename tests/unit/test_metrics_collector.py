@@ -49,6 +49,8 @@ def test_plugin_metrics_of_design_section_5() -> None:
     stats.calls[("handle", "out_of_fuel")] += 2
     stats.hostcalls[("kv_get", "ok")] += 3
     stats.hostcalls[("secret_get", "denied")] += 1
+    stats.http_requests["refused"] += 4
+    stats.http_requests["not-an-outcome!"] += 1
     stats.call_duration.observe(0.0002)
     stats.call_duration.observe(0.3)
     stats.fuel_consumed = 12345
@@ -67,6 +69,10 @@ def test_plugin_metrics_of_design_section_5() -> None:
     assert r.get_sample_value("forgeone_plugin_calls_total", calls) == 2
     host = {"plugin": "hello", "function": "secret_get", "outcome": "denied"}
     assert r.get_sample_value("forgeone_hostcalls_total", host) == 1
+    http = {"plugin": "hello", "outcome": "refused"}
+    assert r.get_sample_value("forgeone_plugin_http_requests_total", http) == 4
+    other = {"plugin": "hello", "outcome": "other"}  # bounded: an unknown value is "other"
+    assert r.get_sample_value("forgeone_plugin_http_requests_total", other) == 1
     bucket = {"plugin": "hello", "le": "0.00025"}
     assert r.get_sample_value("forgeone_plugin_call_duration_seconds_bucket", bucket) == 1
     inf = {"plugin": "hello", "le": "+Inf"}

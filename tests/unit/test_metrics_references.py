@@ -23,6 +23,7 @@ class Source:
         stats = PluginStats()
         stats.calls[("handle", "ok")] += 1
         stats.hostcalls[("log", "ok")] += 1
+        stats.http_requests["refused"] += 1
         stats.call_duration.observe(0.001)
         self.views = [PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, stats)]
         self.stats = DaemonStats()

@@ -160,13 +160,24 @@ class ControlClient:
         """Let the refused versions of ``name`` try again; a new refusal raises its error."""
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/retry", b""))
 
-    def invoke(self, name: str, data: bytes, wait_s: float | None = None) -> bytes:
+    def invoke(
+        self, name: str, data: bytes, wait_s: float | None = None, function: str | None = None
+    ) -> bytes:
         """The plugin's output; :class:`~forgeoned.errors.ApplicationError` (with its status
         and output) when it answered non-zero. A paused plugin fails at once unless
-        ``wait_s`` is given (then the call waits up to that long)."""
-        query = {"wait": repr(float(wait_s))} if wait_s is not None else None
+        ``wait_s`` is given (then the call waits up to that long). ``function``: a named
+        function of the manifest instead of ``handle``."""
+        query: dict[str, str] = {}
+        if wait_s is not None:
+            query["wait"] = repr(float(wait_s))
+        if function is not None:
+            query["fn"] = function
         out = self.request(
-            "POST", f"/v1/plugins/{quote(name)}/invoke", data, query, "application/octet-stream"
+            "POST",
+            f"/v1/plugins/{quote(name)}/invoke",
+            data,
+            query or None,
+            "application/octet-stream",
         )
         return out if isinstance(out, bytes) else json.dumps(out).encode()
 

@@ -72,10 +72,13 @@ class Connection(asyncio.Protocol):
         self.reader = RequestReader(self.config.max_header_bytes)
         self.head: RequestHead | None = None
         self.verdict: Verdict | None = None
-        # verdicts by (method, path) under one policy: they depend on nothing else, since a
-        # connection's caller never changes (bounded: cleared when full or the policy changes)
-        self._verdicts: dict[tuple[str, str], Verdict] = {}
+        # verdicts by (method, path, invoked function) under one policy: they depend on
+        # nothing else, since a connection's caller never changes (bounded: cleared when full
+        # or the policy changes) -- unless a rule has attribute conditions: a plugin's signers
+        # and labels change with its active version, so then every head is judged afresh
+        self._verdicts: dict[tuple[str, str, str], Verdict] = {}
         self._policy: Policy | None = None
+        self._cacheable = True
         self.write_paused = False  # the peer does not read its answers fast enough
         self._advancing = False
         self.writer = PeerWriter(self)
@@ -195,13 +198,15 @@ class Connection(asyncio.Protocol):
         if dispatcher.policy is not self._policy:  # a reload changed it: decide afresh
             self._verdicts.clear()
             self._policy = dispatcher.policy
-        key = (head.method, head.path)
+            self._cacheable = not any(g.when for g in self._policy.grants)
+        key = (head.method, head.path, head.query.get("fn", ""))
         verdict = self._verdicts.get(key)
         if verdict is None:
             verdict = dispatcher.check(caller, head)
             if len(self._verdicts) >= _VERDICTS:
                 self._verdicts.clear()
-            self._verdicts[key] = verdict
+            if self._cacheable:
+                self._verdicts[key] = verdict
         unread = head.content_length > 0
         if verdict.error is not None:  # no such endpoint: answered now
             self.server.note_bad_request(verdict.error.code)

@@ -9,7 +9,10 @@ loop thread (see :mod:`forgeoned.adapters.control.inline`). Every denied request
 naming the rule plus a ``control.denied`` event (throttled per caller); every allowed
 state-changing request is a ``control.action`` event with the actor, the rule that allowed it
 and the outcome; invokes are counted into ``plugin.calls`` summaries
-(:mod:`forgeoned.adapters.control.records`). A route may answer with a body produced piece by
+(:mod:`forgeoned.adapters.control.records`), per function; a call of a named function (a
+provider hook) is also a ``control.action`` event of its own. Rules with attribute conditions
+(functions, signers, labels) are checked against the plugin's :class:`Target`, looked up only
+when the policy has such rules. A route may answer with a body produced piece by
 piece (:class:`~forgeoned.adapters.control.streaming.Streamed`), which the lane then sends.
 """
 
@@ -30,13 +33,20 @@ from forgeoned.adapters.control.http import (
 from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.inline import InlinePolicy
 from forgeoned.adapters.control.records import ControlRecords
-from forgeoned.adapters.control.routes import Context, Reply, Route, invoke_wait, resolve
+from forgeoned.adapters.control.routes import (
+    Context,
+    Reply,
+    Route,
+    invoke_wait,
+    invoked_function,
+    resolve,
+)
 from forgeoned.adapters.control.streaming import Stream, Streamed
 from forgeoned.core.call_ledger import CallLedger
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.policy import Action, Caller, Decision, Policy
+from forgeoned.core.policy import NO_TARGET, Action, Caller, Decision, Policy, Target
 from forgeoned.core.ports import AuditSink, Clock, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
@@ -66,6 +76,12 @@ class Verdict:
     decision: Decision | None  # None: needs none (whoami), or not routed
     error: ForgeonedError | None = None
     cap: int = 0
+    about: Target = NO_TARGET  # the plugin's attributes and the invoked function
+
+    @property
+    def function(self) -> str:
+        """The invoked function (``handle`` unless a named one)."""
+        return self.about.function or "handle"
 
     @property
     def allowed(self) -> bool:
@@ -105,8 +121,23 @@ class Dispatcher:
         action = route.action
         if action is None:
             return Verdict(route, None, cap=self.caps.other)
-        decision = self.policy.authorize(caller, action, route.plugin)
-        return Verdict(route, decision, None, self.caps.of(action))
+        try:
+            about = self._target(action, route.plugin, head)
+        except ForgeonedError as exc:
+            return Verdict(None, None, exc)
+        decision = self.policy.authorize(caller, action, route.plugin, about)
+        return Verdict(route, decision, None, self.caps.of(action), about)
+
+    def _target(self, action: Action, plugin: str | None, head: RequestHead) -> Target:
+        """What the rules may look at besides the plugin's name: the invoked function, and
+        the plugin's signers and labels only when some rule has conditions (a view of the
+        plugin is cheap but not free, and this runs on the loop for every request)."""
+        if plugin is None:
+            return NO_TARGET
+        function = invoked_function(head) if action is Action.INVOKE else None
+        if not any(g.when for g in self.policy.grants):
+            return Target(function=function)
+        return self.backend.plugin_target(plugin, function)
 
     def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
         """A whole request on this thread: check, then serve or deny (for tools and tests;
@@ -125,18 +156,23 @@ class Dispatcher:
         self.records.flush()
         route = verdict.route
         assert route is not None
-        if route.action is Action.INVOKE:
+        if route.action is Action.INVOKE and verdict.function == "handle":
             out = self._invoke_at_once(route, caller, request, self.inline.lane_call)
             if out is not None:
                 return out
         ctx = Context(self.backend, self.policy, caller, request, route.plugin, self.clock)
-        return self._answer(route, caller, request, verdict.decision, lambda: route.run(ctx))
+        return self._answer(
+            route, caller, request, verdict.decision, lambda: route.run(ctx), about=verdict.about
+        )
 
     def invoke_now(self, verdict: Verdict, caller: Caller, request: Request) -> bytes | None:
         """Answer an allowed invoke if the plugin can run it at once, timed for the inline
-        policy as a loop-thread call; None (nothing done) if it cannot."""
+        policy as a loop-thread call; None (nothing done) if it cannot (or a named function
+        is invoked: those are served in a lane)."""
         route = verdict.route
         assert route is not None
+        if verdict.function != "handle":
+            return None
         out = self._invoke_at_once(route, caller, request, self.inline.inline_call)
         assert not isinstance(out, Streamed)  # invoke answers are never streamed
         return out
@@ -158,7 +194,7 @@ class Dispatcher:
         if data is None:
             return None
         timed(plugin, clock.monotonic() - started)
-        self.records.called(caller.actor, plugin, "ok", started)
+        self.records.called(caller.actor, plugin, "ok", started, "handle")
         if self.stats is not None:
             self.stats.control_requests[(Action.INVOKE.value, "ok")] += 1
         keep = request.head.keep_alive
@@ -180,9 +216,11 @@ class Dispatcher:
         decision: Decision | None,
         run: Callable[[], Reply],
         started: float | None = None,
+        about: Target = NO_TARGET,
     ) -> bytes | Streamed:
         keep = request.head.keep_alive
         action = route.action
+        function = about.function or "handle"
         outcome = "ok"
         out: bytes | Streamed
         if started is None:
@@ -209,18 +247,19 @@ class Dispatcher:
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
         if action is Action.INVOKE and route.plugin is not None:
-            self.records.called(caller.actor, route.plugin, outcome, started)
+            self.records.called(caller.actor, route.plugin, outcome, started, function)
         if action is Action.RELOAD and outcome == "ok" and self.on_reload is not None:
             self.on_reload()  # user and group names may have changed as well
-        if action is not None and action.changes_state and decision is not None:
+        if action is not None and decision is not None and _audited(action, about):
+            fn = f" {about.function}" if about.function not in (None, "handle") else ""
             self.records.record(
                 AuditEvent(
                     EventName.CONTROL_ACTION,
                     plugin=route.plugin,
                     actor=caller.actor,
                     reason=outcome,
-                    message=f"{caller.actor} {action.value}: {outcome}",
-                    details=_details(caller, request.head, action.value, decision.rule),
+                    message=f"{caller.actor} {action.value}{fn}: {outcome}",
+                    details=_details(caller, request.head, action.value, decision.rule, about),
                 )
             )
         if self.stats is not None and action is not None:
@@ -243,7 +282,7 @@ class Dispatcher:
                 actor=caller.actor,
                 reason=decision.rule,
                 message=decision.message,
-                details=_details(caller, head, action.value, decision.rule),
+                details=_details(caller, head, action.value, decision.rule, verdict.about),
             ),
         )
         if self.stats is not None:
@@ -256,8 +295,19 @@ class Dispatcher:
         self.records.close()
 
 
-def _details(caller: Caller, head: RequestHead, action: str, rule: str) -> dict[str, object]:
-    return {
+def _audited(action: Action, about: Target) -> bool:
+    """State changes are audited when allowed; so is every call of a named function (the
+    audit trail of a provider hook carries the function's name)."""
+    return action.changes_state or (about.function not in (None, "handle"))
+
+
+def _details(
+    caller: Caller, head: RequestHead, action: str, rule: str, about: Target = NO_TARGET
+) -> dict[str, object]:
+    extra: dict[str, object] = {}
+    if about.function is not None:
+        extra["function"] = about.function
+    return extra | {
         "action": action,
         "rule": rule,
         "uid": caller.uid,

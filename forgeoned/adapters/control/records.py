@@ -61,11 +61,13 @@ class ControlRecords:
         if audit:
             self.record(event)
 
-    def called(self, actor: str, plugin: str, outcome: str, started: float) -> None:
-        """One invoke of ``plugin``'s ``handle`` that began at monotonic ``started``."""
+    def called(
+        self, actor: str, plugin: str, outcome: str, started: float, function: str = "handle"
+    ) -> None:
+        """One invoke of ``plugin``'s ``function`` that began at monotonic ``started``."""
         clock = self.clock
         now = clock.monotonic()
-        key = CallKey(actor, plugin, "handle", outcome)
+        key = CallKey(actor, plugin, function, outcome)
         due = self.calls.add(key, now - started, started, clock.wall())
         if due:
             self._held.extend(due)

@@ -11,7 +11,7 @@ comes from the context's clock (``since`` and the compliance report's "now").
 | GET | /v1/plugins/{name} | show |
 | DELETE | /v1/plugins/{name} | remove |
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
-| POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
+| POST | /v1/plugins/{name}/invoke?wait=S&fn=F (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
@@ -43,9 +43,11 @@ from dataclasses import dataclass
 from forgeoned.adapters.control import audit_routes as audit
 from forgeoned.adapters.control.audit_routes import parse_since
 from forgeoned.adapters.control.context import Context, Handler, Reply
+from forgeoned.adapters.control.http import RequestHead
 from forgeoned.adapters.control.views import detail, summary
+from forgeoned.core.hooks_manifest import IDENT_RE
 from forgeoned.core.manifest import NAME_RE
-from forgeoned.core.policy import Action
+from forgeoned.core.policy import NO_TARGET, Action, Target
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.errors import (
     BadRequestError,
@@ -141,10 +143,15 @@ SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
 
 
 def _list(ctx: Context) -> Reply:
+    conditional = any(g.when for g in ctx.policy.grants)  # rules that need the attributes
+
+    def about(name: str) -> Target:
+        return ctx.backend.plugin_target(name, None) if conditional else NO_TARGET
+
     views = [
         v
         for v in ctx.backend.list_plugins()
-        if ctx.policy.authorize(ctx.caller, Action.LIST, v.name).allowed
+        if ctx.policy.authorize(ctx.caller, Action.LIST, v.name, about(v.name)).allowed
     ]
     return Reply(200, {"plugins": [summary(v) for v in sorted(views, key=lambda v: v.name)]})
 
@@ -216,7 +223,17 @@ def invoke_wait(query: dict[str, str]) -> float | None:
 
 def _invoke(ctx: Context) -> Reply:
     wait_s = invoke_wait(ctx.request.head.query)
-    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
+    function = invoked_function(ctx.request.head)
+    return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s, function))
+
+
+def invoked_function(head: RequestHead) -> str:
+    """The ``fn`` of an invoke (``handle`` without one); BadRequest for a name no manifest
+    could list."""
+    function = head.query.get("fn", "handle")
+    if function != "handle" and not IDENT_RE.match(function):
+        raise BadRequestError(f"bad function name {function[:80]!r} (expected {IDENT_RE.pattern})")
+    return function
 
 
 def _allow_downgrade(ctx: Context) -> Reply:

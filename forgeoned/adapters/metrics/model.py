@@ -11,6 +11,7 @@ distinct ones were seen for that label; everything else becomes ``other``.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from forgeoned.adapters.metrics.audit import (
     write_families,
 )
 from forgeoned.adapters.metrics.family import Family
+from forgeoned.adapters.metrics.plugin_custom import config_refused_family, custom_families
 from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
@@ -111,7 +113,10 @@ class MetricsModel:
         self._code = LabelBound(())
 
     def families(self) -> list[Family]:
-        out = self._plugin_families(self.source.plugin_views())
+        views = self.source.plugin_views()
+        out = self._plugin_families(views)
+        out.append(config_refused_family(views))
+        out += custom_families(views)
         out += self._daemon_families(self.source.daemon_stats())
         if self.audit is not None:
             out += audit_families(self.audit)
@@ -140,6 +145,9 @@ class MetricsModel:
         hostcalls = Family(
             "forgeone_hostcalls", "counter", "Host calls by outcome", (*p, "function", "outcome")
         )
+        http = Family(
+            "forgeone_plugin_http_requests", "counter", "Outbound HTTP requests", (*p, "outcome")
+        )
         memory = Family("forgeone_plugin_memory_bytes", "gauge", "Linear memory in use", p)
         fuel = Family("forgeone_plugin_fuel_consumed", "counter", "Fuel consumed by calls", p)
         dropped = Family("forgeone_plugin_log_dropped", "counter", "Log lines rate-limited", p)
@@ -151,12 +159,17 @@ class MetricsModel:
             up.add(name, 1 if view.state == _RUNNING else 0)
             for each in _STATES:
                 state.add((*name, each), 1 if view.state == each else 0)
-            for pair, n in _merged(stats.calls.items(), self._export, self._call_outcome):
+            export: Callable[[str], str] = self._export
+            if stats.functions:  # the manifest's named functions: a bounded set of its own
+                export = functools.partial(_named, frozenset(stats.functions), self._export)
+            for pair, n in _merged(stats.calls.items(), export, self._call_outcome):
                 calls.add((*name, *pair), n)
             duration.add_histogram(name, stats.call_duration)
             restarts.add(name, stats.restarts)
             for pair, n in _merged(stats.hostcalls.items(), self._function, self._host_outcome):
                 hostcalls.add((*name, *pair), n)
+            for outcome, n in _tally(stats.http_requests.items(), self._host_outcome):
+                http.add((*name, outcome), n)
             memory.add(name, view.memory_bytes)
             fuel.add(name, stats.fuel_consumed)
             dropped.add(name, stats.log_dropped)
@@ -169,6 +182,7 @@ class MetricsModel:
             duration,
             restarts,
             hostcalls,
+            http,
             memory,
             fuel,
             dropped,
@@ -213,6 +227,10 @@ class MetricsModel:
             family.add((), value)
             out.append(family)
         return out
+
+
+def _named(named: frozenset[str], bound: LabelBound, value: str) -> str:
+    return value if value in named else bound(value)
 
 
 def _merged(

@@ -1,11 +1,13 @@
 """The host side of ABI v1: what each `forgeone.*` import does, checked, bounded and counted.
 
-:class:`HostCalls` holds the semantics of the nine host functions over a :class:`GuestMemory`
+:class:`HostCalls` holds the semantics of the host functions over a :class:`GuestMemory`
 (the plugin's linear memory, or a bytearray in unit tests). It never raises for anything a
 plugin can pass: a bad pointer, length, level or UTF-8 is ``-3``, a missing capability is
 ``-2`` plus a ``hostcall.denied`` audit event (at most 10 per function per minute, then one
-summary: see ``core/denial_throttle``), an exhausted quota ``-4``. Only a failure of the
-host itself (say the kv disk is gone) escapes, and the runtime turns that into a trap.
+summary: see ``core/denial_throttle``), an exhausted quota ``-4``; ``http_request`` adds
+``-5`` … ``-8`` and hands the request to the plugin's :class:`HttpHook` (``adapters/http``).
+Only a failure of the host itself (say the kv disk is gone) escapes, and the runtime turns
+that into a trap.
 """
 
 from __future__ import annotations
@@ -18,14 +20,21 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.http.hook import HttpHook, secret_reader
+from forgeoned.adapters.wasm import hostabi_hooks as hooks
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA, HostOutcome
 from forgeoned.core.clock import SystemClock
-from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
-from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.denial_throttle import (
+    DenialSummary,
+    DenialThrottle,
+    denied_event,
+    summary_event,
+)
 from forgeoned.core.manifest import SECRET_RE, Capabilities
+from forgeoned.core.plugin_metrics import MetricOp, PluginMetricSet
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
-from forgeoned.errors import KvQuotaError
+from forgeoned.errors import KvQuotaError, OutboundRule
 
 MAX_LOG_BYTES: Final = 64 * 1024
 MAX_OUTPUT_BYTES: Final = 16 * 1024 * 1024
@@ -57,6 +66,11 @@ class HostServices:
     # Which denials are audited. One per HostServices, i.e. shared by the instances of one
     # loaded plugin version; pass one explicitly to share it more widely.
     denials: DenialThrottle = field(default_factory=DenialThrottle)
+    # provider hooks (docs/plugin-hooks.md): the effective config as text, the declared metrics
+    config: Mapping[str, str] = field(default_factory=dict)
+    metrics: PluginMetricSet | None = None
+    functions: frozenset[str] = frozenset()  # the manifest's named functions
+    http: HttpHook | None = None  # None when no outbound origin is granted
 
 
 class GuestMemory(Protocol):
@@ -68,9 +82,14 @@ class GuestMemory(Protocol):
 
     def fits(self, ptr: int, length: int) -> bool: ...
 
+    def read_pair(self, p1: int, n1: int, p2: int, n2: int) -> tuple[bytes, bytes] | None:
+        """Two reads at once (a metric call's name and labels); None if either is out of
+        bounds."""
+        ...
+
 
 class HostCalls:
-    """The nine host functions of one instance. Arguments arrive as raw wasm i32 values."""
+    """The host functions of one instance. Arguments arrive as raw wasm i32 values."""
 
     def __init__(
         self, services: HostServices, memory: GuestMemory, stats: PluginStats | None = None
@@ -88,6 +107,10 @@ class HostCalls:
         self._count_set = counts.__setitem__
         self.time_now_ms: Callable[[], int] = self._time_now_ms()
         self.output_buffer: bytearray | None = None  # set only while `handle` runs
+        self._http = stats.http_requests
+        # When the running wasm call must end (perf_counter time): its instance sets this, so
+        # that a host call cannot outlive the call it serves.
+        self.deadline: Callable[[], float] = lambda: time.perf_counter() + 3600.0
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -99,44 +122,26 @@ class HostCalls:
     def _invalid(self, function: str) -> int:
         return self._done(function, _INVALID, INVALID)
 
-    def _deny(self, function: str, what: str) -> int:
+    def _deny(
+        self,
+        function: str,
+        what: str,
+        rule: OutboundRule | None = None,
+        outcome: str = _DENIED,
+        code: int = DENIED,
+    ) -> int:
         svc = self.services
-        self._counts[(function, _DENIED)] += 1  # counted first: an audit failure traps
+        self._counts[(function, outcome)] += 1  # counted first: an audit failure traps
         audit, due = svc.denials.deny(function, svc.clock.monotonic())
         for summary in due:
             self._audit_summary(summary)
         if audit:
-            svc.audit.record(
-                AuditEvent(
-                    EventName.HOSTCALL_DENIED,
-                    plugin=svc.plugin,
-                    version=svc.version,
-                    reason="capability",
-                    message=f"plugin {svc.plugin} was denied {function}({what})",
-                    details={"function": function, "target": what},
-                )
-            )
-        return DENIED
+            svc.audit.record(denied_event(svc.plugin, svc.version, function, what, rule, code))
+        return code
 
     def _audit_summary(self, summary: DenialSummary) -> None:
         svc = self.services
-        svc.audit.record(
-            AuditEvent(
-                EventName.HOSTCALL_DENIED,
-                plugin=svc.plugin,
-                version=svc.version,
-                reason="capability",
-                message=(
-                    f"plugin {svc.plugin} was denied {summary.function} {summary.suppressed} "
-                    f"more times within {summary.window_s:g} s (counted, not audited one by one)"
-                ),
-                details={
-                    "function": summary.function,
-                    "suppressed": summary.suppressed,
-                    "window_s": summary.window_s,
-                },
-            )
-        )
+        svc.audit.record(summary_event(svc.plugin, svc.version, summary))
 
     def report_suppressed(self, final: bool = False) -> None:
         """Audit the summaries that are due (``final``: all suppressed denials so far, when
@@ -193,21 +198,10 @@ class HostCalls:
             return self._invalid("secret_get")
         if name not in self._caps.secrets:
             return self._deny("secret_get", name)
-        value = self._read_secret(name)
+        value = secret_reader(self.services.secrets_dir, MAX_SECRET_BYTES)(name)
         if value is None:
             return self._done("secret_get", _NOT_FOUND, NOT_FOUND)
         return self._reply("secret_get", value, buf_ptr, buf_len)
-
-    def _read_secret(self, name: str) -> bytes | None:
-        directory = self.services.secrets_dir
-        if directory is None:
-            return None
-        try:
-            fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read(MAX_SECRET_BYTES)
 
     def _time_now_ms(self) -> Callable[[], int]:
         """``time_now_ms``, resolved once: the cheapest host call, so the one where every
@@ -289,3 +283,40 @@ class HostCalls:
             return self._done("output", _QUOTA, QUOTA)
         buffer += data
         return self._done("output", OK, 0)
+
+    # --- provider hooks (hostabi_hooks) --------------------------------------------------------
+
+    def config_get(self, key_ptr: int, key_len: int, buf_ptr: int, buf_len: int) -> int:
+        return hooks.config_get(self, key_ptr, key_len, buf_ptr, buf_len)
+
+    def metric_add(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.ADD, n_ptr, n_len, l_ptr, l_len, value)
+
+    def metric_set(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.SET, n_ptr, n_len, l_ptr, l_len, value)
+
+    def metric_observe(self, n_ptr: int, n_len: int, l_ptr: int, l_len: int, value: float) -> int:
+        return hooks.metric(self, MetricOp.OBSERVE, n_ptr, n_len, l_ptr, l_len, value)
+
+    # --- outbound HTTP (docs/plugin-authoring.md, "Outbound HTTP") ---------------------------
+
+    def http_request(self, req_ptr: int, req_len: int, resp_ptr: int, resp_cap: int) -> int:
+        hook, name = self.services.http, "http_request"
+        data = self.memory.read(req_ptr & _U32, req_len & _U32)
+        if data is None or not self.memory.fits(resp_ptr & _U32, resp_cap & _U32):
+            self._http[_INVALID] = self._http.get(_INVALID, 0) + 1
+            return self._invalid(name)
+        if hook is None:
+            self._http[_DENIED] = self._http.get(_DENIED, 0) + 1
+            return self._deny(name, "", OutboundRule.NOT_GRANTED)
+        result, response = hook.request(data, self.deadline() - time.perf_counter())
+        outcome = result.outcome.value
+        self._http[outcome] = self._http.get(outcome, 0) + 1
+        if result.rule is not None:
+            what = f"{result.destination}: {result.detail}" if result.destination else result.detail
+            return self._deny(name, what, result.rule, outcome, result.code)
+        if result.code < 0:
+            return self._done(name, outcome, result.code)
+        if len(response) <= (resp_cap & _U32):
+            self.memory.write(resp_ptr & _U32, response)
+        return self._done(name, OK, len(response))

@@ -1,6 +1,6 @@
 """The link between Stores and the host: guest memory access and the raw host callbacks.
 
-The nine ``forgeone.*`` imports are defined ONCE per Engine, in a Linker shared by every
+The ``forgeone.*`` imports are defined ONCE per Engine, in a Linker shared by every
 Store (:func:`define_host_functions`), as raw ``wasmtime_linker_define_func_unchecked``
 callbacks; a module's imports are then resolved once (``InstancePre``) and each new Store
 only instantiates. Defining them per Store cost ~0.3 ms of every instantiation.
@@ -30,6 +30,7 @@ turns that into ``PluginTrap(kind=HOST_ERROR)`` (or re-raises a KeyboardInterrup
 from __future__ import annotations
 
 import ctypes
+import struct
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -40,7 +41,11 @@ from forgeoned.adapters.wasm.hostabi import HostCalls, HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE
 from forgeoned.core.stats import PluginStats
 
-_VALTYPES: Final = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+_VALTYPES: Final = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f64": wasmtime.ValType.f64,
+}
 
 
 class GuestMemoryView:
@@ -71,6 +76,13 @@ class GuestMemoryView:
             return None
         return ctypes.string_at(fast.memory_data(self._ctx, self._mem) + ptr, length)
 
+    def read_pair(self, p1: int, n1: int, p2: int, n2: int) -> tuple[bytes, bytes] | None:
+        size = self.size()
+        if p1 + n1 > size or p2 + n2 > size:
+            return None
+        base = fast.memory_data(self._ctx, self._mem)
+        return ctypes.string_at(base + p1, n1), ctypes.string_at(base + p2, n2)
+
     def write(self, ptr: int, data: bytes) -> bool:
         if ptr + len(data) > self.size():
             return False
@@ -86,7 +98,7 @@ class HostLink:
     def __init__(self, services: HostServices, memory: GuestMemoryView, stats: PluginStats) -> None:
         """``stats``: the counters this Store's instance writes (its own: core/stats.py)."""
         self.calls = HostCalls(services, memory, stats)
-        # What a callback finds in ACTIVE: the nine functions, bound once here (a
+        # What a callback finds in ACTIVE: the host functions, bound once here (a
         # bound-method lookup per host call is a measurable cost), then this link itself.
         self.fns: tuple[Any, ...] = (
             *(getattr(self.calls, name) for name in HOST_FUNCTIONS),
@@ -104,7 +116,8 @@ class HostLink:
 # this thread runs (or ran last). A ContextVar rather than a threading.local because its get()
 # is a cached pointer comparison: ~20 ns inside a ctypes callback, against ~100 ns.
 ACTIVE: Final[ContextVar[tuple[Any, ...]]] = ContextVar("forgeoned_active_host", default=())
-_LINK: Final = len(HOST_FUNCTIONS)  # index of the HostLink itself in HostLink.fns
+_LINK: Final = len(HOST_FUNCTIONS)
+_U32: Final = 0xFFFFFFFF  # index of the HostLink itself in HostLink.fns
 
 
 def _failed(name: str, exc: BaseException) -> int:
@@ -163,9 +176,31 @@ def _raw_callback(index: int, name: str, arity: int) -> Any:
     return cbn
 
 
+def _metric_callback(index: int, name: str) -> Any:
+    """The callback of a metric call: four i32 then an f64. The slots are read as int64 (an
+    i32 is the low half of its slot; the f64 is its slot's bits), cheaper than the union."""
+    active = ACTIVE.get
+    k = fast.I32_STRIDE // 2  # int64 index of slot 1
+    to_f64 = struct.Struct("<d").unpack
+    pack = struct.Struct("<q").pack
+
+    def cbf(_env: Any, _caller: Any, args: Any, _n: int) -> int:
+        try:
+            value = to_f64(pack(args[4 * k]))[0]
+            args[0] = active()[index](args[0], args[k], args[2 * k], args[3 * k], value) & _U32
+            return 0
+        except BaseException as exc:
+            return _failed(name, exc)
+
+    return cbf
+
+
 def _make_callbacks() -> tuple[Any, ...]:
     out = []
     for index, (name, spec) in enumerate(HOST_FUNCTIONS.items()):
+        if "f64" in spec.sig.params:
+            out.append(fast.HostCallbackI64(_metric_callback(index, name)))
+            continue
         raw = _raw_callback(index, name, len(spec.sig.params))
         i64 = spec.sig.results == ("i64",)
         out.append(fast.HostCallbackI64(raw) if i64 else fast.HostCallbackI32(raw))
@@ -178,7 +213,7 @@ _CALLBACKS: Final = _make_callbacks()
 
 
 def define_host_functions(linker: wasmtime.Linker) -> None:
-    """Define the nine ``forgeone.*`` imports in ``linker`` (once per Engine)."""
+    """Define the ``forgeone.*`` imports in ``linker`` (once per Engine)."""
     for (name, spec), callback in zip(HOST_FUNCTIONS.items(), _CALLBACKS, strict=True):
         functype = wasmtime.FuncType(
             [_VALTYPES[t]() for t in spec.sig.params],

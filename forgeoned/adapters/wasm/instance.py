@@ -80,6 +80,7 @@ class PluginInstance:
         self._memory = GuestMemoryView(self._ctx)
         self._link = HostLink(host, self._memory, stats)
         self.host = self._link.calls
+        self.host.deadline = self._call_deadline  # http_request's time is bounded by it
         self._host_fns = self._link.fns
         self._deadline = 0.0
         self._calling = False
@@ -116,6 +117,9 @@ class PluginInstance:
         return func
 
     # --- deadlines --------------------------------------------------------------------------
+
+    def _call_deadline(self) -> float:
+        return self._deadline
 
     def _on_epoch(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
         try:
@@ -285,17 +289,24 @@ class PluginInstance:
     def call_i32(self, export: str, *args: int) -> int:
         return self.export_i32(export)(*args)
 
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, export: str = "handle") -> bytes:
         """alloc(len) + copy ``data`` in + handle(ptr, len); returns what `output` collected.
+        ``export``: ``handle``, or a named function the manifest lists (same conventions).
 
         A non-zero status is the plugin's answer: :class:`ApplicationError` carrying the
         status and the output collected so far (the instance and its memory stay as they are).
         """
         funcs, host = self._funcs, self.host
+        if export != "handle" and export not in self.services.functions:
+            listed = ", ".join(sorted(self.services.functions)) or "none"
+            raise NotFoundError(
+                f"plugin {self.services.plugin} has no function {export[:64]!r} "
+                f"(its manifest lists: {listed})"
+            )
         alloc = funcs.get("alloc") or self._bind("alloc")
-        handle = funcs.get("handle") or self._bind("handle")
+        handle = funcs.get(export) or self._bind(export)
         if alloc is None or handle is None:
-            raise NotFoundError(f"plugin {self.services.plugin} exports no 'handle'")
+            raise NotFoundError(f"plugin {self.services.plugin} exports no {export!r}")
         alloc.raw[0].i32 = len(data)
         ptr = self._run(alloc, status=False)
         if not self._memory.write(ptr & _U32, data):

@@ -21,6 +21,7 @@ from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.adapters.wasm.version import Compiled, Lifecycle, LoadedVersion, Verified
+from forgeoned.core.abi import require_functions
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.ceilings import CeilingPolicy, check_code_size
 from forgeoned.core.desired import Candidate
@@ -118,7 +119,9 @@ class PluginLoader:
         art = verified.artifact
         with self._ready_lock:
             module = self._ready.pop(art.sha256, None)
-        return Compiled(verified, module if module is not None else self._module(art))
+        module = module if module is not None else self._module(art)
+        require_functions(module.interface.exports, art.manifest.functions)
+        return Compiled(verified, module)
 
     def instantiate(self, compiled: Compiled) -> LoadedVersion:
         version = self.lifecycle.run(lambda: self._instantiate(compiled))

@@ -147,6 +147,10 @@ class LoadedVersion:
         return first.services.capabilities.to_json() if first is not None else {}
 
     @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        return self.manifest.labels
+
+    @property
     def instance_count(self) -> int:
         return len(self.instances)
 
