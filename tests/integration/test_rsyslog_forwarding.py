@@ -124,9 +124,9 @@ def test_a_scripted_lifecycle_arrives_whole_at_the_siem(tmp_path: Path, siem: Si
                 text=True,
             ).stdout.count("FORGEONE_EVENT")
             with siem.lock:
-                got = sum(1 for r in siem.received if r.get("_PID") == pid)
+                arrived_count = sum(1 for r in siem.received if r.get("_PID") == pid)
             raise AssertionError(
-                f"{exc}: {got} of {len(stored)} arrived; the journal holds {journal} "
+                f"{exc}: {arrived_count} of {len(stored)} arrived; the journal holds {journal} "
                 "audit events of the daemon (fewer: journald lost them, e.g. it was stopped)"
             ) from exc
     finally:
