@@ -109,7 +109,8 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
                     _follow(local(command), work)
                 elif "audit otlp" in command:  # never ends either: a receiver stands in
                     port = receiver.url.split(":")[-1].split("/")[0]
-                    _otlp(local(command).replace(":4318/", f":{port}/"), work, receiver)
+                    position = env.root / "state/otlp.position"
+                    _otlp(local(command).replace(":4318/", f":{port}/"), work, receiver, position)
                 else:
                     sh(local(command))
         with daemon.client() as client:
@@ -139,10 +140,14 @@ def _follow(command: str, cwd: Path) -> None:
             proc.stdout.close()
 
 
-def _otlp(command: str, cwd: Path, receiver: Receiver) -> None:
+def _otlp(command: str, cwd: Path, receiver: Receiver, position: Path) -> None:
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd)
-    try:
-        poll_until(lambda: len(receiver.records) >= 3, 60, "records at the OTLP receiver")
+    try:  # the position is written once the receiver has acknowledged a batch: wait for both
+        poll_until(
+            lambda: len(receiver.records) >= 3 and position.is_file(),
+            60,
+            "records at the OTLP receiver and the position file",
+        )
         assert [r["seq"] for r in receiver.records][:3] == [1, 2, 3]
     finally:
         stop_process(proc, 30)
