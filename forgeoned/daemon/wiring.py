@@ -25,6 +25,7 @@ from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
@@ -58,6 +59,7 @@ from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
+from forgeoned.service.staging import Attestations
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -156,7 +158,8 @@ def build_parts(
         if journal is not None:
             journal.close()
         raise
-    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
+    attest = Attestations(config.staging, trust, AttestationFiles(config.plugins_dir))
+    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock, attest)
     events = AuditBatch(audit)
     # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
     heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
