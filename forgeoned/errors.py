@@ -30,6 +30,7 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   └── CompileLimitError          the compile worker ran out of time or memory
     ├── FileChangedError               a file changed while it was read: read it again later
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
+    ├── ReplayDivergedError            ``run --replay``: not the recorded host interaction
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
     │   ├── PluginStatusError          a lifecycle export returned a non-zero status
@@ -223,6 +224,13 @@ class RuntimeVersionError(ForgeonedError):
     installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
 
     reason = "runtime_version"
+
+
+class ReplayDivergedError(ForgeonedError):
+    """``forgeonectl run --replay``: the plugin made a host call other than the one recorded
+    next (the call fails as a host error, so the run faults there)."""
+
+    reason = "replay_diverged"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "forgeoned.cli.keys",
     "forgeoned.cli.artifacts",
     "forgeoned.cli.check",
+    "forgeoned.cli.run",
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",

@@ -1,5 +1,5 @@
-"""``forgeonectl verify``, ``forgeonectl check`` and a real daemon give the same verdict on the
-same artifacts: a good one, one missing an export, one with a bad import, one asking for a
+"""``forgeonectl verify``, ``check``, ``run --config`` and a real daemon give the same verdict
+on the same artifacts: a good one, one missing an export, one with a bad import, one asking for a
 capability the operator does not grant (loaded; its calls denied), one over a ceiling, one
 signed by an untrusted key, and a downgrade below the rollback floor."""
 
@@ -16,6 +16,12 @@ from daemon_kit import KEY, Env, drop, in_process, manifest, plugin
 from forgeoned.cli import main
 from forgeoned.cli.devtools import make_signed_plugin, test_key
 from forgeoned.cli.exitcodes import OK, REJECTED
+
+
+def _run(capsys: pytest.CaptureFixture[str], env: Env, path: Path) -> tuple[int, str]:
+    code, out, err = _cli(capsys, "run", str(path), "--config", str(env.config), "--json")
+    return code, out + err
+
 
 MIB = 1 << 20
 
@@ -104,9 +110,15 @@ def test_verify_check_and_the_daemon_agree(
         else:
             assert "trusted" not in text.split(":")[0]
         offline[filename] = (report["reason"], code)
+        code, text = _run(capsys, env, staged / filename)
+        assert code == (OK if reason is None else REJECTED), (filename, text)
+        if reason is not None:
+            assert text.startswith("forgeonectl: "), text
     capless = _check(capsys, env, staged / "capless.wasm")
     assert [f["code"] for f in capless["findings"]] == ["capability_not_granted"]
     assert "secrets:api-token" in capless["findings"][0]["message"]
+    code, text = _run(capsys, env, staged / "capless.wasm")
+    assert code == OK and json.loads(text)["fault"] is None
 
     for filename, (data, _) in expected.items():
         drop(env.plugins, filename, data)
@@ -127,6 +139,8 @@ def test_verify_check_and_the_daemon_agree(
         report = _check(capsys, env, staged / "old.wasm")
         assert (report["accepted"], report["reason"]) == (False, "downgrade")
         code, text = _verify(capsys, env, staged / "old.wasm")
+        assert code == REJECTED and "downgrade" in text
+        code, text = _run(capsys, env, staged / "old.wasm")
         assert code == REJECTED and "downgrade" in text
         drop(env.plugins, "good.wasm", old)
         [event] = d.events.wait("plugin.rejected", "good")
