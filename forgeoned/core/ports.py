@@ -137,8 +137,10 @@ class ControlBackend(Protocol):
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
-        """Verify ``data`` (with its detached signature); if trusted write it into plugins.d
+        """Verify ``data`` (with its detached signature and staging attestation, which are
+        written beside it); if trusted write it into plugins.d
         and wait up to ``wait_s`` (0: not at all) for its outcome. Raises the error of an
         artifact that does not run (the code its audit event carries)."""
         ...

@@ -94,7 +94,7 @@ class DaemonBackend:
         self,
         operations: Operations,
         loop: Runner,
-        verify: Callable[[bytes, bytes | None], VerifiedArtifact],
+        verify: Callable[[bytes, bytes | None, bytes | None], VerifiedArtifact],
         reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
@@ -103,6 +103,7 @@ class DaemonBackend:
         self._ops = operations
         self._loop = loop
         self._verify = verify
+        self.write_attestation: Callable[[str, bytes], None] | None = None
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
@@ -131,13 +132,14 @@ class DaemonBackend:
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
         """Verify the upload here (a refusal is reported and counted on the loop; nothing is
         written), then write it and reconcile on the loop, waiting up to ``wait_s`` for what
         became of it (see :mod:`forgeoned.service.install`)."""
         name = filename.rsplit("/", 1)[-1]
         try:
-            artifact = self._verify(data, detached)
+            artifact = self._verify(data, detached, attestation)
         except ArtifactError as exc:
             refused = exc
             self._loop.call(lambda: self._ops.refuse_upload(name, refused, actor))
@@ -149,6 +151,8 @@ class DaemonBackend:
         pending = InstallReport(m.name, m.version, artifact.sha256, running=False)
 
         def job() -> InstallReport:
+            if attestation is not None and self.write_attestation is not None:
+                self.write_attestation(name, attestation)  # first: the module is judged with it
             return self._ops.install(cand, data, detached, actor)
 
         if wait_s <= 0:

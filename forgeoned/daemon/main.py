@@ -23,6 +23,7 @@ from typing import Any
 
 from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
+from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
@@ -71,6 +72,7 @@ class Daemon:
         self.backend = DaemonBackend(
             p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
         )
+        self.backend.write_attestation = AttestationFiles(config.plugins_dir).write
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False

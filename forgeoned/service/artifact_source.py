@@ -38,16 +38,20 @@ class ArtifactVerifier:
         self.attest = attest
         self._clock = clock
 
-    def __call__(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
+    def __call__(
+        self, data: bytes, detached: bytes | None, attestation: bytes | None = None
+    ) -> VerifiedArtifact:
         """Raises :class:`ArtifactError` for bytes that must not run (naming the plugin
-        whenever a manifest can be read, see :func:`name_rejection`)."""
+        whenever a manifest can be read, see :func:`name_rejection`); ``attestation``: one
+        more staging attestation to consider (an upload's, not yet in plugins.d)."""
         try:
             artifact = verify_artifact(
                 data, detached=detached, trust=self.trust, mode=self.mode, now=self._clock.wall()
             )
             check_manifest(self.ceilings, artifact.manifest)  # the operator's ceilings
             if self.attest is not None and self.attest.policy.required:
-                self.attest.require(artifact.manifest, artifact.sha256, self._clock.wall())
+                extra = (attestation,) if attestation is not None else ()
+                self.attest.require(artifact.manifest, artifact.sha256, self._clock.wall(), extra)
         except ArtifactError as exc:
             name_rejection(exc, data)
             raise

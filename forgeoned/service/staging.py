@@ -29,8 +29,12 @@ class Attestations:
         self.trust = trust
         self.find = find
 
-    def require(self, manifest: Manifest, sha256: str, now: float) -> Opened:
-        """Raises :class:`~forgeoned.errors.StagingError` unless a valid attestation exists."""
+    def require(
+        self, manifest: Manifest, sha256: str, now: float, extra: Iterable[bytes] = ()
+    ) -> Opened:
+        """Raises :class:`~forgeoned.errors.StagingError` unless a valid attestation exists
+        (among those found, and ``extra``)."""
+        found = [*extra, *self.find()]
         return check_attestations(
-            self.find(), manifest.name, sha256, self.trust, self.policy.attesters, now
+            found, manifest.name, sha256, self.trust, self.policy.attesters, now
         )

@@ -83,6 +83,7 @@ class FakeBackend:
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
         if not data.startswith(SIGNED_MAGIC) and detached != b"good-signature":
             raise SignatureError("artifact is not signed", SignatureReason.UNSIGNED)

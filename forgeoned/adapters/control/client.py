@@ -102,6 +102,7 @@ class ControlClient:
         filename: str,
         detached: bytes | None = None,
         wait_s: float | None = None,
+        attestation: bytes | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact (with its detached signature); ``wait_s`` bounds the wait for
         its outcome (0: none; None: the daemon's default). ``outcome`` in the answer is
@@ -112,6 +113,8 @@ class ControlClient:
         headers = {}
         if detached is not None:
             headers["X-Forgeone-Signature"] = base64.b64encode(detached).decode("ascii")
+        if attestation is not None:
+            headers["X-Forgeone-Attestation"] = base64.b64encode(attestation).decode("ascii")
         answer = self.request(
             "POST", "/v1/plugins", data, query, content_type="application/wasm", headers=headers
         )

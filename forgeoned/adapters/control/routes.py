@@ -23,7 +23,8 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
 within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
 whose ``code`` is the reason of the audit event that recorded it. A detached signature comes
-base64-encoded in the ``X-Forgeone-Signature`` header (the body stays the raw module)::
+base64-encoded in the ``X-Forgeone-Signature`` header, a staging attestation in the
+``X-Forgeone-Attestation`` header (the body stays the raw module)::
 
     curl --unix-socket /run/forgeoned/control.sock --data-binary @hello.wasm \
          -H "X-Forgeone-Signature: $(base64 -w0 hello.wasm.sig)" \
@@ -148,6 +149,7 @@ def _name(ctx: Context) -> str:
 
 
 SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
+ATTESTATION_HEADER = "x-forgeone-attestation"  # a staging attestation (DSSE JSON), base64
 
 
 def _list(ctx: Context) -> Reply:
@@ -176,13 +178,21 @@ def _install(ctx: Context) -> Reply:
             detached = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError) as exc:
             raise BadRequestError(f"{SIGNATURE_HEADER} is not base64: {exc}") from exc
+    attestation = None
+    if (encoded := headers.get(ATTESTATION_HEADER)) is not None:
+        try:
+            attestation = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise BadRequestError(f"{ATTESTATION_HEADER} is not base64: {exc}") from exc
     try:
         wait = float(query.get("wait", INSTALL_WAIT_S))
     except ValueError:
         wait = math.nan
     if not 0 <= wait <= INSTALL_WAIT_MAX_S:
         raise BadRequestError(f"bad wait: seconds from 0 to {INSTALL_WAIT_MAX_S:g}")
-    report = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor, detached, wait)
+    report = ctx.backend.install(
+        ctx.request.body, filename, ctx.caller.actor, detached, wait, attestation
+    )
     about = {"name": report.name, "version": report.version, "sha256": report.sha256}
     if report.running and report.view is not None:
         return Reply(201, {"outcome": "running", "installed": detail(report.view)})
