@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "forgeoned.cli.artifacts",
     "forgeoned.cli.check",
     "forgeoned.cli.run",
+    "forgeoned.cli.staging",
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",

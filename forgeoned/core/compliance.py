@@ -107,6 +107,8 @@ class ComplianceReport:
     exceptions: tuple[Finding, ...]
     controls: tuple[ControlEvidence, ...]
     event_counts: dict[str, int] = field(default_factory=dict)
+    staging: tuple[Mapping[str, Any], ...] = ()  # per plugin: its staging evidence
+    reviews_overdue: tuple[Mapping[str, Any], ...] = ()  # with incidents since last review
 
 
 def _finding(entry: Mapping[str, Any]) -> Finding:
@@ -181,6 +183,8 @@ def build_report(
     since: float | None = None,
     *,
     now: float | None = None,
+    staging: Sequence[Mapping[str, Any]] = (),
+    reviews_overdue: Sequence[Mapping[str, Any]] = (),
 ) -> ComplianceReport:
     """Evidence from ``entries`` (audit log order) at or after ``since`` and the live ``views``."""
     everything = list(entries)
@@ -253,6 +257,8 @@ def build_report(
         exceptions=tuple(buckets["exceptions"]),
         controls=controls,
         event_counts=dict(sorted(counts.items())),
+        staging=tuple(staging),
+        reviews_overdue=tuple(reviews_overdue),
     )
 
 

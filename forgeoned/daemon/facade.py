@@ -21,7 +21,14 @@ from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
-from forgeoned.errors import ArtifactError, BadRequestError, ForgeonedError, NotFoundError
+from forgeoned.daemon.stewardship import Stewardship
+from forgeoned.errors import (
+    ArtifactError,
+    BadRequestError,
+    ConflictError,
+    ForgeonedError,
+    NotFoundError,
+)
 from forgeoned.service.plugin_index import Rejection
 
 log = logging.getLogger("forgeoned")
@@ -104,6 +111,7 @@ class DaemonBackend:
         self._loop = loop
         self._verify = verify
         self.write_attestation: Callable[[str, bytes], None] | None = None
+        self.stewardship: Stewardship | None = None  # staging evidence, reviews
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
@@ -218,6 +226,30 @@ class DaemonBackend:
             }
             for r in self._refusals.rejected()
         ]
+
+    # --- staging evidence and reviews ----------------------------------------------------
+
+    def _steward(self) -> Stewardship:
+        if self.stewardship is None:
+            raise ConflictError("staging evidence and reviews are not kept by this daemon")
+        return self.stewardship
+
+    def evidence(self, name: str) -> dict[str, Any]:
+        return self._steward().evidence(self.get_plugin(name))
+
+    def review(self, name: str, note: str, actor: str) -> dict[str, Any]:
+        return self._steward().review(self.get_plugin(name), note, actor)
+
+    def staging_report(self) -> list[dict[str, Any]]:
+        return self._steward().staging_report(self.list_plugins())
+
+    def reviews_overdue(self) -> list[dict[str, Any]]:
+        return self._steward().overdue()
+
+    def review_due(self) -> dict[str, float]:
+        if self.stewardship is None:
+            return {}
+        return self.stewardship.review_due(v.name for v in self.list_plugins())
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
 from forgeoned.daemon.reload import apply_config, plan, restart_stale
+from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.daemon.wiring import (
     Observer,
     build_parts,
@@ -72,7 +73,11 @@ class Daemon:
         self.backend = DaemonBackend(
             p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
         )
-        self.backend.write_attestation = AttestationFiles(config.plugins_dir).write
+        files = AttestationFiles(config.plugins_dir)
+        self.backend.write_attestation = files.write
+        self.backend.stewardship = Stewardship(
+            lambda: p.verifier.mode, p.reviews, p.evidence, files, p.audit
+        )
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False

@@ -29,6 +29,7 @@ from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
+from forgeoned.adapters.files.review_store import ReviewStore
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
 from forgeoned.adapters.sdnotify import Notifier
@@ -42,7 +43,7 @@ from forgeoned.core.heartbeat import Heartbeat
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
-from forgeoned.core.trust import TrustPolicy
+from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.host_services import HostServicesFactory, credentials_dir
 from forgeoned.errors import ForgeonedError, StateError
@@ -50,6 +51,7 @@ from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.artifact_source import ArtifactSource, ArtifactVerifier
 from forgeoned.service.audit_batch import AuditBatch
 from forgeoned.service.chain_watch import ChainWatch
+from forgeoned.service.evidence import StagingEvidence
 from forgeoned.service.operations import PluginOperations
 from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -59,6 +61,7 @@ from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
+from forgeoned.service.reviews import Reviews
 from forgeoned.service.staging import Attestations
 from forgeoned.service.ticks import TickScheduler
 
@@ -126,6 +129,8 @@ class Parts:
     operations: PluginOperations
     watcher: DirectoryWatcher
     ticks: TickScheduler
+    reviews: Reviews  # when each plugin's review is due (fed by the audit trail)
+    evidence: StagingEvidence | None  # mode = "staging": what promote signs
 
 
 def build_parts(
@@ -150,7 +155,17 @@ def build_parts(
     # What the disk refused: the trail counts it; the reconciler and the plugin operations
     # change nothing without a record (the gate); the metrics and the status line show it.
     gate = trail.outage
-    audit: AuditSink = trail if observer is None else _Observed(trail, observer)
+    plugins = PluginTable(_host_factory(config, clock, heartbeat_of(notifier)))
+    # ``services.config`` is the config in force (a reload replaces it); read at each use
+    store = ReviewStore(config.state_dir)
+    reviews = Reviews(store.load(), store.save, clock,
+                      lambda: services.config.staging.review_interval_days)  # fmt: skip
+    evidence = (
+        StagingEvidence(clock, plugins.stats_of, lambda: services.config.staging)
+        if config.mode is Mode.STAGING else None
+    )  # fmt: skip
+    told = [reviews.observe] + ([evidence.observe] if evidence is not None else [])
+    audit: AuditSink = _Observed(trail, [*told, *([observer] if observer else [])])
     try:  # after the audit trail exists: a refused start is audited
         trust = load_trust(config, audit)
     except ForgeonedError:
@@ -162,8 +177,7 @@ def build_parts(
     verifier = ArtifactVerifier(trust, config.mode, config.limits, clock, attest)
     events = AuditBatch(audit)
     # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
-    heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
-    plugins = PluginTable(_host_factory(config, clock, heartbeat))
+    heartbeat = heartbeat_of(notifier)
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
@@ -204,20 +218,27 @@ def build_parts(
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
-        watcher=watcher, ticks=TickScheduler(plugins.all, clock),
+        watcher=watcher, ticks=TickScheduler(plugins.all, clock), reviews=reviews,
+        evidence=evidence,
     )  # fmt: skip
 
 
-class _Observed:
-    """An AuditSink that tells ``observer`` of each event ``inner`` recorded."""
+def heartbeat_of(notifier: Notifier) -> Heartbeat | None:
+    """The watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)."""
+    return notifier if notifier.watchdog_interval() is not None else None
 
-    def __init__(self, inner: AuditSink, observer: Observer) -> None:
+
+class _Observed:
+    """An AuditSink that tells each of ``observers`` of each event ``inner`` recorded."""
+
+    def __init__(self, inner: AuditSink, observers: list[Observer]) -> None:
         self._inner = inner
-        self._observer = observer
+        self._observers = observers
 
     def record(self, event: AuditEvent) -> None:
         self._inner.record(event)
-        self._observer(event)
+        for observer in self._observers:
+            observer(event)
 
 
 def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> HostFactory:

@@ -145,6 +145,14 @@ class ControlClient:
         body = json.dumps({"version": version}).encode()
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
 
+    def evidence(self, name: str) -> dict[str, Any]:
+        """A staging daemon's evidence of ``name`` (what ``promote`` signs)."""
+        return dict(self.request("GET", f"/v1/plugins/{quote(name)}/evidence"))
+
+    def review(self, name: str, note: str) -> dict[str, Any]:
+        body = json.dumps({"note": note}).encode()
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/review", body))
+
     def trusted_keys(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/keys"))
 

@@ -12,6 +12,8 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
 | POST | /v1/plugins/{name}/invoke?wait=S (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
+| GET | /v1/plugins/{name}/evidence (a staging daemon's evidence) | show |
+| POST | /v1/plugins/{name}/review ``{"note": TEXT}`` | review |
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
 | GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
@@ -129,6 +131,10 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
         if method == "DELETE":
             return Route(Action.REMOVE, name, _remove)
         return _only(method, "GET", path, Route(Action.SHOW, name, _show))
+    if rest[1:] == ["evidence"]:
+        return _only(method, "GET", path, Route(Action.SHOW, name, _evidence))
+    if rest[1:] == ["review"]:
+        return _only(method, "POST", path, Route(Action.REVIEW, name, _review))
     if len(rest) == 2 and rest[1] in _VERBS:
         action = _VERBS[rest[1]]
         special = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}
@@ -148,6 +154,7 @@ def _name(ctx: Context) -> str:
     return ctx.plugin
 
 
+MAX_NOTE = 4096  # characters of a review note
 SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
 ATTESTATION_HEADER = "x-forgeone-attestation"  # a staging attestation (DSSE JSON), base64
 
@@ -290,10 +297,23 @@ def _compliance(ctx: Context) -> Reply:
         backend.audit_verify(),
         since,
         now=time.time(),
+        staging=backend.staging_report(),
+        reviews_overdue=backend.reviews_overdue(),
     )
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")
     return Reply(200, render_markdown(report).encode(), "text/markdown; charset=utf-8")
+
+
+def _evidence(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.evidence(_name(ctx)))
+
+
+def _review(ctx: Context) -> Reply:
+    note = ctx.request.json().get("note")
+    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE:
+        raise BadRequestError(f'a review needs a note: {{"note": TEXT}} (1..{MAX_NOTE} chars)')
+    return Reply(200, ctx.backend.review(_name(ctx), note, ctx.caller.actor))
 
 
 def _whoami(ctx: Context) -> Reply:
