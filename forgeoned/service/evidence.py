@@ -3,8 +3,8 @@ since it went live here, for ``forgeonectl promote`` to sign.
 
 Fed by the audit trail: an activation (``plugin.installed``/``plugin.upgraded``) of a new
 sha256 starts a record with a snapshot of the plugin's counters; a failure, quarantine or
-rollback counts as a fault. :meth:`StagingEvidence.of` then reports the counters since that
-snapshot — calls by outcome, faults (traps, fuel, deadline, memory and failures), fuel,
+rollback counts as a failure. :meth:`StagingEvidence.of` then reports the counters since that
+snapshot — calls by outcome, faults (calls that trapped: fuel, deadline, memory…), failures, fuel,
 peak memory seen, the host calls used (denials included) — and the time in staging, and
 whether the ``[staging]`` minimums are met. Kept in memory: a daemon restart starts the
 evidence of what runs again (the attestation must describe what this process observed).
@@ -81,11 +81,11 @@ class StagingEvidence:
             hostcalls = Counter(now_stats.hostcalls)
             hostcalls.subtract(rec.baseline.hostcalls)
             duration = self._clock.wall() - rec.since
-            faults = rec.failures + sum(n for (_, out), n in calls.items() if out not in _ANSWERS)
+            faults = sum(n for (_, out), n in calls.items() if out not in _ANSWERS)
             handled = sum(n for (export, _), n in calls.items() if export == "handle")
             policy = self._policy()
             refusal: str | None = None
-            if faults:
+            if faults or rec.failures:
                 refusal = StagingReason.FAULTED.value
             elif handled < policy.min_calls or duration < policy.min_seconds:
                 refusal = StagingReason.INSUFFICIENT.value
@@ -94,7 +94,7 @@ class StagingEvidence:
                 "since": utc_text(rec.since), "duration_s": round(duration, 3),
                 "calls": handled,
                 "calls_by_outcome": {f"{e} {o}": n for (e, o), n in sorted(calls.items()) if n},
-                "faults": faults, "fuel_consumed":
+                "faults": faults, "failures": rec.failures, "fuel_consumed":
                     now_stats.fuel_consumed - rec.baseline.fuel_consumed,
                 "memory_peak_bytes": rec.memory_peak,
                 "hostcalls": {f"{f} {o}": n for (f, o), n in sorted(hostcalls.items()) if n},
