@@ -39,7 +39,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         need = evidence.get("required", {})
         raise StagingError(
             f"{args.name} {evidence.get('version')}: not promoted: {evidence.get('faults')} "
-            f"fault(s), {evidence.get('failures')} failure(s), {evidence.get('calls')} call(s) in {evidence.get('duration_s')} s "
+            f"fault(s), {evidence.get('failures')} failure(s), {evidence.get('calls')} call(s) "
+            f"in {evidence.get('duration_s')} s "
             f"(staging requires no fault, {need.get('min_calls')} call(s), "
             f"{need.get('min_seconds')} s)",
             StagingReason(refusal),

@@ -6,6 +6,7 @@ version and note), and due at once after a quarantine, with the incident listed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_kit import KEY, Env, JumpClock, drop, in_process, manifest, plugin, plugin_wat
@@ -31,7 +32,7 @@ def _trapping(name: str, version: str) -> bytes:
     return make_signed_plugin(text.replace(healthy, trapping), manifest(name, version), KEY)
 
 
-def _compliance(env: Env) -> dict[str, object]:
+def _compliance(env: Env) -> dict[str, Any]:
     with ControlClient(env.socket, timeout=60) as client:
         return dict(client.request("GET", "/v1/compliance", query={"format": "json"}))
 
@@ -54,7 +55,7 @@ def test_review_due_overdue_reviewed_and_due_after_an_incident(
         assert (overdue["plugin"], overdue["last_review"], overdue["incidents"]) == (
             "hello", None, [],
         )  # fmt: skip
-        assert [r["plugin"] for r in _compliance(env)["reviews_overdue"]] == ["hello"]  # type: ignore[union-attr]
+        assert [r["plugin"] for r in _compliance(env)["reviews_overdue"]] == ["hello"]
 
         code = main(["--socket", env.socket, "review", "hello", "--note", "Q3: deps, caps ok"])
         out = capsys.readouterr().out
