@@ -60,8 +60,8 @@ def test_the_documented_staging_path_runs(
     by_step = {s.name: _commands(s.script) for s in steps}
     assert sum(len(c) for c in by_step.values()) >= 12
     work, etc = tmp_path / "work", tmp_path / "etc"
-    for d in (work, etc, tmp_path / "staging", tmp_path / "production"):
-        d.mkdir()
+    for directory in (work, etc, tmp_path / "staging", tmp_path / "production"):
+        directory.mkdir()
     monkeypatch.chdir(work)
     (work / "hello-1.2.0.wasm").write_bytes(plugin("hello", "1.2.0"))
     staging = Env(tmp_path / "staging", mode="staging")
