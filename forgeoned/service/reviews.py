@@ -6,6 +6,7 @@ no record, no review). The book is saved (the state dir's ``reviews.json``) on e
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -13,7 +14,9 @@ from typing import Final
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.review import Incident, PluginReviews, Review, ReviewBook
-from forgeoned.errors import BadRequestError
+from forgeoned.errors import BadRequestError, StateError
+
+log = logging.getLogger("forgeoned")
 
 DAY_S: Final = 86400.0
 _ACTIVATED: Final = frozenset({EventName.PLUGIN_INSTALLED, EventName.PLUGIN_UPGRADED})
@@ -33,6 +36,7 @@ class Reviews:
         self._clock = clock
         self._interval_days = interval_days  # the config in force (a reload may change it)
         self._lock = threading.RLock()
+        self.save_failures = 0
 
     @property
     def interval_s(self) -> float:
@@ -52,7 +56,18 @@ class Reviews:
                 self.book.incident(
                     name, Incident(self._clock.wall(), label, event.version, event.reason)
                 )
+            self._try_save()
+
+    def _try_save(self) -> None:
+        """Save after an event: a full or broken state disk must not turn the event's own
+        path (a swap, a rollback) into a failure. The book stays in memory and is saved with
+        the next change; the failure is counted for ``status`` and logged."""
+        try:
             self._save(self.book)
+        except StateError as exc:
+            self.save_failures += 1
+            log.warning("reviews not saved (kept in memory, saved with the next change): %s",
+                        exc)  # fmt: skip
 
     def review(
         self, audit: AuditSink, name: str, version: str | None, sha256: str | None,
