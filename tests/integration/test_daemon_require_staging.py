@@ -115,3 +115,16 @@ def test_production_requires_a_valid_staging_attestation(
         assert d.invoke("good") == b"good@1.0.0:x"  # nothing else changed
     stored = [e for e in env.audit_events() if e["event"] == "plugin.rejected"]
     assert sorted(e["reason"] for e in stored) == sorted(r.value for r in CASES.values())
+
+
+def test_an_attestation_dropped_after_its_module_brings_it_in(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    data = plugin("late", "1.0.0")
+    drop(env.plugins, "late.wasm", data)
+    with in_process(env) as d:
+        [event] = d.events.wait("plugin.rejected", "late")
+        assert event.reason == StagingReason.UNATTESTED.value
+        # the watcher sees the attestation as a change of late.wasm: judged again, no rescan
+        drop(env.plugins, f"late.wasm{SUFFIX}", _attest(data, "late", "1.0.0"))
+        d.events.wait("plugin.installed", "late")
+        assert d.invoke("late") == b"late@1.0.0:x"
