@@ -155,7 +155,7 @@ def _measure(
         report.answered = exc
     except (PluginFault, ForgeonedError) as exc:
         run.status, run.error = exc.code, str(exc)
-        report.fault = exc
+        report.fault = report.fault or exc  # the first fault is what stopped the run
     run.duration_s = time.monotonic() - started
     after = stats.totals()
     run.fuel = after.fuel_consumed - before.fuel_consumed
@@ -206,8 +206,8 @@ def _lifecycle(
         return call
 
     for export in (LifecycleExport.INIT, LifecycleExport.START):
-        if _measure(report, stats, inst, export.value, lifecycle(export)).status != "ok":
-            report.fault = report.fault or _status_fault(report)
+        _measure(report, stats, inst, export.value, lifecycle(export))
+        if report.fault is not None:  # a trap or a non-zero status: unload, and stop there
             _measure(report, stats, inst, "unload", lifecycle(LifecycleExport.UNLOAD))
             return
     if handle:
@@ -223,8 +223,3 @@ def _lifecycle(
 
 def _handler(inst: PluginInstance, data: bytes) -> Callable[[], bytes]:
     return lambda: inst.handle(data)
-
-
-def _status_fault(report: RunReport) -> ForgeonedError:
-    last = report.exports[-1]
-    return ForgeonedError(f"{last.export}: {last.error or last.status}")

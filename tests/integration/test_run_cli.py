@@ -28,7 +28,7 @@ IMPORTS = """
   (import "forgeone" "log" (func $log (param i32 i32 i32) (result i32)))"""
 
 
-def world_plugin(handle_status: int = 0, trap: bool = False) -> str:
+def world_plugin(handle_status: int = 0, trap: bool = False, init: int = 0) -> str:
     """``handle`` outputs 8 bytes of time, 8 random bytes, $TZ, the kv value of "k" and the
     input; it reads the secret "token" (without printing it) and logs "hi"."""
     return f"""(module {IMPORTS}
@@ -37,7 +37,7 @@ def world_plugin(handle_status: int = 0, trap: bool = False) -> str:
   (data (i32.const 24) "token")
   (data (i32.const 32) "k")
   (data (i32.const 40) "hi")
-  {lifecycle_exports()}
+  {lifecycle_exports({"init": f"i32.const {init}"})}
   {ALLOC}
   (func (export "handle") (param $p i32) (param $l i32) (result i32) (local $n i32)
     {"unreachable" if trap else ""}
@@ -102,6 +102,11 @@ def test_exit_codes_by_outcome(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code, out, err = _ctl(capsys, "run", _write(tmp_path, "trapper", trap=True), "--json")
     assert code == PLUGIN_FAULT and json.loads(out)["fault"] == "unreachable"
     assert [e["export"] for e in json.loads(out)["exports"]][-1] == "unload"
+    code, out, err = _ctl(capsys, "run", _write(tmp_path, "noinit", init=3), "--json")
+    report = json.loads(out)
+    assert code == PLUGIN_FAULT and report["fault"] == "status_nonzero"
+    assert [e["export"] for e in report["exports"]] == ["init", "unload"]
+    assert "'init' returned status 3" in err
     code, _, err = _ctl(capsys, "run", _write(tmp_path), "--fn", "greet")
     assert code == FAILURE and err.startswith("forgeonectl: --fn: not yet")
     broken = tmp_path / "broken.wasm"
