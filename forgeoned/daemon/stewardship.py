@@ -45,7 +45,7 @@ class Stewardship:
                 f'{view.name}: this daemon is not in staging mode (mode = "staging" records '
                 "the evidence promote signs)"
             )
-        return self._evidence.of(view.name, view.memory_bytes)
+        return self._evidence.of(view.name, view.sha256, view.memory_bytes)
 
     def staging_report(self, views: Sequence[PluginView]) -> list[dict[str, Any]]:
         attested: dict[str, dict[str, Any]] = {}
@@ -63,7 +63,7 @@ class Stewardship:
                                    "sha256": view.sha256}  # fmt: skip
             if self._evidence is not None and self._mode() is Mode.STAGING:
                 try:
-                    row["evidence"] = self._evidence.of(view.name, view.memory_bytes)
+                    row["evidence"] = self._evidence.of(view.name, view.sha256, view.memory_bytes)
                     row["source"] = "observed here (staging)"
                 except NotFoundError:
                     pass  # not activated by this process: no record

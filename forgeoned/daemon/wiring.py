@@ -20,12 +20,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.attestations import AttestationFiles
+from forgeoned.adapters.files.json_file import JsonFile
 from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
@@ -160,10 +162,11 @@ def build_parts(
     store = ReviewStore(config.state_dir)
     reviews = Reviews(store.load(), store.save, clock,
                       lambda: services.config.staging.review_interval_days)  # fmt: skip
-    evidence = (
-        StagingEvidence(clock, plugins.stats_of, lambda: services.config.staging)
-        if config.mode is Mode.STAGING else None
-    )  # fmt: skip
+    evidence: StagingEvidence | None = None
+    if config.mode is Mode.STAGING:
+        saved = JsonFile(config.state_dir / EVIDENCE_FILE)
+        evidence = StagingEvidence(clock, plugins.stats_of, lambda: services.config.staging,
+                                   _saved_evidence(saved), saved.save)  # fmt: skip
     told = [reviews.observe] + ([evidence.observe] if evidence is not None else [])
     audit: AuditSink = _Observed(trail, [*told, *([observer] if observer else [])])
     try:  # after the audit trail exists: a refused start is audited
@@ -223,6 +226,22 @@ def build_parts(
     )  # fmt: skip
 
 
+EVIDENCE_FILE = "staging-evidence.json"
+
+
+def _saved_evidence(file: JsonFile) -> dict[str, dict[str, Any]]:
+    """What an earlier staging daemon saved; an unreadable file is logged and ignored (the
+    evidence starts again: promote then needs new calls and time, never less)."""
+    try:
+        raw = file.load()
+    except StateError as exc:
+        log.warning("staging evidence of an earlier run ignored: %s", exc)
+        return {}
+    return (
+        {str(k): v for k, v in raw.items() if isinstance(v, dict)} if isinstance(raw, dict) else {}
+    )
+
+
 def heartbeat_of(notifier: Notifier) -> Heartbeat | None:
     """The watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)."""
     return notifier if notifier.watchdog_interval() is not None else None
@@ -266,6 +285,8 @@ def trim_compile_cache(parts: Parts) -> None:
 
 def close_parts(parts: Parts) -> None:
     """Free everything (after the inputs were closed and the plugins stopped)."""
+    if parts.evidence is not None:
+        parts.evidence.save_all()
     parts.workers.close()
     parts.services.close()
     parts.runtime.close()

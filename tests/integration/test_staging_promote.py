@@ -71,6 +71,17 @@ def test_staging_evidence_promote_and_production(
     assert (evidence["calls"], evidence["faults"]) == (2, 0)
     assert evidence["hostcalls"] == {"output ok": 4}
 
+    # the staging daemon restarts: the version it still runs carries its evidence on
+    with in_process(staging) as d:
+        assert d.invoke("hello", b"z") == b"hello@1.0.0:z"
+        again = tmp_path / "again.json"
+        code, _, err = _ctl(capsys, "--socket", staging.socket, "promote", "hello", "--key",
+                            keys / "stager.key", "-o", again)  # fmt: skip
+        assert code == OK, err
+    carried = json.loads(base64.b64decode(json.loads(again.read_bytes())["payload"]))
+    assert carried["predicate"]["evidence"]["calls"] == 3
+    assert carried["predicate"]["evidence"]["since"] == evidence["since"]
+
     production = Env(tmp_path / "production")
     shutil.copy(keys / "stager.pub", production.root / "trusted.d/stager.pub")
     production.write_config('[staging]\nrequire_staging = true\nattesters = ["stager"]')
