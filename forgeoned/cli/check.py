@@ -5,8 +5,9 @@ Both call :func:`forgeoned.daemon.artifact_check.check_artifact` — the daemon'
 rollback rule, compile worker and ABI validation, capability grant — so neither can say
 "accepted" for a module the daemon refuses:
 
-* ``check`` reads the daemon's config (trust store, ``[trust]``, ``[limits]``,
-  ``[capabilities]``, ``[staging]``, mode) and its state directory (the rollback floors),
+* ``check`` reads the daemon's config as a start would (``config check``: StrictModes on the
+  config and trust store; then ``[trust]``, ``[limits]``, ``[capabilities]``, ``[staging]``,
+  the mode) and its state directory (the rollback floors),
   prints every finding with its stable code (``--json``: one object), exit 0 only when the
   daemon would accept the artifact, 3 when it would refuse it;
 * ``verify`` is the same check for the signature's author: production rules, the trust store
@@ -27,15 +28,18 @@ from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.attestations import beside
 from forgeoned.cli.artifacts import read_file
 from forgeoned.cli.exitcodes import OK, REJECTED
-from forgeoned.core.trust import Mode
+from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.daemon.artifact_check import CheckReport, check_artifact
-from forgeoned.daemon.check import DEFAULT_CONFIG
+from forgeoned.daemon.check import DEFAULT_CONFIG, check_config
 from forgeoned.daemon.config import Config, load_config
 from forgeoned.errors import error_from_code
 
 
-def _report(config: Config, file: str, signature: str | None, rollback: bool) -> CheckReport:
-    trust = load_trust_dir(config.trust_dir, config.trust)
+def _report(
+    config: Config, file: str, signature: str | None, rollback: bool,
+    trust: TrustPolicy | None = None,
+) -> CheckReport:  # fmt: skip
+    trust = trust or load_trust_dir(config.trust_dir, config.trust)
     path = Path(file)
     sig_path = Path(signature) if signature else Path(f"{path}.sig")
     detached = read_file(sig_path) if signature or sig_path.is_file() else None
@@ -46,7 +50,9 @@ def _report(config: Config, file: str, signature: str | None, rollback: bool) ->
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    report = _report(load_config(Path(args.config)), args.file, args.signature, True)
+    # the config, trust store and credentials as a start would load them (StrictModes too)
+    daemon = check_config(Path(args.config))
+    report = _report(daemon.config, args.file, args.signature, True, daemon.trust)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

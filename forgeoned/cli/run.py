@@ -34,7 +34,8 @@ from forgeoned.core.manifest_section import read_manifest
 from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.core.wasm_sections import parse_sections
 from forgeoned.daemon.artifact_check import check_artifact
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.check import check_config
+from forgeoned.daemon.config import Config
 from forgeoned.daemon.sandbox import RunOptions, RunReport, run_plugin
 from forgeoned.errors import ConfigError, error_from_code
 
@@ -52,9 +53,9 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> tuple[Config, TrustPolicy]:
-    if args.config is not None:
-        config = load_config(Path(args.config))
-        return config, load_trust_dir(config.trust_dir, config.trust)
+    if args.config is not None:  # as a start would load it (StrictModes included)
+        daemon = check_config(Path(args.config))
+        return daemon.config, daemon.trust
     granted = Capabilities(
         log=True, clock=True, random=True, env=frozenset(_pairs(args.env, "--env")),
         secrets=frozenset(_pairs(args.secret, "--secret")), kv_quota_bytes=UNGATED_KV,

@@ -146,3 +146,15 @@ def test_verify_check_and_the_daemon_agree(
         [event] = d.events.wait("plugin.rejected", "good")
         assert event.reason == "downgrade"
         assert d.invoke("good") == b"good@2.0.0:x"  # nothing running changed
+
+
+def test_check_refuses_what_the_daemon_refuses_to_start_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = Env(tmp_path)
+    path = tmp_path / "good.wasm"
+    path.write_bytes(plugin("good", "1.0.0"))
+    (env.root / "trusted.d/test.pub").chmod(0o666)  # anyone could swap the key
+    code, out, err = _cli(capsys, "check", str(path), "--config", str(env.config))
+    assert code != OK and out == ""
+    assert err.startswith("forgeonectl: ") and "test.pub" in err
