@@ -74,6 +74,18 @@ def test_review_due_overdue_reviewed_and_due_after_an_incident(
         [row] = [r for r in backend.reviews_overdue() if r["plugin"] == "broken"]
         assert [i["event"] for i in row["incidents"]] == ["plugin.quarantined"]
         assert due["hello"] > clock.wall()  # the other plugin is not affected
+        # a rollback is one too: hello 2.0.0 cannot start, 1.0.0 keeps serving
+        drop(env.plugins, "hello.wasm", _trapping("hello", "2.0.0"))
+        d.events.wait("plugin.rolled_back", "hello")
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        assert backend.review_due()["hello"] <= clock.wall()
+        [row] = [r for r in backend.reviews_overdue() if r["plugin"] == "hello"]
+        assert [(i["event"], i["version"]) for i in row["incidents"]] == [
+            ("plugin.rolled_back", "2.0.0")
+        ]
+        main(["--socket", env.socket, "review", "hello", "--note", "after the 2.0.0 rollback"])
+        capsys.readouterr()
+        assert backend.review_due()["hello"] > clock.wall()
     # the review book survives a restart of the daemon
     with in_process(env, clock=clock) as d:
         assert d.daemon.backend.review_due()["hello"] == pytest.approx(
