@@ -122,7 +122,8 @@ def _print(report: RunReport, as_json: bool) -> None:
             sys.stdout.buffer.write(e.output + b"\n")
     sys.stdout.flush()
     err = sys.stderr
-    print(f"{report.name} {report.version} sha256={report.sha256[:16]}", file=err)
+    signed = f"signed by {', '.join(report.signers)}" if report.signers else "not verified"
+    print(f"{report.name} {report.version} sha256={report.sha256[:16]} ({signed})", file=err)
     for e in report.exports:
         calls = ", ".join(f"{k} x{n}" for k, n in e.hostcalls.items()) or "no host calls"
         print(f"  {e.export:<7} {e.status:<14} {e.duration_s * 1000:8.3f} ms  fuel {e.fuel:>10}  "

@@ -72,6 +72,7 @@ class RunReport:
     name: str
     version: str
     sha256: str
+    signers: tuple[str, ...] = ()  # empty: unsigned or untrusted (run without --trust/--config)
     exports: list[ExportRun] = field(default_factory=list)
     denials: list[str] = field(default_factory=list)  # hostcall.denied messages
     logs: list[str] = field(default_factory=list)
@@ -81,6 +82,7 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "plugin": self.name, "version": self.version, "sha256": self.sha256,
+            "signers": list(self.signers),
             "exports": [e.to_json() for e in self.exports], "denials": self.denials,
             "logs": self.logs, "fault": None if self.fault is None else self.fault.code,
         }  # fmt: skip
@@ -174,7 +176,7 @@ def run_plugin(
     art = verify_artifact(data, detached=detached, trust=trust, mode=config.mode, now=time.time())
     m = art.manifest
     check_manifest(config.limits, m)
-    report = RunReport(m.name, m.version, hashlib.sha256(data).hexdigest())
+    report = RunReport(m.name, m.version, hashlib.sha256(data).hexdigest(), art.signers)
     cl = config.compile
     workers = CompileWorkers(WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, 1), None)
     stats = PluginStats()

@@ -118,7 +118,8 @@ def test_verify_check_and_the_daemon_agree(
     assert [f["code"] for f in capless["findings"]] == ["capability_not_granted"]
     assert "secrets:api-token" in capless["findings"][0]["message"]
     code, text = _run(capsys, env, staged / "capless.wasm")
-    assert code == OK and json.loads(text)["fault"] is None
+    ran = json.loads(text)
+    assert code == OK and ran["fault"] is None and ran["signers"] == ["test"]
 
     for filename, (data, _) in expected.items():
         drop(env.plugins, filename, data)
