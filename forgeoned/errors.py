@@ -2,8 +2,10 @@
 
 Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Three
 classes refine their code with an enum instead (``code`` is the member's value):
-:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`
-and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
+:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`,
+:class:`StagingError` by :class:`StagingReason` and :class:`HttpProtocolError` by
+:class:`RequestProblem` (which also gives its status). :class:`FindingCode` names what
+``forgeonectl check`` warns about that is no error (the daemon loads the artifact anyway). Every
 code means one class, so a client rebuilds the error from the API's ``code`` alone
 (:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
 plugin* (trap, fuel, deadline, memory, a lifecycle export's non-zero status) is a separate
@@ -21,11 +23,14 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   ├── RollbackError              downgrade, or same version with other bytes (409)
     │   ├── UnsafeFileError            a symlink, FIFO, device… where a plugin file was expected
     │   ├── UnreadableFileError        the plugin file cannot be opened or read
-    │   └── LimitExceededError         asks for more than an operator ceiling allows
+    │   ├── LimitExceededError         asks for more than an operator ceiling allows
+    │   └── StagingError               code: a StagingReason (require_staging: no valid
+    │                                  attestation: unattested, forged, mismatch, …)
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
     │   └── CompileLimitError          the compile worker ran out of time or memory
     ├── FileChangedError               a file changed while it was read: read it again later
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
+    ├── ReplayDivergedError            ``run --replay``: not the recorded host interaction
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
     │   ├── PluginStatusError          a lifecycle export returned a non-zero status
@@ -163,6 +168,39 @@ class LimitExceededError(ArtifactError):
         self.version = version
 
 
+class StagingReason(enum.Enum):
+    """Why ``require_staging`` refused an artifact (a :class:`StagingError`'s ``code``)."""
+
+    UNATTESTED = "staging_unattested"  # no attestation names this plugin at all
+    FORGED = "staging_forged"  # its DSSE signature does not verify
+    MISMATCH = "staging_mismatch"  # attested for this plugin, but other bytes (sha256)
+    EXPIRED = "staging_expired"
+    WRONG_ROLE = "staging_wrong_role"  # signed by a key that is not a configured attester
+    FAULTED = "staging_faulted"  # promote: the plugin faulted in staging
+    INSUFFICIENT = "staging_insufficient"  # promote: fewer calls / less time than required
+    MALFORMED = "staging_malformed"  # not a DSSE envelope of an in-toto Statement v1
+
+
+class StagingError(ArtifactError):
+    """No valid staging attestation where production requires one; ``why`` refines it."""
+
+    reason = "staging_invalid"
+
+    def __init__(self, message: str, why: StagingReason = StagingReason.MALFORMED) -> None:
+        super().__init__(message)
+        self.why = why
+
+    @property
+    def code(self) -> str:
+        return self.why.value
+
+
+class FindingCode(enum.Enum):
+    """What ``forgeonectl check`` reports that does not stop a load (a warning)."""
+
+    CAPABILITY_NOT_GRANTED = "capability_not_granted"
+
+
 class LoadError(ForgeonedError):
     """The module is well-formed and trusted but cannot be loaded (ABI, limits, compile)."""
 
@@ -186,6 +224,13 @@ class RuntimeVersionError(ForgeonedError):
     installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
 
     reason = "runtime_version"
+
+
+class ReplayDivergedError(ForgeonedError):
+    """``forgeonectl run --replay``: the plugin made a host call other than the one recorded
+    next (the call fails as a host error, so the run faults there)."""
+
+    reason = "replay_diverged"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------
@@ -414,7 +459,7 @@ def error_classes() -> list[type[ForgeonedError]]:
 def all_codes() -> frozenset[str]:
     """Every code an error can carry: the class reasons and every refining enum's values."""
     codes = {cls.reason for cls in error_classes()}
-    for refining in (TrapKind, SignatureReason, RequestProblem):
+    for refining in (TrapKind, SignatureReason, StagingReason, RequestProblem):
         codes |= {member.value for member in refining}
     return frozenset(codes)
 
@@ -441,6 +486,8 @@ def error_from_code(code: str, message: str) -> ForgeonedError:
         return PluginTrap(message, TrapKind(code))
     if code in _SIGNATURE_CODES:
         return SignatureError(message, SignatureReason(code))
+    if code in _STAGING_CODES:
+        return StagingError(message, StagingReason(code))
     cls = _BY_REASON.get(code)
     if cls is not None:
         while not _message_only(cls):
@@ -453,5 +500,6 @@ def error_from_code(code: str, message: str) -> ForgeonedError:
 
 _TRAP_CODES: Final = frozenset(k.value for k in TrapKind)
 _SIGNATURE_CODES: Final = frozenset(r.value for r in SignatureReason)
+_STAGING_CODES: Final = frozenset(r.value for r in StagingReason)
 _PROBLEM_CODES: Final = frozenset(p.value for p in RequestProblem)
 _BY_REASON: Final = {cls.reason: cls for cls in reversed(error_classes())}

@@ -32,3 +32,21 @@ def main_path(text: str | None = None) -> list[Step]:
     return [
         Step(m.group("step"), textwrap.dedent(m.group("body"))) for m in _BLOCK.finditer(source)
     ]
+
+
+PLUGIN_AUTHORING: Final = OPERATIONS.with_name("plugin-authoring.md")
+_DOC_TEST: Final = re.compile(
+    r"^[ \t]*<!-- doc-test: (?P<path>[a-z-]+) (?P<step>[a-z-]+) -->\n"
+    r"(?P<indent>[ \t]*)```sh\n(?P<body>.*?)^[ \t]*```$",
+    re.M | re.S,
+)
+
+
+def doc_test_blocks(path_name: str, *docs: Path) -> list[Step]:
+    """The ``sh`` blocks of ``docs`` marked ``<!-- doc-test: PATH_NAME STEP -->``, in order."""
+    out: list[Step] = []
+    for doc in docs:
+        for m in _DOC_TEST.finditer(doc.read_text()):
+            if m.group("path") == path_name:
+                out.append(Step(m.group("step"), textwrap.dedent(m.group("body"))))
+    return out

@@ -20,6 +20,9 @@ from forgeoned.errors import ForgeonedError
 COMMAND_MODULES = (
     "forgeoned.cli.keys",
     "forgeoned.cli.artifacts",
+    "forgeoned.cli.check",
+    "forgeoned.cli.run",
+    "forgeoned.cli.staging",
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",

@@ -52,6 +52,7 @@ class EventName(enum.Enum):
         "fa0a8f63b7f44be48cbf64a13aef85f7",
         PRIO_WARNING,
     )
+    PLUGIN_REVIEWED = ("plugin.reviewed", "f023008ebcde45efbe30332ffac20e19", PRIO_NOTICE)
     HOSTCALL_DENIED = ("hostcall.denied", "0d8f068d9d0947a9b03ec5bfbd311943", PRIO_WARNING)
     CONTROL_DENIED = ("control.denied", "c36945c226e54fa1a6f266a1725725ef", PRIO_WARNING)
     CONTROL_ACTION = ("control.action", "43f7de662f3442c9921ebd3b63226416", PRIO_NOTICE)

@@ -32,6 +32,7 @@ from typing import Any, Final
 from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
 from forgeoned.core.control_config import ControlConfig, parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.staging_policy import StagingPolicy, parse_staging_policy
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
@@ -82,6 +83,7 @@ _TOP: Final = frozenset(
         "limits",
         "metrics",
         "audit",
+        "staging",
     }
 )
 _COMPILE: Final = frozenset(
@@ -151,6 +153,7 @@ class Config:
     # socket resolved; its policy (roles, bindings, rules) is live, the rest is not
     control: ControlConfig = field(default_factory=ControlConfig, metadata=TABLE)
     limits: CeilingPolicy = field(default_factory=CeilingPolicy, metadata=LIVE)
+    staging: StagingPolicy = field(default_factory=StagingPolicy, metadata=LIVE)
     metrics_listen: str = field(default="127.0.0.1:9464", metadata=_key("metrics.listen"))
     metrics_enabled: bool = field(default=True, metadata=_key("metrics.enabled"))
     audit_dir: Path | None = field(default=None, metadata=_key("audit.dir"))  # None: STATE/audit
@@ -347,6 +350,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control = parse_control_config({k: v for k, v in control_raw.items() if k != "enabled"})
         trust = parse_trust_policy(r.subtable("trust") or None)
         limits = parse_ceilings(r.subtable("limits"))
+        staging = parse_staging_policy(r.subtable("staging") or None)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
@@ -383,6 +387,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control_enabled=enabled,
         control=replace(control, socket=socket) if socket is not None else control,
         limits=limits,
+        staging=staging,
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,

@@ -22,6 +22,7 @@ from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
+from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.errors import (
     ArtifactError,
     BadRequestError,
@@ -109,7 +110,7 @@ class DaemonBackend:
         self,
         operations: Operations,
         loop: Runner,
-        verify: Callable[[bytes, bytes | None], VerifiedArtifact],
+        verify: Callable[[bytes, bytes | None, bytes | None], VerifiedArtifact],
         reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
@@ -119,6 +120,8 @@ class DaemonBackend:
         self._ops = operations
         self._loop = loop
         self._verify = verify
+        self.write_attestation: Callable[[str, bytes], None] | None = None
+        self.stewardship: Stewardship | None = None  # staging evidence, reviews
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
@@ -148,13 +151,14 @@ class DaemonBackend:
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
         """Verify the upload here (a refusal is reported and counted on the loop; nothing is
         written), then write it and reconcile on the loop, waiting up to ``wait_s`` for what
         became of it (see :mod:`forgeoned.service.install`)."""
         name = filename.rsplit("/", 1)[-1]
         try:
-            artifact = self._verify(data, detached)
+            artifact = self._verify(data, detached, attestation)
         except ArtifactError as exc:
             refused = exc
             self._loop.call(lambda: self._ops.refuse_upload(name, refused, actor))
@@ -166,6 +170,8 @@ class DaemonBackend:
         pending = InstallReport(m.name, m.version, artifact.sha256, running=False)
 
         def job() -> InstallReport:
+            if attestation is not None and self.write_attestation is not None:
+                self.write_attestation(name, attestation)  # first: the module is judged with it
             return self._ops.install(cand, data, detached, actor)
 
         if wait_s <= 0:
@@ -231,6 +237,30 @@ class DaemonBackend:
             }
             for r in self._refusals.rejected()
         ]
+
+    # --- staging evidence and reviews ----------------------------------------------------
+
+    def _steward(self) -> Stewardship:
+        if self.stewardship is None:
+            raise ConflictError("staging evidence and reviews are not kept by this daemon")
+        return self.stewardship
+
+    def evidence(self, name: str) -> dict[str, Any]:
+        return self._steward().evidence(self.get_plugin(name))
+
+    def review(self, name: str, note: str, actor: str) -> dict[str, Any]:
+        return self._steward().review(self.get_plugin(name), note, actor)
+
+    def staging_report(self) -> list[dict[str, Any]]:
+        return self._steward().staging_report(self.list_plugins())
+
+    def reviews_overdue(self) -> list[dict[str, Any]]:
+        return self._steward().overdue()
+
+    def review_due(self) -> dict[str, float]:
+        if self.stewardship is None:
+            return {}
+        return self.stewardship.review_due(v.name for v in self.list_plugins())
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
+from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
@@ -37,6 +38,7 @@ from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
 from forgeoned.daemon.reload import apply_config, plan, restart_stale
+from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.daemon.wiring import (
     Observer,
     build_parts,
@@ -72,6 +74,11 @@ class Daemon:
             p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source,
             anchor=p.anchor,
         )  # fmt: skip
+        files = AttestationFiles(config.plugins_dir)
+        self.backend.write_attestation = files.write
+        self.backend.stewardship = Stewardship(
+            lambda: p.verifier.mode, p.reviews, p.evidence, files, p.audit
+        )
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False

@@ -133,6 +133,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "plugin_policies",
         "trust",
         "limits",
+        "staging",
         "audit_verify_interval_s",
     }
     assert base.restart_required(base) == []

@@ -38,6 +38,9 @@ class Source:
     def daemon_stats(self) -> DaemonStats:
         return self.stats
 
+    def review_due(self) -> dict[str, float]:
+        return {"hello": 1_800_000_000.0}
+
 
 class Audit:
     last_verify = VerifyResult(True, 3)

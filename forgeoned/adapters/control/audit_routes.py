@@ -116,6 +116,8 @@ def compliance(ctx: Context) -> Reply:
         backend.audit_verify(),
         since,
         now=time.time(),
+        staging=backend.staging_report(),
+        reviews_overdue=backend.reviews_overdue(),
     )
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -46,6 +46,10 @@ class MetricsSource(Protocol):
 
     def daemon_stats(self) -> DaemonStats: ...
 
+    def review_due(self) -> Mapping[str, float]:
+        """Each plugin's next review date (Unix time)."""
+        ...
+
 
 @dataclass
 class StaticSource:
@@ -54,6 +58,10 @@ class StaticSource:
 
     views: list[PluginView] = field(default_factory=list)
     stats: DaemonStats = field(default_factory=DaemonStats)
+    reviews: dict[str, float] = field(default_factory=dict)
+
+    def review_due(self) -> Mapping[str, float]:
+        return self.reviews
 
     def plugin_views(self) -> list[PluginView]:
         return self.views
@@ -111,7 +119,9 @@ class MetricsModel:
         self._code = LabelBound(())
 
     def families(self) -> list[Family]:
-        out = self._plugin_families(self.source.plugin_views())
+        views = self.source.plugin_views()
+        out = self._plugin_families(views)
+        out.append(self._review_family(views, self.source.review_due()))
         out += self._daemon_families(self.source.daemon_stats())
         if self.audit is not None:
             out += audit_families(self.audit)
@@ -174,6 +184,17 @@ class MetricsModel:
             dropped,
             instances,
         ]
+
+    def _review_family(self, views: list[PluginView], due: Mapping[str, float]) -> Family:
+        family = Family(
+            "forgeone_plugin_review_due_timestamp_seconds", "gauge",
+            "When the plugin's next review is due (Unix time; now after a quarantine or "
+            "rollback)", ("plugin",),
+        )  # fmt: skip
+        for view in views:
+            if view.name in due:
+                family.add((_plugin(view.name),), due[view.name])
+        return family
 
     def _daemon_families(self, stats: DaemonStats) -> list[Family]:
         swaps = Family("forgeone_swaps", "counter", "Version changes", ("plugin", "outcome"))

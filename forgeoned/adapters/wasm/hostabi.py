@@ -57,6 +57,10 @@ class HostServices:
     # Which denials are audited. One per HostServices, i.e. shared by the instances of one
     # loaded plugin version; pass one explicitly to share it more widely.
     denials: DenialThrottle = field(default_factory=DenialThrottle)
+    # Where random bytes and secrets come from (``forgeonectl run --record/--replay`` wraps
+    # them); None: os.urandom, and the file ``secrets_dir/NAME``.
+    random_bytes: Callable[[int], bytes] | None = None
+    read_secret: Callable[[str], bytes | None] | None = None
 
 
 class GuestMemory(Protocol):
@@ -199,6 +203,8 @@ class HostCalls:
         return self._reply("secret_get", value, buf_ptr, buf_len)
 
     def _read_secret(self, name: str) -> bytes | None:
+        if self.services.read_secret is not None:
+            return self.services.read_secret(name)
         directory = self.services.secrets_dir
         if directory is None:
             return None
@@ -235,7 +241,8 @@ class HostCalls:
         if not self._caps.random:
             return self._deny("random_fill", "")
         n = length & _U32
-        if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, os.urandom(n)):
+        fill = self.services.random_bytes or os.urandom
+        if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, fill(n)):
             return self._invalid("random_fill")
         return self._done("random_fill", OK, 0)
 
