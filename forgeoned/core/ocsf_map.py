@@ -113,6 +113,7 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.PLUGIN_DOWNGRADE_ALLOWED: Row(_LC, OTHER, "Allow Downgrade", _L, _OK),
     EventName.PLUGIN_UNSIGNED_LOADED:   Row(_LC, 1, "Install", _M, _OK),
     EventName.PLUGIN_RETRY_ALLOWED:     Row(_LC, OTHER, "Retry", _L, _OK),
+    EventName.PLUGIN_REVIEWED:          Row(_LC, OTHER, "Review", _I, _OK),
     EventName.HOSTCALL_DENIED:          Row(OcsfClass.DETECTION_FINDING, 1, "Create", _M, _OK),
     EventName.CONTROL_DENIED:           Row(_API, 0, "", _M, _FAIL),
     EventName.CONTROL_ACTION:           Row(_API, 0, "", _I, _OK),
