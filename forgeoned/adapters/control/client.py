@@ -151,6 +151,12 @@ class ControlClient:
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
 
+    def sources(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/sources")["sources"])
+
+    def pull(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/sources/{quote(name)}/pull", b""))
+
     def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
         query = {"since": repr(since)} if since is not None else None
         return list(self.request("GET", "/v1/audit", query=query)["entries"])
