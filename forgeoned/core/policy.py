@@ -45,6 +45,7 @@ class Action(enum.Enum):
     AUDIT_READ = "audit_read"
     AUDIT_VERIFY = "audit_verify"
     COMPLIANCE_READ = "compliance_read"
+    PULL = "pull"  # sync an OCI source now
 
     @property
     def changes_state(self) -> bool:
@@ -63,6 +64,7 @@ _STATE_CHANGING = frozenset(
         Action.RETRY,
         Action.ALLOW_DOWNGRADE,
         Action.RELOAD,
+        Action.PULL,
     }
 )
 
@@ -76,6 +78,7 @@ _OPERATOR = _VIEWER | {
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,
     Action.COMPLIANCE_READ,
+    Action.PULL,
 }
 BUILTIN_ROLES: Mapping[str, frozenset[Action]] = {
     "viewer": _VIEWER,

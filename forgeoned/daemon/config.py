@@ -32,6 +32,7 @@ from typing import Any, Final
 from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
 from forgeoned.core.control_config import ControlConfig, parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.sources import SourceConfig, parse_sources
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
@@ -82,6 +83,7 @@ _TOP: Final = frozenset(
         "limits",
         "metrics",
         "audit",
+        "sources",
     }
 )
 _COMPILE: Final = frozenset(
@@ -148,6 +150,7 @@ class Config:
     audit_verify_interval_s: float = field(  # chain check period (0: only at start)
         default=600.0, metadata=_key("audit.verify_interval_s", live=True)
     )
+    sources: tuple[SourceConfig, ...] = ()  # [[sources]]: OCI references followed
 
     @property
     def development(self) -> bool:
@@ -331,6 +334,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control = parse_control_config({k: v for k, v in control_raw.items() if k != "enabled"})
         trust = parse_trust_policy(r.subtable("trust") or None)
         limits = parse_ceilings(r.subtable("limits"))
+        sources = parse_sources(raw.get("sources"))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
@@ -374,6 +378,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         audit_verify_interval_s=a.number(
             "verify_interval_s", d.audit_verify_interval_s, 0, 86_400 * 7
         ),
+        sources=sources,
     )
 
 

@@ -19,9 +19,17 @@ from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
+from forgeoned.core.sources import SourceRecord, SyncOutcome, SyncResult
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
-from forgeoned.errors import ArtifactError, BadRequestError, ForgeonedError, NotFoundError
+from forgeoned.errors import (
+    ArtifactError,
+    BadRequestError,
+    ForgeonedError,
+    NotFoundError,
+    SourceError,
+    SyncReason,
+)
 from forgeoned.service.plugin_index import Rejection
 
 log = logging.getLogger("forgeoned")
@@ -83,6 +91,16 @@ class Refusals(Protocol):
     def rejected(self) -> list[Rejection]: ...
 
 
+class Sources(Protocol):
+    """The OCI source follower (``forgeoned.service.sources.SourceFollower``)."""
+
+    def views(self) -> list[dict[str, Any]]: ...
+
+    def records(self) -> list[SourceRecord]: ...
+
+    def sync(self, name: str, actor: str | None = None) -> SyncResult: ...
+
+
 class AuditReader(Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
@@ -99,6 +117,7 @@ class DaemonBackend:
         audit_log: AuditReader,
         stats: DaemonStats,
         refusals: Refusals,
+        sources: Sources | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -107,6 +126,7 @@ class DaemonBackend:
         self._audit_log = audit_log
         self._stats = stats
         self._refusals = refusals
+        self._sources = sources
 
     # --- views ------------------------------------------------------------------------------
 
@@ -214,6 +234,24 @@ class DaemonBackend:
             }
             for r in self._refusals.rejected()
         ]
+
+    # --- OCI sources ------------------------------------------------------------------------
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._sources.views() if self._sources is not None else []
+
+    def source_records(self) -> list[SourceRecord]:
+        return self._sources.records() if self._sources is not None else []
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        """Sync ``name`` now, on the caller's thread (network I/O never runs on the loop);
+        a failed sync raises its :class:`SourceError` after it was audited."""
+        if self._sources is None:
+            raise NotFoundError(f"no source named {name!r} (no [[sources]] configured)")
+        result = self._sources.sync(name, actor)
+        if result.outcome is SyncOutcome.FAILED:
+            raise SourceError(f"source {name}: {result.message}", SyncReason(result.reason))
+        return next(v for v in self._sources.views() if v["name"] == name)
 
     # --- audit ------------------------------------------------------------------------------
 

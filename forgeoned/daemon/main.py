@@ -69,8 +69,9 @@ class Daemon:
             observer,
         )  # fmt: skip
         self.backend = DaemonBackend(
-            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source
-        )
+            p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source,
+            p.sources,
+        )  # fmt: skip
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False
@@ -216,6 +217,7 @@ class Daemon:
         p.watcher.start()
         self.start_servers()
         p.ticks.start()
+        p.sources.start()  # after the watcher: what a first sync writes is seen
         if not p.chain.wait_runs(1, CHAIN_CHECK_WAIT_S):
             log.warning("audit chain verification still running; READY=1 without it")
         p.audit.record(
@@ -320,6 +322,7 @@ class Daemon:
 
     def close_watchers(self) -> None:
         p = self.parts
+        p.sources.close()
         p.watcher.close()
         p.ticks.close()
         p.chain.close()

@@ -30,6 +30,7 @@ from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
+from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
@@ -58,6 +59,7 @@ from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
+from forgeoned.service.sources import SourceFollower
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -124,6 +126,7 @@ class Parts:
     operations: PluginOperations
     watcher: DirectoryWatcher
     ticks: TickScheduler
+    sources: SourceFollower  # OCI sources: threads of their own, writing into plugins.d
 
 
 def build_parts(
@@ -193,6 +196,11 @@ def build_parts(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
     )
     directory.writing = watcher.is_writing
+    fetchers = [
+        OciFetcher(s, config.plugins_dir, credentials_dir(config),
+                   lambda data: verifier(data, None), clock)
+        for s in config.sources
+    ]  # fmt: skip
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
@@ -202,6 +210,7 @@ def build_parts(
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock),
+        sources=SourceFollower(fetchers, audit, clock),
     )  # fmt: skip
 
 

@@ -19,6 +19,8 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/audit/verify | audit_verify |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
+| GET | /v1/sources | list (the OCI sources followed, each with its last sync) |
+| POST | /v1/sources/{name}/pull | pull (sync that source now; a failure is its SyncReason) |
 
 An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
 within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
@@ -45,6 +47,7 @@ from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S, ControlBackend
+from forgeoned.core.sources import SOURCE_NAME
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import (
     BadRequestError,
@@ -111,6 +114,12 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, _audit_verify))
     if len(parts) == 2 and resource == "compliance":
         return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, _compliance))
+    if len(parts) == 2 and resource == "sources":
+        return _only(method, "GET", path, Route(Action.LIST, None, _sources))
+    if len(parts) == 4 and resource == "sources" and parts[3] == "pull":
+        if not SOURCE_NAME.match(parts[2]):
+            raise BadRequestError(f"bad source name {parts[2][:80]!r}")
+        return _only(method, "POST", path, Route(Action.PULL, None, _pull))
     if len(parts) == 2 and resource == "whoami":
         return _only(method, "GET", path, Route(None, None, _whoami))
     raise NotFoundError(f"no such endpoint {path!r}")
@@ -284,6 +293,15 @@ def _compliance(ctx: Context) -> Reply:
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")
     return Reply(200, render_markdown(report).encode(), "text/markdown; charset=utf-8")
+
+
+def _sources(ctx: Context) -> Reply:
+    return Reply(200, {"sources": ctx.backend.sources()})
+
+
+def _pull(ctx: Context) -> Reply:
+    name = ctx.request.head.path.strip("/").split("/")[2]
+    return Reply(200, ctx.backend.pull(name, ctx.caller.actor))
 
 
 def _whoami(ctx: Context) -> Reply:
