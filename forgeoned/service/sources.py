@@ -70,9 +70,10 @@ class SourceFollower:
         """Stop polling; a sync in progress ends within its own timeout (not waited for
         longer than ``timeout``: it writes nothing once it notices the stop)."""
         self._stop.set()
+        deadline = self._clock.monotonic() + timeout
         for src in self._sources.values():
             if src.thread is not None:
-                src.thread.join(timeout)
+                src.thread.join(max(0.0, deadline - self._clock.monotonic()))
 
     def _poll(self, src: _Source) -> None:
         while not self._stop.is_set():

@@ -31,9 +31,8 @@ def big_plugin(name: str, version: str, pad: int) -> bytes:
 
 
 def source_toml(name: str, reference: str, **extra: object) -> str:
-    lines = [f'name = "{name}"', f'reference = "{reference}"', "plain_http = true",
-             "interval_s = 3600", "timeout_s = 2"]  # fmt: skip
-    for key, value in extra.items():
+    lines = [f'name = "{name}"', f'reference = "{reference}"', "plain_http = true"]
+    for key, value in ({"interval_s": 3600, "timeout_s": 2} | extra).items():
         lines.append(f"{key} = {value!r}".replace("'", '"'))
     return "[[sources]]\n" + "\n".join(lines) + "\n"
 
@@ -124,4 +123,3 @@ def black_hole() -> Iterator[str]:
         for conn in held:
             conn.close()
         sock.close()
-

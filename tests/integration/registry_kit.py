@@ -15,7 +15,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,18 @@ REGISTRY = shutil.which("docker-registry")
 class Registry:
     host: str  # 127.0.0.1:PORT
     auth: tuple[str, str] | None
+    proc: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop the registry now (the "registry down" fault); idempotent."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def ref(self, repo: str, tag: str) -> str:
         return f"oci://{self.host}/{repo}:{tag}"
@@ -131,14 +143,10 @@ def registry(root: Path, auth: tuple[str, str] | None = None) -> Iterator[Regist
     try:
         poll_until(lambda: _answers(port), 30, "the registry to listen",
                    interval=0.05, tolerate=(OSError,))  # fmt: skip
-        yield Registry(f"127.0.0.1:{port}", auth)
+        reg = Registry(f"127.0.0.1:{port}", auth, proc)
+        yield reg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        Registry("", None, proc).stop()
 
 
 def _answers(port: int) -> bool:
