@@ -84,6 +84,7 @@ _TOP: Final = frozenset(
         "metrics",
         "audit",
         "sources",
+        "trust_watch",
     }
 )
 _COMPILE: Final = frozenset(
@@ -151,6 +152,7 @@ class Config:
         default=600.0, metadata=_key("audit.verify_interval_s", live=True)
     )
     sources: tuple[SourceConfig, ...] = ()  # [[sources]]: OCI references followed
+    trust_watch: bool = False  # reload when trust_dir changes (a Kubernetes ConfigMap)
 
     @property
     def development(self) -> bool:
@@ -379,6 +381,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
             "verify_interval_s", d.audit_verify_interval_s, 0, 86_400 * 7
         ),
         sources=sources,
+        trust_watch=r.boolean("trust_watch", d.trust_watch),
     )
 
 
