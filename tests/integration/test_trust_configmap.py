@@ -54,8 +54,9 @@ def test_a_configmap_update_is_seen_by_the_watcher_and_the_new_key_is_trusted(
     with in_process(env) as d:
         assert d.events.wait("plugin.rejected", "other")[0].reason == "untrusted_key"
         # the ConfigMap gains the other key: only ..data is swapped, test.pub's link stays
-        project(env.root / "trusted.d", {"test.pub": public_key_bytes(KEY.public_key),
-                                         "ops.pub": public_key_bytes(OTHER.public_key)})  # fmt: skip
+        both = {"test.pub": public_key_bytes(KEY.public_key),
+                "ops.pub": public_key_bytes(OTHER.public_key)}  # fmt: skip
+        project(env.root / "trusted.d", both)
         reloaded = d.events.wait("daemon.reloaded")[0]
         assert reloaded.actor == "trust-dir-watcher"
         d.events.wait("plugin.installed", "other")
