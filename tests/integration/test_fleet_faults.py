@@ -165,3 +165,7 @@ def test_a_tag_moved_to_an_older_version_is_refused_by_the_floor(
         refused = f.d.events.wait("plugin.rejected", "hello", version="1.0.0")[-1]
         assert refused.reason == "downgrade"  # … and refused there by the rollback floor
         assert f.running() == "2.0.0" and f.d.invoke("hello") == b"hello@2.0.0:x"
+        # the documented way back after such a refusal: allowing it tries it again at once
+        assert f.ctl("allow-downgrade", "hello", "1.0.0") == 0
+        f.d.events.wait("plugin.upgraded", "hello", version="1.0.0")
+        assert f.d.invoke("hello") == b"hello@1.0.0:x"

@@ -7,12 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from daemon_kit import plugin
-from fleet_kit import fleet
-from registry_kit import REGISTRY
+from daemon_kit import Env, in_process, plugin
+from fleet_kit import REPO, fleet, push, source_toml
+from registry_kit import REGISTRY, registry
 
 from forgeoned.adapters.metrics.model import MetricsModel
 from forgeoned.adapters.metrics.server import render_text
+from forgeoned.cli import main as forgeonectl
 
 pytestmark = pytest.mark.skipif(REGISTRY is None, reason="docker-registry not installed")
 
@@ -72,3 +73,21 @@ def test_a_new_version_under_the_tag_swaps_in_with_no_failed_call_under_load(
         assert failures == []
         assert outputs.count(b"hello@1.0.0:x") > 0 and outputs.count(b"hello@2.0.0:x") > 0
         assert f.running() == "2.0.0"
+
+
+def test_a_digest_pin_never_moves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with registry(tmp_path / "registry") as reg:
+        (tmp_path / "host").mkdir()
+        env = Env(tmp_path / "host")
+        capsys.readouterr()
+        push(reg, tmp_path, plugin("hello", "1.0.0"), "stable", env.root / "trusted.d")
+        digest = capsys.readouterr().out.splitlines()[-1]
+        assert digest.startswith("sha256:")
+        env.write_config(source_toml("hello", f"oci://{reg.host}/{REPO}@{digest}"))
+        with in_process(env) as d:
+            d.events.wait("plugin.installed", "hello")
+            push(reg, tmp_path, plugin("hello", "2.0.0"), "stable", env.root / "trusted.d")
+            assert forgeonectl(["--socket", env.socket, "pull", "hello"]) == 0
+            assert "unchanged" in capsys.readouterr().out  # the tag moved, the pin did not
+            assert d.view("hello").version == "1.0.0"
+            assert d.events.labels("hello").count("plugin.upgraded") == 0

@@ -6,7 +6,7 @@ Order, each step refusing with a :class:`SourceError` before anything is written
 2. fetch the manifest by tag or digest (a pin's manifest must hash to the pin);
 3. check the Wasm OCI layout: config and layer media types, exactly one layer;
 4. if ``plugins.d/oci-NAME.wasm`` already holds the layer's bytes (the layer digest *is*
-   the module's sha256), stop: unchanged;
+   the module's sha256), verify them again (a key may have been removed) and stop: unchanged;
 5. stream the layer, capped at the source's ``max_bytes`` and its declared size, hashing as
    it arrives; a digest that does not match is refused;
 6. verify the module with the daemon's own verifier (signature, trust, manifest): an
@@ -19,7 +19,6 @@ Order, each step refusing with a :class:`SourceError` before anything is written
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 from forgeoned.adapters.oci.credentials import read_credentials
 from forgeoned.adapters.oci.registry import Connection, RegistryClient
 from forgeoned.core.artifact import VerifiedArtifact
-from forgeoned.core.oci import ANNOTATION_NAME, ANNOTATION_VERSION, check_manifest
+from forgeoned.core.oci import check_manifest, sha256_digest
 from forgeoned.core.ports import Clock
 from forgeoned.core.sources import SourceConfig, SyncOutcome, SyncResult
 from forgeoned.errors import ArtifactError, SourceError, SyncReason
@@ -63,24 +62,27 @@ class OciFetcher:
             raw = client.manifest(ref.repository, ref.selector)
             artifact = check_manifest(raw, ref.digest)
             layer = artifact.layer
-            if _sha256_of(self.target) == layer.digest.removeprefix("sha256:"):
-                notes = artifact.annotations
-                return SyncResult(
-                    SyncOutcome.UNCHANGED, self.clock.wall(), notes.get(ANNOTATION_NAME),
-                    notes.get(ANNOTATION_VERSION), layer.digest.removeprefix("sha256:"),
-                    artifact.manifest_digest,
-                )  # fmt: skip
+            held = _read_regular(self.target, c.max_bytes)
+            if held is not None and sha256_digest(held) == layer.digest:
+                verified = self._verified(held)  # a key removed since still counts
+                m = verified.manifest
+                return SyncResult(SyncOutcome.UNCHANGED, self.clock.wall(), m.name, m.version,
+                                  verified.sha256, artifact.manifest_digest)  # fmt: skip
             buf = io.BytesIO()
             client.blob(ref.repository, layer, c.max_bytes, buf)
         data = buf.getvalue()
-        try:
-            verified = self.verify(data)
-        except ArtifactError as exc:
-            raise SourceError(f"{exc} (artifact at {ref})", SyncReason.UNTRUSTED) from exc
+        verified = self._verified(data)
         self._install(data)
         m = verified.manifest
         return SyncResult(SyncOutcome.SYNCED, self.clock.wall(), m.name, m.version,
                           verified.sha256, artifact.manifest_digest)  # fmt: skip
+
+    def _verified(self, data: bytes) -> VerifiedArtifact:
+        try:
+            return self.verify(data)
+        except ArtifactError as exc:
+            ref = self.config.reference
+            raise SourceError(f"{exc} (artifact at {ref})", SyncReason.UNTRUSTED) from exc
 
     def _connection(self) -> Connection:
         c = self.config
@@ -119,14 +121,13 @@ class OciFetcher:
                               SyncReason.WRITE_FAILED) from exc  # fmt: skip
 
 
-def _sha256_of(path: Path) -> str | None:
-    """The hex sha256 of a regular file (None if missing, a symlink, or unreadable)."""
+def _read_regular(path: Path, cap: int) -> bytes | None:
+    """The bytes of a regular file of at most ``cap`` bytes (None if missing, a symlink,
+    larger, or unreadable): what this source wrote last."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
-    hasher = hashlib.sha256()
     with os.fdopen(fd, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+        data = f.read(cap + 1)
+    return data if len(data) <= cap else None
