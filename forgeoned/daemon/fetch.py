@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             print(f"forgeoned-fetch: {source.name}: {exc.code}: {exc}", file=sys.stderr)
             continue
+        finally:
+            fetcher.close()
         what = "unchanged" if result.outcome is SyncOutcome.UNCHANGED else "synced"
         print(f"{source.name}: {what} {result.plugin} {result.version} {result.digest}",
               file=sys.stderr)  # fmt: skip

@@ -36,6 +36,8 @@ class Fetcher(Protocol):
         """Raises :class:`SourceError` when nothing was written."""
         ...
 
+    def close(self) -> None: ...
+
 
 class _Source:
     def __init__(self, fetcher: Fetcher) -> None:
@@ -74,6 +76,9 @@ class SourceFollower:
         for src in self._sources.values():
             if src.thread is not None:
                 src.thread.join(max(0.0, deadline - self._clock.monotonic()))
+            if src.thread is None or not src.thread.is_alive():
+                with src.lock:
+                    src.fetcher.close()
 
     def _poll(self, src: _Source) -> None:
         while not self._stop.is_set():

@@ -51,6 +51,22 @@ class OciFetcher:
         self.credentials_dir = credentials_dir
         self.verify = verify
         self.clock = clock
+        self._client: RegistryClient | None = None  # kept between syncs (TLS context, pool)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _registry(self) -> RegistryClient:
+        """The client for the current connection settings (a rotated credential makes a new
+        one: the old one's cached Authorization must not be reused)."""
+        conn = self._connection()
+        if self._client is not None and self._client.conn != conn:
+            self.close()
+        if self._client is None:
+            self._client = RegistryClient(conn)
+        return self._client
 
     @property
     def target(self) -> Path:
@@ -58,18 +74,18 @@ class OciFetcher:
 
     def sync(self) -> SyncResult:
         c, ref = self.config, self.config.reference
-        with RegistryClient(self._connection()) as client:
-            raw = client.manifest(ref.repository, ref.selector)
-            artifact = check_manifest(raw, ref.digest)
-            layer = artifact.layer
-            held = _read_regular(self.target, c.max_bytes)
-            if held is not None and sha256_digest(held) == layer.digest:
-                verified = self._verified(held)  # a key removed since still counts
-                m = verified.manifest
-                return SyncResult(SyncOutcome.UNCHANGED, self.clock.wall(), m.name, m.version,
-                                  verified.sha256, artifact.manifest_digest)  # fmt: skip
-            buf = io.BytesIO()
-            client.blob(ref.repository, layer, c.max_bytes, buf)
+        client = self._registry()
+        raw = client.manifest(ref.repository, ref.selector)
+        artifact = check_manifest(raw, ref.digest)
+        layer = artifact.layer
+        held = _read_regular(self.target, c.max_bytes)
+        if held is not None and sha256_digest(held) == layer.digest:
+            verified = self._verified(held)  # a key removed since still counts
+            m = verified.manifest
+            return SyncResult(SyncOutcome.UNCHANGED, self.clock.wall(), m.name, m.version,
+                              verified.sha256, artifact.manifest_digest)  # fmt: skip
+        buf = io.BytesIO()
+        client.blob(ref.repository, layer, c.max_bytes, buf)
         data = buf.getvalue()
         verified = self._verified(data)
         self._install(data)
