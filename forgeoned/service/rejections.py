@@ -45,10 +45,13 @@ class RejectionReport:
         """An upload (``install``) that failed verification: nothing was written; reported
         and counted as a dropped file would be."""
         self.stats.rejected[error.code] += 1
+        details: dict[str, object] = {"file": filename, "upload": True}
+        if error.claimed:  # named from a manifest nobody vouched for, as for a dropped file
+            details["manifest"] = "unverified"
         self.audit.record(
             AuditEvent(EventName.PLUGIN_REJECTED, plugin=error.plugin, version=error.version,
-                       actor=actor, reason=error.code, message=str(error),
-                       details={"file": filename, "upload": True})
+                       actor=actor, reason=error.code, message=f"{filename}: {error}",
+                       details=details)
         )  # fmt: skip
 
     def candidate(self, cand: Candidate, error: ArtifactError, actor: str | None) -> None:
@@ -57,7 +60,8 @@ class RejectionReport:
         self.stats.rejected[error.code] += 1
         self.audit.record(
             AuditEvent(EventName.PLUGIN_REJECTED, plugin=cand.name, version=cand.version,
-                       sha256=cand.sha256, actor=actor, reason=error.code, message=str(error),
+                       sha256=cand.sha256, actor=actor, reason=error.code,
+                       message=f"{cand.filename}: {error}",
                        details={"file": cand.filename, "upload": True})
         )  # fmt: skip
 

@@ -182,6 +182,7 @@ def test_a_rejected_artifact_exits_3_with_the_audit_code_and_leaves_no_file(
     rejected = audit(daemon, "plugin.rejected", "echo")
     assert [e["reason"] for e in rejected] == [code, code]
     assert all(e["actor"] == "uid=0(root)" for e in rejected)
+    assert all(e["message"].startswith(f"{filename}: ") for e in rejected)  # names the file
     assert files(env) == ["echo.wasm"]
     assert (env.plugins / "echo.wasm").read_bytes() == plugin("echo", "1.0.0")
     assert daemon.invoke("echo") == b"echo@1.0.0:x"
@@ -203,7 +204,10 @@ def test_an_unsigned_upload_is_a_counted_rejection_and_writes_nothing(
     assert daemon.parts.audit_log.verify().ok
     [rejected] = [e for e in env.audit_events() if e["event"] == "plugin.rejected"]
     assert rejected["reason"] == "unsigned" and rejected["actor"] == "uid=0(root)"
-    assert rejected["details"] == {"file": "echo.wasm", "upload": True}
+    # named like a dropped file's rejection: the file, and the plugin its unverified manifest claims
+    assert rejected["details"] == {"file": "echo.wasm", "upload": True, "manifest": "unverified"}
+    assert rejected["message"] == "echo.wasm: module is not signed"
+    assert (rejected["plugin"], rejected["version"]) == ("echo", "1.0.0")
     assert 'forgeone_artifacts_rejected_total{reason="unsigned"} 1' in metrics(daemon)
     assert files(env) == [] and not (env.root / "state/state.json").exists()
 

@@ -138,7 +138,7 @@ def test_plugin_log_flood_is_limited_in_the_journal() -> None:
     assert len(lines) == 20
     assert {e["MESSAGE_ID"] for e in lines} == {PLUGIN_LOG_MESSAGE_ID}
     assert {e["SYSLOG_IDENTIFIER"] for e in lines} == {"forgeoned"}
-    assert sorted(e["MESSAGE"] for e in lines) == sorted(f"line {i}" for i in range(20))
+    assert sorted(e["MESSAGE"] for e in lines) == sorted(f"{plugin}: line {i}" for i in range(20))
     writer.close()
 
 

@@ -142,11 +142,11 @@ def test_plugin_log_flood_is_rate_limited_per_plugin_and_counted() -> None:
     assert stats["noisy"].log_dropped == 995
     assert writer.flush(10)
     lines = [(f["FORGEONE_PLUGIN"], f["MESSAGE"]) for f in fake.sent]
-    assert lines.count(("noisy", "again")) == 5
-    assert ("noisy", "990 log lines dropped (rate limit)") in lines
+    assert lines.count(("noisy", "noisy: again")) == 5
+    assert ("noisy", "noisy: 990 log lines dropped (rate limit)") in lines
     quiet = next(f for f in fake.sent if f["FORGEONE_PLUGIN"] == "quiet")
     assert quiet == {
-        "MESSAGE": "still heard",
+        "MESSAGE": "quiet: still heard",  # `journalctl -u forgeoned` shows whose line it is
         "MESSAGE_ID": PLUGIN_LOG_MESSAGE_ID,
         "PRIORITY": "3",
         "SYSLOG_IDENTIFIER": "forgeoned",
@@ -163,7 +163,8 @@ def test_plugin_log_levels_are_clamped_and_nul_bytes_escaped() -> None:
     sink("p", 99, "a\x00b")
     sink("p", -5, "0123456789")
     assert writer.flush(10)
-    assert [(f["PRIORITY"], f["MESSAGE"]) for f in fake.sent] == [("3", "a\\0b"), ("7", "01234567")]
+    sent = [(f["PRIORITY"], f["MESSAGE"]) for f in fake.sent]
+    assert sent == [("3", "p: a\\0b"), ("7", "p: 01234567")]
     writer.close()
 
 

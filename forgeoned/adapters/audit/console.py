@@ -57,7 +57,7 @@ class ConsoleWriter:
         level = level_of(fields.get("PRIORITY", "6"))
         message = fields.get("MESSAGE", "")
         if fields.get("MESSAGE_ID") == PLUGIN_LOG_MESSAGE_ID:
-            self._plugin.log(level, "%s: %s", fields.get("FORGEONE_PLUGIN", "?"), message)
+            self._plugin.log(level, "%s", message)  # "NAME: text": the sink put the name in
         else:
             self._audit.log(level, "%s", message)
         return True

@@ -243,7 +243,8 @@ class PluginLogSink:
     def _fields(self, plugin: str, level: int, message: str) -> dict[str, str]:
         level = min(max(level, 0), len(_LEVEL_PRIORITY) - 1)
         return {
-            "MESSAGE": _clean(message, self._max),
+            # the plugin's name leads the message: `journalctl -u forgeoned` shows MESSAGE only
+            "MESSAGE": f"{plugin}: {_clean(message, self._max)}",
             "MESSAGE_ID": PLUGIN_LOG_MESSAGE_ID,
             "PRIORITY": str(_LEVEL_PRIORITY[level]),
             "SYSLOG_IDENTIFIER": IDENTIFIER,
