@@ -31,9 +31,10 @@ def big_plugin(name: str, version: str, pad: int) -> bytes:
 
 
 def source_toml(name: str, reference: str, **extra: object) -> str:
-    lines = [f'name = "{name}"', f'reference = "{reference}"', "plain_http = true"]
-    for key, value in ({"interval_s": 3600, "timeout_s": 2} | extra).items():
-        lines.append(f"{key} = {value!r}".replace("'", '"'))
+    lines = [f'name = "{name}"', f'reference = "{reference}"']
+    for key, value in ({"plain_http": True, "interval_s": 3600, "timeout_s": 2} | extra).items():
+        text = str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+        lines.append(f"{key} = {text}")
     return "[[sources]]\n" + "\n".join(lines) + "\n"
 
 

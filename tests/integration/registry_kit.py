@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -105,25 +106,29 @@ class Registry:
             assert put.status_code == 201, put.text
 
 
-def _config(root: Path, port: int, htpasswd: Path | None) -> Path:
+def _config(root: Path, port: int, htpasswd: Path | None, tls: tuple[Path, Path] | None) -> Path:
     auth = (
         f"auth:\n  htpasswd:\n    realm: forgeone-test\n    path: {htpasswd}\n" if htpasswd else ""
     )
+    cert = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
     path = root / "config.yml"
     path.write_text(
         "version: 0.1\n"
         "log:\n  level: error\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{cert}"
         f"{auth}"
     )
     return path
 
 
 @contextmanager
-def registry(root: Path, auth: tuple[str, str] | None = None) -> Iterator[Registry]:
-    """A running registry under ``root``; ``auth``: require these Basic credentials."""
+def registry(
+    root: Path, auth: tuple[str, str] | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[Registry]:
+    """A running registry under ``root``; ``auth``: require these Basic credentials;
+    ``tls``: serve HTTPS with this (certificate, key)."""
     assert REGISTRY is not None, "docker-registry is not installed (make setup)"
     root.mkdir(parents=True, exist_ok=True)
     htpasswd = None
@@ -136,12 +141,12 @@ def registry(root: Path, auth: tuple[str, str] | None = None) -> Iterator[Regist
     port = free_port()
     with (root / "registry.log").open("wb") as log:
         proc = subprocess.Popen(
-            [REGISTRY, "serve", str(_config(root, port, htpasswd))],
+            [REGISTRY, "serve", str(_config(root, port, htpasswd, tls))],
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
     try:
-        poll_until(lambda: _answers(port), 30, "the registry to listen",
+        poll_until(lambda: _answers(port, tls), 30, "the registry to listen",
                    interval=0.05, tolerate=(OSError,))  # fmt: skip
         reg = Registry(f"127.0.0.1:{port}", auth, proc)
         yield reg
@@ -149,7 +154,10 @@ def registry(root: Path, auth: tuple[str, str] | None = None) -> Iterator[Regist
         Registry("", None, proc).stop()
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, tls: tuple[Path, Path] | None) -> bool:
+    if tls is not None:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True  # listening (the handshake is the test's business)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2) as r:
             return bool(r.status == 200)
@@ -158,3 +166,15 @@ def _answers(port: int) -> bool:
 
 
 LAYER = LAYER_MEDIA_TYPE
+
+
+def self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA: pass it as ``ca_file``) and its key."""
+    cert, key = root / "registry.crt", root / "registry.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,13 @@ class Connection:
 class RegistryClient:
     def __init__(self, conn: Connection, transport: httpx.BaseTransport | None = None) -> None:
         scheme = "http" if conn.plain_http else "https"
-        verify: bool | str = conn.ca_file if conn.ca_file else conn.tls_verify
+        verify: bool | ssl.SSLContext = conn.tls_verify
+        if conn.ca_file and conn.tls_verify and not conn.plain_http:
+            try:
+                verify = ssl.create_default_context(cafile=conn.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise SourceError(f"ca_file {conn.ca_file}: {exc}",
+                                  SyncReason.UNREACHABLE) from exc  # fmt: skip
         self.conn = conn
         self._http = httpx.Client(
             base_url=f"{scheme}://{conn.host}/v2/",
