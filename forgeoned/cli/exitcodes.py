@@ -14,6 +14,7 @@
 | 9 | the audit chain is broken (``audit verify``) |
 | 10 | refused: the daemon cannot write its audit log now (free space, then retry) |
 | 11 | application error: the plugin answered non-zero (``invoke`` prints its output) |
+| 12 | the plugin cannot take calls now (failed, quarantined, stopped, no free instance) |
 
 A reader that closes stdout early (``forgeonectl show x | head -1``) is not a failure: the
 output stops silently, exit 0.
@@ -37,6 +38,7 @@ PLUGIN_FAULT: Final = 8
 AUDIT_BROKEN: Final = 9
 AUDIT_UNAVAILABLE: Final = 10
 APPLICATION_ERROR: Final = 11
+UNAVAILABLE: Final = 12
 
 
 def exit_code_for(exc: errors.ForgeonedError) -> int:
@@ -56,4 +58,6 @@ def exit_code_for(exc: errors.ForgeonedError) -> int:
         return AUDIT_UNAVAILABLE
     if isinstance(exc, errors.ApplicationError):
         return APPLICATION_ERROR
+    if isinstance(exc, errors.UnavailableError):
+        return UNAVAILABLE
     return FAILURE

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Generic
 
+import semver
+
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
@@ -214,7 +216,11 @@ class Swapper(Generic[VerifiedT, CompiledT]):
             self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
         else:
             message = f"{previous.version} -> {new.version}"
-            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message)
+            down = semver.Version.parse(new.version) < semver.Version.parse(previous.version)
+            if down:  # only ever an admin's allow-downgrade: the trail says which way it went
+                message += " (downgrade, allowed by an admin)"
+            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message,
+                        reason="downgrade" if down else None)  # fmt: skip
         if old is not None:
             self.fault(Step.STOP_OLD, cand)
             self.retirer.retire(slot.name, old)

@@ -150,6 +150,18 @@ def test_invoking_a_paused_plugin_fails_at_once_unless_told_to_wait(
     assert usage.value.code == 2  # not a number of seconds
 
 
+@pytest.mark.parametrize("state", ["quarantined", "failed", "stopped"])
+def test_invoking_a_plugin_that_cannot_serve_is_exit_12(
+    served: tuple[ControlServer, FakeBackend, ListSink],
+    capsys: pytest.CaptureFixture[str],
+    state: str,
+) -> None:
+    server, backend, _ = served
+    backend.plugins["hello"].state = state
+    assert run(server, "invoke", "hello", "--input", "x") == 12
+    assert capsys.readouterr().err == f"forgeonectl: plugin 'hello' is {state}\n"
+
+
 def test_install_exit_codes(
     served: tuple[ControlServer, FakeBackend, ListSink],
     tmp_path: Path,

@@ -181,6 +181,9 @@ def test_an_allowed_downgrade_once_active_survives_a_daemon_restart(env: Env) ->
         d.daemon.backend.allow_downgrade("echo", "1.0.0", "admin")
         [allowed] = d.events.wait("plugin.downgrade_allowed", "echo")
         assert (allowed.version, allowed.actor) == ("1.0.0", "admin")
+        [down] = d.events.wait("plugin.upgraded", "echo", version="1.0.0")
+        assert down.reason == "downgrade"  # the trail says which way it went
+        assert down.message == "2.0.0 -> 1.0.0 (downgrade, allowed by an admin)"
         assert d.invoke("echo") == b"echo@1.0.0:x"
     state = env.state()
     assert state["active"]["echo"]["version"] == "1.0.0"

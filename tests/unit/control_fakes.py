@@ -19,6 +19,7 @@ from forgeoned.errors import (
     SignatureError,
     SignatureReason,
     TrapKind,
+    UnavailableError,
 )
 
 SIGNED_MAGIC = b"\0asm-signed"  # what FakeBackend.install accepts as a trusted artifact
@@ -135,6 +136,8 @@ class FakeBackend:
             self._note("invoke_wait", name, repr(wait_s))
         elif plugin.state == "paused":
             raise PluginPausedError(f"plugin {name!r} is paused")
+        if plugin.state in ("failed", "quarantined", "stopped"):
+            raise UnavailableError(f"plugin {name!r} is {plugin.state}")
         if self.gate is not None and not self.gate.wait(timeout=30):
             raise AssertionError("test gate never opened")
         if data == b"trap":

@@ -35,7 +35,7 @@ def body(code: str, message: str = "m") -> bytes:
         (409, "paused", errors.PluginPausedError, 7),
         (400, "malformed_json", errors.HttpProtocolError, 1),
         (503, "busy", errors.BusyError, 1),
-        (503, "unavailable", errors.UnavailableError, 1),
+        (503, "unavailable", errors.UnavailableError, 12),
         (503, "audit_unavailable", errors.AuditUnavailableError, 10),
         (500, "audit_failed", errors.AuditError, 1),
         (500, "internal", errors.ForgeonedError, 1),

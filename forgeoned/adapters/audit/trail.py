@@ -20,9 +20,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from forgeoned.adapters.audit.console import level_of
 from forgeoned.adapters.audit.journald import JournaldSink
 from forgeoned.adapters.audit.outage import Outage
-from forgeoned.core.events import AuditEvent
+from forgeoned.core.events import PRIO_INFO, AuditEvent, EventName
 from forgeoned.core.ports import Clock
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import AuditUnavailableError
@@ -51,7 +52,11 @@ class ConsoleSink:
                 parts.append(f"{key}={entry[key]}")
         if entry.get("message"):
             parts.append(f"- {entry['message']}")
-        self._log.info("#%s %s", entry.get("seq", "?"), " ".join(parts))
+        try:  # at the event's journal priority: a refused reload is an error here too
+            priority = EventName.from_label(str(entry.get("event", ""))).priority
+        except ValueError:
+            priority = PRIO_INFO
+        self._log.log(level_of(priority), "#%s %s", entry.get("seq", "?"), " ".join(parts))
 
 
 class DurableLog(Protocol):
