@@ -1,11 +1,12 @@
 """The whole error hierarchy of forgeoned, and the reason enums its codes come from.
 
-Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Three
+Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Five
 classes refine their code with an enum instead (``code`` is the member's value):
 :class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`,
-:class:`StagingError` by :class:`StagingReason` and :class:`HttpProtocolError` by
-:class:`RequestProblem` (which also gives its status). :class:`FindingCode` names what
-``forgeonectl check`` warns about that is no error (the daemon loads the artifact anyway). Every
+:class:`StagingError` by :class:`StagingReason`, :class:`SourceError` by :class:`SyncReason`
+and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status).
+:class:`FindingCode` names what ``forgeonectl check`` warns about that is no error (the daemon
+loads the artifact anyway). Every
 code means one class, so a client rebuilds the error from the API's ``code`` alone
 (:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
 plugin* (trap, fuel, deadline, memory, a lifecycle export's non-zero status) is a separate
@@ -36,6 +37,7 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   ├── PluginStatusError          a lifecycle export returned a non-zero status
     │   └── KvQuotaError               a kv_set over the plugin's quota
     ├── ApplicationError               the plugin answered with a non-zero status (422)
+    ├── SourceError                    code: a SyncReason (an OCI source could not be synced)
     ├── StateError                     forgeoned could not read/write its own state
     ├── AuditError                     the audit log is broken or its key unusable
     │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
@@ -308,6 +310,41 @@ class ApplicationError(ForgeonedError):
 # --- forgeoned's own faults ----------------------------------------------------------------
 
 
+class SyncReason(enum.Enum):
+    """Why syncing an OCI source failed (a :class:`SourceError`'s ``code``; the label of
+    ``forgeone_source_failures_total{reason}`` and the reason of ``source.failed``)."""
+
+    UNREACHABLE = "registry_unreachable"  # connection refused, DNS, TLS handshake
+    TIMEOUT = "registry_timeout"  # connect or read took longer than the source's timeout
+    AUTH_REFUSED = "auth_refused"  # 401/403 with or without credentials
+    NOT_FOUND = "reference_not_found"  # no such repository, tag or digest
+    REGISTRY_ERROR = "registry_error"  # any other non-2xx answer
+    BAD_MANIFEST = "bad_manifest"  # not JSON, not an OCI image manifest, or its digest differs
+    MEDIA_TYPE = "wrong_media_type"  # not the Wasm OCI layout (config or layer media type)
+    LAYER_COUNT = "layer_count"  # not exactly one application/wasm layer
+    DIGEST_MISMATCH = "digest_mismatch"  # the blob's bytes do not hash to its descriptor
+    TOO_LARGE = "blob_too_large"  # the layer is larger than the source's size cap
+    UNTRUSTED = "artifact_untrusted"  # the module is unsigned, untrusted or malformed
+    CREDENTIALS = "credentials_unreadable"  # the systemd credential file is missing or bad
+    WRITE_FAILED = "write_failed"  # the staging file or the rename into plugins.d failed
+
+
+class SourceError(ForgeonedError):
+    """An OCI source could not be synced; ``why`` says where it stopped. Nothing was written
+    into plugins.d, so whatever runs keeps running."""
+
+    reason = SyncReason.REGISTRY_ERROR.value
+    http_status = 502
+
+    def __init__(self, message: str, why: SyncReason = SyncReason.REGISTRY_ERROR) -> None:
+        super().__init__(message)
+        self.why = why
+
+    @property
+    def code(self) -> str:
+        return self.why.value
+
+
 class StateError(ForgeonedError):
     reason = "state_io"
 
@@ -459,7 +496,7 @@ def error_classes() -> list[type[ForgeonedError]]:
 def all_codes() -> frozenset[str]:
     """Every code an error can carry: the class reasons and every refining enum's values."""
     codes = {cls.reason for cls in error_classes()}
-    for refining in (TrapKind, SignatureReason, StagingReason, RequestProblem):
+    for refining in (TrapKind, SignatureReason, StagingReason, RequestProblem, SyncReason):
         codes |= {member.value for member in refining}
     return frozenset(codes)
 
@@ -488,6 +525,8 @@ def error_from_code(code: str, message: str) -> ForgeonedError:
         return SignatureError(message, SignatureReason(code))
     if code in _STAGING_CODES:
         return StagingError(message, StagingReason(code))
+    if code in _SYNC_CODES:
+        return SourceError(message, SyncReason(code))
     cls = _BY_REASON.get(code)
     if cls is not None:
         while not _message_only(cls):
@@ -502,4 +541,5 @@ _TRAP_CODES: Final = frozenset(k.value for k in TrapKind)
 _SIGNATURE_CODES: Final = frozenset(r.value for r in SignatureReason)
 _STAGING_CODES: Final = frozenset(r.value for r in StagingReason)
 _PROBLEM_CODES: Final = frozenset(p.value for p in RequestProblem)
+_SYNC_CODES: Final = frozenset(r.value for r in SyncReason)
 _BY_REASON: Final = {cls.reason: cls for cls in reversed(error_classes())}

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",
+    "forgeoned.cli.oci",
 )
 DEFAULT_SOCKET = "/run/forgeoned/control.sock"
 

@@ -66,6 +66,9 @@ class EventName(enum.Enum):
         "dc1bcd95ea204e889373f22eddd57b7a",
         PRIO_ERR,
     )
+    # OCI sources (forgeoned.service.sources): a delivery into plugins.d, or why none was made
+    SOURCE_SYNCED = ("source.synced", "f3fd5078f0534480b37b3640c4635429", PRIO_NOTICE)
+    SOURCE_FAILED = ("source.failed", "b3bb12395944428ca7b49ca77e8f08c7", PRIO_WARNING)
     CONFIG_INSECURE = ("config.insecure", "ab06ab4577524ae3ad4188578d165baa", PRIO_ERR)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)

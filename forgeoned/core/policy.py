@@ -48,6 +48,7 @@ class Action(enum.Enum):
     AUDIT_ACCEPT_GAP = "audit_accept_gap"  # admin: accept an audit.gap (re-anchor the log)
     AUDIT_ROTATE_KEY = "audit_rotate_key"  # admin: hand the checkpoint key over to a new one
     REVIEW = "review"  # record that a plugin was reviewed (plugin.reviewed)
+    PULL = "pull"  # sync an OCI source now
 
     @property
     def changes_state(self) -> bool:
@@ -69,6 +70,7 @@ _STATE_CHANGING = frozenset(
         Action.AUDIT_ACCEPT_GAP,
         Action.AUDIT_ROTATE_KEY,
         Action.REVIEW,
+        Action.PULL,
     }
 )
 
@@ -83,6 +85,7 @@ _OPERATOR = _VIEWER | {
     Action.AUDIT_VERIFY,
     Action.COMPLIANCE_READ,
     Action.REVIEW,
+    Action.PULL,
 }
 BUILTIN_ROLES: Mapping[str, frozenset[Action]] = {
     "viewer": _VIEWER,

@@ -198,6 +198,14 @@ class ControlBackend(Protocol):
         """The plugins whose review is overdue, with the incidents since their last one."""
         ...
 
+    def sources(self) -> list[dict[str, Any]]:
+        """The OCI sources followed, each with its last sync (``SourceRecord.to_json``)."""
+        ...
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        """Sync source ``name`` now; raises its ``SourceError`` when the sync failed."""
+        ...
+
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         """Stored entries in order, read as they are consumed (the log may be large)."""
         ...

@@ -32,6 +32,7 @@ from typing import Any, Final
 from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
 from forgeoned.core.control_config import ControlConfig, parse_control_config
 from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.sources import SourceConfig, parse_sources
 from forgeoned.core.staging_policy import StagingPolicy, parse_staging_policy
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
@@ -84,6 +85,8 @@ _TOP: Final = frozenset(
         "metrics",
         "audit",
         "staging",
+        "sources",
+        "trust_watch",
     }
 )
 _COMPILE: Final = frozenset(
@@ -167,6 +170,8 @@ class Config:
     audit_retain_files: int = field(default=0, metadata=_key("audit.retain_files"))  # 0: all
     audit_rotate_bytes: int = field(default=16 << 20, metadata=_key("audit.rotate_bytes"))
     audit_archive_dir: Path | None = field(default=None, metadata=_key("audit.archive_dir"))
+    sources: tuple[SourceConfig, ...] = ()  # [[sources]]: OCI references followed
+    trust_watch: bool = False  # reload when trust_dir changes (a Kubernetes ConfigMap)
 
     @property
     def development(self) -> bool:
@@ -351,6 +356,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         trust = parse_trust_policy(r.subtable("trust") or None)
         limits = parse_ceilings(r.subtable("limits"))
         staging = parse_staging_policy(r.subtable("staging") or None)
+        sources = parse_sources(raw.get("sources"))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
@@ -401,6 +407,8 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         audit_retain_files=a.integer("retain_files", d.audit_retain_files, 0, 1_000_000),
         audit_rotate_bytes=a.integer("rotate_bytes", d.audit_rotate_bytes, 4096, 1 << 30),
         audit_archive_dir=a.path("archive_dir", Path(), base) if "archive_dir" in a.table else None,
+        sources=sources,
+        trust_watch=r.boolean("trust_watch", d.trust_watch),
     )
 
 

@@ -20,6 +20,7 @@ from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
+from forgeoned.core.sources import SourceRecord, SyncOutcome, SyncResult
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.stewardship import Stewardship
@@ -29,6 +30,8 @@ from forgeoned.errors import (
     ConflictError,
     ForgeonedError,
     NotFoundError,
+    SourceError,
+    SyncReason,
 )
 from forgeoned.service.plugin_index import Rejection
 
@@ -97,6 +100,16 @@ class GapAcceptor(Protocol):
     def accept(self, actor: str) -> dict[str, Any]: ...
 
 
+class Sources(Protocol):
+    """The OCI source follower (``forgeoned.service.sources.SourceFollower``)."""
+
+    def views(self) -> list[dict[str, Any]]: ...
+
+    def records(self) -> list[SourceRecord]: ...
+
+    def sync(self, name: str, actor: str | None = None) -> SyncResult: ...
+
+
 class AuditReader(Followed, Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
@@ -116,6 +129,7 @@ class DaemonBackend:
         stats: DaemonStats,
         refusals: Refusals,
         anchor: GapAcceptor | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
@@ -127,6 +141,7 @@ class DaemonBackend:
         self._stats = stats
         self._refusals = refusals
         self._anchor = anchor
+        self._sources = sources
 
     # --- views ------------------------------------------------------------------------------
 
@@ -261,6 +276,24 @@ class DaemonBackend:
         if self.stewardship is None:
             return {}
         return self.stewardship.review_due(v.name for v in self.list_plugins())
+
+    # --- OCI sources ------------------------------------------------------------------------
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._sources.views() if self._sources is not None else []
+
+    def source_records(self) -> list[SourceRecord]:
+        return self._sources.records() if self._sources is not None else []
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        """Sync ``name`` now, on the caller's thread (network I/O never runs on the loop);
+        a failed sync raises its :class:`SourceError` after it was audited."""
+        if self._sources is None:
+            raise NotFoundError(f"no source named {name!r} (no [[sources]] configured)")
+        result = self._sources.sync(name, actor)
+        if result.outcome is SyncOutcome.FAILED:
+            raise SourceError(f"source {name}: {result.message}", SyncReason(result.reason))
+        return next(v for v in self._sources.views() if v["name"] == name)
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from forgeoned.adapters.files.plugin_files import PluginFilesDir
 from forgeoned.adapters.files.review_store import ReviewStore
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
+from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
@@ -67,6 +68,7 @@ from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
 from forgeoned.service.reviews import Reviews
+from forgeoned.service.sources import SourceFollower
 from forgeoned.service.staging import Attestations
 from forgeoned.service.ticks import TickScheduler
 
@@ -137,6 +139,7 @@ class Parts:
     ticks: TickScheduler
     reviews: Reviews  # when each plugin's review is due (fed by the audit trail)
     evidence: StagingEvidence | None  # mode = "staging": what promote signs
+    sources: SourceFollower  # OCI sources: threads of their own, writing into plugins.d
 
 
 def build_parts(
@@ -218,6 +221,11 @@ def build_parts(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
     )
     directory.writing = watcher.is_writing
+    fetchers = [
+        OciFetcher(s, config.plugins_dir, credentials_dir(config),
+                   lambda data: verifier(data, None), clock)
+        for s in config.sources
+    ]  # fmt: skip
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
@@ -230,6 +238,7 @@ def build_parts(
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock), reviews=reviews,
         evidence=evidence,
+        sources=SourceFollower(fetchers, audit, clock),
     )  # fmt: skip
 
 

@@ -178,6 +178,15 @@ class FakeBackend:
     def reviews_overdue(self) -> list[dict[str, Any]]:
         return []
 
+    def sources(self) -> list[dict[str, Any]]:
+        return [{"name": "hello", "reference": "oci://127.0.0.1:5000/p/hello:1", "outcome": None}]
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        if name != "hello":
+            raise NotFoundError(f"no source named {name!r}")
+        self._note("pull", name, actor)
+        return {"name": name, "reference": "oci://127.0.0.1:5000/p/hello:1", "outcome": "synced"}
+
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]
 

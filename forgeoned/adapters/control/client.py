@@ -194,6 +194,12 @@ class ControlClient:
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
 
+    def sources(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/sources")["sources"])
+
+    def pull(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/sources/{quote(name)}/pull", b""))
+
     def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.audit_lines("ndjson", since)]
 

@@ -24,6 +24,8 @@ waits for the swap) and runs in the server's worker pool, after authorisation.
 | GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
+| GET | /v1/sources | list (the OCI sources followed, each with its last sync) |
+| POST | /v1/sources/{name}/pull | pull (sync that source now; a failure is its SyncReason) |
 
 An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
 within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
@@ -49,6 +51,7 @@ from forgeoned.adapters.control.views import detail, summary
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import Action
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
+from forgeoned.core.sources import SOURCE_NAME
 from forgeoned.errors import (
     BadRequestError,
     HttpProtocolError,
@@ -103,6 +106,12 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, audit.audit_verify))
     if len(parts) == 2 and resource == "compliance":
         return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, audit.compliance))
+    if len(parts) == 2 and resource == "sources":
+        return _only(method, "GET", path, Route(Action.LIST, None, _sources))
+    if len(parts) == 4 and resource == "sources" and parts[3] == "pull":
+        if not SOURCE_NAME.match(parts[2]):
+            raise BadRequestError(f"bad source name {parts[2][:80]!r}")
+        return _only(method, "POST", path, Route(Action.PULL, None, _pull))
     if len(parts) == 2 and resource == "whoami":
         return _only(method, "GET", path, Route(None, None, _whoami))
     raise NotFoundError(f"no such endpoint {path!r}")
@@ -266,6 +275,15 @@ def _review(ctx: Context) -> Reply:
     if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE:
         raise BadRequestError(f'a review needs a note: {{"note": TEXT}} (1..{MAX_NOTE} chars)')
     return Reply(200, ctx.backend.review(_name(ctx), note, ctx.caller.actor))
+
+
+def _sources(ctx: Context) -> Reply:
+    return Reply(200, {"sources": ctx.backend.sources()})
+
+
+def _pull(ctx: Context) -> Reply:
+    name = ctx.request.head.path.strip("/").split("/")[2]
+    return Reply(200, ctx.backend.pull(name, ctx.caller.actor))
 
 
 def _whoami(ctx: Context) -> Reply:

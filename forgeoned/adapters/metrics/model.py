@@ -25,10 +25,12 @@ from forgeoned.adapters.metrics.audit import (
     write_families,
 )
 from forgeoned.adapters.metrics.family import Family
+from forgeoned.adapters.metrics.sources import source_families
 from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.manifest import NAME_RE
+from forgeoned.core.sources import SourceRecord
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.swapper import Outcome
 
@@ -50,6 +52,8 @@ class MetricsSource(Protocol):
         """Each plugin's next review date (Unix time)."""
         ...
 
+    def source_records(self) -> list[SourceRecord]: ...
+
 
 @dataclass
 class StaticSource:
@@ -59,6 +63,7 @@ class StaticSource:
     views: list[PluginView] = field(default_factory=list)
     stats: DaemonStats = field(default_factory=DaemonStats)
     reviews: dict[str, float] = field(default_factory=dict)
+    sources: list[SourceRecord] = field(default_factory=list)
 
     def review_due(self) -> Mapping[str, float]:
         return self.reviews
@@ -68,6 +73,9 @@ class StaticSource:
 
     def daemon_stats(self) -> DaemonStats:
         return self.stats
+
+    def source_records(self) -> list[SourceRecord]:
+        return self.sources
 
 
 class LabelBound:
@@ -114,6 +122,7 @@ class MetricsModel:
         self._host_outcome = LabelBound(o.value for o in HostOutcome)
         self._swap_outcome = LabelBound(o.value for o in Outcome)
         self._reason = LabelBound(errors.all_codes())
+        self._sync_reason = LabelBound(r.value for r in errors.SyncReason)
         self._event = LabelBound(e.label for e in EventName)
         self._action = LabelBound(())
         self._code = LabelBound(())
@@ -123,6 +132,7 @@ class MetricsModel:
         out = self._plugin_families(views)
         out.append(self._review_family(views, self.source.review_due()))
         out += self._daemon_families(self.source.daemon_stats())
+        out += source_families(self.source.source_records(), self._sync_reason)
         if self.audit is not None:
             out += audit_families(self.audit)
         if self.writes is not None:
