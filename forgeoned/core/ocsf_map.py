@@ -122,6 +122,8 @@ MAPPING: Final[dict[EventName, Row]] = {
     EventName.DAEMON_STOPPED:           Row(_LC, 4, "Stop", _I, _OK),
     EventName.DAEMON_RELOADED:          Row(_LC, OTHER, "Reload", _I, _OK),
     EventName.DAEMON_RELOAD_FAILED:     Row(_LC, OTHER, "Reload", _M, _FAIL),
+    EventName.SOURCE_SYNCED:            Row(_LC, OTHER, "Sync", _I, _OK),
+    EventName.SOURCE_FAILED:            Row(_LC, OTHER, "Sync", _M, _FAIL),
     EventName.CONFIG_INSECURE:          Row(OcsfClass.COMPLIANCE_FINDING, 1, "Create", _H, _OK),
     EventName.AUDIT_CHECKPOINT:         Row(_LOG, OTHER, "Checkpoint", _I, _OK),
     EventName.AUDIT_RECOVERED:          Row(_LOG, OTHER, "Recover", _M, _OK),
