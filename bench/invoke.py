@@ -17,12 +17,18 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
   counter is persisted every 1,000 calls) and ``!kv-set`` (one durable, fsync'd kv write per
   call: the disk-bound path).
 
+  A fourth input, ``sizes``, is the default one at 16 lengths (56 to 71 bytes) in turn, so
+  that no two requests in a row have the same head: the control server's head cache
+  (:mod:`forgeoned.adapters.control.parser`) never hits and every request is parsed and
+  authorised afresh, as for a client whose inputs vary in size.
+
 Clients are separate processes (fork), each holding one keep-alive connection and sending a
 fixed 64-byte input with a pre-built request; the servers run in this process. Both share the
 machine's cores, so the figures include the clients' own CPU.
 
     .venv/bin/python bench/invoke.py [--seconds 5] [--clients 1,16] [--wasm FILE]
-        [--only floor,memory,calls,wasm,daemon] [--sample-instances 1,2]
+        [--only floor,memory,calls,wasm,daemon] [--inputs time,default,sizes,kv-set]
+        [--sample-instances 1,2]
 """
 
 from __future__ import annotations
@@ -62,12 +68,14 @@ def request_bytes(plugin: str, payload: bytes) -> bytes:
 
 
 def client(
-    sock_path: str, plugin: str, payload: bytes, seconds: float, start_at: float, out: Any
+    sock_path: str, plugin: str, payloads: list[bytes], seconds: float, start_at: float, out: Any
 ) -> None:
-    """One client process: keep-alive requests back to back; sends its latencies (µs)."""
+    """One client process: keep-alive requests back to back (cycling through ``payloads``);
+    sends its latencies (µs)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(sock_path)
-    req = request_bytes(plugin, payload)
+    requests = [request_bytes(plugin, payload) for payload in payloads]
+    turn = 0
     lat: list[float] = []
     while time.monotonic() < start_at:
         time.sleep(0.001)
@@ -76,6 +84,8 @@ def client(
     while True:
         if time.monotonic() >= end:
             break
+        req = requests[turn % len(requests)]
+        turn += 1
         t0 = time.perf_counter()
         sock.sendall(req)
         while True:
@@ -101,7 +111,11 @@ def client(
 
 
 def measure(
-    sock_path: str, clients: int, seconds: float, plugin: str = "bench", payload: bytes = PAYLOAD
+    sock_path: str,
+    clients: int,
+    seconds: float,
+    plugin: str = "bench",
+    payloads: list[bytes] | None = None,
 ) -> dict[str, float]:
     ctx = mp.get_context("fork")
     start_at = time.monotonic() + 0.5
@@ -109,7 +123,8 @@ def measure(
     for _ in range(clients):
         parent, child = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=client, args=(sock_path, plugin, payload, seconds, start_at, child)
+            target=client,
+            args=(sock_path, plugin, payloads or [PAYLOAD], seconds, start_at, child),
         )
         proc.start()
         pipes.append(parent)
@@ -191,7 +206,7 @@ def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[],
     )
     server = ControlServer(cfg, backend, NullSink(), cfg.policy)
     if not ledger:
-        server.dispatcher.calls = NoCallLedger()
+        server.dispatcher.records.calls = NoCallLedger()
     server.start()
     return server.close
 
@@ -203,6 +218,16 @@ def run_daemon(tmp: str, instances: int) -> tuple[str, Callable[[], None]]:
 
 Start = Callable[[str], tuple[str, Callable[[], None]]]
 KINDS = ("floor", "memory", "calls", "wasm", "daemon")
+SIZES = [b"x" * n for n in range(56, 72)]  # 16 lengths: no two heads in a row alike
+# "!time" makes one host call; the default input counts in memory (persisted every 1,000
+# calls); "sizes" is the default input at 16 lengths in turn; "!kv-set" persists the counter
+# durably (fsync) on every call.
+INPUTS = {
+    "time": (" !time", [b"!time"]),
+    "default": (" default", [PAYLOAD]),
+    "sizes": (" default, 16 sizes", SIZES),
+    "kv-set": (" !kv-set", [b"!kv-set"]),
+}
 
 
 def main() -> int:
@@ -215,6 +240,11 @@ def main() -> int:
         "--only", default=",".join(KINDS), help=f"targets to run, among {','.join(KINDS)}"
     )
     parser.add_argument(
+        "--inputs",
+        default=",".join(INPUTS),
+        help=f"the daemon's inputs to run, among {','.join(INPUTS)}",
+    )
+    parser.add_argument(
         "--sample-instances",
         default="1",
         help="one daemon per N in this list, each with the sample re-signed allowing N instances",
@@ -225,40 +255,38 @@ def main() -> int:
     if args.no_daemon:
         only.discard("daemon")
     wasm = WasmBackend.load(args.wasm)
-    # kind, label, plugin name, payloads (sub-label, bytes), start(tmp) -> (socket, stop)
-    targets: list[tuple[str, str, str, list[tuple[str, bytes]], Start]] = [
+    # kind, label, plugin name, inputs (sub-label, payloads), start(tmp) -> (socket, stop)
+    targets: list[tuple[str, str, str, list[tuple[str, list[bytes]]], Start]] = [
         (
             "floor",
             "floor (bare echo)",
             "bench",
-            [("", PAYLOAD)],
+            [("", [PAYLOAD])],
             lambda t: (f"{t}/f.sock", run_floor(f"{t}/f.sock")),
         ),
         (
             "memory",
             "control+memory",
             "bench",
-            [("", PAYLOAD)],
+            [("", [PAYLOAD]), (INPUTS["sizes"][0], SIZES)],
             lambda t: (f"{t}/m.sock", run_control(f"{t}/m.sock", MemoryBackend())),
         ),
         (  # the same without the audit of calls (plugin.calls summaries), for comparison
             "calls",
             "control+memory, calls not audited",
             "bench",
-            [("", PAYLOAD)],
+            [("", [PAYLOAD])],
             lambda t: (f"{t}/n.sock", run_control(f"{t}/n.sock", MemoryBackend(), ledger=False)),
         ),
         (
             "wasm",
             f"control+wasm ({wasm.source})",
             "bench",
-            [("", PAYLOAD)],
+            [("", [PAYLOAD])],
             lambda t: (f"{t}/w.sock", run_control(f"{t}/w.sock", wasm)),
         ),
     ]
-    # "!time" makes one host call; the default input counts in memory (persisted every
-    # 1,000 calls); "!kv-set" persists the counter durably (fsync) on every call.
-    payloads = [(" !time", b"!time"), (" default", PAYLOAD), (" !kv-set", b"!kv-set")]
+    payloads = [INPUTS[name] for name in args.inputs.split(",")]
     for n in (int(i) for i in args.sample_instances.split(",")):
         label = "daemon+sample" + (f" x{n}" if n != 1 else "")
         targets.append(("daemon", label, "sample", payloads, partial(run_daemon, instances=n)))
@@ -270,9 +298,9 @@ def main() -> int:
                 continue
             path, stop = start(tmp)
             try:
-                for sub, payload in inputs:
+                for sub, sent in inputs:
                     for n in counts:
-                        r = measure(path, n, args.seconds, plugin, payload)
+                        r = measure(path, n, args.seconds, plugin, sent)
                         name = label + sub
                         print(
                             f"{name:<44}{n:>8}{r['rps']:>10.0f}"

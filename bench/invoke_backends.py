@@ -94,6 +94,9 @@ class MemoryBackend(_Unused):
     def invoke(self, name: str, data: bytes) -> bytes:
         return data.upper()
 
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        return data.upper()
+
 
 class WasmBackend(_Unused):
     """Runs ``handle`` through forgeoned's own wasmtime runtime adapter (fuel, deadline, raw
@@ -139,6 +142,9 @@ class WasmBackend(_Unused):
             inst = self.local.inst = self._instance()
         out: bytes = inst.handle(data)
         return out
+
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        return self.invoke(name, data)  # one instance per thread: always free
 
     def close(self) -> None:
         for inst in self.instances:

@@ -19,9 +19,10 @@ START_TIMEOUT_S = 120.0
 
 
 class SampleDaemon:
-    """``forgeoned --config`` in ``root`` with plugins.d holding the signed sample."""
+    """``forgeoned --config`` in ``root`` with plugins.d holding the signed sample; the daemon's
+    code is ``code`` (a checkout: this one by default, another for a before/after run)."""
 
-    def __init__(self, root: Path, instances: int = 1) -> None:
+    def __init__(self, root: Path, instances: int = 1, code: Path = REPO) -> None:
         if not SAMPLE_WASM.is_file():
             raise SystemExit(f"{SAMPLE_WASM} missing: run `make plugins` first")
         self.root = root
@@ -41,9 +42,10 @@ class SampleDaemon:
             "[metrics]\nenabled = false\n[audit]\njournald = false\n"
         )
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env["PYTHONPATH"] = str(code)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "forgeoned.daemon", "--config", str(config)],
-            cwd=REPO,
+            cwd=code,
             env=env,
             stderr=subprocess.DEVNULL,
         )

@@ -8,10 +8,11 @@ daemon kit's ``EventWaiter``, a watcher's report), never polled.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +48,14 @@ def poll_until(
         if time.monotonic() >= deadline:
             raise PollTimeout(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
         pause.wait(interval)
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 20.0) -> int:
+    """Stop an external process the test started: SIGTERM, up to ``grace`` seconds to exit,
+    then SIGKILL. Returns its exit status."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

@@ -60,7 +60,7 @@ class CallLedger:
     def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
         """Count one call; returns the summaries of a window that ended (to be written)."""
         with self._lock:
-            due = self._take(now) if self._ended(now) else []
+            due = self._take(now) if self.ended(now) else []
             if self._window_end is None:
                 self._window_end = now + self.interval_s
             tally = self._tallies.get(key)
@@ -75,17 +75,18 @@ class CallLedger:
 
     def due(self, now: float) -> list[CallSummary]:
         """The summaries of a window that has ended by ``now`` (cheap when none has)."""
-        if not self._ended(now):
+        if not self.ended(now):
             return []
         with self._lock:
-            return self._take(now) if self._ended(now) else []
+            return self._take(now) if self.ended(now) else []
 
     def drain(self) -> list[CallSummary]:
         """Everything counted so far (at shutdown)."""
         with self._lock:
             return self._take(None)
 
-    def _ended(self, now: float) -> bool:
+    def ended(self, now: float) -> bool:
+        """Whether a window with calls has ended by ``now`` (cheap, no lock)."""
         end = self._window_end
         return end is not None and now >= end
 

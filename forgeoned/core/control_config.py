@@ -6,9 +6,13 @@ Keys (all optional; defaults in brackets)::
     socket = "/run/forgeoned/control.sock"   # Unix socket path
     group = "forgeoned"        # group owning the socket [""] = the daemon's own group
     mode = "0660"              # socket permissions, octal string or integer [0660]
-    max_connections = 256      # concurrent connections (one thread each, so also the bound
-                               # on concurrent backend calls); more get 503 and are closed
-    max_body_bytes = 67108864  # request body cap (an install upload) [64 MiB]
+    max_connections = 256      # concurrent connections; more get 503 and are closed
+    max_connections_per_uid = 64     # per caller uid, for callers without the admin role
+    admin_reserved_connections = 8   # of max_connections, kept for callers holding every
+                                     # action (admin role, or root): PostgreSQL-style
+    max_body_bytes = 67108864  # install upload cap [64 MiB]
+    max_invoke_bytes = 67108864      # invoke input cap [64 MiB]
+    max_json_bytes = 65536     # body cap of every other request [64 KiB]
     max_header_bytes = 16384   # request line + headers cap [16 KiB]
     read_timeout_s = 10.0      # a request must arrive whole within this (slow-loris guard)
     idle_timeout_s = 60.0      # a keep-alive connection idle this long is closed
@@ -54,7 +58,11 @@ _TOP_KEYS = frozenset(
         "group",
         "mode",
         "max_connections",
+        "max_connections_per_uid",
+        "admin_reserved_connections",
         "max_body_bytes",
+        "max_invoke_bytes",
+        "max_json_bytes",
         "max_header_bytes",
         "read_timeout_s",
         "idle_timeout_s",
@@ -75,7 +83,11 @@ class ControlConfig:
     group: str = ""
     mode: int = 0o660
     max_connections: int = 256
+    max_connections_per_uid: int = 64
+    admin_reserved_connections: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
+    max_invoke_bytes: int = MAX_BODY_BYTES
+    max_json_bytes: int = 64 * 1024
     max_header_bytes: int = 16 * 1024
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
@@ -106,14 +118,36 @@ def parse_control_config(raw: Mapping[str, Any]) -> ControlConfig:
     if not isinstance(root_is_admin, bool):
         raise ConfigError("control.root_is_admin: expected true or false")
     d = ControlConfig()
+    max_connections = _positive_int(
+        raw.get("max_connections", d.max_connections), "max_connections"
+    )
+    reserved = raw.get(
+        "admin_reserved_connections", min(d.admin_reserved_connections, max_connections - 1)
+    )
+    if isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0:
+        raise ConfigError(
+            f"control.admin_reserved_connections: expected 0 or more, got {reserved!r}"
+        )
+    if reserved >= max_connections:
+        raise ConfigError(
+            "control.admin_reserved_connections must be below max_connections "
+            f"({reserved} >= {max_connections})"
+        )
     return ControlConfig(
         socket=_string(raw.get("socket", d.socket), "control.socket", allow_empty=False),
         group=_string(raw.get("group", d.group), "control.group"),
         mode=_mode(raw.get("mode", d.mode)),
-        max_connections=_positive_int(
-            raw.get("max_connections", d.max_connections), "max_connections"
+        max_connections=max_connections,
+        max_connections_per_uid=_positive_int(
+            raw.get("max_connections_per_uid", d.max_connections_per_uid),
+            "max_connections_per_uid",
         ),
+        admin_reserved_connections=reserved,
         max_body_bytes=_positive_int(raw.get("max_body_bytes", d.max_body_bytes), "max_body_bytes"),
+        max_invoke_bytes=_positive_int(
+            raw.get("max_invoke_bytes", d.max_invoke_bytes), "max_invoke_bytes"
+        ),
+        max_json_bytes=_positive_int(raw.get("max_json_bytes", d.max_json_bytes), "max_json_bytes"),
         max_header_bytes=_positive_int(
             raw.get("max_header_bytes", d.max_header_bytes), "max_header_bytes"
         ),

@@ -80,6 +80,10 @@ class DenialThrottle:
         with self._lock:
             return self._close_ended(now)
 
+    def ended(self, now: float) -> bool:
+        """Whether a window that suppressed something has ended by ``now`` (cheap, no lock)."""
+        return now >= self._next_end
+
     def drain(self) -> list[DenialSummary]:
         """Everything suppressed so far; open windows stay open with their allowance spent."""
         with self._lock:

@@ -169,6 +169,11 @@ class ControlBackend(Protocol):
         (then the call waits up to that long for it, as for a busy one)."""
         ...
 
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        """Like :meth:`invoke` if an instance of ``name`` is free at once and no call waits
+        for one; else None, having done nothing (it never waits)."""
+        ...
+
     def reload(self, actor: str) -> dict[str, Any]:
         """Reload the configuration; the answer says what was applied, what waits for a
         restart, which plugins were restarted and which keys are trusted now."""

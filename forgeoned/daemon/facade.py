@@ -44,6 +44,8 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 class Callee(Protocol):
     def call(self, data: bytes, wait_s: float | None = None) -> bytes: ...
 
+    def call_now(self, data: bytes) -> bytes | None: ...
+
 
 class Operations(Protocol):
     """The plugin operations (``PluginOperations``); ``actor`` goes into their audit events."""
@@ -224,6 +226,15 @@ class DaemonBackend:
             raise NotFoundError(f"no plugin named {name!r}")
         try:
             return host.call(data, wait_s)
+        except NotFoundError as exc:  # the plugin exports no ``handle``
+            raise BadRequestError(str(exc)) from exc
+
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        host = self._ops.find(name)
+        if host is None:
+            return None  # invoke() answers that
+        try:
+            return host.call_now(data)
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 

@@ -256,11 +256,17 @@ class Daemon:
         if self.config.control_enabled:
             cc = self.config.control
             mkdir(Path(cc.socket).parent)
-            self.control = ControlServer(cc, self.backend, p.audit, cc.policy, p.stats)
+            self.control = ControlServer(
+                cc, self.backend, p.audit, cc.policy, p.stats, clock=self.clock
+            )
             self.control.start()
         if self.config.metrics_enabled:
             self.metrics = MetricsServer(
-                self.config.metrics_listen, self.backend, audit=p.audit_log, writes=p.trail.outage
+                self.config.metrics_listen,
+                self.backend,
+                audit=p.audit_log,
+                writes=p.trail.outage,
+                clock=self.clock,
             )
             self.metrics.start()
 

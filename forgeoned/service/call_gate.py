@@ -132,13 +132,9 @@ class CallGate(Generic[V, J]):
         instance). UnavailableError if the plugin cannot serve or the wait timed out;
         PluginPausedError if it is paused and ``hold_paused`` is False."""
         with self.lock:
-            serving = not self.closed and self.state is State.RUNNING
-            if serving and self._busy < self._capacity and not self._queue:
-                self._busy += 1
-                self.inflight += 1
-                if self._watchers:
-                    self._cond.notify_all()
+            if self._take_locked():
                 return self.current
+            serving = not self.closed and self.state is State.RUNNING
             if not serving:
                 if not wait:
                     return None
@@ -169,6 +165,23 @@ class CallGate(Generic[V, J]):
                 )
         waiter.wake.acquire()  # running in another thread: bounded by the call's deadline
         return waiter
+
+    def try_enter(self) -> V | None:
+        """The version to run a call on, counted in flight, if an instance is free now and no
+        call waits; else None (never waits)."""
+        with self.lock:
+            return self.current if self._take_locked() else None
+
+    def _take_locked(self) -> bool:
+        if self.closed or self.state is not State.RUNNING or self._queue:
+            return False
+        if self._busy >= self._capacity:
+            return False
+        self._busy += 1
+        self.inflight += 1
+        if self._watchers:
+            self._cond.notify_all()
+        return True
 
     def next_for(self, version: V) -> Waiter[V, J] | None:
         """The oldest waiter, for a thread holding an instance of ``version`` to run its job

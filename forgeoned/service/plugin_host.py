@@ -176,14 +176,18 @@ class PluginHost:
             return None
         if isinstance(got, Waiter):  # another thread ran it
             return got.outcome()
-        version = got
+        return self._run_entered(got, job, serve_waiters=True)
+
+    def _run_entered(self, version: Version, job: Job, serve_waiters: bool) -> bytes:
+        """Run ``job`` on an instance of ``version``, which the gate granted (and counted)."""
         try:
             instance = version.acquire(self.hold_timeout_s)  # at once: the gate granted one
             if instance is None:
                 raise UnavailableError(f"plugin {self._name!r}: every instance is busy")
             try:
                 result = job(instance)
-                self._serve_waiters(version, instance)
+                if serve_waiters:
+                    self._serve_waiters(version, instance)
                 return result
             finally:
                 version.give_back(instance)
@@ -217,6 +221,14 @@ class PluginHost:
         result = self._run(lambda inst: inst.handle(data), True, wait_s, wait_s is not None)
         assert result is not None
         return result
+
+    def call_now(self, data: bytes) -> bytes | None:
+        """Run ``handle`` if an instance is free now and no call waits; else None (never
+        waits). It runs no waiting call after its own: its caller wants it short."""
+        version = self._gate.try_enter()
+        if version is None:
+            return None
+        return self._run_entered(version, lambda inst: inst.handle(data), serve_waiters=False)
 
     def tick(self) -> bool:
         """Run ``tick`` if the plugin is running now (waits only for a busy instance, never

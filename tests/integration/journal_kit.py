@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from waiting import poll_until
+from waiting import poll_until, stop_process
 
 SOCKET = "/run/systemd/journal/socket"
 
@@ -52,9 +52,4 @@ def journald() -> Iterator[None]:
             pytest.skip(f"systemd-journald exited with {proc.returncode}")
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from waiting import poll_until
+from waiting import poll_until, stop_process
 
 RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "forgeoned-rules.yml"
 
@@ -74,9 +74,4 @@ def prometheus(workdir: Path, target_port: int) -> Iterator[str]:
         )
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -12,12 +12,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from control_harness import SIGNED_MAGIC, FakeBackend, config, running
+from control_harness import SIGNED_MAGIC, FakeBackend, ManualClock, config, running
+from waiting import poll_until
 
 from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.control.inline import PROBATION
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.events import EventName
-from forgeoned.errors import ArtifactError, NotFoundError, StateError
+from forgeoned.core.policy import Policy
+from forgeoned.errors import ArtifactError, ForbiddenError, NotFoundError, StateError
 
 BOUND = 10.0  # seconds any single wait in these tests may take at most
 
@@ -183,12 +186,19 @@ def test_oversized_head_is_431(tmp_path: Path) -> None:
 def test_slow_loris_is_closed_after_the_read_timeout_and_others_are_served(
     tmp_path: Path,
 ) -> None:
-    with running(config(tmp_path / "c.sock", read_timeout_s=0.5)) as (server, _, _):
+    clock = ManualClock()
+    with running(config(tmp_path / "c.sock", read_timeout_s=5), clock=clock) as (server, _, _):
         slow = connect(server.socket_path)
         slow.sendall(b"GET /v1/plugins HTTP/1.1\r\nX-A: ")  # ... and never finishes
+        assert server.wait_until(lambda s: s.reading == 1, BOUND)
+        clock.advance(4.9)  # not yet
         with ControlClient(server.socket_path) as client:
             assert client.invoke("hello", b"x") == b"X"  # served meanwhile
-        status, _, body = read_response(slow)  # blocks until the server gives up (bounded)
+        swept = server.statistics().sweeps
+        assert server.wait_until(lambda s: s.sweeps > swept + 1, BOUND)
+        assert server.statistics().timed_out == 0
+        clock.advance(0.2)
+        status, _, body = read_response(slow)  # the next sweep gives up on it
         assert status == 408 and json.loads(body)["error"]["code"] == "timeout"
         assert closed_by_peer(slow)
         slow.close()
@@ -197,8 +207,15 @@ def test_slow_loris_is_closed_after_the_read_timeout_and_others_are_served(
 
 
 def test_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
-    with running(config(tmp_path / "c.sock", idle_timeout_s=0.3)) as (server, _, _):
+    clock = ManualClock()
+    with running(config(tmp_path / "c.sock", idle_timeout_s=60), clock=clock) as (server, _, _):
         with connect(server.socket_path) as sock:
+            assert server.wait_until(lambda s: s.idle == 1, BOUND)
+            clock.advance(59)
+            swept = server.statistics().sweeps
+            assert server.wait_until(lambda s: s.sweeps > swept + 1, BOUND)
+            assert server.statistics().idle == 1  # still there
+            clock.advance(2)
             assert closed_by_peer(sock)  # no bytes ever: closed silently
         assert server.wait_connections(0, BOUND)
 
@@ -284,7 +301,9 @@ def test_live_socket_or_regular_file_is_refused_untouched(tmp_path: Path) -> Non
 
 
 def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
-    with running(config(tmp_path / "c.sock", idle_timeout_s=0.5)) as (server, backend, _):
+    clock = ManualClock()
+    cfg = config(tmp_path / "c.sock", idle_timeout_s=30)
+    with running(cfg, clock=clock) as (server, backend, _):
         sock = connect(server.socket_path)
         sock.setblocking(False)
         burst = b"GET /v1/plugins/hello HTTP/1.1\r\n\r\n" * 1000
@@ -295,6 +314,8 @@ def test_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
             except BlockingIOError:
                 break  # kernel buffers full both ways: the server stopped reading
         assert sent < 50_000_000
+        assert server.wait_until(lambda s: s.stalled == 1, BOUND)
+        clock.advance(31)
         assert server.wait_connections(0, BOUND)  # dropped after the idle timeout
         sock.close()
         with ControlClient(server.socket_path) as client:
@@ -311,3 +332,36 @@ def test_closing_an_old_server_leaves_a_newer_socket_alone(tmp_path: Path) -> No
             old.close()
             with ControlClient(new.socket_path) as client:
                 assert [p["name"] for p in client.list_plugins()] == ["newer"]
+
+
+def test_a_new_policy_applies_to_the_next_request_of_an_open_connection(tmp_path: Path) -> None:
+    """A connection keeps its verdicts per (method, path); a reload's policy must not be
+    outlived by them (nor by the cached administrator roles of the reserved slots)."""
+    with running(config(tmp_path / "c.sock")) as (server, _backend, _):
+        with ControlClient(server.socket_path) as client:
+            assert client.invoke("hello", b"a") == b"A"  # root is admin: allowed, cached
+            server.set_policy(Policy(root_is_admin=False))
+            with pytest.raises(ForbiddenError):
+                client.invoke("hello", b"b")
+        assert server.admission.policy is server.dispatcher.policy
+
+
+def test_call_summaries_are_written_after_their_window_without_another_request(
+    tmp_path: Path,
+) -> None:
+    """Invokes (inline on the loop thread or in the invoke lane) are counted, never written per
+    call; once the window is over the server's sweep has the summary written in the control
+    lane, though no request follows."""
+    clock = ManualClock()
+    with running(config(tmp_path / "c.sock"), clock=clock) as (server, _, sink):
+        with ControlClient(server.socket_path) as client:
+            for _ in range(PROBATION + 8):  # past probation: the last ones run inline
+                client.invoke("hello", b"x")
+        assert sink.named(EventName.PLUGIN_CALLS) == []  # nothing per call
+        clock.advance(61.0)
+        calls = poll_until(
+            lambda: sink.named(EventName.PLUGIN_CALLS), BOUND, "the plugin.calls summary"
+        )
+    summary = [(e.plugin, e.reason, e.details["count"]) for e in calls]
+    assert summary == [("hello", "ok", PROBATION + 8)]
+    assert server.statistics().inline_calls > 0  # the inline path was counted too

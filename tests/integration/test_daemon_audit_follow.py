@@ -19,7 +19,7 @@ from daemon_kit import REPO, Daemon, Env, drop, plugin
 from waiting import poll_until
 
 from forgeoned.adapters.control.client import ControlClient
-from forgeoned.adapters.control.server import MAX_FOLLOWERS
+from forgeoned.adapters.control.lanes import MAX_FOLLOWERS
 from forgeoned.errors import BusyError, UnreachableError
 
 BOUND = 60.0

@@ -111,7 +111,7 @@ def _ticks(seconds: float, units: int) -> int:
 
 
 def _flood(server: MetricsServer, units: int, window: float) -> FloodRun:
-    renders_before, served_before = server.renders, server.served
+    before = server.statistics()
     t0 = time.monotonic()
     url = f"http://127.0.0.1:{server.port}/metrics"
     argv = ["nice", "-n", "19", sys.executable, "-c", FLOOD, url, str(window + 0.5)]
@@ -125,11 +125,12 @@ def _flood(server: MetricsServer, units: int, window: float) -> FloodRun:
         if flood.poll() is None:
             flood.kill()
             flood.wait()
+    after = server.statistics()
     return FloodRun(
         ticks=ticks,
         attempts=int(out.strip()),
-        renders=server.renders - renders_before,
-        served=server.served - served_before,
+        renders=after.renders - before.renders,
+        served=after.served - before.served,
         elapsed=time.monotonic() - t0,
     )
 

@@ -114,7 +114,21 @@ def test_a_scripted_lifecycle_arrives_whole_at_the_siem(tmp_path: Path, siem: Si
         return ours if len(ours) >= len(stored) else None
 
     try:
-        received = poll_until(arrived, 60, "every audit event at the SIEM", interval=0.2)
+        try:
+            received = poll_until(arrived, 60, "every audit event at the SIEM", interval=0.2)
+        except AssertionError as exc:  # say how far it got, and whether journald has them
+            journal = subprocess.run(
+                ["journalctl", "-o", "json", f"_PID={pid}"],
+                check=False,
+                capture_output=True,
+                text=True,
+            ).stdout.count("FORGEONE_EVENT")
+            with siem.lock:
+                count = sum(1 for r in siem.received if r.get("_PID") == pid)
+            raise AssertionError(
+                f"{exc}: {count} of {len(stored)} arrived; the journal holds {journal} "
+                "audit events of the daemon (fewer: journald lost them, e.g. it was stopped)"
+            ) from exc
     finally:
         rsyslog.terminate()
         rsyslog.communicate(timeout=30)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from daemon_kit import REPO, Daemon, Env, drop, plugin
 from otlp_kit import Receiver
-from waiting import poll_until
+from waiting import poll_until, stop_process
 
 SECTION = "## Send the audit trail to your SIEM"
 CTL = f"{sys.executable} -c 'import sys; from forgeoned.cli import main; sys.exit(main())'"
@@ -134,8 +134,7 @@ def _follow(command: str, cwd: Path) -> None:
         first = json.loads(proc.stdout.readline())
         assert first["metadata"]["sequence"] == 1
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_process(proc, 30)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -146,5 +145,4 @@ def _otlp(command: str, cwd: Path, receiver: Receiver) -> None:
         poll_until(lambda: len(receiver.records) >= 3, 60, "records at the OTLP receiver")
         assert [r["seq"] for r in receiver.records][:3] == [1, 2, 3]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_process(proc, 30)

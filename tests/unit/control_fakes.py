@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from forgeoned.core.audit_chain import parse_rfc3339
 from forgeoned.core.events import AuditEvent, EventName
@@ -44,9 +44,10 @@ class FakeBackend:
     broken_at: int | None = None
     gate: threading.Event | None = None  # when set, invoke waits for it (bounded)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    running: int = 0  # invokes in flight through invoke_now
 
     @classmethod
-    def with_plugins(cls, *names: str) -> FakeBackend:
+    def with_plugins(cls, *names: str) -> Self:
         return cls(plugins={n: FakePlugin(n) for n in names})
 
     def _get(self, name: str) -> FakePlugin:
@@ -150,6 +151,22 @@ class FakeBackend:
                 f"plugin {name}: 'handle' returned status 3", status=3, output=out
             )
         return data.upper()
+
+    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+        """Runs ``invoke`` unless another invoke is in flight (one "instance") or the plugin
+        is unknown or not running (as the daemon's gate: those wait or fail in ``invoke``)."""
+        plugin = self.plugins.get(name)
+        if plugin is None or plugin.state != "running":
+            return None
+        with self.lock:
+            if self.running:
+                return None
+            self.running += 1
+        try:
+            return self.invoke(name, data)
+        finally:
+            with self.lock:
+                self.running -= 1
 
     def reload(self, actor: str) -> dict[str, Any]:
         self._note("reload", actor)

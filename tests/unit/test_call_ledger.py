@@ -9,19 +9,21 @@ from control_fakes import FakeBackend
 
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail
-from forgeoned.adapters.control.dispatch import Dispatcher
-from forgeoned.adapters.control.http import Request, parse_head
-from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
+from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.parser import parse_request
 from forgeoned.core.call_ledger import CallKey, CallLedger
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.policy import Caller, Policy
 from forgeoned.core.stats import DaemonStats
 
+CAPS = BodyCaps(1 << 20, 1 << 20, 1 << 16)
 ROOT = Caller(uid=0, gid=0, pid=1, user="root")
 
 
 def _invoke(name: str) -> Request:
-    return Request(parse_head(f"POST /v1/plugins/{name}/invoke HTTP/1.1".encode(), 1 << 20), b"x")
+    raw = f"POST /v1/plugins/{name}/invoke HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+    return parse_request(raw.encode())
 
 
 def test_the_ledger_sums_per_key_and_window() -> None:
@@ -42,9 +44,15 @@ def test_invokes_become_one_summary_entry_per_interval(tmp_path: Path) -> None:
     clock = ManualClock()
     with AuditLog(tmp_path, clock) as log:
         trail = AuditTrail(log, None, DaemonStats())
-        dispatcher = Dispatcher(FakeBackend.with_plugins("hello"), trail, Policy(),
-                                PeerIdentifier(), None, None, clock.monotonic,
-                                CallLedger(60.0), clock.wall)  # fmt: skip
+        dispatcher = Dispatcher(
+            FakeBackend.with_plugins("hello"),
+            trail,
+            Policy(),
+            CAPS,
+            None,
+            clock,
+            calls=CallLedger(60.0),
+        )
         before = log.head_seq
         for _ in range(50):
             assert dispatcher.handle(ROOT, _invoke("hello"))[9:12] == b"200"  # type: ignore[index]

@@ -10,20 +10,21 @@ from control_fakes import FakeBackend
 
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail
-from forgeoned.adapters.control.dispatch import Dispatcher
-from forgeoned.adapters.control.http import Request, parse_head
-from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
+from forgeoned.adapters.control.http import Request
+from forgeoned.adapters.control.parser import parse_request
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.compliance import build_report
 from forgeoned.core.policy import Caller, Policy
 from forgeoned.core.stats import DaemonStats
 
+CAPS = BodyCaps(1 << 20, 1 << 20, 1 << 16)
 NOBODY = Caller(uid=65534, gid=65534, pid=7, user="nobody")
 ALICE = Caller(uid=1000, gid=1000, pid=8, user="alice")
 
 
 def _request(target: str) -> Request:
-    return Request(parse_head(f"POST {target} HTTP/1.1".encode(), 1 << 20), b"")
+    return parse_request(f"POST {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 32 * 1024)
 
 
 def test_500_refused_requests_make_a_bounded_number_of_small_entries(tmp_path: Path) -> None:
@@ -32,8 +33,7 @@ def test_500_refused_requests_make_a_bounded_number_of_small_entries(tmp_path: P
     log = AuditLog(tmp_path, clock)
     start = sum(p.stat().st_size for p in tmp_path.glob("audit-*.jsonl"))
     trail = AuditTrail(log, None, stats)
-    dispatcher = Dispatcher(FakeBackend(), trail, Policy(), PeerIdentifier(), stats, None,
-                            clock.monotonic)  # fmt: skip
+    dispatcher = Dispatcher(FakeBackend(), trail, Policy(), CAPS, stats, clock)
     target = "/v1/plugins/hello/pause?" + "a" * 16_000
     for _ in range(500):
         assert dispatcher.handle(NOBODY, _request(target))[9:12] == b"403"  # type: ignore[index]
@@ -64,8 +64,7 @@ def test_closing_reports_what_is_still_counted(tmp_path: Path) -> None:
     clock = ManualClock()
     with AuditLog(tmp_path, clock) as log:
         trail = AuditTrail(log, None, DaemonStats())
-        dispatcher = Dispatcher(FakeBackend(), trail, Policy(), PeerIdentifier(), None, None,
-                                clock.monotonic)  # fmt: skip
+        dispatcher = Dispatcher(FakeBackend(), trail, Policy(), CAPS, None, clock)
         for _ in range(15):
             dispatcher.handle(NOBODY, _request("/v1/reload"))
         dispatcher.close()

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from control_fakes import SIGNED_MAGIC, FakeBackend
 
-from forgeoned.adapters.control.http import Request, parse_head
+from forgeoned.adapters.control.parser import parse_request
 from forgeoned.adapters.control.routes import Context, parse_since, resolve
+from forgeoned.adapters.control.streaming import Stream
+from forgeoned.core.clock import ManualClock
 from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.policy import Action, Caller, Policy
 from forgeoned.errors import (
@@ -21,6 +23,7 @@ from forgeoned.errors import (
     SignatureError,
 )
 
+CLOCK = ManualClock()  # wall time 1,700,000,000 (2023-11-14T22:13:20Z)
 ROOT = Caller(uid=0, gid=0, pid=1, user="root")
 BOB = Caller(uid=1001, gid=1001, pid=2, user="bob", groups=frozenset({"billing"}))
 
@@ -76,11 +79,11 @@ def call(
     caller: Caller = ROOT,
     policy: Policy | None = None,
 ) -> tuple[int, Any]:
-    head = parse_head(
-        f"{method} {target} HTTP/1.1\r\nContent-Length: {len(body)}".encode(), 1 << 20
+    request = parse_request(
+        f"{method} {target} HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
     )
-    route = resolve(head.method, head.path)
-    ctx = Context(backend, policy or Policy(), caller, Request(head, body), route.plugin)
+    route = resolve(request.head.method, request.head.path)
+    ctx = Context(backend, policy or Policy(), caller, request, route.plugin, CLOCK)
     reply = route.run(ctx)
     return reply.status, reply.body
 
@@ -157,12 +160,26 @@ def test_install_checks_filename_and_passes_bytes() -> None:
 
 
 def test_parse_since() -> None:
-    assert parse_since(None) is None and parse_since("") is None
-    assert parse_since("1700000000.5") == 1700000000.5
-    assert parse_since("2023-11-14T22:13:20Z") == 1700000000.0
-    assert parse_since("2023-11-14T22:13:20") == 1700000000.0
+    now = CLOCK.wall()
+    assert parse_since(None, now) is None and parse_since("", now) is None
+    assert parse_since("1700000000.5", now) == 1700000000.5
+    assert parse_since("2023-11-14T22:13:20Z", now) == 1700000000.0
+    assert parse_since("2023-11-14T22:13:20", now) == 1700000000.0
+    assert parse_since("2h", now) == now - 7200
     with pytest.raises(BadRequestError, match="bad time"):
-        parse_since("yesterday")
+        parse_since("yesterday", now)
+
+
+def test_audit_since_reads_the_injected_clock() -> None:
+    backend = FakeBackend.with_plugins("hello")
+    backend.audit_log = [
+        {"seq": 1, "ts": "2023-11-14T20:13:20Z"},  # two hours before the clock's "now"
+        {"seq": 2, "ts": "2023-11-14T22:03:20Z"},  # ten minutes before
+    ]
+    _, body = call(backend, "GET", "/v1/audit?since=1h")
+    assert isinstance(body, Stream)  # streamed from disk, never all in memory
+    entries = json.loads(b"".join(body.pieces))["entries"]
+    assert [e["seq"] for e in entries] == [2]
 
 
 def test_compliance_formats() -> None:

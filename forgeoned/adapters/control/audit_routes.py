@@ -4,7 +4,6 @@ verification, accepting a gap, and the compliance report (see :mod:`.routes` for
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,11 +17,12 @@ from forgeoned.core.timespec import parse_time
 from forgeoned.errors import BadRequestError
 
 
-def parse_since(text: str | None) -> float | None:
-    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it; None when absent."""
+def parse_since(text: str | None, now: float) -> float | None:
+    """``since`` as :func:`forgeoned.core.timespec.parse_time` reads it at wall time ``now``;
+    None when absent."""
     if text is None or text == "":
         return None
-    return parse_time(text, time.time())
+    return parse_time(text, now)
 
 
 def audit(ctx: Context) -> Reply:
@@ -30,7 +30,7 @@ def audit(ctx: Context) -> Reply:
     ``{"entries": [...]}``, ``ndjson`` one stored entry per line, ``ocsf`` one OCSF event per
     line."""
     query = ctx.request.head.query
-    since = parse_since(query.get("since"))
+    since = parse_since(query.get("since"), ctx.clock.wall())
     fmt = query.get("format", "json")
     if fmt not in AUDIT_FORMATS:
         raise BadRequestError(f"bad format {fmt[:20]!r}: json, ndjson or ocsf")
@@ -105,7 +105,8 @@ def rotate_key(ctx: Context) -> Reply:
 
 def compliance(ctx: Context) -> Reply:
     query = ctx.request.head.query
-    since = parse_since(query.get("since"))
+    now = ctx.clock.wall()
+    since = parse_since(query.get("since"), now)
     fmt = query.get("format", "md")
     if fmt not in ("md", "json"):
         raise BadRequestError(f"bad format {fmt[:20]!r}: md or json")
@@ -115,7 +116,7 @@ def compliance(ctx: Context) -> Reply:
         backend.list_plugins(),
         backend.audit_verify(),
         since,
-        now=time.time(),
+        now=now,
         staging=backend.staging_report(),
         reviews_overdue=backend.reviews_overdue(),
     )

@@ -1,29 +1,41 @@
-"""One client connection of the control server: buffering, parsing and per-request limits.
+"""One client connection of the control server: admission, framing, per-request limits.
 
 A connection serves one request at a time: while one is being served, or while the peer is
 not reading its answers (asyncio's write flow control), reading pauses and further bytes wait
-in the kernel. One timer per connection guards the limits: ``read_timeout_s`` from the first
-byte of a request until its last (408 and close), ``idle_timeout_s`` between requests on a
-keep-alive connection (close) and for answers the peer does not read (abort).
+in the kernel. The request head is judged as soon as it is in (route, authorisation, the
+action's body cap), so a refused request's body is never buffered: the answer goes out at
+once, the connection stops sending (``SHUT_WR``) and whatever the peer still sends is
+discarded until it closes, at most ``read_timeout_s``.
+
+Deadlines, not timers: one deadline per connection on the injected clock, checked by the
+server's sweep: ``read_timeout_s`` from a request's first byte to its last (408, close) and
+for identifying the peer; ``idle_timeout_s`` between requests (close) and for answers the
+peer does not read (abort).
+
+A streamed answer is written from the worker that serves it (:meth:`Connection.send`), which
+waits after each batch until the peer has read enough (asyncio's write flow control).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import enum
 import logging
+import math
 from typing import TYPE_CHECKING
 
+from forgeoned.adapters.control.dispatch import Verdict
 from forgeoned.adapters.control.http import (
     CONTINUE,
     Request,
     RequestHead,
     error_response,
-    parse_head,
 )
+from forgeoned.adapters.control.parser import RequestReader
 from forgeoned.adapters.control.socket import UNKNOWN_PEER, credentials
-from forgeoned.core.policy import Caller
-from forgeoned.errors import BusyError, ForgeonedError, HttpProtocolError, RequestProblem
+from forgeoned.adapters.control.streaming import Answer, PeerWriter, Sent
+from forgeoned.core.policy import Caller, Policy
+from forgeoned.errors import BusyError, HttpProtocolError, RequestProblem
 
 if TYPE_CHECKING:
     from forgeoned.adapters.control.server import ControlServer
@@ -31,218 +43,284 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Connection(asyncio.Protocol):
-    """One client connection: buffers bytes, parses one request at a time, enforces limits."""
+class _State(enum.Enum):
+    REFUSED = "refused"  # over the hard cap: answered 503, never counted
+    IDENTIFYING = "identifying"  # the peer's names are being looked up (reading paused)
+    IDLE = "idle"  # between requests
+    HEAD = "head"  # bytes of a request head arrived
+    BODY = "body"  # the head was allowed; its body is arriving
+    SERVING = "serving"  # handed to a lane, or being answered
+    CLOSING = "closing"  # answered and closing: input discarded until EOF or the deadline
 
+
+_READING = frozenset({_State.IDLE, _State.HEAD, _State.BODY})
+_VERDICTS = 64
+
+
+class Connection(asyncio.Protocol):
     def __init__(self, server: ControlServer) -> None:
         self.server = server
         self.config = server.config
+        self.clock = server.clock
         self.transport: asyncio.Transport | None = None
         self.credentials = UNKNOWN_PEER
-        self._caller: Caller | None = None
+        self.caller: Caller | None = None  # set once admitted
+        self.admin = False
+        self.state = _State.IDENTIFYING
+        self.deadline = math.inf
         self.buffer = bytearray()
+        self.reader = RequestReader(self.config.max_header_bytes)
         self.head: RequestHead | None = None
-        self.busy = False  # a request is being served
-        self.timer: asyncio.TimerHandle | None = None
-        self.partial = False  # bytes of an unfinished request arrived
-        self.refused = False
+        self.verdict: Verdict | None = None
+        # verdicts by (method, path) under one policy: they depend on nothing else, since a
+        # connection's caller never changes (bounded: cleared when full or the policy changes)
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self._policy: Policy | None = None
         self.write_paused = False  # the peer does not read its answers fast enough
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._drained: list[asyncio.Future[bool]] = []  # streamed writes waiting for the peer
+        self._advancing = False
+        self.writer = PeerWriter(self)
+
+    # --- admission ----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.loop = asyncio.get_running_loop()
-        if not self.server.admit(self):
-            self.refused = True
-            busy = BusyError(f"too many connections (max {self.config.max_connections})")
-            transport.write(error_response(busy, keep_alive=False))
-            transport.close()
+        self.writer.loop = asyncio.get_running_loop()
+        refusal = self.server.arrive(self)
+        if refusal is not None:
+            self._refuse(refusal)
             return
+        self.deadline = self.clock.monotonic() + self.config.read_timeout_s
         try:
             self.credentials = credentials(transport.get_extra_info("socket"))
         except OSError:
             log.exception("cannot identify control peer")  # it stays unknown: no role
-        self._arm(self.config.idle_timeout_s)
+        caller = self.server.peers.cached(self.credentials)
+        if caller is not None:
+            self.identified(caller)
+        else:  # a name look-up may block: done in the control lane
+            transport.pause_reading()
+            self.server.lanes.identify(self, self.credentials)
+
+    def identified(self, caller: Caller | None) -> None:
+        """The peer's names are known (loop thread); admit it or answer 503 and close."""
+        transport = self.transport
+        if transport is None or self.state is not _State.IDENTIFYING:
+            return
+        if caller is None:  # the look-up failed (logged): numbers only, as for an unknown name
+            c = self.credentials
+            caller = Caller(uid=c.uid, gid=c.gid, pid=c.pid, gids=c.gids)
+        admin, refusal = self.server.admission.admit(caller)
+        if refusal is not None:
+            self.server.refused(self)
+            self._refuse(refusal)
+            return
+        self.caller, self.admin = caller, admin
+        self._idle()
+        transport.resume_reading()
+        if self.buffer:
+            self._advance()
+
+    def _refuse(self, message: str) -> None:
+        assert self.transport is not None
+        self.state = _State.REFUSED
+        self.transport.write(error_response(BusyError(message), keep_alive=False))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
         self.server.forget(self)
         self.transport = None
-        self._wake_writers(False)
+        self.writer.wake(False)
 
-    def caller(self) -> Caller:
-        """The peer with user and group names (worker thread; resolved once, then cached)."""
-        caller = self._caller
-        if caller is None:
-            caller = self._caller = self.server.peers.caller(self.credentials)
-        return caller
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+    # --- reading ------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return
+        state = self.state
+        if state is _State.CLOSING or state is _State.REFUSED:
+            return  # discarded: nothing more will be answered
         self.buffer += data
-        if self.busy or self.write_paused:
+        if state not in _READING or self.write_paused:
             # The next request waits in the kernel, not here: this bounds what a pipelining
             # (or answer-ignoring) client can make us hold to one read's worth of bytes.
             assert self.transport is not None
             self.transport.pause_reading()
             return
-        self._parse()
+        self._advance()
 
-    def _parse(self) -> None:
-        cfg = self.config
-        transport = self.transport
-        if transport is None or not self.buffer:
-            return
-        if not self.partial:
-            self.partial = True
-            self._arm(cfg.read_timeout_s)
+    def eof_received(self) -> bool:
+        return False  # half-closed peers get no answer they could not read: close
+
+    def _advance(self) -> None:
+        """Take requests out of the buffer while this connection may go on."""
+        if self._advancing or self.transport is None or self.state not in _READING:
+            return  # inside this very loop (an answer given at once), or nothing to read for
+        self._advancing = True
         try:
-            if self.head is None and not self._take_head(transport):
-                return
+            self._take()
         except HttpProtocolError as exc:
             self._fail(exc)
-            return
-        head = self.head
-        assert head is not None
-        if len(self.buffer) < head.content_length:
-            return
-        body = bytes(self.buffer[: head.content_length])
-        del self.buffer[: head.content_length]
-        self.head = None
-        self.partial = False
-        self.busy = True
-        self._disarm()
-        self.server.submit(self, Request(head, body))
+        finally:
+            self._advancing = False
+        if self.state is _State.IDLE and self.buffer and not self.write_paused:
+            # Answered at once and more is buffered (pipelined): give the other connections
+            # a turn before this one's next request.
+            asyncio.get_running_loop().call_soon(self._advance)
 
-    def _take_head(self, transport: asyncio.Transport) -> bool:
-        """Parse the request head if it is all there; False while more bytes are needed."""
-        cfg = self.config
-        end = self.buffer.find(b"\r\n\r\n", 0, cfg.max_header_bytes + 4)
-        if end < 0:
-            if len(self.buffer) > cfg.max_header_bytes:
-                raise HttpProtocolError(
-                    RequestProblem.HEADERS_TOO_LARGE,
-                    f"request head over the {cfg.max_header_bytes} byte cap",
-                )
-            return False
-        self.head = parse_head(bytes(self.buffer[:end]), cfg.max_body_bytes)
-        del self.buffer[: end + 4]
-        if self.head.expect_continue and len(self.buffer) < self.head.content_length:
-            transport.write(CONTINUE)
-        return True
+    def _take(self) -> None:
+        if self.state is _State.IDLE or self.state is _State.HEAD:
+            if self.state is _State.IDLE:
+                # the deadline first: an observer that sees the state sees it too
+                self.deadline = self.clock.monotonic() + self.config.read_timeout_s
+                self.state = _State.HEAD
+            head = self.reader.read_head(self.buffer)
+            if head is None:
+                return
+            self._judge(head)
+        if self.state is _State.BODY:
+            head, verdict = self.head, self.verdict
+            assert head is not None and verdict is not None
+            if len(self.buffer) < head.content_length:
+                return
+            body = self.reader.read_body(self.buffer, head.content_length)
+            self.state = _State.SERVING
+            self.deadline = math.inf
+            self.server.lanes.serve(self, verdict, Request(head, body))
+
+    def _judge(self, head: RequestHead) -> None:
+        """Decide on a request head before any of its body is taken."""
+        caller = self.caller
+        assert caller is not None and self.transport is not None
+        self.server.requests += 1
+        dispatcher = self.server.dispatcher
+        if dispatcher.policy is not self._policy:  # a reload changed it: decide afresh
+            self._verdicts.clear()
+            self._policy = dispatcher.policy
+        key = (head.method, head.path)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = dispatcher.check(caller, head)
+            if len(self._verdicts) >= _VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        unread = head.content_length > 0
+        if verdict.error is not None:  # no such endpoint: answered now
+            self.server.note_bad_request(verdict.error.code)
+            keep = head.keep_alive and not unread
+            self.state = _State.SERVING
+            self.finish(error_response(verdict.error, keep_alive=keep), keep, linger=unread)
+        elif not verdict.allowed:  # recorded in the control lane, then answered, then closed
+            self.state = _State.SERVING
+            self.deadline = math.inf
+            self.server.lanes.deny(self, verdict, head)
+        elif head.content_length > verdict.cap:
+            raise HttpProtocolError(
+                RequestProblem.BODY_TOO_LARGE,
+                f"request body of {head.content_length} bytes is over the {verdict.cap} "
+                "byte cap of this action",
+            )
+        else:
+            self.head, self.verdict = head, verdict
+            self.state = _State.BODY
+            if head.expect_continue and len(self.buffer) < head.content_length:
+                self.transport.write(CONTINUE)
+
+    # --- answering ----------------------------------------------------------------------------
 
     def send(self, data: bytes, timeout: float) -> bool:
-        """Write part of a streamed answer from a worker thread and wait until the peer has
-        read enough of it (the transport's write buffer is below its high-water mark).
-        False when the connection is gone, or the peer did not read for ``timeout`` seconds:
-        the connection is then aborted."""
-        loop = self.loop
-        if loop is None:
-            return False
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._send(data), loop)
-        except RuntimeError:  # the loop is closed: the server is shutting down
-            return False
-        try:
-            return future.result(timeout)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            future.cancel()
-            loop.call_soon_threadsafe(self.abort)
-            return False
+        """Write part of a streamed answer from a worker thread (see :class:`PeerWriter`)."""
+        return self.writer.send(data, timeout)
 
-    async def _send(self, data: bytes) -> bool:
+    def abort(self) -> None:  # the PeerWriter's peer
+        if self.transport is not None:
+            self.transport.abort()
+
+    def finish(self, data: Answer, keep_alive: bool, linger: bool = False) -> None:
+        """Write an answer (loop thread); go on with the next request, or close: at once, or
+        with ``linger`` after discarding what the peer still sends (its unread body)."""
         transport = self.transport
-        if transport is None or transport.is_closing():
-            return False
-        transport.write(data)
-        if not self.write_paused:
-            return True
-        assert self.loop is not None
-        waiter: asyncio.Future[bool] = self.loop.create_future()
-        self._drained.append(waiter)
-        return await waiter
-
-    def _wake_writers(self, ok: bool) -> None:
-        waiters, self._drained = self._drained, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(ok)
-
-    def finish(self, data: bytes | None, keep_alive: bool) -> None:
-        """Write a response (loop thread); go on with the next request or close. ``None``:
-        the worker has written a streamed answer itself."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or data is Sent.HANDED_OFF:
             return
-        if data is not None and not data:  # the worker failed to build an answer (logged)
+        if not data:  # the worker failed to build an answer (logged there)
             transport.abort()
             return
-        if data is not None:
+        if data is not Sent.WRITTEN:
             transport.write(data)
-        self.busy = False
-        if not keep_alive:
+        self.head = self.verdict = None
+        if linger:
+            self._linger()
+        elif not keep_alive:
             transport.close()
-            return
-        self._next()
+        else:
+            self._idle()
+            if not self._advancing:
+                self._next()
 
     def _next(self) -> None:
         """Go on with the next request, unless the peer is not reading its answers: then
         wait (bounded by the idle timeout) rather than pile up responses in memory."""
         transport = self.transport
-        if transport is None:
-            return
-        if self.write_paused:
-            self._arm(self.config.idle_timeout_s)
+        if transport is None or self.write_paused or self.state is not _State.IDLE:
             return
         transport.resume_reading()
         if self.buffer:
-            self._parse()
-        else:
-            self._arm(self.config.idle_timeout_s)
+            self._advance()
 
     def pause_writing(self) -> None:
+        self.deadline = self.clock.monotonic() + self.config.idle_timeout_s
         self.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._wake_writers(True)
-        if not self.busy:
-            self._next()
+        if self.state is _State.SERVING:  # a streamed answer goes on: its writer times it
+            self.deadline = math.inf
+        self.writer.wake(True)
+        self._next()
 
-    def _fail(self, exc: ForgeonedError) -> None:
-        assert self.transport is not None
-        self._disarm()
-        self.transport.write(error_response(exc, keep_alive=False))
-        self.transport.close()
+    def _idle(self) -> None:
+        self.deadline = self.clock.monotonic() + self.config.idle_timeout_s
+        self.state = _State.IDLE
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(seconds, self._timed_out)
+    def _fail(self, exc: HttpProtocolError) -> None:
+        self.server.note_bad_request(exc.code)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(error_response(exc, keep_alive=False))
+            self._linger()
 
-    def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    def _linger(self) -> None:
+        """Stop sending, discard input until the peer closes (bounded by the read timeout)."""
+        transport = self.transport
+        assert transport is not None
+        self.deadline = self.clock.monotonic() + self.config.read_timeout_s
+        self.state = _State.CLOSING
+        self.buffer.clear()
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:  # pragma: no cover - every stream socket transport can
+            transport.close()
+        transport.resume_reading()
 
-    def _timed_out(self) -> None:
-        self.timer = None
-        if self.transport is None or self.busy:
+    @property
+    def phase(self) -> str:
+        """For statistics: ``reading``, ``idle``, ``stalled`` (answers unread), or the state."""
+        if self.write_paused:
+            return "stalled"
+        state = self.state
+        return "reading" if state is _State.HEAD or state is _State.BODY else state.value
+
+    def expire(self) -> None:
+        """The deadline passed (the server's sweep, loop thread)."""
+        transport = self.transport
+        self.deadline = math.inf
+        if transport is None:
             return
-        if self.partial:
+        state = self.state
+        if state is _State.HEAD or state is _State.BODY:
             self.server.note_timeout()
             limit = self.config.read_timeout_s
             self._fail(
                 HttpProtocolError(RequestProblem.TIMEOUT, f"request not received within {limit}s")
             )
-        elif self.transport.get_write_buffer_size():
-            self.transport.abort()  # answers never read: drop them rather than wait forever
-        else:
-            self.transport.close()
+        elif state is _State.IDLE and not transport.get_write_buffer_size():
+            transport.close()
+        else:  # lingering, identifying, or answers never read: drop rather than wait
+            transport.abort()

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeoned.adapters.control.http import Request
+from forgeoned.core.clock import SystemClock
 from forgeoned.core.policy import Caller, Policy
-from forgeoned.core.ports import ControlBackend
+from forgeoned.core.ports import Clock, ControlBackend
+
+_SYSTEM_CLOCK: Clock = SystemClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class Context:
     caller: Caller
     request: Request
     plugin: str | None
+    clock: Clock = _SYSTEM_CLOCK  # time comes from here (``since``, the report's "now")
 
 
 Handler = Callable[[Context], Reply]

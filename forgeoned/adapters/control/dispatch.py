@@ -1,27 +1,24 @@
 """One control request, start to finish: route, authorise, serve, audit, answer.
 
-Runs in a worker thread of the server's pool (it may block: invoke runs wasm, install waits
-for a swap, the audit sink returns only once an event is durable). Every denied request is a
-403 naming the rule plus a ``control.denied`` event; every allowed state-changing request is
-a ``control.action`` event with the actor, the rule that allowed it and the outcome.
-
-Denials are throttled per caller like denied host calls (:mod:`forgeoned.core.denial_throttle`):
-each caller's first ``limit`` denials per window are audited one by one, the rest counted and
-audited as one ``control.denied`` summary (``details.suppressed``) once the window is over, at
-the next request of anyone, or when the server closes. Every denial is still answered 403 and
-counted in ``forgeone_control_requests_total``. So a caller who may reach the socket but not
-use it cannot grow the audit log by more than ``limit + 1`` entries a window.
-
-``invoke`` calls are audited as ``plugin.calls`` summaries (:mod:`forgeoned.core.call_ledger`):
-counted per caller, plugin, function and outcome, one entry per interval, no write per call.
+:meth:`Dispatcher.check` runs on the event loop as soon as a request's head has arrived: it
+routes and authorises (both pure and cheap) and names the body cap of the action, so that a
+refused request's body is never read. :meth:`Dispatcher.serve` and :meth:`Dispatcher.deny` run
+in a worker lane (they may block: invoke runs wasm, install waits for a swap, the audit sink
+returns only once an event is durable); :meth:`Dispatcher.invoke_now` may also run on the
+loop thread (see :mod:`forgeoned.adapters.control.inline`). Every denied request is a 403
+naming the rule plus a ``control.denied`` event (throttled per caller); every allowed
+state-changing request is a ``control.action`` event with the actor, the rule that allowed it
+and the outcome; invokes are counted into ``plugin.calls`` summaries
+(:mod:`forgeoned.adapters.control.records`). A route may answer with a body produced piece by
+piece (:class:`~forgeoned.adapters.control.streaming.Streamed`), which the lane then sends.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from forgeoned.adapters.control.http import (
     Request,
@@ -31,19 +28,48 @@ from forgeoned.adapters.control.http import (
     stream_head,
 )
 from forgeoned.adapters.control.http import response as http_response
-from forgeoned.adapters.control.routes import Context, Route, resolve
-from forgeoned.adapters.control.socket import PeerIdentifier
+from forgeoned.adapters.control.inline import InlinePolicy
+from forgeoned.adapters.control.records import ControlRecords
+from forgeoned.adapters.control.routes import Context, Reply, Route, invoke_wait, resolve
 from forgeoned.adapters.control.streaming import Stream, Streamed
-from forgeoned.core.audit_chain import rfc3339
-from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
-from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
+from forgeoned.core.call_ledger import CallLedger
+from forgeoned.core.clock import SystemClock
+from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Action, Caller, Decision, Policy
-from forgeoned.core.ports import AuditSink, ControlBackend
+from forgeoned.core.ports import AuditSink, Clock, ControlBackend
 from forgeoned.core.stats import DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyCaps:
+    """The largest body each kind of request may send (checked on the head)."""
+
+    install: int
+    invoke: int
+    other: int
+
+    def of(self, action: Action | None) -> int:
+        if action is Action.INSTALL:
+            return self.install
+        return self.invoke if action is Action.INVOKE else self.other
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :meth:`Dispatcher.check` decided on a request head."""
+
+    route: Route | None  # None: the request names no endpoint (``error`` says why)
+    decision: Decision | None  # None: needs none (whoami), or not routed
+    error: ForgeonedError | None = None
+    cap: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return self.route is not None and (self.decision is None or self.decision.allowed)
 
 
 class Dispatcher:
@@ -52,59 +78,117 @@ class Dispatcher:
         backend: ControlBackend,
         audit: AuditSink,
         policy: Policy,
-        peers: PeerIdentifier,
+        caps: BodyCaps,
         stats: DaemonStats | None,
+        clock: Clock | None = None,
+        on_reload: Callable[[], None] | None = None,
         throttle: DenialThrottle | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
         calls: CallLedger | None = None,
-        wall: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
-        self.audit = audit
         self.policy = policy
-        self.peers = peers
+        self.caps = caps
         self.stats = stats
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.records = ControlRecords(audit, self.clock, throttle, calls)
+        self.inline = InlinePolicy(self.clock)
+        self.on_reload = on_reload
         self.denied = 0
-        self.requests = 0
-        self.throttle = throttle if throttle is not None else DenialThrottle()
-        self._monotonic = monotonic
-        self.calls = calls if calls is not None else CallLedger()
-        self._wall = wall
         self._lock = threading.Lock()
 
-    def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
-        """The whole response to ``request``, or its head and the pieces of its body still to
-        be produced (never raises for a request's own faults)."""
-        head = request.head
-        with self._lock:
-            self.requests += 1
-        now = self._monotonic()
-        for summary in self.throttle.due(now):
-            self._record_summary(summary)
-        for calls in self.calls.due(now):
-            self._record_calls(calls)
+    def check(self, caller: Caller, head: RequestHead) -> Verdict:
+        """Route and authorise ``head`` (loop thread: pure, never blocks)."""
         try:
             route = resolve(head.method, head.path)
         except ForgeonedError as exc:
-            return error_response(exc, keep_alive=head.keep_alive)
-        if route.action is None:
-            return self._serve(route, caller, request, None)
-        decision = self.policy.authorize(caller, route.action, route.plugin)
-        if not decision.allowed:
-            return self._deny(route.action, route.plugin, caller, head, decision)
-        return self._serve(route, caller, request, decision)
+            return Verdict(None, None, exc)
+        action = route.action
+        if action is None:
+            return Verdict(route, None, cap=self.caps.other)
+        decision = self.policy.authorize(caller, action, route.plugin)
+        return Verdict(route, decision, None, self.caps.of(action))
 
-    def _serve(
-        self, route: Route, caller: Caller, request: Request, decision: Decision | None
+    def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
+        """A whole request on this thread: check, then serve or deny (for tools and tests;
+        the server splits these steps between its loop and its lanes)."""
+        head = request.head
+        verdict = self.check(caller, head)
+        if verdict.error is not None:
+            return error_response(verdict.error, keep_alive=head.keep_alive)
+        if not verdict.allowed:
+            return self.deny(verdict, caller, head, head.keep_alive)
+        return self.serve(verdict, caller, request)
+
+    def serve(self, verdict: Verdict, caller: Caller, request: Request) -> bytes | Streamed:
+        """The response to an allowed request, or its head and the pieces of its body still
+        to be produced (worker lane; never raises for the request's own faults)."""
+        self.records.flush()
+        route = verdict.route
+        assert route is not None
+        if route.action is Action.INVOKE:
+            out = self._invoke_at_once(route, caller, request, self.inline.lane_call)
+            if out is not None:
+                return out
+        ctx = Context(self.backend, self.policy, caller, request, route.plugin, self.clock)
+        return self._answer(route, caller, request, verdict.decision, lambda: route.run(ctx))
+
+    def invoke_now(self, verdict: Verdict, caller: Caller, request: Request) -> bytes | None:
+        """Answer an allowed invoke if the plugin can run it at once, timed for the inline
+        policy as a loop-thread call; None (nothing done) if it cannot."""
+        route = verdict.route
+        assert route is not None
+        out = self._invoke_at_once(route, caller, request, self.inline.inline_call)
+        assert not isinstance(out, Streamed)  # invoke answers are never streamed
+        return out
+
+    def _invoke_at_once(
+        self, route: Route, caller: Caller, request: Request, timed: Callable[[str, float], None]
+    ) -> bytes | Streamed | None:
+        """Run the invoke if an instance is free at once, telling ``timed`` how long it took."""
+        plugin = route.plugin
+        assert plugin is not None
+        clock = self.clock
+        started = clock.monotonic()
+        try:
+            invoke_wait(request.head.query)  # a bad ``wait`` is a 400 even when not needed
+            data = self.backend.invoke_now(plugin, request.body)
+        except Exception as exc:  # answered like the same fault of a queued call
+            timed(plugin, clock.monotonic() - started)
+            return self._outcome(route, caller, request, exc, started)
+        if data is None:
+            return None
+        timed(plugin, clock.monotonic() - started)
+        self.records.called(caller.actor, plugin, "ok", started)
+        if self.stats is not None:
+            self.stats.control_requests[(Action.INVOKE.value, "ok")] += 1
+        keep = request.head.keep_alive
+        return http_response(200, data, content_type="application/octet-stream", keep_alive=keep)
+
+    def _outcome(
+        self, route: Route, caller: Caller, request: Request, exc: Exception, started: float
+    ) -> bytes | Streamed:
+        def fail() -> Reply:
+            raise exc
+
+        return self._answer(route, caller, request, None, fail, started)
+
+    def _answer(
+        self,
+        route: Route,
+        caller: Caller,
+        request: Request,
+        decision: Decision | None,
+        run: Callable[[], Reply],
+        started: float | None = None,
     ) -> bytes | Streamed:
         keep = request.head.keep_alive
         action = route.action
-        ctx = Context(self.backend, self.policy, caller, request, route.plugin)
         outcome = "ok"
         out: bytes | Streamed
-        started = self._monotonic()
+        if started is None:
+            started = self.clock.monotonic()
         try:
-            reply = route.run(ctx)
+            reply = run()
         except ForgeonedError as exc:
             outcome = exc.code
             out = error_response(exc, keep_alive=keep)
@@ -125,13 +209,11 @@ class Dispatcher:
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
         if action is Action.INVOKE and route.plugin is not None:
-            key = CallKey(caller.actor, route.plugin, "handle", outcome)
-            for calls in self.calls.add(key, self._monotonic() - started, started, self._wall()):
-                self._record_calls(calls)
-        if action is Action.RELOAD and outcome == "ok":
-            self.peers.clear()  # user and group names may have changed as well
+            self.records.called(caller.actor, route.plugin, outcome, started)
+        if action is Action.RELOAD and outcome == "ok" and self.on_reload is not None:
+            self.on_reload()  # user and group names may have changed as well
         if action is not None and action.changes_state and decision is not None:
-            self._record(
+            self.records.record(
                 AuditEvent(
                     EventName.CONTROL_ACTION,
                     plugin=route.plugin,
@@ -145,82 +227,33 @@ class Dispatcher:
             self.stats.control_requests[(action.value, outcome)] += 1
         return out
 
-    def _deny(
-        self,
-        action: Action,
-        plugin: str | None,
-        caller: Caller,
-        head: RequestHead,
-        decision: Decision,
-    ) -> bytes:
+    def deny(self, verdict: Verdict, caller: Caller, head: RequestHead, keep_alive: bool) -> bytes:
+        """The 403 for a request refused on its head, recorded (worker lane)."""
+        route, decision = verdict.route, verdict.decision
+        assert route is not None and route.action is not None and decision is not None
+        action, plugin = route.action, route.plugin
         with self._lock:
             self.denied += 1
-        audit, due = self.throttle.deny(caller.actor, self._monotonic())
-        for summary in due:
-            self._record_summary(summary)
-        if audit:
-            self._record(
-                AuditEvent(
-                    EventName.CONTROL_DENIED,
-                    plugin=plugin,
-                    actor=caller.actor,
-                    reason=decision.rule,
-                    message=decision.message,
-                    details=_details(caller, head, action.value, decision.rule),
-                )
-            )
+        self.records.flush()
+        self.records.refused(
+            caller.actor,
+            AuditEvent(
+                EventName.CONTROL_DENIED,
+                plugin=plugin,
+                actor=caller.actor,
+                reason=decision.rule,
+                message=decision.message,
+                details=_details(caller, head, action.value, decision.rule),
+            ),
+        )
         if self.stats is not None:
             self.stats.control_requests[(action.value, "forbidden")] += 1
         exc = ForbiddenError(f"{decision.message} (rule {decision.rule})")
-        return error_response(exc, keep_alive=head.keep_alive, rule=decision.rule)
+        return error_response(exc, keep_alive=keep_alive, rule=decision.rule)
 
     def close(self) -> None:
-        """Audit what the throttle counted but has not summarised yet."""
-        for summary in self.throttle.drain():
-            self._record_summary(summary)
-        for calls in self.calls.drain():
-            self._record_calls(calls)
-
-    def _record_calls(self, calls: CallSummary) -> None:
-        key = calls.key
-        self._record(
-            AuditEvent(
-                EventName.PLUGIN_CALLS,
-                plugin=key.plugin,
-                actor=key.actor,
-                reason=key.outcome,
-                message=f"{key.actor} called {key.plugin} {key.function} {calls.count} times "
-                f"({key.outcome})",
-                details={
-                    "function": key.function,
-                    "count": calls.count,
-                    "total_ms": round(calls.total_s * 1000, 3),
-                    "max_ms": round(calls.max_s * 1000, 3),
-                    "first": rfc3339(calls.first),
-                    "last": rfc3339(calls.last),
-                    "interval_s": calls.interval_s,
-                },
-            )
-        )
-
-    def _record_summary(self, summary: DenialSummary) -> None:
-        actor = summary.function  # the throttle's key: the caller
-        self._record(
-            AuditEvent(
-                EventName.CONTROL_DENIED,
-                actor=actor,
-                reason="throttled",
-                message=f"{actor} was denied {summary.suppressed} more control requests within "
-                f"{summary.window_s:g} s (counted, not audited one by one)",
-                details={"suppressed": summary.suppressed, "window_s": summary.window_s},
-            )
-        )
-
-    def _record(self, event: AuditEvent) -> None:
-        try:
-            self.audit.record(event)
-        except Exception:  # an audit failure must not kill the request's thread
-            log.exception("could not record %s", event.event.label)
+        """Write what is counted and not summarised yet (the server is closing)."""
+        self.records.close()
 
 
 def _details(caller: Caller, head: RequestHead, action: str, rule: str) -> dict[str, object]:

@@ -1,17 +1,18 @@
-"""A lean HTTP/1.1 request parser and response writer for the control socket.
+"""The control API's HTTP values: a parsed request, the response writer, the JSON errors.
 
-Only what the control API needs: a request line, headers, a ``Content-Length`` body (no
-chunked uploads: curl and forgeonectl both send a length), keep-alive per RFC 9112 and
-``Expect: 100-continue``. Every malformed or oversized request is a
-:class:`HttpProtocolError` carrying the status to answer with before closing.
+Requests are parsed by :mod:`forgeoned.adapters.control.parser` (llhttp). Every malformed or
+oversized request is a :class:`HttpProtocolError` carrying the status to answer with before
+closing. JSON bodies are held to :data:`MAX_JSON_DEPTH` levels of nesting (the body size is
+capped per action before it is read), so a deeply nested body is a 400, not a
+``RecursionError`` in the decoder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from forgeoned.adapters.control.answers import error_fields
 from forgeoned.errors import ForgeonedError, HttpProtocolError, RequestProblem
@@ -39,7 +40,9 @@ _REASONS: Final = {
 }
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE: Final = "Connection: close\r\n"
-_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
+MAX_JSON_DEPTH: Final = 32  # the API's bodies are flat objects; this is generous
+_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET: Final = re.compile(rb"[^\[\]{}]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,15 @@ class Request:
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or :class:`HttpProtocolError` 400 ``malformed_json``."""
+        depth = json_depth(self.body)
+        if depth > MAX_JSON_DEPTH:
+            raise HttpProtocolError(
+                RequestProblem.MALFORMED_JSON,
+                f"JSON body nested {depth} deep (at most {MAX_JSON_DEPTH})",
+            )
         try:
             value = json.loads(self.body) if self.body else {}
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise HttpProtocolError(
                 RequestProblem.MALFORMED_JSON, f"malformed JSON body: {exc}"
             ) from exc
@@ -73,52 +82,18 @@ class Request:
         return value
 
 
-def parse_head(raw: bytes, max_body: int) -> RequestHead:
-    """Parse everything before the blank line (``raw`` excludes the final CRLFCRLF)."""
-    try:
-        text = raw.decode("latin-1")
-    except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpProtocolError(RequestProblem.BAD_REQUEST, "undecodable request head") from exc
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or parts[0] not in _METHODS or not parts[2].startswith("HTTP/1."):
-        raise HttpProtocolError(RequestProblem.BAD_REQUEST, f"bad request line {lines[0][:80]!r}")
-    method, target, version = parts
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpProtocolError(RequestProblem.BAD_REQUEST, f"bad header line {line[:80]!r}")
-        headers[name.lower()] = value.strip()
-    if "transfer-encoding" in headers:
-        raise HttpProtocolError(RequestProblem.LENGTH_REQUIRED, "chunked bodies are not accepted")
-    length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
-        raise HttpProtocolError(
-            RequestProblem.BAD_REQUEST, f"bad Content-Length {length_text[:20]!r}"
-        )
-    length = int(length_text)
-    if length > max_body:
-        raise HttpProtocolError(
-            RequestProblem.BODY_TOO_LARGE,
-            f"request body of {length} bytes is over the {max_body} byte cap",
-        )
-    connection = headers.get("connection", "").lower()
-    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-    if "?" in target:
-        split = urlsplit(target)
-        path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
-    else:
-        path, query = target, {}
-    return RequestHead(
-        method=method,
-        path=unquote(path),
-        query=query,
-        headers=headers,
-        content_length=length,
-        keep_alive=keep_alive,
-        expect_continue=headers.get("expect", "").lower() == "100-continue",
-    )
+def json_depth(text: bytes) -> int:
+    """How deeply ``[`` and ``{`` nest in ``text`` outside string literals (an upper bound for
+    malformed text: it only has to be cheap and never recurse)."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def response(

@@ -1,4 +1,4 @@
-"""The control server's worker threads: blocking work off the event loop, cheaply.
+"""A lane of the control server: worker threads for blocking work off the event loop, cheaply.
 
 Why not ``loop.run_in_executor``: it costs two future objects, a done-callback chain and one
 self-pipe write (one loop wake-up) per request; measured during development it gave about
@@ -7,7 +7,8 @@ finished jobs go on a deque and the loop is woken at most once per batch (``_wak
 so under load many responses are written per wake-up.
 
 The pool is bounded (``size`` threads); its queue is bounded in practice by the server's
-connection limit, since each connection has at most one request in flight.
+connection limit, since each connection has at most one request in flight. The server runs
+two, the control lane and the invoke lane, so a full one does not hold up the other.
 """
 
 from __future__ import annotations
@@ -18,20 +19,18 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-# A job's result: the response bytes, or None when the job wrote its (streamed) answer itself.
-Job = Callable[[], bytes | None]
-Done = Callable[[bytes | None], None]
-_STOP: Any = None
+T = TypeVar("T")
+_Item = tuple[Callable[[], Any], Callable[[Any], None]]
 
 
 class WorkerPool:
     def __init__(self, size: int, name: str = "forgeoned-control") -> None:
-        self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
-        self._done: collections.deque[tuple[Done, bytes | None]] = collections.deque()
+        self._jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._done: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = [
@@ -46,8 +45,9 @@ class WorkerPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Job, done: Done) -> None:
-        """Run ``job`` in a worker; ``done(result)`` is then called on the loop."""
+    def submit(self, job: Callable[[], T], done: Callable[[T | None], None]) -> None:
+        """Run ``job`` in a worker; ``done(result)`` is then called on the loop (with None if
+        the job raised: a bug, logged here)."""
         self._jobs.put((job, done))
 
     def shutdown(self, timeout: float) -> None:
@@ -56,7 +56,7 @@ class WorkerPool:
             return
         self._started = False
         for _ in self._threads:
-            self._jobs.put(_STOP)
+            self._jobs.put(None)
         for thread in self._threads:
             thread.join(timeout)
 
@@ -67,12 +67,11 @@ class WorkerPool:
             if item is None:
                 return
             job, callback = item
-            result: bytes | None
             try:
                 result = job()
             except BaseException:  # a job must answer; this is a bug in the server
                 log.exception("control worker job failed")
-                result = b""
+                result = None
             done.append((callback, result))
             if not self._wake_pending:
                 self._wake_pending = True

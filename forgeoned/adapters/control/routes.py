@@ -1,7 +1,8 @@
 """The control API's paths: which action each request is, and how the backend serves it.
 
 ``resolve`` is cheap and pure; a :class:`Route`'s ``run`` may block (invoke runs wasm, install
-waits for the swap) and runs in the server's worker pool, after authorisation.
+waits for the swap) and runs in one of the server's worker lanes, after authorisation. Time
+comes from the context's clock (``since`` and the compliance report's "now").
 
 | method | path | action |
 | --- | --- | --- |
@@ -225,16 +226,22 @@ def _retry(ctx: Context) -> Reply:
 MAX_INVOKE_WAIT_S = 3600.0
 
 
+def invoke_wait(query: dict[str, str]) -> float | None:
+    """An invoke's ``wait`` (seconds), None when absent; BadRequestError if out of range."""
+    raw = query.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = -1.0
+    if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
+        raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    return wait_s
+
+
 def _invoke(ctx: Context) -> Reply:
-    raw = ctx.request.head.query.get("wait")
-    wait_s: float | None = None
-    if raw is not None:
-        try:
-            wait_s = float(raw)
-        except ValueError:
-            wait_s = -1.0
-        if not 0 <= wait_s <= MAX_INVOKE_WAIT_S:
-            raise BadRequestError(f"bad wait {raw[:20]!r}: seconds, 0..{MAX_INVOKE_WAIT_S:g}")
+    wait_s = invoke_wait(ctx.request.head.query)
     return Reply(200, ctx.backend.invoke(_name(ctx), ctx.request.body, wait_s))
 
 

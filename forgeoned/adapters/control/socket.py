@@ -123,6 +123,12 @@ class PeerIdentifier:
     def identify(self, sock: socket.socket) -> Caller:
         return self.caller(credentials(sock))
 
+    def cached(self, creds: Credentials) -> Caller | None:
+        """Names for ``creds`` if every one is known already (never blocks); else None."""
+        with self._lock:
+            known = creds.uid in self._users and all(g in self._groups for g in creds.gids)
+        return self.caller(creds) if known else None
+
     def caller(self, creds: Credentials) -> Caller:
         """Names for ``creds``. The first look-up of an id may block (NSS: LDAP, sssd…), so
         the server calls this in a worker thread, never on its event loop."""

@@ -11,10 +11,13 @@ for ``timeout`` seconds is dropped instead of making the daemon buffer for it.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import enum
 import logging
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,18 @@ LAST_CHUNK: Final = b"0\r\n\r\n"
 # Send bytes on the connection and wait (bounded) until the peer has taken enough of them;
 # False when the connection is gone or the peer did not read within the bound.
 Send = Callable[[bytes], bool]
+
+
+class Sent(enum.Enum):
+    """A lane's answer that is not bytes for the connection to write."""
+
+    WRITTEN = "written"  # the worker wrote the whole (streamed) answer itself
+    HANDED_OFF = "handed off"  # a follower thread writes it, then finishes the connection
+
+
+# A lane's answer: bytes to write, already sent, or None when building it failed (a bug,
+# logged): the connection is then dropped.
+Answer = bytes | Sent | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +111,57 @@ def send_streamed(response: Streamed, send: Send) -> bool:
     finally:
         pieces.close()  # and with it the reader of the source (an open audit file)
     return send(pending + LAST_CHUNK)
+
+
+class _Peer(Protocol):
+    transport: asyncio.Transport | None
+    write_paused: bool  # asyncio's write flow control: the transport's buffer is full
+
+    def abort(self) -> None: ...
+
+
+class PeerWriter:
+    """Writes a streamed answer's batches on a connection from a worker thread, waiting after
+    each until the peer has read enough of them."""
+
+    def __init__(self, peer: _Peer) -> None:
+        self.peer = peer
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._drained: list[asyncio.Future[bool]] = []  # writes waiting for the peer
+
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write ``data`` and wait until the transport's write buffer is below its high-water
+        mark. False when the connection is gone, or the peer did not read for ``timeout``
+        seconds: the connection is then aborted."""
+        loop = self.loop
+        if loop is None:
+            return False
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._send(data), loop)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            return False
+        try:
+            return future.result(timeout)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+            loop.call_soon_threadsafe(self.peer.abort)
+            return False
+
+    async def _send(self, data: bytes) -> bool:
+        transport = self.peer.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(data)
+        if not self.peer.write_paused:
+            return True
+        assert self.loop is not None
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._drained.append(waiter)
+        return await waiter
+
+    def wake(self, ok: bool) -> None:
+        """The peer read (``ok``) or is gone: let the waiting writes go on (loop thread)."""
+        waiters, self._drained = self._drained, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(ok)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from forgeoned.adapters.metrics.http import MetricsHTTPServer
+from forgeoned.adapters.metrics.http import MetricsHTTPServer, MetricsServerStats
 from forgeoned.adapters.metrics.model import (
     AuditHealth,
     AuditWrites,
@@ -24,6 +24,7 @@ from forgeoned.adapters.metrics.model import (
     MetricsModel,
     MetricsSource,
 )
+from forgeoned.core.ports import Clock
 
 __all__ = [
     "AuditHealth",
@@ -31,6 +32,7 @@ __all__ = [
     "ForgeonedCollector",
     "LabelBound",
     "MetricsServer",
+    "MetricsServerStats",
     "MetricsSource",
     "render_text",
 ]
@@ -120,6 +122,9 @@ class MetricsServer:
         writes: AuditWrites | None = None,
         min_interval_s: float = 1.0,
         max_scrapes_per_s: float = 10.0,
+        max_connections: int = 64,
+        clock: Clock | None = None,
+        sweep_interval_s: float = 0.1,
     ) -> None:
         self.collector = ForgeonedCollector(source, audit, writes)
         self.registry = CollectorRegistry()
@@ -130,11 +135,21 @@ class MetricsServer:
             lambda: render_text(model.families()),
             min_interval_s=min_interval_s,
             max_scrapes_per_s=max_scrapes_per_s,
+            max_connections=max_connections,
+            clock=clock,
+            sweep_interval_s=sweep_interval_s,
         )
 
     @property
     def port(self) -> int:
         return self._http.port
+
+    @property
+    def http(self) -> MetricsHTTPServer:
+        return self._http
+
+    def statistics(self) -> MetricsServerStats:
+        return self._http.statistics()
 
     @property
     def renders(self) -> int:
