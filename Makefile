@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := libsystemd-dev pkg-config rustc cargo libstd-rust-dev-wasm32 systemd \
 	prometheus systemd-container debootstrap dpkg-dev fakeroot python3-venv python3-dev gcc \
-	lintian curl rsyslog openssl clang lld librust-serde-json-dev
+	lintian curl rsyslog openssl clang lld librust-serde-json-dev docker-registry apache2-utils
 SAMPLE := examples/sample-plugin
 SAMPLE_WASM := $(SAMPLE)/target/wasm32-unknown-unknown/release/forgeone_sample_plugin.wasm
 DEV_KEYS := dev-keys

@@ -1,9 +1,12 @@
 """The whole error hierarchy of forgeoned, and the reason enums its codes come from.
 
-Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Three
+Every class maps to exactly one audit ``reason`` and one control-API HTTP status. Five
 classes refine their code with an enum instead (``code`` is the member's value):
-:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`
-and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status). Every
+:class:`PluginTrap` by :class:`TrapKind`, :class:`SignatureError` by :class:`SignatureReason`,
+:class:`StagingError` by :class:`StagingReason`, :class:`SourceError` by :class:`SyncReason`
+and :class:`HttpProtocolError` by :class:`RequestProblem` (which also gives its status).
+:class:`FindingCode` names what ``forgeonectl check`` warns about that is no error (the daemon
+loads the artifact anyway). Every
 code means one class, so a client rebuilds the error from the API's ``code`` alone
 (:func:`error_from_code`); ``tests/unit/test_errors.py`` checks that. A fault *inside a
 plugin* (trap, fuel, deadline, memory, a lifecycle export's non-zero status) is a separate
@@ -21,17 +24,21 @@ could not do what was asked (``handle`` returning non-zero) is neither::
     │   ├── RollbackError              downgrade, or same version with other bytes (409)
     │   ├── UnsafeFileError            a symlink, FIFO, device… where a plugin file was expected
     │   ├── UnreadableFileError        the plugin file cannot be opened or read
-    │   └── LimitExceededError         asks for more than an operator ceiling allows
+    │   ├── LimitExceededError         asks for more than an operator ceiling allows
+    │   └── StagingError               code: a StagingReason (require_staging: no valid
+    │                                  attestation: unattested, forged, mismatch, …)
     ├── LoadError                      a valid artifact that does not fit ABI v1 / the limits
     │   ├── CompileLimitError          the compile worker ran out of time or memory
     │   └── PluginConfigError          plugins.conf.d/NAME.toml does not fit the declared keys
     ├── FileChangedError               a file changed while it was read: read it again later
     ├── RuntimeVersionError            the installed wasmtime is not the pinned one (install)
+    ├── ReplayDivergedError            ``run --replay``: not the recorded host interaction
     ├── PluginFault                    the plugin itself misbehaved (502)
     │   ├── PluginTrap                 code: a TrapKind (out_of_fuel, deadline, …)
     │   ├── PluginStatusError          a lifecycle export returned a non-zero status
     │   └── KvQuotaError               a kv_set over the plugin's quota
     ├── ApplicationError               the plugin answered with a non-zero status (422)
+    ├── SourceError                    code: a SyncReason (an OCI source could not be synced)
     ├── StateError                     forgeoned could not read/write its own state
     ├── AuditError                     the audit log is broken or its key unusable
     │   └── AuditUnavailableError      a record cannot be made durable now (disk full…) (503)
@@ -164,6 +171,39 @@ class LimitExceededError(ArtifactError):
         self.version = version
 
 
+class StagingReason(enum.Enum):
+    """Why ``require_staging`` refused an artifact (a :class:`StagingError`'s ``code``)."""
+
+    UNATTESTED = "staging_unattested"  # no attestation names this plugin at all
+    FORGED = "staging_forged"  # its DSSE signature does not verify
+    MISMATCH = "staging_mismatch"  # attested for this plugin, but other bytes (sha256)
+    EXPIRED = "staging_expired"
+    WRONG_ROLE = "staging_wrong_role"  # signed by a key that is not a configured attester
+    FAULTED = "staging_faulted"  # promote: the plugin faulted in staging
+    INSUFFICIENT = "staging_insufficient"  # promote: fewer calls / less time than required
+    MALFORMED = "staging_malformed"  # not a DSSE envelope of an in-toto Statement v1
+
+
+class StagingError(ArtifactError):
+    """No valid staging attestation where production requires one; ``why`` refines it."""
+
+    reason = "staging_invalid"
+
+    def __init__(self, message: str, why: StagingReason = StagingReason.MALFORMED) -> None:
+        super().__init__(message)
+        self.why = why
+
+    @property
+    def code(self) -> str:
+        return self.why.value
+
+
+class FindingCode(enum.Enum):
+    """What ``forgeonectl check`` reports that does not stop a load (a warning)."""
+
+    CAPABILITY_NOT_GRANTED = "capability_not_granted"
+
+
 class LoadError(ForgeonedError):
     """The module is well-formed and trusted but cannot be loaded (ABI, limits, compile)."""
 
@@ -194,6 +234,13 @@ class RuntimeVersionError(ForgeonedError):
     installation fault, refused when the daemon starts (see adapters/wasm/fastcall.py)."""
 
     reason = "runtime_version"
+
+
+class ReplayDivergedError(ForgeonedError):
+    """``forgeonectl run --replay``: the plugin made a host call other than the one recorded
+    next (the call fails as a host error, so the run faults there)."""
+
+    reason = "replay_diverged"
 
 
 # --- faults inside a plugin ----------------------------------------------------------------
@@ -293,6 +340,41 @@ class ApplicationError(ForgeonedError):
 
 
 # --- forgeoned's own faults ----------------------------------------------------------------
+
+
+class SyncReason(enum.Enum):
+    """Why syncing an OCI source failed (a :class:`SourceError`'s ``code``; the label of
+    ``forgeone_source_failures_total{reason}`` and the reason of ``source.failed``)."""
+
+    UNREACHABLE = "registry_unreachable"  # connection refused, DNS, TLS handshake
+    TIMEOUT = "registry_timeout"  # connect or read took longer than the source's timeout
+    AUTH_REFUSED = "auth_refused"  # 401/403 with or without credentials
+    NOT_FOUND = "reference_not_found"  # no such repository, tag or digest
+    REGISTRY_ERROR = "registry_error"  # any other non-2xx answer
+    BAD_MANIFEST = "bad_manifest"  # not JSON, not an OCI image manifest, or its digest differs
+    MEDIA_TYPE = "wrong_media_type"  # not the Wasm OCI layout (config or layer media type)
+    LAYER_COUNT = "layer_count"  # not exactly one application/wasm layer
+    DIGEST_MISMATCH = "digest_mismatch"  # the blob's bytes do not hash to its descriptor
+    TOO_LARGE = "blob_too_large"  # the layer is larger than the source's size cap
+    UNTRUSTED = "artifact_untrusted"  # the module is unsigned, untrusted or malformed
+    CREDENTIALS = "credentials_unreadable"  # the systemd credential file is missing or bad
+    WRITE_FAILED = "write_failed"  # the staging file or the rename into plugins.d failed
+
+
+class SourceError(ForgeonedError):
+    """An OCI source could not be synced; ``why`` says where it stopped. Nothing was written
+    into plugins.d, so whatever runs keeps running."""
+
+    reason = SyncReason.REGISTRY_ERROR.value
+    http_status = 502
+
+    def __init__(self, message: str, why: SyncReason = SyncReason.REGISTRY_ERROR) -> None:
+        super().__init__(message)
+        self.why = why
+
+    @property
+    def code(self) -> str:
+        return self.why.value
 
 
 class StateError(ForgeonedError):
@@ -446,7 +528,7 @@ def error_classes() -> list[type[ForgeonedError]]:
 def all_codes() -> frozenset[str]:
     """Every code an error can carry: the class reasons and every refining enum's values."""
     codes = {cls.reason for cls in error_classes()}
-    for refining in (TrapKind, SignatureReason, RequestProblem):
+    for refining in (TrapKind, SignatureReason, StagingReason, RequestProblem, SyncReason):
         codes |= {member.value for member in refining}
     return frozenset(codes)
 
@@ -473,6 +555,10 @@ def error_from_code(code: str, message: str) -> ForgeonedError:
         return PluginTrap(message, TrapKind(code))
     if code in _SIGNATURE_CODES:
         return SignatureError(message, SignatureReason(code))
+    if code in _STAGING_CODES:
+        return StagingError(message, StagingReason(code))
+    if code in _SYNC_CODES:
+        return SourceError(message, SyncReason(code))
     cls = _BY_REASON.get(code)
     if cls is not None:
         while not _message_only(cls):
@@ -485,5 +571,7 @@ def error_from_code(code: str, message: str) -> ForgeonedError:
 
 _TRAP_CODES: Final = frozenset(k.value for k in TrapKind)
 _SIGNATURE_CODES: Final = frozenset(r.value for r in SignatureReason)
+_STAGING_CODES: Final = frozenset(r.value for r in StagingReason)
 _PROBLEM_CODES: Final = frozenset(p.value for p in RequestProblem)
+_SYNC_CODES: Final = frozenset(r.value for r in SyncReason)
 _BY_REASON: Final = {cls.reason: cls for cls in reversed(error_classes())}

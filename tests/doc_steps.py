@@ -58,3 +58,21 @@ def marked_blocks(path: Path = AUTHORING, tag: str = "authoring-guide") -> dict[
     by_name = {b.name: b for b in blocks}
     assert len(by_name) == len(blocks), f"{path}: a step is marked twice"
     return by_name
+
+
+PLUGIN_AUTHORING: Final = OPERATIONS.with_name("plugin-authoring.md")
+_DOC_TEST: Final = re.compile(
+    r"^[ \t]*<!-- doc-test: (?P<path>[a-z-]+) (?P<step>[a-z-]+) -->\n"
+    r"(?P<indent>[ \t]*)```sh\n(?P<body>.*?)^[ \t]*```$",
+    re.M | re.S,
+)
+
+
+def doc_test_blocks(path_name: str, *docs: Path) -> list[Step]:
+    """The ``sh`` blocks of ``docs`` marked ``<!-- doc-test: PATH_NAME STEP -->``, in order."""
+    out: list[Step] = []
+    for doc in docs:
+        for m in _DOC_TEST.finditer(doc.read_text()):
+            if m.group("path") == path_name:
+                out.append(Step(m.group("step"), textwrap.dedent(m.group("body"))))
+    return out

@@ -20,10 +20,14 @@ from forgeoned.errors import ForgeonedError
 COMMAND_MODULES = (
     "forgeoned.cli.keys",
     "forgeoned.cli.artifacts",
+    "forgeoned.cli.check",
+    "forgeoned.cli.run",
+    "forgeoned.cli.staging",
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",
     "forgeoned.cli.new",
+    "forgeoned.cli.oci",
 )
 DEFAULT_SOCKET = "/run/forgeoned/control.sock"
 

@@ -1,9 +1,9 @@
-"""forgeonectl commands for artifacts: ``package``, ``sign``, ``verify`` (keys: ``cli.keys``).
+"""forgeonectl commands for artifacts: ``package``, ``sign`` (keys: ``cli.keys``; ``verify``
+and ``check``: ``cli.check``).
 
 ``package`` takes a wasm binary or WAT text (``.wat``, compiled with wasmtime's ``wat2wasm``).
 
-These work offline on files; they never talk to the daemon. ``verify`` runs the very
-pipeline the daemon runs (:func:`forgeoned.core.artifact.verify_artifact`) in production mode.
+These work offline on files; they never talk to the daemon.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.crypto.keys import load_secret_key, load_trust_dir
+from forgeoned.adapters.crypto.keys import load_secret_key
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core import signature as sig
-from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.manifest import MAX_MANIFEST_BYTES, parse_manifest_obj
 from forgeoned.core.manifest_section import with_manifest
-from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
+from forgeoned.core.trust import TrustPolicyConfig, parse_trust_policy
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ConfigError, ForgeonedError, MalformedModuleError, ManifestError
 
@@ -141,22 +139,6 @@ def trust_config(path: str | None) -> TrustPolicyConfig:
     return parse_trust_policy(raw.get("trust"))
 
 
-def _verify(args: argparse.Namespace) -> int:
-    trust = load_trust_dir(Path(args.trust), trust_config(args.config))
-    path = Path(args.file)
-    sig_path = Path(args.signature) if args.signature else Path(f"{path}.sig")
-    detached = read_file(sig_path) if args.signature or sig_path.is_file() else None
-    verified = verify_artifact(
-        read_file(path), detached=detached, trust=trust, mode=Mode.PRODUCTION, now=time.time()
-    )
-    m = verified.manifest
-    print(
-        f"trusted: {m.name} {m.version} sha256={verified.sha256} "
-        f"signed by {', '.join(verified.signers)}"
-    )
-    return OK
-
-
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's commands to ``sub``."""
     pkg = sub.add_parser("package", help="embed a manifest (.toml or .json) into a module")
@@ -171,10 +153,3 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     sign.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
     sign.add_argument("--detached", action="store_true", help="write OUT.wasm.sig instead")
     sign.set_defaults(func=_sign)
-
-    verify = sub.add_parser("verify", help="exit 0 only if FILE is trusted (production rules)")
-    verify.add_argument("--trust", required=True, metavar="DIR", help="trusted public keys")
-    verify.add_argument("--config", metavar="TOML", help="daemon config for its [trust] table")
-    verify.add_argument("--signature", metavar="SIG", help="detached signature (FILE.sig)")
-    verify.add_argument("file", metavar="FILE.wasm")
-    verify.set_defaults(func=_verify)

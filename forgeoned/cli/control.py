@@ -21,6 +21,7 @@ from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import completion
 from forgeoned.cli.artifacts import read_file
 from forgeoned.cli.exitcodes import FAILURE, OK
+from forgeoned.core.attestation import SUFFIX as ATTESTATION_SUFFIX
 from forgeoned.core.control_config import MAX_BODY_BYTES
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
@@ -80,6 +81,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("file", type=Path)
     p.add_argument("--sig", type=Path, help="its detached signature (FILE.wasm.sig)")
+    p.add_argument(
+        "--attestation", type=Path,
+        help="its staging attestation (default: FILE.wasm.intoto.json beside it, if any)",
+    )  # fmt: skip
     wait = p.add_mutually_exclusive_group()
     wait.add_argument(
         "--wait",
@@ -296,11 +301,16 @@ def cmd_install(args: argparse.Namespace) -> int:
     detached = read_file(args.sig, MAX_SIGNATURE_BYTES) if args.sig is not None else None
     if detached is not None and len(detached) > MAX_SIGNATURE_BYTES:
         raise ArtifactTooLargeError(f"{args.sig} is over {MAX_SIGNATURE_BYTES} bytes")
+    beside = Path(f"{path}{ATTESTATION_SUFFIX}")
+    attest_path = args.attestation or (beside if beside.is_file() else None)
+    attestation = read_file(attest_path, MAX_SIGNATURE_BYTES) if attest_path else None
+    if attestation is not None and len(attestation) > MAX_SIGNATURE_BYTES:
+        raise ArtifactTooLargeError(f"{attest_path} is over {MAX_SIGNATURE_BYTES} bytes")
     wait = float(args.wait)
     if not 0 <= wait <= INSTALL_WAIT_MAX_S:
         raise ForgeonedError(f"--wait takes 0 to {INSTALL_WAIT_MAX_S:g} seconds")
     with _client(args, wait + 60) as client:
-        result = client.install(data, path.name, detached, wait)
+        result = client.install(data, path.name, detached, wait, attestation)
     installed = result.get("installed")
     if installed:
         print(

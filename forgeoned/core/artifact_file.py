@@ -26,8 +26,9 @@ class Identity:
         return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid)
 
 
-# The identity of an artifact file and of its detached signature (None: no ``.sig``).
-FileKey = tuple[Identity, Identity | None]
+# The identity of an artifact file, of its detached signature and of the staging attestation
+# beside it (None: no ``.sig``, no ``.intoto.json``): a change of either re-reads the artifact.
+FileKey = tuple[Identity, Identity | None, Identity | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,8 @@ class ComplianceReport:
     event_counts: dict[str, int] = field(default_factory=dict)
     # per section, findings counted but not listed (only the most recent ones are kept)
     omitted: dict[str, int] = field(default_factory=dict)
+    staging: tuple[Mapping[str, Any], ...] = ()  # per plugin: its staging evidence
+    reviews_overdue: tuple[Mapping[str, Any], ...] = ()  # with incidents since last review
 
 
 def build_report(
@@ -76,6 +78,8 @@ def build_report(
     *,
     now: float | None = None,
     max_findings: int = DEFAULT_MAX_FINDINGS,
+    staging: Sequence[Mapping[str, Any]] = (),
+    reviews_overdue: Sequence[Mapping[str, Any]] = (),
 ) -> ComplianceReport:
     """Evidence from ``entries`` (audit log order, read once) at or after ``since`` and the
     live ``views``; each section lists at most ``max_findings`` findings, the most recent."""
@@ -130,6 +134,8 @@ def build_report(
         controls=map_controls(chain, facts),
         event_counts=dict(sorted(counts.items())),
         omitted=scan.omitted(),
+        staging=tuple(staging),
+        reviews_overdue=tuple(reviews_overdue),
     )
 
 

@@ -45,6 +45,38 @@ def _findings(title: str, findings: tuple[Finding, ...], omitted: int, empty: st
     return out + _table(header, rows)
 
 
+def _evidence_text(evidence: Any) -> str:
+    if not isinstance(evidence, dict):
+        return "none"
+    keys = ("calls", "faults", "duration_s", "fuel_consumed", "memory_peak_bytes")
+    return ", ".join(f"{k} {evidence[k]}" for k in keys if k in evidence)
+
+
+def _staging(report: ComplianceReport) -> list[str]:
+    out = ["", f"## Staging evidence ({len(report.staging)})", ""]
+    out += _table(
+        ["plugin", "version", "sha256", "evidence", "source"],
+        [
+            [s["plugin"], s["version"], s["sha256"], _evidence_text(s.get("evidence")),
+             s.get("source", "NO STAGING EVIDENCE")]
+            for s in report.staging
+        ],
+    )  # fmt: skip
+    out += ["", f"## Reviews overdue ({len(report.reviews_overdue)})", ""]
+    if not report.reviews_overdue:
+        return [*out, "None."]
+    out += _table(
+        ["plugin", "due", "last review", "incidents since"],
+        [
+            [r["plugin"], r["due"], r["last_review"] or "never",
+             "; ".join(f"{i['event']} {i['version'] or ''} {i['at']} ({i['reason']})"
+                       for i in r["incidents"]) or "none"]
+            for r in report.reviews_overdue
+        ],
+    )  # fmt: skip
+    return out
+
+
 def render_markdown(report: ComplianceReport) -> str:
     chain = report.chain
     period = (
@@ -108,6 +140,7 @@ def render_markdown(report: ComplianceReport) -> str:
             for p in report.current
         ],
     )
+    out += _staging(report)
     left = report.omitted
     out += _findings(
         "Rejected artifacts", report.rejections, left.get("rejections", 0), "None in the period."

@@ -60,6 +60,7 @@ class EventName(enum.Enum):
         "b9554bc7bf0142c3ad4459ab886b5482",
         PRIO_WARNING,
     )
+    PLUGIN_REVIEWED = ("plugin.reviewed", "f023008ebcde45efbe30332ffac20e19", PRIO_NOTICE)
     HOSTCALL_DENIED = ("hostcall.denied", "0d8f068d9d0947a9b03ec5bfbd311943", PRIO_WARNING)
     CONTROL_DENIED = ("control.denied", "c36945c226e54fa1a6f266a1725725ef", PRIO_WARNING)
     CONTROL_ACTION = ("control.action", "43f7de662f3442c9921ebd3b63226416", PRIO_NOTICE)
@@ -73,6 +74,9 @@ class EventName(enum.Enum):
         "dc1bcd95ea204e889373f22eddd57b7a",
         PRIO_ERR,
     )
+    # OCI sources (forgeoned.service.sources): a delivery into plugins.d, or why none was made
+    SOURCE_SYNCED = ("source.synced", "f3fd5078f0534480b37b3640c4635429", PRIO_NOTICE)
+    SOURCE_FAILED = ("source.failed", "b3bb12395944428ca7b49ca77e8f08c7", PRIO_WARNING)
     CONFIG_INSECURE = ("config.insecure", "ab06ab4577524ae3ad4188578d165baa", PRIO_ERR)
     AUDIT_CHECKPOINT = ("audit.checkpoint", "e7625135f7b04457aa8a97fbe6a5222b", PRIO_INFO)
     AUDIT_RECOVERED = ("audit.recovered", "15db02006c754151948e451f7c82a975", PRIO_WARNING)

@@ -54,6 +54,8 @@ class Action(enum.Enum):
     COMPLIANCE_READ = "compliance_read"
     AUDIT_ACCEPT_GAP = "audit_accept_gap"  # admin: accept an audit.gap (re-anchor the log)
     AUDIT_ROTATE_KEY = "audit_rotate_key"  # admin: hand the checkpoint key over to a new one
+    REVIEW = "review"  # record that a plugin was reviewed (plugin.reviewed)
+    PULL = "pull"  # sync an OCI source now
 
     @property
     def changes_state(self) -> bool:
@@ -74,6 +76,8 @@ _STATE_CHANGING = frozenset(
         Action.RELOAD,
         Action.AUDIT_ACCEPT_GAP,
         Action.AUDIT_ROTATE_KEY,
+        Action.REVIEW,
+        Action.PULL,
     }
 )
 
@@ -87,6 +91,8 @@ _OPERATOR = _VIEWER | {
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,
     Action.COMPLIANCE_READ,
+    Action.REVIEW,
+    Action.PULL,
 }
 BUILTIN_ROLES: Mapping[str, frozenset[Action]] = {
     "viewer": _VIEWER,

@@ -138,8 +138,10 @@ class ControlBackend(Protocol):
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
-        """Verify ``data`` (with its detached signature); if trusted write it into plugins.d
+        """Verify ``data`` (with its detached signature and staging attestation, which are
+        written beside it); if trusted write it into plugins.d
         and wait up to ``wait_s`` (0: not at all) for its outcome. Raises the error of an
         artifact that does not run (the code its audit event carries)."""
         ...
@@ -192,6 +194,30 @@ class ControlBackend(Protocol):
 
     def rejected_files(self) -> list[dict[str, Any]]:
         """The files in plugins.d refused now: file, plugin, version, reason, message."""
+        ...
+
+    def evidence(self, name: str) -> dict[str, Any]:
+        """A staging daemon's evidence of ``name`` (what ``promote`` signs)."""
+        ...
+
+    def review(self, name: str, note: str, actor: str) -> dict[str, Any]:
+        """Record ``plugin.reviewed``; the answer names the next due date."""
+        ...
+
+    def staging_report(self) -> list[dict[str, Any]]:
+        """Per plugin, its staging evidence (observed here, or its attestation's)."""
+        ...
+
+    def reviews_overdue(self) -> list[dict[str, Any]]:
+        """The plugins whose review is overdue, with the incidents since their last one."""
+        ...
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The OCI sources followed, each with its last sync (``SourceRecord.to_json``)."""
+        ...
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        """Sync source ``name`` now; raises its ``SourceError`` when the sync failed."""
         ...
 
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:

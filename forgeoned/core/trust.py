@@ -28,6 +28,7 @@ MAX_THRESHOLD: Final = 64
 class Mode(enum.Enum):
     PRODUCTION = "production"
     DEVELOPMENT = "development"
+    STAGING = "staging"  # production rules, plus the evidence `forgeonectl promote` signs
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,8 @@ def parse_mode(raw: Any) -> Mode:
     try:
         return Mode(raw)
     except ValueError:
-        raise ConfigError(f"mode must be 'production' or 'development', got {raw!r}") from None
+        choices = ", ".join(repr(m.value) for m in Mode)
+        raise ConfigError(f"mode must be one of {choices}, got {raw!r}") from None
 
 
 def key_name(entry: str) -> str:

@@ -33,6 +33,8 @@ from forgeoned.core.ceilings import CeilingPolicy, parse_ceilings
 from forgeoned.core.control_config import ControlConfig, parse_control_config
 from forgeoned.core.http_grant import HttpPolicy, parse_http_policy
 from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.sources import SourceConfig, parse_sources
+from forgeoned.core.staging_policy import StagingPolicy, parse_staging_policy
 from forgeoned.core.supervisor import RestartPolicy
 from forgeoned.core.trust import Mode, TrustPolicyConfig, parse_trust_policy
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
@@ -85,6 +87,9 @@ _TOP: Final = frozenset(
         "metrics",
         "audit",
         "http",
+        "staging",
+        "sources",
+        "trust_watch",
     }
 )
 _COMPILE: Final = frozenset(
@@ -160,6 +165,7 @@ class Config:
     limits: CeilingPolicy = field(default_factory=CeilingPolicy, metadata=LIVE)
     # outbound HTTP grants (core/http_grant.py); a change restarts the plugins it concerns
     http: HttpPolicy = field(default_factory=HttpPolicy, metadata=LIVE)
+    staging: StagingPolicy = field(default_factory=StagingPolicy, metadata=LIVE)
     metrics_listen: str = field(default="127.0.0.1:9464", metadata=_key("metrics.listen"))
     metrics_enabled: bool = field(default=True, metadata=_key("metrics.enabled"))
     audit_dir: Path | None = field(default=None, metadata=_key("audit.dir"))  # None: STATE/audit
@@ -173,6 +179,8 @@ class Config:
     audit_retain_files: int = field(default=0, metadata=_key("audit.retain_files"))  # 0: all
     audit_rotate_bytes: int = field(default=16 << 20, metadata=_key("audit.rotate_bytes"))
     audit_archive_dir: Path | None = field(default=None, metadata=_key("audit.archive_dir"))
+    sources: tuple[SourceConfig, ...] = ()  # [[sources]]: OCI references followed
+    trust_watch: bool = False  # reload when trust_dir changes (a Kubernetes ConfigMap)
 
     @property
     def development(self) -> bool:
@@ -370,6 +378,8 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         trust = parse_trust_policy(r.subtable("trust") or None)
         limits = parse_ceilings(r.subtable("limits"))
         http = parse_http_policy(r.subtable("http"))
+        staging = parse_staging_policy(r.subtable("staging") or None)
+        sources = parse_sources(raw.get("sources"))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     socket = str(base / control.socket) if not Path(control.socket).is_absolute() else None
@@ -408,6 +418,7 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         control=replace(control, socket=socket) if socket is not None else control,
         limits=limits,
         http=_http_ca(http, base, source),
+        staging=staging,
         metrics_listen=listen,
         metrics_enabled=m.boolean("enabled", d.metrics_enabled),
         audit_dir=a.path("dir", Path(), base) if "dir" in a.table else None,
@@ -421,6 +432,8 @@ def parse_config(raw: dict[str, Any], source: Path) -> Config:
         audit_retain_files=a.integer("retain_files", d.audit_retain_files, 0, 1_000_000),
         audit_rotate_bytes=a.integer("rotate_bytes", d.audit_rotate_bytes, 4096, 1 << 30),
         audit_archive_dir=a.path("archive_dir", Path(), base) if "archive_dir" in a.table else None,
+        sources=sources,
+        trust_watch=r.boolean("trust_watch", d.trust_watch),
     )
 
 

@@ -21,14 +21,18 @@ from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.policy import Target
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
+from forgeoned.core.sources import SourceRecord, SyncOutcome, SyncResult
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.trust import TrustPolicy
+from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.errors import (
     ArtifactError,
     BadRequestError,
     ConflictError,
     ForgeonedError,
     NotFoundError,
+    SourceError,
+    SyncReason,
 )
 from forgeoned.service.plugin_index import Rejection
 
@@ -99,6 +103,16 @@ class GapAcceptor(Protocol):
     def accept(self, actor: str) -> dict[str, Any]: ...
 
 
+class Sources(Protocol):
+    """The OCI source follower (``forgeoned.service.sources.SourceFollower``)."""
+
+    def views(self) -> list[dict[str, Any]]: ...
+
+    def records(self) -> list[SourceRecord]: ...
+
+    def sync(self, name: str, actor: str | None = None) -> SyncResult: ...
+
+
 class AuditReader(Followed, Protocol):
     def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
 
@@ -112,21 +126,25 @@ class DaemonBackend:
         self,
         operations: Operations,
         loop: Runner,
-        verify: Callable[[bytes, bytes | None], VerifiedArtifact],
+        verify: Callable[[bytes, bytes | None, bytes | None], VerifiedArtifact],
         reload: Callable[[str | None], dict[str, Any]],
         audit_log: AuditReader,
         stats: DaemonStats,
         refusals: Refusals,
         anchor: GapAcceptor | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self._ops = operations
         self._loop = loop
         self._verify = verify
+        self.write_attestation: Callable[[str, bytes], None] | None = None
+        self.stewardship: Stewardship | None = None  # staging evidence, reviews
         self._reload = reload
         self._audit_log = audit_log
         self._stats = stats
         self._refusals = refusals
         self._anchor = anchor
+        self._sources = sources
 
     # --- views ------------------------------------------------------------------------------
 
@@ -151,13 +169,14 @@ class DaemonBackend:
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
         """Verify the upload here (a refusal is reported and counted on the loop; nothing is
         written), then write it and reconcile on the loop, waiting up to ``wait_s`` for what
         became of it (see :mod:`forgeoned.service.install`)."""
         name = filename.rsplit("/", 1)[-1]
         try:
-            artifact = self._verify(data, detached)
+            artifact = self._verify(data, detached, attestation)
         except ArtifactError as exc:
             refused = exc
             self._loop.call(lambda: self._ops.refuse_upload(name, refused, actor))
@@ -169,6 +188,8 @@ class DaemonBackend:
         pending = InstallReport(m.name, m.version, artifact.sha256, running=False)
 
         def job() -> InstallReport:
+            if attestation is not None and self.write_attestation is not None:
+                self.write_attestation(name, attestation)  # first: the module is judged with it
             return self._ops.install(cand, data, detached, actor)
 
         if wait_s <= 0:
@@ -254,6 +275,48 @@ class DaemonBackend:
             }
             for r in self._refusals.rejected()
         ]
+
+    # --- staging evidence and reviews ----------------------------------------------------
+
+    def _steward(self) -> Stewardship:
+        if self.stewardship is None:
+            raise ConflictError("staging evidence and reviews are not kept by this daemon")
+        return self.stewardship
+
+    def evidence(self, name: str) -> dict[str, Any]:
+        return self._steward().evidence(self.get_plugin(name))
+
+    def review(self, name: str, note: str, actor: str) -> dict[str, Any]:
+        return self._steward().review(self.get_plugin(name), note, actor)
+
+    def staging_report(self) -> list[dict[str, Any]]:
+        return self._steward().staging_report(self.list_plugins())
+
+    def reviews_overdue(self) -> list[dict[str, Any]]:
+        return self._steward().overdue()
+
+    def review_due(self) -> dict[str, float]:
+        if self.stewardship is None:
+            return {}
+        return self.stewardship.review_due(v.name for v in self.list_plugins())
+
+    # --- OCI sources ------------------------------------------------------------------------
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._sources.views() if self._sources is not None else []
+
+    def source_records(self) -> list[SourceRecord]:
+        return self._sources.records() if self._sources is not None else []
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        """Sync ``name`` now, on the caller's thread (network I/O never runs on the loop);
+        a failed sync raises its :class:`SourceError` after it was audited."""
+        if self._sources is None:
+            raise NotFoundError(f"no source named {name!r} (no [[sources]] configured)")
+        result = self._sources.sync(name, actor)
+        if result.outcome is SyncOutcome.FAILED:
+            raise SourceError(f"source {name}: {result.message}", SyncReason(result.reason))
+        return next(v for v in self._sources.views() if v["name"] == name)
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
+from forgeoned.adapters.files.attestations import AttestationFiles
+from forgeoned.adapters.files.trust_watch import TrustDirWatcher
 from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
@@ -37,6 +39,7 @@ from forgeoned.daemon.config import Config, load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
 from forgeoned.daemon.reload import apply_config, plan, restart_stale
+from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.daemon.wiring import (
     Observer,
     build_parts,
@@ -70,9 +73,15 @@ class Daemon:
         )  # fmt: skip
         self.backend = DaemonBackend(
             p.operations, self.loop, p.verifier, self.reload, p.audit_log, p.stats, p.source,
-            anchor=p.anchor,
+            anchor=p.anchor, sources=p.sources,
         )  # fmt: skip
+        files = AttestationFiles(config.plugins_dir)
+        self.backend.write_attestation = files.write
+        self.backend.stewardship = Stewardship(
+            lambda: p.verifier.mode, p.reviews, p.evidence, files, p.audit
+        )
         self.control: ControlServer | None = None
+        self.trust_watch: TrustDirWatcher | None = None
         self.metrics: MetricsServer | None = None
         self._stopping = False
         self.ready = threading.Event()  # set with READY=1 (tests and benchmarks wait on it)
@@ -177,6 +186,14 @@ class Daemon:
         report.log()
         return report.to_json()
 
+    def _trust_changed(self) -> None:
+        """The trust dir changed (``trust_watch``): reload as ``forgeonectl reload`` would;
+        a refused reload keeps the running trust and is audited (daemon.reload_failed)."""
+        try:
+            self.reload("trust-dir-watcher")
+        except ForgeonedError as exc:
+            log.warning("trust dir changed; reload refused: %s", exc)
+
     def _set_policy(self, policy: Policy) -> None:
         if self.control is not None:
             self.control.set_policy(policy)
@@ -217,6 +234,12 @@ class Daemon:
         p.watcher.start()
         self.start_servers()
         p.ticks.start()
+        p.sources.start()  # after the watcher: what a first sync writes is seen
+        if self.config.trust_watch:
+            self.trust_watch = TrustDirWatcher(
+                self.config.trust_dir, lambda: self.loop.post(self._trust_changed)
+            )
+            self.trust_watch.start()
         if not p.chain.wait_runs(1, CHAIN_CHECK_WAIT_S):
             log.warning("audit chain verification still running; READY=1 without it")
         p.audit.record(
@@ -327,6 +350,9 @@ class Daemon:
 
     def close_watchers(self) -> None:
         p = self.parts
+        p.sources.close()
+        if self.trust_watch is not None:
+            self.trust_watch.close()
         p.watcher.close()
         p.ticks.close()
         p.chain.close()

@@ -130,6 +130,8 @@ def apply_config(
     first so that a refused reload changes nothing); returns the configuration now in force."""
     config = current.reloaded(new)
     parts.verifier.reload(trust, config.mode, config.limits)
+    if parts.verifier.attest is not None:
+        parts.verifier.attest.policy = config.staging
     parts.services.config = config
     parts.chain.interval_s = config.audit_verify_interval_s
     parts.swapper.drain_timeout_s = config.drain_timeout_s

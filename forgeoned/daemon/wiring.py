@@ -20,6 +20,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forgeoned.adapters.audit.anchor import AnchorKeeper
 from forgeoned.adapters.audit.journald import JournaldSink, JournalWriter
@@ -27,11 +28,15 @@ from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.retention import RetentionPolicy
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.files.attestations import AttestationFiles
+from forgeoned.adapters.files.json_file import JsonFile
 from forgeoned.adapters.files.kept import KeptCopiesDir
 from forgeoned.adapters.files.observer import DirectoryWatcher
 from forgeoned.adapters.files.plugin_files import PluginFilesDir
+from forgeoned.adapters.files.review_store import ReviewStore
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
+from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
@@ -41,9 +46,10 @@ from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.heartbeat import Heartbeat
 from forgeoned.core.ports import AuditSink, Clock
+from forgeoned.core.staging_policy import StagingPolicy
 from forgeoned.core.stats import DaemonStats, PluginStats
 from forgeoned.core.swapper import Step, Swapper
-from forgeoned.core.trust import TrustPolicy
+from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.host_services import HostServicesFactory, credentials_dir
 from forgeoned.errors import ForgeonedError, StateError
@@ -51,6 +57,7 @@ from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.artifact_source import ArtifactSource, ArtifactVerifier
 from forgeoned.service.audit_batch import AuditBatch
 from forgeoned.service.chain_watch import ChainWatch
+from forgeoned.service.evidence import StagingEvidence
 from forgeoned.service.operations import PluginOperations
 from forgeoned.service.plugin_host import OnFault, PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -60,6 +67,9 @@ from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
+from forgeoned.service.reviews import Reviews
+from forgeoned.service.sources import SourceFollower
+from forgeoned.service.staging import Attestations
 from forgeoned.service.ticks import TickScheduler
 
 log = logging.getLogger("forgeoned")
@@ -127,6 +137,9 @@ class Parts:
     operations: PluginOperations
     watcher: DirectoryWatcher
     ticks: TickScheduler
+    reviews: Reviews  # when each plugin's review is due (fed by the audit trail)
+    evidence: StagingEvidence | None  # mode = "staging": what promote signs
+    sources: SourceFollower  # OCI sources: threads of their own, writing into plugins.d
 
 
 def build_parts(
@@ -156,7 +169,14 @@ def build_parts(
     gate = trail.outage
     anchor = AnchorKeeper(store, audit_log, trail, gate)
     anchor.start()  # a log cut short, gone or started over is an audit.gap from the start
-    audit: AuditSink = trail if observer is None else _Observed(trail, observer)
+    plugins = PluginTable(_host_factory(config, clock, heartbeat_of(notifier)))
+    # ``services.config`` is the config in force (a reload replaces it); read at each use
+    review_store = ReviewStore(config.state_dir)
+    reviews = Reviews(review_store.load(), review_store.save, clock,
+                      lambda: services.config.staging.review_interval_days)  # fmt: skip
+    evidence = _staging_evidence(config, clock, plugins, lambda: services.config.staging)
+    told = [reviews.observe] + ([evidence.observe] if evidence is not None else [])
+    audit: AuditSink = _Observed(trail, [*told, *([observer] if observer else [])])
     try:  # after the audit trail exists: a refused start is audited
         trust = load_trust(config, audit)
     except ForgeonedError:
@@ -164,11 +184,11 @@ def build_parts(
         if journal is not None:
             journal.close()
         raise
-    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
+    attest = Attestations(config.staging, trust, AttestationFiles(config.plugins_dir))
+    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock, attest)
     events = AuditBatch(audit)
     # the watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)
-    heartbeat: Heartbeat | None = notifier if notifier.watchdog_interval() is not None else None
-    plugins = PluginTable(_host_factory(config, clock, heartbeat))
+    heartbeat = heartbeat_of(notifier)
     runtime = WasmtimeRuntime()
     cl = config.compile
     limits = WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, cl.workers)
@@ -201,6 +221,11 @@ def build_parts(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
     )
     directory.writing = watcher.is_writing
+    fetchers = [
+        OciFetcher(s, config.plugins_dir, credentials_dir(config),
+                   lambda data: verifier(data, None), clock)
+        for s in config.sources
+    ]  # fmt: skip
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
@@ -211,20 +236,55 @@ def build_parts(
         directory=directory, source=source, services=services, loader=loader,
         swapper=swapper, plugins=plugins, retirer=retirer, reconciler=reconciler,
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
-        watcher=watcher, ticks=TickScheduler(plugins.all, clock),
+        watcher=watcher, ticks=TickScheduler(plugins.all, clock), reviews=reviews,
+        evidence=evidence,
+        sources=SourceFollower(fetchers, audit, clock),
     )  # fmt: skip
 
 
-class _Observed:
-    """An AuditSink that tells ``observer`` of each event ``inner`` recorded."""
+EVIDENCE_FILE = "staging-evidence.json"
 
-    def __init__(self, inner: AuditSink, observer: Observer) -> None:
+
+def _staging_evidence(
+    config: Config, clock: Clock, plugins: PluginTable, staging: Callable[[], StagingPolicy]
+) -> StagingEvidence | None:
+    """A staging daemon's evidence (what promote signs), carried on from STATE; None when
+    ``mode`` is not staging."""
+    if config.mode is not Mode.STAGING:
+        return None
+    saved = JsonFile(config.state_dir / EVIDENCE_FILE)
+    return StagingEvidence(clock, plugins.stats_of, staging, _saved_evidence(saved), saved.save)
+
+
+def _saved_evidence(file: JsonFile) -> dict[str, dict[str, Any]]:
+    """What an earlier staging daemon saved; an unreadable file is logged and ignored (the
+    evidence starts again: promote then needs new calls and time, never less)."""
+    try:
+        raw = file.load()
+    except StateError as exc:
+        log.warning("staging evidence of an earlier run ignored: %s", exc)
+        return {}
+    return (
+        {str(k): v for k, v in raw.items() if isinstance(v, dict)} if isinstance(raw, dict) else {}
+    )
+
+
+def heartbeat_of(notifier: Notifier) -> Heartbeat | None:
+    """The watchdog, fed by the loop's bounded waits (drains, lifecycle calls, compiles)."""
+    return notifier if notifier.watchdog_interval() is not None else None
+
+
+class _Observed:
+    """An AuditSink that tells each of ``observers`` of each event ``inner`` recorded."""
+
+    def __init__(self, inner: AuditSink, observers: list[Observer]) -> None:
         self._inner = inner
-        self._observer = observer
+        self._observers = observers
 
     def record(self, event: AuditEvent) -> None:
         self._inner.record(event)
-        self._observer(event)
+        for observer in self._observers:
+            observer(event)
 
 
 def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> HostFactory:
@@ -252,6 +312,8 @@ def trim_compile_cache(parts: Parts) -> None:
 
 def close_parts(parts: Parts) -> None:
     """Free everything (after the inputs were closed and the plugins stopped)."""
+    if parts.evidence is not None:
+        parts.evidence.save_all()
     parts.workers.close()
     parts.services.close()
     parts.runtime.close()

@@ -17,27 +17,41 @@ from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.errors import ArtifactError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_index import Known, PluginDirectory, Rejection
+from forgeoned.service.staging import Attestations
 
 
 class ArtifactVerifier:
-    """Signature, manifest and trust checks, and the operator's ceilings, as in force."""
+    """Signature, manifest and trust checks, the operator's ceilings and (``require_staging``)
+    the staging attestation, as in force."""
 
     def __init__(
-        self, trust: TrustPolicy, mode: Mode, ceilings: CeilingPolicy, clock: Clock
+        self,
+        trust: TrustPolicy,
+        mode: Mode,
+        ceilings: CeilingPolicy,
+        clock: Clock,
+        attest: Attestations | None = None,
     ) -> None:
         self.trust = trust
         self.mode = mode
         self.ceilings = ceilings
+        self.attest = attest
         self._clock = clock
 
-    def __call__(self, data: bytes, detached: bytes | None) -> VerifiedArtifact:
+    def __call__(
+        self, data: bytes, detached: bytes | None, attestation: bytes | None = None
+    ) -> VerifiedArtifact:
         """Raises :class:`ArtifactError` for bytes that must not run (naming the plugin
-        whenever a manifest can be read, see :func:`name_rejection`)."""
+        whenever a manifest can be read, see :func:`name_rejection`); ``attestation``: one
+        more staging attestation to consider (an upload's, not yet in plugins.d)."""
         try:
             artifact = verify_artifact(
                 data, detached=detached, trust=self.trust, mode=self.mode, now=self._clock.wall()
             )
             check_manifest(self.ceilings, artifact.manifest)  # the operator's ceilings
+            if self.attest is not None and self.attest.policy.required:
+                extra = (attestation,) if attestation is not None else ()
+                self.attest.require(artifact.manifest, artifact.sha256, self._clock.wall(), extra)
         except ArtifactError as exc:
             name_rejection(exc, data)
             raise
@@ -45,6 +59,8 @@ class ArtifactVerifier:
 
     def reload(self, trust: TrustPolicy, mode: Mode, ceilings: CeilingPolicy) -> None:
         self.trust, self.mode, self.ceilings = trust, mode, ceilings
+        if self.attest is not None:
+            self.attest.trust = trust
 
 
 class ArtifactSource:

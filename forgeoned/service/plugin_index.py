@@ -105,7 +105,7 @@ class PluginDirectory:
         cand = Candidate(m.name, m.version, verified.sha256, name)
         self._drop_verified(name)
         self._verified[name] = self._by_sha[verified.sha256] = (verified, art.detached)
-        return Entry((art.identity, key[1]), cand)
+        return Entry((art.identity, key[1], key[2]), cand)
 
     def _forget(self, name: str) -> None:
         self.held.discard(name)

@@ -103,7 +103,10 @@ def test_generate_package_sign_verify_and_compile(work: Path) -> None:
     assert (work / "keys/ops.pub").read_bytes()[0] == 0x01
     result = ctl("verify", "--trust", work / "trusted", signed)
     assert result.returncode == OK, result.stderr
-    assert result.stdout.startswith("trusted: hello 1.2.0 sha256=") and "ops" in result.stdout
+    assert (
+        result.stdout.startswith("trusted and loadable: hello 1.2.0 sha256=")
+        and "ops" in result.stdout
+    )
     # what was verified is what compiles
     from forgeoned.adapters.crypto.keys import load_trust_dir
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,9 @@ def stack(tmp_path: Path, outage: Outage) -> Iterator[tuple[str, StaticSource, A
     stats.http_requests["refused"] = 0  # the series exists before anything is refused
     view = PluginView("hello", "1.0.0", "ab" * 32, "running", 65536, stats)
     broken = PluginView("broken", "2.0.0", "cd" * 32, "quarantined", 0, PluginStats())
-    source, audit = StaticSource([view, broken]), Audit()
+    now = time.time()
+    reviews = {"hello": now + 90 * 86400, "broken": now - 1}  # broken: due (an incident)
+    source, audit = StaticSource([view, broken], reviews=reviews), Audit()
     metrics = MetricsServer("127.0.0.1:0", source, audit=audit, writes=outage, min_interval_s=0.0)
     metrics.start()
     try:
@@ -62,6 +65,16 @@ def test_quarantined_plugin_fires_its_alert(stack: tuple[str, StaticSource, Audi
     assert firing[0]["labels"]["severity"] == "critical"
     assert query(base, 'forgeone_plugin_up{plugin="hello"}')[0]["value"][1] == "1"
     assert firing_alerts(base, "ForgeoneAuditChainBroken") == []
+
+
+def test_an_overdue_review_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
+    base, _, _ = stack
+    firing = poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginReviewOverdue"), 90, "review alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
+    assert [a["labels"]["plugin"] for a in firing] == ["broken"]
+    assert firing[0]["labels"]["severity"] == "warning"
 
 
 def test_broken_audit_chain_fires_its_alert(stack: tuple[str, StaticSource, Audit]) -> None:
@@ -121,4 +134,4 @@ def test_promtool_accepts_the_rules() -> None:
         [promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 10 rules found" in done.stdout
+    assert "SUCCESS: 12 rules found" in done.stdout

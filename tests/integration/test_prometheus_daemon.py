@@ -124,3 +124,9 @@ def test_daemon_quarantines_a_trapping_start_and_prometheus_fires_the_alert(
     restarts = query(base, 'forgeone_plugin_restarts_total{plugin="broken"}')
     assert restarts[0]["value"][1] == "2"
     assert firing_alerts(base, "ForgeoneAuditChainBroken") == []
+    # a quarantine makes the plugin's review due at once ("after every major incident")
+    overdue = poll_until(
+        lambda: firing_alerts(base, "ForgeonePluginReviewOverdue"), 90, "review overdue alert",
+        interval=0.25, tolerate=(OSError,),
+    )  # fmt: skip
+    assert [a["labels"]["plugin"] for a in overdue] == ["broken"]

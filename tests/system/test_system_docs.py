@@ -88,7 +88,7 @@ def after_trust(c: Container, out: subprocess.CompletedProcess[str]) -> None:
 
 
 def after_deploy(c: Container, out: subprocess.CompletedProcess[str]) -> None:
-    assert "trusted: hello 1.0.0" in out.stdout
+    assert "trusted and loadable: hello 1.0.0" in out.stdout
     running = wait_until("hello to run", lambda: hello(c).get("state") == "running", 60)
     assert running and hello(c)["version"] == "1.0.0"
 

@@ -91,6 +91,7 @@ class FakeBackend:
         actor: str,
         detached: bytes | None = None,
         wait_s: float = INSTALL_WAIT_S,
+        attestation: bytes | None = None,
     ) -> InstallReport:
         if not data.startswith(SIGNED_MAGIC) and detached != b"good-signature":
             raise SignatureError("artifact is not signed", SignatureReason.UNSIGNED)
@@ -198,6 +199,29 @@ class FakeBackend:
             {"file": "evil.wasm", "plugin": None, "version": None, "manifest": None,
              "reason": "unsigned", "message": "module is not signed"},
         ]  # fmt: skip
+
+    def evidence(self, name: str) -> dict[str, Any]:
+        self._get(name)
+        return {"plugin": name, "calls": 3, "faults": 0, "promotable": True}
+
+    def review(self, name: str, note: str, actor: str) -> dict[str, Any]:
+        self._note("review", name, actor, note)
+        return {"plugin": name, "version": "1.0.0", "next_due": "2027-03-05T00:00:00Z"}
+
+    def staging_report(self) -> list[dict[str, Any]]:
+        return []
+
+    def reviews_overdue(self) -> list[dict[str, Any]]:
+        return []
+
+    def sources(self) -> list[dict[str, Any]]:
+        return [{"name": "hello", "reference": "oci://127.0.0.1:5000/p/hello:1", "outcome": None}]
+
+    def pull(self, name: str, actor: str) -> dict[str, Any]:
+        if name != "hello":
+            raise NotFoundError(f"no source named {name!r}")
+        self._note("pull", name, actor)
+        return {"name": name, "reference": "oci://127.0.0.1:5000/p/hello:1", "outcome": "synced"}
 
     def audit_entries(self, since: float | None) -> Iterable[dict[str, Any]]:
         return [e for e in self.audit_log if since is None or parse_rfc3339(e["ts"]) >= since]

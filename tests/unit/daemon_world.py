@@ -45,7 +45,7 @@ class MemoryFiles:
 
     def key(self, name: str) -> FileKey | None:
         found = self.files.get(name)
-        return (found[1], None) if found is not None else None
+        return (found[1], None, None) if found is not None else None
 
     def read(self, name: str, max_bytes: int) -> ArtifactFile:
         if name not in self.files:

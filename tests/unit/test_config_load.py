@@ -100,7 +100,7 @@ def test_control_can_be_disabled(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("plugin_dir = 'x'", "plugin_dir: unknown key"),
-        ("mode = 'staging'", "mode: must be one of production, development"),
+        ("mode = 'testing'", "mode: must be one of production, development, staging"),
         ("drain_timeout_s = 'soon'", "drain_timeout_s: must be a number"),
         ("drain_timeout_s = -1", "drain_timeout_s: -1 is outside"),
         ("debounce_ms = 1.5", "debounce_ms: must be an integer"),

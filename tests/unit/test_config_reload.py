@@ -135,6 +135,7 @@ def test_every_field_is_live_or_named_for_restart() -> None:
         "trust",
         "limits",
         "http",
+        "staging",
         "audit_verify_interval_s",
     }
     assert base.restart_required(base) == []

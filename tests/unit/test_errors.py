@@ -67,6 +67,7 @@ def test_codes_are_unique_across_classes_and_refining_enums() -> None:
         (errors.TrapKind, errors.PluginTrap),
         (errors.SignatureReason, errors.SignatureError),
         (errors.RequestProblem, errors.HttpProtocolError),
+        (errors.SyncReason, errors.SourceError),
     ):
         for member in enum_cls:
             owner = owners.get(member.value)

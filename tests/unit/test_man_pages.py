@@ -19,7 +19,8 @@ from forgeoned.daemon.check import parse_args
 MAN = Path(__file__).resolve().parents[2] / "packaging/man"
 TOML5 = (MAN / "forgeoned.toml.5").read_text()
 TABLES = {
-    "compile", "restart", "capabilities", "trust", "control", "limits", "metrics", "audit", "http"
+    "compile", "restart", "capabilities", "trust", "control", "limits", "metrics", "audit", "http",
+    "staging",
 }  # fmt: skip
 
 

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from forgeoned.adapters.metrics.server import ForgeonedCollector
 from forgeoned.core.audit_chain import VerifyResult
+from forgeoned.core.oci import parse_reference
+from forgeoned.core.sources import SourceConfig, SourceRecord, SyncOutcome, SyncResult
 from forgeoned.core.stats import DaemonStats, PluginStats, PluginView
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,14 @@ class Source:
 
     def daemon_stats(self) -> DaemonStats:
         return self.stats
+
+    def review_due(self) -> dict[str, float]:
+        return {"hello": 1_800_000_000.0}
+
+    def source_records(self) -> list[SourceRecord]:
+        record = SourceRecord(SourceConfig("hello", parse_reference("oci://127.0.0.1:5000/p:1")))
+        record.note(SyncResult(SyncOutcome.FAILED, 10.0, reason="registry_timeout"))
+        return [record]
 
 
 class Audit:

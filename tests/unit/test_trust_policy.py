@@ -71,7 +71,10 @@ def test_bad_policy_names_the_key(raw: Any, message: str) -> None:
 def test_mode() -> None:
     assert parse_mode("production") is Mode.PRODUCTION
     assert parse_mode("development") is Mode.DEVELOPMENT
-    with pytest.raises(ConfigError, match="mode must be 'production' or 'development'"):
+    assert parse_mode("staging") is Mode.STAGING
+    with pytest.raises(
+        ConfigError, match="mode must be one of 'production', 'development', 'staging'"
+    ):
         parse_mode("prod")
 
 

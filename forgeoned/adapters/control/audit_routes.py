@@ -117,6 +117,8 @@ def compliance(ctx: Context) -> Reply:
         backend.audit_verify(),
         since,
         now=now,
+        staging=backend.staging_report(),
+        reviews_overdue=backend.reviews_overdue(),
     )
     if fmt == "json":
         return Reply(200, render_json(report).encode(), "application/json")

@@ -134,6 +134,7 @@ class ControlClient:
         filename: str,
         detached: bytes | None = None,
         wait_s: float | None = None,
+        attestation: bytes | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact (with its detached signature); ``wait_s`` bounds the wait for
         its outcome (0: none; None: the daemon's default). ``outcome`` in the answer is
@@ -144,6 +145,8 @@ class ControlClient:
         headers = {}
         if detached is not None:
             headers["X-Forgeone-Signature"] = base64.b64encode(detached).decode("ascii")
+        if attestation is not None:
+            headers["X-Forgeone-Attestation"] = base64.b64encode(attestation).decode("ascii")
         answer = self.request(
             "POST", "/v1/plugins", data, query, content_type="application/wasm", headers=headers
         )
@@ -185,6 +188,14 @@ class ControlClient:
         body = json.dumps({"version": version}).encode()
         return dict(self.request("POST", f"/v1/plugins/{quote(name)}/allow-downgrade", body))
 
+    def evidence(self, name: str) -> dict[str, Any]:
+        """A staging daemon's evidence of ``name`` (what ``promote`` signs)."""
+        return dict(self.request("GET", f"/v1/plugins/{quote(name)}/evidence"))
+
+    def review(self, name: str, note: str) -> dict[str, Any]:
+        body = json.dumps({"note": note}).encode()
+        return dict(self.request("POST", f"/v1/plugins/{quote(name)}/review", body))
+
     def trusted_keys(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/keys"))
 
@@ -193,6 +204,12 @@ class ControlClient:
 
     def reload(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/reload", b""))
+
+    def sources(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/sources")["sources"])
+
+    def pull(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/sources/{quote(name)}/pull", b""))
 
     def audit_entries(self, since: float | None = None) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.audit_lines("ndjson", since)]

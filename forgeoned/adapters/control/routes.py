@@ -13,6 +13,8 @@ comes from the context's clock (``since`` and the compliance report's "now").
 | POST | /v1/plugins/{name}/{pause,resume,restart,reset,retry} | the same |
 | POST | /v1/plugins/{name}/invoke?wait=S&fn=F (raw input, raw output) | invoke |
 | POST | /v1/plugins/{name}/allow-downgrade ``{"version": V}`` | allow_downgrade |
+| GET | /v1/plugins/{name}/evidence (a staging daemon's evidence) | show |
+| POST | /v1/plugins/{name}/review ``{"note": TEXT}`` | review |
 | POST | /v1/reload | reload |
 | GET | /v1/keys | list (the trusted keys, revoked keys, thresholds) |
 | GET | /v1/rejections | list (files in plugins.d refused now, with reasons) |
@@ -23,11 +25,14 @@ comes from the context's clock (``since`` and the compliance report's "now").
 | GET | /v1/audit/follow?from_seq=N&format=json or ocsf (streamed, never ends) | audit_read |
 | GET | /v1/compliance?since=T&format=md or json | compliance_read |
 | GET | /v1/whoami | (none: every caller may ask who it is) |
+| GET | /v1/sources | list (the OCI sources followed, each with its last sync) |
+| POST | /v1/sources/{name}/pull | pull (sync that source now; a failure is its SyncReason) |
 
 An install answers 201 only when the uploaded sha256 runs, 202 when its outcome was not known
 within ``wait`` seconds (``wait=0``: not waited for at all); every refusal is an error answer
 whose ``code`` is the reason of the audit event that recorded it. A detached signature comes
-base64-encoded in the ``X-Forgeone-Signature`` header (the body stays the raw module)::
+base64-encoded in the ``X-Forgeone-Signature`` header, a staging attestation in the
+``X-Forgeone-Attestation`` header (the body stays the raw module)::
 
     curl --unix-socket /run/forgeoned/control.sock --data-binary @hello.wasm \
          -H "X-Forgeone-Signature: $(base64 -w0 hello.wasm.sig)" \
@@ -49,6 +54,7 @@ from forgeoned.core.hooks_manifest import IDENT_RE
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.policy import NO_TARGET, Action, Target
 from forgeoned.core.ports import INSTALL_WAIT_MAX_S, INSTALL_WAIT_S
+from forgeoned.core.sources import SOURCE_NAME
 from forgeoned.errors import (
     BadRequestError,
     HttpProtocolError,
@@ -103,6 +109,12 @@ def resolve(method: str, path: str) -> Route:
         return _only(method, "GET", path, Route(Action.AUDIT_VERIFY, None, audit.audit_verify))
     if len(parts) == 2 and resource == "compliance":
         return _only(method, "GET", path, Route(Action.COMPLIANCE_READ, None, audit.compliance))
+    if len(parts) == 2 and resource == "sources":
+        return _only(method, "GET", path, Route(Action.LIST, None, _sources))
+    if len(parts) == 4 and resource == "sources" and parts[3] == "pull":
+        if not SOURCE_NAME.match(parts[2]):
+            raise BadRequestError(f"bad source name {parts[2][:80]!r}")
+        return _only(method, "POST", path, Route(Action.PULL, None, _pull))
     if len(parts) == 2 and resource == "whoami":
         return _only(method, "GET", path, Route(None, None, _whoami))
     raise NotFoundError(f"no such endpoint {path!r}")
@@ -120,6 +132,10 @@ def _plugin_route(method: str, path: str, rest: list[str]) -> Route:
         if method == "DELETE":
             return Route(Action.REMOVE, name, _remove)
         return _only(method, "GET", path, Route(Action.SHOW, name, _show))
+    if rest[1:] == ["evidence"]:
+        return _only(method, "GET", path, Route(Action.SHOW, name, _evidence))
+    if rest[1:] == ["review"]:
+        return _only(method, "POST", path, Route(Action.REVIEW, name, _review))
     if len(rest) == 2 and rest[1] in _VERBS:
         action = _VERBS[rest[1]]
         special = {Action.INVOKE: _invoke, Action.ALLOW_DOWNGRADE: _allow_downgrade}
@@ -139,7 +155,9 @@ def _name(ctx: Context) -> str:
     return ctx.plugin
 
 
+MAX_NOTE = 4096  # characters of a review note
 SIGNATURE_HEADER = "x-forgeone-signature"  # a detached signature, base64
+ATTESTATION_HEADER = "x-forgeone-attestation"  # a staging attestation (DSSE JSON), base64
 
 
 def _list(ctx: Context) -> Reply:
@@ -173,13 +191,21 @@ def _install(ctx: Context) -> Reply:
             detached = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError) as exc:
             raise BadRequestError(f"{SIGNATURE_HEADER} is not base64: {exc}") from exc
+    attestation = None
+    if (encoded := headers.get(ATTESTATION_HEADER)) is not None:
+        try:
+            attestation = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise BadRequestError(f"{ATTESTATION_HEADER} is not base64: {exc}") from exc
     try:
         wait = float(query.get("wait", INSTALL_WAIT_S))
     except ValueError:
         wait = math.nan
     if not 0 <= wait <= INSTALL_WAIT_MAX_S:
         raise BadRequestError(f"bad wait: seconds from 0 to {INSTALL_WAIT_MAX_S:g}")
-    report = ctx.backend.install(ctx.request.body, filename, ctx.caller.actor, detached, wait)
+    report = ctx.backend.install(
+        ctx.request.body, filename, ctx.caller.actor, detached, wait, attestation
+    )
     about = {"name": report.name, "version": report.version, "sha256": report.sha256}
     if report.running and report.view is not None:
         return Reply(201, {"outcome": "running", "installed": detail(report.view)})
@@ -262,6 +288,26 @@ def _rejections(ctx: Context) -> Reply:
         if ctx.policy.authorize(ctx.caller, Action.LIST, r.get("plugin")).allowed
     ]
     return Reply(200, {"rejected": rejected})
+
+
+def _evidence(ctx: Context) -> Reply:
+    return Reply(200, ctx.backend.evidence(_name(ctx)))
+
+
+def _review(ctx: Context) -> Reply:
+    note = ctx.request.json().get("note")
+    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE:
+        raise BadRequestError(f'a review needs a note: {{"note": TEXT}} (1..{MAX_NOTE} chars)')
+    return Reply(200, ctx.backend.review(_name(ctx), note, ctx.caller.actor))
+
+
+def _sources(ctx: Context) -> Reply:
+    return Reply(200, {"sources": ctx.backend.sources()})
+
+
+def _pull(ctx: Context) -> Reply:
+    name = ctx.request.head.path.strip("/").split("/")[2]
+    return Reply(200, ctx.backend.pull(name, ctx.caller.actor))
 
 
 def _whoami(ctx: Context) -> Reply:

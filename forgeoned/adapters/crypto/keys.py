@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from forgeoned.adapters.crypto.ed25519 import NaclEd25519, SecretKey
+from forgeoned.adapters.files.projected import projected_file
 from forgeoned.core.trust import (
     TrustedKey,
     TrustPolicy,
@@ -136,7 +137,8 @@ def generate_keypair(out_dir: Path, name: str) -> tuple[Path, Path]:
     return secret_path, public_path
 
 
-def _key_files(trust_dir: Path) -> list[Path]:
+def _key_files(trust_dir: Path) -> list[tuple[str, Path]]:
+    """(entry name, the regular file to read) of every key in ``trust_dir``."""
     try:
         entries = sorted(trust_dir.iterdir())
     except OSError as exc:
@@ -150,10 +152,17 @@ def _key_files(trust_dir: Path) -> list[Path]:
         except FileNotFoundError:
             continue  # removed while we listed
         if stat.S_ISLNK(mode):
-            raise ConfigError(f"trust dir key {path} is a symbolic link; links are never followed")
+            real = projected_file(trust_dir, path.name)  # a Kubernetes ConfigMap volume
+            if real is None:
+                raise ConfigError(
+                    f"trust dir key {path} is a symbolic link; links are never followed "
+                    "(except a ConfigMap's NAME -> ..data/NAME)"
+                )
+            out.append((path.name, real))
+            continue
         if not stat.S_ISREG(mode):
             raise ConfigError(f"trust dir key {path} is not a regular file")
-        out.append(path)
+        out.append((path.name, path))
     return out
 
 
@@ -162,11 +171,11 @@ def load_trust_dir(trust_dir: Path, config: TrustPolicyConfig | None = None) -> 
     config = config or TrustPolicyConfig()
     keys: dict[str, TrustedKey] = {}
     seen: dict[bytes, str] = {}
-    for path in _key_files(trust_dir):
-        name, public_key = path.stem, load_public_key(path)
+    for entry, path in _key_files(trust_dir):
+        name, public_key = Path(entry).stem, load_public_key(path)
         if name in keys or public_key in seen:
             other = name if name in keys else seen[public_key]
-            raise ConfigError(f"trust dir {trust_dir}: {path.name} duplicates key {other!r}")
+            raise ConfigError(f"trust dir {trust_dir}: {entry} duplicates key {other!r}")
         seen[public_key] = name
         scopes = config.scopes.get(name, ("*",))
         keys[name] = TrustedKey(name, public_key, scopes, config.expires.get(name))

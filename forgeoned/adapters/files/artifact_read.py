@@ -28,6 +28,7 @@ from forgeoned.errors import (
 
 ARTIFACT_SUFFIX: Final = ".wasm"
 SIG_SUFFIX: Final = ".wasm.sig"
+ATTESTATION_SUFFIX: Final = ".wasm.intoto.json"
 MAX_SIG_BYTES: Final = 64 * 1024
 CHUNK_BYTES: Final = 1 << 20
 _IGNORED: Final = ("*~", "*.swp", "*.swx", "*.tmp", "#*#", "*.part", "*.crdownload")
@@ -43,6 +44,8 @@ def artifact_name(filename: str) -> str | None:
         return None
     if filename.endswith(SIG_SUFFIX):
         return filename[: -len(".sig")]
+    if filename.endswith(ATTESTATION_SUFFIX):  # a staging attestation: its artifact's change
+        return filename[: -len(ATTESTATION_SUFFIX) + len(".wasm")]
     if filename.endswith(ARTIFACT_SUFFIX) and len(filename) > len(ARTIFACT_SUFFIX):
         return filename
     return None

@@ -8,6 +8,14 @@ from pathlib import Path
 from forgeoned.adapters.files.artifact_read import list_artifacts, read_artifact
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.core.artifact_file import ArtifactFile, FileKey, Identity
+from forgeoned.core.attestation import SUFFIX as ATTESTATION
+
+
+def _identity(path: Path, suffix: str) -> Identity | None:
+    try:
+        return Identity.of(path.with_name(path.name + suffix).lstat())
+    except FileNotFoundError:
+        return None
 
 
 class PluginFilesDir:
@@ -26,11 +34,7 @@ class PluginFilesDir:
             st = path.lstat()
         except FileNotFoundError:
             return None
-        try:
-            sig: Identity | None = Identity.of(path.with_name(path.name + ".sig").lstat())
-        except FileNotFoundError:
-            sig = None
-        return Identity.of(st), sig
+        return Identity.of(st), _identity(path, ".sig"), _identity(path, ATTESTATION)
 
     def read(self, name: str, max_bytes: int) -> ArtifactFile:
         return read_artifact(self._path(name), max_bytes)
@@ -48,3 +52,4 @@ class PluginFilesDir:
         path = self._path(name)
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".sig").unlink(missing_ok=True)
+        path.with_name(path.name + ATTESTATION).unlink(missing_ok=True)

@@ -8,7 +8,10 @@ be owned by root or the daemon's uid; the path itself must not be writable by gr
 others, and neither may a directory on the way unless it is sticky (``/tmp``: others may add
 entries there but not rename ours). Inside the trust dir and the credentials dir, every entry
 the daemon would read must be a regular file (a symlink there is refused, never followed)
-owned and moded the same way.
+owned and moded the same way. The one exception: a trust dir mounted from a Kubernetes
+ConfigMap, whose exact link layout (``NAME -> ..data/NAME``, ``..data -> ..TIMESTAMP``, all
+inside the trust dir) is accepted and its real directory and files checked instead
+(:mod:`forgeoned.adapters.files.projected`).
 
 :func:`check_trusted_inputs` lists the problems; :func:`enforce` turns them into a refusal
 (:class:`InsecurePathError`, audited as ``config.insecure``) or, in development mode, into a
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from forgeoned.adapters.files.projected import projected_file
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditSink
 from forgeoned.errors import ForgeonedError, InsecurePathError
@@ -146,9 +150,14 @@ def check_path(path: Path, owners: frozenset[int]) -> list[Violation]:
 
 
 def check_entries(
-    directory: Path, owners: frozenset[int], wanted: Callable[[str], bool]
+    directory: Path,
+    owners: frozenset[int],
+    wanted: Callable[[str], bool],
+    projected: bool = False,
 ) -> list[Violation]:
-    """Problems of the entries of ``directory`` whose names ``wanted`` selects."""
+    """Problems of the entries of ``directory`` whose names ``wanted`` selects; ``projected``
+    accepts the Kubernetes ConfigMap link layout (:mod:`forgeoned.adapters.files.projected`)
+    and checks the real directory and file it leads to instead."""
     try:
         names = sorted(p.name for p in directory.iterdir())
     except OSError:
@@ -160,7 +169,14 @@ def check_entries(
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISLNK(st.st_mode):
+        real = projected_file(directory, name) if projected and stat.S_ISLNK(st.st_mode) else None
+        if real is not None:
+            try:
+                found += _owner_and_mode(real.parent, os.lstat(real.parent), owners)
+                found += _owner_and_mode(real, os.lstat(real), owners)
+            except FileNotFoundError:  # swapped meanwhile: the reload after the swap sees it
+                continue
+        elif stat.S_ISLNK(st.st_mode):
             found.append(
                 Violation(path, Problem.SYMLINK, "is a symbolic link; only regular files are "
                           "read here, links are never followed",
@@ -190,7 +206,8 @@ def check_trusted_inputs(
     """Every problem of the config file, the trust store and the credentials dir."""
     owners = default_owners() if owners is None else owners
     found = check_path(config_file, owners) if config_file is not None else []
-    found += check_path(trust_dir, owners) + check_entries(trust_dir, owners, is_key_file)
+    found += check_path(trust_dir, owners)
+    found += check_entries(trust_dir, owners, is_key_file, projected=True)
     if credentials_dir is not None:
         found += check_path(credentials_dir, owners)
         found += check_entries(credentials_dir, owners, lambda name: not name.startswith("."))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -27,10 +27,12 @@ from forgeoned.adapters.metrics.audit import (
 )
 from forgeoned.adapters.metrics.family import Family
 from forgeoned.adapters.metrics.plugin_custom import config_refused_family, custom_families
+from forgeoned.adapters.metrics.sources import source_families
 from forgeoned.core.abi import HOST_FUNCTIONS, HostOutcome, LifecycleExport
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.manifest import NAME_RE
+from forgeoned.core.sources import SourceRecord
 from forgeoned.core.stats import DaemonStats, PluginView
 from forgeoned.core.swapper import Outcome
 
@@ -48,6 +50,12 @@ class MetricsSource(Protocol):
 
     def daemon_stats(self) -> DaemonStats: ...
 
+    def review_due(self) -> Mapping[str, float]:
+        """Each plugin's next review date (Unix time)."""
+        ...
+
+    def source_records(self) -> list[SourceRecord]: ...
+
 
 @dataclass
 class StaticSource:
@@ -56,12 +64,20 @@ class StaticSource:
 
     views: list[PluginView] = field(default_factory=list)
     stats: DaemonStats = field(default_factory=DaemonStats)
+    reviews: dict[str, float] = field(default_factory=dict)
+    sources: list[SourceRecord] = field(default_factory=list)
+
+    def review_due(self) -> Mapping[str, float]:
+        return self.reviews
 
     def plugin_views(self) -> list[PluginView]:
         return self.views
 
     def daemon_stats(self) -> DaemonStats:
         return self.stats
+
+    def source_records(self) -> list[SourceRecord]:
+        return self.sources
 
 
 class LabelBound:
@@ -108,6 +124,7 @@ class MetricsModel:
         self._host_outcome = LabelBound(o.value for o in HostOutcome)
         self._swap_outcome = LabelBound(o.value for o in Outcome)
         self._reason = LabelBound(errors.all_codes())
+        self._sync_reason = LabelBound(r.value for r in errors.SyncReason)
         self._event = LabelBound(e.label for e in EventName)
         self._action = LabelBound(())
         self._code = LabelBound(())
@@ -117,7 +134,9 @@ class MetricsModel:
         out = self._plugin_families(views)
         out.append(config_refused_family(views))
         out += custom_families(views)
+        out.append(self._review_family(views, self.source.review_due()))
         out += self._daemon_families(self.source.daemon_stats())
+        out += source_families(self.source.source_records(), self._sync_reason)
         if self.audit is not None:
             out += audit_families(self.audit)
         if self.writes is not None:
@@ -188,6 +207,17 @@ class MetricsModel:
             dropped,
             instances,
         ]
+
+    def _review_family(self, views: list[PluginView], due: Mapping[str, float]) -> Family:
+        family = Family(
+            "forgeone_plugin_review_due_timestamp_seconds", "gauge",
+            "When the plugin's next review is due (Unix time; now after a quarantine or "
+            "rollback)", ("plugin",),
+        )  # fmt: skip
+        for view in views:
+            if view.name in due:
+                family.add((_plugin(view.name),), due[view.name])
+        return family
 
     def _daemon_families(self, stats: DaemonStats) -> list[Family]:
         swaps = Family("forgeone_swaps", "counter", "Version changes", ("plugin", "outcome"))

@@ -71,6 +71,10 @@ class HostServices:
     metrics: PluginMetricSet | None = None
     functions: frozenset[str] = frozenset()  # the manifest's named functions
     http: HttpHook | None = None  # None when no outbound origin is granted
+    # Where random bytes and secrets come from (``forgeonectl run --record/--replay`` wraps
+    # them); None: os.urandom, and the file ``secrets_dir/NAME``.
+    random_bytes: Callable[[int], bytes] | None = None
+    read_secret: Callable[[str], bytes | None] | None = None
 
 
 class GuestMemory(Protocol):
@@ -198,10 +202,15 @@ class HostCalls:
             return self._invalid("secret_get")
         if name not in self._caps.secrets:
             return self._deny("secret_get", name)
-        value = secret_reader(self.services.secrets_dir, MAX_SECRET_BYTES)(name)
+        value = self._read_secret(name)
         if value is None:
             return self._done("secret_get", _NOT_FOUND, NOT_FOUND)
         return self._reply("secret_get", value, buf_ptr, buf_len)
+
+    def _read_secret(self, name: str) -> bytes | None:
+        if self.services.read_secret is not None:
+            return self.services.read_secret(name)
+        return secret_reader(self.services.secrets_dir, MAX_SECRET_BYTES)(name)
 
     def _time_now_ms(self) -> Callable[[], int]:
         """``time_now_ms``, resolved once: the cheapest host call, so the one where every
@@ -229,7 +238,8 @@ class HostCalls:
         if not self._caps.random:
             return self._deny("random_fill", "")
         n = length & _U32
-        if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, os.urandom(n)):
+        fill = self.services.random_bytes or os.urandom
+        if n > MAX_RANDOM_BYTES or not self.memory.write(ptr & _U32, fill(n)):
             return self._invalid("random_fill")
         return self._done("random_fill", OK, 0)
 

@@ -1,0 +1,106 @@
+"""forgeonectl commands for OCI delivery: ``push`` (offline) and ``sources`` / ``pull`` (daemon).
+
+``push FILE oci://HOST/REPO:TAG`` verifies FILE against a trust store first (production
+rules: an unsigned or untrusted module is refused, exit 3, nothing uploaded), then publishes
+it in the Wasm OCI layout (:mod:`forgeoned.core.oci`) and prints the manifest digest, which
+is what a pinned source (``oci://HOST/REPO@sha256:…``) names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from forgeoned.adapters.control.client import ControlClient
+from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.oci.credentials import read_credentials
+from forgeoned.adapters.oci.registry import Connection, RegistryClient
+from forgeoned.cli.artifacts import read_file, trust_config
+from forgeoned.cli.exitcodes import OK
+from forgeoned.core.artifact import verify_artifact
+from forgeoned.core.oci import parse_reference, plan_push
+from forgeoned.core.trust import Mode
+from forgeoned.errors import BadRequestError
+
+DEFAULT_TRUST = "/etc/forgeoned/trusted.d"
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add this module's commands to ``sub``."""
+    p = sub.add_parser("push", help="publish a signed artifact to an OCI registry")
+    p.add_argument("file", type=Path, metavar="FILE.wasm")
+    p.add_argument("reference", metavar="oci://HOST/REPO:TAG")
+    p.add_argument("--trust", default=DEFAULT_TRUST, metavar="DIR",
+                   help="refuse FILE unless trusted by these keys (%(default)s)")  # fmt: skip
+    p.add_argument("--config", metavar="TOML", help="its [trust] scopes and expiry")
+    p.add_argument("--credentials", type=Path, metavar="FILE", help="one line USER:PASSWORD")
+    p.add_argument("--plain-http", action="store_true", help="HTTP without TLS (a lab registry)")
+    p.add_argument("--ca-file", metavar="PEM", help="CA bundle that signs the registry's cert")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("sources", help="the OCI sources the daemon follows, and their last sync")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_sources)
+
+    p = sub.add_parser("pull", help="sync one OCI source now; exit 0 only if it succeeded")
+    p.add_argument("name", help="the source's name in [[sources]]")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_pull)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    ref = parse_reference(args.reference)
+    if ref.pinned:
+        raise BadRequestError("push needs a tag (oci://HOST/REPO:TAG), not a digest")
+    module = read_file(args.file)
+    trust = load_trust_dir(Path(args.trust), trust_config(args.config))
+    verified = verify_artifact(
+        module, detached=None, trust=trust, mode=Mode.PRODUCTION, now=time.time()
+    )
+    m = verified.manifest
+    ids = [k.key_id.hex() for k in trust.keys if k.name in verified.signers]
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    plan = plan_push(verified.module, m.name, m.version, ids, created)
+    user = password = None
+    if args.credentials is not None:
+        user, password = read_credentials(args.credentials)
+    conn = Connection(ref.host, args.plain_http, True, args.ca_file, args.timeout, user, password)
+    with RegistryClient(conn) as client:
+        digest = client.push(ref.repository, ref.tag or "latest", plan, verified.module)
+    print(f"pushed {m.name} {m.version} to {ref}")
+    print(digest)
+    return OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    with ControlClient(args.socket) as client:
+        rows = client.sources()
+    if args.json:
+        print(json.dumps({"sources": rows}, indent=2, sort_keys=True))
+        return OK
+    for row in rows:
+        print(_line(row))
+    return OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    with ControlClient(args.socket) as client:
+        row = client.pull(args.name)
+    if args.json:
+        print(json.dumps(row, indent=2, sort_keys=True))
+    else:
+        print(_line(row))
+    return OK
+
+
+def _line(row: dict[str, Any]) -> str:
+    what = f"{row.get('plugin') or '-'} {row.get('version') or '-'}"
+    state = row.get("outcome") or "never synced"
+    if row.get("reason"):
+        state = f"{state} ({row['reason']}: {row.get('message', '')})"
+    return f"{row['name']}\t{row['reference']}\t{what}\t{row.get('digest') or '-'}\t{state}"
