@@ -62,7 +62,7 @@ def test_ten_minutes_to_a_signed_plugin_in_a_production_daemon(tmp_path: Path, l
     shell.run(new)
     assert (shell.home / "hello/build/hello.packaged.wasm").is_file()
     signed = shell.run(sh("sign"))
-    assert "trusted: hello 0.1.0" in signed.stdout
+    assert "trusted and loadable: hello 0.1.0" in signed.stdout
     shell.run(sh("daemon-config"))
     config = (shell.home / "forgeone-try/forgeoned.toml").read_text()
     assert 'mode = "production"' in config
@@ -193,4 +193,4 @@ def test_package_takes_wat_and_the_package_sign_block_runs(tmp_path: Path) -> No
     (shell.home / "plugin.wasm").write_bytes(wasmtime.wat2wasm(wat))
     shell.run("forgeonectl keys generate --out ~/keys --name ops")
     result = shell.run(sh("package-sign"))
-    assert "trusted: ping 1.0.0" in result.stdout
+    assert "trusted and loadable: ping 1.0.0" in result.stdout
