@@ -11,21 +11,13 @@ enum values defined, ``at_least_one``/``just_one`` constraints, enum captions in
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any, Final
 
-# The sibling ``shared/`` of the checkout, like the signature vectors; FORGEONE_SHARED names
-# another place (a git worktree elsewhere).
-SHARED: Final = Path(
-    os.environ.get("FORGEONE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared"
-)
+from shared_files import SHARED, WHERE
+
 SCHEMA: Final = SHARED / "ocsf/1.8.0/schema.json"
-MISSING_REASON: Final = (
-    f"OCSF 1.8.0 schema not found at {SCHEMA} (sibling 'shared/' of the checkout, "
-    "or set FORGEONE_SHARED)"
-)
+MISSING_REASON: Final = f"OCSF 1.8.0 schema not found at {SCHEMA} ({WHERE})"
 _INT_RANGE: Final = {"integer_t": 2**31, "long_t": 2**63}
 
 

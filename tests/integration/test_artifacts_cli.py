@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from abi_wat import lifecycle_exports
+from shared_files import WASMSIGN2_VECTORS, WHERE
 
 from forgeoned.adapters.crypto.keys import public_key_pem
 from forgeoned.cli.devtools import main as devtools_main
@@ -22,10 +23,11 @@ from forgeoned.cli.exitcodes import FAILURE, OK, REJECTED
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.trust import Mode
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "wasmsign2"
+VECTORS = WASMSIGN2_VECTORS
 REPO = Path(__file__).resolve().parents[2]
 needs_vectors = pytest.mark.skipif(
-    not (VECTORS / "expected.json").is_file(), reason=f"wasmsign2 vectors not found at {VECTORS}"
+    not (VECTORS / "expected.json").is_file(),
+    reason=f"wasmsign2 vectors not found at {VECTORS} ({WHERE})",
 )
 
 WAT = f"""(module

@@ -8,10 +8,10 @@ never copied into this repository.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_files import WASMSIGN2_VECTORS, WHERE
 
 from forgeoned.adapters.crypto.ed25519 import NaclEd25519
 from forgeoned.adapters.crypto.keys import load_public_key, load_secret_key
@@ -21,10 +21,10 @@ from forgeoned.core.artifact import strict_signers
 from forgeoned.core.trust import TrustedKey, TrustPolicy
 from forgeoned.errors import SignatureError
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "wasmsign2"
+VECTORS = WASMSIGN2_VECTORS
 pytestmark = pytest.mark.skipif(
     not (VECTORS / "expected.json").is_file(),
-    reason=f"wasmsign2 vectors not found at {VECTORS} (sibling 'shared/' of the checkout)",
+    reason=f"wasmsign2 vectors not found at {VECTORS} ({WHERE})",
 )
 
 
