@@ -18,9 +18,8 @@ from forgeoned.daemon.fetch import main as fetch_main
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
 MAKEFILE = (PACKAGING / "Makefile").read_text()
-SCRIPTS: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-    "scripts"
-]
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+SCRIPTS: dict[str, str] = PROJECT["scripts"]
 VENV_PYTHON = "#!/usr/lib/forgeoned/venv/bin/python3 -I"
 
 
