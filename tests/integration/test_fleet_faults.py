@@ -14,7 +14,10 @@ import pytest
 from daemon_kit import plugin, plugin_wat
 from fleet_kit import REPO, Fleet, big_plugin, black_hole, fleet, source_toml
 from registry_kit import LAYER, REGISTRY
+from trickle_kit import trickle_proxy
 
+from forgeoned.adapters.metrics.model import MetricsModel
+from forgeoned.adapters.metrics.server import render_text
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin, test_key
 
 pytestmark = pytest.mark.skipif(REGISTRY is None, reason="docker-registry not installed")
@@ -40,7 +43,21 @@ def _unchanged_after(
     assert f.ctl("sources", "--json") == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["sources"]}
     assert rows[source]["failures"][reason] >= 1 and rows[source]["outcome"] == "failed"
+    metrics, label = _metrics(f), f'source="{source}"'
+    assert metrics[f'forgeone_source_sync_failures_total{{{label},reason="{reason}"}}'] >= 1
+    assert metrics[f"forgeone_source_up{{{label}}}"] == 0
+    assert metrics[f"forgeone_source_failing_since_timestamp_seconds{{{label}}}"] > 0
+    stored = [e for e in f.env.audit_events() if e["event"] == "source.failed"
+              and e.get("reason") == reason]  # fmt: skip
+    assert stored, f"no durable source.failed ({reason}) in the audit log"
     return err[0]
+
+
+def _metrics(f: Fleet) -> dict[str, float]:
+    """The daemon's exposition, series -> value."""
+    text = render_text(MetricsModel(f.d.daemon.backend).families()).decode()
+    pairs = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {series: float(value) for series, value in pairs}
 
 
 def _unsigned(version: str) -> bytes:
@@ -137,6 +154,23 @@ def test_a_hanging_registry_times_out_and_other_sources_are_not_held_up(
             f.push(plugin("hello", "2.0.0"))
             assert f.ctl("pull", "hello") == 0  # the other source syncs meanwhile
             f.d.events.wait("plugin.upgraded", "hello", version="2.0.0")
+
+
+def test_a_trickling_registry_times_out_within_the_bound_not_at_the_end_of_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every read gets bytes in time, so only the whole-download deadline (``timeout_s``) can
+    stop it: the sync must give up after about that long, far from the layer's end."""
+    layer = big_plugin("slow", "1.0.0", 60_000)
+    with trickle_proxy() as proxy:
+        slow = source_toml("slow", f"oci://{proxy.host}/{REPO}:slow", timeout_s=1)
+        with fleet(tmp_path, sources=slow) as f:
+            proxy.upstream = f.reg.host  # at start the proxy refused: slow failed, unreachable
+            f.push(layer, tag="slow")
+            line = _unchanged_after(f, capsys, "registry_timeout", source="slow")
+            assert "took longer than 1 s" in line
+            # at 32 bytes per 20 ms the layer needs ~40 s; the sync stopped after ~1 s
+            assert proxy.sent < len(layer) // 2, (proxy.sent, len(layer))
 
 
 def test_refused_credentials_fail_the_sync_and_the_running_version_stays(

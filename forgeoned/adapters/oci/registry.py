@@ -36,7 +36,6 @@ from forgeoned.core.oci import (
 from forgeoned.errors import SourceError, SyncReason
 
 _CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
-_CHUNK: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +133,15 @@ class RegistryClient:
                               SyncReason.DIGEST_MISMATCH)  # fmt: skip
 
     def _capped(self, r: httpx.Response, limit: int, what: str, cap: int | None) -> Iterator[bytes]:
-        """The body in chunks, cut off past ``limit`` bytes and past the source's timeout in
-        total (a registry that trickles bytes must not hold a sync forever)."""
+        """The body as each network read returns it, cut off past ``limit`` bytes and past the
+        source's timeout in total (a registry that trickles bytes must not hold a sync
+        forever). Each read is checked: a fixed ``iter_bytes`` size would buffer a trickle
+        until that many bytes came, so the deadline would be seen only at the end. A sync
+        thus ends within ``timeout_s`` plus one read (itself bounded by ``timeout_s``)."""
         deadline = time.monotonic() + self.conn.timeout_s
         seen = 0
         try:
-            for chunk in r.iter_bytes(_CHUNK):
+            for chunk in r.iter_bytes():
                 seen += len(chunk)
                 if seen > limit:
                     raise SourceError(f"{what} is longer than {limit} bytes", _overflow(seen, cap))
