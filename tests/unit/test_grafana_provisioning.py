@@ -29,3 +29,12 @@ def test_the_data_source_is_a_dashboard_variable() -> None:
     assert used <= set(variables)
     source = (GRAFANA / "provisioning/datasources/forgeoned.yaml").read_text()
     assert "type: prometheus" in source and "apiVersion: 1" in source
+
+
+def test_the_dashboard_shows_when_each_plugin_review_is_due() -> None:
+    """Issue 14: "the Grafana dashboard shows it" (the review due date; the alert is in the
+    rules, fired by a real Prometheus in tests/integration/test_prometheus_daemon.py)."""
+    dashboard = json.loads((GRAFANA / "forgeoned-dashboard.json").read_text())
+    panels = [p for p in dashboard["panels"] if "review" in p.get("title", "").lower()]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    assert any("forgeone_plugin_review_due_timestamp_seconds" in e for e in exprs), exprs
