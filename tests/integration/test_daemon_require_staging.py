@@ -2,7 +2,7 @@
 staging attestation beside it is refused — unattested, forged, mismatched (another sha256),
 expired, signed by a key outside the attester role — each with its own reason code and a
 ``plugin.rejected`` audit event, while what runs keeps running; with a valid attestation the
-very same artifact runs; ``forgeonectl check`` gives the same verdicts offline."""
+very same artifact runs; ``forgeonectl check`` and ``verify`` give the same verdicts offline."""
 
 from __future__ import annotations
 
@@ -60,6 +60,14 @@ CASES = {
     "wrongrole": StagingReason.WRONG_ROLE,
 }
 
+SAYS = {  # what verify's one line says, per case
+    "unattested": "no staging attestation",
+    "forged": "does not verify with any trusted key",
+    "mismatch": "is for other bytes",
+    "expired": "staging attestation expired",
+    "wrongrole": "not by a staging attester",
+}
+
 
 def _case(name: str) -> tuple[bytes, bytes | None]:
     data = plugin(name, "1.0.0")
@@ -93,6 +101,15 @@ def test_production_requires_a_valid_staging_attestation(
                      "--json"]) == (0 if name == "good" else 3)  # fmt: skip
         verdict = json.loads(capsys.readouterr().out)
         assert verdict["reason"] == (None if name == "good" else CASES[name].value), verdict
+        # and verify, with the same config, agrees (issue 14: it once said "trusted", rc 0)
+        code = main(["verify", "--trust", str(env.root / "trusted.d"), "--config",
+                     str(env.config), str(staged / f"{name}.wasm")])  # fmt: skip
+        out, err = capsys.readouterr()
+        if name == "good":
+            assert code == 0 and out.startswith("trusted and loadable: good 1.0.0"), out
+        else:
+            assert code == 3 and out == "" and err.startswith("forgeonectl: "), (name, err)
+            assert SAYS[name] in err and err.count("\n") == 1, (name, err)
     with in_process(env) as d:
         d.events.wait("plugin.installed", "good")
         assert d.invoke("good") == b"good@1.0.0:x"
