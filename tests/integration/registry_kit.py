@@ -106,6 +106,16 @@ class Registry:
             assert put.status_code == 201, put.text
 
 
+    def delete(self, repo: str, tag: str) -> None:
+        """Delete the manifest ``tag`` names (and with it every tag on it), as an operator
+        cleaning up a repository might."""
+        with self.client() as c:
+            r = c.head(f"{repo}/manifests/{tag}", headers={"Accept": MANIFEST_MEDIA_TYPE})
+            assert r.status_code == 200, r.text
+            gone = c.delete(f"{repo}/manifests/{r.headers['docker-content-digest']}")
+            assert gone.status_code == 202, gone.text
+
+
 def _config(root: Path, port: int, htpasswd: Path | None, tls: tuple[Path, Path] | None) -> Path:
     auth = (
         f"auth:\n  htpasswd:\n    realm: forgeone-test\n    path: {htpasswd}\n" if htpasswd else ""

@@ -111,6 +111,10 @@ def _declared_size_lies(f: Fleet) -> None:
     f.reg.publish_raw(REPO, "stable", [(data, LAYER)], sizes=[len(data) - 10])
 
 
+def _deleted(f: Fleet) -> None:
+    f.reg.delete(REPO, "stable")
+
+
 FAULTS: dict[str, tuple[Callable[[Fleet], None], str]] = {
     "two layers": (_two_layers, "layer_count"),
     "wrong layer media type": (_wrong_layer_type, "wrong_media_type"),
@@ -120,6 +124,7 @@ FAULTS: dict[str, tuple[Callable[[Fleet], None], str]] = {
     "blob over the size cap": (_over_cap, "blob_too_large"),
     "blob digest mismatch": (_corrupt_blob, "digest_mismatch"),
     "declared size shorter than the blob": (_declared_size_lies, "digest_mismatch"),
+    "manifest deleted from the registry": (_deleted, "reference_not_found"),
 }
 
 
@@ -184,6 +189,20 @@ def test_refused_credentials_fail_the_sync_and_the_running_version_stays(
         f.push(plugin("hello", "2.0.0"), creds=f.env.root / "creds" / "registry")
         assert f.ctl("pull", "hello") == 0
         f.d.events.wait("plugin.upgraded", "hello", version="2.0.0")
+
+
+@pytest.mark.parametrize("damage", ["missing", "not USER:PASSWORD"])
+def test_an_unreadable_credential_fails_the_sync_and_the_running_version_stays(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fleet(tmp_path, auth=("ops", "s3cret")) as f:
+        cred = f.env.root / "creds" / "registry"
+        if damage == "missing":
+            cred.unlink()
+        else:
+            cred.write_text("just-a-password\n")
+        line = _unchanged_after(f, capsys, "credentials_unreadable")
+        assert "s3cret" not in line and "just-a-password" not in line
 
 
 def test_a_tag_moved_to_an_older_version_is_refused_by_the_floor(
