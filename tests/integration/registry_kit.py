@@ -105,7 +105,6 @@ class Registry:
                         headers={"Content-Type": MANIFEST_MEDIA_TYPE})  # fmt: skip
             assert put.status_code == 201, put.text
 
-
     def delete(self, repo: str, tag: str) -> None:
         """Delete the manifest ``tag`` names (and with it every tag on it), as an operator
         cleaning up a repository might."""
