@@ -85,3 +85,11 @@ def test_the_packaged_forgeoned_fetch_fills_plugins_d_from_a_registry(
     (env.config).write_text("[[sources]]\nname = 1\n")
     bad = _packaged_fetch(root, env)
     assert bad.returncode == 78 and bad.stderr.startswith("forgeoned-fetch: "), bad.stderr
+
+
+def test_no_python_module_in_the_venv_is_executable(unpacked: tuple[Path, str]) -> None:
+    """lintian's executable-not-elf-or-script (certifi ships an executable test module)."""
+    _, listing = unpacked
+    rows = [r for r in listing.splitlines() if " ./usr/lib/forgeoned/venv/lib/" in r]
+    assert any(r.endswith(".py") for r in rows)
+    assert [r for r in rows if r.endswith(".py") and "x" in r.split()[0]] == []
