@@ -71,6 +71,10 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     zsh = c.run("cat", "/usr/share/zsh/vendor-completions/_forgeonectl").stdout
     assert zsh.startswith("#compdef forgeonectl")
     assert "Suggests: curl" in c.run("dpkg-query", "-s", "forgeoned").stdout
+    # forgeoned-fetch (issue 16's init step) runs from the private venv, with its man page
+    fetch = c.run("forgeoned-fetch", "--help").stdout
+    assert fetch.startswith("usage: forgeoned-fetch") and "--once" in fetch
+    c.run("test", "-f", "/usr/share/man/man8/forgeoned-fetch.8.gz")
 
     # Use it, so that state, cache and audit log exist.
     trust_new_key(c, "admin")
@@ -90,7 +94,8 @@ def test_install_use_remove_purge_on_a_fresh_debian(
     assert "warning" not in (removed.stdout + removed.stderr).lower(), removed.stdout
     # remove: the service is stopped, the program is gone, configuration and state stay.
     assert c.run("systemctl", "is-active", "forgeoned", check=False).stdout.strip() != "active"
-    for path in ("/usr/lib/forgeoned", "/usr/bin/forgeoned", "/usr/bin/forgeonectl"):
+    for path in ("/usr/lib/forgeoned", "/usr/bin/forgeoned", "/usr/bin/forgeonectl",
+                 "/usr/bin/forgeoned-fetch"):  # fmt: skip
         assert c.run("test", "-e", path, check=False).returncode != 0, f"{path} left behind"
     c.run("test", "-f", CONFIG)
     c.run("test", "-d", "/var/lib/forgeoned")
