@@ -63,8 +63,8 @@ def token_front(upstream: str) -> Iterator[tuple[str, list[str]]]:
                                  json.dumps({"token": TOKEN}).encode())  # fmt: skip
                 return
             if auth != f"Bearer {TOKEN}":
-                host = self.server.server_address
-                challenge = (f'Bearer realm="http://{host[0]}:{host[1]}/token",'
+                host = self.headers.get("Host", "")  # the address the client used
+                challenge = (f'Bearer realm="http://{host}/token",'
                              f'service="front",scope="repository:{REPO}:pull"')  # fmt: skip
                 self._answer(401, {"WWW-Authenticate": challenge}, b"{}")
                 return
