@@ -77,7 +77,7 @@ def fleet(tmp: Path, sources: str = "", auth: tuple[str, str] | None = None,
     """A registry with ``first`` (default hello 1.0.0) pushed as ``stable``, and a daemon
     following ``oci://…/plugins/hello:stable`` as source ``hello`` (plus ``sources``)."""
     with registry(tmp / "registry", auth) as reg:
-        (tmp / "daemon").mkdir()
+        (tmp / "daemon").mkdir(exist_ok=True)  # a test may have mounted its state there
         env = Env(tmp / "daemon")
         creds = None
         if auth is not None:
