@@ -31,6 +31,7 @@ from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.sources import SourceConfig, SourceRecord, SyncOutcome, SyncResult
 from forgeoned.errors import (
+    ArtifactError,
     AuditError,
     AuditUnavailableError,
     NotFoundError,
@@ -180,8 +181,12 @@ class SourceFollower:
             raise _Held from exc
 
     def _failed(self, exc: SourceError) -> SyncResult:
-        return SyncResult(SyncOutcome.FAILED, self._clock.wall(), reason=exc.code,
-                          message=str(exc))  # fmt: skip
+        # a refused artifact names the plugin and version it claims (source.failed shows it)
+        cause = exc.__cause__ if isinstance(exc.__cause__, ArtifactError) else None
+        return SyncResult(SyncOutcome.FAILED, self._clock.wall(),
+                          plugin=cause.plugin if cause else None,
+                          version=cause.version if cause else None,
+                          reason=exc.code, message=str(exc))  # fmt: skip
 
     def _event(self, config: SourceConfig, result: SyncResult, actor: str | None) -> AuditEvent:
         name = (
