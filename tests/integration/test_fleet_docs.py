@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from daemon_kit import KEY, Env, in_process, plugin
 from registry_kit import REGISTRY, registry
+from test_daemon_require_staging import STAGER, _attest
 
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli import main as forgeonectl
@@ -109,8 +110,6 @@ def test_the_staged_push_as_written(
 ) -> None:
     """ "Require staging": a production daemon with ``require_staging`` follows the source;
     the block pushes 2.0.0 with the attestation beside it and pulls: it swaps in."""
-    from test_daemon_require_staging import STAGER, _attest
-
     blocks = _blocks()
     monkeypatch.chdir(tmp_path)
     v1, v2 = plugin("hello", "1.0.0"), plugin("hello", "2.0.0")

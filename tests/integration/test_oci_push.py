@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from daemon_kit import KEY, plugin
+from abi_wat import ALLOC, lifecycle_exports
+from daemon_kit import KEY, manifest, plugin
 from registry_kit import REGISTRY, Registry, registry
 
 from forgeoned.adapters.crypto.keys import public_key_bytes
@@ -17,6 +18,7 @@ from forgeoned.core.oci import (
     ANNOTATION_NAME,
     ANNOTATION_SIGNERS,
     ANNOTATION_VERSION,
+    ATTESTATION_MEDIA_TYPE,
     CONFIG_MEDIA_TYPE,
     LAYER_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
@@ -112,9 +114,6 @@ def test_push_refuses_a_module_the_daemon_cannot_load_and_uploads_nothing(
 ) -> None:
     """Signed and trusted, but no ``unload`` export: ``verify``'s check (compiled in the
     limited worker, ABI validated) refuses it before anything is uploaded."""
-    from abi_wat import ALLOC, lifecycle_exports
-    from daemon_kit import manifest
-
     text = f"""(module (memory (export "memory") 1) {lifecycle_exports(omit=("unload",))}
       {ALLOC} (func (export "handle") (param i32 i32) (result i32) i32.const 0))"""
     f = tmp_path / "nounload.wasm"
@@ -131,8 +130,6 @@ def test_push_refuses_a_module_the_daemon_cannot_load_and_uploads_nothing(
 def test_push_publishes_the_attestation_beside_the_file_as_a_second_layer(
     reg: Registry, trust: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from forgeoned.core.oci import ATTESTATION_MEDIA_TYPE
-
     f = tmp_path / "hello.wasm"
     f.write_bytes(plugin("hello", "1.2.0"))
     envelope = b'{"payloadType": "application/vnd.in-toto+json", "payload": "", "signatures": []}'
