@@ -353,7 +353,7 @@ class SyncReason(enum.Enum):
     REGISTRY_ERROR = "registry_error"  # any other non-2xx answer
     BAD_MANIFEST = "bad_manifest"  # not JSON, not an OCI image manifest, or its digest differs
     MEDIA_TYPE = "wrong_media_type"  # not the Wasm OCI layout (config or layer media type)
-    LAYER_COUNT = "layer_count"  # not exactly one application/wasm layer
+    LAYER_COUNT = "layer_count"  # not one application/wasm layer (+ at most one attestation)
     DIGEST_MISMATCH = "digest_mismatch"  # the blob's bytes do not hash to its descriptor
     TOO_LARGE = "blob_too_large"  # the layer is larger than the source's size cap
     UNTRUSTED = "artifact_untrusted"  # the module is unsigned, untrusted or malformed
@@ -363,18 +363,26 @@ class SyncReason(enum.Enum):
 
 class SourceError(ForgeonedError):
     """An OCI source could not be synced; ``why`` says where it stopped. Nothing was written
-    into plugins.d, so whatever runs keeps running."""
+    into plugins.d, so whatever runs keeps running. ``refused``: the daemon's own reason when
+    its verifier refused the artifact for a reason more specific than ``artifact_untrusted``
+    (a :class:`StagingReason`: ``require_staging`` without a valid attestation)."""
 
     reason = SyncReason.REGISTRY_ERROR.value
     http_status = 502
 
-    def __init__(self, message: str, why: SyncReason = SyncReason.REGISTRY_ERROR) -> None:
+    def __init__(
+        self,
+        message: str,
+        why: SyncReason = SyncReason.REGISTRY_ERROR,
+        refused: StagingReason | None = None,
+    ) -> None:
         super().__init__(message)
         self.why = why
+        self.refused = refused
 
     @property
     def code(self) -> str:
-        return self.why.value
+        return self.refused.value if self.refused is not None else self.why.value
 
 
 class StateError(ForgeonedError):

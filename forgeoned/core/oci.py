@@ -4,10 +4,13 @@ Layout (CNCF TAG Runtime "Wasm OCI artifact", as containerd, wasmCloud, cargo-co
 wkg implement it): an OCI image manifest (schemaVersion 2) whose config has the media type
 ``application/vnd.wasm.config.v0+json`` and which has **exactly one** layer of media type
 ``application/wasm``: the signed module itself, byte for byte. The wasmsign2 signature
-travels inside the module, so no referrers API is needed. forgeoned adds annotations naming
-the plugin, its version and the key ids that signed it, so that a registry UI (or
-``forgeonectl sources``) shows what a tag holds without downloading it; the daemon never
-trusts them: it verifies the module it downloaded.
+travels inside the module, so no referrers API is needed. forgeoned allows one more layer,
+and only this one: the plugin's staging attestation (``NAME.wasm.intoto.json``, media type
+``application/vnd.in-toto+json``), so that a production daemon with ``require_staging``
+gets the evidence with the module; any other layer, or a second of either, is refused.
+forgeoned adds annotations naming the plugin, its version and the key ids that signed it,
+so that a registry UI (or ``forgeonectl sources``) shows what a tag holds without
+downloading it; the daemon never trusts them: it verifies the module it downloaded.
 
 References are ``oci://HOST[:PORT]/REPO[:TAG]`` or ``oci://HOST[:PORT]/REPO@sha256:HEX``. A
 digest reference is a pin: it never moves, and the manifest's own bytes must hash to it.
@@ -27,6 +30,7 @@ from forgeoned.errors import ConfigError, SourceError, SyncReason
 MANIFEST_MEDIA_TYPE: Final = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_MEDIA_TYPE: Final = "application/vnd.wasm.config.v0+json"
 LAYER_MEDIA_TYPE: Final = "application/wasm"
+ATTESTATION_MEDIA_TYPE: Final = "application/vnd.in-toto+json"  # the staging attestation
 ANNOTATION_NAME: Final = "io.forgeone.plugin.name"
 ANNOTATION_VERSION: Final = "io.forgeone.plugin.version"
 ANNOTATION_SIGNERS: Final = "io.forgeone.plugin.signer-key-ids"  # comma-separated hex key ids
@@ -114,14 +118,23 @@ class PushPlan:
         return sha256_digest(self.manifest)
 
 
-def plan_push(module: bytes, name: str, version: str, key_ids: list[str], created: str) -> PushPlan:
-    """The config and manifest for ``module`` (the layer is the module's own bytes)."""
+def plan_push(
+    module: bytes, name: str, version: str, key_ids: list[str], created: str,
+    attestation: bytes | None = None,
+) -> PushPlan:  # fmt: skip
+    """The config and manifest for ``module`` (the layer is the module's own bytes), and
+    ``attestation`` as a second layer when given."""
     layer = Descriptor(LAYER_MEDIA_TYPE, sha256_digest(module), len(module))
+    layers = [{**layer.to_json(), "annotations": {ANNOTATION_TITLE: f"{name}-{version}.wasm"}}]
+    if attestation is not None:
+        att = Descriptor(ATTESTATION_MEDIA_TYPE, sha256_digest(attestation), len(attestation))
+        title = f"{name}-{version}.wasm.intoto.json"
+        layers.append({**att.to_json(), "annotations": {ANNOTATION_TITLE: title}})
     config_obj = {
         "created": created,
         "architecture": "wasm",
         # forgeoned plugins are core modules for the forgeone ABI, not WASI: no "os" claim.
-        "layerDigests": [layer.digest],
+        "layerDigests": [str(d["digest"]) for d in layers],
     }
     config = json.dumps(config_obj, sort_keys=True, separators=(",", ":")).encode()
     manifest_obj = {
@@ -129,9 +142,7 @@ def plan_push(module: bytes, name: str, version: str, key_ids: list[str], create
         "mediaType": MANIFEST_MEDIA_TYPE,
         "artifactType": CONFIG_MEDIA_TYPE,
         "config": Descriptor(CONFIG_MEDIA_TYPE, sha256_digest(config), len(config)).to_json(),
-        "layers": [
-            {**layer.to_json(), "annotations": {ANNOTATION_TITLE: f"{name}-{version}.wasm"}}
-        ],
+        "layers": layers,
         "annotations": {
             ANNOTATION_NAME: name,
             ANNOTATION_VERSION: version,
@@ -145,11 +156,13 @@ def plan_push(module: bytes, name: str, version: str, key_ids: list[str], create
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """What a checked manifest points at: the one module layer, and what it claims to be."""
+    """What a checked manifest points at: the one module layer, its staging attestation if
+    it has one, and what it claims to be."""
 
     manifest_digest: str
     layer: Descriptor
     annotations: dict[str, str]
+    attestation: Descriptor | None = None
 
 
 def check_manifest(raw: bytes, expected_digest: str | None) -> Artifact:
@@ -177,21 +190,32 @@ def check_manifest(raw: bytes, expected_digest: str | None) -> Artifact:
             SyncReason.MEDIA_TYPE,
         )
     layers = obj.get("layers")
-    if not isinstance(layers, list) or len(layers) != 1:
+    if not isinstance(layers, list) or len(layers) not in (1, 2):
         count = len(layers) if isinstance(layers, list) else 0
         raise SourceError(
-            f"a Wasm artifact has exactly one layer, this manifest has {count}",
+            f"a Wasm artifact has one module layer (and at most one attestation layer), "
+            f"this manifest has {count} layers",
             SyncReason.LAYER_COUNT,
         )
-    layer = _descriptor(layers[0], "layer")
-    if layer.media_type != LAYER_MEDIA_TYPE:
+    found = [_descriptor(raw, "layer") for raw in layers]
+    for d in found:
+        if d.media_type not in (LAYER_MEDIA_TYPE, ATTESTATION_MEDIA_TYPE):
+            raise SourceError(
+                f"layer media type {d.media_type!r} is neither {LAYER_MEDIA_TYPE} nor "
+                f"{ATTESTATION_MEDIA_TYPE}",
+                SyncReason.MEDIA_TYPE,
+            )
+    modules = [d for d in found if d.media_type == LAYER_MEDIA_TYPE]
+    attestations = [d for d in found if d.media_type == ATTESTATION_MEDIA_TYPE]
+    if len(modules) != 1:
         raise SourceError(
-            f"layer media type {layer.media_type!r} is not {LAYER_MEDIA_TYPE}",
-            SyncReason.MEDIA_TYPE,
+            f"a Wasm artifact has exactly one {LAYER_MEDIA_TYPE} layer, this manifest has "
+            f"{len(modules)} (and {len(attestations)} attestation layers)",
+            SyncReason.LAYER_COUNT,
         )
     notes = obj.get("annotations") or {}
     clean = {str(k): str(v) for k, v in notes.items()} if isinstance(notes, dict) else {}
-    return Artifact(digest, layer, clean)
+    return Artifact(digest, modules[0], clean, attestations[0] if attestations else None)
 
 
 def _descriptor(raw: Any, what: str) -> Descriptor:

@@ -113,7 +113,8 @@ def _one(entry: dict[str, Any], where: str) -> SourceConfig:
 class SyncOutcome(enum.Enum):
     SYNCED = "synced"  # a new artifact was renamed into plugins.d
     UNCHANGED = "unchanged"  # plugins.d already holds what the reference names
-    FAILED = "failed"  # nothing written; the reason is a SyncReason
+    FAILED = "failed"  # nothing written; the reason is a SyncReason (or a StagingReason)
+    HELD = "held"  # not synced: the audit log cannot be written (nothing happens unrecorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,8 @@ class SourceRecord:
     def note(self, result: SyncResult) -> None:
         self.last = result
         self.syncs[result.outcome.value] += 1
+        if result.outcome is SyncOutcome.HELD:
+            return  # neither a failure of the source nor a success
         if result.outcome is SyncOutcome.FAILED:
             self.failures[result.reason or "unknown"] += 1
             if self.failing_since is None:

@@ -32,6 +32,7 @@ from forgeoned.errors import (
     ForgeonedError,
     NotFoundError,
     SourceError,
+    StagingReason,
     SyncReason,
 )
 from forgeoned.service.plugin_index import Rejection
@@ -310,12 +311,17 @@ class DaemonBackend:
 
     def pull(self, name: str, actor: str) -> dict[str, Any]:
         """Sync ``name`` now, on the caller's thread (network I/O never runs on the loop);
-        a failed sync raises its :class:`SourceError` after it was audited."""
+        a failed sync raises its :class:`SourceError` after it was audited (with the
+        daemon's staging reason when ``require_staging`` refused the artifact), a held one
+        (the audit log cannot be written) :class:`AuditUnavailableError`."""
         if self._sources is None:
             raise NotFoundError(f"no source named {name!r} (no [[sources]] configured)")
         result = self._sources.sync(name, actor)
         if result.outcome is SyncOutcome.FAILED:
-            raise SourceError(f"source {name}: {result.message}", SyncReason(result.reason))
+            reason = result.reason or SyncReason.REGISTRY_ERROR.value
+            staging = {r.value: r for r in StagingReason}.get(reason)
+            why = SyncReason.UNTRUSTED if staging is not None else SyncReason(reason)
+            raise SourceError(f"source {name}: {result.message}", why, staging)
         return next(v for v in self._sources.views() if v["name"] == name)
 
     # --- audit ------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ every source synced (or already held its artifact), 1 when any failed (the kubel
 an init container with backoff), 78 for a bad configuration or trust store. Then the daemon
 starts with its plugins in place and keeps following the sources itself. Audit events are
 the daemon's: here each outcome is one line on stderr, and the daemon records what it
-installs from plugins.d when it starts.
+installs from plugins.d when it starts (a daemon that cannot write its audit log does not
+start, so nothing fetched here runs unrecorded). While the daemon runs, its own follower
+syncs, and holds every sync while its audit log cannot be written; ``--once`` is for an
+init container or a unit ordered before the daemon, not for a running daemon's plugins.d.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, judge
 from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.core.clock import SystemClock
@@ -30,6 +34,7 @@ from forgeoned.daemon.host_services import credentials_dir
 from forgeoned.daemon.wiring import mkdir
 from forgeoned.errors import ConfigError, ForgeonedError, InsecurePathError, SourceError
 from forgeoned.service.artifact_source import ArtifactVerifier
+from forgeoned.service.staging import Attestations
 
 log = logging.getLogger("forgeoned.fetch")
 
@@ -59,11 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forgeoned-fetch: {exc}", file=sys.stderr)
         return EX_CONFIG
     clock = SystemClock()
-    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock)
+    # the daemon's verifier, require_staging included (the attestation a source carries is
+    # checked with the module and written beside it)
+    attest = Attestations(config.staging, trust, AttestationFiles(config.plugins_dir))
+    verifier = ArtifactVerifier(trust, config.mode, config.limits, clock, attest)
     failed = 0
     for source in config.sources:
         fetcher = OciFetcher(source, config.plugins_dir, credentials_dir(config),
-                             lambda data: verifier(data, None), clock)  # fmt: skip
+                             lambda data, att: verifier(data, None, att), clock)  # fmt: skip
         try:
             result = fetcher.sync()
         except SourceError as exc:

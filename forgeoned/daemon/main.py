@@ -218,6 +218,7 @@ class Daemon:
         self.parts.notifier.status(self.status_line())
         if self.parts.trail.outage.ok:
             self.rescan()  # changes in plugins.d waited for the audit log: now, recorded
+            self.parts.sources.resume()  # so did the syncs of the OCI sources
 
     def start(self) -> None:
         """Everything up to READY=1 (on the calling thread, which becomes the loop)."""

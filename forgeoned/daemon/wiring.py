@@ -228,7 +228,7 @@ def build_parts(
     directory.writing = watcher.is_writing
     fetchers = [
         OciFetcher(s, config.plugins_dir, credentials_dir(config),
-                   lambda data: verifier(data, None), clock)
+                   lambda data, attestation: verifier(data, None, attestation), clock)
         for s in config.sources
     ]  # fmt: skip
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
@@ -243,7 +243,7 @@ def build_parts(
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock), reviews=reviews,
         evidence=evidence,
-        sources=SourceFollower(fetchers, audit, clock),
+        sources=SourceFollower(fetchers, audit, clock, gate),
     )  # fmt: skip
 
 

@@ -75,9 +75,10 @@ class Fleet:
 def fleet(tmp: Path, sources: str = "", auth: tuple[str, str] | None = None,
           first: bytes | None = None, extra: str = "") -> Iterator[Fleet]:  # fmt: skip
     """A registry with ``first`` (default hello 1.0.0) pushed as ``stable``, and a daemon
-    following ``oci://…/plugins/hello:stable`` as source ``hello`` (plus ``sources``)."""
+    following ``oci://…/plugins/hello:stable`` as source ``hello`` (plus ``sources``, in
+    which ``{registry}`` stands for the registry's HOST:PORT)."""
     with registry(tmp / "registry", auth) as reg:
-        (tmp / "daemon").mkdir()
+        (tmp / "daemon").mkdir(exist_ok=True)  # a test may have mounted its state there
         env = Env(tmp / "daemon")
         creds = None
         if auth is not None:
@@ -88,8 +89,8 @@ def fleet(tmp: Path, sources: str = "", auth: tuple[str, str] | None = None,
             extra += 'credentials_dir = "creds"\n'
         push(reg, tmp, first or plugin("hello", "1.0.0"), "stable", env.root / "trusted.d", creds)
         more = {"credentials": "registry"} if auth else {}
-        env.write_config(extra + source_toml("hello", reg.ref(REPO, "stable"), max_bytes=65536,
-                                             **more) + sources)  # fmt: skip
+        hello = source_toml("hello", reg.ref(REPO, "stable"), max_bytes=65536, **more)
+        env.write_config(extra + hello + sources.replace("{registry}", reg.host))
         with in_process(env) as d:
             d.events.wait("plugin.installed", "hello", timeout=60)
             yield Fleet(reg, env, d, tmp)

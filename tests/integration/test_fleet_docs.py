@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from daemon_kit import KEY, Env, in_process, plugin
 from registry_kit import REGISTRY, registry
+from test_daemon_require_staging import STAGER, _attest
 
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli import main as forgeonectl
@@ -31,7 +32,7 @@ def _blocks() -> dict[str, str]:
 
 
 def test_the_section_marks_every_step() -> None:
-    assert list(_blocks()) == ["push", "follow-config", "follow", "rollback", "revoke"]
+    assert list(_blocks()) == ["push", "follow-config", "follow", "rollback", "staged", "revoke"]
 
 
 class Runner:
@@ -102,3 +103,38 @@ def test_every_command_of_the_section_as_written(
             assert "not signed by any trusted key" in capsys.readouterr().err
             d.events.wait("plugin.removed", "hello")
             d.events.wait("source.failed", reason="artifact_untrusted")
+
+
+def test_the_staged_push_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "Require staging": a production daemon with ``require_staging`` follows the source;
+    the block pushes 2.0.0 with the attestation beside it and pulls: it swaps in."""
+    blocks = _blocks()
+    monkeypatch.chdir(tmp_path)
+    v1, v2 = plugin("hello", "1.0.0"), plugin("hello", "2.0.0")
+    (tmp_path / "hello-1.0.0.wasm").write_bytes(v1)
+    (tmp_path / "hello-1.0.0.wasm.intoto.json").write_bytes(_attest(v1, "hello", "1.0.0"))
+    (tmp_path / "hello-2.0.0.wasm").write_bytes(v2)
+    (tmp_path / "hello-2.0.0.wasm.intoto.json").write_bytes(_attest(v2, "hello", "2.0.0"))
+    with registry(tmp_path / "registry") as reg:
+        (tmp_path / "host").mkdir()
+        env = Env(tmp_path / "host")
+        (env.root / "trusted.d" / "test.pub").rename(env.root / "trusted.d" / "ops.pub")
+        stager = public_key_bytes(STAGER.public_key)
+        (env.root / "trusted.d" / "stager.pub").write_bytes(stager)
+        run = Runner(reg.host, env)
+        first = reg.ref("plugins/hello", "stable")
+        trust = str(env.root / "trusted.d")
+        assert forgeonectl(["push", "hello-1.0.0.wasm", first, "--trust", trust,
+                            "--plain-http"]) == 0  # fmt: skip
+        config = blocks["follow-config"].replace("REGISTRY", reg.host)
+        config = config.replace('credentials = "registry"', "plain_http = true")
+        env.write_config('[staging]\nrequire_staging = true\nattesters = ["stager"]\n' + config)
+        with in_process(env) as d:
+            d.events.wait("plugin.installed", "hello")
+            assert run.run(blocks["staged"]) == [0, 0]
+            d.events.wait("plugin.upgraded", "hello", version="2.0.0")
+            assert d.invoke("hello") == b"hello@2.0.0:x"
+            held = (env.plugins / "oci-hello.wasm.intoto.json").read_bytes()
+            assert held == (tmp_path / "hello-2.0.0.wasm.intoto.json").read_bytes()

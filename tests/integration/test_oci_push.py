@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from daemon_kit import KEY, plugin
+from abi_wat import ALLOC, lifecycle_exports
+from daemon_kit import KEY, manifest, plugin
 from registry_kit import REGISTRY, Registry, registry
 
 from forgeoned.adapters.crypto.keys import public_key_bytes
@@ -17,6 +18,7 @@ from forgeoned.core.oci import (
     ANNOTATION_NAME,
     ANNOTATION_SIGNERS,
     ANNOTATION_VERSION,
+    ATTESTATION_MEDIA_TYPE,
     CONFIG_MEDIA_TYPE,
     LAYER_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
@@ -105,3 +107,46 @@ def test_push_with_refused_credentials_fails_in_one_line(
         assert len(err) == 1 and "refused access" in err[0]
         creds.write_text("ops:s3cret\n")
         assert forgeonectl(args) == 0
+
+
+def test_push_refuses_a_module_the_daemon_cannot_load_and_uploads_nothing(
+    reg: Registry, trust: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Signed and trusted, but no ``unload`` export: ``verify``'s check (compiled in the
+    limited worker, ABI validated) refuses it before anything is uploaded."""
+    text = f"""(module (memory (export "memory") 1) {lifecycle_exports(omit=("unload",))}
+      {ALLOC} (func (export "handle") (param i32 i32) (result i32) i32.const 0))"""
+    f = tmp_path / "nounload.wasm"
+    f.write_bytes(make_signed_plugin(text, manifest("nounload", "1.0.0"), KEY))
+    code = forgeonectl(["push", str(f), reg.ref("plugins/nounload", "1"), "--trust",
+                        str(trust), "--plain-http"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1
+    assert "not pushed" in err[0] and "unload" in err[0]
+    with reg.client() as c:
+        assert c.get("plugins/nounload/tags/list").status_code == 404  # nothing was uploaded
+
+
+def test_push_publishes_the_attestation_beside_the_file_as_a_second_layer(
+    reg: Registry, trust: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "hello.wasm"
+    f.write_bytes(plugin("hello", "1.2.0"))
+    envelope = b'{"payloadType": "application/vnd.in-toto+json", "payload": "", "signatures": []}'
+    (tmp_path / "hello.wasm.intoto.json").write_bytes(envelope)
+    ref = reg.ref("plugins/hello", "1.2")
+    assert forgeonectl(["push", str(f), ref, "--trust", str(trust), "--plain-http"]) == 0
+    assert "with its staging attestation" in capsys.readouterr().out
+    manifest, _ = _manifest(reg, "plugins/hello", "1.2")
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    assert [layer["mediaType"] for layer in layers] == [LAYER_MEDIA_TYPE, ATTESTATION_MEDIA_TYPE]
+    assert layers[1]["digest"] == "sha256:" + hashlib.sha256(envelope).hexdigest()
+    with reg.client() as c:
+        assert c.get(f"plugins/hello/blobs/{layers[1]['digest']}").content == envelope
+    other = tmp_path / "elsewhere.json"  # --attestation wins over the file beside it
+    other.write_bytes(envelope + b" ")
+    args = ["push", str(f), ref, "--trust", str(trust), "--plain-http", "--attestation", str(other)]
+    assert forgeonectl(args) == 0
+    manifest, _ = _manifest(reg, "plugins/hello", "1.2")
+    assert manifest["layers"][1]["size"] == len(envelope) + 1  # type: ignore[index]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from forgeoned.core.oci import (
+    ATTESTATION_MEDIA_TYPE,
     CONFIG_MEDIA_TYPE,
     LAYER_MEDIA_TYPE,
     check_manifest,
@@ -94,6 +95,44 @@ def test_a_manifest_that_is_not_the_wasm_layout_is_refused_with_its_reason(
 ) -> None:
     with pytest.raises(SourceError) as err:
         check_manifest(raw, None)
+    assert err.value.code == reason
+
+
+WASM = {"mediaType": LAYER_MEDIA_TYPE, "digest": PIN, "size": 8}
+ATT = {"mediaType": ATTESTATION_MEDIA_TYPE, "digest": "sha256:" + "cd" * 32, "size": 9}
+
+
+def test_a_pushed_attestation_is_the_second_layer_and_the_pull_finds_it() -> None:
+    module, envelope = b"\0asm\1\0\0\0", b'{"x": 1}'
+    plan = plan_push(module, "hello", "1.0.0", [], "2026-12-05T00:00:00Z", envelope)
+    obj = json.loads(plan.manifest)
+    assert [la["mediaType"] for la in obj["layers"]] == [LAYER_MEDIA_TYPE, ATTESTATION_MEDIA_TYPE]
+    assert json.loads(plan.config)["layerDigests"] == [sha256_digest(module),
+                                                      sha256_digest(envelope)]  # fmt: skip
+    artifact = check_manifest(plan.manifest, plan.digest)
+    assert artifact.layer.digest == sha256_digest(module)
+    assert artifact.attestation is not None
+    assert artifact.attestation.digest == sha256_digest(envelope)
+    # either order is the same artifact
+    assert check_manifest(_manifest(layers=[ATT, WASM]), None).attestation is not None
+
+
+@pytest.mark.parametrize(
+    ("layers", "reason"),
+    [
+        ([WASM, ATT, ATT], "layer_count"),  # two attestations: which one?
+        ([WASM, WASM], "layer_count"),
+        ([ATT], "layer_count"),  # no module
+        ([ATT, ATT], "layer_count"),
+        ([WASM, {**ATT, "mediaType": "application/json"}], "wrong_media_type"),
+        ([WASM, ATT, {**ATT, "mediaType": "text/plain"}], "layer_count"),
+    ],
+)
+def test_anything_but_a_module_and_at_most_one_attestation_is_refused(
+    layers: list[dict[str, object]], reason: str
+) -> None:
+    with pytest.raises(SourceError) as err:
+        check_manifest(_manifest(layers=layers), None)
     assert err.value.code == reason
 
 

@@ -124,7 +124,9 @@ class MetricsModel:
         self._host_outcome = LabelBound(o.value for o in HostOutcome)
         self._swap_outcome = LabelBound(o.value for o in Outcome)
         self._reason = LabelBound(errors.all_codes())
-        self._sync_reason = LabelBound(r.value for r in errors.SyncReason)
+        self._sync_reason = LabelBound(  # a staging refusal keeps its own reason
+            [r.value for r in errors.SyncReason] + [r.value for r in errors.StagingReason]
+        )
         self._event = LabelBound(e.label for e in EventName)
         self._action = LabelBound(())
         self._code = LabelBound(())

@@ -1,5 +1,6 @@
 """Metric families of the OCI sources the daemon follows (one label value per configured
-source; reasons from :class:`~forgeoned.errors.SyncReason` only)."""
+source; reasons from :class:`~forgeoned.errors.SyncReason`, or the
+:class:`~forgeoned.errors.StagingReason` of a ``require_staging`` refusal)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def source_families(records: list[SourceRecord], reason: Callable[[str], str]) -
         success.add(name, record.last_success or 0.0)
         failing.add(name, record.failing_since or 0.0)
         last = record.last
-        up.add(name, 0 if last is None or last.outcome is SyncOutcome.FAILED else 1)
+        ok = last is not None and last.outcome in (SyncOutcome.SYNCED, SyncOutcome.UNCHANGED)
+        up.add(name, 1 if ok else 0)  # held (audit log not writable) is not up
         for outcome in SyncOutcome:
             syncs.add((*name, outcome.value), record.syncs.get(outcome.value, 0))
         tally: dict[str, int] = {}

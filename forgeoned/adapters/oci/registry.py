@@ -82,10 +82,16 @@ class RegistryClient:
 
     # --- push -------------------------------------------------------------------------------
 
-    def push(self, repository: str, tag: str, plan: PushPlan, module: bytes) -> str:
-        """Upload the config and module blobs, then the manifest under ``tag``; its digest."""
+    def push(
+        self, repository: str, tag: str, plan: PushPlan, module: bytes,
+        attestation: bytes | None = None,
+    ) -> str:  # fmt: skip
+        """Upload the config, module (and attestation) blobs, then the manifest under
+        ``tag``; its digest."""
         self._put_blob(repository, plan.config)
         self._put_blob(repository, module)
+        if attestation is not None:
+            self._put_blob(repository, attestation)
         headers = {"Content-Type": MANIFEST_MEDIA_TYPE}
         with self._request("PUT", f"{repository}/manifests/{tag}", plan.manifest, headers) as r:
             self._expect(r, 201, f"manifest {repository}:{tag}")
