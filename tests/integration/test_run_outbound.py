@@ -10,6 +10,7 @@ import base64
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_kit import Env
@@ -45,7 +46,7 @@ def _request(tmp_path: Path, url: str, headers: list[list[str]] | None = None) -
     return path
 
 
-def _answer(out: str) -> tuple[int, dict[str, object], bytes]:
+def _answer(out: str) -> tuple[int, dict[str, Any], bytes]:
     """The plugin's http_request result, and the run report."""
     report = json.loads(out)
     data = base64.b64decode(report["exports"][2]["output_base64"])
