@@ -187,3 +187,22 @@ def test_record_keeps_responses_not_secrets_and_replay_needs_no_network(
         f"replay diverged at interaction 1: the plugin called http_request(GET {origin}/echo)"
         in err
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--allow-http", "ftp://x.example:21"], "--allow-http: "),
+        (["--allow-http", "http://x.example:80", "--allow-cidr", "10.0.0.0/33"], "--allow-cidr: "),
+        (["--allow-cidr", "127.0.0.1/32"], "--allow-cidr: grants nothing without --allow-http"),
+        (["--allow-http", "http://x.example:80", "--bind-secret", "token"], "expected NAME=VALUE"),
+        (["--set", "retries"], "--set 'retries': expected NAME=VALUE"),
+        (["--set", "a=1", "--set", "a=2"], "--set a: given twice"),
+    ],
+)
+def test_bad_grants_are_one_line_errors_and_nothing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    code, out, err = _ctl(capsys, "run", _web(tmp_path, "http://x.example:80"), *flags)
+    assert code == FAILURE and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("forgeonectl: ") and message in err
