@@ -107,7 +107,11 @@ def check_config(path: Path, owners: frozenset[int] | None = None) -> CheckResul
     start would meet; otherwise what the daemon would run with."""
     config = load_config(path)
     found = check_trusted_inputs(
-        config.path, config.trust_dir, credentials_dir(config), owners or daemon_owners()
+        config.path,
+        config.trust_dir,
+        credentials_dir(config),
+        owners or daemon_owners(),
+        plugin_config_dir=config.plugin_config_dir,
     )
     verdict = judge(found, development=config.development)
     warnings: tuple[str, ...] = ()

@@ -43,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(Path(args.config))
         verdict = judge(
-            check_trusted_inputs(config.path, config.trust_dir, credentials_dir(config)),
+            check_trusted_inputs(
+                config.path,
+                config.trust_dir,
+                credentials_dir(config),
+                plugin_config_dir=config.plugin_config_dir,
+            ),
             development=config.development,
         )
         if verdict is not None and verdict[0]:

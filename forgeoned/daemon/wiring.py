@@ -104,7 +104,12 @@ def mkdir(path: Path) -> None:
 def load_trust(config: Config, audit: AuditSink) -> TrustPolicy:
     """The trust store, once it, the config file and the credentials pass StrictModes
     (refused, or in development mode warned about, with a ``config.insecure`` event)."""
-    found = check_trusted_inputs(config.path, config.trust_dir, credentials_dir(config))
+    found = check_trusted_inputs(
+        config.path,
+        config.trust_dir,
+        credentials_dir(config),
+        plugin_config_dir=config.plugin_config_dir,
+    )
     enforce(found, audit, development=config.development)
     return load_trust_dir(config.trust_dir, config.trust)
 

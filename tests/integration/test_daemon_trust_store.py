@@ -162,3 +162,24 @@ def test_development_mode_warns_and_runs(tmp_path: Path) -> None:
         assert installed.details["signers"] == ["test"]  # verified by the key, not unsigned
     (event,) = insecure_events(env)
     assert str(event["message"]).startswith("INSECURE (development mode): ")
+
+
+def test_a_plugin_config_others_can_write_is_refused_on_reload(tmp_path: Path) -> None:
+    """plugins.conf.d is held to the config file's rule: a per-plugin file others can write
+    makes a reload refuse (naming it), the running plugin and its config stay."""
+    env = Env(tmp_path)
+    conf_d = env.root / "etc/plugins.conf.d"
+    conf_d.mkdir(parents=True)
+    env.write_config('plugin_config_dir = "etc/plugins.conf.d"\n')
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    with in_process(env) as d:
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        stray = conf_d / "hello.toml"
+        stray.write_text("# anyone could write this\n")
+        stray.chmod(0o666)
+        message = refused_reload(d, stray)
+        assert f"chmod go-w {stray}" in message
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        assert d.events.wait("daemon.reload_failed")[-1].reason == "insecure_permissions"
+    (event,) = insecure_events(env)
+    assert event["details"]["paths"] == [str(stray)]  # type: ignore[index]

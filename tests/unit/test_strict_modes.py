@@ -242,3 +242,31 @@ def test_load_trust_dir_refuses_a_symlinked_key_by_name(store: Path) -> None:
     (trusted / "ops.pub").mkdir()
     with pytest.raises(ConfigError, match=r"ops\.pub is not a regular file"):
         load_trust_dir(trusted)
+
+
+def test_the_per_plugin_config_files_are_checked(tmp_path: Path) -> None:
+    """``plugins.conf.d/NAME.toml`` tells a plugin what to do (an endpoint, a limit): whoever
+    may change it changes the plugin's behaviour, so it is held to the config file's rule."""
+    conf_d = tmp_path / "plugins.conf.d"
+    conf_d.mkdir(mode=0o755)
+    (conf_d / "edge.toml").write_text('endpoint = "https://api.example.net"\n')
+    (conf_d / "notes.txt").write_text("never read")
+    (conf_d / "notes.txt").chmod(0o666)
+
+    def found() -> list[Violation]:
+        return check_trusted_inputs(None, tmp_path / "none", None, ROOT_ONLY, conf_d)
+
+    assert found() == []  # a file the daemon never reads is not judged
+    (conf_d / "edge.toml").chmod(0o664)
+    v = only(found())
+    assert (v.path.name, v.problem, v.fix) == (
+        "edge.toml",
+        Problem.WRITABLE,
+        f"chmod go-w {v.path}",
+    )
+    (conf_d / "edge.toml").chmod(0o644)
+    conf_d.chmod(0o777)
+    assert only(found()).path == conf_d
+    conf_d.chmod(0o755)
+    os.chown(conf_d / "edge.toml", OTHER_UID, -1)
+    assert only(found()).problem is Problem.FOREIGN_OWNER

@@ -202,8 +202,11 @@ def check_trusted_inputs(
     trust_dir: Path,
     credentials_dir: Path | None,
     owners: frozenset[int] | None = None,
+    plugin_config_dir: Path | None = None,
 ) -> list[Violation]:
-    """Every problem of the config file, the trust store and the credentials dir."""
+    """Every problem of the config file, the trust store, the credentials dir and the
+    per-plugin config files (``plugin_config_dir/NAME.toml``: whoever changes them changes
+    what a plugin is told, e.g. which endpoint it calls)."""
     owners = default_owners() if owners is None else owners
     found = check_path(config_file, owners) if config_file is not None else []
     found += check_path(trust_dir, owners)
@@ -211,7 +214,15 @@ def check_trusted_inputs(
     if credentials_dir is not None:
         found += check_path(credentials_dir, owners)
         found += check_entries(credentials_dir, owners, lambda name: not name.startswith("."))
+    if plugin_config_dir is not None:
+        found += check_path(plugin_config_dir, owners)
+        found += check_entries(plugin_config_dir, owners, is_plugin_config_file)
     return found
+
+
+def is_plugin_config_file(name: str) -> bool:
+    """The ``plugin_config_dir`` entries the daemon reads."""
+    return not name.startswith(".") and name.endswith(".toml")
 
 
 def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
