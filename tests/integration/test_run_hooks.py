@@ -89,7 +89,8 @@ def test_fn_answers_and_refusals_are_the_daemons(
             d.daemon.backend.invoke("edge", b"", None, "ghost")
         assert f"forgeonectl: {daemon.value}\n" == refusals["ghost"]
         for fn, err in refusals.items():  # forgeonectl invoke prints the daemon's answer
-            assert _ctl(capsys, "--socket", env.socket, "invoke", "edge", "--fn", fn)[2] == err
+            invoked = _ctl(capsys, "--socket", env.socket, "invoke", "edge", "--fn", fn)
+            assert (invoked[0], invoked[2]) == (FAILURE, err)
         assert d.view("edge").state == "running"
     assert "has no function 'ghost' (its manifest lists: check, fail, gauge," in refusals["ghost"]
     assert "bad function name 'Bad-Name'" in refusals["Bad-Name"]
