@@ -28,8 +28,9 @@ from typing import Any
 from forgeoned.adapters.control.routes import checked_function
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.http.backend import Resolver, SystemResolver
+from forgeoned.adapters.http.hook import secret_reader
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, WorkerLimits
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostabi import MAX_SECRET_BYTES, HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance, undeclared_function
 from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
@@ -44,7 +45,7 @@ from forgeoned.core.manifest import Manifest
 from forgeoned.core.stats import PluginStats
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config
-from forgeoned.daemon.host_services import grant
+from forgeoned.daemon.host_services import credentials_dir, grant
 from forgeoned.daemon.sandbox_hooks import metrics_report, run_config, run_http, run_metrics
 from forgeoned.errors import ApplicationError, BadRequestError, ForgeonedError, PluginFault
 
@@ -122,11 +123,17 @@ class _Collect:
         self._report.denials.append(event.message or event.event.label)
 
 
-def _read_secret(secrets: Mapping[str, Path]) -> Callable[[str], bytes | None]:
+def _read_secret(secrets: Mapping[str, Path], daemon: Path | None) -> Callable[[str], bytes | None]:
+    """A credential: ``--secret NAME=FILE``, else (with ``--config``) where the daemon reads
+    it (``credentials_dir`` or systemd's credentials directory)."""
+    fallback = secret_reader(daemon, MAX_SECRET_BYTES)
+
     def read(name: str) -> bytes | None:
         path = secrets.get(name)
+        if path is None:
+            return fallback(name)
         try:
-            return path.read_bytes() if path is not None else None
+            return path.read_bytes()
         except OSError:
             return None
 
@@ -147,7 +154,8 @@ def _services(
             TapeKv(directory, caps.kv_quota_bytes, tape) if tape is not None
             else KvStore(directory, caps.kv_quota_bytes)
         )  # fmt: skip
-    secret = _read_secret(opts.secrets)
+    daemon = credentials_dir(config) if opts.settings is None else None  # with --config
+    secret = _read_secret(opts.secrets, daemon)
     settings = run_config(config, m, opts.settings, secret)  # refused: the run is too
     report.config_sha256 = settings.sha256
     stats.custom = metrics = run_metrics(m, caps)

@@ -123,17 +123,21 @@ def test_config_grants_decide_and_command_line_grants_are_refused(
         (tmp_path / "daemon").mkdir()
         env = Env(tmp_path / "daemon")
         web = _web(tmp_path, origin)
-        req = _request(tmp_path, origin + "/ok")
-        env.write_config('mode = "development"')
+        req = _request(tmp_path, origin + "/ok", [["authorization", "{{secret:token}}"]])
+        (env.root / "creds").mkdir()
+        (env.root / "creds/token").write_text("from-the-credentials-dir")
+        env.write_config('mode = "development"\ncredentials_dir = "creds"')
         env.config.write_text(
             env.config.read_text().replace('mode = "production"\n', "")
             + f'[http.plugins.web]\nallow = ["{origin}"]\nallow_cidrs = ["127.0.0.1/32"]\n'
+            + '[http.plugins.web.credentials]\ntoken = ["127.0.0.1"]\n'
         )
         code, out, err = _ctl(
             capsys, "run", web, "--config", env.config, "--json", "--input-file", req
         )
         assert code == OK, err
         assert _answer(out)[0] > 0 and server.connections == 1
+        assert server.requests[0][2]["authorization"] == "from-the-credentials-dir"
         code, _, err = _ctl(capsys, "run", web, "--config", env.config, "--allow-http", origin)
         assert code == FAILURE and "--allow-http: not with --config" in err
         env.config.write_text(env.config.read_text().replace('allow_cidrs = ["127.0.0.1/32"]', ""))
