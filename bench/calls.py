@@ -16,8 +16,10 @@ Measures, in one run and on the same machine:
   same request made by a raw ``httpcore`` client (``bench/http_hook.py``), so the hook's own
   cost shows as the difference;
 - instantiate + ``init``: a new sandboxed instance of a compiled ABI v1 module that imports
-  all nine host functions (as the Rust sample does), then its ``init`` export: what the
-  daemon pays per plugin at start once the module is compiled (forgeoned only).
+  the nine ABI v1 host functions of DESIGN.md section 3 (the host defines fourteen: those
+  nine, ``config_get``, the three metric calls and ``http_request``; the Rust sample imports
+  twelve), then its ``init`` export: what the daemon pays per plugin at start once the
+  module is compiled (forgeoned only).
 
 forgeoned and wasmtime-py run the same ABI v1 module; extism needs its own ABI (imports from
 ``extism:host/*``), so it runs an equivalent minimal module. Each figure is the best of

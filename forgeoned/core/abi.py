@@ -30,7 +30,7 @@ QUOTA: Final = -4
 REFUSED: Final = -5  # destination refused: address rules, a redirect hop not allowed
 TIMEOUT: Final = -6  # timeout_ms or the wasm call's own deadline came first
 TOO_LARGE: Final = -7  # request or response body over the operator's cap
-UNREACHABLE: Final = -8  # name not resolved, connection/TLS error, malformed response
+CONNECTION: Final = -8  # name not resolved, connection/TLS error, malformed response
 
 
 class LifecycleExport(enum.Enum):
@@ -62,7 +62,7 @@ class HostOutcome(enum.Enum):
     REFUSED = "refused"  # http_request's -5 … -8
     TIMEOUT = "timeout"
     TOO_LARGE = "too_large"
-    UNREACHABLE = "unreachable"
+    CONNECTION = "connection"
 
 
 class Capability(enum.Enum):

@@ -3,10 +3,14 @@ sandbox — the daemon's compile worker and ABI validation, its runtime (fuel, e
 memory cap), its host functions and capability checks — and the manifest's limits (checked
 against the operator's ceilings when a config is given).
 
-init → start → ``handle`` (``--loop N`` times) → stop → unload; each export's status,
+init → start → ``handle`` or the named function ``--fn F`` (``--loop N`` times) → stop →
+unload; each export's status,
 duration, fuel, peak memory and host calls (with denials) are measured and reported. A
 fault stops the run there (``unload`` is still attempted); a non-zero ``handle`` is the
-plugin's answer and the run goes on.
+plugin's answer and the run goes on. A named function is checked as the daemon checks it
+(a name its manifest does not list is the daemon's ``bad_request``, before anything runs),
+and the provider hooks (config, metrics, outbound HTTP) are the daemon's: see
+:mod:`forgeoned.daemon.sandbox_hooks`.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgeoned.adapters.control.routes import checked_function
 from forgeoned.adapters.files.kv import KvStore
+from forgeoned.adapters.http.backend import Resolver, SystemResolver
+from forgeoned.adapters.http.hook import secret_reader
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, WorkerLimits
-from forgeoned.adapters.wasm.hostabi import HostServices
-from forgeoned.adapters.wasm.instance import PluginInstance
+from forgeoned.adapters.wasm.hostabi import MAX_SECRET_BYTES, HostServices
+from forgeoned.adapters.wasm.instance import PluginInstance, undeclared_function
 from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.adapters.wasm.tape import Tape, TapeKv
-from forgeoned.core.abi import LifecycleExport
+from forgeoned.core.abi import LifecycleExport, require_functions
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.ceilings import check_code_size, check_manifest
 from forgeoned.core.clock import SystemClock
@@ -38,8 +45,9 @@ from forgeoned.core.manifest import Manifest
 from forgeoned.core.stats import PluginStats
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config
-from forgeoned.daemon.host_services import grant
-from forgeoned.errors import ApplicationError, ForgeonedError, PluginFault
+from forgeoned.daemon.host_services import credentials_dir, grant
+from forgeoned.daemon.sandbox_hooks import metrics_report, run_config, run_http, run_metrics
+from forgeoned.errors import ApplicationError, BadRequestError, ForgeonedError, PluginFault
 
 
 @dataclass(slots=True)
@@ -59,12 +67,15 @@ class ExportRun:
             "fuel": self.fuel, "memory_peak_bytes": self.memory_peak_bytes,
             "hostcalls": self.hostcalls,
         }  # fmt: skip
-        if self.export == "handle":
+        if self.export not in LIFECYCLE:
             out["output"] = self.output.decode("utf-8", "replace")
             out["output_base64"] = base64.b64encode(self.output).decode("ascii")
         if self.error:
             out["error"] = self.error
         return out
+
+
+LIFECYCLE = frozenset(e.value for e in LifecycleExport)
 
 
 @dataclass(slots=True)
@@ -78,6 +89,8 @@ class RunReport:
     logs: list[str] = field(default_factory=list)
     fault: ForgeonedError | None = None  # what stopped the run
     answered: ApplicationError | None = None  # the last non-zero handle
+    metrics: dict[str, Any] = field(default_factory=dict)  # the plugin's series (sandbox_hooks)
+    config_sha256: str = ""  # of the config config_get answered from ("" : none)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +98,7 @@ class RunReport:
             "signers": list(self.signers),
             "exports": [e.to_json() for e in self.exports], "denials": self.denials,
             "logs": self.logs, "fault": None if self.fault is None else self.fault.code,
+            "metrics": self.metrics, "config_sha256": self.config_sha256 or None,
         }  # fmt: skip
 
 
@@ -96,6 +110,9 @@ class RunOptions:
     secrets: Mapping[str, Path] = field(default_factory=dict)
     kv_dir: Path | None = None
     tape: Tape | None = None
+    function: str = "handle"  # or a named function of the manifest (``--fn``)
+    settings: Mapping[str, Any] | None = None  # ``--set`` values; None: plugins.conf.d
+    resolver: Resolver | None = None  # how outbound HTTP resolves names (default: the system)
 
 
 class _Collect:
@@ -106,11 +123,17 @@ class _Collect:
         self._report.denials.append(event.message or event.event.label)
 
 
-def _read_secret(secrets: Mapping[str, Path]) -> Callable[[str], bytes | None]:
+def _read_secret(secrets: Mapping[str, Path], daemon: Path | None) -> Callable[[str], bytes | None]:
+    """A credential: ``--secret NAME=FILE``, else (with ``--config``) where the daemon reads
+    it (``credentials_dir`` or systemd's credentials directory)."""
+    fallback = secret_reader(daemon, MAX_SECRET_BYTES)
+
     def read(name: str) -> bytes | None:
         path = secrets.get(name)
+        if path is None:
+            return fallback(name)
         try:
-            return path.read_bytes() if path is not None else None
+            return path.read_bytes()
         except OSError:
             return None
 
@@ -119,9 +142,9 @@ def _read_secret(secrets: Mapping[str, Path]) -> Callable[[str], bytes | None]:
 
 def _services(
     config: Config, m: Manifest, opts: RunOptions, report: RunReport, stats: PluginStats,
-    kv_root: Path,
+    kv_root: Path, resolver: Resolver,
 ) -> HostServices:  # fmt: skip
-    caps, _, _ = grant(config, m.name, m.capabilities)
+    caps, _, http = grant(config, m.name, m.capabilities)
     tape = opts.tape
     env: Mapping[str, str] = {k: v for k, v in opts.env.items() if k in caps.env}
     kv: KvStore | None = None
@@ -131,7 +154,12 @@ def _services(
             TapeKv(directory, caps.kv_quota_bytes, tape) if tape is not None
             else KvStore(directory, caps.kv_quota_bytes)
         )  # fmt: skip
-    secret = _read_secret(opts.secrets)
+    daemon = credentials_dir(config) if opts.settings is None else None  # with --config
+    secret = _read_secret(opts.secrets, daemon)
+    settings = run_config(config, m, opts.settings, secret)  # refused: the run is too
+    report.config_sha256 = settings.sha256
+    stats.custom = metrics = run_metrics(m, caps)
+    stats.functions = m.functions
     clock = SystemClock()
     return HostServices(
         plugin=m.name, version=m.version, capabilities=caps,
@@ -140,6 +168,8 @@ def _services(
         clock=tape.clock(clock) if tape is not None else clock, stats=stats,
         denials=DenialThrottle(), random_bytes=tape.random if tape is not None else None,
         read_secret=tape.secret(secret) if tape is not None else secret,
+        config=settings.values, metrics=metrics, functions=frozenset(m.functions),
+        http=run_http(config, caps, http, secret, resolver, tape),
     )  # fmt: skip
 
 
@@ -176,6 +206,9 @@ def run_plugin(
     art = verify_artifact(data, detached=detached, trust=trust, mode=config.mode, now=time.time())
     m = art.manifest
     check_manifest(config.limits, m)
+    function = checked_function(opts.function)
+    if function != "handle" and function not in m.functions:  # as the daemon answers it
+        raise BadRequestError(str(undeclared_function(m.name, function, m.functions)))
     report = RunReport(m.name, m.version, hashlib.sha256(data).hexdigest(), art.signers)
     cl = config.compile
     workers = CompileWorkers(WorkerLimits(cl.cpu_seconds, cl.memory_bytes, cl.timeout_s, 1), None)
@@ -186,14 +219,21 @@ def run_plugin(
                                  lambda size: check_code_size(config.limits, m, size))  # fmt: skip
         finally:
             workers.close()
-        services = _services(config, m, opts, report, stats, Path(tmp))
-        inst = rt.instantiate(module, m.limits, services)
+        require_functions(module.interface.exports, m.functions)  # as the daemon's loader
+        resolver = opts.resolver or SystemResolver()
         try:
-            _lifecycle(report, stats, inst, opts, module.has_handle)
+            services = _services(config, m, opts, report, stats, Path(tmp), resolver)
+            inst = rt.instantiate(module, m.limits, services)
+            try:
+                _lifecycle(report, stats, inst, opts, module.has_handle or function != "handle")
+            finally:
+                inst.close()
+                if services.kv is not None:
+                    services.kv.close()
         finally:
-            inst.close()
-            if services.kv is not None:
-                services.kv.close()
+            if isinstance(resolver, SystemResolver):
+                resolver.close()
+    report.metrics = metrics_report(stats.custom)
     return report
 
 
@@ -215,7 +255,7 @@ def _lifecycle(
     if handle:
         for _ in range(opts.loop):
             for data in opts.inputs:
-                _measure(report, stats, inst, "handle", _handler(inst, data))
+                _measure(report, stats, inst, opts.function, _handler(inst, data, opts.function))
                 if report.fault is not None:
                     _measure(report, stats, inst, "unload", lifecycle(LifecycleExport.UNLOAD))
                     return
@@ -223,5 +263,5 @@ def _lifecycle(
         _measure(report, stats, inst, export.value, lifecycle(export))
 
 
-def _handler(inst: PluginInstance, data: bytes) -> Callable[[], bytes]:
-    return lambda: inst.handle(data)
+def _handler(inst: PluginInstance, data: bytes, export: str) -> Callable[[], bytes]:
+    return lambda: inst.handle(data, export)

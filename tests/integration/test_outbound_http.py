@@ -171,7 +171,7 @@ def test_https_verifies_the_certificate_against_the_host_name(world: World) -> N
     assert code > 0 and decode_response(out)[:1] == (200,)
     code, _ = p.call("GET", wrong + "/ok")  # same address, a certificate for another name
     assert code == -8
-    assert p.stats.http_requests["unreachable"] == 1
+    assert p.stats.http_requests["connection"] == 1
 
 
 def test_host_not_granted_is_denied(world: World) -> None:

@@ -108,7 +108,7 @@ def test_exit_codes_by_outcome(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert [e["export"] for e in report["exports"]] == ["init", "unload"]
     assert "'init' returned status 3" in err
     code, _, err = _ctl(capsys, "run", _write(tmp_path), "--fn", "greet")
-    assert code == FAILURE and err.startswith("forgeonectl: --fn: not yet")
+    assert code == FAILURE and "has no function 'greet' (its manifest lists: none)" in err
     broken = tmp_path / "broken.wasm"
     broken.write_bytes(package_plugin(
         f'(module (memory (export "memory") 1) {lifecycle_exports(omit=("unload",))})',

@@ -159,7 +159,8 @@ fn fetch(url: &str) -> String {
     }
 }
 
-/// Built without outbound HTTP (for a daemon that has no `http_request`).
+/// Built without the `outbound` feature (the default: the manifest requests no origin, so
+/// this build does not import `http_request`): `!fetch` answers `fetch!unsupported`.
 #[cfg(not(feature = "outbound"))]
 fn fetch(_url: &str) -> String {
     "fetch!unsupported".to_string()

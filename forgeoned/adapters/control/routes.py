@@ -256,7 +256,11 @@ def _invoke(ctx: Context) -> Reply:
 def invoked_function(head: RequestHead) -> str:
     """The ``fn`` of an invoke (``handle`` without one); BadRequest for a name no manifest
     could list."""
-    function = head.query.get("fn", "handle")
+    return checked_function(head.query.get("fn", "handle"))
+
+
+def checked_function(function: str) -> str:
+    """``function`` if a manifest could list it (or ``handle``); else BadRequest."""
     if function != "handle" and not IDENT_RE.match(function):
         raise BadRequestError(f"bad function name {function[:80]!r} (expected {IDENT_RE.pattern})")
     return function

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpcore
 
 from forgeoned.adapters.http.backend import CheckedBackend, Resolver
-from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, REFUSED, TIMEOUT, TOO_LARGE, UNREACHABLE
+from forgeoned.core.abi import CONNECTION, DENIED, INVALID, NOT_FOUND, REFUSED, TIMEOUT, TOO_LARGE
 from forgeoned.core.abi import HostOutcome as O
 from forgeoned.core.http_grant import MAX_HOPS, HttpGrant
 from forgeoned.core.http_wire import SECRET_TEMPLATE, HttpRequest, Target, WireProblem, parse_url
@@ -92,7 +92,7 @@ class Exchange:
                 return result
             hop_target = parse_url(location, base=target)
             if isinstance(hop_target, WireProblem):
-                return refused(UNREACHABLE, O.UNREACHABLE, None, target.origin, hop_target.message)
+                return refused(CONNECTION, O.CONNECTION, None, target.origin, hop_target.message)
             target = hop_target
             if result.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body = "GET", b""
@@ -182,7 +182,7 @@ class Exchange:
             if (why := backend.refusal) is not None:
                 where = f"{target.origin} ({why.address})"
                 return refused(REFUSED, O.REFUSED, why.rule, where, str(why))
-            return refused(UNREACHABLE, O.UNREACHABLE, None, target.origin, str(exc))
+            return refused(CONNECTION, O.CONNECTION, None, target.origin, str(exc))
         return Outcome(
             0, O.OK, destination=target.origin, status=status, headers=got, body=bytes(received)
         )

@@ -19,7 +19,7 @@ import bisect
 import ctypes
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import wasmtime
@@ -298,11 +298,7 @@ class PluginInstance:
         """
         funcs, host = self._funcs, self.host
         if export != "handle" and export not in self.services.functions:
-            listed = ", ".join(sorted(self.services.functions)) or "none"
-            raise NotFoundError(
-                f"plugin {self.services.plugin} has no function {export[:64]!r} "
-                f"(its manifest lists: {listed})"
-            )
+            raise undeclared_function(self.services.plugin, export, self.services.functions)
         alloc = funcs.get("alloc") or self._bind("alloc")
         handle = funcs.get(export) or self._bind(export)
         if alloc is None or handle is None:
@@ -353,3 +349,11 @@ class PluginInstance:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def undeclared_function(plugin: str, export: str, functions: Iterable[str]) -> NotFoundError:
+    """The error of a call of ``export``, which the manifest's ``functions`` do not list."""
+    listed = ", ".join(sorted(functions)) or "none"
+    return NotFoundError(
+        f"plugin {plugin} has no function {export[:64]!r} (its manifest lists: {listed})"
+    )

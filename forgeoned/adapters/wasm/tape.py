@@ -2,16 +2,17 @@
 
 A :class:`Tape` sits between a plugin's host functions and the world for everything that is
 not determined by the plugin's input: the clock (``time_now_ms``), ``random_fill``,
-``env_get``, ``secret_get`` and ``kv_get``. Recording appends one entry per interaction, in
-call order; replaying answers each from the next entry, and an interaction that is not the
-one recorded (another function, another key) fails the call as a host error, so a replay
-either reproduces the run or says where it diverged. Secrets are never written: their entry
-says only whether one was found, and a replay reads them again (``--secret``).
+``env_get``, ``secret_get``, ``kv_get`` and ``http_request``. Recording appends one entry per
+interaction, in call order; replaying answers each from the next entry, and an interaction
+that is not the one recorded (another function, another key) fails the call as a host error,
+so a replay either reproduces the run or says where it diverged. Secrets are never written:
+their entry says only whether one was found, and a replay reads them again (``--secret``).
 
 File format (JSON): ``{"version": 1, "plugin": NAME, "interactions": [{"fn": "time_now_ms",
 "value": 1733380000000}, {"fn": "random_fill", "data": BASE64}, {"fn": "env_get",
 "key": "TZ", "value": "UTC"}, {"fn": "secret_get", "key": "token", "redacted": true},
-{"fn": "kv_get", "key": BASE64, "data": BASE64 | null}, …]}``.
+{"fn": "kv_get", "key": BASE64, "data": BASE64 | null}, {"fn": "http_request", …}, …]}``
+(``http_request`` entries: :mod:`forgeoned.adapters.wasm.tape_http`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class Tape:
     def save(self, path: Path) -> None:
         doc = {"version": FORMAT_VERSION, "plugin": self.plugin, "interactions": self.entries}
         path.write_text(json.dumps(doc, indent=1) + "\n")
+
+    @property
+    def position(self) -> int:
+        """How many interactions were replayed so far."""
+        return self._next
 
     def _take(self, fn: str, key: str | None) -> dict[str, Any]:
         at = self._next
