@@ -141,7 +141,9 @@ class Dispatcher:
 
     def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
         """A whole request on this thread: check, then serve or deny (for tools and tests;
-        the server splits these steps between its loop and its lanes)."""
+        the server splits these steps between its loop and its lanes, and has its sweep write
+        the due summaries)."""
+        self.records.flush()
         head = request.head
         verdict = self.check(caller, head)
         if verdict.error is not None:
@@ -153,7 +155,6 @@ class Dispatcher:
     def serve(self, verdict: Verdict, caller: Caller, request: Request) -> bytes | Streamed:
         """The response to an allowed request, or its head and the pieces of its body still
         to be produced (worker lane; never raises for the request's own faults)."""
-        self.records.flush()
         route = verdict.route
         assert route is not None
         if route.action is Action.INVOKE and verdict.function == "handle":
@@ -273,7 +274,6 @@ class Dispatcher:
         action, plugin = route.action, route.plugin
         with self._lock:
             self.denied += 1
-        self.records.flush()
         self.records.refused(
             caller.actor,
             AuditEvent(

@@ -11,9 +11,10 @@ entries a window.
 ``invoke`` calls are audited as ``plugin.calls`` summaries (:mod:`forgeoned.core.call_ledger`):
 counted per caller, plugin, function and outcome, one entry per interval, no write per call.
 Counting never blocks, so it may happen on the event-loop thread (an inline invoke); the
-summaries it finds due are held and written by :meth:`ControlRecords.flush`, which runs in the
-control lane: before each request served there and after every deadline sweep of the server,
-so a summary is written within a sweep of its window's end even when no request comes.
+summaries it finds due are held and written by :meth:`ControlRecords.flush`, which the server
+runs in its control lane after any deadline sweep that finds something due (so a summary is
+written within a sweep of its window's end, whether or not a request comes), never on the
+path of a request.
 """
 
 from __future__ import annotations
