@@ -23,6 +23,11 @@ SAMPLE_WASM = SAMPLE_DIR / "target/wasm32-unknown-unknown/release/forgeone_sampl
 DEB_NAME = "forgeoned_amd64.deb"
 KEYS = "/root/keys"
 PLUGINS_D = "/etc/forgeoned/plugins.d"
+SUDO = """#!/bin/sh
+# Stands in for sudo in the test container: every command runs as root already.
+if [ "${1:-}" = -u ]; then user=$2; shift 2; exec runuser -u "$user" -- "$@"; fi
+exec "$@"
+"""
 
 # Used only when the Rust sample cannot be built here: the smallest ABI v1 plugin with a
 # `handle` that echoes its input.
@@ -125,6 +130,13 @@ def trust_new_key(container: Container, key: str) -> None:
     container.run("forgeonectl", "keys", "generate", "--out", KEYS, "--name", key)
     container.run(
         "install", "-m", "0644", f"{KEYS}/{key}.pub", f"/etc/forgeoned/trusted.d/{key}.pub"
+    )
+
+
+def install_sudo(container: Container) -> None:
+    """What a real administrator has and a bare container lacks, for commands of the guide."""
+    container.run(
+        "install", "-m", "0755", container.put("sudo", SUDO.encode()), "/usr/local/bin/sudo"
     )
 
 

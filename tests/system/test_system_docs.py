@@ -19,25 +19,20 @@ from collections.abc import Callable
 import pytest
 from doc_steps import MAIN_PATH, main_path
 from nspawn_harness import Container, wait_until
-from system_admin import DEB_NAME, SamplePlugin, status, unit_property
+from system_admin import DEB_NAME, SamplePlugin, install_sudo, status, unit_property
 
 from forgeoned.core.events import EventName
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1500)]
 
 WORK = "/root/work"
-SUDO = """#!/bin/sh
-# Stands in for sudo in the test container: every command runs as root already.
-if [ "${1:-}" = -u ]; then user=$2; shift 2; exec runuser -u "$user" -- "$@"; fi
-exec "$@"
-"""
 # What apt prints when its output is not a terminal (here; never at an administrator's).
 APT_NOT_A_TTY = "WARNING: apt does not have a stable CLI interface"
 Hook = Callable[[Container, subprocess.CompletedProcess[str]], None]
 
 
 def prepare(c: Container) -> None:
-    c.run("install", "-m", "0755", c.put("sudo", SUDO.encode()), "/usr/local/bin/sudo")
+    install_sudo(c)
     c.sh("echo 'APT::Get::Assume-Yes \"true\";' > /etc/apt/apt.conf.d/90assume-yes")
     c.run("mkdir", "-p", WORK)
     c.run("cp", f"/mnt/share/{DEB_NAME}", f"{WORK}/{DEB_NAME}")  # "copy it to the host"
