@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
+from forgeoned.core.manifest import SECRET_RE
 from forgeoned.core.origins import DEFAULT_PORTS, SCHEMES, valid_host
 from forgeoned.errors import OutboundRule
 
@@ -25,7 +26,8 @@ MAX_HEADERS: Final = 64
 HOST_SET_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 _CONTROL: Final = re.compile(r"[\r\n\x00]")
-SECRET_TEMPLATE: Final = re.compile(r"\{\{secret:([A-Za-z0-9][A-Za-z0-9._-]{0,127})\}\}")
+# {{secret:NAME}}, NAME by the manifest's rule for secret names (its pattern, unanchored)
+SECRET_TEMPLATE: Final = re.compile(r"\{\{secret:(" + SECRET_RE.pattern[1:-1] + r")\}\}")
 _HEAD_KEYS: Final = frozenset({"method", "url", "headers"})
 
 

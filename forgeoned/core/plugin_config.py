@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from forgeoned.core.hooks_manifest import ConfigKey, ConfigType, ConfigValue, check_value
+from forgeoned.core.manifest import SECRET_RE
 from forgeoned.errors import PluginConfigError
 
-CREDENTIAL_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CREDENTIAL_RE: Final = SECRET_RE  # a credential is a secret by name: one rule for both
 MAX_VALUE_CHARS: Final = 4096
 CredentialReader = Callable[[str], str | None]
 

@@ -9,6 +9,7 @@ import pytest
 
 from forgeoned.core.http_grant import HttpGrant, parse_http_policy
 from forgeoned.core.http_wire import (
+    SECRET_TEMPLATE,
     HttpRequest,
     Target,
     WireProblem,
@@ -18,8 +19,9 @@ from forgeoned.core.http_wire import (
     encode_response,
     parse_url,
 )
-from forgeoned.core.manifest import Capabilities, parse_manifest_obj
+from forgeoned.core.manifest import SECRET_RE, Capabilities, parse_manifest_obj
 from forgeoned.core.origins import parse_origin_pattern
+from forgeoned.core.plugin_config import CREDENTIAL_RE
 from forgeoned.daemon.config import load_config
 from forgeoned.daemon.host_services import grant
 from forgeoned.errors import ConfigError, ManifestError
@@ -169,3 +171,16 @@ def test_bad_grants_name_the_key(tmp_path: Path, text: str, problem: str) -> Non
 
 def test_nothing_is_granted_by_default() -> None:
     assert parse_http_policy({}).grant_for("web") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("api-token", True), ("A.b_c-9", True), ("x" * 128, True), ("x" * 129, False),
+     (".hidden", False), ("-x", False), ("a/b", False), ("a b", False), ("", False)],
+)  # fmt: skip
+def test_secret_names_follow_one_rule_everywhere(name: str, valid: bool) -> None:
+    """The manifest, a plugin's credential-backed config and ``{{secret:NAME}}`` in an
+    outbound header accept the same names: one definition (issue 10, item 4)."""
+    assert CREDENTIAL_RE is SECRET_RE
+    assert bool(SECRET_RE.match(name)) is valid
+    assert SECRET_TEMPLATE.findall(f"Bearer {{{{secret:{name}}}}}") == ([name] if valid else [])
