@@ -225,8 +225,9 @@ class Daemon:
         p = self.parts
         self.loop.thread_id = threading.get_ident()
         p.chain.start()  # verifies the audit chain alongside the plugin start
-        # Events are written (durably, together) before the start's one state write.
-        with p.active.batch(), p.events.hold():
+        # Events are written (durably, together), then the review book (once), before the
+        # start's one state write.
+        with p.active.batch(), p.reviews.held(), p.events.hold():
             p.reconciler.rescan(reconcile=False)
             restored = p.reconciler.start_persisted()
             p.reconciler.reconcile(None)

@@ -5,6 +5,7 @@ version and note), and due at once after a quarantine, with the incident listed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,19 @@ def test_review_due_overdue_reviewed_and_due_after_an_incident(
         assert d.daemon.backend.review_due()["hello"] == pytest.approx(
             clock.wall() + 30 * DAY, abs=60
         )
+
+
+def test_the_first_activations_of_a_start_are_saved_before_ready(tmp_path: Path) -> None:
+    """The start holds the review book (one save for all its installs, issue 10 item 10);
+    the book on disk has every plugin of the start by READY=1, and a later install is saved
+    at once."""
+    env = Env(tmp_path)
+    for name in ("one", "two", "three"):
+        drop(env.plugins, f"{name}.wasm", plugin(name, "1.0.0"))
+    with in_process(env) as d:
+        saved = json.loads((env.root / "state" / "reviews.json").read_text())
+        assert {"one", "two", "three"} <= set(saved["plugins"])
+        drop(env.plugins, "four.wasm", plugin("four", "1.0.0"))
+        d.events.wait("plugin.installed", "four")
+        saved = json.loads((env.root / "state" / "reviews.json").read_text())
+        assert "four" in saved["plugins"]
