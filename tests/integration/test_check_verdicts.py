@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from abi_wat import ALLOC, lifecycle_exports
 from daemon_kit import KEY, Env, drop, in_process, manifest, plugin
+from hooks_wat import hooks_plugin
+from http_kit import WAT as HTTP_WAT
 
 from forgeoned.cli import main
 from forgeoned.cli.devtools import make_signed_plugin, test_key
@@ -160,3 +162,32 @@ def test_check_refuses_what_the_daemon_refuses_to_start_with(
     code, out, err = _cli(capsys, "check", str(path), "--config", str(env.config))
     assert code != OK and out == ""
     assert err.startswith("forgeonectl: ") and "test.pub" in err
+
+
+def test_check_names_the_origins_and_metrics_the_operator_does_not_grant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outbound origins and plugin metrics are capabilities too: ``check`` warns about each one
+    the daemon will not give (its calls answer -2), exactly those."""
+    env = Env(tmp_path)
+    granted, refused = "https://api.example:443", "https://other.example:443"
+    env.write_config(f'[capabilities.edge]\nlog = true\n[http.plugins.web]\nallow = ["{granted}"]')
+    web = {"name": "web", "version": "1.0.0", "abi": 1,
+           "capabilities": {"http": [granted, refused]}}  # fmt: skip
+    files = {"web.wasm": make_signed_plugin(HTTP_WAT, web, KEY), "edge.wasm": hooks_plugin()}
+    found = {}
+    for filename, data in files.items():
+        (tmp_path / filename).write_bytes(data)
+        report = _check(capsys, env, tmp_path / filename)
+        assert report["accepted"], report
+        found[filename] = [(f["code"], f["message"].split(":", 1)[0]) for f in report["findings"]]
+    assert found["web.wasm"] == [("capability_not_granted", "http")]
+    assert refused in _check(capsys, env, tmp_path / "web.wasm")["findings"][0]["message"]
+    assert found["edge.wasm"] == [("capability_not_granted", "metrics")]
+    for filename, data in files.items():
+        drop(env.plugins, filename, data)
+    with in_process(env) as d:  # the daemon loads both, without what check named
+        d.events.wait("plugin.installed", "web")
+        d.events.wait("plugin.installed", "edge")
+        assert d.view("web").capabilities["http"] == [granted]
+        assert d.daemon.backend.invoke("edge", b"verdict=allow", None, "check") == b"1"  # -2
