@@ -33,6 +33,7 @@ from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.ceilings import check_code_size
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.manifest import Capabilities
+from forgeoned.core.origins import intersect_all
 from forgeoned.core.ports import Clock
 from forgeoned.core.rollback import check_rollback
 from forgeoned.core.trust import TrustPolicy
@@ -108,6 +109,12 @@ def capability_findings(requested: Capabilities, granted: Capabilities) -> list[
         lost.append("kv")
     elif requested.kv_quota_bytes != granted.kv_quota_bytes:
         lost.append(f"kv quota {requested.kv_quota_bytes} -> {granted.kv_quota_bytes}")
+    if requested.metrics and not granted.metrics:
+        lost.append("metrics")
+    lost += [  # an origin the manifest asks for that manifest ∩ [http] grant leaves out
+        f"http:{origin}" for origin in sorted(requested.http, key=str)
+        if not intersect_all((origin,), granted.http)
+    ]  # fmt: skip
     code = FindingCode.CAPABILITY_NOT_GRANTED.value
     return [
         Finding(code, Severity.WARN, f"{what}: not granted by the operator's policy "

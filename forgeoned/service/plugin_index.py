@@ -1,7 +1,9 @@
 """The daemon's index of plugins.d: each artifact file, read safely and verified once.
 
 A file is re-read only when its identity (inode, size, mtime, and its detached signature's)
-changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A rejection is
+changed, so a periodic rescan of thousands of files costs one ``lstat`` each. A change of the
+staging attestation beside a file re-reads it only if it was refused: an attestation is
+required to admit bytes, so one replaced beside admitted bytes un-admits nothing. A rejection is
 reported once per version of a file, not at every rescan. A file that fails while it is still
 open for writing (``writing``, the watcher's view) is held, not rejected: it is judged again
 when it is closed (the watcher reports that) or at the next rescan.
@@ -68,6 +70,11 @@ class PluginDirectory:
                 self._forget(name)
                 continue
             if old is not None and old.key == key:
+                continue
+            if old is not None and old.error is None and old.key[:2] == key[:2]:
+                # only the staging attestation beside it changed: admission is behind these
+                # bytes (an OCI delivery writes the next version's attestation first)
+                self.entries[name] = Entry(key, old.candidate)
                 continue
             try:
                 entry = self._read(name, key)

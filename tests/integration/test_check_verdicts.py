@@ -1,7 +1,8 @@
 """``forgeonectl verify``, ``check``, ``run --config`` and a real daemon give the same verdict
 on the same artifacts: a good one, one missing an export, one with a bad import, one asking for a
 capability the operator does not grant (loaded; its calls denied), one over a ceiling, one
-signed by an untrusted key, and a downgrade below the rollback floor."""
+signed by an untrusted key, one by a key out of its scope, one by a key whose trust expired,
+and a downgrade below the rollback floor."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any
 import pytest
 from abi_wat import ALLOC, lifecycle_exports
 from daemon_kit import KEY, Env, drop, in_process, manifest, plugin
+from hooks_wat import hooks_plugin
+from http_kit import WAT as HTTP_WAT
 
+from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli import main
 from forgeoned.cli.devtools import make_signed_plugin, test_key
 from forgeoned.cli.exitcodes import OK, REJECTED
@@ -64,7 +68,28 @@ def artifacts() -> dict[str, tuple[bytes, str | None]]:
             make_signed_plugin(_wat(), manifest("stranger", "1.0.0"), test_key(99)),
             "untrusted_key",
         ),
+        "outscope.wasm": (  # NARROW may sign billing-* only
+            make_signed_plugin(_wat(), manifest("outscope", "1.0.0"), NARROW),
+            "out_of_scope",
+        ),
+        "lapsed.wasm": (  # LAPSED's trust ended in 2020
+            make_signed_plugin(_wat(), manifest("lapsed", "1.0.0"), LAPSED),
+            "expired",
+        ),
     }
+
+
+NARROW, LAPSED = test_key(60), test_key(61)
+TRUST = """[trust.scopes]
+narrow = ["billing-*"]
+[trust.expires]
+lapsed = 2020-01-01T00:00:00Z"""
+
+
+def _trust_more(env: Env) -> None:
+    """Two more trusted keys: one scoped to other plugins, one whose trust expired."""
+    for name, key in (("narrow", NARROW), ("lapsed", LAPSED)):
+        (env.root / f"trusted.d/{name}.pub").write_bytes(public_key_bytes(key.public_key))
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -92,7 +117,8 @@ def test_verify_check_and_the_daemon_agree(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = Env(tmp_path)
-    env.write_config(f"[limits]\nmemory_bytes = {32 * MIB}")
+    _trust_more(env)
+    env.write_config(f"{TRUST}\n[limits]\nmemory_bytes = {32 * MIB}")
     staged = tmp_path / "staged"
     staged.mkdir()
     expected = artifacts()
@@ -160,3 +186,32 @@ def test_check_refuses_what_the_daemon_refuses_to_start_with(
     code, out, err = _cli(capsys, "check", str(path), "--config", str(env.config))
     assert code != OK and out == ""
     assert err.startswith("forgeonectl: ") and "test.pub" in err
+
+
+def test_check_names_the_origins_and_metrics_the_operator_does_not_grant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outbound origins and plugin metrics are capabilities too: ``check`` warns about each one
+    the daemon will not give (its calls answer -2), exactly those."""
+    env = Env(tmp_path)
+    granted, refused = "https://api.example:443", "https://other.example:443"
+    env.write_config(f'[capabilities.edge]\nlog = true\n[http.plugins.web]\nallow = ["{granted}"]')
+    web = {"name": "web", "version": "1.0.0", "abi": 1,
+           "capabilities": {"http": [granted, refused]}}  # fmt: skip
+    files = {"web.wasm": make_signed_plugin(HTTP_WAT, web, KEY), "edge.wasm": hooks_plugin()}
+    found = {}
+    for filename, data in files.items():
+        (tmp_path / filename).write_bytes(data)
+        report = _check(capsys, env, tmp_path / filename)
+        assert report["accepted"], report
+        found[filename] = [(f["code"], f["message"].split(":", 1)[0]) for f in report["findings"]]
+    assert found["web.wasm"] == [("capability_not_granted", "http")]
+    assert refused in _check(capsys, env, tmp_path / "web.wasm")["findings"][0]["message"]
+    assert found["edge.wasm"] == [("capability_not_granted", "metrics")]
+    for filename, data in files.items():
+        drop(env.plugins, filename, data)
+    with in_process(env) as d:  # the daemon loads both, without what check named
+        d.events.wait("plugin.installed", "web")
+        d.events.wait("plugin.installed", "edge")
+        assert d.view("web").capabilities["http"] == [granted]
+        assert d.daemon.backend.invoke("edge", b"verdict=allow", None, "check") == b"1"  # -2

@@ -10,7 +10,8 @@ apart.
   authorising: 590 MiB RSS);
 - 16 invoke clients on a plugin whose calls do not return (the old server: the admin's
   ``status`` took 10 s behind them in the one shared pool);
-- a flood of deeply nested JSON bodies (the old server: ``500 RecursionError``).
+- a flood of deeply nested JSON bodies (the old server: ``500 RecursionError``), and of
+  bodies full of escapes (the depth check's first version: quadratic, GIL held).
 """
 
 from __future__ import annotations
@@ -126,8 +127,17 @@ def test_sixteen_invoke_clients_on_a_plugin_whose_calls_hang(tmp_path: Path) -> 
         assert [c[0] for c in backend.calls] == ["reload", "pause", "remove"]
 
 
-def test_a_flood_of_deeply_nested_json(tmp_path: Path) -> None:
-    nested = b'{"v":' * 10_000 + b"1" + b"}" * 10_000  # 60 KB: within the 64 KiB cap
+@pytest.mark.parametrize(
+    "nested",
+    [
+        b'{"v":' * 10_000 + b"1" + b"}" * 10_000,  # 60 KB: within the 64 KiB cap
+        # 60 KB of `"\` (an unterminated string of escapes): the depth check's old string
+        # pattern took ~25 s of CPU, GIL held, on each
+        b'"\\' * 30_000,
+    ],
+    ids=["nested", "escapes"],
+)
+def test_a_flood_of_deeply_nested_json(tmp_path: Path, nested: bytes) -> None:
     raw = (
         b"POST /v1/plugins/hello/allow-downgrade HTTP/1.1\r\n"
         b"Content-Length: " + str(len(nested)).encode() + b"\r\n\r\n" + nested

@@ -267,3 +267,29 @@ def test_nothing_changes_on_its_own_while_the_audit_log_is_full(
     assert gap["details"]["refused"] == {}
     later = {(e["event"], e.get("plugin")) for e in entries if e["seq"] > gap["seq"]}
     assert {("plugin.installed", "fresh"), ("plugin.restarted", "crashy")} <= later
+
+
+def test_a_file_removed_or_replaced_while_the_audit_log_is_full_waits_for_its_record(
+    env: Env, status: StatusWatch, tmp_path: Path
+) -> None:
+    with tmpfs(tmp_path / "state", "4m"), in_process(env) as d:
+        filler = fill(tmp_path / "state")
+        exhaust(d, env.socket)
+        status.wait(lambda line: "DEGRADED" in line)
+        (env.plugins / "held.wasm").unlink()
+        drop(env.plugins, "good.wasm", plugin("good", "2.0.0"))
+        d.sync()  # the watcher's reports and a full rescan went through the loop
+        assert d.invoke("held") == b"held@1.0.0:x"  # not removed without a record
+        assert d.invoke("good") == b"good@1.0.0:x"  # not upgraded without one
+        assert env.state()["active"]["good"]["version"] == "1.0.0"
+
+        filler.unlink()
+        d.events.wait("plugin.removed", "held")
+        d.events.wait("plugin.upgraded", "good", version="2.0.0")
+        assert d.invoke("good") == b"good@2.0.0:x"
+        entries = env.audit_events()
+
+    labels = [(e["event"], e.get("plugin")) for e in entries]
+    gap = labels.index(("audit.gap", None))
+    assert labels.index(("plugin.removed", "held")) > gap
+    assert labels.index(("plugin.upgraded", "good")) > gap

@@ -145,3 +145,24 @@ def test_an_attestation_dropped_after_its_module_brings_it_in(tmp_path: Path) ->
         drop(env.plugins, f"late.wasm{SUFFIX}", _attest(data, "late", "1.0.0"))
         d.events.wait("plugin.installed", "late")
         assert d.invoke("late") == b"late@1.0.0:x"
+
+
+def test_the_next_versions_attestation_first_unadmits_nothing(tmp_path: Path) -> None:
+    """OCI delivery writes the new attestation before renaming the module in, and an operator
+    may drop the files in that order too: for a moment the running version's file sits beside
+    an attestation of other bytes. Admission is behind it: no rejection, nothing stops."""
+    env = _env(tmp_path)
+    v1, v2 = plugin("hello", "1.0.0"), plugin("hello", "2.0.0")
+    drop(env.plugins, f"hello.wasm{SUFFIX}", _attest(v1, "hello", "1.0.0"))
+    drop(env.plugins, "hello.wasm", v1)
+    with in_process(env) as d:
+        d.events.wait("plugin.installed", "hello")
+        drop(env.plugins, f"hello.wasm{SUFFIX}", _attest(v2, "hello", "2.0.0"))
+        d.sync()  # the attestation change is judged before the module arrives
+        assert "plugin.rejected" not in d.events.labels("hello")
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        drop(env.plugins, "hello.wasm", v2)
+        d.events.wait("plugin.upgraded", "hello")
+        assert d.invoke("hello") == b"hello@2.0.0:x"
+        assert "plugin.rejected" not in d.events.labels("hello")
+        assert not any(d.parts.stats.rejected.values())

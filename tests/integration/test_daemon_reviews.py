@@ -84,6 +84,15 @@ def test_review_due_overdue_reviewed_and_due_after_an_incident(
         assert [(i["event"], i["version"]) for i in row["incidents"]] == [
             ("plugin.rolled_back", "2.0.0")
         ]
+        # the compliance report, as an operator reads it: both overdue, with their incidents
+        assert main(["--socket", env.socket, "compliance", "report", "--format", "md"]) == OK
+        md = capsys.readouterr().out
+        assert "## Reviews overdue (2)" in md, md
+        section = md.split("## Reviews overdue (2)", 1)[1].split("\n## ", 1)[0]
+        rows = {line.split("|")[1].strip(): line for line in section.splitlines()
+                if line.startswith(("| hello ", "| broken "))}  # fmt: skip
+        assert "plugin.rolled_back 2.0.0" in rows["hello"] and "never" not in rows["hello"]
+        assert "plugin.quarantined 1.0.0" in rows["broken"] and "never" in rows["broken"]
         main(["--socket", env.socket, "review", "hello", "--note", "after the 2.0.0 rollback"])
         capsys.readouterr()
         assert backend.review_due()["hello"] > clock.wall()

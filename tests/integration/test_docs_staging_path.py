@@ -67,7 +67,10 @@ def test_the_documented_staging_path_runs(
     staging = Env(tmp_path / "staging", mode="staging")
     staging.write_config("[staging]\nmin_calls = 1")
     production = Env(tmp_path / "production")
-    production.write_config('[staging]\nrequire_staging = true\nattesters = ["staging"]')
+    production.write_config(  # the attester key scoped to nothing it could sign, as advised
+        '[staging]\nrequire_staging = true\nattesters = ["staging"]\n'
+        '[trust.scopes]\nstaging = ["-"]'
+    )
 
     # the author's checks run against the production config before any attestation exists:
     # check says "rejected (staging_unattested)" there, so point them at the staging config

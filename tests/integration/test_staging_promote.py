@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from daemon_kit import Env, drop, in_process, plugin
+from daemon_kit import Env, JumpClock, drop, in_process, plugin
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import main
@@ -96,3 +97,33 @@ def test_staging_evidence_promote_and_production(
         [row] = report["staging"]
         assert row["plugin"] == "hello" and row["evidence"]["calls"] == 2
         assert row["source"].startswith("attestation (expires ")
+
+
+def test_promote_waits_for_the_minimum_time_in_staging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enough calls are not enough: ``min_seconds`` of staging must have passed too (the
+    daemon's clock, here a manual one)."""
+    keys = tmp_path / "keys"
+    assert _ctl(capsys, "keys", "generate", "--out", keys, "--name", "stager")[0] == OK
+    staging = Env(tmp_path, mode="staging")
+    staging.write_config("[staging]\nmin_calls = 1\nmin_seconds = 3600")
+    drop(staging.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    out_file = tmp_path / f"hello.wasm{SUFFIX}"
+    promote = ("--socket", staging.socket, "promote", "hello", "--key", keys / "stager.key",
+               "-o", out_file)  # fmt: skip
+    clock = JumpClock()
+    with in_process(staging, clock=clock) as d:
+        d.events.wait("plugin.installed", "hello")
+        assert d.invoke("hello") == b"hello@1.0.0:x"
+        clock.advance(3000)
+        code, _, err = _ctl(capsys, *promote)
+        assert code == REJECTED and "staging requires no fault, 1 call(s), 3600" in err, err
+        [spent] = re.findall(r"1 call\(s\) in ([0-9.]+) s", err)
+        assert 3000 <= float(spent) < 3600, err
+        assert not out_file.exists()
+        clock.advance(601)
+        code, out, err = _ctl(capsys, *promote)
+        assert code == OK and out.startswith("promoted hello 1.0.0"), err
+    statement = json.loads(base64.b64decode(json.loads(out_file.read_bytes())["payload"]))
+    assert statement["predicate"]["evidence"]["duration_s"] >= 3600

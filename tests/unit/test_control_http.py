@@ -150,6 +150,17 @@ def test_json_depth_ignores_brackets_in_strings() -> None:
     assert json_depth(b'{"version": "[[[{{{"}') == 1
     assert json_depth(b'{"a": "\\"[[[", "b": [[]]}') == 3
     assert json_depth(b"") == 0
+    assert json_depth(b'{"a": "x\\\\", "b": [[]]}') == 3  # an escaped backslash ends no string
+    assert json_depth(b'[[{"a": "[[[') == 3  # unterminated: json.loads stops there too
+
+
+# Each took time quadratic in its length with the old string pattern (4 MiB: hours); the
+# timeout only guards against a hang.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("unit", [b'"\\', b'"\\\n', b'"\\"', b'["\\'])
+def test_json_depth_is_linear_on_escape_heavy_bodies(unit: bytes) -> None:
+    body = unit * ((4 << 20) // len(unit))
+    assert json_depth(body) <= 1
 
 
 def test_response_framing() -> None:

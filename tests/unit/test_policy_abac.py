@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from forgeoned.core.control_config import parse_control_config
@@ -94,3 +97,34 @@ def test_condition_config_is_checked(extra: dict[str, object], message: str | No
 def test_bindings_take_no_conditions() -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         parse_control_config({"bindings": [{"anyone": True, "roles": ["viewer"], "labels": {}}]})
+
+
+def _documented_rules() -> Policy:
+    """The ABAC example of docs/forgeonectl.md, as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs/forgeonectl.md").read_text()
+    block = text.split("**Attribute conditions (ABAC).**", 1)[1]
+    toml = block.split("```toml\n", 1)[1].split("```", 1)[0]
+    return parse_control_config(tomllib.loads(toml)["control"]).policy
+
+
+def test_the_documented_example_decides_as_its_comments_say() -> None:
+    p = _documented_rules()
+    member = Caller(uid=1003, gid=1003, pid=13, user="carol", groups=frozenset({"edge"}))
+    on_call = Caller(uid=1004, gid=1004, pid=14, user="dave", groups=frozenset({"oncall"}))
+    bob = Caller(uid=1001, gid=1001, pid=11, user="bob", groups=frozenset({"oncall", "edge"}))
+    edge = (frozenset({"release"}), (("team", "edge"),))
+    assert p.authorize(member, Action.INVOKE, "e", Target("check", *edge)).rule == "edge-checks"
+    assert p.authorize(member, Action.INVOKE, "e", Target("stats", *edge)).rule == "edge-checks"
+    for target in (
+        Target("handle", *edge),  # not one of the functions
+        Target("check", frozenset({"dev"}), edge[1]),  # another signer
+        Target("check", edge[0], (("team", "core"),)),  # another team
+    ):
+        assert p.authorize(member, Action.INVOKE, "e", target).rule == "default-deny"
+    assert p.authorize(member, Action.SHOW, "e", Target(None, *edge)).rule == "edge-view"
+    assert not p.authorize(member, Action.SHOW, "e", Target(None, edge[0], ())).allowed
+    purge = Target("purge", *edge)
+    assert p.authorize(on_call, Action.INVOKE, "e", purge).rule == "purge-oncall"
+    assert p.authorize(member, Action.INVOKE, "e", purge).rule == "default-deny"
+    denied = p.authorize(bob, Action.INVOKE, "e", purge)  # on call, but the deny rule is first
+    assert (denied.allowed, denied.rule) == (False, "no-purge-off-call")

@@ -216,10 +216,13 @@ def test_tmpfiles_creates_the_config_directories(tmp_path: Path) -> None:
     base = tmp_path / "etc/forgeoned"
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in base.iterdir()}
     # plugins.d: writable by the daemon's user (and root) only, not by the socket group.
-    assert modes == {"plugins.d": 0o755, "trusted.d": 0o755, "credentials": 0o700}
+    assert modes == {
+        "plugins.d": 0o755, "trusted.d": 0o755, "plugins.conf.d": 0o755, "credentials": 0o700,
+    }  # fmt: skip
     uid = int(_entry(tmp_path / "etc/passwd", "forgeoned")[2])
     assert (base / "plugins.d").stat().st_uid == uid
     assert (base / "trusted.d").stat().st_uid == 0
+    assert (base / "plugins.conf.d").stat().st_uid == 0  # root only, like trusted.d
     assert (base / "credentials").stat().st_uid == 0
 
 
