@@ -94,7 +94,7 @@ class MemoryBackend(_Unused):
     def invoke(self, name: str, data: bytes) -> bytes:
         return data.upper()
 
-    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+    def invoke_now(self, name: str, data: bytes, longest_s: float) -> bytes | None:
         return data.upper()
 
 
@@ -143,7 +143,7 @@ class WasmBackend(_Unused):
         out: bytes = inst.handle(data)
         return out
 
-    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+    def invoke_now(self, name: str, data: bytes, longest_s: float) -> bytes | None:
         return self.invoke(name, data)  # one instance per thread: always free
 
     def close(self) -> None:

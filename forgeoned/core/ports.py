@@ -178,9 +178,10 @@ class ControlBackend(Protocol):
         active version's signers and labels; empty for an unknown plugin)."""
         ...
 
-    def invoke_now(self, name: str, data: bytes) -> bytes | None:
-        """Like :meth:`invoke` if an instance of ``name`` is free at once and no call waits
-        for one; else None, having done nothing (it never waits)."""
+    def invoke_now(self, name: str, data: bytes, longest_s: float) -> bytes | None:
+        """Like :meth:`invoke` if an instance of ``name`` is free at once, no call waits for
+        one and the plugin's call timeout is at most ``longest_s`` (so the call cannot take
+        longer); else None, having done nothing (it never waits)."""
         ...
 
     def reload(self, actor: str) -> dict[str, Any]:

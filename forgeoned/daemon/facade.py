@@ -46,7 +46,7 @@ _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
 class Callee(Protocol):
     def call(self, data: bytes, wait_s: float | None = None, export: str = "handle") -> bytes: ...
 
-    def call_now(self, data: bytes) -> bytes | None: ...
+    def call_now(self, data: bytes, longest_s: float) -> bytes | None: ...
 
 
 class Operations(Protocol):
@@ -242,12 +242,12 @@ class DaemonBackend:
         signers |= {k.key_id.hex() for k in self._refusals.trust.keys if k.name in signers}
         return Target(function, frozenset(signers), view.labels)
 
-    def invoke_now(self, name: str, data: bytes) -> bytes | None:
+    def invoke_now(self, name: str, data: bytes, longest_s: float) -> bytes | None:
         host = self._ops.find(name)
         if host is None:
             return None  # invoke() answers that
         try:
-            return host.call_now(data)
+            return host.call_now(data, longest_s)
         except NotFoundError as exc:  # the plugin exports no ``handle``
             raise BadRequestError(str(exc)) from exc
 

@@ -223,11 +223,15 @@ class PluginHost:
         assert result is not None
         return result
 
-    def call_now(self, data: bytes) -> bytes | None:
-        """Run ``handle`` if an instance is free now and no call waits; else None (never
-        waits). It runs no waiting call after its own: its caller wants it short."""
+    def call_now(self, data: bytes, longest_s: float) -> bytes | None:
+        """Run ``handle`` if an instance is free now, no call waits and the version's call
+        timeout is at most ``longest_s``; else None (never waits). It runs no waiting call
+        after its own: its caller wants it short."""
         version = self._gate.try_enter()
         if version is None:
+            return None
+        if version.limits.get("call_timeout_ms", 0) > longest_s * 1000:
+            self._gate.leave(version)
             return None
         return self._run_entered(version, lambda inst: inst.handle(data), serve_waiters=False)
 

@@ -178,7 +178,8 @@ def test_a_flood_of_deeply_nested_json(tmp_path: Path, nested: bytes) -> None:
 
 @dataclass
 class TurnsSlow(FakeBackend):
-    """Its ``b"slow"`` input takes 5 s on ``clock``; every invoke notes its thread."""
+    """Its ``b"slow"`` input takes ``call_timeout_s`` on ``clock`` (as long as a call may);
+    every invoke notes its thread."""
 
     clock: ManualClock = field(default_factory=ManualClock)
     threads: list[str] = field(default_factory=list)
@@ -188,7 +189,7 @@ class TurnsSlow(FakeBackend):
     ) -> bytes:
         self.threads.append(threading.current_thread().name)
         if data == b"slow":
-            self.clock.advance(5.0)
+            self.clock.advance(self.call_timeout_s)
         return super().invoke(name, data, wait_s, function)
 
 
@@ -201,10 +202,26 @@ def test_a_plugin_that_turns_slow_is_taken_off_the_loop_thread(tmp_path: Path) -
             lane, loop = backend.threads[:32], backend.threads[32:]
             assert all(name.startswith("forgeoned-invoke") for name in lane)  # probation
             assert loop == ["forgeoned-control-loop"] * 8  # then on the loop thread
-            assert client.invoke("hello", b"slow") == b"SLOW"  # inline: the loop held 5 s
+            assert client.invoke("hello", b"slow") == b"SLOW"  # inline: the loop held it
             backend.threads.clear()
             for _ in range(40):
                 assert client.invoke("hello", b"x") == b"X"
         assert all(name.startswith("forgeoned-invoke") for name in backend.threads)
         stats = server.statistics()
         assert (stats.inline_calls, stats.inline_demotions) == (9, 1)
+
+
+def test_a_plugin_whose_calls_may_be_long_never_runs_on_the_loop_thread(tmp_path: Path) -> None:
+    # Found by replay: 64 fast calls, then one of 8 s on the loop thread held an admin's
+    # `status` 7.5 s. A plugin whose call timeout exceeds the inline bound (1 s) is served in
+    # the invoke lane however fast its calls have been, so a slow input holds only its lane.
+    backend = TurnsSlow.with_plugins("hello")
+    backend.call_timeout_s = 20.0
+    with running(config(tmp_path / "c.sock"), backend, backend.clock) as (server, _, _):
+        with ControlClient(server.socket_path) as client:
+            for _ in range(64):
+                assert client.invoke("hello", b"x") == b"X"
+            assert client.invoke("hello", b"slow") == b"SLOW"
+        assert len(backend.threads) == 65
+        assert all(name.startswith("forgeoned-invoke") for name in backend.threads)
+        assert server.statistics().inline_calls == 0

@@ -19,6 +19,7 @@ from abi_wat import ALLOC, lifecycle_exports
 from daemon_kit import KEY, SLOW_LIMITS, Daemon, Env, drop, in_process, manifest
 from waiting import poll_until
 
+from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli.devtools import make_signed_plugin
 from forgeoned.core.audit_chain import parse_rfc3339
 
@@ -160,3 +161,31 @@ def test_a_slow_tick_does_not_slow_another_plugins_ticks(tmp_path: Path) -> None
         assert a_ticks >= 30, a_ticks
         assert d.view("a").stats.calls[("tick", "ok")] >= a_ticks
         assert d.view("b").state == "running" and d.view("a").state == "running"
+
+
+def test_only_plugins_with_short_call_timeouts_run_on_the_control_loop(tmp_path: Path) -> None:
+    # Found by replay: after 64 fast calls a plugin ran inline on the control server's loop
+    # thread, and one 8 s call of it held an admin's `status` for 7.5 s. Now a plugin whose
+    # call timeout exceeds the inline bound (1 s) is always served in the invoke lane, while
+    # one at the default timeout still earns the inline path under the same conditions.
+    env = Env(tmp_path)
+    echo = f"""(module
+      (import "forgeone" "output" (func $output (param i32 i32) (result i32)))
+      (memory (export "memory") 1) {lifecycle_exports()} {ALLOC}
+      (func (export "handle") (param $p i32) (param $l i32) (result i32)
+        (drop (call $output (local.get $p) (local.get $l))) i32.const 0))"""
+    drop(env.plugins, "short.wasm", make_signed_plugin(echo, manifest("short", "1.0.0"), KEY))
+    drop(env.plugins, "long.wasm", make_signed_plugin(echo, manifest("long", "1.0.0",
+         limits={"call_timeout_ms": 20_000}), KEY))  # fmt: skip
+    with in_process(env) as d, ControlClient(str(env.socket), timeout=60) as client:
+        control = d.daemon.control
+        for _ in range(5000):  # both get the same chances; ends once "short" runs inline
+            assert client.invoke("long", b"x") == b"x"
+            assert client.invoke("short", b"x") == b"x"
+            if control.statistics().inline_calls >= 8:
+                break
+        inline = control.statistics().inline_calls
+        assert inline >= 8, "the default-timeout plugin never ran inline"
+        for _ in range(200):
+            assert client.invoke("long", b"x") == b"x"
+        assert control.statistics().inline_calls == inline

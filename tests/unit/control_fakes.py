@@ -50,6 +50,7 @@ class FakeBackend:
     gate: threading.Event | None = None  # when set, invoke waits for it (bounded)
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: int = 0  # invokes in flight through invoke_now
+    call_timeout_s: float = 1.0  # every plugin's call timeout (as its manifest's limits)
 
     @classmethod
     def with_plugins(cls, *names: str) -> Self:
@@ -171,11 +172,12 @@ class FakeBackend:
             return Target(function=function)
         return Target(function, frozenset(plugin.signers), plugin.labels)
 
-    def invoke_now(self, name: str, data: bytes) -> bytes | None:
-        """Runs ``invoke`` unless another invoke is in flight (one "instance") or the plugin
-        is unknown or not running (as the daemon's gate: those wait or fail in ``invoke``)."""
+    def invoke_now(self, name: str, data: bytes, longest_s: float) -> bytes | None:
+        """Runs ``invoke`` unless another invoke is in flight (one "instance"), the plugin
+        is unknown or not running (as the daemon's gate: those wait or fail in ``invoke``) or
+        its calls may take longer than ``longest_s`` (``call_timeout_s``)."""
         plugin = self.plugins.get(name)
-        if plugin is None or plugin.state != "running":
+        if plugin is None or plugin.state != "running" or self.call_timeout_s > longest_s:
             return None
         with self.lock:
             if self.running:

@@ -19,6 +19,7 @@ piece (:class:`~forgeoned.adapters.control.streaming.Streamed`), which the lane 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ class Dispatcher:
         route = verdict.route
         assert route is not None
         if route.action is Action.INVOKE and verdict.function == "handle":
-            out = self._invoke_at_once(route, caller, request, self.inline.lane_call)
+            out = self._invoke_at_once(route, caller, request, self.inline.lane_call, math.inf)
             if out is not None:
                 return out
         ctx = Context(self.backend, self.policy, caller, request, route.plugin, self.clock)
@@ -174,21 +175,29 @@ class Dispatcher:
         assert route is not None
         if verdict.function != "handle":
             return None
-        out = self._invoke_at_once(route, caller, request, self.inline.inline_call)
+        out = self._invoke_at_once(
+            route, caller, request, self.inline.inline_call, self.inline.longest_s
+        )
         assert not isinstance(out, Streamed)  # invoke answers are never streamed
         return out
 
     def _invoke_at_once(
-        self, route: Route, caller: Caller, request: Request, timed: Callable[[str, float], None]
+        self,
+        route: Route,
+        caller: Caller,
+        request: Request,
+        timed: Callable[[str, float], None],
+        longest_s: float,
     ) -> bytes | Streamed | None:
-        """Run the invoke if an instance is free at once, telling ``timed`` how long it took."""
+        """Run the invoke if an instance is free at once (and the plugin's calls cannot take
+        longer than ``longest_s``), telling ``timed`` how long it took."""
         plugin = route.plugin
         assert plugin is not None
         clock = self.clock
         started = clock.monotonic()
         try:
             invoke_wait(request.head.query)  # a bad ``wait`` is a 400 even when not needed
-            data = self.backend.invoke_now(plugin, request.body)
+            data = self.backend.invoke_now(plugin, request.body, longest_s)
         except Exception as exc:  # answered like the same fault of a queued call
             timed(plugin, clock.monotonic() - started)
             return self._outcome(route, caller, request, exc, started)

@@ -10,6 +10,9 @@ once (``ControlBackend.invoke_now`` never waits).
 
 The rule:
 
+- *short by contract*: only plugins whose call timeout is at most ``longest_s`` (1 s, the
+  manifest default) run inline at all, so no inline call can hold the loop longer than that,
+  whatever its input (``ControlBackend.invoke_now`` declines the others);
 - *probation*: a plugin runs inline once its last ``probation`` calls that ran at once in the
   invoke lane (no wait for an instance) each took at most ``fast_s``; plugins never seen run
   in the lane first;
@@ -23,7 +26,10 @@ The rule:
 So, whatever callers send, the loop thread spends at most about ``slow_share`` of its time
 (plus ``burst_s``) in inline calls longer than ``fast_s``, no such call takes more than
 ``long_s``, except at most ``max_strikes`` per plugin name, each bounded by that plugin's
-call timeout. The clock is injected (tests step a manual one).
+call timeout and so by ``longest_s``: a caller who may invoke a plugin whose calls slow down
+on some input can delay the rest of the control API (an admin's ``status`` included) by at
+most ``longest_s``, ``max_strikes`` times per plugin it may invoke, in the server's life.
+The clock is injected (tests step a manual one).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Final
 
 from forgeoned.core.ports import Clock
 
+LONGEST_S: Final = 1.0
 FAST_S: Final = 0.001
 LONG_S: Final = 0.02
 SLOW_SHARE: Final = 0.1
@@ -62,6 +69,7 @@ class InlineStats:
 @dataclass
 class InlinePolicy:
     clock: Clock
+    longest_s: float = LONGEST_S
     fast_s: float = FAST_S
     long_s: float = LONG_S
     slow_share: float = SLOW_SHARE
