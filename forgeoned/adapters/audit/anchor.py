@@ -167,6 +167,8 @@ class AnchorKeeper:
 
     def _found(self, anchor: Anchor, *, at_start: bool) -> Found:
         directory = self._log.directory
+        # what this run wrote, read before the disk: appends only make the disk reach further
+        written = 0 if at_start else self._log.head_seq
         present = not self._log.started_empty if at_start else bool(log_files(directory))
         at = entry_at(directory, anchor.seq) if present else None
         try:
@@ -181,6 +183,7 @@ class AnchorKeeper:
             first_seq=first_seq(directory) if present else 1,
             base_seq=base.seq if base is not None else 0,
             handed_over_from=frozenset(h.old_key for h in read_handovers(directory)),
+            written_seq=written,
         )
 
     def _open(self, anchor: Anchor, gap: Gap) -> Anchor:
