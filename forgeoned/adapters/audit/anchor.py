@@ -167,8 +167,7 @@ class AnchorKeeper:
 
     def _found(self, anchor: Anchor, *, at_start: bool) -> Found:
         directory = self._log.directory
-        # what this run wrote, read before the disk: appends only make the disk reach further
-        written = 0 if at_start else self._log.head_seq
+        short = None if at_start else self._log.cut_short()  # shorter than what this run wrote
         present = not self._log.started_empty if at_start else bool(log_files(directory))
         at = entry_at(directory, anchor.seq) if present else None
         try:
@@ -177,13 +176,13 @@ class AnchorKeeper:
             base = None  # verification reports an unreadable base
         return Found(
             files=present,
-            head_seq=last_seq(directory) if present else 0,
+            head_seq=short[0] if short else last_seq(directory) if present else 0,
             hash_at_anchor=str(at["hash"]) if at is not None else None,
             key=self._log.public_key,
             first_seq=first_seq(directory) if present else 1,
             base_seq=base.seq if base is not None else 0,
             handed_over_from=frozenset(h.old_key for h in read_handovers(directory)),
-            written_seq=written,
+            written_seq=short[1] if short else 0,
         )
 
     def _open(self, anchor: Anchor, gap: Gap) -> Anchor:

@@ -32,6 +32,7 @@ from typing import Any, Final
 from forgeoned.adapters.audit.files import (
     cut_torn_tail,
     index_of,
+    last_seq,
     log_files,
     log_path,
     read_lines,
@@ -182,6 +183,13 @@ class AuditLog:
     def head_seq(self) -> int:
         with self._lock:
             return self._seq
+
+    def cut_short(self) -> tuple[int, int] | None:
+        """``(last entry on disk, last entry written)`` when the files end before what this
+        log wrote (they were cut under it); read under the lock, where no write is half done."""
+        with self._lock:
+            on_disk = last_seq(self.directory)
+            return (on_disk, self._seq) if on_disk < self._seq else None
 
     @property
     def durable_seq(self) -> int:
