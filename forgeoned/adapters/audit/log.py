@@ -184,12 +184,12 @@ class AuditLog:
         with self._lock:
             return self._seq
 
-    def cut_short(self) -> tuple[int, int] | None:
-        """``(last entry on disk, last entry written)`` when the files end before what this
-        log wrote (they were cut under it); read under the lock, where no write is half done."""
+    def ends(self) -> tuple[int, int]:
+        """``(last entry on disk, last entry written)``: the first is less when the files were
+        cut under this log. Read under the lock, where no write is half done (a reader could
+        take a half-written last line for the end of the file and look in the one before)."""
         with self._lock:
-            on_disk = last_seq(self.directory)
-            return (on_disk, self._seq) if on_disk < self._seq else None
+            return last_seq(self.directory), self._seq
 
     @property
     def durable_seq(self) -> int:
