@@ -35,6 +35,13 @@ SHARE = "/mnt/share"
 DEBOOTSTRAP_TIMEOUT_S = 600.0
 BOOT_TIMEOUT_S = 120.0
 POLL_S = 0.1
+# cgroup hierarchies in which systemd (the container's and nspawn) places processes: the
+# named v1 one of a hybrid host and the unified v2 one (either may be the only one).
+_CGROUP_HIERARCHIES = (
+    Path("/sys/fs/cgroup/systemd"),
+    Path("/sys/fs/cgroup/unified"),
+    Path("/sys/fs/cgroup"),
+)
 
 T = TypeVar("T")
 
@@ -96,6 +103,7 @@ class Container:
         self.log = log
         self._nspawn: subprocess.Popen[bytes] | None = None
         self.leader = 0  # pid of the container's systemd, in the host's pid namespace
+        self._cgroups: list[Path] = []
 
     def __enter__(self) -> Container:
         self.boot()
@@ -107,7 +115,17 @@ class Container:
     def boot(self) -> None:
         Path("/run/systemd/nspawn/propagate").mkdir(parents=True, exist_ok=True)
         self.share.mkdir(parents=True, exist_ok=True)
+        cgroups = self._own_cgroups()
+        # nspawn (--keep-unit) makes its caller's cgroup the container's root: started from
+        # a shared one, two containers' systemds would manage the same payload/system.slice
+        # (one's stop then fails the other's start with 219/CGROUP). The shell moves itself
+        # into this container's own cgroups, then execs nspawn.
+        enter = "".join(f'echo $$ > "{c}/cgroup.procs" && ' for c in cgroups)
         cmd = [
+            "sh",
+            "-c",
+            f'{enter}exec "$@"',
+            "sh",
             "systemd-nspawn",
             "-q",
             "--register=no",
@@ -132,6 +150,24 @@ class Container:
         except BaseException:
             self.close()
             raise
+
+    def _own_cgroups(self) -> list[Path]:
+        """A fresh cgroup for this container in each hierarchy that has one per process."""
+        self._cgroups = []
+        for hierarchy in _CGROUP_HIERARCHIES:
+            if (hierarchy / "cgroup.procs").exists():
+                own = hierarchy / f"forgeoned-test-{os.getpid()}-{id(self):x}"
+                own.mkdir(exist_ok=True)
+                self._cgroups.append(own)
+        return self._cgroups
+
+    def _drop_cgroups(self) -> None:
+        """Remove this container's cgroups (innermost first); what is still busy stays."""
+        for own in self._cgroups:
+            for dirpath, _, _ in sorted(os.walk(own), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+        self._cgroups = []
 
     def _wait_booted(self) -> None:
         self.leader = wait_until("the container's init", self._find_leader, 30)
@@ -199,6 +235,7 @@ class Container:
         proc, self._nspawn = self._nspawn, None
         leader, self.leader = self.leader, 0
         if proc is None or proc.poll() is not None:
+            self._drop_cgroups()
             return
         proc.send_signal(signal.SIGTERM)  # nspawn turns it into an orderly poweroff
         try:
@@ -210,3 +247,5 @@ class Container:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+        finally:
+            self._drop_cgroups()

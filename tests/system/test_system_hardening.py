@@ -72,6 +72,13 @@ def test_plugins_d_belongs_to_root_and_the_daemon_only(served: Container) -> Non
     assert out == ["755", "forgeoned", "forgeoned"]
 
 
+def test_plugins_conf_d_is_created_for_root_alone(served: Container) -> None:
+    # The daemon refuses a plugin config directory anyone but root could write (StrictModes):
+    # the package creates it in that shape, so an administrator starts from a valid one.
+    out = served.run("stat", "-c", "%a %U %G", "/etc/forgeoned/plugins.conf.d").stdout.split()
+    assert out == ["755", "root", "root"]
+
+
 def test_a_viewer_in_the_socket_group_can_neither_remove_nor_add_plugin_files(
     alice: Container, sample_plugin: SamplePlugin
 ) -> None:

@@ -15,6 +15,7 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -68,20 +69,10 @@ class ControlClient:
         headers = dict(headers or {})
         if body is not None:
             headers["Content-Type"] = content_type
-        try:
+        with self._transport("bad answer from {where}"):
             self._conn.request(method, target, body=body, headers=headers)
             resp = self._conn.getresponse()
             data = resp.read()
-        except OSError as exc:
-            self._conn.close()
-            raise errors.UnreachableError(
-                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}{_hint(exc)}"
-            ) from exc
-        except http.client.HTTPException as exc:
-            self._conn.close()
-            raise errors.UnreachableError(
-                f"bad answer from forgeoned at {self.socket_path}: {type(exc).__name__}"
-            ) from exc
         kind = resp.getheader("Content-Type", "")
         if resp.status >= 400:
             raise _error_from(resp.status, data)
@@ -95,7 +86,7 @@ class ControlClient:
         An answer that ends early (the daemon failed part way, or was stopped) raises
         :class:`UnreachableError` after the lines that did arrive."""
         target = path + (f"?{urlencode(query)}" if query else "")
-        try:
+        with self._transport("the answer from {where} ended early"):
             self._conn.request(method, target)
             resp = self._conn.getresponse()
             if resp.status >= 400:
@@ -108,16 +99,22 @@ class ControlClient:
             # chunk_left tells the two apart (None once the last chunk was read).
             if resp.chunked and resp.chunk_left is not None:
                 raise http.client.IncompleteRead(b"")
+
+    @contextmanager
+    def _transport(self, broken: str) -> Iterator[None]:
+        """Socket and protocol failures inside as :class:`UnreachableError` (exit code 4);
+        ``broken`` words a malformed or cut answer, ``{where}`` standing for the daemon."""
+        try:
+            yield
         except OSError as exc:
             self._conn.close()
             raise errors.UnreachableError(
-                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}"
+                f"cannot reach forgeoned at {self.socket_path}: {exc.strerror or exc}{_hint(exc)}"
             ) from exc
         except http.client.HTTPException as exc:
             self._conn.close()
             raise errors.UnreachableError(
-                f"the answer from forgeoned at {self.socket_path} ended early "
-                f"({type(exc).__name__})"
+                broken.format(where=f"forgeoned at {self.socket_path}") + f" ({type(exc).__name__})"
             ) from exc
 
     # --- one method per API call -----------------------------------------------------------
