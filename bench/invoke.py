@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.invoke_backends import MemoryBackend, NullSink, WasmBackend
 from bench.invoke_daemon import SampleDaemon
+from forgeoned.adapters.control.records import ControlRecords
 from forgeoned.adapters.control.server import ControlServer
-from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
 from forgeoned.core.control_config import parse_control_config
 
 PAYLOAD = b"x" * 64
@@ -193,11 +193,14 @@ def run_floor(path: str) -> Callable[[], None]:
     return stop
 
 
-class NoCallLedger(CallLedger):
-    """Counts nothing: the control server as it was before calls were audited."""
+class UnauditedRecords(ControlRecords):
+    """Calls are not recorded at all (no key made, no clock read, no ledger): the control
+    server as it was before calls were audited, to measure the whole per-call cost."""
 
-    def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
-        return []
+    def called(
+        self, actor: str, plugin: str, outcome: str, started: float, function: str = "handle"
+    ) -> None:
+        return None
 
 
 def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[], None]:
@@ -206,7 +209,8 @@ def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[],
     )
     server = ControlServer(cfg, backend, NullSink(), cfg.policy)
     if not ledger:
-        server.dispatcher.records.calls = NoCallLedger()
+        old = server.dispatcher.records
+        server.dispatcher.records = UnauditedRecords(old.audit, old.clock, old.throttle, old.calls)
     server.start()
     return server.close
 

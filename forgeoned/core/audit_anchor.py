@@ -12,7 +12,8 @@ carry the same. At start and at every check :func:`compare` holds the log agains
 - no log file left where the anchor says there was a log (the key is still there), or the
   log begins after entry 1 with no retention base (``base.json``) covering what is not there:
   ``missing``;
-- the log ends before the anchor's seq: ``truncated``.
+- the log ends before the anchor's seq, or (while the daemon runs) before the last entry it
+  wrote itself, which may be after the latest checkpoint: ``truncated``.
 
 A finding is an ``audit.gap`` entry (critical) and a failed verification until an admin
 accepts it (``forgeonectl audit accept-gap``), which anchors the log where it is now. Pure.
@@ -88,6 +89,7 @@ class Found:
     first_seq: int = 1  # of the first entry on disk
     base_seq: int = 0  # entries 1..base_seq archived or removed by the retention policy
     handed_over_from: frozenset[str] = frozenset()  # keys that handed over (to ``key``)
+    written_seq: int = 0  # the last entry the running log wrote (0: not known, as at start)
 
 
 def compare(anchor: Anchor, found: Found) -> Gap | None:
@@ -119,5 +121,12 @@ def compare(anchor: Anchor, found: Found) -> Gap | None:
             GapKind.NEW_CHAIN,
             f"entry {anchor.seq} is not the anchored one: the audit log was started over or "
             f"rewritten; it was {where}",
+        )
+    if found.head_seq < found.written_seq:
+        return Gap(
+            GapKind.TRUNCATED,
+            f"the audit log ends at entry {found.head_seq} but the daemon has written up to "
+            f"entry {found.written_seq}: entries {found.head_seq + 1}..{found.written_seq} are "
+            "missing (cut away while it ran)",
         )
     return None

@@ -5,7 +5,9 @@ naming what is missing; ``forgeone_audit_chain_ok`` 0) until an admin accepts it
 - the log deleted while the daemon runs, then a restart (it used to say "intact (2 entries)");
 - the audit directory wiped while stopped (a new chain at seq 1 used to verify as intact);
 - the log cut short at its end while stopped;
-- the log files deleted while running, seen at the next check.
+- the log files deleted while running, seen at the next check;
+- the log's last entries (after its latest checkpoint) cut away while running, seen at the
+  next check, before the daemon writes again.
 """
 
 from __future__ import annotations
@@ -130,5 +132,27 @@ def test_log_files_deleted_while_running_are_seen_at_the_next_check(
         capsys.readouterr()
         assert _ctl(env, "audit", "verify") == 9
         assert "audit.gap (missing" in capsys.readouterr().err
+        assert d.parts.audit_log.last_verify is not None
+        assert not d.parts.audit_log.last_verify.ok
+
+
+def test_entries_after_the_last_checkpoint_cut_while_running(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop(env.plugins, "hello.wasm", plugin("hello", "1.0.0"))
+    with in_process(env) as d:
+        for _ in range(3):
+            d.daemon.backend.pause("hello", "uid=0(root)")
+            d.daemon.backend.resume("hello", "uid=0(root)")
+        written = d.parts.audit_log.head_seq
+        assert env.state()["audit_anchor"]["seq"] < written - 4  # not covered by a checkpoint
+        path = sorted((env.root / AUDIT).glob("audit-*.jsonl"))[-1]
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[:-4]))  # the last four entries cut away
+        cut = written - 4
+        gap = _gap_seen(env, "truncated", capsys)
+        assert f"ends at entry {cut} but the daemon has written up to entry {written}" in str(
+            gap["message"]
+        )
         assert d.parts.audit_log.last_verify is not None
         assert not d.parts.audit_log.last_verify.ok

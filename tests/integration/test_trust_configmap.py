@@ -66,3 +66,29 @@ def test_a_configmap_update_is_seen_by_the_watcher_and_the_new_key_is_trusted(
         d.events.wait("daemon.reloaded", count=2)
         d.events.wait("plugin.removed", "other")
         assert "other" not in {v.name for v in d.daemon.backend.list_plugins()}
+
+
+def test_a_key_whose_content_changes_is_seen_though_only_the_data_link_moves(
+    tmp_path: Path,
+) -> None:
+    """The pitfall itself: the ConfigMap keeps its key names and one key's bytes change, so the
+    kubelet creates and removes no top-level link; only ``..data`` is renamed over."""
+    env = Env(tmp_path)
+    (env.root / "trusted.d" / "test.pub").unlink()
+    unrelated = public_key_bytes(test_key(77).public_key)
+    keys = {"test.pub": public_key_bytes(KEY.public_key), "ops.pub": unrelated}
+    project(env.root / "trusted.d", keys)
+    env.write_config("trust_watch = true\n")
+    m = {"name": "other", "version": "1.0.0", "abi": 1}
+    drop(env.plugins, "other.wasm", make_signed_plugin(plugin_wat("other@1.0.0"), m, OTHER))
+    links = {p.name: os.readlink(p) for p in (env.root / "trusted.d").iterdir()
+             if p.is_symlink() and not p.name.startswith("..")}  # fmt: skip
+    with in_process(env) as d:
+        assert d.events.wait("plugin.rejected", "other")[0].reason == "untrusted_key"
+        project(env.root / "trusted.d", {**keys, "ops.pub": public_key_bytes(OTHER.public_key)})
+        after = {p.name: os.readlink(p) for p in (env.root / "trusted.d").iterdir()
+                 if p.is_symlink() and not p.name.startswith("..")}  # fmt: skip
+        assert after == links  # no key link was created or removed
+        assert d.events.wait("daemon.reloaded")[0].actor == "trust-dir-watcher"
+        d.events.wait("plugin.installed", "other")
+        assert d.invoke("other") == b"other@1.0.0:x"

@@ -21,6 +21,12 @@ A = Anchor(15, "ab" * 32, "cd" * 32)
         (Found(True, 3, None, "ef" * 32), GapKind.NEW_CHAIN, "entries 1..15 are missing"),
         (Found(True, 9, None, "cd" * 32), GapKind.TRUNCATED, "entries 10..15"),
         (Found(True, 40, "00" * 32, "cd" * 32), GapKind.NEW_CHAIN, "started over"),
+        (Found(True, 20, "ab" * 32, "cd" * 32, written_seq=20), None, ""),
+        (
+            Found(True, 20, "ab" * 32, "cd" * 32, written_seq=24),
+            GapKind.TRUNCATED,
+            "entries 21..24 are missing (cut away",
+        ),
     ],
 )
 def test_compare_names_what_is_missing(found: Found, kind: GapKind | None, says: str) -> None:

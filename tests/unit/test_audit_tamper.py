@@ -181,3 +181,17 @@ def test_forged_head_record_is_caught(tmp_path: Path) -> None:
     assert (result.ok, result.first_bad_seq) == (False, head["seq"])
     assert "signed head record has an invalid signature" in result.why
     assert list(log.entries()) == entries_before  # verification changes nothing
+
+
+def test_the_log_knows_when_its_files_end_before_what_it_wrote(tmp_path: Path) -> None:
+    log = _filled(tmp_path, n=12)  # several files (rotate_bytes=3000)
+    assert len(_lines(tmp_path)) > 1
+    written = log.head_seq
+    assert log.ends() == (written, written)
+    newest, lines = _lines(tmp_path)[-1]
+    newest.write_bytes(b"".join(lines[:-2]))  # its last two entries cut away
+    assert log.ends() == (written - 2, written)
+    newest.unlink()  # the newest file gone: the disk ends in the file before it
+    on_disk, was = log.ends()
+    assert was == written and on_disk < written - 2
+    log.close()

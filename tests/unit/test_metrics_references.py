@@ -117,3 +117,12 @@ def test_dashboard_covers_the_issue_panels() -> None:
         "fuel",
     ):
         assert word in titles
+
+
+def test_every_alert_the_docs_name_is_a_rule() -> None:
+    rules = set(re.findall(r"- alert: (\w+)", RULES.read_text()))
+    named: set[str] = set()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        named |= set(re.findall(r"`(Forgeone\w*)`", doc.read_text()))
+    named -= {"ForgeonedError"}
+    assert named and named - rules == set()

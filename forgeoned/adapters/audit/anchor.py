@@ -168,6 +168,10 @@ class AnchorKeeper:
     def _found(self, anchor: Anchor, *, at_start: bool) -> Found:
         directory = self._log.directory
         present = not self._log.started_empty if at_start else bool(log_files(directory))
+        if at_start:  # just opened: held against the anchor only
+            head, written = (last_seq(directory) if present else 0), 0
+        else:
+            head, written = self._log.ends()
         at = entry_at(directory, anchor.seq) if present else None
         try:
             base = read_base(directory)
@@ -175,12 +179,13 @@ class AnchorKeeper:
             base = None  # verification reports an unreadable base
         return Found(
             files=present,
-            head_seq=last_seq(directory) if present else 0,
+            head_seq=head,
             hash_at_anchor=str(at["hash"]) if at is not None else None,
             key=self._log.public_key,
             first_seq=first_seq(directory) if present else 1,
             base_seq=base.seq if base is not None else 0,
             handed_over_from=frozenset(h.old_key for h in read_handovers(directory)),
+            written_seq=written,
         )
 
     def _open(self, anchor: Anchor, gap: Gap) -> Anchor:

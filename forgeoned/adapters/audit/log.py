@@ -32,6 +32,7 @@ from typing import Any, Final
 from forgeoned.adapters.audit.files import (
     cut_torn_tail,
     index_of,
+    last_seq,
     log_files,
     log_path,
     read_lines,
@@ -182,6 +183,13 @@ class AuditLog:
     def head_seq(self) -> int:
         with self._lock:
             return self._seq
+
+    def ends(self) -> tuple[int, int]:
+        """``(last entry on disk, last entry written)``: the first is less when the files were
+        cut under this log. Read under the lock, where no write is half done (a reader could
+        take a half-written last line for the end of the file and look in the one before)."""
+        with self._lock:
+            return last_seq(self.directory), self._seq
 
     @property
     def durable_seq(self) -> int:
