@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forgeoned.adapters.audit.console import ConsoleWriter
 from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.files.plugin_config import PluginConfigFiles
-from forgeoned.adapters.http.backend import Resolver, SystemResolver
 from forgeoned.adapters.http.hook import HttpHook, secret_reader, ssl_context
 from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.core.denial_throttle import DenialThrottle
@@ -40,6 +40,9 @@ from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 from forgeoned.errors import PluginConfigError
+
+if TYPE_CHECKING:  # httpcore: loaded once a plugin is granted an outbound origin
+    from forgeoned.adapters.http.backend import Resolver, SystemResolver
 
 # effective capabilities, readable env names, the outbound HTTP grant (None: no origin)
 Grant = tuple[Capabilities, frozenset[str], HttpGrant | None]
@@ -84,6 +87,7 @@ class HostServicesFactory:
         self._configs: dict[str, EffectiveConfig] = {}  # the config in force, per name
         self._metrics: dict[str, tuple[tuple[MetricDecl, ...], PluginMetricSet]] = {}
         self._resolver = resolver
+        self._system: SystemResolver | None = None  # the resolver it made (and closes)
         self._http_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
         self._tls: tuple[str | None, ssl.SSLContext] | None = None  # (ca_file, its context)
 
@@ -179,7 +183,11 @@ class HostServicesFactory:
         if http is None:
             return None
         if self._resolver is None:
-            self._resolver = SystemResolver()
+            # outbound HTTP (httpcore) is loaded here, by the first plugin granted an origin
+            from forgeoned.adapters.http import client  # noqa: F401  (before its first request)
+            from forgeoned.adapters.http.backend import SystemResolver
+
+            self._resolver = self._system = SystemResolver()
         held = self._http_slots.get(name)
         if held is None or held[0] != http.max_concurrent:
             slots = threading.BoundedSemaphore(http.max_concurrent)
@@ -217,5 +225,5 @@ class HostServicesFactory:
     def close(self) -> None:
         for kv in self._kv.values():
             kv.close()
-        if isinstance(self._resolver, SystemResolver):
-            self._resolver.close()
+        if self._system is not None:
+            self._system.close()

@@ -19,13 +19,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeoned.adapters import journal_log
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.trust_watch import TrustDirWatcher
-from forgeoned.adapters.metrics.server import MetricsServer
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent, EventName
@@ -51,6 +50,9 @@ from forgeoned.daemon.wiring import (
 )
 from forgeoned.errors import AuditError, ConfigError, ForgeonedError
 from forgeoned.service.chain_watch import describe
+
+if TYPE_CHECKING:  # prometheus_client: loaded only when the metrics endpoint is enabled
+    from forgeoned.adapters.metrics.server import MetricsServer
 
 log = logging.getLogger("forgeoned")
 MAX_SETTLE_S = 1.0  # a burst of files postpones swaps by at most this much
@@ -263,6 +265,8 @@ class Daemon:
             )
             self.control.start()
         if self.config.metrics_enabled:
+            from forgeoned.adapters.metrics.server import MetricsServer
+
             self.metrics = MetricsServer(
                 self.config.metrics_listen,
                 self.backend,

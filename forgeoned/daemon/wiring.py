@@ -36,7 +36,6 @@ from forgeoned.adapters.files.plugin_files import PluginFilesDir
 from forgeoned.adapters.files.review_store import ReviewStore
 from forgeoned.adapters.files.state_store import StateStore
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, enforce, owner_actor
-from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
@@ -68,7 +67,7 @@ from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
 from forgeoned.service.retirer import Retirer
 from forgeoned.service.reviews import Reviews
-from forgeoned.service.sources import SourceFollower
+from forgeoned.service.sources import Fetcher, SourceFollower
 from forgeoned.service.staging import Attestations
 from forgeoned.service.ticks import TickScheduler
 
@@ -145,6 +144,19 @@ class Parts:
     reviews: Reviews  # when each plugin's review is due (fed by the audit trail)
     evidence: StagingEvidence | None  # mode = "staging": what promote signs
     sources: SourceFollower  # OCI sources: threads of their own, writing into plugins.d
+
+
+def _fetchers(config: Config, verifier: ArtifactVerifier, clock: Clock) -> list[Fetcher]:
+    """One OCI fetcher per configured source; the OCI client (httpx) is loaded only then."""
+    if not config.sources:
+        return []
+    from forgeoned.adapters.oci.fetch import OciFetcher
+
+    return [
+        OciFetcher(s, config.plugins_dir, credentials_dir(config),
+                   lambda data, attestation: verifier(data, None, attestation), clock)
+        for s in config.sources
+    ]  # fmt: skip
 
 
 def build_parts(
@@ -226,11 +238,6 @@ def build_parts(
         config.plugins_dir, on_files, debounce_s=config.debounce_ms / 1000, clock=clock
     )
     directory.writing = watcher.is_writing
-    fetchers = [
-        OciFetcher(s, config.plugins_dir, credentials_dir(config),
-                   lambda data, attestation: verifier(data, None, attestation), clock)
-        for s in config.sources
-    ]  # fmt: skip
     directory.describe_owner = owner_actor  # plugins.d changes audited as their owner's
     return Parts(
         stats=stats, notifier=notifier, audit_log=audit_log, journal=journal, trail=trail,
@@ -243,7 +250,7 @@ def build_parts(
         operations=PluginOperations(reconciler, plugins, directory, active, events, gate),
         watcher=watcher, ticks=TickScheduler(plugins.all, clock), reviews=reviews,
         evidence=evidence,
-        sources=SourceFollower(fetchers, audit, clock, gate),
+        sources=SourceFollower(_fetchers(config, verifier, clock), audit, clock, gate),
     )  # fmt: skip
 
 

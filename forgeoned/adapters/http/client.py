@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import httpcore
 
 from forgeoned.adapters.http.backend import CheckedBackend, Resolver
+from forgeoned.adapters.http.outcome import Outcome, refused
 from forgeoned.core.abi import CONNECTION, DENIED, INVALID, NOT_FOUND, REFUSED, TIMEOUT, TOO_LARGE
 from forgeoned.core.abi import HostOutcome as O
 from forgeoned.core.http_grant import MAX_HOPS, HttpGrant
@@ -27,24 +27,6 @@ from forgeoned.errors import OutboundRule as R
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a request ended: ``code`` for the plugin (>= 0 only with a response)."""
-
-    code: int
-    outcome: O
-    rule: R | None = None  # set: the refusal is audited
-    destination: str = ""
-    detail: str = ""
-    status: int = 0
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
-def refused(code: int, outcome: O, rule: R | None, destination: str, detail: str) -> Outcome:
-    return Outcome(code, outcome, rule, destination, detail)
 
 
 class Exchange:

@@ -16,15 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from forgeoned.adapters.http.backend import Resolver
-from forgeoned.adapters.http.client import Exchange, Outcome, refused
+from forgeoned.adapters.http.outcome import Outcome, refused
 from forgeoned.core.abi import INVALID, QUOTA
 from forgeoned.core.abi import HostOutcome as O
 from forgeoned.core.http_grant import HttpGrant
 from forgeoned.core.http_wire import WireProblem, decode_request, encode_response
 from forgeoned.core.origins import OriginPattern
+
+if TYPE_CHECKING:  # httpcore is loaded only once a plugin is granted an origin (the factory)
+    from forgeoned.adapters.http.backend import Resolver
 
 MAX_SECRET_BYTES: Final = 64 * 1024
 _now = time.perf_counter
@@ -89,6 +91,8 @@ class HttpHook:
                 request.target.origin,
                 f"{self.grant.max_concurrent} requests already in flight",
             ), b""
+        from forgeoned.adapters.http.client import Exchange  # loaded with the hook's resolver
+
         try:
             budget = min(self.grant.timeout_ms / 1000.0, max(remaining_s, 0.0))
             exchange = Exchange(

@@ -25,8 +25,8 @@ import base64
 import hashlib
 from typing import Any, Final
 
-from forgeoned.adapters.http.client import Outcome, refused
 from forgeoned.adapters.http.hook import HttpHook
+from forgeoned.adapters.http.outcome import Outcome, refused
 from forgeoned.adapters.wasm.tape import Tape
 from forgeoned.core.abi import DENIED, INVALID
 from forgeoned.core.abi import HostOutcome as O
