@@ -120,18 +120,20 @@ class ActiveSet:
     def commit(self, name: str, version: Version | None) -> None:
         st = self.current
         previous = st.active.get(name)
-        active = dict(st.active)
-        floors = dict(st.floors)
-        overrides = dict(st.overrides)
-        if version is None:
-            active.pop(name, None)
-        else:
+        record, same = None, False
+        if version is not None:
             kept = version.kept
             record = kept.record
             self._keep(record.sha256, kept.module, kept.detached)
             same = previous is not None and previous.sha256 == record.sha256
-            if same and name not in st.quarantined and name not in overrides:
-                return  # a restart of what is already recorded: nothing to write
+            if same and name not in st.quarantined and name not in st.overrides:
+                return  # a restart of what is already recorded: nothing to write (nor copy)
+        active = dict(st.active)
+        floors = dict(st.floors)
+        overrides = dict(st.overrides)
+        if record is None:
+            active.pop(name, None)
+        else:
             active[name] = previous if same and previous is not None else record
             floors[name] = next_floor(floors.get(name), Floor(record.version, record.sha256))
             if name in overrides and overrides[name].version == record.version:
