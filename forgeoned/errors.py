@@ -60,7 +60,6 @@ could not do what was asked (``handle`` returning non-zero) is neither::
 from __future__ import annotations
 
 import enum
-import inspect
 from typing import ClassVar, Final
 
 
@@ -546,6 +545,8 @@ def _message_only(cls: type[ForgeonedError]) -> bool:
     own = next((k for k in cls.__mro__ if "__init__" in vars(k)), Exception)
     if own is Exception:
         return True
+    import inspect  # only clients rebuild errors from codes: not loaded by every daemon start
+
     try:
         inspect.signature(vars(own)["__init__"]).bind(None, "message")
     except TypeError:

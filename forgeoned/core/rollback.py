@@ -18,6 +18,7 @@ Rules for a candidate (name, version, sha256) against the floor of that name:
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from typing import Protocol, TypeVar
 
@@ -53,8 +54,15 @@ class Verdict(enum.Enum):
     ACTIVE = "active"  # the active version itself, below the floor (an allowed downgrade)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(version: str) -> semver.Version:
+    """Parsed once per distinct string (a start compares every plugin's version with its
+    floor; a ``semver.Version`` is immutable, so one may be shared)."""
+    return semver.Version.parse(version)
+
+
 def _compare(a: str, b: str) -> int:
-    return semver.Version.parse(a).compare(semver.Version.parse(b))
+    return _parse(a).compare(_parse(b))
 
 
 def check_rollback(

@@ -3,6 +3,7 @@ safe reading in :mod:`forgeoned.adapters.files.artifact_read` and :func:`atomic_
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from forgeoned.adapters.files.artifact_read import list_artifacts, read_artifact
@@ -11,9 +12,9 @@ from forgeoned.core.artifact_file import ArtifactFile, FileKey, Identity
 from forgeoned.core.attestation import SUFFIX as ATTESTATION
 
 
-def _identity(path: Path, suffix: str) -> Identity | None:
+def _identity(path: str) -> Identity | None:
     try:
-        return Identity.of(path.with_name(path.name + suffix).lstat())
+        return Identity.of(os.lstat(path))
     except FileNotFoundError:
         return None
 
@@ -29,12 +30,13 @@ class PluginFilesDir:
         return list_artifacts(self.directory)
 
     def key(self, name: str) -> FileKey | None:
-        path = self._path(name)
+        """Plain ``os`` calls on strings: a rescan asks this of every file."""
+        path = str(self._path(name))
         try:
-            st = path.lstat()
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
-        return Identity.of(st), _identity(path, ".sig"), _identity(path, ATTESTATION)
+        return Identity.of(st), _identity(path + ".sig"), _identity(path + ATTESTATION)
 
     def read(self, name: str, max_bytes: int) -> ArtifactFile:
         return read_artifact(self._path(name), max_bytes)
