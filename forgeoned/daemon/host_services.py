@@ -93,7 +93,9 @@ class HostServicesFactory:
 
     def __call__(self, manifest: Manifest) -> HostServices:
         name = manifest.name
-        config = self._config_for(manifest)  # first: a refused config changes nothing
+        secrets = self._secrets_dir()  # once per version: each os.environ lookup costs
+        # first: a refused config changes nothing
+        config = self._config_for(manifest, self._files(secrets))
         given = grant(self.config, name, manifest.capabilities)
         self._granted[name] = (manifest.capabilities, given)
         caps, allowed, http = given
@@ -103,26 +105,26 @@ class HostServicesFactory:
         stats.functions = manifest.functions
         return HostServices(
             plugin=name, version=manifest.version, capabilities=caps, env=env,
-            secrets_dir=self._secrets_dir(), kv=self._kv_for(name, caps.kv_quota_bytes),
+            secrets_dir=secrets, kv=self._kv_for(name, caps.kv_quota_bytes),
             audit=self._audit, log=self.log, clock=self._clock, stats=stats,
-            denials=self._denials.setdefault(name, DenialThrottle()),
+            denials=self._denials_for(name),
             config=config.values, metrics=stats.custom, functions=frozenset(manifest.functions),
-            http=self._http_hook(name, caps, http),
+            http=self._http_hook(name, caps, http, secrets),
         )  # fmt: skip
 
     # --- provider hooks: per-plugin config and metrics ----------------------------------------
 
-    def _files(self) -> PluginConfigFiles:
-        return PluginConfigFiles(self.config.plugin_config_dir, self._secrets_dir())
+    def _files(self, secrets: Path | None) -> PluginConfigFiles:
+        return PluginConfigFiles(self.config.plugin_config_dir, secrets)
 
-    def _config_for(self, manifest: Manifest) -> EffectiveConfig:
+    def _config_for(self, manifest: Manifest, files: PluginConfigFiles) -> EffectiveConfig:
         """The config ``manifest``'s version starts with. A file refused now while the same
         declarations run with an accepted one (a restart after a bad edit): that one is kept,
         the refusal audited. A new set of declarations with a refused file: the load fails."""
         name = manifest.name
         kept = self._configs.get(name)
         try:
-            config = self._files().resolve(name, manifest.config)
+            config = files.resolve(name, manifest.config)
         except PluginConfigError as exc:
             if kept is None or kept.keys != manifest.config:
                 raise
@@ -153,12 +155,13 @@ class HostServicesFactory:
         """Of ``names``, those whose config file now gives another config than the one in
         force (to restart), and those whose file is refused (audited, counted, kept)."""
         changed, refused = [], []
+        files = self._files(self._secrets_dir())
         for name in sorted(names):
             kept = self._configs.get(name)
             if kept is None:
                 continue
             try:
-                config = self._files().resolve(name, kept.keys)
+                config = files.resolve(name, kept.keys)
             except PluginConfigError as exc:
                 self.refused(name, None, exc)
                 refused.append(f"{name}: {exc}")
@@ -178,7 +181,9 @@ class HostServicesFactory:
         self._metrics[name] = (decls, metrics)
         return metrics
 
-    def _http_hook(self, name: str, caps: Capabilities, http: HttpGrant | None) -> HttpHook | None:
+    def _http_hook(
+        self, name: str, caps: Capabilities, http: HttpGrant | None, secrets: Path | None
+    ) -> HttpHook | None:
         """The plugin's outbound HTTP hook; its concurrency slots are kept per name."""
         if http is None:
             return None
@@ -195,7 +200,7 @@ class HostServicesFactory:
         ca_file = self.config.http.ca_file
         if self._tls is None or self._tls[0] != ca_file:  # loading CAs takes milliseconds
             self._tls = (ca_file, ssl_context(Path(ca_file) if ca_file else None))
-        secret = secret_reader(self._secrets_dir())
+        secret = secret_reader(secrets)
         return HttpHook(caps.http, http, self._resolver, self._tls[1], secret, held[1])
 
     def stale(self, names: Iterable[str]) -> list[str]:
@@ -210,6 +215,12 @@ class HostServicesFactory:
     def log(self, plugin: str, level: int, message: str) -> None:
         """A plugin's ``log`` call (level 0 debug, 1 info, 2 notice, 3 warning, 4 error)."""
         self._plugin_log(plugin, level, message)
+
+    def _denials_for(self, name: str) -> DenialThrottle:
+        denials = self._denials.get(name)
+        if denials is None:
+            denials = self._denials[name] = DenialThrottle()
+        return denials
 
     def _secrets_dir(self) -> Path | None:
         return credentials_dir(self.config)
