@@ -55,6 +55,7 @@ from bench.invoke_daemon import SampleDaemon
 from forgeoned.adapters.control.records import ControlRecords
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.policy import Caller
 
 PAYLOAD = b"x" * 64
 
@@ -198,7 +199,13 @@ class UnauditedRecords(ControlRecords):
     server as it was before calls were audited, to measure the whole per-call cost."""
 
     def called(
-        self, actor: str, plugin: str, outcome: str, started: float, function: str = "handle"
+        self,
+        caller: Caller,
+        plugin: str,
+        outcome: str,
+        started: float,
+        function: str = "handle",
+        fuel: int = 0,
     ) -> None:
         return None
 
@@ -210,7 +217,9 @@ def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[],
     server = ControlServer(cfg, backend, NullSink(), cfg.policy)
     if not ledger:
         old = server.dispatcher.records
-        server.dispatcher.records = UnauditedRecords(old.audit, old.clock, old.throttle, old.calls)
+        server.dispatcher.records = UnauditedRecords(
+            old.audit, old.clock, old.throttle, old.calls, old.feed
+        )
     server.start()
     return server.close
 

@@ -2,11 +2,11 @@
 (caller, plugin, function, outcome), never one fsync'd entry per call.
 
 The control API adds each ``invoke`` here (who called, which plugin and function, the outcome,
-how long it took); when a window of ``interval_s`` seconds (60 by default) has ended, each key
-that saw calls becomes one :class:`CallSummary` (count, total and longest duration, first and
-last call), which the caller writes as a ``plugin.calls`` audit entry. A summary is due at the
-first request after its window ended, and whatever is left is drained when the server closes.
-Pure: time is whatever the caller passes.
+how long it took, the fuel it used); when a window of ``interval_s`` seconds (60 by default)
+has ended, each key that saw calls becomes one :class:`CallSummary` (count, total and longest
+duration, total and largest fuel, first and last call), which the caller writes as a
+``plugin.calls`` audit entry. A summary is due at the first request after its window ended,
+and whatever is left is drained when the server closes. Pure: time is whatever the caller passes.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class CallSummary:
     first: float  # wall-clock time of the first and the last call
     last: float
     interval_s: float
+    fuel: int = 0  # total fuel of the calls, and the most one call used
+    max_fuel: int = 0
 
 
 @dataclass(slots=True)
@@ -46,6 +48,8 @@ class _Tally:
     max_s: float
     first: float
     last: float
+    fuel: int
+    max_fuel: int
 
 
 class CallLedger:
@@ -59,7 +63,9 @@ class CallLedger:
         self._window_end: float | None = None
         self._lock = threading.Lock()
 
-    def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
+    def add(
+        self, key: CallKey, duration_s: float, now: float, wall: float, fuel: int = 0
+    ) -> list[CallSummary]:
         """Count one call; returns the summaries of a window that ended (to be written)."""
         with self._lock:
             due = self._take(now) if self.ended(now) else []
@@ -67,12 +73,14 @@ class CallLedger:
                 self._window_end = now + self.interval_s
             tally = self._tallies.get(key)
             if tally is None:
-                self._tallies[key] = _Tally(1, duration_s, duration_s, wall, wall)
+                self._tallies[key] = _Tally(1, duration_s, duration_s, wall, wall, fuel, fuel)
             else:
                 tally.count += 1
                 tally.total_s += duration_s
                 tally.max_s = max(tally.max_s, duration_s)
                 tally.last = wall
+                tally.fuel += fuel
+                tally.max_fuel = max(tally.max_fuel, fuel)
             return due
 
     def due(self, now: float) -> list[CallSummary]:
@@ -94,7 +102,9 @@ class CallLedger:
 
     def _take(self, now: float | None) -> list[CallSummary]:
         out = [
-            CallSummary(k, t.count, t.total_s, t.max_s, t.first, t.last, self.interval_s)
+            CallSummary(
+                k, t.count, t.total_s, t.max_s, t.first, t.last, self.interval_s, t.fuel, t.max_fuel
+            )
             for k, t in self._tallies.items()
         ]
         self._tallies = {}

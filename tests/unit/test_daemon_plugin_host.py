@@ -163,6 +163,8 @@ class Recorder:
             self.idle.append(instance.number)
 
     class Inst:
+        fuel_consumed = 0
+
         def __init__(self, owner: Recorder, number: int) -> None:
             self.owner, self.number = owner, number
 
