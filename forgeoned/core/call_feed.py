@@ -19,6 +19,8 @@ import collections
 import threading
 from typing import Any, Final
 
+from forgeoned.core.stats import DaemonStats
+
 DEFAULT_CAPACITY: Final = 4096
 
 CallRecord = dict[str, Any]
@@ -54,10 +56,11 @@ class Subscription:
 class CallFeed:
     """Thread-safe fan-out of call records to the subscribed followers."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, stats: DaemonStats | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"need capacity >= 1, got {capacity}")
         self.capacity = capacity
+        self.stats = stats  # its ``follow_calls_dropped`` counts the drops
         self.lock = threading.Lock()
         # a tuple replaced on (un)subscribe: the call path reads it without the lock
         self.subscribers: tuple[Subscription, ...] = ()
@@ -82,3 +85,5 @@ class CallFeed:
                 else:
                     sub.dropped += 1
                     self.dropped_total += 1
+                    if self.stats is not None:
+                        self.stats.follow_calls_dropped += 1

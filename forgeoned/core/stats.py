@@ -209,6 +209,7 @@ class DaemonStats:
     audit_events: Counter[str] = field(default_factory=Counter)  # event name
     control_requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # action, code
     rescans: int = 0
+    follow_calls_dropped: int = 0  # live call records a slow audit follower lost
 
 
 class CandidateStatus(enum.Enum):
