@@ -3,16 +3,27 @@ and their OCSF form valid against the 1.8.0 schema."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import pytest
+from control_fakes import FakeBackend
 from ocsf_schema import MISSING_REASON, SCHEMA, validate
 
 from forgeoned import __version__
+from forgeoned.adapters.control.context import Context
+from forgeoned.adapters.control.parser import parse_request
 from forgeoned.adapters.control.records import call_record
+from forgeoned.adapters.control.routes import resolve
+from forgeoned.adapters.control.streaming import Stream
 from forgeoned.core.call_feed import CallFeed
+from forgeoned.core.clock import ManualClock
 from forgeoned.core.ocsf_live import live_to_ocsf
-from forgeoned.core.policy import Caller
+from forgeoned.core.policy import Caller, Policy
+from forgeoned.errors import BadRequestError
 
 needs_schema = pytest.mark.skipif(not SCHEMA.is_file(), reason=MISSING_REASON)
+ROOT = Caller(0, 0, 1, "root")
 
 
 def _record(n: int) -> dict[str, object]:
@@ -72,3 +83,35 @@ def test_live_records_validate_as_ocsf_api_activity_without_chain_fields() -> No
     assert dropped["metadata"]["event_code"] == "plugin.calls.dropped"
     with pytest.raises(ValueError, match="not a live record"):
         live_to_ocsf({"event": "plugin.installed", "ts": _record(1)["ts"]}, __version__)
+
+
+def _follow(backend: FakeBackend, query: str, feed: CallFeed | None) -> Iterator[bytes]:
+    request = parse_request(f"GET /v1/audit/follow?{query} HTTP/1.1\r\n\r\n".encode())
+    route = resolve(request.head.method, request.head.path)
+    ctx = Context(backend, Policy(), ROOT, request, None, ManualClock(), feed)
+    body = route.run(ctx).body
+    assert isinstance(body, Stream)
+    return iter(body.pieces)
+
+
+def test_the_follow_route_interleaves_live_records_and_tells_of_drops() -> None:
+    backend = FakeBackend()
+    backend.audit_log.append({"event": "daemon.started", "seq": 1, "ts": _record(0)["ts"]})
+    feed = CallFeed(capacity=1)
+    pieces = _follow(backend, "calls=1&from_seq=1", feed)
+    assert next(pieces) == b""  # the head
+    assert json.loads(next(pieces))["seq"] == 1  # subscribed now
+    for n in range(3):
+        feed.publish(_record(n))
+    rest = [json.loads(p) for p in pieces if p]
+    assert rest[0] == {"event": "plugin.calls.dropped", "count": 2, "ts": rest[0]["ts"]}
+    assert rest[1]["details"]["fuel"] == 0 and len(rest) == 2
+    assert feed.subscribers == ()  # the stream ended: the buffer is gone
+
+
+def test_without_calls_the_follow_route_subscribes_to_nothing() -> None:
+    feed = CallFeed()
+    pieces = list(_follow(FakeBackend(), "", feed))
+    assert pieces == [b"", b""] and feed.subscribers == ()
+    with pytest.raises(BadRequestError, match="bad calls"):
+        _follow(FakeBackend(), "calls=yes", feed)

@@ -67,3 +67,12 @@ def test_invokes_become_one_summary_entry_per_interval(tmp_path: Path) -> None:
         dispatcher.close()  # the call after the window is drained at close
         calls = [e for e in log.entries() if e["event"] == "plugin.calls"]
         assert [c["details"]["count"] for c in calls] == [50, 1]
+
+
+def test_the_ledger_sums_fuel_and_keeps_the_most_one_call_used() -> None:
+    ledger = CallLedger(interval_s=60)
+    key = CallKey("uid=0", "p", "handle", "ok")
+    for n, fuel in enumerate((300, 900, 100)):
+        ledger.add(key, 0.001, now=n, wall=100 + n, fuel=fuel)
+    (summary,) = ledger.drain()
+    assert (summary.count, summary.fuel, summary.max_fuel) == (3, 1300, 900)
