@@ -206,6 +206,7 @@ class UnauditedRecords(ControlRecords):
         started: float,
         function: str = "handle",
         fuel: int = 0,
+        now: float | None = None,
     ) -> None:
         return None
 

@@ -28,7 +28,7 @@ ROOT = Caller(0, 0, 1, "root")
 
 def _record(n: int) -> dict[str, object]:
     caller = Caller(1000, 1000, 7, "alice")
-    return call_record(caller, caller.actor, "hello", "handle", "ok", 0.0012, n, 1.7e9 + n)
+    return call_record(caller, "hello", "handle", "ok", 0.0012, n, 1.7e9 + n)
 
 
 def test_without_subscribers_nothing_is_kept() -> None:

@@ -29,9 +29,9 @@ def _invoke(name: str) -> Request:
 def test_the_ledger_sums_per_key_and_window() -> None:
     ledger = CallLedger(interval_s=60)
     ok, bad = CallKey("uid=0", "p", "handle", "ok"), CallKey("uid=0", "p", "handle", "trap")
-    assert ledger.add(ok, 0.002, now=0, wall=100) == []
-    assert ledger.add(ok, 0.004, now=1, wall=101) == []
-    assert ledger.add(bad, 0.001, now=2, wall=102) == []
+    assert not ledger.add(ok, 0.002, now=0, wall=100)
+    assert not ledger.add(ok, 0.004, now=1, wall=101)
+    assert not ledger.add(bad, 0.001, now=2, wall=102)
     assert ledger.due(59) == []
     due = {s.key: s for s in ledger.due(60)}
     assert (due[ok].count, due[ok].max_s) == (2, 0.004)

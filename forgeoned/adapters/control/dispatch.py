@@ -209,8 +209,9 @@ class Dispatcher:
             return self._outcome(route, caller, request, exc, started)
         if data is None:
             return None
-        timed(plugin, clock.monotonic() - started)
-        self.records.called(caller, plugin, "ok", started, "handle", meter.fuel)
+        now = clock.monotonic()
+        timed(plugin, now - started)
+        self.records.called(caller, plugin, "ok", started, "handle", meter.fuel, now)
         if self.stats is not None:
             self.stats.control_requests[(Action.INVOKE.value, "ok")] += 1
         keep = request.head.keep_alive

@@ -26,7 +26,7 @@ import logging
 
 from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.call_feed import CallFeed
-from forgeoned.core.call_ledger import CallKey, CallLedger, CallSummary
+from forgeoned.core.call_ledger import CallLedger, CallSummary
 from forgeoned.core.denial_throttle import DenialSummary, DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import Caller
@@ -52,6 +52,7 @@ class ControlRecords:
         self.throttle = throttle if throttle is not None else DenialThrottle()
         self.calls = calls if calls is not None else CallLedger()
         self.feed = feed if feed is not None else CallFeed()
+        self._wall_offset = clock.wall() - clock.monotonic()
         self._held: collections.deque[CallSummary] = collections.deque()
 
     def record(self, event: AuditEvent) -> None:
@@ -76,21 +77,23 @@ class ControlRecords:
         started: float,
         function: str = "handle",
         fuel: int = 0,
+        now: float | None = None,
     ) -> None:
-        """One invoke of ``plugin``'s ``function`` that began at monotonic ``started`` and
-        used ``fuel``."""
-        clock = self.clock
-        now = clock.monotonic()
-        wall = clock.wall()
+        """One invoke of ``plugin``'s ``function`` that began at monotonic ``started``, ended
+        at ``now`` (default: now) and used ``fuel``.
+
+        The hot path of every invoke: its wall-clock time is the monotonic one plus an offset
+        taken at each flush (one clock read fewer per call), the key a plain tuple."""
+        if now is None:
+            now = self.clock.monotonic()
         actor = caller.actor
         duration = now - started
-        due = self.calls.add(CallKey(actor, plugin, function, outcome), duration, started, wall,
-                             fuel)  # fmt: skip
+        wall = now + self._wall_offset
+        due = self.calls.add((actor, plugin, function, outcome), duration, started, wall, fuel)
         if due:
             self._held.extend(due)
         if self.feed.subscribers:
-            self.feed.publish(call_record(caller, actor, plugin, function, outcome, duration,
-                                          fuel, wall))  # fmt: skip
+            self.feed.publish(call_record(caller, plugin, function, outcome, duration, fuel, wall))
 
     def due(self) -> bool:
         """Whether :meth:`flush` has something to write (cheap, never blocks)."""
@@ -99,6 +102,8 @@ class ControlRecords:
 
     def flush(self) -> None:
         """Write the summaries that are due."""
+        clock = self.clock
+        self._wall_offset = clock.wall() - clock.monotonic()  # the wall clock may be stepped
         while True:
             try:
                 calls = self._held.popleft()
@@ -159,7 +164,6 @@ class ControlRecords:
 
 def call_record(
     caller: Caller,
-    actor: str,
     plugin: str,
     function: str,
     outcome: str,
@@ -174,7 +178,7 @@ def call_record(
         "event": "plugin.call",
         "ts": rfc3339(wall),
         "plugin": plugin,
-        "actor": actor,
+        "actor": caller.actor,
         "reason": outcome,
         "details": {
             "function": function,
