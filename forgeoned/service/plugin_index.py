@@ -71,9 +71,11 @@ class PluginDirectory:
                 continue
             if old is not None and old.key == key:
                 continue
-            if old is not None and old.error is None and old.key[:2] == key[:2]:
-                # only the staging attestation beside it changed: admission is behind these
-                # bytes (an OCI delivery writes the next version's attestation first)
+            if old is not None and old.error is None and old.key[0] == key[0]:
+                # only the detached signature or staging attestation beside it changed: the
+                # module's bytes were admitted with those it had (an OCI delivery writes the
+                # next version's attestation first, `install --sig` its signature): judged
+                # again when the module itself changes, so no false rejection in between
                 self.entries[name] = Entry(key, old.candidate)
                 continue
             try:

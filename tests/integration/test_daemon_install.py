@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from abi_wat import lifecycle_exports
-from daemon_kit import KEY, Env, InProcess, in_process, manifest, plugin, plugin_wat
+from daemon_kit import KEY, Env, InProcess, drop, in_process, manifest, plugin, plugin_wat
 
 from forgeoned.cli import main
 from forgeoned.cli.devtools import make_signed_plugin, package_plugin
@@ -275,3 +275,25 @@ def test_restarts_are_counted_as_restarted_not_upgraded(
     assert daemon.invoke("echo") == b"echo@1.1.0:x"
     [restarted] = audit(daemon, "plugin.restarted", "echo")
     assert (restarted["version"], restarted["reason"]) == ("1.1.0", "operator")
+
+
+def test_the_next_versions_signature_first_unadmits_nothing(daemon: InProcess) -> None:
+    """An installer writing a detached signature before its module (as ``install --sig`` does,
+    and an operator may) leaves, for a moment, the running version's module beside a
+    signature of other bytes: no rejection, nothing stops, then the upgrade goes through."""
+    env = daemon.env
+    v1, sig1 = sig.sign_module(package_plugin(_echo_wat("1.0.0"), _m("1.0.0")), KEY)
+    v2, sig2 = sig.sign_module(package_plugin(_echo_wat("2.0.0"), _m("2.0.0")), KEY)
+    drop(env.plugins, "echo.wasm.sig", sig1)
+    drop(env.plugins, "echo.wasm", v1)
+    daemon.sync()
+    assert daemon.invoke("echo") == b"echo@1.0.0:x"
+    drop(env.plugins, "echo.wasm.sig", sig2)
+    daemon.sync()  # the signature change is judged before the module arrives
+    assert audit(daemon, "plugin.rejected", "echo") == []
+    assert daemon.invoke("echo") == b"echo@1.0.0:x"
+    drop(env.plugins, "echo.wasm", v2)
+    daemon.events.wait("plugin.upgraded", "echo")
+    assert daemon.invoke("echo") == b"echo@2.0.0:x"
+    assert audit(daemon, "plugin.rejected", "echo") == []
+    assert not any(daemon.parts.stats.rejected.values())
