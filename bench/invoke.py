@@ -22,13 +22,21 @@ Targets measured in the same run, each with 1 and 16 concurrent clients:
   (:mod:`forgeoned.adapters.control.parser`) never hits and every request is parsed and
   authorised afresh, as for a client whose inputs vary in size.
 
+* ``daemon+sample, calls not audited``: the same daemon with invokes not recorded (no
+  ``plugin.calls`` summaries, no live records), for comparison.
+
+``--alternate ROUNDS`` measures instead what auditing calls costs, in alternating rounds
+(:mod:`bench.invoke_alternate`): each pair (audited, not audited) runs side by side, the
+order swapped every round, reporting throughput, the server's CPU time per request and the
+load average.
+
 Clients are separate processes (fork), each holding one keep-alive connection and sending a
 fixed 64-byte input with a pre-built request; the servers run in this process. Both share the
 machine's cores, so the figures include the clients' own CPU.
 
     .venv/bin/python bench/invoke.py [--seconds 5] [--clients 1,16] [--wasm FILE]
-        [--only floor,memory,calls,wasm,daemon] [--inputs time,default,sizes,kv-set]
-        [--sample-instances 1,2]
+        [--only floor,memory,calls,wasm,daemon,daemon-calls]
+        [--inputs time,default,sizes,kv-set] [--sample-instances 1,2] [--alternate ROUNDS]
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from bench.invoke_daemon import SampleDaemon
 from forgeoned.adapters.control.records import ControlRecords
 from forgeoned.adapters.control.server import ControlServer
 from forgeoned.core.control_config import parse_control_config
+from forgeoned.core.policy import Caller
 
 PAYLOAD = b"x" * 64
 
@@ -198,7 +207,14 @@ class UnauditedRecords(ControlRecords):
     server as it was before calls were audited, to measure the whole per-call cost."""
 
     def called(
-        self, actor: str, plugin: str, outcome: str, started: float, function: str = "handle"
+        self,
+        caller: Caller,
+        plugin: str,
+        outcome: str,
+        started: float,
+        function: str = "handle",
+        fuel: int = 0,
+        now: float | None = None,
     ) -> None:
         return None
 
@@ -210,18 +226,21 @@ def run_control(path: str, backend: Any, *, ledger: bool = True) -> Callable[[],
     server = ControlServer(cfg, backend, NullSink(), cfg.policy)
     if not ledger:
         old = server.dispatcher.records
-        server.dispatcher.records = UnauditedRecords(old.audit, old.clock, old.throttle, old.calls)
+        server.dispatcher.records = UnauditedRecords(
+            old.audit, old.clock, old.throttle, old.calls, old.feed
+        )
     server.start()
     return server.close
 
 
-def run_daemon(tmp: str, instances: int) -> tuple[str, Callable[[], None]]:
-    daemon = SampleDaemon(Path(tmp) / f"daemon-x{instances}", instances)
+def run_daemon(tmp: str, instances: int, audited: bool = True) -> tuple[str, Callable[[], None]]:
+    name = f"daemon-x{instances}" + ("" if audited else "-unaudited")
+    daemon = SampleDaemon(Path(tmp) / name, instances, audited=audited)
     return daemon.socket, daemon.close
 
 
 Start = Callable[[str], tuple[str, Callable[[], None]]]
-KINDS = ("floor", "memory", "calls", "wasm", "daemon")
+KINDS = ("floor", "memory", "calls", "wasm", "daemon", "daemon-calls")
 SIZES = [b"x" * n for n in range(56, 72)]  # 16 lengths: no two heads in a row alike
 # "!time" makes one host call; the default input counts in memory (persisted every 1,000
 # calls); "sizes" is the default input at 16 lengths in turn; "!kv-set" persists the counter
@@ -253,11 +272,21 @@ def main() -> int:
         default="1",
         help="one daemon per N in this list, each with the sample re-signed allowing N instances",
     )
+    parser.add_argument(
+        "--alternate",
+        type=int,
+        metavar="ROUNDS",
+        help="only compare audited and unaudited calls, in ROUNDS alternating rounds",
+    )
     args = parser.parse_args()
+    if args.alternate:
+        from bench.invoke_alternate import compare
+
+        return compare(args.alternate, args.seconds, [int(c) for c in args.clients.split(",")])
     counts = [int(c) for c in args.clients.split(",")]
     only = set(args.only.split(","))
     if args.no_daemon:
-        only.discard("daemon")
+        only -= {"daemon", "daemon-calls"}
     wasm = WasmBackend.load(args.wasm)
     # kind, label, plugin name, inputs (sub-label, payloads), start(tmp) -> (socket, stop)
     targets: list[tuple[str, str, str, list[tuple[str, list[bytes]]], Start]] = [
@@ -294,6 +323,16 @@ def main() -> int:
     for n in (int(i) for i in args.sample_instances.split(",")):
         label = "daemon+sample" + (f" x{n}" if n != 1 else "")
         targets.append(("daemon", label, "sample", payloads, partial(run_daemon, instances=n)))
+    # the daemon again with invokes not recorded, for comparison (default input only)
+    targets.append(
+        (
+            "daemon-calls",
+            "daemon+sample, calls not audited",
+            "sample",
+            [INPUTS["default"]],
+            partial(run_daemon, instances=1, audited=False),
+        )
+    )
     print(f"cpus={os.cpu_count()} seconds={args.seconds} clients in separate processes")
     print(f"{'target':<44}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     with tempfile.TemporaryDirectory() as tmp:

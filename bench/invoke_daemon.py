@@ -16,13 +16,25 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "examples/sample-plugin"
 SAMPLE_WASM = SAMPLE_DIR / "target/wasm32-unknown-unknown/release/forgeone_sample_plugin.wasm"
 START_TIMEOUT_S = 120.0
+# The daemon with invokes not recorded at all (no plugin.calls summaries, no live records):
+# what auditing calls costs, for comparison only (forgeoned itself has no such setting).
+UNAUDITED = (
+    "import sys\n"
+    "from forgeoned.adapters.control.records import ControlRecords\n"
+    "ControlRecords.called = lambda self, *args, **kwargs: None\n"
+    "from forgeoned.daemon import main\n"
+    "sys.exit(main())\n"
+)
 
 
 class SampleDaemon:
     """``forgeoned --config`` in ``root`` with plugins.d holding the signed sample; the daemon's
-    code is ``code`` (a checkout: this one by default, another for a before/after run)."""
+    code is ``code`` (a checkout: this one by default, another for a before/after run);
+    ``audited`` False: invokes are not recorded (:data:`UNAUDITED`)."""
 
-    def __init__(self, root: Path, instances: int = 1, code: Path = REPO) -> None:
+    def __init__(
+        self, root: Path, instances: int = 1, code: Path = REPO, audited: bool = True
+    ) -> None:
         if not SAMPLE_WASM.is_file():
             raise SystemExit(f"{SAMPLE_WASM} missing: run `make plugins` first")
         self.root = root
@@ -43,8 +55,9 @@ class SampleDaemon:
         )
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         env["PYTHONPATH"] = str(code)
+        entry = ["-m", "forgeoned.daemon"] if audited else ["-c", UNAUDITED]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeoned.daemon", "--config", str(config)],
+            [sys.executable, *entry, "--config", str(config)],
             cwd=code,
             env=env,
             stderr=subprocess.DEVNULL,

@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="start at entry N (the first one not yet acknowledged); default: the next entry",
     )
+    p.add_argument(
+        "--calls",
+        action="store_true",
+        help="also each plugin call, live (plugin.call lines without a seq: not resumable; "
+        "the plugin.calls summaries are the durable record)",
+    )
     p.set_defaults(func=cmd_follow)
     p = audit_sub.add_parser("verify", help="check the hash chain; exit 0 only if intact")
     p.add_argument("--json", action="store_true", help="print the full verdict as JSON")
@@ -115,14 +121,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_follow(args: argparse.Namespace) -> int:
     """Copy the follow stream to stdout line by line, flushed, so a shipper reading the pipe
-    sees each entry at once. When it ends, say which seq to resume from."""
+    sees each entry at once. When it ends, say which seq to resume from (live call records,
+    with ``--calls``, have no seq and do not move it)."""
     if args.from_seq is not None and args.from_seq < 1:
         raise BadRequestError(f"--from-seq must be at least 1, not {args.from_seq}")
     next_seq = args.from_seq
     out = sys.stdout.buffer
     with ControlClient(args.socket, timeout=None) as client:
         try:
-            for line in client.audit_follow(args.format, args.from_seq):
+            for line in client.audit_follow(args.format, args.from_seq, calls=args.calls):
                 item = json.loads(line)
                 if "error" in item:
                     error = item["error"]
@@ -130,8 +137,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
                         f"{error.get('message')} (resume with --from-seq "
                         f"{error.get('resume_from_seq')})"
                     )
-                seq = item["metadata"]["sequence"] if args.format == "ocsf" else item["seq"]
-                next_seq = int(seq) + 1
+                seq = item["metadata"].get("sequence") if args.format == "ocsf" else item.get("seq")
+                if seq is not None:  # a live call record has none
+                    next_seq = int(seq) + 1
                 out.write(line)
                 out.flush()
         except BrokenPipeError:

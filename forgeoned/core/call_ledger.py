@@ -2,11 +2,11 @@
 (caller, plugin, function, outcome), never one fsync'd entry per call.
 
 The control API adds each ``invoke`` here (who called, which plugin and function, the outcome,
-how long it took); when a window of ``interval_s`` seconds (60 by default) has ended, each key
-that saw calls becomes one :class:`CallSummary` (count, total and longest duration, first and
-last call), which the caller writes as a ``plugin.calls`` audit entry. A summary is due at the
-first request after its window ended, and whatever is left is drained when the server closes.
-Pure: time is whatever the caller passes.
+how long it took, the fuel it used); when a window of ``interval_s`` seconds (60 by default)
+has ended, each key that saw calls becomes one :class:`CallSummary` (count, total and longest
+duration, total and largest fuel, first and last call), which the caller writes as a
+``plugin.calls`` audit entry. A summary is due at the first request after its window ended,
+and whatever is left is drained when the server closes. Pure: time is whatever the caller passes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ DEFAULT_INTERVAL_S: Final = 60.0
 
 
 class CallKey(NamedTuple):
-    """A tuple, not a dataclass: made and hashed once per call, it costs about a third of a
-    frozen dataclass's construction and hash (which run in Python)."""
+    """What a summary is per. :meth:`CallLedger.add` takes the plain tuple (making a
+    NamedTuple costs a Python-level call, a plain tuple a fraction of that); the summaries
+    carry this."""
 
     actor: str
     plugin: str
@@ -37,6 +38,8 @@ class CallSummary:
     first: float  # wall-clock time of the first and the last call
     last: float
     interval_s: float
+    fuel: int = 0  # total fuel of the calls, and the most one call used
+    max_fuel: int = 0
 
 
 @dataclass(slots=True)
@@ -46,6 +49,8 @@ class _Tally:
     max_s: float
     first: float
     last: float
+    fuel: int
+    max_fuel: int
 
 
 class CallLedger:
@@ -55,24 +60,38 @@ class CallLedger:
         if not interval_s > 0:
             raise ValueError(f"need interval_s > 0, got {interval_s}")
         self.interval_s = interval_s
-        self._tallies: dict[CallKey, _Tally] = {}
+        self._tallies: dict[tuple[str, str, str, str], _Tally] = {}
         self._window_end: float | None = None
         self._lock = threading.Lock()
 
-    def add(self, key: CallKey, duration_s: float, now: float, wall: float) -> list[CallSummary]:
-        """Count one call; returns the summaries of a window that ended (to be written)."""
+    def add(
+        self, key: tuple[str, str, str, str], duration_s: float, now: float, wall: float,
+        fuel: int = 0,
+    ) -> list[CallSummary] | None:  # fmt: skip
+        """Count one call (``key``: actor, plugin, function, outcome); returns the summaries
+        of a window that ended (to be written), or None.
+
+        The hot path of every invoke: no call but the dictionary's, and ``if`` rather than
+        ``max()`` (a builtin call costs more than a comparison)."""
         with self._lock:
-            due = self._take(now) if self.ended(now) else []
-            if self._window_end is None:
+            end = self._window_end
+            due = None
+            if end is None or now >= end:
+                if end is not None:
+                    due = self._take(now)
                 self._window_end = now + self.interval_s
             tally = self._tallies.get(key)
             if tally is None:
-                self._tallies[key] = _Tally(1, duration_s, duration_s, wall, wall)
+                self._tallies[key] = _Tally(1, duration_s, duration_s, wall, wall, fuel, fuel)
             else:
                 tally.count += 1
                 tally.total_s += duration_s
-                tally.max_s = max(tally.max_s, duration_s)
+                if duration_s > tally.max_s:  # noqa: PLR1730 (see above)
+                    tally.max_s = duration_s
                 tally.last = wall
+                tally.fuel += fuel
+                if fuel > tally.max_fuel:  # noqa: PLR1730
+                    tally.max_fuel = fuel
             return due
 
     def due(self, now: float) -> list[CallSummary]:
@@ -94,7 +113,17 @@ class CallLedger:
 
     def _take(self, now: float | None) -> list[CallSummary]:
         out = [
-            CallSummary(k, t.count, t.total_s, t.max_s, t.first, t.last, self.interval_s)
+            CallSummary(
+                CallKey(*k),
+                t.count,
+                t.total_s,
+                t.max_s,
+                t.first,
+                t.last,
+                self.interval_s,
+                t.fuel,
+                t.max_fuel,
+            )
             for k, t in self._tallies.items()
         ]
         self._tallies = {}

@@ -16,6 +16,7 @@ Keys (all optional; defaults in brackets)::
     max_header_bytes = 16384   # request line + headers cap [16 KiB]
     read_timeout_s = 10.0      # a request must arrive whole within this (slow-loris guard)
     idle_timeout_s = 60.0      # a keep-alive connection idle this long is closed
+    follow_calls_buffer = 4096 # live call records held per ``audit follow --calls`` follower
     root_is_admin = true       # uid 0 holds every action
 
     [control.roles.deployer]   # custom roles: a list of actions and/or roles to extend
@@ -79,6 +80,7 @@ _TOP_KEYS = frozenset(
         "max_header_bytes",
         "read_timeout_s",
         "idle_timeout_s",
+        "follow_calls_buffer",
         "root_is_admin",
         "roles",
         "bindings",
@@ -105,6 +107,7 @@ class ControlConfig:
     max_header_bytes: int = 16 * 1024
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
+    follow_calls_buffer: int = 4096
     # Who may do what: a reload applies it at once (the daemon's config marks it live); the
     # other keys take effect on a restart.
     policy: Policy = field(default_factory=Policy, metadata={"live": True})
@@ -170,6 +173,9 @@ def parse_control_config(raw: Mapping[str, Any]) -> ControlConfig:
         ),
         idle_timeout_s=_positive_float(
             raw.get("idle_timeout_s", d.idle_timeout_s), "idle_timeout_s"
+        ),
+        follow_calls_buffer=_positive_int(
+            raw.get("follow_calls_buffer", d.follow_calls_buffer), "follow_calls_buffer"
         ),
         policy=Policy(grants=tuple(grants), root_is_admin=root_is_admin),
     )

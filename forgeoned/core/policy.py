@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Action(enum.Enum):
@@ -119,11 +119,13 @@ class Caller:
     user: str | None = None
     groups: frozenset[str] = frozenset()
     gids: frozenset[int] = frozenset()
+    # How the audit log names the caller, e.g. ``uid=1000(alice)``: made once, as every
+    # invoke's call record needs it.
+    actor: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def actor(self) -> str:
-        """How the audit log names the caller, e.g. ``uid=1000(alice)``."""
-        return f"uid={self.uid}({self.user})" if self.user else f"uid={self.uid}"
+    def __post_init__(self) -> None:
+        actor = f"uid={self.uid}({self.user})" if self.user else f"uid={self.uid}"
+        object.__setattr__(self, "actor", actor)
 
 
 @dataclass(frozen=True, slots=True)

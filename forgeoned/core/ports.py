@@ -237,7 +237,10 @@ class ControlBackend(Protocol):
         ``{"old_key", "new_key", "seq"}``."""
         ...
 
-    def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
+    def audit_follow(
+        self, from_seq: int | None, heartbeat_s: float | None = None
+    ) -> Iterable[dict[str, Any] | None]:
         """Durable entries from ``from_seq`` (None: the next one) on, for ever; ``None`` when
-        nothing new came for a while; a ``{"error": {...}}`` mapping ends the stream."""
+        caught up and then every ``heartbeat_s`` (None: the log's default) while nothing new
+        comes; a ``{"error": {...}}`` mapping ends the stream."""
         ...

@@ -30,6 +30,18 @@ from forgeoned.core.state import QuarantineCause
 if TYPE_CHECKING:
     from forgeoned.core.plugin_metrics import PluginMetricSet
 
+
+class CallFuel(threading.local):
+    """The fuel used by the last plugin call made for this thread (``handle`` and its
+    ``alloc``), whichever thread ran it: set by the plugin host when the call returns or
+    fails, read by the control API for the call's audit record. A thread-local, not a return
+    value, so that the backend's ``invoke`` keeps returning the plugin's output."""
+
+    fuel: int = 0
+
+
+CALL_FUEL: Final = CallFuel()
+
 # Call durations: 10 µs … 10 s (plugin calls are mostly microseconds, deadlines are seconds).
 CALL_BUCKETS: Final[tuple[float, ...]] = (
     0.00001,
@@ -197,6 +209,7 @@ class DaemonStats:
     audit_events: Counter[str] = field(default_factory=Counter)  # event name
     control_requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # action, code
     rescans: int = 0
+    follow_calls_dropped: int = 0  # live call records a slow audit follower lost
 
 
 class CandidateStatus(enum.Enum):

@@ -31,6 +31,11 @@ class Instance(Protocol):
 
     def tick(self) -> None: ...
 
+    @property
+    def fuel_consumed(self) -> int:
+        """The fuel this instance's calls used so far (a running total)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ShutdownFault:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
 
-from forgeoned.adapters.audit.follow import Followed, FollowEnd, follow
+from forgeoned.adapters.audit.follow import DEFAULT_HEARTBEAT_S, Followed, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
@@ -340,10 +340,13 @@ class DaemonBackend:
     def audit_rotate_key(self, actor: str) -> dict[str, Any]:
         return self._audit_log.rotate_key(actor)
 
-    def audit_follow(self, from_seq: int | None) -> Iterator[dict[str, Any] | None]:
+    def audit_follow(
+        self, from_seq: int | None, heartbeat_s: float | None = None
+    ) -> Iterator[dict[str, Any] | None]:
         reader = self._audit_log
         start = from_seq if from_seq is not None else reader.durable_seq + 1
-        for item in follow(reader, start):
+        beat = heartbeat_s if heartbeat_s is not None else DEFAULT_HEARTBEAT_S
+        for item in follow(reader, start, heartbeat_s=beat):
             yield item.to_dict() if isinstance(item, FollowEnd) else item
 
 

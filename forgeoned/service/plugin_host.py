@@ -27,7 +27,7 @@ from forgeoned.core.clock import SystemClock
 from forgeoned.core.heartbeat import Heartbeat, wait_beating
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
-from forgeoned.core.stats import PluginStats, PluginView
+from forgeoned.core.stats import CALL_FUEL, PluginStats, PluginView
 from forgeoned.core.swap_ports import Instance, Version
 from forgeoned.errors import (
     ApplicationError,
@@ -219,7 +219,20 @@ class PluginHost:
         version. It waits through a swap (up to ``hold_timeout_s``) but not for a paused
         plugin (:class:`PluginPausedError`), unless ``wait_s`` is given: then it waits up to
         that long in any case, paused included."""
-        result = self._run(lambda inst: inst.handle(data, export), True, wait_s, wait_s is not None)
+        used = 0  # the job may run on another thread (a waiter's): it reports the fuel here
+
+        def job(inst: Instance) -> bytes:
+            nonlocal used
+            before = inst.fuel_consumed
+            try:
+                return inst.handle(data, export)
+            finally:
+                used = inst.fuel_consumed - before
+
+        try:
+            result = self._run(job, True, wait_s, wait_s is not None)
+        finally:
+            CALL_FUEL.fuel = used
         assert result is not None
         return result
 
@@ -233,7 +246,20 @@ class PluginHost:
         if version.limits.get("call_timeout_ms", 0) > longest_s * 1000:
             self._gate.leave(version)
             return None
-        return self._run_entered(version, lambda inst: inst.handle(data), serve_waiters=False)
+        used = 0
+
+        def job(inst: Instance) -> bytes:
+            nonlocal used
+            before = inst.fuel_consumed
+            try:
+                return inst.handle(data)
+            finally:
+                used = inst.fuel_consumed - before
+
+        try:
+            return self._run_entered(version, job, serve_waiters=False)
+        finally:
+            CALL_FUEL.fuel = used
 
     def tick(self) -> bool:
         """Run ``tick`` if the plugin is running now (waits only for a busy instance, never

@@ -39,7 +39,7 @@ def test_the_section_has_the_commands_it_is_about() -> None:
     commands = [c for block in blocks() for c in block]
     for needed in ("audit export --format ocsf", "audit follow", "audit verify --dir",
                    "audit accept-gap", "60-forgeoned-siem.conf", "audit rotate-key",
-                   "audit-archive", "audit otlp"):  # fmt: skip
+                   "audit-archive", "audit otlp", "audit follow --calls"):  # fmt: skip
         assert any(needed in c for c in commands), needed
 
 
@@ -106,7 +106,7 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
                     assert 'target="siem.internal" port="5140"' in conf.read_text()
                     sh(f"{RSYSLOGD} -N1 -f {conf}")
                 elif "audit follow" in command:
-                    _follow(local(command), work)
+                    _follow(local(command), work, daemon)
                 elif "audit otlp" in command:  # never ends either: a receiver stands in
                     port = receiver.url.split(":")[-1].split("/")[0]
                     position = env.root / "state/otlp.position"
@@ -128,12 +128,22 @@ def test_every_command_of_the_section_runs(tmp_path: Path) -> None:
     assert not (work / "audit" / "checkpoint.key").exists()
 
 
-def _follow(command: str, cwd: Path) -> None:
+def _follow(command: str, cwd: Path, daemon: Daemon) -> None:
+    """The first line is entry 1; with ``--calls``, an invoke made now comes as a line of its
+    own (after the history: read until it is there)."""
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         assert first["metadata"]["sequence"] == 1
+        if "--calls" in command:
+            with daemon.client() as client:
+                client.invoke("hello", b"x")
+            line = first
+            while line["metadata"]["event_code"] != "plugin.call":
+                line = json.loads(proc.stdout.readline())
+            assert "sequence" not in line["metadata"] and line["class_uid"] == 6003
+            assert line["unmapped"]["details"]["fuel"] > 0
     finally:
         stop_process(proc, 30)
         if proc.stdout is not None:

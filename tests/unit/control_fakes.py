@@ -236,7 +236,9 @@ class FakeBackend:
         self._note("audit_rotate_key", actor)
         return {"old_key": "a" * 64, "new_key": "b" * 64, "seq": 9}
 
-    def audit_follow(self, from_seq: int | None) -> Iterable[dict[str, Any] | None]:
+    def audit_follow(
+        self, from_seq: int | None, heartbeat_s: float | None = None
+    ) -> Iterable[dict[str, Any] | None]:
         """The entries from ``from_seq``, one heartbeat, and the end (a real log goes on)."""
         yield from (e for e in self.audit_log if from_seq is None or e["seq"] >= from_seq)
         yield None

@@ -21,6 +21,8 @@ from forgeoned.errors import (
 
 
 class FakeInstance:
+    fuel_consumed = 0
+
     def __init__(self, version: FakeVersion) -> None:
         self.version = version
 

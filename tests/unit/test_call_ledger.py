@@ -29,9 +29,9 @@ def _invoke(name: str) -> Request:
 def test_the_ledger_sums_per_key_and_window() -> None:
     ledger = CallLedger(interval_s=60)
     ok, bad = CallKey("uid=0", "p", "handle", "ok"), CallKey("uid=0", "p", "handle", "trap")
-    assert ledger.add(ok, 0.002, now=0, wall=100) == []
-    assert ledger.add(ok, 0.004, now=1, wall=101) == []
-    assert ledger.add(bad, 0.001, now=2, wall=102) == []
+    assert not ledger.add(ok, 0.002, now=0, wall=100)
+    assert not ledger.add(ok, 0.004, now=1, wall=101)
+    assert not ledger.add(bad, 0.001, now=2, wall=102)
     assert ledger.due(59) == []
     due = {s.key: s for s in ledger.due(60)}
     assert (due[ok].count, due[ok].max_s) == (2, 0.004)
@@ -67,3 +67,12 @@ def test_invokes_become_one_summary_entry_per_interval(tmp_path: Path) -> None:
         dispatcher.close()  # the call after the window is drained at close
         calls = [e for e in log.entries() if e["event"] == "plugin.calls"]
         assert [c["details"]["count"] for c in calls] == [50, 1]
+
+
+def test_the_ledger_sums_fuel_and_keeps_the_most_one_call_used() -> None:
+    ledger = CallLedger(interval_s=60)
+    key = CallKey("uid=0", "p", "handle", "ok")
+    for n, fuel in enumerate((300, 900, 100)):
+        ledger.add(key, 0.001, now=n, wall=100 + n, fuel=fuel)
+    (summary,) = ledger.drain()
+    assert (summary.count, summary.fuel, summary.max_fuel) == (3, 1300, 900)

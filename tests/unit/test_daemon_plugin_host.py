@@ -9,6 +9,7 @@ from daemon_fakes import FakeVersion
 
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.state import ActiveRecord, KeptVersion
+from forgeoned.core.stats import CALL_FUEL
 from forgeoned.core.swap_ports import Instance, ShutdownFault, Version
 from forgeoned.errors import (
     ApplicationError,
@@ -151,6 +152,7 @@ class Recorder:
         self.trap = False
         self.trap_on: set[bytes] = set()
         self.lock = threading.Lock()
+        self.fuel: dict[int, int] = {}
 
     def acquire(self, timeout: float) -> Recorder.Inst | None:
         with self.lock:
@@ -165,6 +167,10 @@ class Recorder:
     class Inst:
         def __init__(self, owner: Recorder, number: int) -> None:
             self.owner, self.number = owner, number
+
+        @property
+        def fuel_consumed(self) -> int:  # each call "uses" 10 per byte of its input
+            return self.owner.fuel.get(self.number, 0)
 
         def handle(self, data: bytes, export: str = "handle") -> bytes:
             o = self.owner
@@ -182,6 +188,7 @@ class Recorder:
             finally:
                 with o.lock:
                     o.running.discard(self.number)
+                    o.fuel[self.number] = o.fuel.get(self.number, 0) + 10 * len(data)
 
         def tick(self) -> None:
             pass
@@ -370,3 +377,27 @@ def test_a_waiting_call_that_traps_reaches_its_caller_and_fails_the_plugin() -> 
     assert isinstance(out[b"third"], UnavailableError) and "is failed" in str(out[b"third"])
     assert v.served == [b"first", b"second"] and faults == ["unreachable"]
     assert host.state is State.FAILED
+
+
+def test_each_caller_learns_the_fuel_of_its_own_call_whichever_thread_ran_it() -> None:
+    v = Recorder()
+    v.hold = {b"first"}
+    host = recorder_host(v)
+    fuel: dict[bytes, int] = {}
+
+    def run(data: bytes) -> None:
+        host.call(data)
+        fuel[data] = CALL_FUEL.fuel
+
+    threads = [threading.Thread(target=run, args=(b"first",))]
+    threads[0].start()
+    assert host.wait_inflight(1, 5)
+    for i, data in enumerate((b"ab", b"abcd"), 1):  # run by the first caller's thread
+        threads.append(threading.Thread(target=run, args=(data,)))
+        threads[-1].start()
+        assert host.wait_held(i, 5)
+    v.go.set()
+    for t in threads:
+        t.join(10)
+    assert fuel == {b"first": 50, b"ab": 20, b"abcd": 40}
+    assert host.call_now(b"xyz", 1.0) == b"1.0.0:xyz" and CALL_FUEL.fuel == 30

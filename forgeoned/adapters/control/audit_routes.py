@@ -4,15 +4,18 @@ verification, accepting a gap, and the compliance report (see :mod:`.routes` for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
 
 from forgeoned import __version__
 from forgeoned.adapters.control.context import Context, Reply
 from forgeoned.adapters.control.streaming import Stream
+from forgeoned.core.audit_chain import rfc3339
 from forgeoned.core.audit_export import export_ocsf
+from forgeoned.core.call_feed import Subscription
 from forgeoned.core.compliance import build_report, render_json, render_markdown
 from forgeoned.core.ocsf import to_ocsf
+from forgeoned.core.ocsf_live import DROPPED_EVENT, live_to_ocsf
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import BadRequestError
 
@@ -51,7 +54,9 @@ AUDIT_FORMATS = ("json", "ndjson", "ocsf")
 def follow(ctx: Context) -> Reply:
     """Entries as they become durable, one per line (``json``: as stored, ``ocsf``: OCSF
     events), from ``from_seq`` (default: the next entry). A line ``{"error": …}`` ends it,
-    naming the seq to resume from."""
+    naming the seq to resume from. With ``calls=1``, each plugin call too, as a live record
+    without a seq (:mod:`forgeoned.core.call_feed`), and a ``plugin.calls.dropped`` line
+    when some were lost for this follower."""
     query = ctx.request.head.query
     fmt = query.get("format", "json")
     if fmt not in ("json", "ocsf"):
@@ -59,22 +64,67 @@ def follow(ctx: Context) -> Reply:
     text = query.get("from_seq")
     if text is not None and (not text.isdigit() or int(text) < 1):
         raise BadRequestError(f"bad from_seq {text[:20]!r}: a sequence number from 1")
-    items = ctx.backend.audit_follow(int(text) if text is not None else None)
+    flag = query.get("calls", "0")
+    if flag not in ("0", "1"):
+        raise BadRequestError(f"bad calls {flag[:20]!r}: 0 or 1")
+    feed = ctx.calls if flag == "1" else None
+    beat = CALLS_HEARTBEAT_S if feed is not None else None
+    items = ctx.backend.audit_follow(int(text) if text is not None else None, beat)
+    encode = _ocsf_line if fmt == "ocsf" else _json_line
+    clock = ctx.clock
 
     def pieces() -> Iterator[bytes]:
         yield b""  # the head goes out now, not with the first entry
-        for item in items:
-            if item is None:
-                yield b""
-            elif "error" in item:
-                yield (_compact(item) + "\n").encode()
-                return
-            elif fmt == "ocsf":
-                yield (_compact(to_ocsf(item, __version__)) + "\n").encode()
-            else:
-                yield (_compact(item) + "\n").encode()
+        # subscribed here, on the follower's own thread, so that a stream never started
+        # (too many followers) holds no buffer
+        sub = feed.subscribe() if feed is not None else None
+        idle = 0
+        try:
+            for item in items:
+                if sub is not None and (sub.records or sub.dropped):
+                    idle = 0
+                    yield from _live(sub, encode, clock.wall())
+                if item is None:
+                    idle += 1
+                    if sub is None or idle % _BEATS_PER_CHECK == 1:
+                        yield b""
+                elif "error" in item:
+                    yield (_compact(item) + "\n").encode()
+                    return
+                else:
+                    yield encode(item)
+        finally:
+            if sub is not None:
+                sub.close()
 
     return Reply(200, Stream(pieces(), follow=True), "application/x-ndjson")
+
+
+# How often a follower of calls looks for new call records when the log is quiet (their
+# delivery delay), and how many of those looks make one check that the peer is still there
+# (about the log's own heartbeat).
+CALLS_HEARTBEAT_S: Final = 0.1
+_BEATS_PER_CHECK: Final = 50
+
+
+def _live(sub: Subscription, encode: Callable[[Mapping[str, Any]], bytes], now: float
+          ) -> Iterator[bytes]:  # fmt: skip
+    records, dropped = sub.take()
+    if dropped:
+        yield encode({"event": DROPPED_EVENT, "count": dropped, "ts": rfc3339(now)})
+    for record in records:
+        yield encode(record)
+    yield b""  # out now
+
+
+def _json_line(item: Mapping[str, Any]) -> bytes:
+    return (_compact(item) + "\n").encode()
+
+
+def _ocsf_line(item: Mapping[str, Any]) -> bytes:
+    if "seq" in item:
+        return (_compact(to_ocsf(item, __version__)) + "\n").encode()
+    return (_compact(live_to_ocsf(item, __version__)) + "\n").encode()
 
 
 def _compact(entry: Mapping[str, Any]) -> str:

@@ -217,10 +217,15 @@ class ControlClient:
         query = {"format": fmt, **({"since": repr(since)} if since is not None else {})}
         return self.lines("GET", "/v1/audit", query)
 
-    def audit_follow(self, fmt: str = "json", from_seq: int | None = None) -> Iterator[bytes]:
+    def audit_follow(
+        self, fmt: str = "json", from_seq: int | None = None, *, calls: bool = False
+    ) -> Iterator[bytes]:
         """``GET /v1/audit/follow``: one line per entry as they become durable, for ever (a
-        line ``{"error": …}`` ends it; so does the daemon stopping, as UnreachableError)."""
+        line ``{"error": …}`` ends it; so does the daemon stopping, as UnreachableError).
+        ``calls``: each plugin call too, as a live record without a seq."""
         query = {"format": fmt, **({"from_seq": str(from_seq)} if from_seq is not None else {})}
+        if calls:
+            query["calls"] = "1"
         return self.lines("GET", "/v1/audit/follow", query)
 
     def audit_accept_gap(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeoned.adapters.control.http import Request
+from forgeoned.core.call_feed import CallFeed
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.policy import Caller, Policy
 from forgeoned.core.ports import Clock, ControlBackend
@@ -29,6 +30,7 @@ class Context:
     request: Request
     plugin: str | None
     clock: Clock = _SYSTEM_CLOCK  # time comes from here (``since``, the report's "now")
+    calls: CallFeed | None = None  # live call records, for ``audit follow`` with ``calls``
 
 
 Handler = Callable[[Context], Reply]

@@ -43,13 +43,14 @@ from forgeoned.adapters.control.routes import (
     resolve,
 )
 from forgeoned.adapters.control.streaming import Stream, Streamed
+from forgeoned.core.call_feed import CallFeed
 from forgeoned.core.call_ledger import CallLedger
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.policy import NO_TARGET, Action, Caller, Decision, Policy, Target
 from forgeoned.core.ports import AuditSink, Clock, ControlBackend
-from forgeoned.core.stats import DaemonStats
+from forgeoned.core.stats import CALL_FUEL, DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,14 @@ class Dispatcher:
         on_reload: Callable[[], None] | None = None,
         throttle: DenialThrottle | None = None,
         calls: CallLedger | None = None,
+        feed: CallFeed | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy
         self.caps = caps
         self.stats = stats
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.records = ControlRecords(audit, self.clock, throttle, calls)
+        self.records = ControlRecords(audit, self.clock, throttle, calls, feed)
         self.inline = InlinePolicy(self.clock)
         self.on_reload = on_reload
         self.denied = 0
@@ -162,7 +164,9 @@ class Dispatcher:
             out = self._invoke_at_once(route, caller, request, self.inline.lane_call, math.inf)
             if out is not None:
                 return out
-        ctx = Context(self.backend, self.policy, caller, request, route.plugin, self.clock)
+        ctx = Context(
+            self.backend, self.policy, caller, request, route.plugin, self.clock, self.records.feed
+        )
         return self._answer(
             route, caller, request, verdict.decision, lambda: route.run(ctx), about=verdict.about
         )
@@ -195,6 +199,8 @@ class Dispatcher:
         assert plugin is not None
         clock = self.clock
         started = clock.monotonic()
+        meter = CALL_FUEL
+        meter.fuel = 0  # set by the plugin host if the plugin runs
         try:
             invoke_wait(request.head.query)  # a bad ``wait`` is a 400 even when not needed
             data = self.backend.invoke_now(plugin, request.body, longest_s)
@@ -203,8 +209,9 @@ class Dispatcher:
             return self._outcome(route, caller, request, exc, started)
         if data is None:
             return None
-        timed(plugin, clock.monotonic() - started)
-        self.records.called(caller.actor, plugin, "ok", started, "handle")
+        now = clock.monotonic()
+        timed(plugin, now - started)
+        self.records.called(caller, plugin, "ok", started, "handle", meter.fuel, now)
         if self.stats is not None:
             self.stats.control_requests[(Action.INVOKE.value, "ok")] += 1
         keep = request.head.keep_alive
@@ -235,6 +242,7 @@ class Dispatcher:
         out: bytes | Streamed
         if started is None:
             started = self.clock.monotonic()
+            CALL_FUEL.fuel = 0  # set by the plugin host if this is an invoke that runs
         try:
             reply = run()
         except ForgeonedError as exc:
@@ -257,7 +265,7 @@ class Dispatcher:
             else:
                 out = json_response(reply.status, reply.body, keep_alive=keep)
         if action is Action.INVOKE and route.plugin is not None:
-            self.records.called(caller.actor, route.plugin, outcome, started, function)
+            self.records.called(caller, route.plugin, outcome, started, function, CALL_FUEL.fuel)
         if action is Action.RELOAD and outcome == "ok" and self.on_reload is not None:
             self.on_reload()  # user and group names may have changed as well
         if action is not None and decision is not None and _audited(action, about):

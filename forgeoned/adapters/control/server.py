@@ -38,6 +38,7 @@ from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
 from forgeoned.adapters.control.lanes import Lanes
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
 from forgeoned.adapters.serving import stop_serving
+from forgeoned.core.call_feed import CallFeed
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.policy import Policy
@@ -99,7 +100,14 @@ class ControlServer:
         )
         caps = BodyCaps(config.max_body_bytes, config.max_invoke_bytes, config.max_json_bytes)
         self.dispatcher = Dispatcher(
-            backend, audit, policy, caps, stats, self.clock, on_reload=self._names_changed
+            backend,
+            audit,
+            policy,
+            caps,
+            stats,
+            self.clock,
+            on_reload=self._names_changed,
+            feed=CallFeed(config.follow_calls_buffer, stats),
         )
         self.lanes = Lanes(self.dispatcher, self.peers)
         self._sweep_s = sweep_interval_s

@@ -136,9 +136,11 @@ class PeerWriter:
         loop = self.loop
         if loop is None:
             return False
+        coro = self._send(data)
         try:
-            future = asyncio.run_coroutine_threadsafe(self._send(data), loop)
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError:  # the loop is closed: the server is shutting down
+            coro.close()  # never to run (else a "never awaited" warning when collected)
             return False
         try:
             return future.result(timeout)

@@ -252,6 +252,11 @@ class MetricsModel:
                 stats.unsigned_loaded,
             ),
             ("forgeone_rescans", "plugins.d rescans", stats.rescans),
+            (
+                "forgeone_audit_follow_calls_dropped",
+                "Live call records dropped for audit followers too slow to take them",
+                stats.follow_calls_dropped,
+            ),
         ]
         out = [swaps, swap_time, rejected, events, control]
         for name, text, value in scalars:

@@ -326,6 +326,10 @@ class PluginInstance:
             host.output_buffer = None
 
     @property
+    def fuel_consumed(self) -> int:
+        return self._stats.fuel_consumed
+
+    @property
     def memory_bytes(self) -> int:
         return 0 if self._closed else self._memory.size()
 
