@@ -79,6 +79,12 @@ class Version(Protocol):
     def memory_bytes(self) -> int: ...
 
     @property
+    def call_timeout_s(self) -> float:
+        """The longest one call may run (its ``call_timeout_ms``); read on every inline invoke,
+        so it is a plain attribute in the runtime adapter."""
+        ...
+
+    @property
     def tick_interval_s(self) -> float:
         """Seconds between two ``tick`` calls (0: the plugin exports no ``tick``)."""
         ...

@@ -243,7 +243,7 @@ class PluginHost:
         version = self._gate.try_enter()
         if version is None:
             return None
-        if version.limits.get("call_timeout_ms", 0) > longest_s * 1000:
+        if version.call_timeout_s > longest_s:
             self._gate.leave(version)
             return None
         used = 0

@@ -60,6 +60,7 @@ class FakeVersion:
     instance_count: int = 1
     memory_bytes: int = 65536
     tick_interval_s: float = 0.0
+    call_timeout_s: float = 1.0
     module: bytes = b""
     source: str = ""
     entered: threading.Event = field(default_factory=threading.Event)

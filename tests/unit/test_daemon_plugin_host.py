@@ -140,6 +140,7 @@ class Recorder:
     def __init__(self, version: str = "1.0.0", count: int = 1) -> None:
         self.version, self.sha256, self.signers = version, "sha", ()
         self.limits: dict[str, int] = {}
+        self.call_timeout_s = 1.0
         self.capabilities: dict[str, object] = {}
         self.labels: tuple[tuple[str, str], ...] = ()
         self.instance_count, self.memory_bytes = count, 0

@@ -113,6 +113,7 @@ class LoadedVersion:
     ) -> None:
         self.compiled = compiled
         self.instances = instances
+        self.call_timeout_s = compiled.verified.artifact.manifest.limits.call_timeout_ms / 1000.0
         self._revive = revive
         self.lifecycle = lifecycle if lifecycle is not None else Lifecycle()
         self._idle: SimpleQueue[Instance] = SimpleQueue()
