@@ -92,3 +92,37 @@ def test_batch_writes_kept_copies_and_a_failed_one_is_not_recorded(
     assert not (tmp_path / "artifacts" / f"{bad.sha256}.wasm").exists()
     assert StateStore(tmp_path).state == state  # what is on disk, not just in memory
     assert "not recorded as active" in caplog.text
+
+
+def test_batched_commits_leave_the_stored_state_alone_and_end_as_unbatched_ones(
+    tmp_path: Path,
+) -> None:
+    """Inside a batch the commits change the batch's own maps; the state the store holds
+    (which readers may have) is never changed in place, and the result is the same as the
+    same commits made one by one outside a batch."""
+    versions = {f"p{i}": loaded(f"p{i}", "1.0.0", f"module {i}".encode()) for i in range(6)}
+    newer = loaded("p1", "1.1.0", b"module 1, newer")
+
+    def run(active: ActiveSet) -> None:
+        for name, v in versions.items():
+            active.commit(name, v)
+        active.set_quarantined("p2", True)
+        active.commit("p1", newer)
+        active.commit("p2", versions["p2"])  # a quarantined plugin activated again
+        active.commit("p3", None)  # withdrawn
+
+    plain = ActiveSet(StateStore(tmp_path / "plain"), KeptCopiesDir(tmp_path / "plain/a"))
+    run(plain)
+    batched = ActiveSet(StateStore(tmp_path / "batch"), KeptCopiesDir(tmp_path / "batch/a"))
+    batched.commit("p0", versions["p0"])
+    before = batched.store.state
+    maps = (dict(before.active), dict(before.floors), dict(before.causes))
+    with batched.batch():
+        run(batched)
+        assert batched.store.state is before
+        assert (before.active, before.floors, before.causes) == maps
+        assert batched.current.active["p1"].version == "1.1.0"
+    assert batched.store.state == plain.store.state
+    assert "p3" not in batched.store.state.active
+    assert "p2" not in batched.store.state.quarantined
+    assert StateStore(tmp_path / "batch").state == plain.store.state
