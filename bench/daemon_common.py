@@ -15,7 +15,7 @@ import wasmtime
 
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import package_plugin, sign_bytes, test_key
-from forgeoned.daemon.config import load_config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.main import Daemon
 
 KEY = test_key(11)

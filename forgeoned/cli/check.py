@@ -31,7 +31,8 @@ from forgeoned.cli.exitcodes import OK, REJECTED
 from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.daemon.artifact_check import CheckReport, check_artifact
 from forgeoned.daemon.check import DEFAULT_CONFIG, check_config
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.errors import error_from_code
 
 

@@ -28,7 +28,7 @@ from forgeoned.cli.artifacts import read_file, trust_config
 from forgeoned.cli.control import table
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core.trust import TrustedKey
-from forgeoned.daemon.config import load_config
+from forgeoned.daemon.config_file import load_config
 
 MAX_KEY_FILE = 4096
 

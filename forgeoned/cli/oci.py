@@ -30,7 +30,8 @@ from forgeoned.core.attestation import MAX_ENVELOPE_BYTES
 from forgeoned.core.oci import parse_reference, plan_push
 from forgeoned.core.trust import Mode
 from forgeoned.daemon.artifact_check import check_artifact
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.errors import BadRequestError, error_from_code
 
 DEFAULT_TRUST = "/etc/forgeoned/trusted.d"

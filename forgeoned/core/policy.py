@@ -233,7 +233,7 @@ ROOT_ADMIN = Grant("root-admin", Subject(SubjectKind.UID, "0"), frozenset(Action
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The evaluated ``[control]`` authorisation config (see ``parse_control_config``)."""
+    """The evaluated ``[control]`` authorisation config (see ``policy_config.parse_policy``)."""
 
     grants: tuple[Grant, ...] = ()
     root_is_admin: bool = True

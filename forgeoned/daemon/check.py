@@ -1,7 +1,7 @@
 """``forgeoned --check-config [PATH]`` and ``forgeonectl config check [PATH]``: everything a
 start or a reload would check, without touching a running daemon.
 
-The file is parsed and validated key by key (:func:`~forgeoned.daemon.config.load_config`),
+The file is parsed and validated key by key (:func:`~forgeoned.daemon.config_file.load_config`),
 the config file, trust store and credentials directory pass StrictModes as the daemon's user
 would see them (owned by root or by that user; in development mode only warned about), the
 trusted keys load with their ``[trust]`` scopes and expiry dates, the ``[control]`` policy
@@ -25,7 +25,8 @@ from typing import Final
 from forgeoned.adapters.crypto.keys import load_trust_dir
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, judge
 from forgeoned.core.trust import TrustPolicy
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.host_services import credentials_dir
 from forgeoned.errors import ConfigError, ForgeonedError, InsecurePathError
 

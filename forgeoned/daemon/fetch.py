@@ -29,7 +29,7 @@ from forgeoned.adapters.oci.fetch import OciFetcher
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.sources import SyncOutcome
 from forgeoned.daemon.check import EX_CONFIG
-from forgeoned.daemon.config import load_config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.host_services import credentials_dir
 from forgeoned.daemon.wiring import mkdir
 from forgeoned.errors import ConfigError, ForgeonedError, InsecurePathError, SourceError

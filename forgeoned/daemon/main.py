@@ -35,7 +35,8 @@ from forgeoned.core.ports import Clock
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon import signals
 from forgeoned.daemon.check import DEFAULT_CONFIG, EX_CONFIG, parse_args, run_check
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.facade import DaemonBackend
 from forgeoned.daemon.loop import Loop
 from forgeoned.daemon.reload import apply_config, plan, restart_stale

@@ -24,7 +24,8 @@ from typing import Any
 from forgeoned.core.lifecycle import State
 from forgeoned.core.policy import Policy
 from forgeoned.core.trust import TrustedKey, TrustPolicy
-from forgeoned.daemon.config import Change, Config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_diff import Change
 from forgeoned.daemon.wiring import Parts
 from forgeoned.errors import ForgeonedError
 

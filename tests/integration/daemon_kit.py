@@ -279,7 +279,7 @@ def in_process(
     env: Env, timeout: float = 60.0, clock: JumpClock | None = None
 ) -> Iterator[InProcess]:
     """A daemon running on a thread of the test process (no signals, no notify socket)."""
-    from forgeoned.daemon.config import load_config
+    from forgeoned.daemon.config_file import load_config
     from forgeoned.daemon.main import Daemon as RealDaemon
 
     waiter = EventWaiter()

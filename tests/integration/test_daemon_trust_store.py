@@ -19,7 +19,7 @@ from daemon_kit import REPO, Env, InProcess, drop, in_process, manifest, plugin,
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import make_signed_plugin, test_key
-from forgeoned.daemon.config import load_config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.main import Daemon as RealDaemon
 from forgeoned.errors import InsecurePathError
 

@@ -8,7 +8,8 @@ import pytest
 
 from forgeoned.core.control_config import ControlConfig
 from forgeoned.core.trust import Mode, TrustPolicyConfig
-from forgeoned.daemon.config import DEFAULT_POLICY, load_config, parse_config
+from forgeoned.daemon.config import DEFAULT_POLICY
+from forgeoned.daemon.config_file import load_config, parse_config
 from forgeoned.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from forgeoned.core.ceilings import Ceilings
 from forgeoned.core.trust import Mode
-from forgeoned.daemon.config import Config, load_config
+from forgeoned.daemon.config import Config
+from forgeoned.daemon.config_file import load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -17,7 +17,7 @@ import kubernetes.client as k8s
 import pytest
 import yaml
 
-from forgeoned.daemon.config import parse_config
+from forgeoned.daemon.config_file import parse_config
 
 DIR = Path(__file__).resolve().parents[2] / "packaging" / "kubernetes"
 KINDS = {

@@ -13,8 +13,9 @@ import pytest
 from forgeoned.cli import build_parser
 from forgeoned.cli.completion import command_tree
 from forgeoned.core.control_config import _TOP_KEYS as CONTROL_KEYS
-from forgeoned.daemon import config as cfg
+from forgeoned.daemon import config_file as cfg
 from forgeoned.daemon.check import parse_args
+from forgeoned.daemon.config import Config
 
 MAN = Path(__file__).resolve().parents[2] / "packaging/man"
 TOML5 = (MAN / "forgeoned.toml.5").read_text()
@@ -35,7 +36,7 @@ def entries(page: str) -> dict[str, str]:
 
 
 def live(key: str) -> bool:
-    field = next(f for f in fields(cfg.Config) if f.metadata.get("key", f.name) == key)
+    field = next(f for f in fields(Config) if f.metadata.get("key", f.name) == key)
     return bool(field.metadata.get("live"))
 
 

@@ -18,7 +18,7 @@ from forgeoned.core.oci import (
     sha256_digest,
 )
 from forgeoned.core.sources import SourceRecord, SyncOutcome, SyncResult, parse_sources
-from forgeoned.daemon.config import parse_config
+from forgeoned.daemon.config_file import parse_config
 from forgeoned.errors import ConfigError, SourceError
 
 PIN = "sha256:" + "ab" * 32

@@ -22,7 +22,7 @@ from forgeoned.core.http_wire import (
 from forgeoned.core.manifest import SECRET_RE, Capabilities, parse_manifest_obj
 from forgeoned.core.origins import parse_origin_pattern
 from forgeoned.core.plugin_config import CREDENTIAL_RE
-from forgeoned.daemon.config import load_config
+from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.host_services import grant
 from forgeoned.errors import ConfigError, ManifestError
 from forgeoned.errors import OutboundRule as R
