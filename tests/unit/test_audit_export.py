@@ -7,8 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from forgeoned.adapters.audit.log import AuditLog, export_csv, export_json
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.audit_chain import entry_hash
+from forgeoned.core.audit_export import export_csv, export_json
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from forgeoned.adapters.audit.log import AuditLog, verify_directory
+from forgeoned.adapters.audit.files import verify_directory
+from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.core.audit_chain import GENESIS_HASH, entry_hash
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName

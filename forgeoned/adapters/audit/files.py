@@ -1,4 +1,4 @@
-"""The audit log on disk: file names, reading lines, the last line, offline verification.
+"""The audit log on disk: file names, reading lines and entries, the tail, offline verification.
 
 Layout of ``STATE_DIR/audit/``: ``audit-000001.jsonl``, ``audit-000002.jsonl``, … (one chain
 across all of them), ``head.json`` (the latest signed checkpoint), ``checkpoint.key`` and
@@ -19,7 +19,7 @@ from typing import Any, Final
 from forgeoned.adapters.audit.key import check_signature, public_path, read_public
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.core.audit_base import Base, start_of
-from forgeoned.core.audit_chain import Line, SignedHead, VerifyResult
+from forgeoned.core.audit_chain import Line, SignedHead, VerifyResult, parse_rfc3339
 from forgeoned.core.audit_walk import Resume, Start, resumed, walk_chain
 from forgeoned.core.events import EventName
 from forgeoned.errors import AuditError
@@ -111,6 +111,20 @@ def read_lines(files: list[tuple[Path, int]], first_offset: int = 0) -> Iterator
                 remaining -= len(data)
                 yield Line(path.name, number, data, offset)
                 offset += len(data)
+
+
+def read_entries(files: list[tuple[Path, int]], since: float | None) -> Iterator[dict[str, Any]]:
+    """The entries of ``files`` in order (``since``: epoch seconds, inclusive); skips
+    unreadable lines."""
+    for line in read_lines(files):
+        try:
+            entry = json.loads(line.data)
+            if since is not None and parse_rfc3339(entry["ts"]) < since:
+                continue
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(entry, dict):
+            yield entry
 
 
 def first_seq(directory: Path) -> int:
