@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "forgeoned.cli.check",
     "forgeoned.cli.run",
     "forgeoned.cli.staging",
+    "forgeoned.cli.status",
     "forgeoned.cli.control",
     "forgeoned.cli.audit",
     "forgeoned.cli.config",

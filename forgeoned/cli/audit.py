@@ -20,8 +20,8 @@ from typing import Any
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.cli import audit_otlp
 from forgeoned.cli.audit_offline import cmd_pin_key, verify_offline
-from forgeoned.cli.control import write_lines, write_out
 from forgeoned.cli.exitcodes import AUDIT_BROKEN, OK
+from forgeoned.cli.output import write_lines, write_out
 from forgeoned.core.audit_export import csv_lines, json_lines
 from forgeoned.core.timespec import parse_time
 from forgeoned.errors import AuditError, BadRequestError, UnreachableError

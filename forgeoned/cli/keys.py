@@ -25,8 +25,8 @@ from forgeoned.adapters.crypto.keys import (
     load_trust_dir,
 )
 from forgeoned.cli.artifacts import read_file, trust_config
-from forgeoned.cli.control import table
 from forgeoned.cli.exitcodes import OK
+from forgeoned.cli.output import table
 from forgeoned.core.trust import TrustedKey
 from forgeoned.daemon.config_file import load_config
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgeoned.adapters.control.routes import checked_function
+from forgeoned.adapters.control.plugin_routes import checked_function
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.http.backend import Resolver, SystemResolver
 from forgeoned.adapters.http.hook import secret_reader

@@ -11,8 +11,8 @@ from forgeoned import errors
 from forgeoned.adapters.control.client import _error_from
 from forgeoned.cli import build_parser, main
 from forgeoned.cli.completion import bash_script, command_tree
-from forgeoned.cli.control import table
 from forgeoned.cli.exitcodes import exit_code_for
+from forgeoned.cli.output import table
 from forgeoned.core.timespec import parse_time
 
 

@@ -10,9 +10,10 @@ from control_fakes import FakeBackend
 
 from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.trail import AuditTrail
-from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
+from forgeoned.adapters.control.dispatch import Dispatcher
 from forgeoned.adapters.control.http import Request
 from forgeoned.adapters.control.parser import parse_request
+from forgeoned.adapters.control.verdict import BodyCaps
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.compliance import build_report
 from forgeoned.core.policy import Caller, Policy

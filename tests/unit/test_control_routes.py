@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from control_fakes import SIGNED_MAGIC, FakeBackend
 
+from forgeoned.adapters.control.audit_routes import parse_since
+from forgeoned.adapters.control.context import Context
 from forgeoned.adapters.control.parser import parse_request
-from forgeoned.adapters.control.routes import Context, parse_since, resolve
+from forgeoned.adapters.control.routes import resolve
 from forgeoned.adapters.control.streaming import Stream
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.control_config import parse_control_config

@@ -5,12 +5,9 @@ not reading its answers (asyncio's write flow control), reading pauses and furth
 in the kernel. The request head is judged as soon as it is in (route, authorisation, the
 action's body cap), so a refused request's body is never buffered: the answer goes out at
 once, the connection stops sending (``SHUT_WR``) and whatever the peer still sends is
-discarded until it closes, at most ``read_timeout_s``.
-
-Deadlines, not timers: one deadline per connection on the injected clock, checked by the
-server's sweep: ``read_timeout_s`` from a request's first byte to its last (408, close) and
-for identifying the peer; ``idle_timeout_s`` between requests (close) and for answers the
-peer does not read (abort).
+discarded until it closes, at most ``read_timeout_s``. The connection's fields, deadlines and
+the transitions shared by every phase (idle, linger, fail, expire) are in
+:mod:`forgeoned.adapters.control.connection_state`.
 
 A streamed answer is written from the worker that serves it (:meth:`Connection.send`), which
 waits after each batch until the peer has read enough (asyncio's write flow control).
@@ -19,59 +16,34 @@ waits after each batch until the peer has read enough (asyncio's write flow cont
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 from typing import TYPE_CHECKING
 
-from forgeoned.adapters.control.dispatch import Verdict
+from forgeoned.adapters.control.connection_state import READING, ConnectionState, State
 from forgeoned.adapters.control.http import (
     CONTINUE,
     Request,
     RequestHead,
     error_response,
 )
-from forgeoned.adapters.control.parser import RequestReader
-from forgeoned.adapters.control.socket import UNKNOWN_PEER, credentials
-from forgeoned.adapters.control.streaming import Answer, PeerWriter, Sent
+from forgeoned.adapters.control.socket import credentials
+from forgeoned.adapters.control.streaming import Answer, Sent
+from forgeoned.adapters.control.verdict import Verdict, check
 from forgeoned.core.policy import Caller, Policy
-from forgeoned.errors import BusyError, HttpProtocolError, RequestProblem
+from forgeoned.errors import HttpProtocolError, RequestProblem
 
 if TYPE_CHECKING:
     from forgeoned.adapters.control.server import ControlServer
 
 log = logging.getLogger(__name__)
 
-
-class _State(enum.Enum):
-    REFUSED = "refused"  # over the hard cap: answered 503, never counted
-    IDENTIFYING = "identifying"  # the peer's names are being looked up (reading paused)
-    IDLE = "idle"  # between requests
-    HEAD = "head"  # bytes of a request head arrived
-    BODY = "body"  # the head was allowed; its body is arriving
-    SERVING = "serving"  # handed to a lane, or being answered
-    CLOSING = "closing"  # answered and closing: input discarded until EOF or the deadline
-
-
-_READING = frozenset({_State.IDLE, _State.HEAD, _State.BODY})
 _VERDICTS = 64
 
 
-class Connection(asyncio.Protocol):
+class Connection(ConnectionState):
     def __init__(self, server: ControlServer) -> None:
-        self.server = server
-        self.config = server.config
-        self.clock = server.clock
-        self.transport: asyncio.Transport | None = None
-        self.credentials = UNKNOWN_PEER
-        self.caller: Caller | None = None  # set once admitted
-        self.admin = False
-        self.state = _State.IDENTIFYING
-        self.deadline = math.inf
-        self.buffer = bytearray()
-        self.reader = RequestReader(self.config.max_header_bytes)
-        self.head: RequestHead | None = None
-        self.verdict: Verdict | None = None
+        super().__init__(server)
         # verdicts by (method, path, invoked function) under one policy: they depend on
         # nothing else, since a connection's caller never changes (bounded: cleared when full
         # or the policy changes) -- unless a rule has attribute conditions: a plugin's signers
@@ -79,9 +51,7 @@ class Connection(asyncio.Protocol):
         self._verdicts: dict[tuple[str, str, str], Verdict] = {}
         self._policy: Policy | None = None
         self._cacheable = True
-        self.write_paused = False  # the peer does not read its answers fast enough
         self._advancing = False
-        self.writer = PeerWriter(self)
 
     # --- admission ----------------------------------------------------------------------------
 
@@ -108,7 +78,7 @@ class Connection(asyncio.Protocol):
     def identified(self, caller: Caller | None) -> None:
         """The peer's names are known (loop thread); admit it or answer 503 and close."""
         transport = self.transport
-        if transport is None or self.state is not _State.IDENTIFYING:
+        if transport is None or self.state is not State.IDENTIFYING:
             return
         if caller is None:  # the look-up failed (logged): numbers only, as for an unknown name
             c = self.credentials
@@ -124,12 +94,6 @@ class Connection(asyncio.Protocol):
         if self.buffer:
             self._advance()
 
-    def _refuse(self, message: str) -> None:
-        assert self.transport is not None
-        self.state = _State.REFUSED
-        self.transport.write(error_response(BusyError(message), keep_alive=False))
-        self.transport.close()
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
         self.transport = None
@@ -139,10 +103,10 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        if state is _State.CLOSING or state is _State.REFUSED:
+        if state is State.CLOSING or state is State.REFUSED:
             return  # discarded: nothing more will be answered
         self.buffer += data
-        if state not in _READING or self.write_paused:
+        if state not in READING or self.write_paused:
             # The next request waits in the kernel, not here: this bounds what a pipelining
             # (or answer-ignoring) client can make us hold to one read's worth of bytes.
             assert self.transport is not None
@@ -155,7 +119,7 @@ class Connection(asyncio.Protocol):
 
     def _advance(self) -> None:
         """Take requests out of the buffer while this connection may go on."""
-        if self._advancing or self.transport is None or self.state not in _READING:
+        if self._advancing or self.transport is None or self.state not in READING:
             return  # inside this very loop (an answer given at once), or nothing to read for
         self._advancing = True
         try:
@@ -164,28 +128,28 @@ class Connection(asyncio.Protocol):
             self._fail(exc)
         finally:
             self._advancing = False
-        if self.state is _State.IDLE and self.buffer and not self.write_paused:
+        if self.state is State.IDLE and self.buffer and not self.write_paused:
             # Answered at once and more is buffered (pipelined): give the other connections
             # a turn before this one's next request.
             asyncio.get_running_loop().call_soon(self._advance)
 
     def _take(self) -> None:
-        if self.state is _State.IDLE or self.state is _State.HEAD:
-            if self.state is _State.IDLE:
+        if self.state is State.IDLE or self.state is State.HEAD:
+            if self.state is State.IDLE:
                 # the deadline first: an observer that sees the state sees it too
                 self.deadline = self.clock.monotonic() + self.config.read_timeout_s
-                self.state = _State.HEAD
+                self.state = State.HEAD
             head = self.reader.read_head(self.buffer)
             if head is None:
                 return
             self._judge(head)
-        if self.state is _State.BODY:
+        if self.state is State.BODY:
             head, verdict = self.head, self.verdict
             assert head is not None and verdict is not None
             if len(self.buffer) < head.content_length:
                 return
             body = self.reader.read_body(self.buffer, head.content_length)
-            self.state = _State.SERVING
+            self.state = State.SERVING
             self.deadline = math.inf
             self.server.lanes.serve(self, verdict, Request(head, body))
 
@@ -202,7 +166,7 @@ class Connection(asyncio.Protocol):
         key = (head.method, head.path, head.query.get("fn", ""))
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = dispatcher.check(caller, head)
+            verdict = check(dispatcher.policy, dispatcher.caps, dispatcher.backend, caller, head)
             if len(self._verdicts) >= _VERDICTS:
                 self._verdicts.clear()
             if self._cacheable:
@@ -211,10 +175,10 @@ class Connection(asyncio.Protocol):
         if verdict.error is not None:  # no such endpoint: answered now
             self.server.note_bad_request(verdict.error.code)
             keep = head.keep_alive and not unread
-            self.state = _State.SERVING
+            self.state = State.SERVING
             self.finish(error_response(verdict.error, keep_alive=keep), keep, linger=unread)
         elif not verdict.allowed:  # recorded in the control lane, then answered, then closed
-            self.state = _State.SERVING
+            self.state = State.SERVING
             self.deadline = math.inf
             self.server.lanes.deny(self, verdict, head)
         elif head.content_length > verdict.cap:
@@ -225,7 +189,7 @@ class Connection(asyncio.Protocol):
             )
         else:
             self.head, self.verdict = head, verdict
-            self.state = _State.BODY
+            self.state = State.BODY
             if head.expect_continue and len(self.buffer) < head.content_length:
                 self.transport.write(CONTINUE)
 
@@ -234,10 +198,6 @@ class Connection(asyncio.Protocol):
     def send(self, data: bytes, timeout: float) -> bool:
         """Write part of a streamed answer from a worker thread (see :class:`PeerWriter`)."""
         return self.writer.send(data, timeout)
-
-    def abort(self) -> None:  # the PeerWriter's peer
-        if self.transport is not None:
-            self.transport.abort()
 
     def finish(self, data: Answer, keep_alive: bool, linger: bool = False) -> None:
         """Write an answer (loop thread); go on with the next request, or close: at once, or
@@ -264,7 +224,7 @@ class Connection(asyncio.Protocol):
         """Go on with the next request, unless the peer is not reading its answers: then
         wait (bounded by the idle timeout) rather than pile up responses in memory."""
         transport = self.transport
-        if transport is None or self.write_paused or self.state is not _State.IDLE:
+        if transport is None or self.write_paused or self.state is not State.IDLE:
             return
         transport.resume_reading()
         if self.buffer:
@@ -276,56 +236,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.state is _State.SERVING:  # a streamed answer goes on: its writer times it
+        if self.state is State.SERVING:  # a streamed answer goes on: its writer times it
             self.deadline = math.inf
         self.writer.wake(True)
         self._next()
-
-    def _idle(self) -> None:
-        self.deadline = self.clock.monotonic() + self.config.idle_timeout_s
-        self.state = _State.IDLE
-
-    def _fail(self, exc: HttpProtocolError) -> None:
-        self.server.note_bad_request(exc.code)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(error_response(exc, keep_alive=False))
-            self._linger()
-
-    def _linger(self) -> None:
-        """Stop sending, discard input until the peer closes (bounded by the read timeout)."""
-        transport = self.transport
-        assert transport is not None
-        self.deadline = self.clock.monotonic() + self.config.read_timeout_s
-        self.state = _State.CLOSING
-        self.buffer.clear()
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:  # pragma: no cover - every stream socket transport can
-            transport.close()
-        transport.resume_reading()
-
-    @property
-    def phase(self) -> str:
-        """For statistics: ``reading``, ``idle``, ``stalled`` (answers unread), or the state."""
-        if self.write_paused:
-            return "stalled"
-        state = self.state
-        return "reading" if state is _State.HEAD or state is _State.BODY else state.value
-
-    def expire(self) -> None:
-        """The deadline passed (the server's sweep, loop thread)."""
-        transport = self.transport
-        self.deadline = math.inf
-        if transport is None:
-            return
-        state = self.state
-        if state is _State.HEAD or state is _State.BODY:
-            self.server.note_timeout()
-            limit = self.config.read_timeout_s
-            self._fail(
-                HttpProtocolError(RequestProblem.TIMEOUT, f"request not received within {limit}s")
-            )
-        elif state is _State.IDLE and not transport.get_write_buffer_size():
-            transport.close()
-        else:  # lingering, identifying, or answers never read: drop rather than wait
-            transport.abort()

@@ -1,8 +1,7 @@
-"""One control request, start to finish: route, authorise, serve, audit, answer.
+"""One control request, start to finish once its head is judged: serve, audit, answer.
 
-:meth:`Dispatcher.check` runs on the event loop as soon as a request's head has arrived: it
-routes and authorises (both pure and cheap) and names the body cap of the action, so that a
-refused request's body is never read. :meth:`Dispatcher.serve` and :meth:`Dispatcher.deny` run
+:func:`~forgeoned.adapters.control.verdict.check` judges a request's head on the event loop
+(route, authorisation, body cap). :meth:`Dispatcher.serve` and :meth:`Dispatcher.deny` run
 in a worker lane (they may block: invoke runs wasm, install waits for a swap, the audit sink
 returns only once an event is durable); :meth:`Dispatcher.invoke_now` may also run on the
 loop thread (see :mod:`forgeoned.adapters.control.inline`). Every denied request is a 403
@@ -10,10 +9,9 @@ naming the rule plus a ``control.denied`` event (throttled per caller); every al
 state-changing request is a ``control.action`` event with the actor, the rule that allowed it
 and the outcome; invokes are counted into ``plugin.calls`` summaries
 (:mod:`forgeoned.adapters.control.records`), per function; a call of a named function (a
-provider hook) is also a ``control.action`` event of its own. Rules with attribute conditions
-(functions, signers, labels) are checked against the plugin's :class:`Target`, looked up only
-when the policy has such rules. A route may answer with a body produced piece by
-piece (:class:`~forgeoned.adapters.control.streaming.Streamed`), which the lane then sends.
+provider hook) is also a ``control.action`` event of its own. A route may answer with a body
+produced piece by piece (:class:`~forgeoned.adapters.control.streaming.Streamed`), which the
+lane then sends.
 """
 
 from __future__ import annotations
@@ -22,8 +20,8 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from forgeoned.adapters.control.context import Context, Reply
 from forgeoned.adapters.control.http import (
     Request,
     RequestHead,
@@ -33,16 +31,11 @@ from forgeoned.adapters.control.http import (
 )
 from forgeoned.adapters.control.http import response as http_response
 from forgeoned.adapters.control.inline import InlinePolicy
+from forgeoned.adapters.control.plugin_routes import invoke_wait
 from forgeoned.adapters.control.records import ControlRecords
-from forgeoned.adapters.control.routes import (
-    Context,
-    Reply,
-    Route,
-    invoke_wait,
-    invoked_function,
-    resolve,
-)
+from forgeoned.adapters.control.routes import Route
 from forgeoned.adapters.control.streaming import Stream, Streamed
+from forgeoned.adapters.control.verdict import BodyCaps, Verdict, check
 from forgeoned.core.call_feed import CallFeed
 from forgeoned.core.call_ledger import CallLedger
 from forgeoned.core.clock import SystemClock
@@ -54,40 +47,6 @@ from forgeoned.core.stats import CALL_FUEL, DaemonStats
 from forgeoned.errors import ForbiddenError, ForgeonedError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BodyCaps:
-    """The largest body each kind of request may send (checked on the head)."""
-
-    install: int
-    invoke: int
-    other: int
-
-    def of(self, action: Action | None) -> int:
-        if action is Action.INSTALL:
-            return self.install
-        return self.invoke if action is Action.INVOKE else self.other
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What :meth:`Dispatcher.check` decided on a request head."""
-
-    route: Route | None  # None: the request names no endpoint (``error`` says why)
-    decision: Decision | None  # None: needs none (whoami), or not routed
-    error: ForgeonedError | None = None
-    cap: int = 0
-    about: Target = NO_TARGET  # the plugin's attributes and the invoked function
-
-    @property
-    def function(self) -> str:
-        """The invoked function (``handle`` unless a named one)."""
-        return self.about.function or "handle"
-
-    @property
-    def allowed(self) -> bool:
-        return self.route is not None and (self.decision is None or self.decision.allowed)
 
 
 class Dispatcher:
@@ -115,40 +74,13 @@ class Dispatcher:
         self.denied = 0
         self._lock = threading.Lock()
 
-    def check(self, caller: Caller, head: RequestHead) -> Verdict:
-        """Route and authorise ``head`` (loop thread: pure, never blocks)."""
-        try:
-            route = resolve(head.method, head.path)
-        except ForgeonedError as exc:
-            return Verdict(None, None, exc)
-        action = route.action
-        if action is None:
-            return Verdict(route, None, cap=self.caps.other)
-        try:
-            about = self._target(action, route.plugin, head)
-        except ForgeonedError as exc:
-            return Verdict(None, None, exc)
-        decision = self.policy.authorize(caller, action, route.plugin, about)
-        return Verdict(route, decision, None, self.caps.of(action), about)
-
-    def _target(self, action: Action, plugin: str | None, head: RequestHead) -> Target:
-        """What the rules may look at besides the plugin's name: the invoked function, and
-        the plugin's signers and labels only when some rule has conditions (a view of the
-        plugin is cheap but not free, and this runs on the loop for every request)."""
-        if plugin is None:
-            return NO_TARGET
-        function = invoked_function(head) if action is Action.INVOKE else None
-        if not any(g.when for g in self.policy.grants):
-            return Target(function=function)
-        return self.backend.plugin_target(plugin, function)
-
     def handle(self, caller: Caller, request: Request) -> bytes | Streamed:
         """A whole request on this thread: check, then serve or deny (for tools and tests;
         the server splits these steps between its loop and its lanes, and has its sweep write
         the due summaries)."""
         self.records.flush()
         head = request.head
-        verdict = self.check(caller, head)
+        verdict = check(self.policy, self.caps, self.backend, caller, head)
         if verdict.error is not None:
             return error_response(verdict.error, keep_alive=head.keep_alive)
         if not verdict.allowed:

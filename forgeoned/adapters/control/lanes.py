@@ -24,11 +24,12 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Final
 
-from forgeoned.adapters.control.dispatch import Dispatcher, Verdict
+from forgeoned.adapters.control.dispatch import Dispatcher
 from forgeoned.adapters.control.http import Request, RequestHead, error_response
 from forgeoned.adapters.control.pool import WorkerPool
 from forgeoned.adapters.control.socket import Credentials, PeerIdentifier
 from forgeoned.adapters.control.streaming import Answer, Sent, Streamed, send_streamed
+from forgeoned.adapters.control.verdict import Verdict
 from forgeoned.core.policy import Action, Caller
 from forgeoned.errors import BusyError
 

@@ -34,9 +34,10 @@ from typing import Final
 
 from forgeoned.adapters.control.admission import Admission, Limits
 from forgeoned.adapters.control.connection import Connection
-from forgeoned.adapters.control.dispatch import BodyCaps, Dispatcher
+from forgeoned.adapters.control.dispatch import Dispatcher
 from forgeoned.adapters.control.lanes import Lanes
 from forgeoned.adapters.control.socket import PeerIdentifier, bind_control_socket
+from forgeoned.adapters.control.verdict import BodyCaps
 from forgeoned.adapters.serving import stop_serving
 from forgeoned.core.call_feed import CallFeed
 from forgeoned.core.clock import SystemClock
