@@ -47,12 +47,13 @@ import wasmtime
 
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.wasm import fastcall as fast
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent
-from forgeoned.core.manifest import Capabilities, Limits, parse_manifest_obj
+from forgeoned.core.manifest import Capabilities, Limits
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.plugin_metrics import PluginMetricSet
 from forgeoned.core.stats import PluginStats
 

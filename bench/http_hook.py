@@ -32,7 +32,7 @@ import wasmtime
 
 from forgeoned.adapters.http.backend import SystemResolver
 from forgeoned.adapters.http.hook import HttpHook, secret_reader, ssl_context
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.events import AuditEvent

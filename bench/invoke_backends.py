@@ -9,7 +9,7 @@ from typing import Any
 
 import wasmtime
 
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import LifecycleExport

@@ -32,7 +32,7 @@ from bench.daemon_common import (
     signed,
     summary,
 )
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.cli.devtools import trust_policy_for
 from forgeoned.core.abi import LifecycleExport

@@ -19,7 +19,8 @@ from forgeoned.adapters.crypto.keys import load_secret_key
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.cli.exitcodes import OK
 from forgeoned.core import signature as sig
-from forgeoned.core.manifest import MAX_MANIFEST_BYTES, parse_manifest_obj
+from forgeoned.core.manifest import MAX_MANIFEST_BYTES
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.manifest_section import with_manifest
 from forgeoned.core.trust import TrustPolicyConfig, parse_trust_policy
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES

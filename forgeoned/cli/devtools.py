@@ -26,7 +26,8 @@ from forgeoned.adapters.crypto.ed25519 import NaclEd25519, SecretKey
 from forgeoned.adapters.crypto.keys import generate_keypair, load_secret_key
 from forgeoned.adapters.files.atomic import atomic_write
 from forgeoned.core import signature as sig
-from forgeoned.core.manifest import Manifest, parse_manifest_obj
+from forgeoned.core.manifest import Manifest
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.manifest_section import with_manifest
 from forgeoned.core.trust import TrustedKey, TrustPolicy
 from forgeoned.errors import ForgeonedError

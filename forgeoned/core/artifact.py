@@ -20,7 +20,8 @@ from typing import Final
 
 from forgeoned.core import signature as sig
 from forgeoned.core import wasm_sections as ws
-from forgeoned.core.manifest import Manifest, parse_rfc3339
+from forgeoned.core.manifest import Manifest
+from forgeoned.core.manifest_parse import parse_rfc3339
 from forgeoned.core.manifest_section import read_manifest
 from forgeoned.core.trust import Mode, TrustedKey, TrustPolicy
 from forgeoned.errors import ArtifactError, SignatureError, SignatureReason

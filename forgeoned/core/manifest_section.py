@@ -1,7 +1,8 @@
 """The ``forgeone.manifest`` custom section: find, read and (re)write it in a module.
 
-The schema and its validation live in :mod:`forgeoned.core.manifest`; this module only deals
-with where the manifest sits in the binary. A module must carry exactly one such section.
+The schema lives in :mod:`forgeoned.core.manifest`, its validation in
+:mod:`forgeoned.core.manifest_parse`; this module only deals with where the manifest sits in the
+binary. A module must carry exactly one such section.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 from forgeoned.core import wasm_sections as ws
-from forgeoned.core.manifest import Manifest, parse_manifest
+from forgeoned.core.manifest import Manifest
+from forgeoned.core.manifest_parse import parse_manifest
 from forgeoned.core.signature import SECTION_NAME as SIGNATURE_SECTION
 from forgeoned.errors import ManifestError, SignatureError, SignatureReason
 

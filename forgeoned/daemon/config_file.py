@@ -25,7 +25,8 @@ from typing import Any, Final
 from forgeoned.core.ceilings import parse_ceilings
 from forgeoned.core.control_config import parse_control_config
 from forgeoned.core.http_grant import HttpPolicy, parse_http_policy
-from forgeoned.core.manifest import Capabilities, parse_capabilities
+from forgeoned.core.manifest import Capabilities
+from forgeoned.core.manifest_parse import parse_capabilities
 from forgeoned.core.sources import parse_sources
 from forgeoned.core.staging_policy import parse_staging_policy
 from forgeoned.core.supervisor import RestartPolicy

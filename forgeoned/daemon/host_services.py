@@ -28,7 +28,7 @@ from forgeoned.adapters.audit.journald import JournalWriter, PluginLogSink
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.files.plugin_config import PluginConfigFiles
 from forgeoned.adapters.http.hook import HttpHook, secret_reader, ssl_context
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.hooks_manifest import MetricDecl

@@ -29,19 +29,22 @@ from forgeoned.adapters.control.plugin_routes import checked_function
 from forgeoned.adapters.files.kv import KvStore
 from forgeoned.adapters.http.backend import Resolver, SystemResolver
 from forgeoned.adapters.http.hook import secret_reader
+from forgeoned.adapters.wasm.call_errors import undeclared_function
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, WorkerLimits
-from forgeoned.adapters.wasm.hostabi import MAX_SECRET_BYTES, HostServices
-from forgeoned.adapters.wasm.instance import PluginInstance, undeclared_function
+from forgeoned.adapters.wasm.hostabi import MAX_SECRET_BYTES
+from forgeoned.adapters.wasm.hostservices import HostServices
+from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.adapters.wasm.tape import Tape, TapeKv
-from forgeoned.core.abi import LifecycleExport, require_functions
+from forgeoned.core.abi import LifecycleExport
 from forgeoned.core.artifact import verify_artifact
 from forgeoned.core.ceilings import check_code_size, check_manifest
 from forgeoned.core.clock import SystemClock
 from forgeoned.core.denial_throttle import DenialThrottle
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.manifest import Manifest
+from forgeoned.core.module_interface import require_functions
 from forgeoned.core.stats import PluginStats
 from forgeoned.core.trust import TrustPolicy
 from forgeoned.daemon.config import Config

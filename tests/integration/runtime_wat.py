@@ -13,7 +13,7 @@ import wasmtime
 from abi_wat import ALLOC, lifecycle_exports
 
 from forgeoned.adapters.files.kv import KvStore
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, LifecycleExport
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from forgeoned.adapters.wasm.module_cache import CODE, META, CacheHit, ModuleCache, NativeCode
-from forgeoned.core.abi import ExternDecl, ExternKind, ModuleInterface
 from forgeoned.core.clock import ManualClock
+from forgeoned.core.module_interface import ExternDecl, ExternKind, ModuleInterface
 
 INTERFACE = ModuleInterface((ExternDecl("memory", ExternKind.MEMORY),), (), memory_min_pages=1)
 CODE_BYTES = 10_000

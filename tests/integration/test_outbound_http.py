@@ -24,7 +24,8 @@ from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import EventName
 from forgeoned.core.http_grant import parse_http_policy
 from forgeoned.core.http_wire import decode_response, encode_request
-from forgeoned.core.manifest import Limits, parse_manifest_obj
+from forgeoned.core.manifest import Limits
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.stats import PluginStats
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.host_services import HostServicesFactory

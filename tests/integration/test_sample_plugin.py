@@ -15,7 +15,8 @@ from runtime_wat import make_host as make_plain_host
 
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
 from forgeoned.core.abi import HOOK_FUNCTIONS, HOST_FUNCTIONS, LifecycleExport
-from forgeoned.core.manifest import Capabilities, Limits, Manifest, parse_manifest_obj
+from forgeoned.core.manifest import Capabilities, Limits, Manifest
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.plugin_metrics import PluginMetricSet
 from forgeoned.errors import ApplicationError, PluginStatusError, PluginTrap, TrapKind
 

@@ -15,7 +15,7 @@ from forgeoned.core.artifact_file import ArtifactFile, FileKey, Identity
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
-from forgeoned.core.manifest import parse_manifest_obj
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.ports import AuditGate, InstallReport
 from forgeoned.core.state import DaemonState
 from forgeoned.core.stats import DaemonStats, PluginStats

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from forgeoned.adapters.files.kv import KvStore
-from forgeoned.adapters.wasm.hostabi import MAX_OUTPUT_BYTES, HostCalls, HostServices
+from forgeoned.adapters.wasm.hostabi import MAX_OUTPUT_BYTES, HostCalls
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.core.abi import DENIED, INVALID, NOT_FOUND, QUOTA
 from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import AuditEvent, EventName

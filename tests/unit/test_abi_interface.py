@@ -6,14 +6,8 @@ import json
 
 import pytest
 
-from forgeoned.core.abi import (
-    HOST_FUNCTIONS,
-    ExternDecl,
-    ExternKind,
-    FuncSig,
-    LifecycleExport,
-    ModuleInterface,
-)
+from forgeoned.core.abi import HOST_FUNCTIONS, FuncSig, LifecycleExport
+from forgeoned.core.module_interface import ExternDecl, ExternKind, ModuleInterface
 from forgeoned.errors import LoadError
 
 STATUS = FuncSig((), ("i32",))

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from forgeoned.core.abi import (
-    HOST_FUNCTIONS,
-    Capability,
-    ExternDecl,
-    ExternKind,
-    FuncSig,
-    LifecycleExport,
-    validate_abi,
-)
+from forgeoned.core.abi import HOST_FUNCTIONS, Capability, FuncSig, LifecycleExport
 from forgeoned.core.manifest import Capabilities
+from forgeoned.core.module_interface import ExternDecl, ExternKind, validate_abi
 from forgeoned.core.origins import parse_origin_pattern
 from forgeoned.errors import LoadError
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from forgeoned.core.hooks_manifest import MetricKind
-from forgeoned.core.manifest import parse_manifest, parse_manifest_obj
+from forgeoned.core.manifest_parse import parse_manifest, parse_manifest_obj
 from forgeoned.core.plugin_metrics import MetricOp, MetricResult, PluginMetricSet
 from forgeoned.errors import ManifestError
 

@@ -9,7 +9,7 @@ import pytest
 
 from forgeoned.cli.devtools import package_plugin, sign_bytes, test_key
 from forgeoned.core import wasm_sections as ws
-from forgeoned.core.manifest import parse_manifest_obj, parse_rfc3339
+from forgeoned.core.manifest_parse import parse_manifest_obj, parse_rfc3339
 from forgeoned.core.manifest_section import SECTION_NAME, read_manifest, with_manifest
 from forgeoned.errors import ManifestError, SignatureError
 

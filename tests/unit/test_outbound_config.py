@@ -19,7 +19,8 @@ from forgeoned.core.http_wire import (
     encode_response,
     parse_url,
 )
-from forgeoned.core.manifest import SECRET_RE, Capabilities, parse_manifest_obj
+from forgeoned.core.manifest import SECRET_RE, Capabilities
+from forgeoned.core.manifest_parse import parse_manifest_obj
 from forgeoned.core.origins import parse_origin_pattern
 from forgeoned.core.plugin_config import CREDENTIAL_RE
 from forgeoned.daemon.config_file import load_config

@@ -1,9 +1,9 @@
 """One compile-cache entry on disk: its meta file's format and the checked, open hit.
 
 The meta file is two lines of JSON: ``{"format", "code_bytes", "code_sha256"}``, then the
-module's :class:`~forgeoned.core.abi.ModuleInterface`. A :class:`CacheHit` holds the code
-file open; :attr:`CacheHit.path` (``/proc/self/fd/N``) names exactly the bytes that were
-checked, whatever happens to the directory entry meanwhile.
+module's :class:`~forgeoned.core.module_interface.ModuleInterface`. A :class:`CacheHit` holds
+the code file open; :attr:`CacheHit.path` (``/proc/self/fd/N``) names exactly the bytes that
+were checked, whatever happens to the directory entry meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Final
 
-from forgeoned.core.abi import ModuleInterface
+from forgeoned.core.module_interface import ModuleInterface
 
 FORMAT: Final = 2
 _HASH_READ_MAX: Final = 1 << 20  # smaller code is hashed from one read, larger in chunks

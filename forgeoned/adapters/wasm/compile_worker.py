@@ -35,7 +35,7 @@ from queue import Empty, SimpleQueue
 from typing import IO, Final
 
 from forgeoned.adapters.wasm.module_cache import ModuleCache, NativeCode
-from forgeoned.core.abi import ModuleInterface
+from forgeoned.core.module_interface import ModuleInterface
 from forgeoned.errors import (
     ArtifactError,
     ArtifactTooLargeError,

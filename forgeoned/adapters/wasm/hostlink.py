@@ -37,7 +37,8 @@ from typing import Any, Final
 import wasmtime
 
 from forgeoned.adapters.wasm import fastcall as fast
-from forgeoned.adapters.wasm.hostabi import HostCalls, HostServices
+from forgeoned.adapters.wasm.hostabi import HostCalls
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.core.abi import HOST_FUNCTIONS, IMPORT_MODULE
 from forgeoned.core.stats import PluginStats
 

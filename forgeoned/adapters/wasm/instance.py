@@ -2,13 +2,11 @@
 
 Every call goes through :meth:`PluginInstance._run`: refill the fuel to ``fuel_per_call``, arm
 the wall-clock deadline, call through the raw C API, then account fuel, duration and outcome in
-the plugin's :class:`PluginStats`, and turn a failure into a typed :class:`PluginTrap`.
+the plugin's :class:`PluginStats`, and turn a failure into a typed :class:`PluginTrap` (which
+error a failure becomes: :mod:`.call_errors`).
 
-Deadlines: the Store's epoch deadline is always "next tick"; wasmtime calls ``_on_epoch`` at
-each tick while wasm runs, and that hook either lets the call continue one more tick or stops
-it because the call's deadline passed (DEADLINE) or the host asked (INTERRUPTED). Arming a
-deadline is therefore a plain attribute write on the hot path, and ``interrupt`` from another
-thread only sets a flag the running thread reads at its next tick.
+Deadlines: the Store's epoch callback stops a call whose deadline passed or that the host
+interrupted (:mod:`.deadline`, the base class); arming a deadline is a plain attribute write.
 
 A Store is not thread-safe: one thread at a time per instance (``interrupt`` excepted).
 """
@@ -19,25 +17,31 @@ import bisect
 import ctypes
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import wasmtime
 
 from forgeoned.adapters.wasm import fastcall as fast
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.call_errors import (
+    alloc_outside_memory,
+    application_error,
+    call_trap,
+    start_error,
+    undeclared_function,
+)
+from forgeoned.adapters.wasm.deadline import EpochDeadline
 from forgeoned.adapters.wasm.hostlink import ACTIVE, GuestMemoryView, HostLink
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.core.abi import MEMORY_EXPORT, LifecycleExport
 from forgeoned.core.manifest import Limits
 from forgeoned.errors import (
-    ApplicationError,
     ConflictError,
     ForgeonedError,
     LoadError,
     NotFoundError,
     PluginStatusError,
     PluginTrap,
-    TrapKind,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,7 @@ _active_get: Final = ACTIVE.get
 _active_set: Final = ACTIVE.set
 
 
-class PluginInstance:
+class PluginInstance(EpochDeadline):
     """An instantiated plugin. Created by :meth:`WasmtimeRuntime.instantiate`."""
 
     def __init__(
@@ -82,14 +86,8 @@ class PluginInstance:
         self.host = self._link.calls
         self.host.deadline = self._call_deadline  # http_request's time is bounded by it
         self._host_fns = self._link.fns
-        self._deadline = 0.0
-        self._calling = False
-        self._interrupt = False
-        self._stop_reason: TrapKind | None = None
         self._closed = False
-        self._epoch_hook = fast.EpochCallback(self._on_epoch)
-        fast.set_epoch_callback(store, self._epoch_hook)
-        store.set_epoch_deadline(1)
+        super().__init__(store)  # the deadline state, and the epoch callback that enforces it
 
     def attach(self, instance: wasmtime.Instance, funcs: Mapping[str, int]) -> None:
         """Bind the memory of a fresh instance (called once by the runtime); ``funcs``
@@ -115,31 +113,6 @@ class PluginInstance:
             raise LoadError(f"plugin {self.services.plugin}: no exported function {name!r}")
         func = self._funcs[name] = fast.RawFunc(name, item.of.func, slots)
         return func
-
-    # --- deadlines --------------------------------------------------------------------------
-
-    def _call_deadline(self) -> float:
-        return self._deadline
-
-    def _on_epoch(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
-        try:
-            if self._interrupt:
-                self._stop_reason = TrapKind.INTERRUPTED
-                return int(fast.error_new(b"call interrupted by the host") or 0)
-            if self._calling and _now() >= self._deadline:
-                self._stop_reason = TrapKind.DEADLINE
-                return int(fast.error_new(b"call exceeded its wall-clock deadline") or 0)
-            delta[0] = 1
-            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
-            return 0
-        except BaseException as exc:  # never let an exception unwind through wasm frames
-            self._link.host_error = exc
-            return int(fast.error_new(b"epoch hook failed") or 0)
-
-    def interrupt(self) -> None:
-        """Make the running call (if any) trap with INTERRUPTED at the next epoch tick."""
-        if self._calling:
-            self._interrupt = True
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -190,41 +163,20 @@ class PluginInstance:
         return value
 
     def _trap(self, func: fast.RawFunc, error: int | None) -> PluginTrap:
-        export = func.name
         trap, func.trap.value = func.trap.value, None
-        kind, cause = fast.consume_failure(error, trap)
-        host_error = self._link.take_error()
         stop_reason, self._stop_reason = self._stop_reason, None
-        if stop_reason is not None:
-            kind = stop_reason
-        elif host_error is not None:
-            if not isinstance(host_error, Exception):
-                raise host_error  # KeyboardInterrupt/SystemExit raised inside a host call
-            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
-        self._calls[(export, kind.value)] += 1
+        host_error = self._link.take_error()
         plugin = self.services.plugin
-        return PluginTrap(
-            f"plugin {plugin}: {export!r} trapped ({kind.value}): {cause}", kind, export
-        )
+        return call_trap(plugin, func.name, error, trap, stop_reason, host_error, self._calls)
 
     def entry_done(self) -> None:
         self._calling = False
 
     def entry_failed(self, exc: Exception) -> ForgeonedError:
         """The error for a failed instantiation: a trap of the start function or a LoadError."""
-        plugin = self.services.plugin
-        cause = fast.summary(str(exc))
         kind, self._stop_reason = self._stop_reason, None
         host_error = self._link.take_error()
-        if kind is None and host_error is not None:
-            kind, cause = TrapKind.HOST_ERROR, f"host error: {host_error}"
-        if kind is None and isinstance(exc, wasmtime.Trap) and exc.trap_code is not None:
-            kind = fast.TRAP_KINDS.get(exc.trap_code, TrapKind.OTHER)
-        if kind is not None:
-            self._calls[("(start)", kind.value)] += 1
-            return PluginTrap(f"plugin {plugin}: start function trapped ({kind.value}): {cause}",
-                              kind, "(start)")  # fmt: skip
-        return LoadError(f"cannot instantiate plugin {plugin}: {cause}")
+        return start_error(self.services.plugin, exc, kind, host_error, self._calls)
 
     def call(self, export: LifecycleExport, timeout_s: float | None = None) -> None:
         """Call a lifecycle export; PluginTrap on a trap, PluginStatusError on non-zero.
@@ -252,15 +204,7 @@ class PluginInstance:
         try:
             self._run(func, status=True)
         except PluginStatusError as exc:
-            raise self._answer(exc, b"") from None
-
-    def _answer(self, exc: PluginStatusError, output: bytes) -> ApplicationError:
-        return ApplicationError(
-            f"plugin {self.services.plugin}: {exc.export!r} returned status {exc.status}",
-            export=exc.export,
-            status=exc.status,
-            output=output,
-        )
+            raise application_error(self.services.plugin, exc, b"") from None
 
     def export_i32(self, export: str) -> Callable[..., int]:
         """A cached caller of any exported function of i32 params returning one i32, with
@@ -306,13 +250,8 @@ class PluginInstance:
         alloc.raw[0].i32 = len(data)
         ptr = self._run(alloc, status=False)
         if not self._memory.write(ptr & _U32, data):
-            self._calls[("alloc", TrapKind.MEMORY_OUT_OF_BOUNDS.value)] += 1
-            raise PluginTrap(
-                f"plugin {self.services.plugin}: alloc({len(data)}) returned {ptr & _U32}, "
-                f"outside its {self._memory.size()}-byte memory",
-                TrapKind.MEMORY_OUT_OF_BOUNDS,
-                "alloc",
-            )
+            size, plugin = self._memory.size(), self.services.plugin
+            raise alloc_outside_memory(plugin, len(data), ptr & _U32, size, self._calls)
         host.output_buffer = out = bytearray()
         try:
             handle.raw[0].i32 = ptr
@@ -320,7 +259,7 @@ class PluginInstance:
             try:
                 self._run(handle, status=True)
             except PluginStatusError as exc:
-                raise self._answer(exc, bytes(out)) from None
+                raise application_error(self.services.plugin, exc, bytes(out)) from None
             return bytes(out)
         finally:
             host.output_buffer = None
@@ -353,11 +292,3 @@ class PluginInstance:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def undeclared_function(plugin: str, export: str, functions: Iterable[str]) -> NotFoundError:
-    """The error of a call of ``export``, which the manifest's ``functions`` do not list."""
-    listed = ", ".join(sorted(functions)) or "none"
-    return NotFoundError(
-        f"plugin {plugin} has no function {export[:64]!r} (its manifest lists: {listed})"
-    )

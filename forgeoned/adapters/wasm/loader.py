@@ -16,17 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers
-from forgeoned.adapters.wasm.hostabi import HostServices
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
 from forgeoned.adapters.wasm.module_source import load_module
 from forgeoned.adapters.wasm.runtime import CompiledModule, WasmtimeRuntime
 from forgeoned.adapters.wasm.version import Compiled, Lifecycle, LoadedVersion, Verified
-from forgeoned.core.abi import require_functions
 from forgeoned.core.artifact import VerifiedArtifact
 from forgeoned.core.ceilings import CeilingPolicy, check_code_size
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.manifest import Manifest
+from forgeoned.core.module_interface import require_functions
 from forgeoned.core.ports import AuditSink
 from forgeoned.core.rollback import Verdict, check_rollback
 from forgeoned.core.state import DaemonState

@@ -7,9 +7,9 @@ An entry is two files named after the wasm's SHA-256 and the engine tag:
   file-backed, only the pages that run become resident, and nothing of it sits in a Python
   ``bytes`` (a 97 MB module used to grow the daemon's RSS by 100 MiB);
 - ``<sha256>.<tag>.meta``: the code's size and SHA-256, and the module's
-  :class:`~forgeoned.core.abi.ModuleInterface` (format: :mod:`.cache_entry`), so that a warm
-  load skips asking wasmtime for the type of every export (it is validated again at every
-  load all the same). Plugins built alike declare the same interface: parsed once.
+  :class:`~forgeoned.core.module_interface.ModuleInterface` (format: :mod:`.cache_entry`), so
+  that a warm load skips asking wasmtime for the type of every export (it is validated again at
+  every load all the same). Plugins built alike declare the same interface: parsed once.
 
 Both are written by rename, code first, and not fsync'd: after a power cut an entry may be
 missing or torn, and the checksum turns either into a recompile. A reader checks the code

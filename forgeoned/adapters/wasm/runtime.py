@@ -27,18 +27,12 @@ from typing import Final
 
 import wasmtime
 
-from forgeoned.adapters.wasm.hostabi import HostServices
 from forgeoned.adapters.wasm.hostlink import define_host_functions
+from forgeoned.adapters.wasm.hostservices import HostServices
 from forgeoned.adapters.wasm.instance import PluginInstance
-from forgeoned.core.abi import (
-    MEMORY_EXPORT,
-    AbiShape,
-    ExternDecl,
-    ExternKind,
-    FuncSig,
-    ModuleInterface,
-)
+from forgeoned.core.abi import MEMORY_EXPORT, FuncSig
 from forgeoned.core.manifest import WASM_PAGE, Limits
+from forgeoned.core.module_interface import AbiShape, ExternDecl, ExternKind, ModuleInterface
 from forgeoned.core.wasm_sections import MAX_MODULE_BYTES
 from forgeoned.errors import ArtifactTooLargeError, LoadError, MalformedModuleError
 
