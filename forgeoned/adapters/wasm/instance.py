@@ -139,7 +139,7 @@ class PluginInstance(EpochDeadline):
         self._deadline = start + self._timeout
         self._calling = True
         _set_fuel(ctx, self._fuel_c)
-        fns = self._host_fns  # whose host calls these are: see wasm_hostlink
+        fns = self._host_fns  # whose host calls these are: see hostlink.py
         if _active_get() is not fns:  # set only on a change of Store: set() makes a Context
             _active_set(fns)
         error = _call(ctx, func.func, func.raw_addr, func.slots, func.trap_addr)

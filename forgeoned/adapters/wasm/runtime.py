@@ -5,7 +5,7 @@ Sandbox settings, all fixed here so every plugin gets the same ones:
 - fuel metering (``fuel_per_call`` refilled before every call) and epoch interruption for
   wall-clock deadlines: compiled code compares the engine's epoch with the Store's deadline at
   loop heads and function entries, far cheaper than fuel checks; :class:`EpochTicker` moves
-  the epoch on, and each Store's epoch callback decides (see ``wasm_instance``);
+  the epoch on, and each Store's epoch callback decides (see ``deadline.py``);
 - a bounded wasm stack (``max_wasm_stack``): deep recursion traps, it never aborts the process;
 - per-Store limits: one memory of at most ``limits.memory_bytes`` (``memory.grow`` past it
   returns -1), one instance, small tables;
@@ -13,7 +13,7 @@ Sandbox settings, all fixed here so every plugin gets the same ones:
 
 The host functions are defined once, on a Linker shared by every Store of the Engine, and a
 compiled module is pre-linked to it once (``InstancePre``), so instantiating a plugin only
-creates its Store and instance (see ``wasm_hostlink`` for how a shared host function finds
+creates its Store and instance (see ``hostlink.py`` for how a shared host function finds
 the plugin that called it).
 """
 
@@ -162,7 +162,7 @@ class WasmtimeRuntime:
         config.wasm_multi_memory = False
         self._engine = wasmtime.Engine(config)
         # One Linker for every Store of this Engine: the host functions are defined once
-        # (see wasm_hostlink for how a shared callback finds the calling plugin).
+        # (see hostlink.py for how a shared callback finds the calling plugin).
         self._linker = wasmtime.Linker(self._engine)
         define_host_functions(self._linker)
         self._max_module_bytes = max_module_bytes
