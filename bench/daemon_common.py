@@ -16,7 +16,7 @@ import wasmtime
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import package_plugin, sign_bytes, test_key
 from forgeoned.daemon.config_file import load_config
-from forgeoned.daemon.main import Daemon
+from forgeoned.daemon.run import Daemon
 
 KEY = test_key(11)
 

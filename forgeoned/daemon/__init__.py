@@ -1,6 +1,8 @@
-"""The daemon: composition only. ``wiring`` builds the parts (a plain record), ``main`` runs
-them on the ``loop`` with signals and sd_notify, ``host_services`` builds what each plugin's
-host functions may touch, ``facade`` is what the control API and metrics see.
+"""The daemon: composition only. ``wiring`` builds the ``parts`` (a plain record), ``run``
+runs them on the ``loop`` with sd_notify, ``reload`` puts a new configuration in force,
+``main`` is the process (arguments, signals), ``host_services`` builds what each plugin's
+host functions may touch, ``facade`` is what the control API and metrics see (typed against
+the Protocols of ``facade_ports``).
 
 ``forgeoned.daemon:main`` is the console entry point (pyproject, packaging/bin); it imports
 the daemon lazily so that ``import forgeoned.daemon.config`` stays cheap.

@@ -2,10 +2,11 @@
 
 :class:`DaemonBackend` implements :class:`~forgeoned.core.ports.ControlBackend` and
 :class:`~forgeoned.adapters.metrics.model.MetricsSource` over a few narrow collaborators,
-each typed by a Protocol here of exactly what the facade uses: the plugin operations
-(:class:`forgeoned.service.operations.PluginOperations`), the daemon loop (where every change
-of the running set runs, one at a time, after any swap in progress), the verifier and the
-audit log. ``invoke`` and the views run on the caller's thread and only touch plugin hosts.
+each typed by a Protocol of exactly what the facade uses (:mod:`~forgeoned.daemon.facade_ports`):
+the plugin operations (:class:`forgeoned.service.operations.PluginOperations`), the daemon
+loop (where every change of the running set runs, one at a time, after any swap in progress),
+the verifier and the audit log. ``invoke`` and the views run on the caller's thread and only
+touch plugin hosts.
 """
 
 from __future__ import annotations
@@ -13,17 +14,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final
 
-from forgeoned.adapters.audit.follow import DEFAULT_HEARTBEAT_S, Followed, FollowEnd, follow
+from forgeoned.adapters.audit.follow import DEFAULT_HEARTBEAT_S, FollowEnd, follow
 from forgeoned.core.artifact import VerifiedArtifact
-from forgeoned.core.audit_chain import VerifyResult
 from forgeoned.core.desired import Candidate
 from forgeoned.core.policy import Target
 from forgeoned.core.ports import INSTALL_WAIT_S, InstallReport
-from forgeoned.core.sources import SourceRecord, SyncOutcome, SyncResult
+from forgeoned.core.sources import SourceRecord, SyncOutcome
 from forgeoned.core.stats import DaemonStats, PluginView
-from forgeoned.core.trust import TrustPolicy
+from forgeoned.daemon.facade_ports import (
+    AuditReader,
+    GapAcceptor,
+    Operations,
+    Refusals,
+    Runner,
+    Sources,
+)
 from forgeoned.daemon.stewardship import Stewardship
 from forgeoned.errors import (
     ArtifactError,
@@ -35,91 +42,9 @@ from forgeoned.errors import (
     StagingReason,
     SyncReason,
 )
-from forgeoned.service.plugin_index import Rejection
 
 log = logging.getLogger("forgeoned")
-
-T = TypeVar("T")
 _SAFE_FILE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.wasm$")
-
-
-class Callee(Protocol):
-    def call(self, data: bytes, wait_s: float | None = None, export: str = "handle") -> bytes: ...
-
-    def call_now(self, data: bytes, longest_s: float) -> bytes | None: ...
-
-
-class Operations(Protocol):
-    """The plugin operations (``PluginOperations``); ``actor`` goes into their audit events."""
-
-    def views(self) -> list[PluginView]: ...
-
-    def view(self, name: str) -> PluginView: ...
-
-    def find(self, name: str) -> Callee | None: ...
-
-    def install(
-        self, cand: Candidate, data: bytes, detached: bytes | None, actor: str | None = None
-    ) -> InstallReport: ...
-
-    def refuse_upload(self, filename: str, error: ArtifactError, actor: str | None) -> None: ...
-
-    def remove(self, name: str, actor: str | None = None) -> None: ...
-
-    def pause(self, name: str, actor: str | None = None) -> None: ...
-
-    def resume(self, name: str, actor: str | None = None) -> None: ...
-
-    def restart(self, name: str, actor: str | None = None) -> None: ...
-
-    def reset(self, name: str, actor: str | None = None) -> None: ...
-
-    def retry(self, name: str, actor: str | None = None) -> PluginView | None: ...
-
-    def allow_downgrade(self, name: str, version: str, actor: str) -> None: ...
-
-
-class Runner(Protocol):
-    """The daemon loop: ``call`` runs ``job`` there and returns its result (or raises;
-    ``TimeoutError`` when it did not finish within ``timeout``: it still runs); ``post`` runs
-    it later without waiting."""
-
-    def call(self, job: Callable[[], T], timeout: float = ...) -> T: ...
-
-    def post(self, job: Callable[[], None]) -> None: ...
-
-
-class Refusals(Protocol):
-    """What the daemon refuses now: the trust in force, the files it rejected."""
-
-    @property
-    def trust(self) -> TrustPolicy: ...
-
-    def rejected(self) -> list[Rejection]: ...
-
-
-class GapAcceptor(Protocol):
-    """The audit log's anchor keeper: an admin accepts an open ``audit.gap``."""
-
-    def accept(self, actor: str) -> dict[str, Any]: ...
-
-
-class Sources(Protocol):
-    """The OCI source follower (``forgeoned.service.sources.SourceFollower``)."""
-
-    def views(self) -> list[dict[str, Any]]: ...
-
-    def records(self) -> list[SourceRecord]: ...
-
-    def sync(self, name: str, actor: str | None = None) -> SyncResult: ...
-
-
-class AuditReader(Followed, Protocol):
-    def entries(self, since: float | None = None) -> Iterable[dict[str, Any]]: ...
-
-    def rotate_key(self, actor: str | None) -> dict[str, Any]: ...
-
-    def verify(self) -> VerifyResult: ...
 
 
 class DaemonBackend:

@@ -11,22 +11,27 @@ running plugins whose capabilities the new policy changes (each a ``plugin.resta
 reason ``capabilities_changed``, with the caller as actor). :class:`ReloadReport` is the
 account: the keys applied, the keys that wait for a restart (a warning in the journal), the
 plugins restarted and the trusted keys now in force. It is the control API's answer, the
-``daemon.reloaded`` event's details and the journal lines.
+``daemon.reloaded`` event's details and the journal lines. :class:`Reloader` runs these steps
+on the daemon loop, between RELOADING=1 and READY=1, and holds the configuration in force.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.policy import Policy
 from forgeoned.core.trust import TrustedKey, TrustPolicy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.config_diff import Change
-from forgeoned.daemon.wiring import Parts
+from forgeoned.daemon.config_file import load_config
+from forgeoned.daemon.parts import Parts, status_line
+from forgeoned.daemon.wiring import load_trust
 from forgeoned.errors import ForgeonedError
 
 log = logging.getLogger("forgeoned")
@@ -165,3 +170,91 @@ def restart_stale(parts: Parts, actor: str | None) -> tuple[list[str], list[str]
         else:
             restarted.append(name)
     return restarted, refused
+
+
+class Reloader:
+    """Runs a reload on the daemon loop and holds the configuration in force (a reload
+    replaces it). ``rescan`` rescans plugins.d; ``set_policy`` hands the control API's
+    authorisation policy to its server."""
+
+    def __init__(
+        self,
+        parts: Parts,
+        config: Config,
+        rescan: Callable[[], None],
+        set_policy: Callable[[Policy], None],
+    ) -> None:
+        self.parts = parts
+        self.config = config
+        self._rescan = rescan
+        self._set_policy = set_policy
+
+    def reload(self, actor: str | None = None) -> dict[str, Any]:
+        """SIGHUP / ``forgeonectl reload``: the new config's live keys, trust and policies, a
+        full rescan, the plugins whose capabilities changed restarted, READY=1 again; returns
+        the :class:`~forgeoned.daemon.reload.ReloadReport` as JSON. A bad new config is
+        refused (``daemon.reload_failed``, raised to the control caller) while the running
+        configuration stays in force. ``daemon.reloaded`` (or ``daemon.reload_failed``) is
+        written before anything is applied: a reload the audit log cannot record does not
+        happen (AuditUnavailableError). READY=1 follows RELOADING=1 whatever raises, with the
+        failure in its status line: systemd must not wait forever."""
+        p = self.parts
+        p.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        refused: ForgeonedError | None = None
+        failed: BaseException | None = None
+        answer: dict[str, Any] = {}
+        try:
+            new: tuple[Config, TrustPolicy] | None = None
+            try:
+                config = load_config(self.config.path)
+                new = config, load_trust(config, p.audit)
+            except ForgeonedError as exc:
+                log.error("reload refused, keeping the running configuration: %s", exc)  # noqa: TRY400
+                refused = exc
+            p.trail.outage.guard(lambda: answer.update(self._reload(actor, refused, new)), "reload")
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            status = status_line(p)
+            why = failed or refused
+            p.notifier.ready(status if why is None else f"{status}; reload failed: {why}")
+        if refused is not None:
+            raise refused
+        return answer
+
+    def _reload(
+        self,
+        actor: str | None,
+        refused: ForgeonedError | None,
+        new: tuple[Config, TrustPolicy] | None,
+    ) -> dict[str, Any]:
+        p = self.parts
+        applied = plan(p, self.config, *new) if new is not None else None
+        if applied is None:
+            reason = refused.code if refused is not None else None
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOAD_FAILED, actor=actor,
+                                      reason=reason, message=str(refused or "")))  # fmt: skip
+        else:
+            planned = applied.report([])
+            p.audit.record(AuditEvent(EventName.DAEMON_RELOADED, actor=actor,
+                                      message=planned.summary(),
+                                      details=planned.event_details()))  # fmt: skip
+        if new is not None:
+            self.config = apply_config(p, self.config, *new, self._set_policy)
+        p.directory.clear()  # re-verify every file against the (new) trust
+        p.operations.withdraw_untrusted(p.source.recheck)
+        self._rescan()
+        if applied is None:
+            return {}
+        report = applied.report(*restart_stale(p, actor))
+        report.log()
+        return report.to_json()
+
+    def trust_changed(self) -> None:
+        """The trust dir changed (``trust_watch``): reload as ``forgeonectl reload`` would;
+        a refused reload keeps the running trust and is audited (daemon.reload_failed)."""
+        try:
+            self.reload("trust-dir-watcher")
+        except ForgeonedError as exc:
+            log.warning("trust dir changed; reload refused: %s", exc)

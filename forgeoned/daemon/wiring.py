@@ -1,9 +1,9 @@
 """Building the daemon's parts from its configuration (adapters wired to the core).
 
-:func:`build_parts` returns :class:`Parts`, a plain record of every component, built and
-connected, not yet started; the daemon (:mod:`forgeoned.daemon.main`) holds it and runs the
-loop. Behaviour lives in named collaborators, not here: the artifact source and verifier,
-the host-services factory, the reconciler and the plugin operations.
+:func:`build_parts` returns :class:`~forgeoned.daemon.parts.Parts`, a plain record of every
+component, built and connected, not yet started; the daemon (:mod:`forgeoned.daemon.run`)
+holds it and runs the loop. Behaviour lives in named collaborators, not here: the artifact
+source and verifier, the host-services factory, the reconciler and the plugin operations.
 
 Kept apart from the loop so that tests and benchmarks can build a daemon in-process.
 ``FORGEONED_FAULT_AT=<step>:<plugin>@<version>`` (a :class:`~forgeoned.core.swapper.Step`
@@ -13,12 +13,10 @@ tests use it; it does nothing unless set.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from forgeoned.adapters.sdnotify import Notifier
 from forgeoned.adapters.wasm.compile_worker import CompileWorkers, ModuleCache, WorkerLimits
 from forgeoned.adapters.wasm.loader import PluginLoader
 from forgeoned.adapters.wasm.runtime import WasmtimeRuntime
-from forgeoned.adapters.wasm.version import Compiled, Lifecycle, Verified
+from forgeoned.adapters.wasm.version import Lifecycle
 from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent
 from forgeoned.core.heartbeat import Heartbeat
@@ -51,6 +49,7 @@ from forgeoned.core.swapper import Step, Swapper
 from forgeoned.core.trust import Mode, TrustPolicy
 from forgeoned.daemon.config import Config
 from forgeoned.daemon.host_services import HostServicesFactory, credentials_dir
+from forgeoned.daemon.parts import Parts
 from forgeoned.errors import ForgeonedError, StateError
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.artifact_source import ArtifactSource, ArtifactVerifier
@@ -111,39 +110,6 @@ def load_trust(config: Config, audit: AuditSink) -> TrustPolicy:
     )
     enforce(found, audit, development=config.development)
     return load_trust_dir(config.trust_dir, config.trust)
-
-
-@dataclass(frozen=True, slots=True)
-class Parts:
-    """Every component of a daemon, built and connected, not yet started."""
-
-    stats: DaemonStats
-    notifier: Notifier
-    audit_log: AuditLog
-    journal: JournalWriter | None
-    trail: AuditTrail  # the audit log, then journald
-    anchor: AnchorKeeper  # where the audit log had got to, in state.json
-    audit: AuditSink  # what everything records through (the trail, observed if asked)
-    events: AuditBatch  # swaps and rejections (held during the start)
-    chain: ChainWatch
-    runtime: WasmtimeRuntime
-    workers: CompileWorkers
-    active: ActiveSet
-    verifier: ArtifactVerifier
-    directory: PluginDirectory
-    source: ArtifactSource
-    services: HostServicesFactory
-    loader: PluginLoader
-    swapper: Swapper[Verified, Compiled]
-    plugins: PluginTable
-    retirer: Retirer  # stops and unloads versions that left service, off the loop
-    reconciler: Reconciler
-    operations: PluginOperations
-    watcher: DirectoryWatcher
-    ticks: TickScheduler
-    reviews: Reviews  # when each plugin's review is due (fed by the audit trail)
-    evidence: StagingEvidence | None  # mode = "staging": what promote signs
-    sources: SourceFollower  # OCI sources: threads of their own, writing into plugins.d
 
 
 def _fetchers(config: Config, verifier: ArtifactVerifier, clock: Clock) -> list[Fetcher]:
@@ -304,33 +270,3 @@ def _host_factory(config: Config, clock: Clock, heartbeat: Heartbeat | None) -> 
         return PluginHost(name, stats, config.call_hold_timeout_s, on_fault, clock, heartbeat)
 
     return make_host
-
-
-def trim_compile_cache(parts: Parts) -> None:
-    """Keep the compile cache under its cap: evict what no active, running or candidate
-    (plugins.d) version uses. Cheap unless over the cap; runs on the daemon loop."""
-    cache = parts.workers.cache
-    if cache is None:
-        return
-
-    def in_use() -> set[str]:
-        used = {record.sha256 for record in parts.active.current.active.values()}
-        used.update(parts.plugins.running().values())
-        used.update(c.sha256 for c in parts.directory.candidates())
-        return used
-
-    cache.trim(in_use)
-
-
-def close_parts(parts: Parts) -> None:
-    """Free everything (after the inputs were closed and the plugins stopped)."""
-    if parts.evidence is not None:
-        parts.evidence.save_all()
-    parts.workers.close()
-    parts.services.close()
-    parts.runtime.close()
-    with contextlib.suppress(Exception):
-        parts.trail.close()
-    if parts.journal is not None:
-        parts.journal.close()
-    parts.notifier.close()

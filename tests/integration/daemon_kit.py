@@ -280,7 +280,7 @@ def in_process(
 ) -> Iterator[InProcess]:
     """A daemon running on a thread of the test process (no signals, no notify socket)."""
     from forgeoned.daemon.config_file import load_config
-    from forgeoned.daemon.main import Daemon as RealDaemon
+    from forgeoned.daemon.run import Daemon as RealDaemon
 
     waiter = EventWaiter()
     daemon = RealDaemon(load_config(env.config), clock, observer=waiter.record)
@@ -349,7 +349,7 @@ class InProcess:
 
     @property
     def parts(self) -> Any:
-        """The daemon's components (``forgeoned.daemon.wiring.Parts``)."""
+        """The daemon's components (``forgeoned.daemon.parts.Parts``)."""
         return self.daemon.parts
 
     def sync(self) -> None:

@@ -13,6 +13,7 @@ from daemon_kit import Daemon, Env, drop, in_process, plugin
 
 from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.metrics.server import render_text
+from forgeoned.daemon.parts import status_line
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_broken_chain_at_start_is_loud_and_exported_but_the_daemon_serves(
         assert d.invoke("hello") == b"hello@1.0.0:x"
         result = d.parts.audit_log.last_verify
         assert result is not None and not result.ok and result.first_bad_seq is not None
-        assert "AUDIT CHAIN BROKEN" in d.daemon.status_line()
+        assert "AUDIT CHAIN BROKEN" in status_line(d.parts)
         lines = _scrape(d.daemon.metrics.port)
         assert "forgeone_audit_chain_ok 0" in lines
     assert [r for r in caplog.records if "AUDIT CHAIN BROKEN" in r.getMessage()]

@@ -96,7 +96,7 @@ def test_a_reload_that_lowers_a_ceiling_withdraws_the_versions_above_it(tmp_path
     with in_process(env) as d:
         assert d.invoke("hello") == b"hello@1.0.0:x"
         env.write_config("[limits]\ninstances = 1")
-        d.daemon.loop.call(d.daemon.reload)
+        d.daemon.loop.call(d.daemon.reloader.reload)
         assert "hello" not in d.parts.plugins  # like a revoked key: not left running
         assert d.invoke("other") == b"other@1.0.0:x"
         # the running version withdrawn, then its file refused at the rescan

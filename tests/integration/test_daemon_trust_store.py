@@ -20,7 +20,7 @@ from forgeoned.adapters.control.client import ControlClient
 from forgeoned.adapters.crypto.keys import public_key_bytes
 from forgeoned.cli.devtools import make_signed_plugin, test_key
 from forgeoned.daemon.config_file import load_config
-from forgeoned.daemon.main import Daemon as RealDaemon
+from forgeoned.daemon.run import Daemon as RealDaemon
 from forgeoned.errors import InsecurePathError
 
 NOBODY = 65534
