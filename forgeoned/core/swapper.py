@@ -18,23 +18,25 @@ exactly old or exactly new, never a mix and never nothing.
 STOP_OLD comes last, without waiting: a :class:`~forgeoned.core.swap_ports.Retirer` runs the
 old version's ``stop``/``unload`` off the loop (:mod:`forgeoned.core.retire`), so a slow
 ``stop`` delays nothing but itself, and the new ``start`` may run before the old ``stop``.
+
+What a swap returns, and how its audit events and counters are written:
+:mod:`forgeoned.core.swap_outcome`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, Generic
-
-import semver
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final, Generic
 
 from forgeoned.core.desired import Candidate
-from forgeoned.core.events import AuditEvent, EventName
+from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import AuditSink, Clock
 from forgeoned.core.retire import RetireInline
 from forgeoned.core.stats import DaemonStats
+from forgeoned.core.swap_outcome import About, Outcome, SwapRecorder, SwapResult
 from forgeoned.core.swap_ports import (
     Committer,
     CompiledT,
@@ -58,32 +60,7 @@ class Step(enum.Enum):
     STOP_OLD = "stop_old"
 
 
-class Outcome(enum.Enum):
-    INSTALLED = "installed"
-    UPGRADED = "upgraded"
-    REMOVED = "removed"
-    REJECTED = "rejected"
-    ROLLED_BACK = "rolled_back"
-    FAILED = "failed"
-    RESTARTED = "restarted"  # the active version itself came up again (not an upgrade)
-
-
-@dataclass(frozen=True, slots=True)
-class SwapResult:
-    outcome: Outcome
-    error: ForgeonedError | None = None
-
-
 SERVING_OR_PAUSED: Final = frozenset({State.RUNNING, State.PAUSED})
-
-
-@dataclass(frozen=True, slots=True)
-class About:
-    """What every audit event of one swap carries: who asked for it (an operator; None when
-    plugins.d or the supervisor did) and, once verified, the candidate's signature facts."""
-
-    actor: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Swapper(Generic[VerifiedT, CompiledT]):
@@ -102,36 +79,12 @@ class Swapper(Generic[VerifiedT, CompiledT]):
     ) -> None:
         self.loader = loader
         self.committer = committer
-        self.audit = audit
         self.stats = stats
         self.clock = clock
         self.drain_timeout_s = drain_timeout_s
         self.fault = fault
         self.retirer: Retirer = retirer if retirer is not None else RetireInline(audit)
-
-    def _event(
-        self,
-        event: EventName,
-        name: str,
-        cand: Candidate | Version | None,
-        about: About,
-        reason: str | None = None,
-        message: str = "",
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        version = cand.version if cand is not None else None
-        sha = cand.sha256 if cand is not None else None
-        self.audit.record(
-            AuditEvent(event, plugin=name, version=version, sha256=sha, actor=about.actor,
-                       reason=reason, message=message, details={**about.details, **(extra or {})})
-        )  # fmt: skip
-
-    def _finish(
-        self, name: str, outcome: Outcome, t0: float, err: ForgeonedError | None = None
-    ) -> SwapResult:
-        self.stats.swaps[(name, outcome.value)] += 1
-        self.stats.swap_duration.observe(self.clock.monotonic() - t0)
-        return SwapResult(outcome, err)
+        self._record = SwapRecorder(audit, stats, clock)
 
     def swap(
         self, slot: Slot, cand: Candidate, quiet: bool = False, actor: str | None = None
@@ -156,9 +109,10 @@ class Swapper(Generic[VerifiedT, CompiledT]):
             self.stats.rejected[exc.code] += 1
             text = str(exc)  # naming the file, as every rejection does
             text = text if text.startswith(f"{cand.filename}:") else f"{cand.filename}: {text}"
-            self._event(EventName.PLUGIN_REJECTED, slot.name, cand, about, reason=exc.code,
-                        message=text, extra={"file": cand.filename})  # fmt: skip
-            return self._finish(slot.name, Outcome.REJECTED, t0, exc)
+            self._record.event(EventName.PLUGIN_REJECTED, slot.name, cand, about,
+                               reason=exc.code, message=text,
+                               extra={"file": cand.filename})  # fmt: skip
+            return self._record.finish(slot.name, Outcome.REJECTED, t0, exc)
         except PluginFault as exc:
             if slot.state in SERVING_OR_PAUSED:
                 return self._rolled_back(slot, cand, exc, t0, about)
@@ -213,18 +167,13 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         if restart or quiet:
             pass
         elif previous is None:
-            self._event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
+            self._record.event(EventName.PLUGIN_INSTALLED, slot.name, new, about)
         else:
-            message = f"{previous.version} -> {new.version}"
-            down = semver.Version.parse(new.version) < semver.Version.parse(previous.version)
-            if down:  # only ever an admin's allow-downgrade: the trail says which way it went
-                message += " (downgrade, allowed by an admin)"
-            self._event(EventName.PLUGIN_UPGRADED, slot.name, new, about, message=message,
-                        reason="downgrade" if down else None)  # fmt: skip
+            self._record.upgraded(slot.name, previous, new, about)
         if old is not None:
             self.fault(Step.STOP_OLD, cand)
             self.retirer.retire(slot.name, old)
-        return self._finish(slot.name, outcome, t0)
+        return self._record.finish(slot.name, outcome, t0)
 
     def _failed(
         self, slot: Slot, cand: Candidate, exc: ForgeonedError, t0: float, about: About
@@ -232,9 +181,9 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         """No healthy version to fall back to: STARTING → FAILED (the supervisor takes over)."""
         slot.trigger(Trigger.FAULT, exc.code)
         slot.release()
-        self._event(EventName.PLUGIN_FAILED, slot.name, cand, about, reason=exc.code,
-                    message=str(exc))  # fmt: skip
-        return self._finish(slot.name, Outcome.FAILED, t0, exc)
+        self._record.event(EventName.PLUGIN_FAILED, slot.name, cand, about, reason=exc.code,
+                           message=str(exc))  # fmt: skip
+        return self._record.finish(slot.name, Outcome.FAILED, t0, exc)
 
     def _restore(
         self,
@@ -263,7 +212,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
                 self.retirer.retire(slot.name, revived)
             slot.trigger(Trigger.FAULT, again.code)
             slot.release()
-            self._event(
+            self._record.event(
                 EventName.PLUGIN_FAILED,
                 slot.name,
                 old,
@@ -271,7 +220,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
                 reason=again.code,
                 message=f"{cand.version} failed ({exc}); {old.version} could not restart: {again}",
             )
-            return self._finish(slot.name, Outcome.FAILED, t0, exc)
+            return self._record.finish(slot.name, Outcome.FAILED, t0, exc)
         slot.install(revived)
         slot.trigger(Trigger.STARTED)
         slot.release()
@@ -285,7 +234,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         current = slot.current
         keeps = current.version if current is not None else "the old version"
         serving = {"version": current.version, "sha256": current.sha256} if current else {}
-        self._event(
+        self._record.event(
             EventName.PLUGIN_ROLLED_BACK,
             slot.name,
             cand,
@@ -294,7 +243,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
             message=f"{cand.version} failed ({exc}); {keeps} keeps serving",
             extra={"serving": serving} if serving else None,
         )
-        return self._finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
+        return self._record.finish(slot.name, Outcome.ROLLED_BACK, t0, exc)
 
     def remove(self, slot: Slot, actor: str | None = None) -> SwapResult:
         """The plugin's file went away: drain it, forget it durably, then stop and unload it
@@ -311,7 +260,7 @@ class Swapper(Generic[VerifiedT, CompiledT]):
         self.committer.commit(slot.name, None)
         slot.install(None)
         slot.release()
-        self._event(EventName.PLUGIN_REMOVED, slot.name, old, About(actor))
+        self._record.event(EventName.PLUGIN_REMOVED, slot.name, old, About(actor))
         if old is not None:
             self.retirer.retire(slot.name, old)
-        return self._finish(slot.name, Outcome.REMOVED, t0)
+        return self._record.finish(slot.name, Outcome.REMOVED, t0)

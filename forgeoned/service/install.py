@@ -65,7 +65,7 @@ class Installer:
             raise ConflictError(f"{cand.filename} holds plugin {other!r}: choose another name")
         previous = self._directory.known_file(cand.filename)
         rec.refusals.forget(name, cand.sha256)
-        rec.last.pop(name, None)
+        rec.swaps.last.pop(name, None)
         self._directory.write(cand.filename, data, detached)
         rec.files_changed({cand.filename}, actor=actor)
         outcome = self._outcome(cand, actor)
@@ -79,13 +79,13 @@ class Installer:
     def _outcome(self, cand: Candidate, actor: str | None) -> InstallReport | _Refused:
         rec, name = self._reconciler, cand.name
         host = self._plugins.get(name)
-        last = rec.last.get(name)
+        last = rec.swaps.last.get(name)
         if last is not None and last[0].sha256 == cand.sha256 and last[1].error is not None:
             error = last[1].error
             error.add_note(f"{name} {cand.version} {last[1].outcome.value}")
             return _Refused(error)
         identity = host.current.sha256 if host is not None and host.current else None
-        if host is not None and identity is None and (t := rec.targets.get(name)) is not None:
+        if host is not None and identity is None and (t := rec.swaps.targets.get(name)) is not None:
             identity = t.sha256
         if host is not None and identity == cand.sha256:
             if host.state in (State.RUNNING, State.PAUSED):
@@ -101,7 +101,7 @@ class Installer:
             return _Refused(entry.error)  # changed under us, and the new bytes do not verify
         if entry is None:
             return _Refused(ConflictError(f"{cand.filename} changed while it was installed"))
-        winner = rec.selected(name)
+        winner = rec.what_runs.selected(name)
         if winner is not None and winner.version == cand.version:
             same = f"{name} {cand.version}: same version as the one running, other bytes"
             return _Refused(RollbackError(same))

@@ -33,7 +33,7 @@ from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.policy import Action
 from forgeoned.core.ports import AuditGate, AuditSink, InstallReport
 from forgeoned.core.stats import PluginView
-from forgeoned.core.swapper import SwapResult
+from forgeoned.core.swap_outcome import SwapResult
 from forgeoned.errors import (
     ApplicationError,
     ArtifactError,
@@ -68,7 +68,7 @@ class PluginOperations:
         self._active = active
         self._audit = audit
         self.status = PluginStatus(
-            plugins, active, reconciler.refusals, reconciler.targets, directory
+            plugins, active, reconciler.refusals, reconciler.swaps.targets, directory
         )
         self.installer = Installer(
             reconciler, directory, plugins, self.status, reconciler.rejections
@@ -182,10 +182,10 @@ class PluginOperations:
         host.trigger(Trigger.RESET)
         rec.restarts.budget(name).reset()
         self._active.set_quarantined(name, False)
-        _raise_failure(rec.bring_up(host, want, actor=actor), "the reset's start")
+        _raise_failure(rec.swaps.bring_up(host, want, actor=actor), "the reset's start")
 
     def _restart_target(self, name: str) -> Candidate:
-        want = self._reconciler.restart_target(name)
+        want = self._reconciler.what_runs.restart_target(name)
         if want is None:
             raise NotFoundError(f"plugin {name!r} has no version to start")
         return want
@@ -209,11 +209,11 @@ class PluginOperations:
                            message=f"may be tried again: {versions}")
             )  # fmt: skip
             rec.refusals.forget(name)
-            rec.last.pop(name, None)
+            rec.swaps.last.pop(name, None)
             rec.reconcile({name}, actor)
 
         self._guard(run, f"retry {name}")
-        if (last := rec.last.get(name)) is not None:
+        if (last := rec.swaps.last.get(name)) is not None:
             _raise_failure(last[1], f"{name} {last[0].version}")
         return self.status.view(name) if name in self._plugins else None
 
@@ -244,7 +244,7 @@ class PluginOperations:
                                message=f"{record.source}: running version no longer trusted: "
                                f"{error}", details={"file": record.source})
                 )  # fmt: skip
-            self._reconciler.withdraw(host)
+            self._reconciler.swaps.withdraw(host)
 
     def _record(
         self,

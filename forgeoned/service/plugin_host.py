@@ -1,15 +1,16 @@
 """The host of one plugin name: routes calls to the active version, holds them while it swaps.
 
-A :class:`PluginHost` is the swapper's :class:`~forgeoned.core.swap_ports.Slot`. Calls enter
-through its :class:`~forgeoned.service.call_gate.CallGate`: at most one call per instance of
-the active version (each instance is one wasmtime Store, used by one thread at a time; the
-version's pool hands them out), the others waiting in arrival order while every instance is
-busy or while the gate is closed (a drain, a pause, a start in progress), bounded by
-``hold_timeout_s``. A thread holding an instance runs the waiting calls on it itself, oldest
-first, before giving it back (briefly: ``SERVE_WAITERS_S``; why in
-:mod:`forgeoned.service.call_gate`). In-flight calls are counted so that a drain can wait for
-them and, after the drain timeout, interrupt them; the daemon loop waits for that with the
-watchdog fed (:mod:`forgeoned.core.heartbeat`).
+A :class:`PluginHost` is the swapper's :class:`~forgeoned.core.swap_ports.Slot`: the state,
+the installed version and the drain are its :class:`~forgeoned.service.plugin_slot.PluginSlot`
+side; this module has the calls. Calls enter through its
+:class:`~forgeoned.service.call_gate.CallGate`: at most one call per instance of the active
+version (each instance is one wasmtime Store, used by one thread at a time; the version's pool
+hands them out), the others waiting in arrival order while every instance is busy or while
+the gate is closed (a drain, a pause, a start in progress), bounded by ``hold_timeout_s``. A
+thread holding an instance runs the waiting calls on it itself, oldest first, before giving
+it back (briefly: ``SERVE_WAITERS_S``; why in :mod:`forgeoned.service.call_gate`). In-flight
+calls are counted so that a drain can wait for them and, after the drain timeout, interrupt
+them.
 
 Lifecycle answers: ``pause`` (``resume``) returning non-zero is the plugin's refusal, an
 :class:`~forgeoned.errors.ApplicationError` for the caller; the plugin stays running (paused).
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
-from forgeoned.core.clock import SystemClock
-from forgeoned.core.heartbeat import Heartbeat, wait_beating
+from forgeoned.core.heartbeat import Heartbeat
 from forgeoned.core.lifecycle import State, Trigger, transition
 from forgeoned.core.ports import Clock
-from forgeoned.core.stats import CALL_FUEL, PluginStats, PluginView
+from forgeoned.core.stats import CALL_FUEL, PluginStats
 from forgeoned.core.swap_ports import Instance, Version
 from forgeoned.errors import (
     ApplicationError,
@@ -36,31 +35,20 @@ from forgeoned.errors import (
     TrapKind,
     UnavailableError,
 )
-from forgeoned.service.call_gate import CallGate, Waiter
+from forgeoned.service.call_gate import Waiter
+from forgeoned.service.plugin_slot import Job, PluginSlot
 
-__all__ = ["INTERRUPT_GRACE_S", "PluginHost"]
+__all__ = ["OnFault", "PluginHost"]
 
-INTERRUPT_GRACE_S: Final = 5.0
 # How long a thread holding an instance goes on running the calls waiting in line (after its
 # own) before it gives the instance to the next waiter: its own caller waits that much more.
 SERVE_WAITERS_S: Final = 0.001
 
-Job = Callable[[Instance], bytes]
 # Told (on the thread of the call) that a version faulted while running: the supervisor's cue.
 OnFault = Callable[["PluginHost", Version, PluginFault], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """What the status shows of the last version installed, once it is gone (failed)."""
-
-    version: str
-    sha256: str
-    signers: tuple[str, ...]
-    limits: dict[str, int] = field(default_factory=dict)
-
-
-class PluginHost:
+class PluginHost(PluginSlot):
     def __init__(
         self,
         name: str,
@@ -70,96 +58,9 @@ class PluginHost:
         clock: Clock | None = None,
         heartbeat: Heartbeat | None = None,
     ) -> None:
-        self._name = name
-        self.stats = stats if stats is not None else PluginStats()
+        super().__init__(name, stats, clock, heartbeat)
         self.hold_timeout_s = hold_timeout_s
         self.on_fault = on_fault
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.heartbeat = heartbeat  # fed while a drain waits (the daemon loop's watchdog)
-        self._gate: CallGate[Version, Job] = CallGate(name)
-        self._interrupting = False
-        self.last_error: str | None = None  # the code (audit reasons carry it)
-        self.last_error_text: str | None = None
-        self.last_error_at: float | None = None  # wall clock
-        self._facts: _Facts | None = None
-
-    # --- Slot protocol ----------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def state(self) -> State:
-        return self._gate.state
-
-    @property
-    def current(self) -> Version | None:
-        return self._gate.current
-
-    def trigger(self, trigger: Trigger, reason: str | None = None) -> State:
-        gate = self._gate
-        with gate.lock:
-            gate.state = transition(gate.state, trigger)
-            if reason is not None and reason != self.last_error:
-                self.last_error, self.last_error_text = reason, reason
-                self.last_error_at = self.clock.wall()
-            gate.changed_locked()
-            return gate.state
-
-    def record_error(self, code: str, text: str, at: float) -> None:
-        """The latest failure of this plugin: its code and the text an operator reads."""
-        self.last_error, self.last_error_text, self.last_error_at = code, text, at
-
-    def wait_for(self, state: State, timeout: float) -> bool:
-        """Block until the plugin is in ``state`` (bounded); True if it got there."""
-        return self._gate.watch(lambda: self._gate.state is state, timeout)
-
-    def wait_inflight(self, count: int, timeout: float) -> bool:
-        """Block until at least ``count`` calls are running (bounded)."""
-        return self._gate.watch(lambda: self._gate.inflight >= count, timeout)
-
-    def wait_held(self, count: int, timeout: float) -> bool:
-        """Block until at least ``count`` calls wait at the gate (closed, or instances busy)."""
-        return self._gate.watch(lambda: self._gate.waiting >= count, timeout)
-
-    def drain(self, timeout: float) -> None:
-        """Close the gate and wait (bounded: ``timeout``, then interrupt and
-        ``INTERRUPT_GRACE_S``) until no call runs, beating the heartbeat meanwhile."""
-        gate = self._gate
-        with gate.lock:
-            gate.closed = True
-            version = gate.current
-
-        def idle(seconds: float) -> bool:
-            return gate.watch(lambda: gate.inflight == 0, seconds)
-
-        if wait_beating(idle, timeout, self.heartbeat):
-            return
-        with gate.lock:
-            self._interrupting = True
-        try:
-            if version is not None:
-                version.interrupt()
-            wait_beating(idle, INTERRUPT_GRACE_S, self.heartbeat)
-        finally:
-            with gate.lock:
-                self._interrupting = False
-
-    def install(self, version: Version | None) -> None:
-        count = version.instance_count if version is not None else 0
-        with self._gate.lock:
-            self._gate.install_locked(version, count)
-            if version is not None:
-                self._facts = _Facts(
-                    version.version, version.sha256, tuple(version.signers), dict(version.limits)
-                )
-
-    def release(self) -> None:
-        gate = self._gate
-        with gate.lock:
-            gate.closed = False
-            gate.changed_locked()
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -328,28 +229,3 @@ class PluginHost:
         self.release()
         if self.on_fault is not None and version is not None:
             self.on_fault(self, version, exc)
-
-    # --- views ------------------------------------------------------------------------------
-
-    def view(self) -> PluginView:
-        """What the host itself knows; :mod:`forgeoned.service.plugin_status` adds the rest."""
-        v = self._gate.current
-        facts = self._facts
-        if v is not None:
-            facts = _Facts(v.version, v.sha256, tuple(v.signers), dict(v.limits))
-        return PluginView(
-            name=self._name,
-            version=facts.version if facts is not None else "",
-            sha256=facts.sha256 if facts is not None else "",
-            state=self._gate.state.value,
-            memory_bytes=v.memory_bytes if v is not None else 0,
-            stats=self.stats.totals(),  # every instance's counters added up
-            signers=tuple(facts.signers) if facts is not None else (),
-            last_error=self.last_error_text,
-            limits=dict(facts.limits) if facts is not None else {},
-            instances=v.instance_count if v is not None else 0,
-            last_error_code=self.last_error,
-            last_error_at=self.last_error_at,
-            capabilities=dict(v.capabilities) if v is not None else {},
-            labels=v.labels if v is not None else (),
-        )

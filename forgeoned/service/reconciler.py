@@ -4,11 +4,12 @@ Everything here runs on the daemon's loop thread, one step at a time, so swaps o
 never overlap and the restart budgets need no lock. Calls arrive on other threads and only
 touch the :class:`PluginHost` objects.
 
-What runs (docs/operations.md): of each name, the highest version in plugins.d that was not
-refused (:mod:`forgeoned.service.refusals`) is tried; restarts, reloads and daemon restarts
-bring back the *active* version (the last that came up), or, before any came up, retry the
-first candidate until it runs or is quarantined. Operator actions are built on the methods
-here (:mod:`forgeoned.service.operations`); ``actor`` is who asked, put in their events.
+What runs (docs/operations.md) is decided by :mod:`forgeoned.service.what_runs`: of each
+name, the highest version in plugins.d that was not refused is tried; restarts, reloads and
+daemon restarts bring back the *active* version. Each swap, and what follows from its
+outcome, is :mod:`forgeoned.service.swaps`' business. Operator actions are built on the
+methods here (:mod:`forgeoned.service.operations`); ``actor`` is who asked, put in their
+events.
 
 While the audit log cannot be written (``gate``), nothing changes on the daemon's own
 initiative: plugins.d is reconciled and failed plugins are restarted once it can be again. A
@@ -24,14 +25,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from forgeoned.core.desired import Candidate, DesiredSet, desired_set
+from forgeoned.core.desired import Candidate
 from forgeoned.core.events import AuditEvent, EventName
 from forgeoned.core.lifecycle import State, Trigger
 from forgeoned.core.ports import AuditGate, AuditSink, Clock
 from forgeoned.core.stats import DaemonStats
+from forgeoned.core.swap_outcome import SwapResult
 from forgeoned.core.swap_ports import Version
-from forgeoned.core.swapper import Outcome, Swapper, SwapResult
-from forgeoned.errors import AuditError, ForgeonedError, NotFoundError, PluginFault, StateError
+from forgeoned.core.swapper import Swapper
+from forgeoned.errors import AuditError, NotFoundError, PluginFault
 from forgeoned.service.active_set import ActiveSet
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.plugin_index import PluginDirectory
@@ -39,6 +41,8 @@ from forgeoned.service.plugin_table import PluginTable
 from forgeoned.service.refusals import Refusals
 from forgeoned.service.rejections import RejectionReport
 from forgeoned.service.restarts import RestartSchedule
+from forgeoned.service.swaps import Swaps
+from forgeoned.service.what_runs import WhatRuns
 
 log = logging.getLogger(__name__)
 Post = Callable[[Callable[[], None]], None]  # run this on the daemon loop, later
@@ -58,14 +62,18 @@ class Reconciler:
     rejections: RejectionReport
     post: Post
     refusals: Refusals
-    # The candidate each plugin's latest swap brought up or tried (any thread reads it: the
-    # status shows a candidate being started), and that swap's result (install reads it).
-    targets: dict[str, Candidate] = field(default_factory=dict)
-    last: dict[str, tuple[Candidate, SwapResult]] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)  # plugin names to reconcile (deferred)
     retry: set[str] = field(default_factory=set)  # file names to read again (changed mid-read)
     prefetch: Callable[[list[Candidate]], None] | None = None
     gate: AuditGate | None = None  # None: the audit log is taken to be writable
+    swaps: Swaps = field(init=False)
+    what_runs: WhatRuns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.what_runs = WhatRuns(self.directory, self.active, self.refusals, self.plugins)
+        self.swaps = Swaps(
+            self.swapper, self.plugins, self.active, self.refusals, self.restarts, self.clock
+        )
 
     @property
     def drain_timeout_s(self) -> float:
@@ -87,21 +95,17 @@ class Reconciler:
         """Start the active set recorded in the state (a quarantined plugin stays so, also
         one that never ran: its candidate is the one plugins.d selects); returns how many run."""
         st = self.active.current
-        restore = {c.name: c for c in self.active.persisted()}
-        for name in st.quarantined - restore.keys():
-            if (cand := self.selected(name)) is not None:
-                restore[name] = cand
         running = 0
-        for cand in (restore[name] for name in sorted(restore)):
+        for cand in self.what_runs.at_start():
             host = self._host_for(cand.name)
             if cand.name in st.quarantined:
-                self.targets[cand.name] = cand
+                self.swaps.targets[cand.name] = cand
                 for trig in (Trigger.START, Trigger.FAULT, Trigger.QUARANTINE):
                     host.trigger(trig, "quarantined before restart")
                 if (cause := st.causes.get(cand.name)) is not None:
                     host.record_error(cause.reason, cause.last_error or cause.message, cause.at)
                 continue
-            self.bring_up(host, cand, quiet=True)
+            self.swaps.bring_up(host, cand, quiet=True)
             running += host.state is State.RUNNING
         return running
 
@@ -151,7 +155,7 @@ class Reconciler:
             log.info("audit log not writable: plugins.d is reconciled once it is")
             return  # the daemon rescans when the log works again
         running = self.plugins.running()
-        desired = self._desired(running)
+        desired = self.what_runs.desired(running)
         wanted = desired.wanted
         present = {c.name for c in self.directory.candidates()}  # refused ones included
         scope = set(wanted) | self.plugins.names() if names is None else names
@@ -170,22 +174,16 @@ class Reconciler:
             except Exception:  # the per-plugin boundary: one plugin must not stop the rest
                 log.exception("reconciling plugin %s failed; retried at the next rescan", name)
 
-    def _desired(self, running: dict[str, str]) -> DesiredSet:
-        """The desired set over the candidates that were not refused."""
-        refusals = self.refusals
-        cands = [c for c in self.directory.candidates() if (c.name, c.sha256) not in refusals]
-        return desired_set(cands, running)
-
     def _reconcile_one(
         self, name: str, want: Candidate | None, actor: str | None, present: bool = False
     ) -> None:
         """``present``: plugins.d has files of ``name`` (refused ones, when ``want`` is None)."""
         host = self.plugins.get(name)
         if want is None:
-            if present or self._source_rejected(name):
+            if present or self.what_runs.source_rejected(name):
                 return  # only refused (or now rejected) files: keep what runs
             if host is not None:
-                self.withdraw(host, actor or self._last_owner(name))
+                self.swaps.withdraw(host, actor or self.what_runs.last_owner(name))
             return
         identity = self._identity(host) if host is not None else None
         if host is not None and identity == want.sha256 and host.state is not State.FAILED:
@@ -198,63 +196,15 @@ class Reconciler:
             self.restarts.budget(name).reset()
         self.restarts.cancel(name)
         actor = actor or self.directory.actor_of(want.filename)  # else who put the file there
-        self._after(host, want, self._swap(host, want, actor=actor))
+        self.swaps.bring_up(host, want, actor=actor)
 
     def _identity(self, host: PluginHost) -> str | None:
         """The bytes ``host`` runs, or is meant to run (its current version may be gone: a
         restart that failed leaves none)."""
         if host.current is not None:
             return host.current.sha256
-        target = self.targets.get(host.name)
+        target = self.swaps.targets.get(host.name)
         return target.sha256 if target is not None else None
-
-    def _swap(
-        self, host: PluginHost, cand: Candidate, quiet: bool = False, actor: str | None = None
-    ) -> SwapResult:
-        self.targets[host.name] = cand
-        result = self.swapper.swap(host, cand, quiet=quiet, actor=actor)
-        self.last[host.name] = (cand, result)
-        return result
-
-    def withdraw(self, host: PluginHost, actor: str | None = None) -> None:
-        """Stop, unload and forget a plugin; if that fails (its state cannot be written) the
-        host is put back, so that the next reconcile tries again."""
-        name = host.name
-        # New calls see "no such plugin" from now on; in-flight ones finish (drain).
-        self.plugins.pop(name)
-        self.restarts.cancel(name)
-        try:
-            self.swapper.remove(host, actor)
-        except ForgeonedError:
-            self.plugins.put(host)
-            raise
-        self.restarts.forget(name)
-        self.targets.pop(name, None)
-        self.refusals.forget(name)  # a plugin installed again later starts with a clean slate
-
-    def _last_owner(self, name: str) -> str | None:
-        """Who owned the file the active version of ``name`` came from (its removal's actor
-        when no operator asked for it)."""
-        record = self.active.current.active.get(name)
-        return self.directory.actor_of(record.source) if record is not None else None
-
-    def _source_rejected(self, name: str) -> bool:
-        """Whether the file the active version came from is present but failed to verify."""
-        record = self.active.current.active.get(name)
-        entry = self.directory.entries.get(record.source) if record is not None else None
-        return entry is not None and entry.error is not None
-
-    def _after(self, host: PluginHost, cand: Candidate, result: SwapResult) -> None:
-        error = result.error
-        if error is not None and not isinstance(error, StateError):  # not its own fault
-            active = self.active.active_sha256(host.name)
-            text = self.refusals.judge(cand, result.outcome, error, active)
-            host.record_error(error.code, text, self.clock.wall())
-        if result.outcome is Outcome.FAILED:
-            self._failed(host)
-        if result.outcome is Outcome.REJECTED and host.state is State.STOPPED and not host.current:
-            self.plugins.pop(host.name)  # nothing ever ran under this name
-            self.targets.pop(host.name, None)
 
     # --- supervision ------------------------------------------------------------------------
 
@@ -269,13 +219,7 @@ class Reconciler:
                 AuditEvent(EventName.PLUGIN_FAILED, plugin=host.name, version=version.version,
                            sha256=version.sha256, reason=exc.code, message=str(exc))
             )  # fmt: skip
-        self._failed(host)
-
-    def _failed(self, host: PluginHost) -> None:
-        v = host.current or self.targets.get(host.name)
-        self.restarts.failed(
-            host, v.version if v is not None else None, v.sha256 if v is not None else None
-        )
+        self.swaps.failed(host)
 
     def next_restart(self) -> float | None:
         return self.restarts.next()
@@ -295,7 +239,7 @@ class Reconciler:
         if self.gate is not None and not self.gate.ok:
             self.restarts.restart_at[name] = retry_at  # no record, no restart: wait
             return
-        want = self.restart_target(name)
+        want = self.what_runs.restart_target(name)
         if want is None:
             self._reconcile_one(name, None, None)
             return
@@ -309,31 +253,9 @@ class Reconciler:
             self.restarts.restart_at[name] = retry_at
             return
         self.plugins.stats_of(name).restarts += 1
-        self.bring_up(host, want, quiet=True)
-
-    def restart_target(self, name: str) -> Candidate | None:
-        """What a restart brings back: the active version (from its file if plugins.d has
-        it, else from the copy the state keeps); a plugin with no active version yet gets
-        its candidate from plugins.d."""
-        record = self.active.current.active.get(name)
-        if record is None:
-            return self.selected(name)
-        filename = record.source or f"@state/{record.sha256}.wasm"
-        return Candidate(name, record.version, record.sha256, filename)
-
-    def selected(self, name: str) -> Candidate | None:
-        """The candidate of ``name`` plugins.d selects (the highest not refused)."""
-        return self._desired(self.plugins.running()).wanted.get(name)
+        self.swaps.bring_up(host, want, quiet=True)
 
     # --- for the operator's actions (see forgeoned.service.operations) -----------------------
-
-    def bring_up(
-        self, host: PluginHost, cand: Candidate, quiet: bool = False, actor: str | None = None
-    ) -> SwapResult:
-        """Swap ``cand`` into ``host`` and deal with the outcome as any swap's."""
-        result = self._swap(host, cand, quiet=quiet, actor=actor)
-        self._after(host, cand, result)
-        return result
 
     def restart(
         self, name: str, actor: str | None = None, reason: str = "operator", message: str = ""
@@ -342,7 +264,7 @@ class Reconciler:
         operator's reset); ``reason`` and ``message`` go into its ``plugin.restarted``, which
         is recorded before anything changes (a restart the audit log cannot take is refused)."""
         host = self.plugins.host(name)
-        want = self.restart_target(name)
+        want = self.what_runs.restart_target(name)
         if want is None:
             raise NotFoundError(f"plugin {name!r} has no version to start")
         self.audit.record(
@@ -351,4 +273,4 @@ class Reconciler:
         )  # fmt: skip
         self.plugins.stats_of(name).restarts += 1
         self.restarts.cancel(name)
-        return self.bring_up(host, want, quiet=True, actor=actor)
+        return self.swaps.bring_up(host, want, quiet=True, actor=actor)

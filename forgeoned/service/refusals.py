@@ -21,7 +21,7 @@ import threading
 from forgeoned.core.desired import Candidate
 from forgeoned.core.ports import Clock
 from forgeoned.core.state import MAX_REFUSED_PER_NAME, Refusal, RefusalKind
-from forgeoned.core.swapper import Outcome
+from forgeoned.core.swap_outcome import Outcome
 from forgeoned.errors import ForgeonedError, StateError
 from forgeoned.service.active_set import ActiveSet
 

@@ -14,8 +14,9 @@ from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import EventName
 from forgeoned.core.heartbeat import wait_beating
 from forgeoned.core.stats import DaemonStats
+from forgeoned.core.swap_outcome import Outcome
 from forgeoned.core.swap_ports import ShutdownFault
-from forgeoned.core.swapper import Outcome, Swapper
+from forgeoned.core.swapper import Swapper
 from forgeoned.errors import PluginStatusError, PluginTrap, TrapKind
 from forgeoned.service.plugin_host import PluginHost
 from forgeoned.service.retirer import Retirer

@@ -20,7 +20,8 @@ from forgeoned.core.clock import ManualClock
 from forgeoned.core.events import EventName
 from forgeoned.core.lifecycle import State
 from forgeoned.core.stats import DaemonStats
-from forgeoned.core.swapper import Outcome, Step, Swapper
+from forgeoned.core.swap_outcome import Outcome
+from forgeoned.core.swapper import Step, Swapper
 from forgeoned.errors import (
     LoadError,
     RollbackError,

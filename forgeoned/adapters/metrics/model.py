@@ -34,7 +34,7 @@ from forgeoned.core.lifecycle import State
 from forgeoned.core.manifest import NAME_RE
 from forgeoned.core.sources import SourceRecord
 from forgeoned.core.stats import DaemonStats, PluginView
-from forgeoned.core.swapper import Outcome
+from forgeoned.core.swap_outcome import Outcome
 
 EXTRA_VALUES: Final = 16
 OTHER: Final = "other"
