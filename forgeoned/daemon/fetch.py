@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.files.atomic import ensure_dir
 from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.strict_modes import check_trusted_inputs, judge
 from forgeoned.adapters.oci.fetch import OciFetcher
@@ -31,7 +32,6 @@ from forgeoned.core.sources import SyncOutcome
 from forgeoned.daemon.check import EX_CONFIG
 from forgeoned.daemon.config_file import load_config
 from forgeoned.daemon.host_services import credentials_dir
-from forgeoned.daemon.wiring import mkdir
 from forgeoned.errors import ConfigError, ForgeonedError, InsecurePathError, SourceError
 from forgeoned.service.artifact_source import ArtifactVerifier
 from forgeoned.service.staging import Attestations
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verdict is not None and verdict[0]:
             raise InsecurePathError(verdict[1])
         trust = load_trust_dir(config.trust_dir, config.trust)
-        mkdir(config.plugins_dir)
+        ensure_dir(config.plugins_dir)
     except (ConfigError, ForgeonedError) as exc:
         print(f"forgeoned-fetch: {exc}", file=sys.stderr)
         return EX_CONFIG

@@ -21,6 +21,7 @@ from queue import Empty
 from typing import TYPE_CHECKING
 
 from forgeoned.adapters.control.server import ControlServer
+from forgeoned.adapters.files.atomic import ensure_dir
 from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.trust_watch import TrustDirWatcher
 from forgeoned.core.clock import SystemClock
@@ -33,7 +34,7 @@ from forgeoned.daemon.loop import Loop
 from forgeoned.daemon.parts import close_parts, plugins, status_line, trim_compile_cache
 from forgeoned.daemon.reload import Reloader
 from forgeoned.daemon.stewardship import Stewardship
-from forgeoned.daemon.wiring import Observer, build_parts, fault_hook_from_env, mkdir
+from forgeoned.daemon.wiring import Observer, build_parts, fault_hook_from_env
 from forgeoned.errors import AuditError
 
 if TYPE_CHECKING:  # prometheus_client: loaded only when the metrics endpoint is enabled
@@ -161,7 +162,7 @@ class Daemon:
         p = self.parts
         if self.config.control_enabled:
             cc = self.config.control
-            mkdir(Path(cc.socket).parent)
+            ensure_dir(Path(cc.socket).parent)
             self.control = ControlServer(
                 cc, self.backend, p.audit, cc.policy, p.stats, clock=self.clock
             )

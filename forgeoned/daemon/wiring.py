@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from forgeoned.adapters.audit.anchor import AnchorKeeper
@@ -26,6 +25,7 @@ from forgeoned.adapters.audit.log import AuditLog
 from forgeoned.adapters.audit.retention import RetentionPolicy
 from forgeoned.adapters.audit.trail import AuditTrail, ConsoleSink
 from forgeoned.adapters.crypto.keys import load_trust_dir
+from forgeoned.adapters.files.atomic import ensure_dir
 from forgeoned.adapters.files.attestations import AttestationFiles
 from forgeoned.adapters.files.json_file import JsonFile
 from forgeoned.adapters.files.kept import KeptCopiesDir
@@ -92,13 +92,6 @@ def fault_hook_from_env() -> FaultHook | None:
     return hook
 
 
-def mkdir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
-    except OSError as exc:
-        raise StateError(f"cannot create {path}: {exc.strerror}") from exc
-
-
 def load_trust(config: Config, audit: AuditSink) -> TrustPolicy:
     """The trust store, once it, the config file and the credentials pass StrictModes
     (refused, or in development mode warned about, with a ``config.insecure`` event)."""
@@ -139,7 +132,7 @@ def build_parts(
     stats = DaemonStats()
     notifier = Notifier()
     for d in (config.state_dir, config.cache_dir, config.plugins_dir):
-        mkdir(d)
+        ensure_dir(d)
     store = StateStore(config.state_dir)
     retention = RetentionPolicy(config.audit_retain_files, config.audit_archive_dir)
     audit_log = AuditLog(config.effective_audit_dir, clock, retention=retention,

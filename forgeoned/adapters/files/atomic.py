@@ -40,3 +40,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and its parents (0750) if missing; StateError names it otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        raise StateError(f"cannot create {path}: {exc.strerror}") from exc
