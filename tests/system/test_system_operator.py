@@ -178,7 +178,13 @@ def test_rejections_name_their_file_in_journal_status_metrics_and_report(
         )
         assert rejected[0]["FORGEONE_FILE"] == "evil.wasm"
         assert rejected[0]["FORGEONE_ACTOR"] == "uid=0(root)"
-        assert rejected_total(served) == before + 2
+        # /metrics renders at most once a second (a cached page in between): wait for it.
+        counted = wait_until(
+            "both rejections in /metrics",
+            lambda: (n := rejected_total(served)) >= before + 2 and [n],
+            30,
+        )
+        assert counted == [before + 2]
         report = json.loads(
             served.run("forgeonectl", "compliance", "report", "--format", "json").stdout
         )
