@@ -242,8 +242,10 @@ class Reloader:
                                       details=planned.event_details()))  # fmt: skip
         if new is not None:
             self.config = apply_config(p, self.config, *new, self._set_policy)
-        p.directory.clear()  # re-verify every file against the (new) trust
-        p.operations.withdraw_untrusted(p.source.recheck)
+            p.directory.clear()  # re-verify every file against the new trust and ceilings
+            p.operations.withdraw_untrusted(p.source.recheck)
+        # (a refused reload keeps the trust in force: the files it judged stay judged, and a
+        # bad file is not reported again for a reload that changed nothing)
         self._rescan()
         if applied is None:
             return {}

@@ -153,3 +153,24 @@ def test_a_refused_reload_exits_non_zero(env: Env, capsys: pytest.CaptureFixture
         assert failed.reason == "config_invalid" and "bogus_key" in failed.message
         assert d.invoke("hello") == b"hello@1.0.0:x"
     assert "bogus_key: unknown key" in capsys.readouterr().err
+
+
+def test_a_refused_reload_does_not_report_a_bad_file_again(env: Env) -> None:
+    """A refused reload keeps the trust in force: a file it already rejected is not judged
+    (and reported) again, while a reload that applies re-judges every file."""
+    from forgeoned.cli import main
+
+    with in_process(env) as d:
+        drop(env.plugins, "evil.wasm", b"\0asm not a module")
+        [first] = d.events.wait("plugin.rejected", count=1)
+        assert first.details["file"] == "evil.wasm"
+        good = env.config.read_text()
+        env.config.write_text(good + "bogus_key = 1\n")
+        assert main(["--socket", env.socket, "reload"]) != 0
+        d.events.wait("daemon.reload_failed")
+        # the reload's answer came after its rescan: a second report would be here by now
+        assert len([e for e in d.events.seen if e.event.label == "plugin.rejected"]) == 1
+        env.config.write_text(good)
+        assert main(["--socket", env.socket, "reload"]) == 0
+        d.events.wait("plugin.rejected", count=2)  # judged again under the applied config
+        assert d.invoke("hello") == b"hello@1.0.0:x"
