@@ -58,6 +58,9 @@ class PluginDirectory:
         self.describe_owner: Callable[[int], str] = lambda uid: f"uid={uid}"
         self._owners: dict[str, str] = {}  # file name -> its owner, as an audit actor
         self._departed: OrderedDict[str, str] = OrderedDict()  # ... of files now gone
+        # what clear() forgot of the rejected files: (identity, reason), so that judging them
+        # again reports only a verdict that changed
+        self._reported: dict[str, tuple[FileKey, str]] = {}
 
     def refresh(self, names: Iterable[str]) -> tuple[list[Rejection], set[str]]:
         """Re-read ``names`` if they changed; returns (new rejections, names to retry)."""
@@ -94,7 +97,8 @@ class PluginDirectory:
             self._owners[name] = self.describe_owner(key[0].uid)
             if entry.error is not None:
                 self._drop_verified(name)
-                rejections.append(Rejection(name, entry.error))
+                if self._reported.pop(name, None) != (key, entry.error.code):
+                    rejections.append(Rejection(name, entry.error))
         return rejections, retry
 
     def rescan(self) -> tuple[list[Rejection], set[str]]:
@@ -102,7 +106,10 @@ class PluginDirectory:
         present = set(self.files.names())
         for gone in set(self.entries) - present:
             self._forget(gone)
-        return self.refresh(sorted(present))
+        try:
+            return self.refresh(sorted(present))
+        finally:
+            self._reported.clear()
 
     def _read(self, name: str, key: FileKey) -> Entry:
         try:
@@ -132,7 +139,11 @@ class PluginDirectory:
         return self._owners.get(filename) or self._departed.get(filename)
 
     def clear(self) -> None:
-        """Forget everything (the trust changed): the next rescan re-reads every file."""
+        """Forget everything (the trust changed): the next rescan re-reads every file, and
+        reports a file it rejects again only if the reason changed."""
+        self._reported = {
+            name: (e.key, e.error.code) for name, e in self.entries.items() if e.error is not None
+        }
         self.entries.clear()
         self.held.clear()
         self._verified.clear()

@@ -155,10 +155,14 @@ def test_a_refused_reload_exits_non_zero(env: Env, capsys: pytest.CaptureFixture
     assert "bogus_key: unknown key" in capsys.readouterr().err
 
 
-def test_a_refused_reload_does_not_report_a_bad_file_again(env: Env) -> None:
+def test_a_reload_reports_a_bad_file_again_only_if_its_verdict_changed(env: Env) -> None:
     """A refused reload keeps the trust in force: a file it already rejected is not judged
-    (and reported) again, while a reload that applies re-judges every file."""
+    again. A reload that applies judges every file again, and reports a rejected one again
+    only if the reason changed (a rejection is reported once per version of a file)."""
     from forgeoned.cli import main
+
+    def rejected() -> int:
+        return len([e for e in d.events.seen if e.event.label == "plugin.rejected"])
 
     with in_process(env) as d:
         drop(env.plugins, "evil.wasm", b"\0asm not a module")
@@ -168,9 +172,21 @@ def test_a_refused_reload_does_not_report_a_bad_file_again(env: Env) -> None:
         env.config.write_text(good + "bogus_key = 1\n")
         assert main(["--socket", env.socket, "reload"]) != 0
         d.events.wait("daemon.reload_failed")
-        # the reload's answer came after its rescan: a second report would be here by now
-        assert len([e for e in d.events.seen if e.event.label == "plugin.rejected"]) == 1
+        # each reload's answer comes after its rescan: a second report would be here by now
+        assert rejected() == 1
         env.config.write_text(good)
         assert main(["--socket", env.socket, "reload"]) == 0
-        d.events.wait("plugin.rejected", count=2)  # judged again under the applied config
+        assert rejected() == 1
+        assert d.daemon.parts.stats.rejected == {"malformed": 1}
+        # signed by a key the trust store does not hold: rejected, reported once ...
+        text = plugin_wat("other@1.0.0")
+        other = manifest("other", "1.0.0", capabilities={"log": True})
+        drop(env.plugins, "other.wasm", make_signed_plugin(text, other, test_key(9)))
+        d.events.wait("plugin.rejected", count=2)
+        # ... and judged again by a reload that trusts its key: it runs now
+        (env.root / "trusted.d/team.pub").write_bytes(public_key_bytes(test_key(9).public_key))
+        assert main(["--socket", env.socket, "reload"]) == 0
+        d.events.wait("plugin.installed", plugin="other")
+        assert d.invoke("other") == b"other@1.0.0:x"
+        assert rejected() == 2
         assert d.invoke("hello") == b"hello@1.0.0:x"
