@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Mapping
 
 from forgeoned.adapters.control.context import Context, Reply
 from forgeoned.adapters.control.http import RequestHead
@@ -45,6 +46,16 @@ def show(ctx: Context) -> Reply:
     return Reply(200, detail(ctx.backend.get_plugin(_name(ctx))))
 
 
+def _base64_header(headers: Mapping[str, str], name: str) -> bytes | None:
+    """The bytes a base64 header carries (None if absent); 400 if it is not base64."""
+    if (encoded := headers.get(name)) is None:
+        return None
+    try:
+        return binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise BadRequestError(f"{name} is not base64: {exc}") from exc
+
+
 def install(ctx: Context) -> Reply:
     filename = ctx.request.head.query.get("filename", "upload.wasm")
     if "/" in filename or filename.startswith(".") or not filename.endswith(".wasm"):
@@ -52,18 +63,8 @@ def install(ctx: Context) -> Reply:
     if not ctx.request.body:
         raise BadRequestError("empty upload: send the artifact as the request body")
     query, headers = ctx.request.head.query, ctx.request.head.headers
-    detached = None
-    if (encoded := headers.get(SIGNATURE_HEADER)) is not None:
-        try:
-            detached = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError) as exc:
-            raise BadRequestError(f"{SIGNATURE_HEADER} is not base64: {exc}") from exc
-    attestation = None
-    if (encoded := headers.get(ATTESTATION_HEADER)) is not None:
-        try:
-            attestation = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError) as exc:
-            raise BadRequestError(f"{ATTESTATION_HEADER} is not base64: {exc}") from exc
+    detached = _base64_header(headers, SIGNATURE_HEADER)
+    attestation = _base64_header(headers, ATTESTATION_HEADER)
     try:
         wait = float(query.get("wait", INSTALL_WAIT_S))
     except ValueError:
