@@ -42,9 +42,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def ensure_dir(path: Path) -> None:
-    """Create ``path`` and its parents (0750) if missing; StateError names it otherwise."""
+def ensure_dir(path: Path, mode: int = 0o750) -> None:
+    """Create ``path`` and its parents (``mode``) if missing; StateError names it otherwise."""
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
     except OSError as exc:
         raise StateError(f"cannot create {path}: {exc.strerror}") from exc

@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from forgeoned.adapters.files.atomic import atomic_write
+from forgeoned.adapters.files.atomic import atomic_write, ensure_dir
 from forgeoned.errors import StateError
 
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})  # as pathlib
@@ -21,10 +21,7 @@ _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})  # 
 class KeptCopiesDir:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StateError(f"cannot create {directory}: {exc.strerror}") from exc
+        ensure_dir(directory, 0o700)
 
     def exists(self, name: str) -> bool:
         """``Path.exists`` as a plain stat on a string (asked for every plugin at a start)."""
